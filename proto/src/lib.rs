@@ -1,0 +1,37 @@
+//! shoal's protocols: the generated protobuf types and tonic services, plus
+//! the few helpers that every user of a type needs (names of states, parsing
+//! of ids). No logic beyond that lives here.
+
+pub mod types {
+    pub mod v1 {
+        tonic::include_proto!("shoal.types.v1");
+    }
+}
+pub mod control {
+    pub mod v1 {
+        tonic::include_proto!("shoal.control.v1");
+    }
+}
+pub mod dispatcher {
+    pub mod v1 {
+        tonic::include_proto!("shoal.dispatcher.v1");
+    }
+}
+pub mod ca {
+    pub mod v1 {
+        tonic::include_proto!("shoal.ca.v1");
+    }
+}
+pub mod raft {
+    pub mod v1 {
+        tonic::include_proto!("shoal.raft.v1");
+    }
+}
+pub mod netd {
+    pub mod v1 {
+        tonic::include_proto!("shoal.netd.v1");
+    }
+}
+
+mod task_state;
+pub use task_state::*;

@@ -1,0 +1,56 @@
+//! Names and ordering of task states, shared by the manager (state machine),
+//! the agent (reporting) and the CLI (display).
+
+use crate::types::v1::TaskState;
+
+impl TaskState {
+    /// Lower-case name as `service ps` shows it (Swarm's spelling).
+    pub fn display_name(self) -> &'static str {
+        match self {
+            TaskState::New => "new",
+            TaskState::Pending => "pending",
+            TaskState::Assigned => "assigned",
+            TaskState::Accepted => "accepted",
+            TaskState::Preparing => "preparing",
+            TaskState::Ready => "ready",
+            TaskState::Starting => "starting",
+            TaskState::Running => "running",
+            TaskState::Complete => "complete",
+            TaskState::Shutdown => "shutdown",
+            TaskState::Failed => "failed",
+            TaskState::Rejected => "rejected",
+            TaskState::Remove => "remove",
+            TaskState::Orphaned => "orphaned",
+        }
+    }
+
+    /// A task in a terminal state never runs again: its slot needs a new task.
+    pub fn is_terminal(self) -> bool {
+        self >= TaskState::Complete
+    }
+}
+
+/// Task state from the raw protobuf value; unknown values read as `New`.
+pub fn task_state(raw: i32) -> TaskState {
+    TaskState::try_from(raw).unwrap_or(TaskState::New)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn terminal_states_are_exactly_those_after_running() {
+        assert!(!TaskState::Running.is_terminal());
+        assert!(!TaskState::Pending.is_terminal());
+        for s in [
+            TaskState::Complete,
+            TaskState::Shutdown,
+            TaskState::Failed,
+            TaskState::Rejected,
+            TaskState::Orphaned,
+        ] {
+            assert!(s.is_terminal(), "{s:?}");
+        }
+    }
+}
