@@ -1,7 +1,7 @@
 //! Names and ordering of task states, shared by the manager (state machine),
 //! the agent (reporting) and the CLI (display).
 
-use crate::types::v1::TaskState;
+use crate::types::v1::{Task, TaskState};
 
 impl TaskState {
     /// Lower-case name as `service ps` shows it (Swarm's spelling).
@@ -33,6 +33,20 @@ impl TaskState {
 /// Task state from the raw protobuf value; unknown values read as `New`.
 pub fn task_state(raw: i32) -> TaskState {
     TaskState::try_from(raw).unwrap_or(TaskState::New)
+}
+
+impl Task {
+    /// The state the task was last observed in.
+    pub fn observed_state(&self) -> TaskState {
+        self.status
+            .as_ref()
+            .map(|s| task_state(s.state))
+            .unwrap_or(TaskState::New)
+    }
+
+    pub fn desired(&self) -> TaskState {
+        task_state(self.desired_state)
+    }
 }
 
 #[cfg(test)]

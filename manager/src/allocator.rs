@@ -1,0 +1,270 @@
+//! The allocator: network resources. Published ports are allocated (and
+//! clashes refused) when a service is written; task addresses are given to
+//! new tasks here, which moves them to pending for the scheduler.
+
+use std::collections::HashSet;
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::types::v1::{
+    Network, NetworkAttachment, PortConfig, PortProtocol, PublishMode, Service, ServiceSpec,
+    TaskState,
+};
+
+use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
+
+/// Where Swarm picks published ports the user left to the cluster.
+const DYNAMIC_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
+
+pub struct Allocator {
+    store: Arc<Store>,
+}
+
+impl Allocator {
+    pub fn new(store: Arc<Store>) -> Self {
+        Allocator { store }
+    }
+
+    pub async fn run(self) {
+        let mut events = self.store.subscribe();
+        loop {
+            if let Err(e) = self.pass().await {
+                tracing::warn!("allocator pass failed: {e}");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            if !watch::changed(&mut events, relevant, Duration::from_millis(5)).await {
+                return;
+            }
+        }
+    }
+
+    pub async fn pass(&self) -> Result<(), StoreError> {
+        self.store
+            .update(|state, tx| {
+                allocate_tasks(state, tx);
+                Ok(())
+            })
+            .await
+    }
+}
+
+fn relevant(change: &Change) -> bool {
+    matches!(change, Change::Put { new, .. } if new.kind() == Kind::Task)
+}
+
+fn protocol_name(protocol: i32) -> &'static str {
+    if protocol == PortProtocol::Udp as i32 {
+        "udp"
+    } else {
+        "tcp"
+    }
+}
+
+/// The ports a service publishes, with the cluster's choice filled in where
+/// the spec left the published port 0. Refuses a port another service holds.
+pub fn allocate_ports(
+    state: &State,
+    service_id: &str,
+    spec: &ServiceSpec,
+    current: &[PortConfig],
+) -> Result<Vec<PortConfig>, StoreError> {
+    let mut taken: HashSet<(i32, u32)> = HashSet::new();
+    let mut owner = std::collections::HashMap::new();
+    for other in state.services.values() {
+        let id = other.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("");
+        if id == service_id {
+            continue;
+        }
+        for p in &other.endpoint_ports {
+            if p.published_port != 0 && p.publish_mode == PublishMode::Ingress as i32 {
+                taken.insert((p.protocol, p.published_port));
+                owner.insert((p.protocol, p.published_port), other.spec.clone().unwrap_or_default().name);
+            }
+        }
+    }
+    let ports = spec.endpoint.as_ref().map(|e| e.ports.clone()).unwrap_or_default();
+    let mut seen = HashSet::new();
+    let mut out = Vec::new();
+    for mut port in ports {
+        if port.target_port == 0 || port.target_port > 65535 || port.published_port > 65535 {
+            return Err(StoreError::InvalidArgument(format!(
+                "invalid port {}:{}: ports must be between 1 and 65535",
+                port.published_port, port.target_port
+            )));
+        }
+        let ingress = port.publish_mode == PublishMode::Ingress as i32;
+        if port.published_port == 0 && ingress {
+            // Keep what an earlier write picked, so an update does not move it.
+            port.published_port = current
+                .iter()
+                .find(|c| c.target_port == port.target_port && c.protocol == port.protocol)
+                .map(|c| c.published_port)
+                .filter(|p| !taken.contains(&(port.protocol, *p)))
+                .or_else(|| {
+                    DYNAMIC_PORTS.clone().find(|p| {
+                        !taken.contains(&(port.protocol, *p)) && !seen.contains(&(port.protocol, *p))
+                    })
+                })
+                .ok_or_else(|| StoreError::Unavailable("no free dynamic port left".into()))?;
+        }
+        let key = (port.protocol, port.published_port);
+        if port.published_port != 0 {
+            if ingress && taken.contains(&key) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "port {}/{} is already published by service {}",
+                    port.published_port,
+                    protocol_name(port.protocol),
+                    owner.get(&key).cloned().unwrap_or_default()
+                )));
+            }
+            if !seen.insert(key) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "port {}/{} is published twice",
+                    port.published_port,
+                    protocol_name(port.protocol)
+                )));
+            }
+        }
+        out.push(port);
+    }
+    Ok(out)
+}
+
+/// An IPv4 subnet in CIDR form.
+#[derive(Debug, Clone, Copy)]
+pub struct Subnet {
+    pub base: Ipv4Addr,
+    pub prefix: u8,
+}
+
+impl Subnet {
+    pub fn parse(cidr: &str) -> Option<Subnet> {
+        let (addr, prefix) = cidr.split_once('/')?;
+        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 30)?;
+        let addr: Ipv4Addr = addr.parse().ok()?;
+        let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
+        Some(Subnet {
+            base: Ipv4Addr::from(u32::from(addr) & mask),
+            prefix,
+        })
+    }
+
+    /// Usable host addresses: not the network, not the broadcast.
+    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+        let base = u32::from(self.base);
+        let size = 1u32 << (32 - self.prefix as u32);
+        (1..size - 1).map(move |i| Ipv4Addr::from(base + i))
+    }
+}
+
+fn allocate_tasks(state: &State, tx: &mut Tx) {
+    let default_network = state
+        .cluster()
+        .map(|c| c.default_network_id.clone())
+        .unwrap_or_default();
+    let mut used: HashSet<(String, Ipv4Addr)> = HashSet::new();
+    for task in state.tasks.values() {
+        if task.observed_state().is_terminal() {
+            continue;
+        }
+        for a in &task.networks {
+            if let Some(ip) = a.address.split('/').next().and_then(|ip| ip.parse().ok()) {
+                used.insert((a.network_id.clone(), ip));
+            }
+        }
+    }
+    for task in state.tasks.values() {
+        if task.observed_state() != TaskState::New {
+            continue;
+        }
+        let mut task = task.clone();
+        let status = task.status.get_or_insert_with(Default::default);
+        status.timestamp = tx.now();
+        if task.desired_state > TaskState::Running as i32 {
+            // Never placed anywhere: nothing to stop.
+            status.state = TaskState::Shutdown as i32;
+            status.message = "shut down before it was scheduled".into();
+            tx.put(task);
+            continue;
+        }
+        let networks = networks_of(state, &task.service_id, &default_network);
+        let mut attachments = Vec::new();
+        let mut failure = None;
+        for network in networks {
+            match attach(network, &mut used) {
+                Some(a) => attachments.push(a),
+                None => failure = Some(format!("network {} has no free address", network.spec.clone().unwrap_or_default().name)),
+            }
+        }
+        match failure {
+            Some(err) => {
+                if status.err != err {
+                    status.err = err;
+                    tx.put(task);
+                }
+            }
+            None => {
+                task.networks = attachments;
+                let status = task.status.get_or_insert_with(Default::default);
+                status.state = TaskState::Pending as i32;
+                status.message = "pending task scheduling".into();
+                status.err.clear();
+                tx.put(task);
+            }
+        }
+    }
+}
+
+fn networks_of<'a>(state: &'a State, service_id: &str, default_network: &str) -> Vec<&'a Network> {
+    let names: Vec<String> = state
+        .services
+        .get(service_id)
+        .and_then(|s: &Service| s.spec.as_ref())
+        .map(|s| s.networks.clone())
+        .unwrap_or_default();
+    if names.is_empty() {
+        return state.networks.get(default_network).into_iter().collect();
+    }
+    state
+        .networks
+        .values()
+        .filter(|n| {
+            let id = n.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("");
+            let name = n.spec.as_ref().map(|s| s.name.as_str()).unwrap_or("");
+            names.iter().any(|want| want == id || want == name)
+        })
+        .collect()
+}
+
+fn attach(network: &Network, used: &mut HashSet<(String, Ipv4Addr)>) -> Option<NetworkAttachment> {
+    let id = network.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let subnet = Subnet::parse(&network.subnet)?;
+    let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
+    let ip = subnet
+        .hosts()
+        .find(|ip| Some(*ip) != gateway && !used.contains(&(id.clone(), *ip)))?;
+    used.insert((id.clone(), ip));
+    Some(NetworkAttachment {
+        network_id: id,
+        network_name: network.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+        vni: network.vni,
+        address: format!("{ip}/{}", subnet.prefix),
+        gateway: network.gateway.clone(),
+        subnet: network.subnet.clone(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn subnet_hosts_skip_network_and_broadcast() {
+        let s = Subnet::parse("10.0.1.7/30").unwrap();
+        let hosts: Vec<_> = s.hosts().collect();
+        assert_eq!(hosts, vec![Ipv4Addr::new(10, 0, 1, 5), Ipv4Addr::new(10, 0, 1, 6)]);
+        assert!(Subnet::parse("10.0.1.0/33").is_none());
+        assert!(Subnet::parse("nonsense").is_none());
+    }
+}

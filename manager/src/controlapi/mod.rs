@@ -1,0 +1,355 @@
+//! The control API: what the CLI asks of a manager. Served on the local
+//! unix socket (root only, full rights) and on TCP with mTLS, where the
+//! caller's certificate must be a manager's or an admin client's of this
+//! cluster. Reads are linearizable (Raft read index) before they look at
+//! the store; writes are store transactions.
+
+mod validate;
+
+use std::sync::Arc;
+
+use shoal_identity::Role;
+use shoal_proto::control::v1::control_server::Control;
+use shoal_proto::control::v1::*;
+use shoal_proto::types::v1::{Service, TaskState, UpdateStatus};
+use tonic::{Request, Response, Status};
+
+use crate::runtime::Manager;
+use crate::store::{Kind, State, StoreError};
+
+pub struct ControlApi {
+    manager: Arc<Manager>,
+    /// Calls over the local unix socket come from root on this host.
+    local: bool,
+}
+
+impl ControlApi {
+    pub fn local(manager: Arc<Manager>) -> Self {
+        ControlApi {
+            manager,
+            local: true,
+        }
+    }
+
+    pub fn remote(manager: Arc<Manager>) -> Self {
+        ControlApi {
+            manager,
+            local: false,
+        }
+    }
+
+    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+        if self.local {
+            return Ok(());
+        }
+        let peer = shoal_identity::peer_of(request)
+            .ok_or_else(|| Status::unauthenticated("the control API needs a client certificate"))?;
+        let cluster_id = self.manager.cluster_id().unwrap_or_default();
+        if peer.cluster_id != cluster_id {
+            return Err(Status::permission_denied(
+                "the certificate belongs to another cluster",
+            ));
+        }
+        match peer.role {
+            Role::Manager | Role::Admin => Ok(()),
+            Role::Worker => Err(Status::permission_denied(
+                "a worker certificate cannot use the control API",
+            )),
+        }
+    }
+
+    async fn read<R>(&self, f: impl FnOnce(&State) -> Result<R, StoreError>) -> Result<R, Status> {
+        let running = self.manager.running().map_err(to_status)?;
+        running.linearize().await.map_err(to_status)?;
+        running.store.view(f).map_err(to_status)
+    }
+
+    async fn write<R>(
+        &self,
+        f: impl FnOnce(&State, &mut crate::store::Tx) -> Result<R, StoreError>,
+    ) -> Result<R, Status> {
+        let running = self.manager.running().map_err(to_status)?;
+        running.store.update(f).await.map_err(to_status)
+    }
+}
+
+pub fn to_status(e: StoreError) -> Status {
+    match e {
+        StoreError::NotFound(m) => Status::not_found(m),
+        StoreError::AlreadyExists(m) => Status::already_exists(m),
+        StoreError::InvalidArgument(m) => Status::invalid_argument(m),
+        StoreError::Conflict(m) => Status::aborted(m),
+        StoreError::Unavailable(m) => Status::unavailable(m),
+        StoreError::Internal(m) => Status::internal(m),
+    }
+}
+
+fn label_matches(labels: &std::collections::HashMap<String, String>, filter: &str) -> bool {
+    match filter.split_once('=') {
+        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
+        None => labels.contains_key(filter),
+    }
+}
+
+fn service_labels(s: &Service) -> std::collections::HashMap<String, String> {
+    s.spec.as_ref().map(|s| s.labels.clone()).unwrap_or_default()
+}
+
+#[tonic::async_trait]
+impl Control for ControlApi {
+    async fn init_cluster(
+        &self,
+        request: Request<InitClusterRequest>,
+    ) -> Result<Response<InitClusterResponse>, Status> {
+        if !self.local {
+            return Err(Status::permission_denied(
+                "swarm init is only possible through the local socket of the manager",
+            ));
+        }
+        let (cluster_id, node_id) = self
+            .manager
+            .clone()
+            .init(request.into_inner())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(InitClusterResponse {
+            cluster_id,
+            node_id,
+        }))
+    }
+
+    async fn get_cluster(
+        &self,
+        request: Request<GetClusterRequest>,
+    ) -> Result<Response<GetClusterResponse>, Status> {
+        self.authorize(&request)?;
+        let mut cluster = self.read(|s| {
+            s.cluster()
+                .cloned()
+                .ok_or_else(|| StoreError::NotFound("the cluster is not initialised".into()))
+        })
+        .await?;
+        // The CA key never leaves the managers.
+        cluster.root_ca_key_pem.clear();
+        let leader_addr = self.manager.leader_addr().unwrap_or_default();
+        Ok(Response::new(GetClusterResponse {
+            cluster: Some(cluster),
+            leader_addr,
+        }))
+    }
+
+    async fn list_nodes(
+        &self,
+        request: Request<ListNodesRequest>,
+    ) -> Result<Response<ListNodesResponse>, Status> {
+        self.authorize(&request)?;
+        let mut nodes = self.read(|s| Ok(s.nodes.values().cloned().collect::<Vec<_>>())).await?;
+        let leader = self.manager.leader_node_id();
+        for node in &mut nodes {
+            if let Some(ms) = node.manager_status.as_mut() {
+                ms.leader = leader.as_deref() == node.meta.as_ref().map(|m| m.id.as_str());
+            }
+        }
+        Ok(Response::new(ListNodesResponse { nodes }))
+    }
+
+    async fn create_service(
+        &self,
+        request: Request<CreateServiceRequest>,
+    ) -> Result<Response<CreateServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
+        validate::service_spec(&spec).map_err(to_status)?;
+        let id = crate::ids::new_id();
+        let service = self
+            .write(|state, tx| {
+                if state.services.values().any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name)) {
+                    return Err(StoreError::AlreadyExists(format!(
+                        "service {} already exists",
+                        spec.name
+                    )));
+                }
+                let endpoint_ports = crate::allocator::allocate_ports(state, &id, &spec, &[])?;
+                let service = Service {
+                    meta: Some(shoal_proto::types::v1::Meta {
+                        id: id.clone(),
+                        ..Default::default()
+                    }),
+                    spec: Some(spec),
+                    previous_spec: None,
+                    endpoint_ports,
+                    update_status: None,
+                    spec_version: 1,
+                };
+                tx.put(service.clone());
+                Ok(service)
+            })
+            .await?;
+        let service = self.manager.running().map_err(to_status)?.store.view(|s| {
+            s.services.get(&id).cloned().unwrap_or(service)
+        });
+        Ok(Response::new(CreateServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn get_service(
+        &self,
+        request: Request<GetServiceRequest>,
+    ) -> Result<Response<GetServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let reference = request.into_inner().id_or_name;
+        let service = self
+            .read(|s| s.find_service(&reference).cloned().map_err(StoreError::NotFound))
+            .await?;
+        Ok(Response::new(GetServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn list_services(
+        &self,
+        request: Request<ListServicesRequest>,
+    ) -> Result<Response<ListServicesResponse>, Status> {
+        self.authorize(&request)?;
+        let filter = request.into_inner();
+        let services = self
+            .read(|s| {
+                Ok(s.services
+                    .values()
+                    .filter(|svc| {
+                        let name = svc.spec.as_ref().map(|x| x.name.as_str()).unwrap_or("");
+                        filter.names.is_empty() || filter.names.iter().any(|n| n == name)
+                    })
+                    .filter(|svc| {
+                        let labels = service_labels(svc);
+                        filter.labels.iter().all(|f| label_matches(&labels, f))
+                    })
+                    .cloned()
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(Response::new(ListServicesResponse { services }))
+    }
+
+    async fn update_service(
+        &self,
+        request: Request<UpdateServiceRequest>,
+    ) -> Result<Response<UpdateServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        let spec = request
+            .spec
+            .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
+        validate::service_spec(&spec).map_err(to_status)?;
+        let id = request.service_id.clone();
+        self.write(|state, tx| {
+            let current = state
+                .services
+                .get(&request.service_id)
+                .ok_or_else(|| StoreError::NotFound(format!("service {} not found", request.service_id)))?;
+            let version = current.meta.as_ref().map(|m| m.version).unwrap_or(0);
+            if request.version != version {
+                return Err(StoreError::Conflict(format!(
+                    "service {} was changed by someone else (version {} is not the current {}): read it again and retry",
+                    spec.name, request.version, version
+                )));
+            }
+            let old_spec = current.spec.clone().unwrap_or_default();
+            if spec.name != old_spec.name
+                && state.services.values().any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name))
+            {
+                return Err(StoreError::AlreadyExists(format!("service {} already exists", spec.name)));
+            }
+            let mut service = current.clone();
+            service.endpoint_ports =
+                crate::allocator::allocate_ports(state, &id, &spec, &current.endpoint_ports)?;
+            // Only a change of what runs rolls the tasks; scaling does not.
+            let tasks_change = spec.task != old_spec.task
+                || service.endpoint_ports != current.endpoint_ports
+                || spec.networks != old_spec.networks
+                || spec.labels != old_spec.labels;
+            if tasks_change {
+                service.previous_spec = Some(old_spec);
+                service.spec_version += 1;
+                service.update_status = Some(UpdateStatus {
+                    state: shoal_proto::types::v1::update_status::State::Updating as i32,
+                    started_at: tx.now(),
+                    completed_at: 0,
+                    message: "update in progress".into(),
+                });
+            }
+            service.spec = Some(spec);
+            tx.put(service);
+            Ok(())
+        })
+        .await?;
+        let service = self
+            .read(|s| {
+                s.services
+                    .get(&id)
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound(format!("service {id} not found")))
+            })
+            .await?;
+        Ok(Response::new(UpdateServiceResponse {
+            service: Some(service),
+        }))
+    }
+
+    async fn remove_service(
+        &self,
+        request: Request<RemoveServiceRequest>,
+    ) -> Result<Response<RemoveServiceResponse>, Status> {
+        self.authorize(&request)?;
+        let reference = request.into_inner().service_id;
+        self.write(|state, tx| {
+            let service = state.find_service(&reference).map_err(StoreError::NotFound)?;
+            let id = service.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+            tx.delete(Kind::Service, &id);
+            // The agents stop and clean up; the task reaper deletes the
+            // tasks once they are down.
+            for task in state.tasks_of_service(&id) {
+                let mut task = task.clone();
+                task.desired_state = TaskState::Remove as i32;
+                tx.put(task);
+            }
+            Ok(())
+        })
+        .await?;
+        Ok(Response::new(RemoveServiceResponse {}))
+    }
+
+    async fn list_tasks(
+        &self,
+        request: Request<ListTasksRequest>,
+    ) -> Result<Response<ListTasksResponse>, Status> {
+        self.authorize(&request)?;
+        let filter = request.into_inner();
+        let tasks = self
+            .read(|s| {
+                Ok(s.tasks
+                    .values()
+                    .filter(|t| filter.service_ids.is_empty() || filter.service_ids.contains(&t.service_id))
+                    .filter(|t| filter.node_ids.is_empty() || filter.node_ids.contains(&t.node_id))
+                    .filter(|t| !filter.only_desired_running || t.desired_state <= TaskState::Running as i32)
+                    .filter(|t| filter.labels.iter().all(|f| label_matches(&t.service_labels, f)))
+                    .cloned()
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(Response::new(ListTasksResponse { tasks }))
+    }
+
+    async fn list_networks(
+        &self,
+        request: Request<ListNetworksRequest>,
+    ) -> Result<Response<ListNetworksResponse>, Status> {
+        self.authorize(&request)?;
+        let networks = self.read(|s| Ok(s.networks.values().cloned().collect::<Vec<_>>())).await?;
+        Ok(Response::new(ListNetworksResponse { networks }))
+    }
+}

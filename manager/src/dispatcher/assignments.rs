@@ -1,0 +1,94 @@
+//! A node's assignment stream: every task placed on the node that still
+//! needs the agent (meant to run, or not yet down), first as a complete set,
+//! then as increments pushed at each relevant commit.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::dispatcher::v1::{assignments::Kind as AssignmentKind, Assignments, SessionMessage};
+use shoal_proto::types::v1::{Task, TaskState};
+use tokio::sync::mpsc::Sender;
+use tonic::Status;
+
+use crate::store::{watch, Change, Object, State, Store};
+
+fn needs_agent(task: &Task, node_id: &str) -> bool {
+    task.node_id == node_id
+        && task.observed_state() >= TaskState::Assigned
+        && (task.desired_state <= TaskState::Running as i32 || !task.observed_state().is_terminal())
+}
+
+fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
+    state
+        .tasks
+        .iter()
+        .filter(|(_, t)| needs_agent(t, node_id))
+        .map(|(id, t)| (id.clone(), t.clone()))
+        .collect()
+}
+
+pub async fn stream(
+    store: Arc<Store>,
+    node_id: String,
+    session_id: String,
+    period: Duration,
+    tx: Sender<Result<SessionMessage, Status>>,
+) {
+    let mut events = store.subscribe();
+    let mut sent = store.view(|s| snapshot(s, &node_id));
+    let first = SessionMessage {
+        session_id: session_id.clone(),
+        heartbeat_period_ms: period.as_millis() as u32,
+        assignments: Some(Assignments {
+            kind: AssignmentKind::Complete as i32,
+            updated: sent.values().cloned().collect(),
+            removed: Vec::new(),
+        }),
+        managers: Vec::new(),
+    };
+    if tx.send(Ok(first)).await.is_err() {
+        return;
+    }
+    let concerns_node = |c: &Change| match c.object() {
+        Object::Task(t) => t.node_id == node_id,
+        _ => false,
+    };
+    loop {
+        tokio::select! {
+            alive = watch::changed(&mut events, concerns_node, Duration::from_millis(2)) => {
+                if !alive { return; }
+            }
+            _ = tx.closed() => return,
+        }
+        let now = store.view(|s| snapshot(s, &node_id));
+        let updated: Vec<Task> = now
+            .iter()
+            .filter(|(id, t)| sent.get(*id) != Some(*t))
+            .map(|(_, t)| t.clone())
+            .collect();
+        let removed: Vec<String> = sent
+            .keys()
+            .filter(|id| !now.contains_key(*id))
+            .cloned()
+            .collect();
+        sent = now;
+        if updated.is_empty() && removed.is_empty() {
+            continue;
+        }
+        let message = SessionMessage {
+            session_id: session_id.clone(),
+            heartbeat_period_ms: period.as_millis() as u32,
+            assignments: Some(Assignments {
+                kind: AssignmentKind::Incremental as i32,
+                updated,
+                removed,
+            }),
+            managers: Vec::new(),
+        };
+        if tx.send(Ok(message)).await.is_err() {
+            return;
+        }
+    }
+}
+

@@ -1,0 +1,188 @@
+//! The dispatcher: the managers' side of every node's session. Agents open
+//! a session stream and get their assignments (complete at first, then
+//! incremental, pushed as the store commits), send heartbeats, and report
+//! task states, which are batched into few store writes. netd watches the
+//! network view here. The caller is always the node its certificate names.
+
+mod assignments;
+mod heartbeats;
+mod network_view;
+mod status_batcher;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_identity::{PeerIdentity, Role};
+use shoal_proto::dispatcher::v1::dispatcher_server::Dispatcher as DispatcherRpc;
+use shoal_proto::dispatcher::v1::*;
+use shoal_proto::types::v1::{NodeState, NodeStatus};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use crate::controlapi::to_status;
+use crate::store::{Store, StoreError};
+
+pub use heartbeats::Heartbeats;
+
+pub struct Dispatcher {
+    store: Arc<Store>,
+    cluster_id: String,
+    heartbeats: Arc<Heartbeats>,
+    statuses: status_batcher::Handle,
+}
+
+impl Dispatcher {
+    pub fn new(store: Arc<Store>, cluster_id: String, heartbeats: Arc<Heartbeats>) -> Self {
+        let statuses = status_batcher::spawn(store.clone());
+        Dispatcher {
+            store,
+            cluster_id,
+            heartbeats,
+            statuses,
+        }
+    }
+
+    /// The calling node, which must be a node of this cluster that has not
+    /// been removed.
+    fn node_of<T>(&self, request: &Request<T>) -> Result<PeerIdentity, Status> {
+        let peer = shoal_identity::peer_of(request)
+            .ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
+        if peer.cluster_id != self.cluster_id {
+            return Err(Status::permission_denied("the certificate belongs to another cluster"));
+        }
+        if !matches!(peer.role, Role::Manager | Role::Worker) {
+            return Err(Status::permission_denied("only nodes open sessions"));
+        }
+        if !self.store.view(|s| s.nodes.contains_key(&peer.node_id)) {
+            return Err(Status::permission_denied(format!(
+                "node {} is not part of this cluster (removed?)",
+                peer.node_id
+            )));
+        }
+        Ok(peer)
+    }
+}
+
+type Stream<T> = ReceiverStream<Result<T, Status>>;
+
+#[tonic::async_trait]
+impl DispatcherRpc for Dispatcher {
+    type SessionStream = Stream<SessionMessage>;
+    type WatchNetworkStream = Stream<NetworkView>;
+
+    async fn session(
+        &self,
+        request: Request<SessionRequest>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let peer = self.node_of(&request)?;
+        let remote = request.remote_addr().map(|a| a.ip().to_string());
+        let description = request.into_inner().description.unwrap_or_default();
+        let period = self.heartbeats.period();
+        let session_id = self.heartbeats.open(&peer.node_id);
+        let node_id = peer.node_id.clone();
+        self.store
+            .update(|state, tx| {
+                let mut node = state
+                    .nodes
+                    .get(&node_id)
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound(format!("node {node_id} not found")))?;
+                let addr = if description.addr.is_empty() {
+                    remote.clone().unwrap_or_default()
+                } else {
+                    description.addr.clone()
+                };
+                node.description = Some(description.clone());
+                node.status = Some(NodeStatus {
+                    state: NodeState::Ready as i32,
+                    message: String::new(),
+                    addr,
+                });
+                tx.put(node);
+                Ok(())
+            })
+            .await
+            .map_err(to_status)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(assignments::stream(
+            self.store.clone(),
+            node_id,
+            session_id,
+            period,
+            tx,
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn heartbeat(
+        &self,
+        request: Request<HeartbeatRequest>,
+    ) -> Result<Response<HeartbeatResponse>, Status> {
+        let peer = self.node_of(&request)?;
+        let session_id = request.into_inner().session_id;
+        if !self.heartbeats.beat(&peer.node_id, &session_id) {
+            return Err(Status::not_found("session is no longer valid: open a new one"));
+        }
+        Ok(Response::new(HeartbeatResponse {
+            period_ms: self.heartbeats.period().as_millis() as u32,
+        }))
+    }
+
+    async fn update_task_status(
+        &self,
+        request: Request<UpdateTaskStatusRequest>,
+    ) -> Result<Response<UpdateTaskStatusResponse>, Status> {
+        let peer = self.node_of(&request)?;
+        let request = request.into_inner();
+        if !self.heartbeats.valid(&peer.node_id, &request.session_id) {
+            return Err(Status::not_found("session is no longer valid: open a new one"));
+        }
+        self.statuses
+            .submit(peer.node_id, request.updates)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(UpdateTaskStatusResponse {}))
+    }
+
+    async fn watch_network(
+        &self,
+        request: Request<WatchNetworkRequest>,
+    ) -> Result<Response<Self::WatchNetworkStream>, Status> {
+        self.node_of(&request)?;
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::spawn(network_view::stream(self.store.clone(), tx));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+}
+
+/// Marks nodes down whose heartbeats stopped (leader only).
+pub async fn watch_node_health(store: Arc<Store>, heartbeats: Arc<Heartbeats>) {
+    loop {
+        tokio::time::sleep(heartbeats.period()).await;
+        let expired = heartbeats.expired();
+        if expired.is_empty() {
+            continue;
+        }
+        let result = store
+            .update(|state, tx| {
+                for id in &expired {
+                    if let Some(node) = state.nodes.get(id) {
+                        let ready = node.status.as_ref().is_some_and(|s| s.state == NodeState::Ready as i32);
+                        if ready {
+                            let mut node = node.clone();
+                            let status = node.status.get_or_insert_with(Default::default);
+                            status.state = NodeState::Down as i32;
+                            status.message = "heartbeat failure".into();
+                            tx.put(node);
+                        }
+                    }
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = result {
+            tracing::warn!("marking nodes down: {e}");
+        }
+        let _ = Duration::ZERO;
+    }
+}

@@ -1,0 +1,88 @@
+//! Task status reports from all nodes, gathered into few store writes: a
+//! burst of reports (50 tasks starting at once) becomes one Raft entry.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::dispatcher::v1::TaskStatusUpdate;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::store::{State, Store, StoreError, Tx};
+
+/// How long the batcher waits for more reports after the first one.
+const GATHER: Duration = Duration::from_millis(10);
+
+struct Submission {
+    node_id: String,
+    updates: Vec<TaskStatusUpdate>,
+    done: oneshot::Sender<Result<(), StoreError>>,
+}
+
+#[derive(Clone)]
+pub struct Handle {
+    tx: mpsc::Sender<Submission>,
+}
+
+impl Handle {
+    pub async fn submit(&self, node_id: String, updates: Vec<TaskStatusUpdate>) -> Result<(), StoreError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Submission {
+                node_id,
+                updates,
+                done,
+            })
+            .await
+            .map_err(|_| StoreError::Unavailable("the dispatcher is shutting down".into()))?;
+        wait.await
+            .map_err(|_| StoreError::Unavailable("the dispatcher is shutting down".into()))?
+    }
+}
+
+pub fn spawn(store: Arc<Store>) -> Handle {
+    let (tx, mut rx) = mpsc::channel::<Submission>(1024);
+    tokio::spawn(async move {
+        while let Some(first) = rx.recv().await {
+            let mut batch = vec![first];
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while let Ok(Some(more)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+                batch.push(more);
+            }
+            let result = store
+                .update(|state, tx| {
+                    for s in &batch {
+                        apply(state, tx, &s.node_id, &s.updates);
+                    }
+                    Ok(())
+                })
+                .await;
+            for s in batch {
+                let _ = s.done.send(result.clone());
+            }
+        }
+    });
+    Handle { tx }
+}
+
+/// Observed state only moves forward, and a node reports only its tasks.
+fn apply(state: &State, tx: &mut Tx, node_id: &str, updates: &[TaskStatusUpdate]) {
+    for update in updates {
+        let Some(status) = &update.status else { continue };
+        let Some(task) = state.tasks.get(&update.task_id) else { continue };
+        if task.node_id != node_id {
+            tracing::warn!(
+                "node {node_id} reported task {} of node {}; ignored",
+                update.task_id,
+                task.node_id
+            );
+            continue;
+        }
+        let current = task.status.as_ref().map(|s| s.state).unwrap_or(0);
+        if status.state < current || (status.state == current && task.status.as_ref() == Some(status)) {
+            continue;
+        }
+        let mut task = task.clone();
+        task.status = Some(status.clone());
+        tx.put(task);
+    }
+}

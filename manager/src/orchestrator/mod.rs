@@ -1,0 +1,202 @@
+//! Orchestrators: keep each service's tasks matching its spec. One pass
+//! looks at every service and writes all its decisions in one batch:
+//! new tasks for empty slots, restarts of dead tasks (restart policy), scale
+//! down, and rolling updates (see `update`). Tasks are never edited into a
+//! new spec: a change always means a new task in the same slot.
+
+mod restart;
+mod slots;
+mod update;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::types::v1::{service_spec::Mode, Service, Task, TaskState, TaskStatus};
+use tokio::time::Instant;
+
+use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
+
+pub use slots::Slot;
+
+pub struct Orchestrator {
+    store: Arc<Store>,
+}
+
+impl Orchestrator {
+    pub fn new(store: Arc<Store>) -> Self {
+        Orchestrator { store }
+    }
+
+    pub async fn run(self) {
+        let mut events = self.store.subscribe();
+        loop {
+            let wake = match self.pass().await {
+                Ok(wake) => wake,
+                Err(e) => {
+                    tracing::warn!("orchestrator pass failed: {e}");
+                    Some(Duration::from_millis(500))
+                }
+            };
+            let sleep = tokio::time::sleep_until(
+                Instant::now() + wake.unwrap_or(Duration::from_secs(3600)),
+            );
+            tokio::select! {
+                alive = watch::changed(&mut events, relevant, Duration::from_millis(5)) => {
+                    if !alive { return; }
+                }
+                _ = sleep => {}
+            }
+        }
+    }
+
+    /// One reconciliation of every service; returns when it wants to look
+    /// again even if nothing changes (restart delays, update delays).
+    pub async fn pass(&self) -> Result<Option<Duration>, StoreError> {
+        self.store
+            .update(|state, tx| {
+                let mut wake = Wake::default();
+                for service in state.services.values() {
+                    reconcile_service(state, service, tx, &mut wake);
+                }
+                remove_orphans(state, tx);
+                Ok(wake.0)
+            })
+            .await
+    }
+}
+
+fn relevant(change: &Change) -> bool {
+    matches!(change.kind(), Kind::Service | Kind::Task | Kind::Node)
+}
+
+/// The earliest moment a pass must run again.
+#[derive(Default)]
+struct Wake(Option<Duration>);
+
+impl Wake {
+    fn at_most(&mut self, after: Duration) {
+        self.0 = Some(self.0.map_or(after, |w| w.min(after)));
+    }
+}
+
+fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut Wake) {
+    let Some(spec) = &service.spec else { return };
+    let slots = slots::group(state, service);
+    match &spec.mode {
+        Some(Mode::Global(_)) => {
+            let nodes: Vec<&str> = state
+                .nodes
+                .values()
+                .filter(|n| crate::scheduler::node_accepts_tasks(n))
+                .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str()))
+                .collect();
+            for node in &nodes {
+                let slot = slots.iter().find(|s| s.node_id == *node);
+                reconcile_slot(state, service, slot, 0, node, tx, wake);
+            }
+            for slot in slots.iter().filter(|s| !nodes.contains(&s.node_id.as_str())) {
+                slot.shut_down_active(tx, "node is no longer eligible");
+            }
+            update::advance(state, service, &slots, tx, wake);
+        }
+        _ => {
+            let replicas = match &spec.mode {
+                Some(Mode::Replicated(r)) => r.replicas,
+                _ => 1,
+            };
+            for number in 1..=replicas {
+                let slot = slots.iter().find(|s| s.number == number);
+                reconcile_slot(state, service, slot, number, "", tx, wake);
+            }
+            for slot in slots.iter().filter(|s| s.number > replicas) {
+                slot.shut_down_active(tx, "scaled down");
+            }
+            update::advance(state, service, &slots, tx, wake);
+        }
+    }
+}
+
+/// Makes one slot hold a live task: creates the first one, replaces a dead
+/// one as the restart policy allows, and retires older tasks once a newer
+/// one runs (start-first updates).
+fn reconcile_slot(
+    state: &State,
+    service: &Service,
+    slot: Option<&Slot>,
+    number: u64,
+    node_id: &str,
+    tx: &mut Tx,
+    wake: &mut Wake,
+) {
+    let Some(slot) = slot else {
+        tx.put(new_task(service, number, node_id, tx.now()));
+        return;
+    };
+    let Some(newest) = slot.newest_active() else {
+        // Nothing wants to run: fill the slot once the previous task is down
+        // (stop-first), unless the restart policy retired it for good.
+        if !slot.busy() {
+            tx.put(new_task(service, number, node_id, tx.now()));
+        }
+        return;
+    };
+    if newest.observed_state().is_terminal() {
+        match restart::decide(service, slot, newest, tx.now()) {
+            restart::Decision::Now => {
+                slot.shut_down(newest, tx, "task exited; restarting");
+                if !slot.busy_besides(newest) {
+                    tx.put(new_task(service, number, node_id, tx.now()));
+                }
+            }
+            restart::Decision::After(delay) => wake.at_most(delay),
+            restart::Decision::Never => {}
+        }
+        return;
+    }
+    if newest.observed_state() == TaskState::Running {
+        for older in slot.active().filter(|t| t.meta != newest.meta) {
+            slot.shut_down(older, tx, "replaced by a newer task");
+        }
+    }
+    let _ = state;
+}
+
+pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) -> Task {
+    let spec = service.spec.clone().unwrap_or_default();
+    Task {
+        meta: Some(shoal_proto::types::v1::Meta {
+            id: crate::ids::new_id(),
+            ..Default::default()
+        }),
+        service_id: service.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
+        service_name: spec.name.clone(),
+        slot,
+        node_id: node_id.to_string(),
+        spec: spec.task.clone(),
+        spec_version: service.spec_version,
+        desired_state: TaskState::Running as i32,
+        status: Some(TaskStatus {
+            state: TaskState::New as i32,
+            timestamp: now,
+            message: "created".into(),
+            ..Default::default()
+        }),
+        networks: Vec::new(),
+        endpoint_ports: service.endpoint_ports.clone(),
+        service_labels: spec.labels.clone(),
+    }
+}
+
+/// Tasks whose service is gone are removed (a crash between deleting a
+/// service and marking its tasks cannot leave them running).
+fn remove_orphans(state: &State, tx: &mut Tx) {
+    for task in state.tasks.values() {
+        if !state.services.contains_key(&task.service_id)
+            && task.desired_state < TaskState::Remove as i32
+        {
+            let mut task = task.clone();
+            task.desired_state = TaskState::Remove as i32;
+            tx.put(task);
+        }
+    }
+}

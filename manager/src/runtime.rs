@@ -1,0 +1,450 @@
+//! A manager process: opens (or, at `swarm init`, creates) the sealed store
+//! and the Raft node, serves the control API on the local socket and every
+//! gRPC service on the mTLS port, and runs the leader-only components while
+//! this manager leads.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use openraft::BasicNode;
+use serde::{Deserialize, Serialize};
+use shoal_identity::{NodeIdentity, PeerIdentity, Role};
+use shoal_proto::control::v1::control_server::ControlServer;
+use shoal_proto::control::v1::InitClusterRequest;
+use shoal_proto::dispatcher::v1::dispatcher_server::DispatcherServer;
+use shoal_proto::raft::v1::raft_server::RaftServer;
+use shoal_proto::types::v1::*;
+use tokio::task::JoinSet;
+
+use crate::ca::RootCa;
+use crate::controlapi::ControlApi;
+use crate::dispatcher::{Dispatcher, Heartbeats};
+use crate::raft::{self, LogStore, Raft, RaftProposer, RaftService, StateMachine};
+use crate::seal::{KeyFiles, Sealer};
+use crate::store::{Store, StoreError};
+
+const MANAGER_STATE_FILE: &str = "manager.json";
+/// The network every task joins unless its service names others.
+pub const DEFAULT_NETWORK: (&str, &str, &str, u32) = ("default", "10.0.1.0/24", "10.0.1.1", 4097);
+const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
+const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+#[derive(Debug, Clone)]
+pub struct ManagerConfig {
+    pub state_dir: PathBuf,
+    pub node_dir: PathBuf,
+    pub control_socket: PathBuf,
+    pub listen: SocketAddr,
+    /// Raft log entries between snapshots.
+    pub snapshot_every: u64,
+}
+
+/// Who this manager is; not secret, kept beside the store.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct ManagerIdentity {
+    cluster_id: String,
+    node_id: String,
+    raft_id: u64,
+    advertise_addr: String,
+}
+
+/// A manager that is part of a cluster.
+pub struct Running {
+    pub store: Arc<Store>,
+    pub raft: Raft,
+    pub identity: NodeIdentity,
+    pub cluster_id: String,
+    pub node_id: String,
+    raft_id: u64,
+    heartbeats: Arc<Heartbeats>,
+}
+
+impl Running {
+    /// Waits until this manager has applied everything committed before the
+    /// call (Raft read index): a read after this sees every acknowledged write.
+    pub async fn linearize(&self) -> Result<(), StoreError> {
+        let check = self.raft.ensure_linearizable();
+        match tokio::time::timeout(Duration::from_secs(2), check).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
+                "this manager cannot serve a consistent read: {e}"
+            ))),
+            Err(_) => Err(StoreError::Unavailable(
+                "no quorum: the managers could not confirm the leader within 2 s".into(),
+            )),
+        }
+    }
+}
+
+pub struct Manager {
+    config: ManagerConfig,
+    running: OnceLock<Arc<Running>>,
+    init_lock: tokio::sync::Mutex<()>,
+}
+
+impl Manager {
+    pub fn new(config: ManagerConfig) -> Arc<Manager> {
+        Arc::new(Manager {
+            config,
+            running: OnceLock::new(),
+            init_lock: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    pub fn running(&self) -> Result<&Arc<Running>, StoreError> {
+        self.running.get().ok_or_else(|| {
+            StoreError::Unavailable(
+                "this node is not a swarm manager: run `shoal swarm init` first".into(),
+            )
+        })
+    }
+
+    pub fn cluster_id(&self) -> Option<String> {
+        self.running.get().map(|r| r.cluster_id.clone())
+    }
+
+    fn leader(&self) -> Option<(u64, BasicNode)> {
+        let running = self.running.get()?;
+        let metrics = running.raft.metrics().borrow().clone();
+        let leader = metrics.current_leader?;
+        let node = metrics.membership_config.membership().get_node(&leader)?.clone();
+        Some((leader, node))
+    }
+
+    pub fn leader_addr(&self) -> Option<String> {
+        self.leader().map(|(_, n)| n.addr)
+    }
+
+    pub fn leader_node_id(&self) -> Option<String> {
+        let (raft_id, _) = self.leader()?;
+        let running = self.running.get()?;
+        running.store.view(|s| {
+            s.nodes
+                .values()
+                .find(|n| n.manager_status.as_ref().is_some_and(|m| m.raft_id == raft_id))
+                .and_then(|n| n.meta.as_ref().map(|m| m.id.clone()))
+        })
+    }
+
+    /// Runs until SIGINT/SIGTERM.
+    pub async fn run(self: Arc<Self>) -> anyhow::Result<()> {
+        use anyhow::Context;
+        create_private_dir(&self.config.state_dir)?;
+        if let Some(parent) = self.config.control_socket.parent() {
+            create_private_dir(&parent.to_path_buf())?;
+        }
+        if KeyFiles::new(&self.config.state_dir).exist() {
+            let sealer = KeyFiles::new(&self.config.state_dir)
+                .open()
+                .context("open the store's data key")?;
+            let identity = read_manager_identity(&self.config.state_dir)?;
+            self.clone()
+                .start(identity, sealer, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("start the manager: {e}"))?;
+            tracing::info!("manager started from {}", self.config.state_dir.display());
+        } else {
+            tracing::info!("not part of a swarm yet: waiting for `shoal swarm init`");
+        }
+        let socket = &self.config.control_socket;
+        let _ = std::fs::remove_file(socket);
+        let listener = tokio::net::UnixListener::bind(socket)
+            .with_context(|| format!("bind {}", socket.display()))?;
+        set_mode(socket, 0o600)?;
+        let local = tonic::transport::Server::builder()
+            .add_service(ControlServer::new(ControlApi::local(self.clone())))
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::UnixListenerStream::new(listener),
+                shutdown_signal(),
+            );
+        local.await.context("serve the control socket")?;
+        Ok(())
+    }
+
+    /// `swarm init`: a new cluster with this manager as its only voter.
+    pub async fn init(self: Arc<Self>, request: InitClusterRequest) -> Result<(String, String), StoreError> {
+        let _serial = self.init_lock.lock().await;
+        if self.running.get().is_some() || KeyFiles::new(&self.config.state_dir).exist() {
+            return Err(StoreError::AlreadyExists(
+                "this node is already part of a swarm".into(),
+            ));
+        }
+        let result = self.clone().create_cluster(&request).await;
+        if result.is_err() && self.running.get().is_none() {
+            // Nothing half-made stays behind: the next init starts clean.
+            let _ = std::fs::remove_dir_all(&self.config.state_dir);
+            let _ = create_private_dir(&self.config.state_dir);
+            let _ = std::fs::remove_dir_all(&self.config.node_dir);
+        }
+        result
+    }
+
+    async fn create_cluster(self: Arc<Self>, request: &InitClusterRequest) -> Result<(String, String), StoreError> {
+        let internal = |what: &str| {
+            let what = what.to_string();
+            move |e: &dyn std::fmt::Display| StoreError::Internal(format!("{what}: {e}"))
+        };
+        let advertise_ip = match request.advertise_addr.as_str() {
+            "" => "127.0.0.1".to_string(),
+            a => a.split(':').next().unwrap_or(a).to_string(),
+        };
+        if advertise_ip.parse::<std::net::IpAddr>().is_err() {
+            return Err(StoreError::InvalidArgument(format!(
+                "advertise address {:?} is not an IP address",
+                request.advertise_addr
+            )));
+        }
+        let advertise_addr = format!("{advertise_ip}:{}", self.config.listen.port());
+        let cluster_id = crate::ids::new_id();
+        let node_id = crate::ids::new_id();
+        let ca = RootCa::generate(&cluster_id).map_err(|e| internal("create the root CA")(&e))?;
+        let (key_pem, csr_pem) =
+            shoal_identity::generate_key_and_csr().map_err(|e| internal("node key")(&e))?;
+        let peer = PeerIdentity {
+            node_id: node_id.clone(),
+            role: Role::Manager,
+            cluster_id: cluster_id.clone(),
+        };
+        let cert_pem = ca
+            .issue(&csr_pem, &peer, std::slice::from_ref(&advertise_ip), NODE_CERT_VALIDITY)
+            .map_err(|e| internal("node certificate")(&e))?;
+        let identity = NodeIdentity::new(key_pem, cert_pem, ca.cert_pem.clone())
+            .map_err(|e| internal("node identity")(&e))?;
+        identity
+            .save(&self.config.node_dir)
+            .map_err(|e| internal("save the node identity")(&e))?;
+        let sealer = KeyFiles::new(&self.config.state_dir)
+            .create()
+            .map_err(|e| internal("create the store keys")(&e))?;
+        let manager_identity = ManagerIdentity {
+            cluster_id: cluster_id.clone(),
+            node_id: node_id.clone(),
+            raft_id: 1,
+            advertise_addr: advertise_addr.clone(),
+        };
+        write_manager_identity(&self.config.state_dir, &manager_identity)?;
+        let running = self.clone().start(manager_identity, sealer, Some(advertise_addr.clone())).await?;
+
+        let spec = request.spec.clone().unwrap_or_default();
+        let network_id = crate::ids::new_id();
+        let hostname = request.hostname.clone();
+        running
+            .store
+            .update(|_, tx| {
+                tx.put(Cluster {
+                    meta: Some(Meta {
+                        id: cluster_id.clone(),
+                        ..Default::default()
+                    }),
+                    spec: Some(ClusterSpec {
+                        name: if spec.name.is_empty() { "default".into() } else { spec.name.clone() },
+                        heartbeat_period_ms: if spec.heartbeat_period_ms == 0 {
+                            DEFAULT_HEARTBEAT.as_millis() as u32
+                        } else {
+                            spec.heartbeat_period_ms
+                        },
+                        cert_expiry_hours: 90 * 24,
+                        autolock: false,
+                    }),
+                    root_ca_pem: ca.cert_pem.clone(),
+                    root_ca_key_pem: ca.key_pem.clone(),
+                    join_tokens: None,
+                    default_network_id: network_id.clone(),
+                });
+                let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
+                tx.put(Network {
+                    meta: Some(Meta {
+                        id: network_id.clone(),
+                        ..Default::default()
+                    }),
+                    spec: Some(NetworkSpec {
+                        name: name.into(),
+                        driver: "overlay".into(),
+                        ..Default::default()
+                    }),
+                    vni,
+                    subnet: subnet.into(),
+                    gateway: gateway.into(),
+                });
+                tx.put(Node {
+                    meta: Some(Meta {
+                        id: node_id.clone(),
+                        ..Default::default()
+                    }),
+                    spec: Some(NodeSpec {
+                        desired_role: NodeRole::Manager as i32,
+                        availability: NodeAvailability::Active as i32,
+                        ..Default::default()
+                    }),
+                    description: Some(NodeDescription {
+                        hostname: hostname.clone(),
+                        addr: advertise_ip.clone(),
+                        ..Default::default()
+                    }),
+                    status: Some(NodeStatus {
+                        state: NodeState::Unknown as i32,
+                        message: "waiting for the agent".into(),
+                        addr: advertise_ip.clone(),
+                    }),
+                    manager_status: Some(ManagerStatus {
+                        raft_id: 1,
+                        addr: advertise_addr.clone(),
+                        leader: true,
+                        reachability: "reachable".into(),
+                    }),
+                    role: NodeRole::Manager as i32,
+                });
+                Ok(())
+            })
+            .await?;
+        Ok((cluster_id, node_id))
+    }
+
+    async fn start(
+        self: Arc<Self>,
+        me: ManagerIdentity,
+        sealer: Sealer,
+        bootstrap_addr: Option<String>,
+    ) -> Result<Arc<Running>, StoreError> {
+        let internal = |what: &'static str| move |e: String| StoreError::Internal(format!("{what}: {e}"));
+        let db = sled::open(self.config.state_dir.join("store"))
+            .map_err(|e| internal("open the store")(e.to_string()))?;
+        let store = Arc::new(Store::new());
+        let log = LogStore::open(&db, sealer.clone()).map_err(|e| internal("open the raft log")(e.to_string()))?;
+        let sm = StateMachine::open(&db, sealer, store.clone())
+            .map_err(|e| internal("open the state")(e.to_string()))?;
+        let identity = NodeIdentity::load(&self.config.node_dir)
+            .map_err(|e| internal("load the node identity")(e.to_string()))?;
+        let config = raft::config(&me.cluster_id, self.config.snapshot_every);
+        let raft = Raft::new(me.raft_id, config, raft::Network::new(identity.clone()), log, sm)
+            .await
+            .map_err(|e| internal("start raft")(e.to_string()))?;
+        store.set_proposer(Arc::new(RaftProposer { raft: raft.clone() }));
+        if let Some(addr) = bootstrap_addr {
+            let members = BTreeMap::from([(me.raft_id, BasicNode { addr })]);
+            raft.initialize(members)
+                .await
+                .map_err(|e| internal("initialise raft")(e.to_string()))?;
+        }
+        raft.wait(Some(Duration::from_secs(10)))
+            .current_leader(me.raft_id, "single manager elects itself")
+            .await
+            .ok();
+        let heartbeats = Arc::new(Heartbeats::new(DEFAULT_HEARTBEAT));
+        let running = Arc::new(Running {
+            store: store.clone(),
+            raft: raft.clone(),
+            identity: identity.clone(),
+            cluster_id: me.cluster_id.clone(),
+            node_id: me.node_id.clone(),
+            raft_id: me.raft_id,
+            heartbeats: heartbeats.clone(),
+        });
+        self.running
+            .set(running.clone())
+            .map_err(|_| StoreError::Internal("the manager started twice".into()))?;
+        tokio::spawn(lead_while_leader(running.clone()));
+        let tls = identity.server_tls();
+        let listen = self.config.listen;
+        let server = tonic::transport::Server::builder()
+            .tls_config(tls)
+            .map_err(|e| internal("TLS config")(e.to_string()))?
+            .add_service(ControlServer::new(ControlApi::remote(self.clone())))
+            .add_service(DispatcherServer::new(Dispatcher::new(
+                store.clone(),
+                me.cluster_id.clone(),
+                heartbeats,
+            )))
+            .add_service(RaftServer::new(RaftService::new(raft, me.cluster_id.clone())));
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .map_err(|e| StoreError::Unavailable(format!("listen on {listen}: {e}")))?;
+        tokio::spawn(async move {
+            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
+            if let Err(e) = server.serve_with_incoming(incoming).await {
+                tracing::error!("the manager's TCP server stopped: {e}");
+                std::process::exit(1);
+            }
+        });
+        Ok(running)
+    }
+}
+
+/// Runs the leader-only components while this manager is the Raft leader.
+async fn lead_while_leader(running: Arc<Running>) {
+    let mut metrics = running.raft.metrics();
+    let mut components: Option<JoinSet<()>> = None;
+    loop {
+        let leading = metrics.borrow().current_leader == Some(running.raft_id);
+        match (leading, components.is_some()) {
+            (true, false) => {
+                tracing::info!("leading: starting orchestrator, allocator, scheduler, reaper");
+                running.store.view(|s| {
+                    for node in s.nodes.values() {
+                        if let Some(meta) = &node.meta {
+                            running.heartbeats.expect(&meta.id);
+                        }
+                    }
+                });
+                let store = &running.store;
+                let mut set = JoinSet::new();
+                set.spawn(crate::orchestrator::Orchestrator::new(store.clone()).run());
+                set.spawn(crate::allocator::Allocator::new(store.clone()).run());
+                set.spawn(crate::scheduler::Scheduler::new(store.clone()).run());
+                set.spawn(crate::taskreaper::TaskReaper::new(store.clone()).run());
+                set.spawn(crate::dispatcher::watch_node_health(
+                    store.clone(),
+                    running.heartbeats.clone(),
+                ));
+                components = Some(set);
+            }
+            (false, true) => {
+                tracing::info!("no longer leading: stopping leader components");
+                components = None;
+            }
+            _ => {}
+        }
+        if metrics.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+fn read_manager_identity(dir: &std::path::Path) -> anyhow::Result<ManagerIdentity> {
+    let path = dir.join(MANAGER_STATE_FILE);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parse {}: {e}", path.display()))
+}
+
+fn write_manager_identity(dir: &std::path::Path, me: &ManagerIdentity) -> Result<(), StoreError> {
+    let path = dir.join(MANAGER_STATE_FILE);
+    let text = serde_json::to_string_pretty(me).map_err(|e| StoreError::Internal(e.to_string()))?;
+    std::fs::write(&path, text)
+        .map_err(|e| StoreError::Internal(format!("write {}: {e}", path.display())))
+}
+
+fn create_private_dir(dir: &PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| anyhow::anyhow!("create {}: {e}", dir.display()))?;
+    set_mode(dir, 0o700)
+}
+
+fn set_mode(path: &std::path::Path, mode: u32) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
+        .map_err(|e| anyhow::anyhow!("chmod {}: {e}", path.display()))
+}
+
+pub async fn shutdown_signal() {
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}

@@ -1,0 +1,133 @@
+//! The kinds of stored objects and the uniform handling of their metadata.
+
+// Object variants differ in size; they are short-lived copies, and boxing
+// would only add allocations.
+#![allow(clippy::large_enum_variant)]
+
+use shoal_proto::raft::v1::{store_action::Action, ObjectRef, StoreAction};
+use shoal_proto::types::v1::{Cluster, Meta, Network, Node, Service, Task};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Kind {
+    Cluster,
+    Node,
+    Service,
+    Task,
+    Network,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Cluster => "cluster",
+            Kind::Node => "node",
+            Kind::Service => "service",
+            Kind::Task => "task",
+            Kind::Network => "network",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Some(match name {
+            "cluster" => Kind::Cluster,
+            "node" => Kind::Node,
+            "service" => Kind::Service,
+            "task" => Kind::Task,
+            "network" => Kind::Network,
+            _ => return None,
+        })
+    }
+}
+
+/// Any stored object.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Object {
+    Cluster(Cluster),
+    Node(Node),
+    Service(Service),
+    Task(Task),
+    Network(Network),
+}
+
+impl Object {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Object::Cluster(_) => Kind::Cluster,
+            Object::Node(_) => Kind::Node,
+            Object::Service(_) => Kind::Service,
+            Object::Task(_) => Kind::Task,
+            Object::Network(_) => Kind::Network,
+        }
+    }
+
+    pub fn meta(&self) -> Option<&Meta> {
+        match self {
+            Object::Cluster(o) => o.meta.as_ref(),
+            Object::Node(o) => o.meta.as_ref(),
+            Object::Service(o) => o.meta.as_ref(),
+            Object::Task(o) => o.meta.as_ref(),
+            Object::Network(o) => o.meta.as_ref(),
+        }
+    }
+
+    pub fn meta_mut(&mut self) -> &mut Meta {
+        let meta = match self {
+            Object::Cluster(o) => &mut o.meta,
+            Object::Node(o) => &mut o.meta,
+            Object::Service(o) => &mut o.meta,
+            Object::Task(o) => &mut o.meta,
+            Object::Network(o) => &mut o.meta,
+        };
+        meta.get_or_insert_with(Meta::default)
+    }
+
+    pub fn id(&self) -> &str {
+        self.meta().map(|m| m.id.as_str()).unwrap_or("")
+    }
+
+    pub fn into_action(self) -> StoreAction {
+        let action = match self {
+            Object::Cluster(o) => Action::Cluster(o),
+            Object::Node(o) => Action::Node(o),
+            Object::Service(o) => Action::Service(o),
+            Object::Task(o) => Action::Task(o),
+            Object::Network(o) => Action::Network(o),
+        };
+        StoreAction {
+            action: Some(action),
+        }
+    }
+}
+
+/// One write of a batch, decoded.
+#[derive(Debug, Clone)]
+pub enum Write {
+    Put(Object),
+    Delete(Kind, String),
+}
+
+impl Write {
+    pub fn into_action(self) -> StoreAction {
+        match self {
+            Write::Put(object) => object.into_action(),
+            Write::Delete(kind, id) => StoreAction {
+                action: Some(Action::Delete(ObjectRef {
+                    kind: kind.name().to_string(),
+                    id,
+                })),
+            },
+        }
+    }
+
+    /// `None` for an action this manager does not know (a newer peer's).
+    pub fn from_action(action: StoreAction) -> Option<Write> {
+        Some(match action.action? {
+            Action::Cluster(o) => Write::Put(Object::Cluster(o)),
+            Action::Node(o) => Write::Put(Object::Node(o)),
+            Action::Service(o) => Write::Put(Object::Service(o)),
+            Action::Task(o) => Write::Put(Object::Task(o)),
+            Action::Network(o) => Write::Put(Object::Network(o)),
+            Action::Delete(r) => Write::Delete(Kind::from_name(&r.kind)?, r.id),
+        })
+    }
+}

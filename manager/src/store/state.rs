@@ -1,0 +1,132 @@
+//! The in-memory image of every object: what readers see, what the Raft
+//! state machine applies batches to.
+
+#![allow(clippy::large_enum_variant)] // see object.rs
+
+use std::collections::BTreeMap;
+
+use shoal_proto::types::v1::{Cluster, Network, Node, Service, Task};
+
+use super::object::{Kind, Object, Write};
+
+#[derive(Debug, Clone, Default)]
+pub struct State {
+    pub clusters: BTreeMap<String, Cluster>,
+    pub nodes: BTreeMap<String, Node>,
+    pub services: BTreeMap<String, Service>,
+    pub tasks: BTreeMap<String, Task>,
+    pub networks: BTreeMap<String, Network>,
+}
+
+/// What one applied write changed, for watchers.
+#[derive(Debug, Clone)]
+pub enum Change {
+    Put { old: Option<Object>, new: Object },
+    Delete(Object),
+}
+
+impl Change {
+    pub fn kind(&self) -> Kind {
+        match self {
+            Change::Put { new, .. } => new.kind(),
+            Change::Delete(o) => o.kind(),
+        }
+    }
+
+    pub fn object(&self) -> &Object {
+        match self {
+            Change::Put { new, .. } => new,
+            Change::Delete(o) => o,
+        }
+    }
+}
+
+impl State {
+    /// The cluster object (there is exactly one once initialised).
+    pub fn cluster(&self) -> Option<&Cluster> {
+        self.clusters.values().next()
+    }
+
+    pub fn get(&self, kind: Kind, id: &str) -> Option<Object> {
+        match kind {
+            Kind::Cluster => self.clusters.get(id).cloned().map(Object::Cluster),
+            Kind::Node => self.nodes.get(id).cloned().map(Object::Node),
+            Kind::Service => self.services.get(id).cloned().map(Object::Service),
+            Kind::Task => self.tasks.get(id).cloned().map(Object::Task),
+            Kind::Network => self.networks.get(id).cloned().map(Object::Network),
+        }
+    }
+
+    /// Applies one write; `version` is the Raft index of the entry.
+    pub fn apply(&mut self, write: Write, version: u64) -> Option<Change> {
+        match write {
+            Write::Put(mut object) => {
+                object.meta_mut().version = version;
+                let id = object.id().to_string();
+                let old = self.get(object.kind(), &id);
+                match object.clone() {
+                    Object::Cluster(o) => self.clusters.insert(id, o).map(|_| ()),
+                    Object::Node(o) => self.nodes.insert(id, o).map(|_| ()),
+                    Object::Service(o) => self.services.insert(id, o).map(|_| ()),
+                    Object::Task(o) => self.tasks.insert(id, o).map(|_| ()),
+                    Object::Network(o) => self.networks.insert(id, o).map(|_| ()),
+                };
+                Some(Change::Put { old, new: object })
+            }
+            Write::Delete(kind, id) => {
+                let old = match kind {
+                    Kind::Cluster => self.clusters.remove(&id).map(Object::Cluster),
+                    Kind::Node => self.nodes.remove(&id).map(Object::Node),
+                    Kind::Service => self.services.remove(&id).map(Object::Service),
+                    Kind::Task => self.tasks.remove(&id).map(Object::Task),
+                    Kind::Network => self.networks.remove(&id).map(Object::Network),
+                };
+                old.map(Change::Delete)
+            }
+        }
+    }
+
+    /// Every object, for snapshots.
+    pub fn objects(&self) -> impl Iterator<Item = Object> + '_ {
+        self.clusters
+            .values()
+            .cloned()
+            .map(Object::Cluster)
+            .chain(self.nodes.values().cloned().map(Object::Node))
+            .chain(self.networks.values().cloned().map(Object::Network))
+            .chain(self.services.values().cloned().map(Object::Service))
+            .chain(self.tasks.values().cloned().map(Object::Task))
+    }
+
+    /// The service a reference names: full id, exact name, or unique id prefix.
+    pub fn find_service(&self, reference: &str) -> Result<&Service, String> {
+        if let Some(s) = self.services.get(reference) {
+            return Ok(s);
+        }
+        if let Some(s) = self
+            .services
+            .values()
+            .find(|s| s.spec.as_ref().is_some_and(|spec| spec.name == reference))
+        {
+            return Ok(s);
+        }
+        let matches: Vec<&Service> = self
+            .services
+            .iter()
+            .filter(|(id, _)| !reference.is_empty() && id.starts_with(reference))
+            .map(|(_, s)| s)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!("service {reference} not found")),
+            _ => Err(format!(
+                "service {reference} is ambiguous ({} services match)",
+                matches.len()
+            )),
+        }
+    }
+
+    pub fn tasks_of_service<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> {
+        self.tasks.values().filter(move |t| t.service_id == service_id)
+    }
+}

@@ -1,0 +1,33 @@
+//! Waiting for committed changes: the loop every manager component runs is
+//! "do a pass over the state, then wait for a change that matters".
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::broadcast::{error::RecvError, Receiver};
+
+use super::{Change, Event};
+
+/// Waits until a change that `interest` accepts is committed, then drains
+/// what else arrived within `settle` so one pass covers a burst of commits.
+/// Returns false when the store is gone. A lagging watcher counts as
+/// changed: the caller's next pass reads the full state anyway.
+pub async fn changed(
+    events: &mut Receiver<Arc<Event>>,
+    interest: impl Fn(&Change) -> bool,
+    settle: Duration,
+) -> bool {
+    loop {
+        match events.recv().await {
+            Ok(event) if event.changes.iter().any(&interest) => break,
+            Ok(_) => continue,
+            Err(RecvError::Lagged(_)) => break,
+            Err(RecvError::Closed) => return false,
+        }
+    }
+    let deadline = tokio::time::Instant::now() + settle;
+    while let Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) =
+        tokio::time::timeout_at(deadline, events.recv()).await
+    {}
+    true
+}
