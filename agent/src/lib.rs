@@ -1,1 +1,10 @@
+//! shoal's node agent: keeps the node's session with the managers and runs
+//! the tasks assigned to it through containerd, in network namespaces that
+//! netd makes. The agent never writes cluster state: it only reports what
+//! it observes.
 
+pub mod executor;
+pub mod netd_client;
+pub mod reporter;
+pub mod session;
+pub mod task_runner;

@@ -79,11 +79,18 @@ pub fn allocate_ports(
         for p in &other.endpoint_ports {
             if p.published_port != 0 && p.publish_mode == PublishMode::Ingress as i32 {
                 taken.insert((p.protocol, p.published_port));
-                owner.insert((p.protocol, p.published_port), other.spec.clone().unwrap_or_default().name);
+                owner.insert(
+                    (p.protocol, p.published_port),
+                    other.spec.clone().unwrap_or_default().name,
+                );
             }
         }
     }
-    let ports = spec.endpoint.as_ref().map(|e| e.ports.clone()).unwrap_or_default();
+    let ports = spec
+        .endpoint
+        .as_ref()
+        .map(|e| e.ports.clone())
+        .unwrap_or_default();
     let mut seen = HashSet::new();
     let mut out = Vec::new();
     for mut port in ports {
@@ -103,7 +110,8 @@ pub fn allocate_ports(
                 .filter(|p| !taken.contains(&(port.protocol, *p)))
                 .or_else(|| {
                     DYNAMIC_PORTS.clone().find(|p| {
-                        !taken.contains(&(port.protocol, *p)) && !seen.contains(&(port.protocol, *p))
+                        !taken.contains(&(port.protocol, *p))
+                            && !seen.contains(&(port.protocol, *p))
                     })
                 })
                 .ok_or_else(|| StoreError::Unavailable("no free dynamic port left".into()))?;
@@ -194,7 +202,12 @@ fn allocate_tasks(state: &State, tx: &mut Tx) {
         for network in networks {
             match attach(network, &mut used) {
                 Some(a) => attachments.push(a),
-                None => failure = Some(format!("network {} has no free address", network.spec.clone().unwrap_or_default().name)),
+                None => {
+                    failure = Some(format!(
+                        "network {} has no free address",
+                        network.spec.clone().unwrap_or_default().name
+                    ))
+                }
             }
         }
         match failure {
@@ -238,7 +251,11 @@ fn networks_of<'a>(state: &'a State, service_id: &str, default_network: &str) ->
 }
 
 fn attach(network: &Network, used: &mut HashSet<(String, Ipv4Addr)>) -> Option<NetworkAttachment> {
-    let id = network.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let id = network
+        .meta
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
     let subnet = Subnet::parse(&network.subnet)?;
     let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
     let ip = subnet
@@ -247,7 +264,11 @@ fn attach(network: &Network, used: &mut HashSet<(String, Ipv4Addr)>) -> Option<N
     used.insert((id.clone(), ip));
     Some(NetworkAttachment {
         network_id: id,
-        network_name: network.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+        network_name: network
+            .spec
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or_default(),
         vni: network.vni,
         address: format!("{ip}/{}", subnet.prefix),
         gateway: network.gateway.clone(),
@@ -263,7 +284,10 @@ mod tests {
     fn subnet_hosts_skip_network_and_broadcast() {
         let s = Subnet::parse("10.0.1.7/30").unwrap();
         let hosts: Vec<_> = s.hosts().collect();
-        assert_eq!(hosts, vec![Ipv4Addr::new(10, 0, 1, 5), Ipv4Addr::new(10, 0, 1, 6)]);
+        assert_eq!(
+            hosts,
+            vec![Ipv4Addr::new(10, 0, 1, 5), Ipv4Addr::new(10, 0, 1, 6)]
+        );
         assert!(Subnet::parse("10.0.1.0/33").is_none());
         assert!(Subnet::parse("nonsense").is_none());
     }

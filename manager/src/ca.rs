@@ -115,10 +115,14 @@ mod tests {
             cluster_id: "cluster1".into(),
         };
         let cert = ca
-            .issue(&csr, &peer, &["10.0.0.1".into()], std::time::Duration::from_secs(3600))
+            .issue(
+                &csr,
+                &peer,
+                &["10.0.0.1".into()],
+                std::time::Duration::from_secs(3600),
+            )
             .unwrap();
-        let identity =
-            shoal_identity::NodeIdentity::new(key, cert, ca.cert_pem.clone()).unwrap();
+        let identity = shoal_identity::NodeIdentity::new(key, cert, ca.cert_pem.clone()).unwrap();
         assert_eq!(identity.peer, peer);
         assert_eq!(ca.digest().len(), 64);
     }

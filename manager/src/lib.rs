@@ -2,15 +2,15 @@
 //! that act on it. Components never call each other: they read the store,
 //! watch its committed changes and write back (see ARCHITECTURE.md).
 
-pub mod ca;
-pub mod ids;
-pub mod seal;
-pub mod raft;
-pub mod store;
-pub mod orchestrator;
-pub mod scheduler;
 pub mod allocator;
-pub mod taskreaper;
+pub mod ca;
 pub mod controlapi;
 pub mod dispatcher;
+pub mod ids;
+pub mod orchestrator;
+pub mod raft;
 pub mod runtime;
+pub mod scheduler;
+pub mod seal;
+pub mod store;
+pub mod taskreaper;

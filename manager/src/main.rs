@@ -7,7 +7,10 @@ use clap::Parser;
 use shoal_manager::runtime::{Manager, ManagerConfig};
 
 #[derive(Parser)]
-#[command(version, about = "shoal manager: cluster state (Raft), control API, scheduling")]
+#[command(
+    version,
+    about = "shoal manager: cluster state (Raft), control API, scheduling"
+)]
 struct Args {
     /// Where the sealed store and its keys live.
     #[arg(long, default_value = "/var/lib/shoal/manager")]

@@ -110,7 +110,11 @@ impl Manager {
         let running = self.running.get()?;
         let metrics = running.raft.metrics().borrow().clone();
         let leader = metrics.current_leader?;
-        let node = metrics.membership_config.membership().get_node(&leader)?.clone();
+        let node = metrics
+            .membership_config
+            .membership()
+            .get_node(&leader)?
+            .clone();
         Some((leader, node))
     }
 
@@ -124,7 +128,11 @@ impl Manager {
         running.store.view(|s| {
             s.nodes
                 .values()
-                .find(|n| n.manager_status.as_ref().is_some_and(|m| m.raft_id == raft_id))
+                .find(|n| {
+                    n.manager_status
+                        .as_ref()
+                        .is_some_and(|m| m.raft_id == raft_id)
+                })
                 .and_then(|n| n.meta.as_ref().map(|m| m.id.clone()))
         })
     }
@@ -165,7 +173,10 @@ impl Manager {
     }
 
     /// `swarm init`: a new cluster with this manager as its only voter.
-    pub async fn init(self: Arc<Self>, request: InitClusterRequest) -> Result<(String, String), StoreError> {
+    pub async fn init(
+        self: Arc<Self>,
+        request: InitClusterRequest,
+    ) -> Result<(String, String), StoreError> {
         let _serial = self.init_lock.lock().await;
         if self.running.get().is_some() || KeyFiles::new(&self.config.state_dir).exist() {
             return Err(StoreError::AlreadyExists(
@@ -182,7 +193,10 @@ impl Manager {
         result
     }
 
-    async fn create_cluster(self: Arc<Self>, request: &InitClusterRequest) -> Result<(String, String), StoreError> {
+    async fn create_cluster(
+        self: Arc<Self>,
+        request: &InitClusterRequest,
+    ) -> Result<(String, String), StoreError> {
         let internal = |what: &str| {
             let what = what.to_string();
             move |e: &dyn std::fmt::Display| StoreError::Internal(format!("{what}: {e}"))
@@ -209,7 +223,12 @@ impl Manager {
             cluster_id: cluster_id.clone(),
         };
         let cert_pem = ca
-            .issue(&csr_pem, &peer, std::slice::from_ref(&advertise_ip), NODE_CERT_VALIDITY)
+            .issue(
+                &csr_pem,
+                &peer,
+                std::slice::from_ref(&advertise_ip),
+                NODE_CERT_VALIDITY,
+            )
             .map_err(|e| internal("node certificate")(&e))?;
         let identity = NodeIdentity::new(key_pem, cert_pem, ca.cert_pem.clone())
             .map_err(|e| internal("node identity")(&e))?;
@@ -226,7 +245,10 @@ impl Manager {
             advertise_addr: advertise_addr.clone(),
         };
         write_manager_identity(&self.config.state_dir, &manager_identity)?;
-        let running = self.clone().start(manager_identity, sealer, Some(advertise_addr.clone())).await?;
+        let running = self
+            .clone()
+            .start(manager_identity, sealer, Some(advertise_addr.clone()))
+            .await?;
 
         let spec = request.spec.clone().unwrap_or_default();
         let network_id = crate::ids::new_id();
@@ -240,7 +262,11 @@ impl Manager {
                         ..Default::default()
                     }),
                     spec: Some(ClusterSpec {
-                        name: if spec.name.is_empty() { "default".into() } else { spec.name.clone() },
+                        name: if spec.name.is_empty() {
+                            "default".into()
+                        } else {
+                            spec.name.clone()
+                        },
                         heartbeat_period_ms: if spec.heartbeat_period_ms == 0 {
                             DEFAULT_HEARTBEAT.as_millis() as u32
                         } else {
@@ -309,19 +335,27 @@ impl Manager {
         sealer: Sealer,
         bootstrap_addr: Option<String>,
     ) -> Result<Arc<Running>, StoreError> {
-        let internal = |what: &'static str| move |e: String| StoreError::Internal(format!("{what}: {e}"));
+        let internal =
+            |what: &'static str| move |e: String| StoreError::Internal(format!("{what}: {e}"));
         let db = sled::open(self.config.state_dir.join("store"))
             .map_err(|e| internal("open the store")(e.to_string()))?;
         let store = Arc::new(Store::new());
-        let log = LogStore::open(&db, sealer.clone()).map_err(|e| internal("open the raft log")(e.to_string()))?;
+        let log = LogStore::open(&db, sealer.clone())
+            .map_err(|e| internal("open the raft log")(e.to_string()))?;
         let sm = StateMachine::open(&db, sealer, store.clone())
             .map_err(|e| internal("open the state")(e.to_string()))?;
         let identity = NodeIdentity::load(&self.config.node_dir)
             .map_err(|e| internal("load the node identity")(e.to_string()))?;
         let config = raft::config(&me.cluster_id, self.config.snapshot_every);
-        let raft = Raft::new(me.raft_id, config, raft::Network::new(identity.clone()), log, sm)
-            .await
-            .map_err(|e| internal("start raft")(e.to_string()))?;
+        let raft = Raft::new(
+            me.raft_id,
+            config,
+            raft::Network::new(identity.clone()),
+            log,
+            sm,
+        )
+        .await
+        .map_err(|e| internal("start raft")(e.to_string()))?;
         store.set_proposer(Arc::new(RaftProposer { raft: raft.clone() }));
         if let Some(addr) = bootstrap_addr {
             let members = BTreeMap::from([(me.raft_id, BasicNode { addr })]);
@@ -358,7 +392,10 @@ impl Manager {
                 me.cluster_id.clone(),
                 heartbeats,
             )))
-            .add_service(RaftServer::new(RaftService::new(raft, me.cluster_id.clone())));
+            .add_service(RaftServer::new(RaftService::new(
+                raft,
+                me.cluster_id.clone(),
+            )));
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| StoreError::Unavailable(format!("listen on {listen}: {e}")))?;

@@ -103,7 +103,11 @@ fn schedule(state: &State, tx: &mut Tx) {
         .filter(|t| t.desired_state <= TaskState::Running as i32)
         .collect();
     pending.sort_by_key(|t| (t.service_id.clone(), t.slot));
-    let nodes: Vec<&Node> = state.nodes.values().filter(|n| node_accepts_tasks(n)).collect();
+    let nodes: Vec<&Node> = state
+        .nodes
+        .values()
+        .filter(|n| node_accepts_tasks(n))
+        .collect();
     for task in pending {
         let chosen = if !task.node_id.is_empty() {
             // Global tasks come with their node; it must still be eligible.
@@ -115,7 +119,12 @@ fn schedule(state: &State, tx: &mut Tx) {
             nodes
                 .iter()
                 .filter(|n| fits(state, task, n))
-                .min_by_key(|n| (load.key(node_id(n), &task.service_id), node_id(n).to_string()))
+                .min_by_key(|n| {
+                    (
+                        load.key(node_id(n), &task.service_id),
+                        node_id(n).to_string(),
+                    )
+                })
                 .copied()
         };
         let mut task = task.clone();
@@ -146,7 +155,11 @@ fn node_id(node: &Node) -> &str {
 }
 
 fn fits(state: &State, task: &Task, node: &Node) -> bool {
-    let constraints = task.spec.as_ref().map(|s| s.constraints.as_slice()).unwrap_or(&[]);
+    let constraints = task
+        .spec
+        .as_ref()
+        .map(|s| s.constraints.as_slice())
+        .unwrap_or(&[]);
     constraints.iter().all(|c| constraint_holds(c, node)) && host_ports_free(state, task, node)
 }
 

@@ -58,7 +58,15 @@ fn reap(state: &State, tx: &mut Tx) {
         if task.desired_state >= TaskState::Remove as i32 && down {
             tx.delete(Kind::Task, id(task));
         } else if observed.is_terminal() && task.desired_state > TaskState::Running as i32 {
-            let key = (task.service_id.clone(), task.slot, if task.slot == 0 { task.node_id.clone() } else { String::new() });
+            let key = (
+                task.service_id.clone(),
+                task.slot,
+                if task.slot == 0 {
+                    task.node_id.clone()
+                } else {
+                    String::new()
+                },
+            );
             history.entry(key).or_default().push(task);
         }
     }

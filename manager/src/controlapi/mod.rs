@@ -92,7 +92,10 @@ fn label_matches(labels: &std::collections::HashMap<String, String>, filter: &st
 }
 
 fn service_labels(s: &Service) -> std::collections::HashMap<String, String> {
-    s.spec.as_ref().map(|s| s.labels.clone()).unwrap_or_default()
+    s.spec
+        .as_ref()
+        .map(|s| s.labels.clone())
+        .unwrap_or_default()
 }
 
 #[tonic::async_trait]
@@ -123,12 +126,13 @@ impl Control for ControlApi {
         request: Request<GetClusterRequest>,
     ) -> Result<Response<GetClusterResponse>, Status> {
         self.authorize(&request)?;
-        let mut cluster = self.read(|s| {
-            s.cluster()
-                .cloned()
-                .ok_or_else(|| StoreError::NotFound("the cluster is not initialised".into()))
-        })
-        .await?;
+        let mut cluster = self
+            .read(|s| {
+                s.cluster()
+                    .cloned()
+                    .ok_or_else(|| StoreError::NotFound("the cluster is not initialised".into()))
+            })
+            .await?;
         // The CA key never leaves the managers.
         cluster.root_ca_key_pem.clear();
         let leader_addr = self.manager.leader_addr().unwrap_or_default();
@@ -143,7 +147,9 @@ impl Control for ControlApi {
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
         self.authorize(&request)?;
-        let mut nodes = self.read(|s| Ok(s.nodes.values().cloned().collect::<Vec<_>>())).await?;
+        let mut nodes = self
+            .read(|s| Ok(s.nodes.values().cloned().collect::<Vec<_>>()))
+            .await?;
         let leader = self.manager.leader_node_id();
         for node in &mut nodes {
             if let Some(ms) = node.manager_status.as_mut() {
@@ -166,7 +172,11 @@ impl Control for ControlApi {
         let id = crate::ids::new_id();
         let service = self
             .write(|state, tx| {
-                if state.services.values().any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name)) {
+                if state
+                    .services
+                    .values()
+                    .any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name))
+                {
                     return Err(StoreError::AlreadyExists(format!(
                         "service {} already exists",
                         spec.name
@@ -188,9 +198,12 @@ impl Control for ControlApi {
                 Ok(service)
             })
             .await?;
-        let service = self.manager.running().map_err(to_status)?.store.view(|s| {
-            s.services.get(&id).cloned().unwrap_or(service)
-        });
+        let service = self
+            .manager
+            .running()
+            .map_err(to_status)?
+            .store
+            .view(|s| s.services.get(&id).cloned().unwrap_or(service));
         Ok(Response::new(CreateServiceResponse {
             service: Some(service),
         }))
@@ -203,7 +216,11 @@ impl Control for ControlApi {
         self.authorize(&request)?;
         let reference = request.into_inner().id_or_name;
         let service = self
-            .read(|s| s.find_service(&reference).cloned().map_err(StoreError::NotFound))
+            .read(|s| {
+                s.find_service(&reference)
+                    .cloned()
+                    .map_err(StoreError::NotFound)
+            })
             .await?;
         Ok(Response::new(GetServiceResponse {
             service: Some(service),
@@ -307,8 +324,14 @@ impl Control for ControlApi {
         self.authorize(&request)?;
         let reference = request.into_inner().service_id;
         self.write(|state, tx| {
-            let service = state.find_service(&reference).map_err(StoreError::NotFound)?;
-            let id = service.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+            let service = state
+                .find_service(&reference)
+                .map_err(StoreError::NotFound)?;
+            let id = service
+                .meta
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default();
             tx.delete(Kind::Service, &id);
             // The agents stop and clean up; the task reaper deletes the
             // tasks once they are down.
@@ -333,10 +356,19 @@ impl Control for ControlApi {
             .read(|s| {
                 Ok(s.tasks
                     .values()
-                    .filter(|t| filter.service_ids.is_empty() || filter.service_ids.contains(&t.service_id))
+                    .filter(|t| {
+                        filter.service_ids.is_empty() || filter.service_ids.contains(&t.service_id)
+                    })
                     .filter(|t| filter.node_ids.is_empty() || filter.node_ids.contains(&t.node_id))
-                    .filter(|t| !filter.only_desired_running || t.desired_state <= TaskState::Running as i32)
-                    .filter(|t| filter.labels.iter().all(|f| label_matches(&t.service_labels, f)))
+                    .filter(|t| {
+                        !filter.only_desired_running || t.desired_state <= TaskState::Running as i32
+                    })
+                    .filter(|t| {
+                        filter
+                            .labels
+                            .iter()
+                            .all(|f| label_matches(&t.service_labels, f))
+                    })
                     .cloned()
                     .collect::<Vec<_>>())
             })
@@ -349,7 +381,9 @@ impl Control for ControlApi {
         request: Request<ListNetworksRequest>,
     ) -> Result<Response<ListNetworksResponse>, Status> {
         self.authorize(&request)?;
-        let networks = self.read(|s| Ok(s.networks.values().cloned().collect::<Vec<_>>())).await?;
+        let networks = self
+            .read(|s| Ok(s.networks.values().cloned().collect::<Vec<_>>()))
+            .await?;
         Ok(Response::new(ListNetworksResponse { networks }))
     }
 }

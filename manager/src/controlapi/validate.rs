@@ -15,7 +15,11 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
             .name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && spec.name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric());
+        && spec
+            .name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if !name_ok {
         return invalid(format!(
             "invalid service name {:?}: use up to 63 letters, digits, '-', '_' or '.', starting with a letter or digit",
@@ -30,13 +34,19 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
     if let Some(c) = container {
         for env in &c.env {
             if env.is_empty() || env.starts_with('=') {
-                return invalid(format!("service {}: invalid environment entry {env:?}", spec.name));
+                return invalid(format!(
+                    "service {}: invalid environment entry {env:?}",
+                    spec.name
+                ));
             }
         }
     }
     if let Some(Mode::Replicated(r)) = &spec.mode {
         if r.replicas > 10_000 {
-            return invalid(format!("service {}: {} replicas is more than shoal allows (10000)", spec.name, r.replicas));
+            return invalid(format!(
+                "service {}: {} replicas is more than shoal allows (10000)",
+                spec.name, r.replicas
+            ));
         }
     }
     Ok(())

@@ -6,7 +6,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_proto::dispatcher::v1::{assignments::Kind as AssignmentKind, Assignments, SessionMessage};
+use shoal_proto::dispatcher::v1::{
+    assignments::Kind as AssignmentKind, Assignments, SessionMessage,
+};
 use shoal_proto::types::v1::{Task, TaskState};
 use tokio::sync::mpsc::Sender;
 use tonic::Status;
@@ -91,4 +93,3 @@ pub async fn stream(
         }
     }
 }
-

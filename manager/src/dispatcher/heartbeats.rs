@@ -50,16 +50,20 @@ impl Heartbeats {
     /// does not know who was alive): it must open a session in time.
     pub fn expect(&self, node_id: &str) {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.entry(node_id.to_string()).or_insert_with(|| Session {
-            id: String::new(),
-            last: Instant::now(),
-            expired: false,
-        });
+        sessions
+            .entry(node_id.to_string())
+            .or_insert_with(|| Session {
+                id: String::new(),
+                last: Instant::now(),
+                expired: false,
+            });
     }
 
     pub fn valid(&self, node_id: &str, session_id: &str) -> bool {
         let sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions.get(node_id).is_some_and(|s| s.id == session_id && !s.expired)
+        sessions
+            .get(node_id)
+            .is_some_and(|s| s.id == session_id && !s.expired)
     }
 
     pub fn beat(&self, node_id: &str, session_id: &str) -> bool {

@@ -48,7 +48,9 @@ impl Dispatcher {
         let peer = shoal_identity::peer_of(request)
             .ok_or_else(|| Status::unauthenticated("a node certificate is required"))?;
         if peer.cluster_id != self.cluster_id {
-            return Err(Status::permission_denied("the certificate belongs to another cluster"));
+            return Err(Status::permission_denied(
+                "the certificate belongs to another cluster",
+            ));
         }
         if !matches!(peer.role, Role::Manager | Role::Worker) {
             return Err(Status::permission_denied("only nodes open sessions"));
@@ -121,7 +123,9 @@ impl DispatcherRpc for Dispatcher {
         let peer = self.node_of(&request)?;
         let session_id = request.into_inner().session_id;
         if !self.heartbeats.beat(&peer.node_id, &session_id) {
-            return Err(Status::not_found("session is no longer valid: open a new one"));
+            return Err(Status::not_found(
+                "session is no longer valid: open a new one",
+            ));
         }
         Ok(Response::new(HeartbeatResponse {
             period_ms: self.heartbeats.period().as_millis() as u32,
@@ -135,7 +139,9 @@ impl DispatcherRpc for Dispatcher {
         let peer = self.node_of(&request)?;
         let request = request.into_inner();
         if !self.heartbeats.valid(&peer.node_id, &request.session_id) {
-            return Err(Status::not_found("session is no longer valid: open a new one"));
+            return Err(Status::not_found(
+                "session is no longer valid: open a new one",
+            ));
         }
         self.statuses
             .submit(peer.node_id, request.updates)
@@ -167,7 +173,10 @@ pub async fn watch_node_health(store: Arc<Store>, heartbeats: Arc<Heartbeats>) {
             .update(|state, tx| {
                 for id in &expired {
                     if let Some(node) = state.nodes.get(id) {
-                        let ready = node.status.as_ref().is_some_and(|s| s.state == NodeState::Ready as i32);
+                        let ready = node
+                            .status
+                            .as_ref()
+                            .is_some_and(|s| s.state == NodeState::Ready as i32);
                         if ready {
                             let mut node = node.clone();
                             let status = node.status.get_or_insert_with(Default::default);

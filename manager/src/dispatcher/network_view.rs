@@ -17,7 +17,11 @@ pub fn view(state: &State) -> NetworkView {
         .services
         .values()
         .map(|service| {
-            let id = service.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+            let id = service
+                .meta
+                .as_ref()
+                .map(|m| m.id.clone())
+                .unwrap_or_default();
             let mut backends: Vec<Backend> = state
                 .tasks_of_service(&id)
                 .filter(|t| t.observed_state() == TaskState::Running)
@@ -34,7 +38,11 @@ pub fn view(state: &State) -> NetworkView {
             backends.sort_by(|a, b| a.address.cmp(&b.address));
             ServiceEndpoints {
                 service_id: id,
-                service_name: service.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default(),
+                service_name: service
+                    .spec
+                    .as_ref()
+                    .map(|s| s.name.clone())
+                    .unwrap_or_default(),
                 ports: service.endpoint_ports.clone(),
                 backends,
             }

@@ -24,7 +24,11 @@ pub struct Handle {
 }
 
 impl Handle {
-    pub async fn submit(&self, node_id: String, updates: Vec<TaskStatusUpdate>) -> Result<(), StoreError> {
+    pub async fn submit(
+        &self,
+        node_id: String,
+        updates: Vec<TaskStatusUpdate>,
+    ) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
         self.tx
             .send(Submission {
@@ -67,8 +71,12 @@ pub fn spawn(store: Arc<Store>) -> Handle {
 /// Observed state only moves forward, and a node reports only its tasks.
 fn apply(state: &State, tx: &mut Tx, node_id: &str, updates: &[TaskStatusUpdate]) {
     for update in updates {
-        let Some(status) = &update.status else { continue };
-        let Some(task) = state.tasks.get(&update.task_id) else { continue };
+        let Some(status) = &update.status else {
+            continue;
+        };
+        let Some(task) = state.tasks.get(&update.task_id) else {
+            continue;
+        };
         if task.node_id != node_id {
             tracing::warn!(
                 "node {node_id} reported task {} of node {}; ignored",
@@ -78,7 +86,9 @@ fn apply(state: &State, tx: &mut Tx, node_id: &str, updates: &[TaskStatusUpdate]
             continue;
         }
         let current = task.status.as_ref().map(|s| s.state).unwrap_or(0);
-        if status.state < current || (status.state == current && task.status.as_ref() == Some(status)) {
+        if status.state < current
+            || (status.state == current && task.status.as_ref() == Some(status))
+        {
             continue;
         }
         let mut task = task.clone();

@@ -94,7 +94,10 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
                 let slot = slots.iter().find(|s| s.node_id == *node);
                 reconcile_slot(state, service, slot, 0, node, tx, wake);
             }
-            for slot in slots.iter().filter(|s| !nodes.contains(&s.node_id.as_str())) {
+            for slot in slots
+                .iter()
+                .filter(|s| !nodes.contains(&s.node_id.as_str()))
+            {
                 slot.shut_down_active(tx, "node is no longer eligible");
             }
             update::advance(state, service, &slots, tx, wake);
@@ -168,7 +171,11 @@ pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) ->
             id: crate::ids::new_id(),
             ..Default::default()
         }),
-        service_id: service.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
+        service_id: service
+            .meta
+            .as_ref()
+            .map(|m| m.id.clone())
+            .unwrap_or_default(),
         service_name: spec.name.clone(),
         slot,
         node_id: node_id.to_string(),

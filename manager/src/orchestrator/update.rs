@@ -32,9 +32,8 @@ pub fn advance(_state: &State, service: &Service, slots: &[Slot], tx: &mut Tx, w
     let dirty: Vec<&Slot> = slots
         .iter()
         .filter(|slot| {
-            slot.newest_active().is_some_and(|t| {
-                t.spec_version < current && !t.observed_state().is_terminal()
-            })
+            slot.newest_active()
+                .is_some_and(|t| t.spec_version < current && !t.observed_state().is_terminal())
         })
         .collect();
     let in_flight = slots
@@ -50,15 +49,13 @@ pub fn advance(_state: &State, service: &Service, slots: &[Slot], tx: &mut Tx, w
         .count() as u64;
 
     if updating {
-        if let Some(failed) = slots
-            .iter()
-            .flat_map(|s| s.tasks.iter())
-            .find(|t| {
-                t.spec_version == current
-                    && matches!(t.observed_state(), TaskState::Failed | TaskState::Rejected)
-                    && t.meta.as_ref().is_some_and(|m| m.created_at >= status.started_at)
-            })
-        {
+        if let Some(failed) = slots.iter().flat_map(|s| s.tasks.iter()).find(|t| {
+            t.spec_version == current
+                && matches!(t.observed_state(), TaskState::Failed | TaskState::Rejected)
+                && t.meta
+                    .as_ref()
+                    .is_some_and(|m| m.created_at >= status.started_at)
+        }) {
             let id = failed.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("");
             match FailureAction::try_from(config.failure_action).unwrap_or_default() {
                 FailureAction::Continue => {}
@@ -118,7 +115,9 @@ pub fn advance(_state: &State, service: &Service, slots: &[Slot], tx: &mut Tx, w
     }
     let start_first = config.order == Order::StartFirst as i32;
     for slot in dirty.into_iter().take((parallelism - in_flight) as usize) {
-        let Some(old) = slot.newest_active() else { continue };
+        let Some(old) = slot.newest_active() else {
+            continue;
+        };
         if start_first {
             // The old task retires when the new one runs (see reconcile_slot).
             tx.put(new_task(service, slot.number, &slot.node_id, tx.now()));

@@ -68,7 +68,8 @@ impl PeerClient {
                 c
             }
         };
-        let data = serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
+        let data =
+            serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         let mut client = RaftClient::new(channel);
         let message = RaftMessage { data };
         let reply = match method {
@@ -80,9 +81,7 @@ impl PeerClient {
         .into_inner();
         let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply.data)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        result.map_err(|e| {
-            RPCError::RemoteError(openraft::error::RemoteError::new(0, e))
-        })
+        result.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))
     }
 }
 

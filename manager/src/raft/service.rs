@@ -20,7 +20,9 @@ impl RaftService {
 
     fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
         match shoal_identity::peer_of(request) {
-            Some(peer) if peer.role == Role::Manager && peer.cluster_id == self.cluster_id => Ok(()),
+            Some(peer) if peer.role == Role::Manager && peer.cluster_id == self.cluster_id => {
+                Ok(())
+            }
             Some(_) => Err(Status::permission_denied(
                 "the raft transport is for managers of this cluster only",
             )),

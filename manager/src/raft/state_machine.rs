@@ -63,7 +63,11 @@ fn sm_write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 impl StateMachine {
     /// Opens the persisted state and loads it into `store`.
-    pub fn open(db: &sled::Db, sealer: Sealer, store: Arc<Store>) -> Result<Self, StorageError<NodeId>> {
+    pub fn open(
+        db: &sled::Db,
+        sealer: Sealer,
+        store: Arc<Store>,
+    ) -> Result<Self, StorageError<NodeId>> {
         let objects = db.open_tree("state").map_err(sm_read_err)?;
         let snapshots = db.open_tree("snapshot").map_err(sm_read_err)?;
         let mut sm = StateMachine {
@@ -124,9 +128,7 @@ impl StateMachine {
         let one = WriteBatch {
             actions: vec![object.clone().into_action()],
         };
-        self.sealer
-            .seal(&one.encode_to_vec())
-            .map_err(sm_write_err)
+        self.sealer.seal(&one.encode_to_vec()).map_err(sm_write_err)
     }
 
     fn snapshot_data(&self) -> Vec<u8> {

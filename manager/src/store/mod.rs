@@ -205,10 +205,7 @@ struct DirectProposer {
 #[tonic::async_trait]
 impl Proposer for DirectProposer {
     async fn propose(&self, batch: WriteBatch) -> Result<u64, StoreError> {
-        let index = self
-            .index
-            .fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-            + 1;
+        let index = self.index.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let store = self
             .store
             .upgrade()

@@ -1,0 +1,189 @@
+//! The agent's session with the managers: open the dispatcher session,
+//! apply assignments as they stream in (one runner per task), heartbeat,
+//! and reconnect with backoff when the session breaks. Containers of tasks
+//! the managers no longer assign are removed after a complete assignment.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_identity::NodeIdentity;
+use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
+use shoal_proto::dispatcher::v1::{assignments::Kind, HeartbeatRequest, SessionRequest};
+use shoal_proto::types::v1::{NodeDescription, Task};
+use tokio::sync::watch;
+use tonic::transport::Channel;
+
+use crate::task_runner::{self, Context};
+
+pub struct AgentConfig {
+    pub node_dir: PathBuf,
+    pub manager: String,
+    pub hostname: String,
+    /// The address other nodes reach this node on; empty lets the manager
+    /// use the address the session comes from.
+    pub advertise_addr: String,
+}
+
+pub struct Agent {
+    config: AgentConfig,
+    ctx: Arc<Context>,
+    runners: HashMap<String, watch::Sender<Task>>,
+    session: watch::Sender<Option<(DispatcherClient<Channel>, String)>>,
+}
+
+impl Agent {
+    pub fn new(
+        config: AgentConfig,
+        ctx: Arc<Context>,
+        session: watch::Sender<Option<(DispatcherClient<Channel>, String)>>,
+    ) -> Self {
+        Agent {
+            config,
+            ctx,
+            runners: HashMap::new(),
+            session,
+        }
+    }
+
+    /// Runs until the process ends.
+    pub async fn run(mut self) {
+        let identity = self.wait_for_identity().await;
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            match self.session_once(&identity).await {
+                Ok(()) => backoff = Duration::from_millis(100),
+                Err(e) => tracing::warn!("session with {}: {e}", self.config.manager),
+            }
+            self.session.send_replace(None);
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    async fn wait_for_identity(&self) -> NodeIdentity {
+        let mut said = false;
+        loop {
+            if NodeIdentity::exists(&self.config.node_dir) {
+                match NodeIdentity::load(&self.config.node_dir) {
+                    Ok(identity) => return identity,
+                    Err(e) => tracing::warn!("node identity: {e}"),
+                }
+            } else if !said {
+                tracing::info!(
+                    "no node identity in {} yet: waiting for swarm init or join",
+                    self.config.node_dir.display()
+                );
+                said = true;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+    }
+
+    async fn session_once(&mut self, identity: &NodeIdentity) -> anyhow::Result<()> {
+        let channel = shoal_identity::connect(&self.config.manager, identity).await?;
+        let mut client = DispatcherClient::new(channel);
+        let description = NodeDescription {
+            hostname: self.config.hostname.clone(),
+            os: std::env::consts::OS.to_string(),
+            architecture: std::env::consts::ARCH.to_string(),
+            addr: self.config.advertise_addr.clone(),
+            ..Default::default()
+        };
+        let mut stream = client
+            .session(SessionRequest {
+                description: Some(description),
+            })
+            .await?
+            .into_inner();
+        let first = stream
+            .message()
+            .await?
+            .ok_or_else(|| anyhow::anyhow!("the session closed at once"))?;
+        let session_id = first.session_id.clone();
+        let period = Duration::from_millis(first.heartbeat_period_ms.max(100) as u64);
+        tracing::info!("session {session_id} open with {}", self.config.manager);
+        self.session
+            .send_replace(Some((client.clone(), session_id.clone())));
+        self.apply(first.assignments).await;
+        let mut heartbeat = tokio::time::interval(period);
+        heartbeat.tick().await;
+        loop {
+            tokio::select! {
+                message = stream.message() => {
+                    match message? {
+                        Some(m) => self.apply(m.assignments).await,
+                        None => anyhow::bail!("the manager closed the session"),
+                    }
+                }
+                _ = heartbeat.tick() => {
+                    let request = HeartbeatRequest { session_id: session_id.clone() };
+                    tokio::time::timeout(period, client.heartbeat(request))
+                        .await
+                        .map_err(|_| anyhow::anyhow!("heartbeat timed out"))??;
+                }
+            }
+        }
+    }
+
+    async fn apply(&mut self, assignments: Option<shoal_proto::dispatcher::v1::Assignments>) {
+        let Some(assignments) = assignments else {
+            return;
+        };
+        let complete = assignments.kind == Kind::Complete as i32;
+        let mut assigned = std::collections::HashSet::new();
+        for task in assignments.updated {
+            let id = task.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+            assigned.insert(id.clone());
+            match self.runners.get(&id) {
+                Some(runner) if !runner.is_closed() => {
+                    runner.send_replace(task);
+                }
+                _ => {
+                    let runner = task_runner::spawn(self.ctx.clone(), task);
+                    self.runners.insert(id, runner);
+                }
+            }
+        }
+        for id in assignments.removed {
+            // Dropping the sender retires the runner, which cleans up.
+            self.runners.remove(&id);
+        }
+        if complete {
+            self.runners.retain(|id, _| assigned.contains(id));
+            self.remove_strays(&assigned).await;
+        }
+    }
+
+    /// Containers of tasks not assigned here any more (left from before a
+    /// restart, or removed while the agent was away) are stopped and removed.
+    async fn remove_strays(&self, assigned: &std::collections::HashSet<String>) {
+        let executor = &self.ctx.executor;
+        let containers = match executor.list().await {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::warn!("list containers: {e}");
+                return;
+            }
+        };
+        let mut netd = crate::netd_client::connect(&self.ctx.netd_socket).ok();
+        for container in containers {
+            let Some(task_id) = container.task_id().map(str::to_string) else {
+                continue;
+            };
+            if assigned.contains(&task_id) {
+                continue;
+            }
+            tracing::info!("removing container of unassigned task {task_id}");
+            let _ = executor.stop(&container.id).await;
+            if let Err(e) = executor.remove(&container.id).await {
+                tracing::warn!("remove {}: {e}", container.id);
+            }
+            if let Some(netd) = netd.as_mut() {
+                let request = shoal_proto::netd::v1::DetachTaskRequest { task_id };
+                let _ = netd.detach_task(request).await;
+            }
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! One task's life on this node: prepare (pull, network namespace, create),
+//! start, watch until it exits or is told to stop, then clean up (container
+//! and namespace go; the task's logs stay). Every state reached is
+//! reported. A runner that finds its container already running (the agent
+//! restarted) adopts it instead of starting another.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_proto::netd::v1::{AttachTaskRequest, DetachTaskRequest};
+use shoal_proto::types::v1::{ContainerStatus, Task, TaskState, TaskStatus};
+use tokio::sync::watch;
+
+use crate::executor::{self, ContainerRun, Executor};
+use crate::reporter::Reporter;
+
+/// What every runner shares.
+pub struct Context {
+    pub executor: Executor,
+    pub netd_socket: PathBuf,
+    pub reporter: Reporter,
+    /// One pull per image at a time: fifty tasks of one image pull it once.
+    pulls: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Context {
+    pub fn new(executor: Executor, netd_socket: PathBuf, reporter: Reporter) -> Self {
+        Context {
+            executor,
+            netd_socket,
+            reporter,
+            pulls: tokio::sync::Mutex::new(HashMap::new()),
+        }
+    }
+
+    async fn pull(&self, image: &str) -> Result<(), String> {
+        let lock = self
+            .pulls
+            .lock()
+            .await
+            .entry(image.to_string())
+            .or_default()
+            .clone();
+        let _one_at_a_time = lock.lock().await;
+        self.executor
+            .pull(image, None)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+struct Runner {
+    ctx: Arc<Context>,
+    id: String,
+    /// The latest assignment; closed when the task is no longer assigned.
+    task: watch::Receiver<Task>,
+    observed: TaskState,
+}
+
+impl Runner {
+    fn report(
+        &mut self,
+        state: TaskState,
+        message: &str,
+        err: &str,
+        container: Option<ContainerStatus>,
+    ) {
+        self.observed = state;
+        self.ctx.reporter.report(
+            &self.id,
+            TaskStatus {
+                state: state as i32,
+                timestamp: now_millis(),
+                message: message.to_string(),
+                err: err.to_string(),
+                container,
+            },
+        );
+    }
+
+    fn desired(&self) -> TaskState {
+        self.task.borrow().desired()
+    }
+
+    fn container_status(&self, pid: u32, exit_code: i32) -> Option<ContainerStatus> {
+        Some(ContainerStatus {
+            container_id: self.id.clone(),
+            pid,
+            exit_code,
+        })
+    }
+
+    /// Prepares and starts the container; `Err` carries the user-facing error.
+    async fn start(&mut self) -> Result<u32, (TaskState, String)> {
+        let task = self.task.borrow().clone();
+        let container = task
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.clone())
+            .unwrap_or_default();
+        self.report(TaskState::Preparing, "preparing", "", None);
+        self.ctx
+            .pull(&container.image)
+            .await
+            .map_err(|e| (TaskState::Rejected, e))?;
+        let mut netd = crate::netd_client::connect(&self.ctx.netd_socket)
+            .map_err(|e| (TaskState::Rejected, format!("netd: {e}")))?;
+        let hostname = if container.hostname.is_empty() {
+            self.id.chars().take(12).collect()
+        } else {
+            container.hostname.clone()
+        };
+        let attached = netd
+            .attach_task(AttachTaskRequest {
+                task_id: self.id.clone(),
+                networks: task.networks.clone(),
+                hostname: hostname.clone(),
+            })
+            .await
+            .map_err(|e| {
+                (
+                    TaskState::Rejected,
+                    format!("network attachment: {}", e.message()),
+                )
+            })?
+            .into_inner();
+        let address = task
+            .networks
+            .first()
+            .and_then(|a| a.address.split('/').next())
+            .and_then(|ip| ip.parse().ok());
+        let run = ContainerRun {
+            id: self.id.clone(),
+            image: container.image.clone(),
+            command: container.command.clone(),
+            args: container.args.clone(),
+            env: container.env.clone(),
+            user: container.user.clone(),
+            workdir: container.workdir.clone(),
+            labels: container.labels.clone(),
+            service_id: task.service_id.clone(),
+            service_name: task.service_name.clone(),
+            hostname,
+            netns: Some(PathBuf::from(attached.netns_path)),
+            address,
+            stop_signal: container.stop_signal.clone(),
+            stop_grace: Duration::from_millis(if container.stop_grace_period_ms == 0 {
+                10_000
+            } else {
+                container.stop_grace_period_ms
+            }),
+            ..Default::default()
+        };
+        self.ctx
+            .executor
+            .create(&run)
+            .await
+            .map_err(|e| (TaskState::Rejected, e.to_string()))?;
+        self.report(TaskState::Starting, "starting", "", None);
+        self.ctx
+            .executor
+            .start(&self.id)
+            .await
+            .map_err(|e| (TaskState::Failed, e.to_string()))
+    }
+
+    /// Removes what the task left on this node; best effort, errors logged.
+    async fn clean_up(&self) {
+        if let Err(e) = self.ctx.executor.remove(&self.id).await {
+            tracing::warn!("remove container {}: {e}", self.id);
+        }
+        match crate::netd_client::connect(&self.ctx.netd_socket) {
+            Ok(mut netd) => {
+                let request = DetachTaskRequest {
+                    task_id: self.id.clone(),
+                };
+                if let Err(e) = netd.detach_task(request).await {
+                    tracing::warn!("detach network of {}: {}", self.id, e.message());
+                }
+            }
+            Err(e) => tracing::warn!("netd: {e}"),
+        }
+    }
+
+    /// Waits for the running container to exit, or stops it when told to.
+    async fn supervise(&mut self, pid: u32) {
+        let executor = self.ctx.executor.clone();
+        let id = self.id.clone();
+        let exited = executor.wait(&id);
+        tokio::pin!(exited);
+        loop {
+            if self.desired() > TaskState::Running {
+                if let Err(e) = self.ctx.executor.stop(&self.id).await {
+                    tracing::warn!("stop {}: {e}", self.id);
+                }
+                let code = exited.await.unwrap_or(-1);
+                self.clean_up().await;
+                let status = self.container_status(pid, code);
+                self.report(TaskState::Shutdown, "shutdown", "", status);
+                return;
+            }
+            tokio::select! {
+                code = &mut exited => {
+                    self.clean_up().await;
+                    match code {
+                        Ok(0) => {
+                            let status = self.container_status(pid, 0);
+                            self.report(TaskState::Complete, "finished", "", status);
+                        }
+                        Ok(code) => {
+                            let status = self.container_status(pid, code);
+                            let err = format!("task: non-zero exit ({code})");
+                            self.report(TaskState::Failed, "failed", &err, status);
+                        }
+                        Err(e) => {
+                            let err = e.to_string();
+                            self.report(TaskState::Failed, "failed", &err, None);
+                        }
+                    }
+                    return;
+                }
+                changed = self.task.changed() => {
+                    if changed.is_err() {
+                        // No longer assigned at all: stop it.
+                        let _ = self.ctx.executor.stop(&self.id).await;
+                        let _ = (&mut exited).await;
+                        self.clean_up().await;
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    async fn run(mut self) {
+        // Adopt a container left by an earlier agent.
+        let existing = self.ctx.executor.inspect(&self.id).await.ok().flatten();
+        if let Some(info) = existing {
+            match (info.status, info.pid) {
+                (executor::TaskStatus::Running, Some(pid)) => {
+                    if self.observed < TaskState::Running {
+                        let status = self.container_status(pid, 0);
+                        self.report(TaskState::Running, "running", "", status);
+                    }
+                    self.supervise(pid).await;
+                }
+                _ => {
+                    // It ended while nobody watched.
+                    let code = info.exit_code.unwrap_or(-1);
+                    self.clean_up().await;
+                    let status = self.container_status(info.pid.unwrap_or(0), code);
+                    if !self.observed.is_terminal() {
+                        if code == 0 {
+                            self.report(TaskState::Complete, "finished", "", status);
+                        } else {
+                            let err = format!("task: non-zero exit ({code})");
+                            self.report(TaskState::Failed, "failed", &err, status);
+                        }
+                    }
+                }
+            }
+            return self.linger().await;
+        }
+        if self.observed.is_terminal() || self.desired() > TaskState::Running {
+            if !self.observed.is_terminal() {
+                self.report(TaskState::Shutdown, "shutdown", "", None);
+            }
+            self.clean_up().await;
+            return self.linger().await;
+        }
+        if self.observed < TaskState::Accepted {
+            self.report(TaskState::Accepted, "accepted", "", None);
+        }
+        match self.start().await {
+            Ok(pid) => {
+                let status = self.container_status(pid, 0);
+                self.report(TaskState::Running, "started", "", status);
+                self.supervise(pid).await;
+            }
+            Err((state, err)) => {
+                self.clean_up().await;
+                self.report(state, "could not start", &err, None);
+            }
+        }
+        self.linger().await
+    }
+
+    /// A finished task stays until the dispatcher stops assigning it.
+    async fn linger(mut self) {
+        while self.task.changed().await.is_ok() {}
+    }
+}
+
+/// Starts the runner of a newly assigned task; the sender updates it, and
+/// dropping the sender retires it.
+pub fn spawn(ctx: Arc<Context>, task: Task) -> watch::Sender<Task> {
+    let id = task.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let observed = task.observed_state();
+    let (tx, rx) = watch::channel(task);
+    let runner = Runner {
+        ctx,
+        id,
+        task: rx,
+        observed,
+    };
+    tokio::spawn(runner.run());
+    tx
+}

@@ -1,0 +1,406 @@
+//! The manager as a process: `swarm init` through the local socket, a node
+//! session over mTLS, scheduling and status reports, persistence across a
+//! `kill -9`, and the store's encryption at rest. No containers: the test
+//! plays the agent itself through the dispatcher protocol.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use shoal_proto::control::v1::control_client::ControlClient;
+use shoal_proto::control::v1::*;
+use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
+use shoal_proto::dispatcher::v1::*;
+use shoal_proto::types::v1::*;
+use tonic::transport::{Channel, Endpoint};
+
+struct ManagerProcess {
+    child: Child,
+    dir: PathBuf,
+}
+
+impl ManagerProcess {
+    fn start(dir: &Path, port: u16) -> ManagerProcess {
+        let log = std::fs::File::create(dir.join("manager.log")).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_shoal-manager"))
+            .args(["--state-dir", &dir.join("state").to_string_lossy()])
+            .args(["--node-dir", &dir.join("node").to_string_lossy()])
+            .args([
+                "--control-socket",
+                &dir.join("control.sock").to_string_lossy(),
+            ])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        ManagerProcess {
+            child,
+            dir: dir.to_path_buf(),
+        }
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    async fn control(&self) -> ControlClient<Channel> {
+        let socket = self.dir.join("control.sock");
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let path = socket.clone();
+            let channel = Endpoint::try_from("http://[::]:50051")
+                .unwrap()
+                .connect_with_connector(tower::service_fn(move |_| {
+                    let path = path.clone();
+                    async move {
+                        let s = tokio::net::UnixStream::connect(path).await?;
+                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                    }
+                }))
+                .await;
+            if let Ok(channel) = channel {
+                return ControlClient::new(channel);
+            }
+            assert!(
+                Instant::now() < deadline,
+                "manager socket never came up: {}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("manager.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for ManagerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn web_spec(name: &str, replicas: u64, published: u32, marker: &str) -> ServiceSpec {
+    ServiceSpec {
+        name: name.into(),
+        task: Some(TaskSpec {
+            container: Some(ContainerSpec {
+                image: "registry.invalid/web:v1".into(),
+                env: vec![format!("SECRET_MARKER={marker}")],
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: Some(service_spec::Mode::Replicated(ReplicatedMode { replicas })),
+        endpoint: Some(EndpointSpec {
+            ports: vec![PortConfig {
+                target_port: 80,
+                published_port: published,
+                ..Default::default()
+            }],
+        }),
+        ..Default::default()
+    }
+}
+
+async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn tasks(control: &mut ControlClient<Channel>) -> Vec<Task> {
+    control
+        .list_tasks(ListTasksRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .tasks
+}
+
+fn files_containing(dir: &Path, needle: &[u8]) -> Vec<PathBuf> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            hits.extend(files_containing(&path, needle));
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            if bytes.windows(needle.len()).any(|w| w == needle) {
+                hits.push(path);
+            }
+        }
+    }
+    hits
+}
+
+#[tokio::test]
+async fn a_node_session_gets_tasks_scheduled_and_state_survives_kill_9() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+
+    let init = control
+        .init_cluster(InitClusterRequest {
+            advertise_addr: "127.0.0.1".into(),
+            hostname: "node-a".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = control.init_cluster(InitClusterRequest::default()).await;
+    assert_eq!(again.unwrap_err().code(), tonic::Code::AlreadyExists);
+
+    let marker = "marker-7f3a9c1e-plaintext";
+    let service = control
+        .create_service(CreateServiceRequest {
+            spec: Some(web_spec("web", 3, 8080, marker)),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    let clash = control
+        .create_service(CreateServiceRequest {
+            spec: Some(web_spec("other", 1, 8080, marker)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(clash.code(), tonic::Code::InvalidArgument);
+    assert!(
+        clash
+            .message()
+            .contains("8080/tcp is already published by service web"),
+        "{}",
+        clash.message()
+    );
+
+    // No node is ready yet: the tasks wait, saying why.
+    let pending = wait_for("3 pending tasks", async || {
+        let t = tasks(&mut control).await;
+        (t.len() == 3 && t.iter().all(|t| t.observed_state() == TaskState::Pending)).then_some(t)
+    })
+    .await;
+    assert!(pending
+        .iter()
+        .all(|t| t.status.as_ref().unwrap().err == "no suitable node"));
+
+    // Play the node's agent: its certificate is in the node dir.
+    let identity = shoal_identity::NodeIdentity::load(&dir.path().join("node")).unwrap();
+    assert_eq!(identity.peer.node_id, init.node_id);
+    let channel = shoal_identity::connect(&format!("127.0.0.1:{port}"), &identity)
+        .await
+        .unwrap();
+    let mut dispatcher = DispatcherClient::new(channel);
+    let mut session = dispatcher
+        .session(SessionRequest {
+            description: Some(NodeDescription {
+                hostname: "node-a".into(),
+                ..Default::default()
+            }),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let first = session.message().await.unwrap().unwrap();
+    let session_id = first.session_id.clone();
+    let mut assigned: Vec<Task> = first.assignments.unwrap().updated;
+    while assigned.len() < 3 {
+        let next = tokio::time::timeout(Duration::from_secs(10), session.message())
+            .await
+            .expect("assignments within 10 s")
+            .unwrap()
+            .unwrap();
+        for t in next.assignments.unwrap().updated {
+            assigned.retain(|a| a.meta != t.meta);
+            assigned.push(t);
+        }
+    }
+    assert!(assigned.iter().all(|t| t.node_id == init.node_id));
+    let mut addresses: Vec<String> = assigned
+        .iter()
+        .map(|t| t.networks[0].address.clone())
+        .collect();
+    addresses.sort();
+    addresses.dedup();
+    assert_eq!(
+        addresses.len(),
+        3,
+        "every task has its own address: {addresses:?}"
+    );
+
+    let updates = assigned
+        .iter()
+        .map(|t| TaskStatusUpdate {
+            task_id: t.meta.as_ref().unwrap().id.clone(),
+            status: Some(TaskStatus {
+                state: TaskState::Running as i32,
+                timestamp: 1,
+                message: "started".into(),
+                ..Default::default()
+            }),
+        })
+        .collect();
+    dispatcher
+        .update_task_status(UpdateTaskStatusRequest {
+            session_id: session_id.clone(),
+            updates,
+        })
+        .await
+        .unwrap();
+    let running = tasks(&mut control).await;
+    assert!(running
+        .iter()
+        .all(|t| t.observed_state() == TaskState::Running));
+    let nodes = control
+        .list_nodes(ListNodesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes;
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(
+        nodes[0].status.as_ref().unwrap().state,
+        NodeState::Ready as i32
+    );
+
+    // A stale report (backwards in the state machine) changes nothing.
+    let first_task = running[0].meta.as_ref().unwrap().id.clone();
+    dispatcher
+        .update_task_status(UpdateTaskStatusRequest {
+            session_id,
+            updates: vec![TaskStatusUpdate {
+                task_id: first_task.clone(),
+                status: Some(TaskStatus {
+                    state: TaskState::Preparing as i32,
+                    ..Default::default()
+                }),
+            }],
+        })
+        .await
+        .unwrap();
+
+    // kill -9 and restart: same objects, same versions, no new tasks.
+    let before: Vec<(String, u64, i32)> = tasks(&mut control)
+        .await
+        .iter()
+        .map(|t| {
+            (
+                t.meta.as_ref().unwrap().id.clone(),
+                t.meta.as_ref().unwrap().version,
+                t.status.as_ref().unwrap().state,
+            )
+        })
+        .collect();
+    drop(session);
+    manager.kill();
+    let manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+    let service_after = wait_for("the service after restart", async || {
+        control
+            .get_service(GetServiceRequest {
+                id_or_name: "web".into(),
+            })
+            .await
+            .ok()
+            .and_then(|r| r.into_inner().service)
+    })
+    .await;
+    assert_eq!(service_after.meta, service.meta);
+    let mut after: Vec<(String, u64, i32)> = tasks(&mut control)
+        .await
+        .iter()
+        .map(|t| {
+            (
+                t.meta.as_ref().unwrap().id.clone(),
+                t.meta.as_ref().unwrap().version,
+                t.status.as_ref().unwrap().state,
+            )
+        })
+        .collect();
+    let mut before = before;
+    before.sort();
+    after.sort();
+    assert_eq!(after, before);
+    assert!(after
+        .iter()
+        .all(|(_, _, s)| *s == TaskState::Running as i32));
+
+    // Nothing of the spec is readable on disk.
+    let leaks = files_containing(&dir.path().join("state"), marker.as_bytes());
+    assert!(leaks.is_empty(), "plaintext marker found in {leaks:?}");
+}
+
+#[tokio::test]
+async fn the_control_api_over_tcp_refuses_callers_without_a_manager_certificate() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+    control
+        .init_cluster(InitClusterRequest {
+            advertise_addr: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // A certificate from another cluster's CA does not even get through TLS.
+    let other = tempfile::tempdir().unwrap();
+    let other_port = free_port();
+    let other_manager = ManagerProcess::start(other.path(), other_port);
+    let mut other_control = other_manager.control().await;
+    other_control
+        .init_cluster(InitClusterRequest::default())
+        .await
+        .unwrap();
+    let foreign = shoal_identity::NodeIdentity::load(&other.path().join("node")).unwrap();
+    let mixed = shoal_identity::NodeIdentity::new(
+        foreign.key_pem.clone(),
+        foreign.cert_pem.clone(),
+        std::fs::read_to_string(dir.path().join("node/ca.crt")).unwrap(),
+    )
+    .unwrap();
+    let refused = match shoal_identity::connect(&format!("127.0.0.1:{port}"), &mixed).await {
+        Err(_) => true,
+        Ok(channel) => ControlClient::new(channel)
+            .list_nodes(ListNodesRequest {})
+            .await
+            .is_err(),
+    };
+    assert!(refused, "a foreign cluster's certificate was accepted");
+    // The manager's own certificate works over TCP.
+    let own = shoal_identity::NodeIdentity::load(&dir.path().join("node")).unwrap();
+    let channel = shoal_identity::connect(&format!("127.0.0.1:{port}"), &own)
+        .await
+        .unwrap();
+    let nodes = ControlClient::new(channel)
+        .list_nodes(ListNodesRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .nodes;
+    assert_eq!(nodes.len(), 1);
+}
