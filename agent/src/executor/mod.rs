@@ -1,0 +1,250 @@
+//! Runs task containers through containerd (1.6 and later) and pulls their images.
+//!
+//! containerd 1.6 has no transfer service, so pulls are done here: `oci-client` talks to the
+//! registry, blobs go into containerd's content store, layers are unpacked with the diff and
+//! snapshot services, and the image is registered with GC labels like containerd's own client
+//! sets. Containers carry everything a restarted agent needs (task id, service, stop signal and
+//! grace period) as labels, so [`Executor::list`] is enough to adopt them.
+
+mod container;
+mod content;
+mod error;
+mod lease;
+mod pull;
+mod spec;
+mod user;
+
+#[cfg(test)]
+mod tests;
+
+pub use error::{ExecutorError, Result};
+pub use pull::PulledImage;
+
+use containerd_client::services::v1::containers_client::ContainersClient;
+use containerd_client::services::v1::content_client::ContentClient;
+use containerd_client::services::v1::diff_client::DiffClient;
+use containerd_client::services::v1::images_client::ImagesClient;
+use containerd_client::services::v1::leases_client::LeasesClient;
+use containerd_client::services::v1::snapshots::snapshots_client::SnapshotsClient;
+use containerd_client::services::v1::tasks_client::TasksClient;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+use tonic::metadata::MetadataValue;
+use tonic::transport::Channel;
+
+/// Label: the task id a container runs.
+pub const LABEL_TASK_ID: &str = "shoal.task.id";
+/// Label: the id of the service the task belongs to.
+pub const LABEL_SERVICE_ID: &str = "shoal.service.id";
+/// Label: the name of the service the task belongs to.
+pub const LABEL_SERVICE_NAME: &str = "shoal.service.name";
+/// Label: the signal [`Executor::stop`] sends first.
+pub const LABEL_STOP_SIGNAL: &str = "shoal.stop.signal";
+/// Label: milliseconds [`Executor::stop`] waits before SIGKILL.
+pub const LABEL_STOP_GRACE_MS: &str = "shoal.stop.grace-ms";
+
+/// How to reach containerd and where to keep per-container files.
+#[derive(Clone, Debug)]
+pub struct ExecutorConfig {
+    /// containerd's gRPC socket.
+    pub socket: PathBuf,
+    /// The containerd namespace holding shoal's images and containers.
+    pub namespace: String,
+    /// The snapshotter to unpack into and run from.
+    pub snapshotter: String,
+    /// The containerd runtime (shim) name.
+    pub runtime: String,
+    /// Logs (`logs/<id>.log`) and generated `/etc` files (`containers/<id>/`).
+    pub state_dir: PathBuf,
+    /// Registries (`host:port`) reached over plain HTTP; all others use HTTPS.
+    pub insecure_registries: Vec<String>,
+}
+
+impl ExecutorConfig {
+    /// Defaults for everything but the socket and state directory.
+    pub fn new(socket: impl Into<PathBuf>, state_dir: impl Into<PathBuf>) -> ExecutorConfig {
+        ExecutorConfig {
+            socket: socket.into(),
+            namespace: "shoal".to_string(),
+            snapshotter: "overlayfs".to_string(),
+            runtime: "io.containerd.runc.v2".to_string(),
+            state_dir: state_dir.into(),
+            insecure_registries: Vec::new(),
+        }
+    }
+}
+
+/// What to run: one container for one task.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ContainerRun {
+    /// Container id; shoal uses the task id.
+    pub id: String,
+    /// Image reference, as given to [`Executor::pull`].
+    pub image: String,
+    /// Replaces the image's entrypoint (and drops its cmd) when non-empty.
+    pub command: Vec<String>,
+    /// Replaces the image's cmd when non-empty.
+    pub args: Vec<String>,
+    /// `KEY=value`, merged over the image's environment.
+    pub env: Vec<String>,
+    /// `name`, `uid`, `name:group` or `uid:gid`; empty means the image's user.
+    pub user: String,
+    /// Empty means the image's working directory, else `/`.
+    pub workdir: String,
+    /// Extra container labels (the executor adds its own `shoal.*` labels).
+    pub labels: HashMap<String, String>,
+    pub service_id: String,
+    pub service_name: String,
+    /// Empty means the container id.
+    pub hostname: String,
+    /// The task's network namespace (made by netd); `None` shares the host's network.
+    pub netns: Option<PathBuf>,
+    /// Entries for `/etc/hosts` beyond localhost and the container's own name.
+    pub extra_hosts: Vec<(String, IpAddr)>,
+    /// Address to map the hostname to in `/etc/hosts`.
+    pub address: Option<IpAddr>,
+    /// Nameservers for `/etc/resolv.conf`; empty keeps the image's file (or the host's when
+    /// sharing the host network).
+    pub dns_servers: Vec<IpAddr>,
+    pub dns_search: Vec<String>,
+    /// Signal name (`SIGTERM`, `TERM`) or number; empty means SIGTERM.
+    pub stop_signal: String,
+    /// Time between the stop signal and SIGKILL.
+    pub stop_grace: Duration,
+}
+
+/// The state of a container's task as containerd reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskStatus {
+    /// No task: created but never started, or its task was deleted.
+    None,
+    Created,
+    Running,
+    Paused,
+    Stopped,
+    Unknown,
+}
+
+/// A container found in containerd.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerInfo {
+    pub id: String,
+    pub image: String,
+    pub labels: HashMap<String, String>,
+    pub status: TaskStatus,
+    /// The task's init pid, when a task exists.
+    pub pid: Option<u32>,
+    /// Set once the task has stopped.
+    pub exit_code: Option<i32>,
+}
+
+impl ContainerInfo {
+    /// The task id label, if the container was created by shoal.
+    pub fn task_id(&self) -> Option<&str> {
+        self.labels.get(LABEL_TASK_ID).map(String::as_str)
+    }
+}
+
+/// Drives containerd for one agent. Cheap to clone; clones share one connection.
+#[derive(Clone)]
+pub struct Executor {
+    channel: Channel,
+    namespace: MetadataValue<tonic::metadata::Ascii>,
+    config: Arc<ExecutorConfig>,
+    registry: Arc<oci_client::Client>,
+}
+
+impl Executor {
+    /// Dial containerd. The connection is lazy about failures after this point: calls fail
+    /// with [`ExecutorError::Containerd`] (code `Unavailable`) while containerd is down.
+    pub async fn connect(config: ExecutorConfig) -> Result<Executor> {
+        install_crypto_provider();
+        let namespace = MetadataValue::try_from(config.namespace.as_str())
+            .map_err(|_| ExecutorError::Namespace(config.namespace.clone()))?;
+        if config.namespace.is_empty() {
+            return Err(ExecutorError::Namespace(config.namespace.clone()));
+        }
+        let channel = containerd_client::connect(&config.socket)
+            .await
+            .map_err(|source| ExecutorError::Connect {
+                socket: config.socket.clone(),
+                source,
+            })?;
+        let registry = oci_client::Client::new(oci_client::client::ClientConfig {
+            protocol: oci_client::client::ClientProtocol::HttpsExcept(
+                config.insecure_registries.clone(),
+            ),
+            platform_resolver: Some(Box::new(oci_client::client::linux_amd64_resolver)),
+            ..oci_client::client::ClientConfig::default()
+        });
+        Ok(Executor {
+            channel,
+            namespace,
+            config: Arc::new(config),
+            registry: Arc::new(registry),
+        })
+    }
+
+    pub fn config(&self) -> &ExecutorConfig {
+        &self.config
+    }
+
+    /// Where a container's stdout and stderr go.
+    pub fn log_path(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join("logs").join(format!("{id}.log"))
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join("containers").join(id)
+    }
+
+    fn state_dir(&self) -> &Path {
+        &self.config.state_dir
+    }
+
+    /// Wrap a message with the namespace header (and a lease, so GC keeps what a multi-step
+    /// operation creates before anything references it).
+    fn request<T>(&self, message: T, lease: Option<&lease::Lease>) -> tonic::Request<T> {
+        let mut request = tonic::Request::new(message);
+        let metadata = request.metadata_mut();
+        metadata.insert("containerd-namespace", self.namespace.clone());
+        if let Some(lease) = lease {
+            metadata.insert("containerd-lease", lease.header());
+        }
+        request
+    }
+
+    fn containers(&self) -> ContainersClient<Channel> {
+        ContainersClient::new(self.channel.clone())
+    }
+    fn content(&self) -> ContentClient<Channel> {
+        ContentClient::new(self.channel.clone())
+    }
+    fn diff(&self) -> DiffClient<Channel> {
+        DiffClient::new(self.channel.clone())
+    }
+    fn images(&self) -> ImagesClient<Channel> {
+        ImagesClient::new(self.channel.clone())
+    }
+    fn leases(&self) -> LeasesClient<Channel> {
+        LeasesClient::new(self.channel.clone())
+    }
+    fn snapshots(&self) -> SnapshotsClient<Channel> {
+        SnapshotsClient::new(self.channel.clone())
+    }
+    fn tasks(&self) -> TasksClient<Channel> {
+        TasksClient::new(self.channel.clone())
+    }
+}
+
+/// rustls needs a process-wide provider before reqwest builds a client; installing twice is
+/// harmless (the second attempt just reports the first).
+fn install_crypto_provider() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    });
+}

@@ -1,0 +1,616 @@
+//! Against a real containerd and registry (needs root): every test starts its own pair under
+//! its own directory, pushes the images it needs, and cleans up through the fixtures' Drop.
+
+use super::*;
+use containerd_client::services::v1::snapshots::StatSnapshotRequest;
+use containerd_client::services::v1::{
+    GetContainerRequest, GetImageRequest, GetRequest, InfoRequest,
+};
+use shoal_e2e::fixtures::images::{self, ImageSpec};
+use shoal_e2e::fixtures::{free_local_addr, http_get, Containerd, Registry};
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+const TEST_TIMEOUT: Duration = Duration::from_secs(90);
+
+/// One containerd, one registry, one executor, all private to a test.
+struct Bench {
+    executor: Executor,
+    registry: Registry,
+    _containerd: Containerd,
+    _dir: tempfile::TempDir,
+}
+
+impl Bench {
+    async fn new(images: &[(&str, ImageSpec)]) -> Bench {
+        // Under /tmp to keep socket paths short (unix sockets allow ~108 bytes).
+        let dir = tempfile::Builder::new()
+            .prefix("shoal-exec-")
+            .tempdir_in("/tmp")
+            .unwrap_or_else(|e| panic!("temp dir: {e}"));
+        let containerd = Containerd::start(&dir.path().join("containerd"), None)
+            .unwrap_or_else(|e| panic!("start containerd: {e}"));
+        let addr = free_local_addr().unwrap_or_else(|e| panic!("free port: {e}"));
+        let registry = Registry::start(addr, &dir.path().join("registry"), None)
+            .unwrap_or_else(|e| panic!("start registry: {e}"));
+        for (name, spec) in images {
+            images::build_and_push_image(&registry.host(), name, spec)
+                .await
+                .unwrap_or_else(|e| panic!("push {name}: {e}"));
+        }
+        let executor = Executor::connect(ExecutorConfig {
+            insecure_registries: vec![registry.host()],
+            ..ExecutorConfig::new(containerd.socket(), dir.path().join("state"))
+        })
+        .await
+        .unwrap_or_else(|e| panic!("connect: {e}"));
+        Bench {
+            executor,
+            registry,
+            _containerd: containerd,
+            _dir: dir,
+        }
+    }
+
+    fn image(&self, name: &str) -> String {
+        format!("{}/{name}", self.registry.host())
+    }
+
+    async fn pull(&self, name: &str) -> PulledImage {
+        self.executor
+            .pull(&self.image(name), None)
+            .await
+            .unwrap_or_else(|e| panic!("pull {name}: {e}"))
+    }
+
+    fn run(&self, id: &str, name: &str) -> ContainerRun {
+        ContainerRun {
+            id: id.to_string(),
+            image: self.image(name),
+            service_id: "svc1".to_string(),
+            service_name: "web".to_string(),
+            stop_grace: Duration::from_secs(30),
+            ..ContainerRun::default()
+        }
+    }
+}
+
+fn unique(prefix: &str) -> String {
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    format!(
+        "{prefix}{:x}{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+fn ip(args: &[&str]) {
+    let output = Command::new("ip")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("ip {args:?}: {e}"));
+    assert!(
+        output.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// A network namespace joined to the host by a veth pair with a link-local /30, like the one
+/// netd makes for a task. Deleted (with its links) on drop.
+struct TestNetns {
+    name: String,
+    host_link: String,
+    task_addr: String,
+}
+
+impl TestNetns {
+    fn new() -> TestNetns {
+        let name = unique("shoal-ex-");
+        let host_link = unique("vxh");
+        let peer = unique("vxp");
+        // A /30 per process: pids are unique among the tests running at once.
+        let pid = std::process::id() + COUNTER_NETNS.fetch_add(1, Ordering::Relaxed) * 7919;
+        let (a, b) = ((pid >> 6) % 250 + 1, (pid % 64) * 4);
+        let host_addr = format!("169.254.{a}.{}", b + 1);
+        let task_addr = format!("169.254.{a}.{}", b + 2);
+        ip(&["netns", "add", &name]);
+        let netns = TestNetns {
+            name,
+            host_link,
+            task_addr,
+        };
+        ip(&[
+            "link",
+            "add",
+            &netns.host_link,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            &peer,
+            "netns",
+            &netns.name,
+        ]);
+        ip(&[
+            "addr",
+            "add",
+            &format!("{host_addr}/30"),
+            "dev",
+            &netns.host_link,
+        ]);
+        ip(&["link", "set", &netns.host_link, "up"]);
+        ip(&["-n", &netns.name, "link", "set", "lo", "up"]);
+        ip(&[
+            "-n",
+            &netns.name,
+            "addr",
+            "add",
+            &format!("{}/30", netns.task_addr),
+            "dev",
+            &peer,
+        ]);
+        ip(&["-n", &netns.name, "link", "set", &peer, "up"]);
+        netns
+    }
+
+    fn path(&self) -> PathBuf {
+        PathBuf::from("/var/run/netns").join(&self.name)
+    }
+}
+
+static COUNTER_NETNS: AtomicU32 = AtomicU32::new(0);
+
+impl Drop for TestNetns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_link])
+            .output();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .output();
+    }
+}
+
+/// Fetch `http://addr/` from the host, retrying while the server starts. (Plain TCP: the
+/// host's busybox wget crashes.)
+async fn fetch(addr: &str) -> String {
+    let socket: std::net::SocketAddr = format!("{addr}:80")
+        .parse()
+        .unwrap_or_else(|e| panic!("address {addr}: {e}"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let got =
+            tokio::task::spawn_blocking(move || http_get(socket, "/", Duration::from_secs(2)))
+                .await
+                .unwrap_or_else(|e| panic!("join: {e}"));
+        match got {
+            Ok((200, body)) => return body,
+            other => assert!(Instant::now() < deadline, "no page at {addr}: {other:?}"),
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(TEST_TIMEOUT, future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} took longer than {TEST_TIMEOUT:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pulled_web_image_serves_its_page_in_the_task_netns() {
+    within("web test", async {
+        let bench = Bench::new(&[("web:v1", ImageSpec::web("v1"))]).await;
+        let pulled = bench.pull("web:v1").await;
+        assert!(pulled.downloaded);
+        assert_eq!(pulled.name, bench.image("web:v1"));
+        let netns = TestNetns::new();
+        let id = unique("web-");
+        let run = ContainerRun {
+            netns: Some(netns.path()),
+            hostname: "web-1".to_string(),
+            ..bench.run(&id, "web:v1")
+        };
+        bench
+            .executor
+            .create(&run)
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        let pid = bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        assert!(pid > 0);
+        let page = fetch(&netns.task_addr).await;
+        assert_eq!(page.trim(), "web v1 web-1");
+        bench
+            .executor
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_image_reports_the_registry_error() {
+    within("unknown image test", async {
+        let bench = Bench::new(&[("web:v1", ImageSpec::web("v1"))]).await;
+        let err = bench
+            .executor
+            .pull(&bench.image("web:v9"), None)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert_eq!(
+            err,
+            Some(format!(
+                "pull web:v9 from {}: manifest unknown",
+                bench.registry.host()
+            ))
+        );
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crashing_task_exit_code_is_reported_by_wait_and_list() {
+    within("crash test", async {
+        let bench = Bench::new(&[("crash:v1", ImageSpec::crash())]).await;
+        bench.pull("crash:v1").await;
+        let id = unique("crash-");
+        bench
+            .executor
+            .create(&bench.run(&id, "crash:v1"))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let code = bench
+            .executor
+            .wait(&id)
+            .await
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, images::CRASH_EXIT_CODE);
+        let listed = bench
+            .executor
+            .list()
+            .await
+            .unwrap_or_else(|e| panic!("list: {e}"));
+        let info = listed.iter().find(|c| c.id == id);
+        assert_eq!(info.map(|c| c.status), Some(TaskStatus::Stopped));
+        assert_eq!(
+            info.and_then(|c| c.exit_code),
+            Some(images::CRASH_EXIT_CODE)
+        );
+        let log = std::fs::read_to_string(bench.executor.log_path(&id)).unwrap_or_default();
+        assert!(log.contains("crashing"), "log: {log:?}");
+        bench
+            .executor
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stop_returns_on_sigterm_well_before_the_grace_period() {
+    within("stop test", async {
+        let bench = Bench::new(&[("sleeper:v1", ImageSpec::shell("sleep 1000"))]).await;
+        bench.pull("sleeper:v1").await;
+        let id = unique("sleeper-");
+        bench
+            .executor
+            .create(&bench.run(&id, "sleeper:v1"))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        // Let the shell install its trap before signalling.
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        bench
+            .executor
+            .stop(&id)
+            .await
+            .unwrap_or_else(|e| panic!("stop: {e}"));
+        assert!(
+            started.elapsed() < Duration::from_secs(5),
+            "stop took {:?} with a 30s grace period",
+            started.elapsed()
+        );
+        let code = bench
+            .executor
+            .wait(&id)
+            .await
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, 0, "the trap exits 0 on SIGTERM");
+        bench
+            .executor
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restarted_executor_adopts_the_running_container() {
+    within("adoption test", async {
+        let bench = Bench::new(&[("sleeper:v1", ImageSpec::shell("sleep 1000"))]).await;
+        bench.pull("sleeper:v1").await;
+        let id = unique("adopt-");
+        bench
+            .executor
+            .create(&bench.run(&id, "sleeper:v1"))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        let pid = bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+
+        let fresh = Executor::connect(bench.executor.config().clone())
+            .await
+            .unwrap_or_else(|e| panic!("connect: {e}"));
+        let listed = fresh.list().await.unwrap_or_else(|e| panic!("list: {e}"));
+        assert_eq!(listed.len(), 1);
+        let info = &listed[0];
+        assert_eq!(info.id, id);
+        assert_eq!(info.task_id(), Some(id.as_str()));
+        assert_eq!(info.status, TaskStatus::Running);
+        assert_eq!(info.pid, Some(pid));
+        assert_eq!(
+            info.labels.get(LABEL_SERVICE_NAME).map(String::as_str),
+            Some("web")
+        );
+        assert_eq!(
+            info.labels.get(LABEL_STOP_SIGNAL).map(String::as_str),
+            Some("SIGTERM")
+        );
+        assert_eq!(
+            info.labels.get(LABEL_STOP_GRACE_MS).map(String::as_str),
+            Some("30000")
+        );
+        // Starting again must not start a duplicate.
+        assert_eq!(
+            fresh
+                .start(&id)
+                .await
+                .unwrap_or_else(|e| panic!("start: {e}")),
+            pid
+        );
+
+        // The fresh instance can wait for and stop what the old one started.
+        let waiter = {
+            let fresh = fresh.clone();
+            let id = id.clone();
+            tokio::spawn(async move { fresh.wait(&id).await })
+        };
+        fresh
+            .stop(&id)
+            .await
+            .unwrap_or_else(|e| panic!("stop: {e}"));
+        let code = waiter
+            .await
+            .unwrap_or_else(|e| panic!("join: {e}"))
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, 0);
+        fresh
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remove_leaves_no_container_task_or_snapshot() {
+    within("remove test", async {
+        let bench = Bench::new(&[("sleeper:v1", ImageSpec::shell("sleep 1000"))]).await;
+        bench.pull("sleeper:v1").await;
+        let id = unique("gone-");
+        bench
+            .executor
+            .create(&bench.run(&id, "sleeper:v1"))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let ex = &bench.executor;
+        assert!(ex.snapshot_exists(&id).await.unwrap_or(false));
+
+        ex.remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+
+        let container = ex
+            .containers()
+            .get(ex.request(GetContainerRequest { id: id.clone() }, None))
+            .await;
+        assert_eq!(
+            container.err().map(|s| s.code()),
+            Some(tonic::Code::NotFound)
+        );
+        let task = ex
+            .tasks()
+            .get(ex.request(
+                GetRequest {
+                    container_id: id.clone(),
+                    exec_id: String::new(),
+                },
+                None,
+            ))
+            .await;
+        assert_eq!(task.err().map(|s| s.code()), Some(tonic::Code::NotFound));
+        let snapshot = ex
+            .snapshots()
+            .stat(ex.request(
+                StatSnapshotRequest {
+                    snapshotter: ex.config().snapshotter.clone(),
+                    key: id.clone(),
+                },
+                None,
+            ))
+            .await;
+        assert_eq!(
+            snapshot.err().map(|s| s.code()),
+            Some(tonic::Code::NotFound)
+        );
+        assert!(!ex.log_path(&id).exists());
+        assert!(ex
+            .list()
+            .await
+            .unwrap_or_else(|e| panic!("list: {e}"))
+            .is_empty());
+        // Removing again is fine.
+        ex.remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("second remove: {e}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_index_is_resolved_to_amd64_and_present_images_are_not_pulled_again() {
+    within("index test", async {
+        let bench = Bench::new(&[]).await;
+        let built = images::build("web:multi", &ImageSpec::web("v1"))
+            .unwrap_or_else(|e| panic!("build: {e}"));
+        let index_digest = images::push_as_index(&bench.registry.host(), "web:multi", &built)
+            .await
+            .unwrap_or_else(|e| panic!("push index: {e}"));
+        let pulled = bench.pull("web:multi").await;
+        assert!(pulled.downloaded);
+        assert_eq!(pulled.target_digest, index_digest);
+        assert_ne!(pulled.manifest_digest, index_digest);
+        assert_eq!(pulled.config.rootfs().diff_ids().len(), 2);
+
+        let ex = &bench.executor;
+        let image = ex
+            .images()
+            .get(ex.request(
+                GetImageRequest {
+                    name: pulled.name.clone(),
+                },
+                None,
+            ))
+            .await
+            .unwrap_or_else(|e| panic!("get image: {e}"))
+            .into_inner()
+            .image
+            .and_then(|i| i.target);
+        assert_eq!(image.map(|t| t.digest), Some(index_digest.clone()));
+        // GC labels tie index → manifest → config → snapshot together.
+        let labels = |digest: String| async move {
+            ex.content()
+                .info(ex.request(InfoRequest { digest }, None))
+                .await
+                .unwrap_or_else(|e| panic!("content info: {e}"))
+                .into_inner()
+                .info
+                .map(|i| i.labels)
+                .unwrap_or_default()
+        };
+        let index_labels = labels(index_digest.clone()).await;
+        assert_eq!(
+            index_labels.get("containerd.io/gc.ref.content.m.1"),
+            Some(&pulled.manifest_digest)
+        );
+        let manifest_labels = labels(pulled.manifest_digest.clone()).await;
+        assert_eq!(
+            manifest_labels.get("containerd.io/gc.ref.content.config"),
+            Some(&pulled.config_digest)
+        );
+        let config_labels = labels(pulled.config_digest.clone()).await;
+        assert_eq!(
+            config_labels.get("containerd.io/gc.ref.snapshot.overlayfs"),
+            Some(&pulled.chain_id)
+        );
+        assert!(ex.snapshot_exists(&pulled.chain_id).await.unwrap_or(false));
+
+        let again = bench.pull("web:multi").await;
+        assert!(!again.downloaded);
+        assert_eq!(again.chain_id, pulled.chain_id);
+        assert_eq!(again.manifest_digest, pulled.manifest_digest);
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn named_user_is_resolved_from_the_image_passwd() {
+    within("user test", async {
+        let ids = ImageSpec {
+            cmd: vec!["sh".into(), "-c".into(), "echo $(id -u):$(id -g)".into()],
+            ..ImageSpec::default()
+        };
+        let bench = Bench::new(&[("ids:v1", ids)]).await;
+        bench.pull("ids:v1").await;
+        let id = unique("user-");
+        let run = ContainerRun {
+            user: "app".to_string(),
+            ..bench.run(&id, "ids:v1")
+        };
+        bench
+            .executor
+            .create(&run)
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let code = bench
+            .executor
+            .wait(&id)
+            .await
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, 0);
+        let log = std::fs::read_to_string(bench.executor.log_path(&id)).unwrap_or_default();
+        assert_eq!(log.trim(), "1000:1000");
+        bench
+            .executor
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+
+        let ghost = ContainerRun {
+            user: "ghost".to_string(),
+            ..bench.run(&unique("ghost-"), "ids:v1")
+        };
+        let err = bench
+            .executor
+            .create(&ghost)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("user \"ghost\": no such user")),
+            "{err:?}"
+        );
+        // The failed create left nothing behind.
+        assert!(bench.executor.list().await.unwrap_or_default().is_empty());
+        assert!(!bench
+            .executor
+            .snapshot_exists(&ghost.id)
+            .await
+            .unwrap_or(true));
+    })
+    .await;
+}

@@ -1,0 +1,518 @@
+//! Turns one validated compose service into a shoal `ServiceSpec`, the way docker's
+//! cli/compose/convert maps compose onto a Swarm service, and reports every key shoal ignores.
+
+use std::collections::{BTreeMap, HashMap};
+
+use shoal_proto::types::v1::{
+    restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec, GlobalMode,
+    PortConfig, PortProtocol, PublishMode, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec,
+    UpdateConfig,
+};
+
+use super::duration::parse_go_duration;
+use super::error::ComposeError;
+use super::node::{KeyPath, Node};
+use super::ports::{expand_short, PortEntry};
+use super::shlex;
+use super::source::Source;
+
+const SERVICE_KEYS: &[&str] = &[
+    "image",
+    "command",
+    "entrypoint",
+    "environment",
+    "ports",
+    "deploy",
+    "labels",
+    "user",
+    "working_dir",
+    "hostname",
+    "stop_signal",
+    "stop_grace_period",
+    "restart",
+];
+
+const DEPLOY_KEYS: &[&str] = &[
+    "mode",
+    "replicas",
+    "labels",
+    "restart_policy",
+    "update_config",
+];
+
+pub struct Converter<'a> {
+    pub src: &'a Source<'a>,
+    pub env: &'a HashMap<String, String>,
+    pub warnings: &'a mut Vec<String>,
+}
+
+type Result<T> = std::result::Result<T, ComposeError>;
+
+impl Converter<'_> {
+    fn unsupported(&mut self, service: &str, key: &str) {
+        self.warnings.push(format!(
+            "service {service:?}: key {key:?} is not supported yet and was ignored"
+        ));
+    }
+
+    fn string(&self, node: &Node, path: &KeyPath) -> Result<String> {
+        match node {
+            Node::Str(s) => Ok(s.clone()),
+            other => Err(self
+                .src
+                .invalid(path, format!("must be a string, not {}", other.type_name()))),
+        }
+    }
+
+    fn unsigned(&self, node: &Node, path: &KeyPath) -> Result<u64> {
+        let value = match node {
+            Node::Int(i) => i128::from(*i),
+            Node::Float(f) if f.is_finite() && f.fract() == 0.0 => *f as i128,
+            other => {
+                return Err(self.src.invalid(
+                    path,
+                    format!("must be an integer, not {}", other.type_name()),
+                ))
+            }
+        };
+        u64::try_from(value).map_err(|_| self.src.invalid(path, "must not be negative"))
+    }
+
+    fn duration_ms(&self, node: &Node, path: &KeyPath) -> Result<u64> {
+        let text = self.string(node, path)?;
+        let nanos = parse_go_duration(&text).map_err(|e| self.src.invalid(path, e))?;
+        u64::try_from(nanos / 1_000_000)
+            .map_err(|_| self.src.invalid(path, "must not be a negative duration"))
+    }
+
+    fn command(&self, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+        match node {
+            Node::Str(s) => shlex::split(s).map_err(|e| self.src.invalid(path, e)),
+            Node::Seq(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| self.string(item, &path.index(i)))
+                .collect(),
+            other => Err(self.src.invalid(
+                path,
+                format!("must be a string or list, not {}", other.type_name()),
+            )),
+        }
+    }
+
+    /// `labels` / `deploy.labels`: list of `K=V` (a bare `K` means an empty value) or mapping
+    /// (null means empty), values rendered like Go's `fmt.Sprint`.
+    fn labels(&self, node: &Node, path: &KeyPath) -> Result<HashMap<String, String>> {
+        let mut out = HashMap::new();
+        match node {
+            Node::Map(entries) => {
+                for (k, v) in entries {
+                    let value = match v {
+                        Node::Null => String::new(),
+                        other => other.scalar_string().ok_or_else(|| {
+                            self.src.invalid(&path.key(k), "must be a string or number")
+                        })?,
+                    };
+                    out.insert(k.clone(), value);
+                }
+            }
+            Node::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let text = self.string(item, &path.index(i))?;
+                    let (k, v) = text.split_once('=').unwrap_or((&text, ""));
+                    out.insert(k.to_string(), v.to_string());
+                }
+            }
+            Node::Null => {}
+            other => {
+                return Err(self.src.invalid(
+                    path,
+                    format!("must be a mapping or list, not {}", other.type_name()),
+                ))
+            }
+        }
+        Ok(out)
+    }
+
+    /// `environment` with docker's resolution: a variable without a value (`- K`, `K:` or an
+    /// empty value) takes the value from the environment; one that stays without a value is
+    /// left out.
+    fn environment(&self, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+        let mut vars: BTreeMap<String, Option<String>> = BTreeMap::new();
+        match node {
+            Node::Map(entries) => {
+                for (k, v) in entries {
+                    let value = match v {
+                        Node::Null => None,
+                        other => Some(other.scalar_string().ok_or_else(|| {
+                            self.src
+                                .invalid(&path.key(k), "must be a string, number or null")
+                        })?),
+                    };
+                    vars.insert(k.clone(), value);
+                }
+            }
+            Node::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    let text = self.string(item, &path.index(i))?;
+                    match text.split_once('=') {
+                        Some((k, v)) => vars.insert(k.to_string(), Some(v.to_string())),
+                        None => vars.insert(text, None),
+                    };
+                }
+            }
+            Node::Null => {}
+            other => {
+                return Err(self.src.invalid(
+                    path,
+                    format!("must be a mapping or list, not {}", other.type_name()),
+                ))
+            }
+        }
+        let mut out: Vec<String> = vars
+            .into_iter()
+            .filter_map(|(k, v)| {
+                let from_env = self.env.get(&k);
+                let value = match (v, from_env) {
+                    (None, Some(e)) => Some(e.clone()),
+                    (Some(v), Some(e)) if v.is_empty() => Some(e.clone()),
+                    (v, _) => v,
+                };
+                value.map(|v| format!("{k}={v}"))
+            })
+            .collect();
+        out.sort();
+        Ok(out)
+    }
+
+    fn ports(&mut self, service: &str, node: &Node, path: &KeyPath) -> Result<Vec<PortConfig>> {
+        let Node::Seq(items) = node else {
+            return Err(self.src.invalid(path, "must be a list"));
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = path.index(i);
+            let entries: Vec<PortEntry> = match item {
+                Node::Str(spec) => {
+                    expand_short(spec).map_err(|e| self.src.invalid(&item_path, e))?
+                }
+                Node::Int(n) => {
+                    expand_short(&n.to_string()).map_err(|e| self.src.invalid(&item_path, e))?
+                }
+                Node::Map(_) => vec![self.long_port(item, &item_path)?],
+                other => {
+                    return Err(self.src.invalid(
+                        &item_path,
+                        format!(
+                            "must be a string, integer or mapping, not {}",
+                            other.type_name()
+                        ),
+                    ))
+                }
+            };
+            for entry in entries {
+                if let Some(ip) = &entry.ignored_host_ip {
+                    self.warnings.push(format!(
+                        "service {service:?}: port {}: publishing on host address {ip} is not supported; the port is published on all addresses",
+                        item.scalar_string().unwrap_or_default()
+                    ));
+                }
+                let protocol = match entry.protocol.as_str() {
+                    "tcp" | "" => PortProtocol::Tcp,
+                    "udp" => PortProtocol::Udp,
+                    other => {
+                        return Err(self.src.invalid(
+                            &item_path,
+                            format!("protocol {other:?} is not supported (tcp or udp)"),
+                        ))
+                    }
+                };
+                let mode = match entry.mode.as_str() {
+                    "ingress" | "" => PublishMode::Ingress,
+                    "host" => PublishMode::Host,
+                    other => {
+                        return Err(self.src.invalid(
+                            &item_path,
+                            format!("unknown publish mode {other:?} (ingress or host)"),
+                        ))
+                    }
+                };
+                out.push(PortConfig {
+                    name: String::new(),
+                    protocol: protocol as i32,
+                    target_port: u32::from(entry.target),
+                    published_port: u32::from(entry.published),
+                    publish_mode: mode as i32,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    fn long_port(&self, node: &Node, path: &KeyPath) -> Result<PortEntry> {
+        let port = |key: &str| -> Result<u16> {
+            match node.get(key) {
+                None => Ok(0),
+                Some(v) => {
+                    let p = self.unsigned(v, &path.key(key))?;
+                    u16::try_from(p).map_err(|_| {
+                        self.src
+                            .invalid(&path.key(key), "must be a port number (0-65535)")
+                    })
+                }
+            }
+        };
+        let text = |key: &str| -> Result<String> {
+            node.get(key)
+                .map(|v| self.string(v, &path.key(key)))
+                .transpose()
+                .map(Option::unwrap_or_default)
+        };
+        Ok(PortEntry {
+            target: port("target")?,
+            published: port("published")?,
+            protocol: text("protocol")?,
+            mode: text("mode")?,
+            ignored_host_ip: None,
+        })
+    }
+
+    fn restart_policy(&self, node: &Node, path: &KeyPath) -> Result<RestartPolicy> {
+        let mut policy = RestartPolicy::default();
+        let Node::Map(entries) = node else {
+            return Err(self.src.invalid(path, "must be a mapping"));
+        };
+        for (k, v) in entries {
+            let p = path.key(k);
+            match k.as_str() {
+                "condition" => {
+                    policy.condition = match self.string(v, &p)?.as_str() {
+                        "any" | "" => restart_policy::Condition::Any,
+                        "on-failure" => restart_policy::Condition::OnFailure,
+                        "none" => restart_policy::Condition::None,
+                        other => {
+                            return Err(self.src.invalid(
+                                &p,
+                                format!(
+                                    "unknown restart condition {other:?} (none, on-failure or any)"
+                                ),
+                            ))
+                        }
+                    } as i32
+                }
+                "delay" => policy.delay_ms = Some(self.duration_ms(v, &p)?),
+                "max_attempts" => policy.max_attempts = self.unsigned(v, &p)?,
+                "window" => policy.window_ms = self.duration_ms(v, &p)?,
+                _ => {}
+            }
+        }
+        Ok(policy)
+    }
+
+    /// The legacy service-level `restart`, which docker converts when `deploy.restart_policy`
+    /// is absent.
+    fn legacy_restart(&self, node: &Node, path: &KeyPath) -> Result<Option<RestartPolicy>> {
+        let text = self.string(node, path)?;
+        let (name, count) = match text.split_once(':') {
+            Some((n, c)) => (n, Some(c)),
+            None => (text.as_str(), None),
+        };
+        let condition = match name {
+            "" => return Ok(None),
+            "no" => restart_policy::Condition::None,
+            "always" | "unless-stopped" => restart_policy::Condition::Any,
+            "on-failure" => restart_policy::Condition::OnFailure,
+            other => {
+                return Err(self.src.invalid(
+                    path,
+                    format!("invalid restart policy: unknown policy {other:?} (no, always, on-failure or unless-stopped)"),
+                ))
+            }
+        };
+        let max_attempts = match count {
+            None => 0,
+            Some(_) if condition != restart_policy::Condition::OnFailure => {
+                return Err(self.src.invalid(
+                    path,
+                    "maximum retry count can only be used with 'on-failure'",
+                ))
+            }
+            Some(c) => c.parse::<u64>().map_err(|_| {
+                self.src.invalid(
+                    path,
+                    format!("invalid restart policy: bad retry count {c:?}"),
+                )
+            })?,
+        };
+        Ok(Some(RestartPolicy {
+            condition: condition as i32,
+            max_attempts,
+            ..Default::default()
+        }))
+    }
+
+    fn update_config(&self, node: &Node, path: &KeyPath) -> Result<UpdateConfig> {
+        let Node::Map(entries) = node else {
+            return Err(self.src.invalid(path, "must be a mapping"));
+        };
+        // Docker defaults parallelism to 1 once update_config is given.
+        let mut cfg = UpdateConfig {
+            parallelism: 1,
+            ..Default::default()
+        };
+        for (k, v) in entries {
+            let p = path.key(k);
+            match k.as_str() {
+                "parallelism" => cfg.parallelism = self.unsigned(v, &p)?,
+                "delay" => cfg.delay_ms = self.duration_ms(v, &p)?,
+                "monitor" => cfg.monitor_ms = self.duration_ms(v, &p)?,
+                "order" => {
+                    cfg.order = match self.string(v, &p)?.as_str() {
+                        "stop-first" | "" => update_config::Order::StopFirst,
+                        "start-first" => update_config::Order::StartFirst,
+                        other => {
+                            return Err(self.src.invalid(
+                                &p,
+                                format!("unknown order {other:?} (stop-first or start-first)"),
+                            ))
+                        }
+                    } as i32
+                }
+                "failure_action" => {
+                    cfg.failure_action = match self.string(v, &p)?.as_str() {
+                        "pause" | "" => update_config::FailureAction::Pause,
+                        "continue" => update_config::FailureAction::Continue,
+                        "rollback" => update_config::FailureAction::Rollback,
+                        other => {
+                            return Err(self.src.invalid(
+                                &p,
+                                format!(
+                                "unknown failure action {other:?} (pause, continue or rollback)"
+                            ),
+                            ))
+                        }
+                    } as i32
+                }
+                "max_failure_ratio" => {
+                    cfg.max_failure_ratio = match v {
+                        Node::Int(i) => *i as f32,
+                        Node::Float(f) => *f as f32,
+                        other => {
+                            return Err(self.src.invalid(
+                                &p,
+                                format!("must be a number, not {}", other.type_name()),
+                            ))
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(cfg)
+    }
+
+    pub fn service(&mut self, name: &str, node: &Node, path: &KeyPath) -> Result<ServiceSpec> {
+        let Node::Map(entries) = node else {
+            return Err(self.src.invalid(path, "must be a mapping"));
+        };
+        let mut container = ContainerSpec::default();
+        let mut spec = ServiceSpec::default();
+        let mut restart = None;
+        let mut legacy_restart = None;
+        let mut update = None;
+        let mut replicas = None;
+        let mut mode = String::new();
+        let mut ports = Vec::new();
+        for (key, value) in entries {
+            let p = path.key(key);
+            if key.starts_with("x-") {
+                continue;
+            }
+            if !SERVICE_KEYS.contains(&key.as_str()) {
+                self.unsupported(name, key);
+                continue;
+            }
+            match key.as_str() {
+                "image" => container.image = self.string(value, &p)?,
+                "command" => container.args = self.command(value, &p)?,
+                "entrypoint" => container.command = self.command(value, &p)?,
+                "environment" => container.env = self.environment(value, &p)?,
+                "labels" => container.labels = self.labels(value, &p)?,
+                "user" => container.user = self.string(value, &p)?,
+                "working_dir" => container.workdir = self.string(value, &p)?,
+                "hostname" => container.hostname = self.string(value, &p)?,
+                "stop_signal" => container.stop_signal = self.string(value, &p)?,
+                "stop_grace_period" => {
+                    container.stop_grace_period_ms = self.duration_ms(value, &p)?
+                }
+                "restart" => legacy_restart = Some((value, p)),
+                "ports" => ports = self.ports(name, value, &p)?,
+                "deploy" => {
+                    let deploy_entries = match value {
+                        Node::Map(e) => e.as_slice(),
+                        _ => &[],
+                    };
+                    for (dk, dv) in deploy_entries {
+                        let dp = p.key(dk);
+                        if dk.starts_with("x-") {
+                            continue;
+                        }
+                        if !DEPLOY_KEYS.contains(&dk.as_str()) {
+                            self.unsupported(name, &format!("deploy.{dk}"));
+                            continue;
+                        }
+                        match dk.as_str() {
+                            "mode" => mode = self.string(dv, &dp)?,
+                            "replicas" => replicas = Some((self.unsigned(dv, &dp)?, dp)),
+                            "labels" => spec.labels = self.labels(dv, &dp)?,
+                            "restart_policy" => restart = Some(self.restart_policy(dv, &dp)?),
+                            "update_config" => update = Some(self.update_config(dv, &dp)?),
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        if container.image.is_empty() {
+            return Err(self
+                .src
+                .invalid(path, "has no image; every service needs one to be deployed"));
+        }
+        if restart.is_none() {
+            if let Some((value, p)) = legacy_restart {
+                restart = self.legacy_restart(value, &p)?;
+            }
+        }
+        let mode_path = path.key("deploy").key("mode");
+        spec.mode = Some(match mode.as_str() {
+            "replicated" | "" => service_spec::Mode::Replicated(ReplicatedMode {
+                replicas: replicas.as_ref().map_or(1, |(n, _)| *n),
+            }),
+            "global" => {
+                if let Some((_, p)) = replicas {
+                    return Err(self
+                        .src
+                        .invalid(&p, "replicas can only be used with replicated mode"));
+                }
+                service_spec::Mode::Global(GlobalMode {})
+            }
+            other => {
+                return Err(self.src.invalid(
+                    &mode_path,
+                    format!("unknown mode {other:?} (replicated or global)"),
+                ))
+            }
+        });
+        spec.task = Some(TaskSpec {
+            container: Some(container),
+            restart,
+            ..Default::default()
+        });
+        spec.update = update;
+        if !ports.is_empty() {
+            spec.endpoint = Some(EndpointSpec { ports });
+        }
+        Ok(spec)
+    }
+}

@@ -1,0 +1,230 @@
+//! The compose loader of `shoal stack deploy`: reads a compose file (format 3.x, as
+//! `docker stack deploy` takes it), interpolates variables, checks it against docker's compose
+//! schema and converts each service into a shoal `ServiceSpec`.
+//!
+//! It follows docker's own loader (docker/cli `cli/compose`) step by step, so a file means the
+//! same to shoal as to docker: the same files are rejected, the same values come out. Keys
+//! shoal cannot honour yet produce warnings, never silent drops.
+
+mod convert;
+mod duration;
+mod error;
+mod interpolate;
+mod locate;
+mod node;
+mod ports;
+mod schema;
+mod shlex;
+mod source;
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::Path;
+
+use shoal_proto::types::v1::ServiceSpec;
+
+pub use error::{ComposeError, Location};
+
+use node::{KeyPath, Node};
+use source::Source;
+
+/// Label docker puts on every object of a stack.
+pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
+/// Label docker puts on each stack service with the image as written in the compose file.
+pub const LABEL_IMAGE: &str = "com.docker.stack.image";
+
+/// A loaded compose file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stack {
+    /// In the order of the compose file.
+    pub services: Vec<StackService>,
+    /// Things the user should know about: ignored keys, unset variables, ignored host addresses.
+    pub warnings: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackService {
+    /// The service's name in the compose file.
+    pub name: String,
+    /// The service as shoal runs it, still without the stack prefix and labels
+    /// (see [`Stack::into_service_specs`]).
+    pub spec: ServiceSpec,
+}
+
+impl Stack {
+    /// The specs to deploy as stack `stack_name`: each service is named `<stack>_<service>`
+    /// and labelled like docker labels stack services (namespace on service and container,
+    /// image on the service).
+    pub fn into_service_specs(self, stack_name: &str) -> Vec<ServiceSpec> {
+        self.services
+            .into_iter()
+            .map(|s| {
+                let mut spec = s.spec;
+                spec.name = format!("{stack_name}_{}", s.name);
+                spec.labels
+                    .insert(LABEL_NAMESPACE.to_string(), stack_name.to_string());
+                if let Some(container) = spec.task.as_mut().and_then(|t| t.container.as_mut()) {
+                    container
+                        .labels
+                        .insert(LABEL_NAMESPACE.to_string(), stack_name.to_string());
+                    spec.labels
+                        .insert(LABEL_IMAGE.to_string(), container.image.clone());
+                }
+                spec
+            })
+            .collect()
+    }
+}
+
+/// Loads the compose file at `path`, interpolating with `env` (normally the process env).
+pub fn load_file(path: &Path, env: &HashMap<String, String>) -> Result<Stack, ComposeError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ComposeError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(&text, &path.display().to_string(), env)
+}
+
+/// Service keys docker refuses outright (before interpolation), with its explanation.
+const FORBIDDEN: &[(&str, &str)] = &[
+    ("extends", "Support for `extends` is not implemented yet."),
+    ("volume_driver", "Instead of setting the volume driver on the service, define a volume using the top-level `volumes` option and specify the driver there."),
+    ("volumes_from", "To share a volume between services, define it using the top-level `volumes` option and reference it from each service that shares it using the service-level `volumes` option."),
+    ("cpu_quota", "Set resource limits using deploy.resources"),
+    ("cpu_shares", "Set resource limits using deploy.resources"),
+    ("cpuset", "Set resource limits using deploy.resources"),
+    ("mem_limit", "Set resource limits using deploy.resources"),
+    ("memswap_limit", "Set resource limits using deploy.resources"),
+];
+
+const TOP_LEVEL_UNSUPPORTED: &[&str] = &["networks", "volumes", "secrets", "configs"];
+
+/// Loads compose text; `source_name` names it in errors (usually the file path).
+pub fn load_str(
+    text: &str,
+    source_name: &str,
+    env: &HashMap<String, String>,
+) -> Result<Stack, ComposeError> {
+    let src = Source {
+        name: source_name,
+        text,
+    };
+    let mut doc = parse(&src)?;
+    let root = KeyPath::default();
+
+    let version = match doc.get("version") {
+        None => schema::DEFAULT_VERSION.to_string(),
+        Some(v) => match v.scalar_string().as_deref() {
+            Some("") | Some("3") => schema::DEFAULT_VERSION.to_string(),
+            Some(other) => other.to_string(),
+            None => "<nil>".to_string(),
+        },
+    };
+
+    if let Some(Node::Map(services)) = doc.get("services") {
+        for (name, service) in services {
+            for (key, hint) in FORBIDDEN {
+                if service.get(key).is_some() {
+                    return Err(src.invalid_key(
+                        &root.key("services").key(name),
+                        key,
+                        format!("uses the forbidden property {key}: {hint}"),
+                    ));
+                }
+            }
+        }
+    }
+
+    let mut unset = BTreeSet::new();
+    interpolate::interpolate(&mut doc, &root, env, &mut unset).map_err(|e| {
+        ComposeError::Interpolation {
+            file: source_name.to_string(),
+            location: src.position(&e.path, false),
+            key_path: e.path.to_string(),
+            message: e.message,
+        }
+    })?;
+
+    match schema::validate(&doc, &version) {
+        schema::Validation::Ok => {}
+        schema::Validation::UnknownVersion => {
+            return Err(ComposeError::Version {
+                file: source_name.to_string(),
+                version,
+            })
+        }
+        schema::Validation::Invalid(e) => {
+            return Err(match &e.key {
+                Some(key) => src.invalid_key(&e.path, key, e.message),
+                None => src.invalid(&e.path, e.message),
+            })
+        }
+    }
+
+    let mut warnings: Vec<String> = unset
+        .iter()
+        .map(|name| format!("variable {name:?} is not set; substituting an empty string"))
+        .collect();
+    if let Node::Map(entries) = &doc {
+        for (key, _) in entries {
+            if TOP_LEVEL_UNSUPPORTED.contains(&key.as_str()) {
+                warnings.push(format!("key {key:?} is not supported yet and was ignored"));
+            }
+        }
+    }
+
+    let mut services = Vec::new();
+    if let Some(Node::Map(entries)) = doc.get("services") {
+        let mut conv = convert::Converter {
+            src: &src,
+            env,
+            warnings: &mut warnings,
+        };
+        for (name, service) in entries {
+            let spec = conv.service(name, service, &root.key("services").key(name))?;
+            services.push(StackService {
+                name: name.clone(),
+                spec,
+            });
+        }
+    }
+    Ok(Stack { services, warnings })
+}
+
+fn parse(src: &Source) -> Result<Node, ComposeError> {
+    let syntax = |e: serde_norway::Error| ComposeError::Syntax {
+        file: src.name.to_string(),
+        location: e.location().map(|l| Location {
+            line: l.line(),
+            column: l.column(),
+        }),
+        message: e.to_string(),
+    };
+    let mut value: serde_norway::Value = serde_norway::from_str(src.text).map_err(syntax)?;
+    value.apply_merge().map_err(syntax)?;
+    if !value.is_mapping() {
+        return Err(ComposeError::Invalid {
+            file: src.name.to_string(),
+            key_path: "(root)".to_string(),
+            location: None,
+            message: "top-level object must be a mapping".to_string(),
+        });
+    }
+    let is_plain = |path: &KeyPath, scalar: &str| {
+        src.position(path, false).is_some_and(|loc| {
+            src.text
+                .lines()
+                .nth(loc.line.saturating_sub(1))
+                .and_then(|line| {
+                    line.char_indices()
+                        .nth(loc.column.saturating_sub(1))
+                        .map(|(i, _)| line[i..].starts_with(scalar))
+                })
+                .unwrap_or(false)
+        })
+    };
+    node::from_yaml(value, &KeyPath::default(), &is_plain)
+        .map_err(|e| src.invalid(&e.path, e.message))
+}
+
+#[cfg(test)]
+mod tests;

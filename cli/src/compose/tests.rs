@@ -1,0 +1,742 @@
+use std::collections::HashMap;
+
+use shoal_proto::types::v1::{
+    restart_policy, service_spec, update_config, ContainerSpec, PortConfig, PortProtocol,
+    PublishMode, ServiceSpec,
+};
+
+use super::*;
+
+fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn load(text: &str) -> Stack {
+    load_with(text, &[])
+}
+
+fn load_with(text: &str, vars: &[(&str, &str)]) -> Stack {
+    match load_str(text, "stack.yml", &env(vars)) {
+        Ok(s) => s,
+        Err(e) => panic!("load failed: {e}"),
+    }
+}
+
+fn load_err(text: &str) -> ComposeError {
+    load_err_with(text, &[])
+}
+
+fn load_err_with(text: &str, vars: &[(&str, &str)]) -> ComposeError {
+    match load_str(text, "stack.yml", &env(vars)) {
+        Ok(s) => panic!("expected an error, got {s:?}"),
+        Err(e) => e,
+    }
+}
+
+fn only(stack: &Stack) -> &ServiceSpec {
+    assert_eq!(stack.services.len(), 1, "{stack:?}");
+    &stack.services[0].spec
+}
+
+fn container(spec: &ServiceSpec) -> &ContainerSpec {
+    spec.task
+        .as_ref()
+        .and_then(|t| t.container.as_ref())
+        .expect("container spec")
+}
+
+fn at(line: usize, column: usize) -> Option<Location> {
+    Some(Location { line, column })
+}
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+#[test]
+fn minimal_service_defaults_to_one_replica() {
+    let stack = load("version: \"3.8\"\nservices:\n  web:\n    image: nginx:1.25\n");
+    assert_eq!(stack.services[0].name, "web");
+    let spec = only(&stack);
+    assert_eq!(container(spec).image, "nginx:1.25");
+    assert_eq!(
+        spec.mode,
+        Some(service_spec::Mode::Replicated(
+            shoal_proto::types::v1::ReplicatedMode { replicas: 1 }
+        ))
+    );
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+}
+
+#[test]
+fn string_command_and_entrypoint_split_like_shlex() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    command: sh -c 'echo \"hi there\" && sleep 1'\n    entrypoint: /bin/tini --\n",
+    );
+    let c = container(only(&stack));
+    assert_eq!(
+        c.args,
+        strings(&["sh", "-c", "echo \"hi there\" && sleep 1"])
+    );
+    assert_eq!(c.command, strings(&["/bin/tini", "--"]));
+}
+
+#[test]
+fn list_command_and_entrypoint_are_taken_verbatim() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    command: [\"echo\", \"a b\"]\n    entrypoint:\n      - /bin/sh\n      - -c\n",
+    );
+    let c = container(only(&stack));
+    assert_eq!(c.args, strings(&["echo", "a b"]));
+    assert_eq!(c.command, strings(&["/bin/sh", "-c"]));
+}
+
+#[test]
+fn unterminated_quote_in_command_is_an_error_at_the_value() {
+    let e = load_err("services:\n  web:\n    image: x\n    command: echo 'oops\n");
+    assert!(e.to_string().contains("services.web.command"), "{e}");
+    assert!(e.to_string().contains("closing quote"), "{e}");
+    assert_eq!(e.location(), at(4, 14));
+}
+
+#[test]
+fn environment_list_form_takes_bare_names_from_env_and_drops_unset() {
+    let stack = load_with(
+        "services:\n  web:\n    image: x\n    environment:\n      - A=1\n      - FROM_ENV\n      - MISSING\n      - EMPTY=\n      - C=a=b\n",
+        &[("FROM_ENV", "yes"), ("EMPTY", "filled")],
+    );
+    assert_eq!(
+        container(only(&stack)).env,
+        strings(&["A=1", "C=a=b", "EMPTY=filled", "FROM_ENV=yes"])
+    );
+}
+
+#[test]
+fn environment_map_form_converts_numbers_like_docker() {
+    let stack = load_with(
+        "services:\n  web:\n    image: x\n    environment:\n      N: 3\n      F: 1.5\n      BIG: 1000000.0\n      SMALL: 0.00001\n      S: text\n      NULL_FROM_ENV:\n      NULL_UNSET: null\n",
+        &[("NULL_FROM_ENV", "v")],
+    );
+    assert_eq!(
+        container(only(&stack)).env,
+        strings(&[
+            "BIG=1e+06",
+            "F=1.5",
+            "N=3",
+            "NULL_FROM_ENV=v",
+            "S=text",
+            "SMALL=1e-05"
+        ])
+    );
+}
+
+#[test]
+fn environment_booleans_are_rejected_like_docker() {
+    let e = load_err("services:\n  web:\n    image: x\n    environment:\n      B: true\n");
+    assert!(
+        e.to_string()
+            .contains("services.web.environment.B must be a string, number or null"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(5, 10));
+}
+
+#[test]
+fn ports_short_syntax() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    ports:\n      - \"8080:80\"\n      - \"53:53/udp\"\n      - \"90\"\n      - 91\n      - \"8000-8001:70-71\"\n",
+    );
+    let ports = &only(&stack).endpoint.as_ref().expect("endpoint").ports;
+    let tcp = PortProtocol::Tcp as i32;
+    let ingress = PublishMode::Ingress as i32;
+    let p = |target, published, protocol| PortConfig {
+        name: String::new(),
+        protocol,
+        target_port: target,
+        published_port: published,
+        publish_mode: ingress,
+    };
+    assert_eq!(
+        ports,
+        &vec![
+            p(80, 8080, tcp),
+            p(53, 53, PortProtocol::Udp as i32),
+            p(90, 0, tcp),
+            p(91, 0, tcp),
+            p(70, 8000, tcp),
+            p(71, 8001, tcp),
+        ]
+    );
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+}
+
+#[test]
+fn ports_host_ip_is_ignored_with_a_warning() {
+    let stack =
+        load("services:\n  web:\n    image: x\n    ports:\n      - \"127.0.0.1:8080:80\"\n");
+    let ports = &only(&stack).endpoint.as_ref().expect("endpoint").ports;
+    assert_eq!((ports[0].target_port, ports[0].published_port), (80, 8080));
+    assert_eq!(stack.warnings.len(), 1, "{:?}", stack.warnings);
+    assert!(
+        stack.warnings[0].contains("127.0.0.1"),
+        "{:?}",
+        stack.warnings
+    );
+    assert!(
+        stack.warnings[0].contains("\"web\""),
+        "{:?}",
+        stack.warnings
+    );
+}
+
+#[test]
+fn ports_long_syntax() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    ports:\n      - target: 80\n        published: 8080\n        protocol: udp\n        mode: host\n      - target: 81\n",
+    );
+    let ports = &only(&stack).endpoint.as_ref().expect("endpoint").ports;
+    assert_eq!(ports[0].target_port, 80);
+    assert_eq!(ports[0].published_port, 8080);
+    assert_eq!(ports[0].protocol, PortProtocol::Udp as i32);
+    assert_eq!(ports[0].publish_mode, PublishMode::Host as i32);
+    assert_eq!(ports[1].target_port, 81);
+    assert_eq!(ports[1].published_port, 0);
+    assert_eq!(ports[1].publish_mode, PublishMode::Ingress as i32);
+}
+
+#[test]
+fn invalid_port_spec_is_rejected_at_the_item() {
+    let e = load_err("services:\n  web:\n    image: x\n    ports:\n      - \"99999:80\"\n");
+    assert!(e.to_string().contains("services.web.ports.0"), "{e}");
+    assert_eq!(e.location(), at(5, 9));
+}
+
+#[test]
+fn sctp_ports_are_refused() {
+    let e = load_err("services:\n  web:\n    image: x\n    ports: [\"5000:5000/sctp\"]\n");
+    assert!(e.to_string().contains("sctp"), "{e}");
+}
+
+#[test]
+fn deploy_replicas_mode_and_labels() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    labels:\n      c: container\n    deploy:\n      replicas: 3\n      labels: [\"s=service\", \"flag\"]\n  agent:\n    image: y\n    labels: [\"k=v\"]\n    deploy:\n      mode: global\n",
+    );
+    let web = &stack.services[0].spec;
+    assert_eq!(
+        web.mode,
+        Some(service_spec::Mode::Replicated(
+            shoal_proto::types::v1::ReplicatedMode { replicas: 3 }
+        ))
+    );
+    assert_eq!(container(web).labels, env(&[("c", "container")]));
+    assert_eq!(web.labels, env(&[("s", "service"), ("flag", "")]));
+    let agent = &stack.services[1].spec;
+    assert_eq!(
+        agent.mode,
+        Some(service_spec::Mode::Global(
+            shoal_proto::types::v1::GlobalMode {}
+        ))
+    );
+    assert_eq!(container(agent).labels, env(&[("k", "v")]));
+    assert!(agent.labels.is_empty());
+}
+
+#[test]
+fn replicas_with_global_mode_is_an_error() {
+    let e = load_err(
+        "services:\n  web:\n    image: x\n    deploy:\n      mode: global\n      replicas: 2\n",
+    );
+    assert!(e.to_string().contains("replicas"), "{e}");
+    assert_eq!(e.location(), at(6, 17));
+}
+
+#[test]
+fn unknown_deploy_mode_is_an_error() {
+    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      mode: replicated-job\n");
+    assert!(e.to_string().contains("unknown mode"), "{e}");
+    assert_eq!(e.location(), at(5, 13));
+}
+
+#[test]
+fn container_settings() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    user: \"1000:1000\"\n    working_dir: /srv\n    hostname: web-1\n    stop_signal: SIGINT\n    stop_grace_period: 1m30s\n",
+    );
+    let c = container(only(&stack));
+    assert_eq!(c.user, "1000:1000");
+    assert_eq!(c.workdir, "/srv");
+    assert_eq!(c.hostname, "web-1");
+    assert_eq!(c.stop_signal, "SIGINT");
+    assert_eq!(c.stop_grace_period_ms, 90_000);
+}
+
+#[test]
+fn restart_policy_is_converted() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    deploy:\n      restart_policy:\n        condition: on-failure\n        delay: 5s\n        max_attempts: 3\n        window: 2m\n",
+    );
+    let task = only(&stack).task.as_ref().expect("task");
+    let r = task.restart.as_ref().expect("restart policy");
+    assert_eq!(r.condition, restart_policy::Condition::OnFailure as i32);
+    assert_eq!(r.delay_ms, Some(5_000));
+    assert_eq!(r.max_attempts, 3);
+    assert_eq!(r.window_ms, 120_000);
+}
+
+#[test]
+fn restart_policy_none_and_unknown_condition() {
+    let stack = load("services:\n  web:\n    image: x\n    deploy:\n      restart_policy:\n        condition: none\n");
+    let r = only(&stack)
+        .task
+        .as_ref()
+        .and_then(|t| t.restart.as_ref())
+        .expect("policy");
+    assert_eq!(r.condition, restart_policy::Condition::None as i32);
+    assert_eq!(r.delay_ms, None);
+    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      restart_policy:\n        condition: sometimes\n");
+    assert!(e.to_string().contains("sometimes"), "{e}");
+    assert_eq!(e.location(), at(6, 20));
+}
+
+#[test]
+fn update_config_is_converted() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    deploy:\n      update_config:\n        parallelism: 2\n        delay: 10s\n        order: start-first\n        failure_action: rollback\n        monitor: 1m\n        max_failure_ratio: 0.25\n",
+    );
+    let u = only(&stack).update.as_ref().expect("update config");
+    assert_eq!(u.parallelism, 2);
+    assert_eq!(u.delay_ms, 10_000);
+    assert_eq!(u.order, update_config::Order::StartFirst as i32);
+    assert_eq!(
+        u.failure_action,
+        update_config::FailureAction::Rollback as i32
+    );
+    assert_eq!(u.monitor_ms, 60_000);
+    assert_eq!(u.max_failure_ratio, 0.25);
+}
+
+#[test]
+fn update_config_defaults_parallelism_to_one() {
+    let stack = load(
+        "services:\n  web:\n    image: x\n    deploy:\n      update_config:\n        delay: 1s\n",
+    );
+    let u = only(&stack).update.as_ref().expect("update config");
+    assert_eq!(u.parallelism, 1);
+    assert_eq!(u.order, update_config::Order::StopFirst as i32);
+    assert_eq!(u.failure_action, update_config::FailureAction::Pause as i32);
+}
+
+#[test]
+fn interpolation_forms() {
+    let stack = load_with(
+        concat!(
+            "services:\n  web:\n    image: \"${REPO}/app:${TAG:-latest}\"\n",
+            "    hostname: $HOST\n",
+            "    user: ${EMPTY-fallback}\n",
+            "    working_dir: ${EMPTY:-/default}\n",
+            "    stop_signal: ${UNSET-SIGTERM}\n",
+            "    command: echo $$HOME ${REQ:?must be set} ${REQ2?also}\n",
+        ),
+        &[
+            ("REPO", "registry:5000"),
+            ("HOST", "h1"),
+            ("EMPTY", ""),
+            ("REQ", "r"),
+            ("REQ2", ""),
+        ],
+    );
+    let c = container(only(&stack));
+    assert_eq!(c.image, "registry:5000/app:latest");
+    assert_eq!(c.hostname, "h1");
+    assert_eq!(c.user, "");
+    assert_eq!(c.workdir, "/default");
+    assert_eq!(c.stop_signal, "SIGTERM");
+    assert_eq!(c.args, strings(&["echo", "$HOME", "r"]));
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+}
+
+#[test]
+fn interpolation_casts_numbers_like_docker() {
+    let stack = load_with(
+        "services:\n  web:\n    image: x\n    deploy:\n      replicas: ${N}\n    ports:\n      - target: \"${T}\"\n        published: ${P:-8080}\n",
+        &[("N", "4"), ("T", "80")],
+    );
+    let spec = only(&stack);
+    assert_eq!(
+        spec.mode,
+        Some(service_spec::Mode::Replicated(
+            shoal_proto::types::v1::ReplicatedMode { replicas: 4 }
+        ))
+    );
+    let port = &spec.endpoint.as_ref().expect("endpoint").ports[0];
+    assert_eq!((port.target_port, port.published_port), (80, 8080));
+}
+
+#[test]
+fn unset_variable_becomes_empty_with_a_warning() {
+    let stack = load("services:\n  web:\n    image: \"app:${TAG}\"\n    hostname: $TAG\n");
+    assert_eq!(container(only(&stack)).image, "app:");
+    assert_eq!(
+        stack.warnings,
+        vec!["variable \"TAG\" is not set; substituting an empty string".to_string()]
+    );
+}
+
+#[test]
+fn required_variable_error_names_variable_and_message() {
+    let e = load_err("services:\n  web:\n    image: \"app:${TAG:?set TAG to the release}\"\n");
+    let text = e.to_string();
+    assert!(matches!(e, ComposeError::Interpolation { .. }), "{e:?}");
+    assert!(
+        text.contains("required variable TAG is missing a value: set TAG to the release"),
+        "{text}"
+    );
+    assert!(text.contains("services.web.image"), "{text}");
+    assert_eq!(e.location(), at(3, 12));
+    let e = load_err_with("services:\n  web:\n    image: ${TAG?no tag}\n", &[]);
+    assert!(
+        e.to_string()
+            .contains("required variable TAG is missing a value: no tag"),
+        "{e}"
+    );
+}
+
+#[test]
+fn malformed_interpolation_is_an_error() {
+    let e = load_err("services:\n  web:\n    image: x\n    hostname: \"a $ b\"\n");
+    assert!(matches!(e, ComposeError::Interpolation { .. }), "{e:?}");
+    assert_eq!(e.location(), at(4, 15));
+    assert!(load_str(
+        "services:\n  web:\n    image: \"${A B}\"\n",
+        "f",
+        &HashMap::new()
+    )
+    .is_err());
+}
+
+#[test]
+fn interpolation_does_not_touch_keys() {
+    let stack = load_with(
+        "services:\n  web:\n    image: x\n    labels:\n      $KEY: $VALUE\n",
+        &[("KEY", "k"), ("VALUE", "v")],
+    );
+    assert_eq!(container(only(&stack)).labels, env(&[("$KEY", "v")]));
+}
+
+#[test]
+fn cast_failure_after_interpolation_is_an_error() {
+    let e = load_err_with(
+        "services:\n  web:\n    image: x\n    deploy:\n      replicas: $N\n",
+        &[("N", "lots")],
+    );
+    assert!(
+        e.to_string().contains("services.web.deploy.replicas"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(5, 17));
+}
+
+#[test]
+fn unsupported_keys_warn_with_service_and_path() {
+    let stack = load(concat!(
+        "version: \"3.8\"\n",
+        "services:\n  web:\n    image: x\n",
+        "    networks: [front]\n",
+        "    healthcheck:\n      test: [\"CMD\", \"true\"]\n",
+        "    x-custom: ignored silently\n",
+        "    deploy:\n      placement:\n        constraints: [node.role==manager]\n",
+        "      resources:\n        limits:\n          memory: 50M\n",
+        "networks:\n  front: {}\n",
+        "volumes:\n  data: {}\n",
+        "x-defaults: &d\n  a: b\n",
+    ));
+    let w = &stack.warnings;
+    for expected in [
+        "service \"web\": key \"networks\" is not supported yet and was ignored",
+        "service \"web\": key \"healthcheck\" is not supported yet and was ignored",
+        "service \"web\": key \"deploy.placement\" is not supported yet and was ignored",
+        "service \"web\": key \"deploy.resources\" is not supported yet and was ignored",
+        "key \"networks\" is not supported yet and was ignored",
+        "key \"volumes\" is not supported yet and was ignored",
+    ] {
+        assert!(
+            w.iter().any(|x| x == expected),
+            "missing {expected:?} in {w:?}"
+        );
+    }
+    assert_eq!(w.len(), 6, "{w:?}");
+}
+
+#[test]
+fn unknown_service_key_is_an_error_at_the_key() {
+    let e = load_err("version: \"3.8\"\nservices:\n  web:\n    image: x\n    foo: 1\n");
+    assert_eq!(
+        e.to_string(),
+        "stack.yml (line 5, column 5): services.web Additional property foo is not allowed"
+    );
+}
+
+#[test]
+fn unknown_top_level_and_deploy_keys_are_errors() {
+    let e = load_err("services:\n  web:\n    image: x\nfoo: 1\n");
+    assert!(
+        e.to_string()
+            .contains("(root) Additional property foo is not allowed"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(4, 1));
+    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      replica: 2\n");
+    assert!(
+        e.to_string()
+            .contains("services.web.deploy Additional property replica is not allowed"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(5, 7));
+}
+
+#[test]
+fn type_error_names_key_path_line_and_column() {
+    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      replicas: many\n");
+    assert_eq!(
+        e.to_string(),
+        "stack.yml (line 5, column 17): services.web.deploy.replicas must be an integer"
+    );
+    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      replicas: \"3\"\n");
+    assert_eq!(e.location(), at(5, 17));
+    let e = load_err("services:\n  web:\n    image: x\n    stop_grace_period: 1x\n");
+    assert!(e.to_string().contains("format 'duration'"), "{e}");
+    assert_eq!(e.location(), at(4, 24));
+}
+
+#[test]
+fn yaml_syntax_error_names_file_line_and_column() {
+    let e = load_err("services:\n  web:\n    image: x\n  bad: [\n");
+    assert!(matches!(e, ComposeError::Syntax { .. }), "{e:?}");
+    assert!(
+        e.to_string()
+            .starts_with("stack.yml (line 5, column 1): YAML syntax error"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(5, 1));
+    let e = load_err("services:\n  web:\n    image: x\n   user: me\n");
+    assert!(matches!(e, ComposeError::Syntax { .. }), "{e:?}");
+    assert!(e.location().is_some());
+}
+
+#[test]
+fn unsupported_version_is_rejected() {
+    let e = load_err("version: \"2\"\nservices:\n  web:\n    image: x\n");
+    assert_eq!(
+        e.to_string(),
+        "stack.yml: unsupported Compose file version: 2"
+    );
+    // "3" and a missing version mean the newest 3.x, as in docker.
+    load("version: \"3\"\nservices:\n  web:\n    image: x\n");
+}
+
+#[test]
+fn older_versions_use_their_own_schema() {
+    // `order` arrived in 3.4.
+    let text = "version: \"VER\"\nservices:\n  web:\n    image: x\n    deploy:\n      update_config:\n        order: start-first\n";
+    load(&text.replace("VER", "3.4"));
+    let e = load_err(&text.replace("VER", "3.3"));
+    assert!(
+        e.to_string()
+            .contains("Additional property order is not allowed"),
+        "{e}"
+    );
+}
+
+#[test]
+fn forbidden_properties_are_rejected() {
+    let e = load_err("services:\n  web:\n    image: x\n    extends: base\n");
+    assert!(e.to_string().contains("extends"), "{e}");
+    assert_eq!(e.location(), at(4, 5));
+}
+
+#[test]
+fn service_without_image_is_rejected() {
+    let e = load_err("services:\n  web:\n    user: me\n");
+    assert!(e.to_string().contains("services.web has no image"), "{e}");
+    assert_eq!(e.location(), at(3, 5));
+}
+
+#[test]
+fn merge_keys_and_anchors_are_applied() {
+    let stack = load(concat!(
+        "x-base: &base\n  image: app:1\n  environment:\n    A: \"1\"\n",
+        "services:\n  web:\n    <<: *base\n    user: me\n  worker:\n    <<: *base\n    image: app:2\n",
+    ));
+    assert_eq!(container(&stack.services[0].spec).image, "app:1");
+    assert_eq!(container(&stack.services[0].spec).env, strings(&["A=1"]));
+    assert_eq!(container(&stack.services[0].spec).user, "me");
+    assert_eq!(container(&stack.services[1].spec).image, "app:2");
+}
+
+#[test]
+fn odd_documents_do_not_panic() {
+    for text in [
+        "",
+        "[]",
+        "just a string",
+        "services: 3",
+        "services:\n  web: null\n",
+        "services:\n  1: {image: x}\n",
+        "services:\n  web: !custom {image: x}\n",
+        "services:\n  web:\n    image: x\n    ports: [1.5]\n",
+        "services:\n  web:\n    image: x\n    ports: [{target: 70000}]\n",
+        "services:\n  web:\n    image: x\n    deploy:\n      replicas: -1\n",
+        "services:\n  web:\n    image: x\n    stop_grace_period: -5s\n",
+        "services:\n  web:\n    image: x\n    environment: [1]\n",
+        "services:\n  web:\n    image: x\n    command: \"\\\\\"\n",
+        "a: &a [*a]\n",
+        "version: 3.10\nservices: {}\n",
+        "version: null\n",
+        "services:\n  web:\n    image: $\n",
+        "services:\n  web:\n    image: x\n    <<: 5\n",
+    ] {
+        assert!(
+            load_str(text, "odd.yml", &HashMap::new()).is_err(),
+            "{text:?} was accepted"
+        );
+    }
+}
+
+#[test]
+fn into_service_specs_scopes_names_and_labels() {
+    let stack = load(
+        "services:\n  web:\n    image: nginx:1\n    labels: [a=b]\n    deploy:\n      labels: [c=d]\n",
+    );
+    let specs = stack.into_service_specs("shop");
+    assert_eq!(specs.len(), 1);
+    let spec = &specs[0];
+    assert_eq!(spec.name, "shop_web");
+    assert_eq!(
+        spec.labels,
+        env(&[
+            ("c", "d"),
+            (LABEL_NAMESPACE, "shop"),
+            (LABEL_IMAGE, "nginx:1")
+        ])
+    );
+    assert_eq!(
+        container(spec).labels,
+        env(&[("a", "b"), (LABEL_NAMESPACE, "shop")])
+    );
+}
+
+#[test]
+fn load_file_reads_and_names_the_file() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("stack.yml");
+    std::fs::write(
+        &path,
+        "services:\n  web:\n    image: x\n    deploy: {replicas: x}\n",
+    )
+    .expect("write");
+    let e = match load_file(&path, &HashMap::new()) {
+        Ok(s) => panic!("accepted {s:?}"),
+        Err(e) => e,
+    };
+    assert!(
+        e.to_string().starts_with(&path.display().to_string()),
+        "{e}"
+    );
+    let missing = load_file(&dir.path().join("nope.yml"), &HashMap::new());
+    assert!(matches!(missing, Err(ComposeError::Read { .. })));
+}
+
+#[test]
+fn plain_scalars_resolve_like_docker_yaml() {
+    let stack = load(concat!(
+        "services:\n  web:\n    image: x\n    environment:\n",
+        "      OCTAL: 017\n      UNDERSCORE: 1_000\n      QUOTED: \"017\"\n      SINGLE: '1_000'\n",
+        "    deploy:\n      replicas: 0x2\n",
+    ));
+    let spec = only(&stack);
+    assert_eq!(
+        container(spec).env,
+        strings(&["OCTAL=15", "QUOTED=017", "SINGLE=1_000", "UNDERSCORE=1000"])
+    );
+    assert_eq!(
+        spec.mode,
+        Some(service_spec::Mode::Replicated(
+            shoal_proto::types::v1::ReplicatedMode { replicas: 2 }
+        ))
+    );
+}
+
+#[test]
+fn schemas_of_every_version_load() {
+    for minor in 0..=13 {
+        let text = format!("version: \"3.{minor}\"\nservices:\n  web:\n    image: x\n");
+        load(&text);
+    }
+}
+
+/// Every prefix of every fixture, and every fixture with one character replaced by a
+/// character that matters to YAML or interpolation, loads or fails without panicking.
+#[test]
+fn mangled_fixtures_never_panic() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose");
+    let mut texts = Vec::new();
+    for entry in std::fs::read_dir(&dir).expect("fixtures dir").flatten() {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "yml") {
+            texts.push(std::fs::read_to_string(&path).expect("fixture"));
+        }
+    }
+    assert!(texts.len() > 40);
+    let vars = env(&[("TAG", "1"), ("N", "2")]);
+    let mut loads = 0usize;
+    for text in &texts {
+        let boundaries: Vec<usize> = text.char_indices().map(|(i, _)| i).collect();
+        for &i in &boundaries {
+            let _ = load_str(&text[..i], "m.yml", &vars);
+            for replacement in ['$', '\n', '"', '-'] {
+                let ch_len = text[i..].chars().next().map_or(0, char::len_utf8);
+                let mangled = format!("{}{replacement}{}", &text[..i], &text[i + ch_len..]);
+                let _ = load_str(&mangled, "m.yml", &vars);
+            }
+            loads += 5;
+        }
+    }
+    assert!(loads > 10_000, "only {loads} loads");
+}
+
+#[test]
+fn duplicate_environment_entries_are_rejected_like_docker() {
+    let e =
+        load_err("services:\n  web:\n    image: x\n    environment:\n      - A=1\n      - A=1\n");
+    assert!(
+        e.to_string()
+            .contains("services.web.environment must not contain duplicate items"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(5, 7));
+}
+
+#[test]
+fn legacy_restart_applies_only_without_restart_policy() {
+    let stack = load("services:\n  web:\n    image: x\n    restart: on-failure:3\n");
+    let r = only(&stack)
+        .task
+        .as_ref()
+        .and_then(|t| t.restart.as_ref())
+        .expect("policy");
+    assert_eq!(r.condition, restart_policy::Condition::OnFailure as i32);
+    assert_eq!(r.max_attempts, 3);
+    let stack = load("services:\n  web:\n    image: x\n    restart: always\n    deploy:\n      restart_policy:\n        condition: none\n");
+    let r = only(&stack)
+        .task
+        .as_ref()
+        .and_then(|t| t.restart.as_ref())
+        .expect("policy");
+    assert_eq!(r.condition, restart_policy::Condition::None as i32);
+    let e = load_err("services:\n  web:\n    image: x\n    restart: always:2\n");
+    assert_eq!(e.location(), at(4, 14));
+}

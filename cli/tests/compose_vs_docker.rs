@@ -1,0 +1,432 @@
+//! Differential test: shoal's compose loader against docker's own (`docker stack config`, which
+//! runs docker's schema check, interpolation and merge without a daemon).
+//!
+//! For every fixture in tests/compose/ (with its variables from a `.env` file next to it, given
+//! to both loaders), both must accept or both must reject, and for accepted files every field
+//! shoal supports must come out the same. `shoal_rejects_*` fixtures are the documented
+//! exceptions: docker's loader accepts them, but `docker stack deploy` would fail on them later
+//! (daemon or conversion), and shoal refuses them up front.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_norway::Value;
+use shoal_cli::compose::{load_file, ComposeError, Stack};
+use shoal_proto::types::v1::{
+    restart_policy, service_spec, update_config, PortProtocol, PublishMode, ServiceSpec,
+};
+
+fn fixtures_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose")
+}
+
+fn docker_available() -> bool {
+    Command::new("docker")
+        .arg("--version")
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+/// The variables a fixture runs with: its `.env` file plus what docker needs to start; both
+/// loaders see exactly this map.
+fn fixture_env(fixture: &Path, home: &Path) -> HashMap<String, String> {
+    let mut env = HashMap::new();
+    // Docker is found through PATH; shoal's loader sees the same variable, harmlessly.
+    if let Ok(path) = std::env::var("PATH") {
+        env.insert("PATH".to_string(), path);
+    }
+    env.insert("HOME".to_string(), home.display().to_string());
+    env.insert(
+        "DOCKER_CONFIG".to_string(),
+        home.join(".docker").display().to_string(),
+    );
+    if let Ok(text) = std::fs::read_to_string(fixture.with_extension("env")) {
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            let (k, v) = line.split_once('=').unwrap_or((line, ""));
+            env.insert(k.to_string(), v.to_string());
+        }
+    }
+    env
+}
+
+struct DockerResult {
+    config: Option<Value>,
+    stderr: String,
+}
+
+fn docker_config(fixture: &Path, env: &HashMap<String, String>) -> DockerResult {
+    let out = Command::new("docker")
+        .args(["stack", "config", "-c"])
+        .arg(fixture)
+        .env_clear()
+        .envs(env)
+        .output()
+        .expect("run docker stack config");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let config = out.status.success().then(|| {
+        serde_norway::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "docker printed unparsable YAML for {}: {e}",
+                fixture.display()
+            )
+        })
+    });
+    DockerResult { config, stderr }
+}
+
+/// Parses what Go's `Duration.String` prints (`1m30s`, `1.5s`, `500ms`, `0s`) into ms.
+fn go_duration_ms(s: &str) -> u64 {
+    let mut total_ns = 0f64;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .unwrap_or(rest.len());
+        let n: f64 = rest[..num_len].parse().expect("duration number");
+        rest = &rest[num_len..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "h" => 3.6e12,
+            "m" => 6e10,
+            "s" => 1e9,
+            "ms" => 1e6,
+            "µs" | "us" => 1e3,
+            "ns" => 1.0,
+            other => panic!("unknown unit {other} in {s}"),
+        };
+        total_ns += n * scale;
+        rest = &rest[unit_len..];
+    }
+    (total_ns / 1e6).round() as u64
+}
+
+fn str_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Number(n) => n.to_string(),
+        Value::Bool(b) => b.to_string(),
+        other => panic!("expected a scalar, got {other:?}"),
+    }
+}
+
+fn list_of(v: Option<&Value>) -> Vec<String> {
+    match v {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Sequence(items)) => items.iter().map(str_of).collect(),
+        Some(other) => panic!("expected a list, got {other:?}"),
+    }
+}
+
+fn map_of(v: Option<&Value>) -> HashMap<String, String> {
+    match v {
+        None | Some(Value::Null) => HashMap::new(),
+        Some(Value::Mapping(m)) => m
+            .iter()
+            .map(|(k, v)| {
+                (
+                    str_of(k),
+                    if v.is_null() {
+                        String::new()
+                    } else {
+                        str_of(v)
+                    },
+                )
+            })
+            .collect(),
+        Some(other) => panic!("expected a mapping, got {other:?}"),
+    }
+}
+
+fn u64_of(v: &Value) -> u64 {
+    v.as_u64()
+        .or_else(|| v.as_f64().map(|f| f as u64))
+        .unwrap_or_else(|| panic!("expected an unsigned number, got {v:?}"))
+}
+
+/// Checks every field shoal supports of one service against docker's view of it.
+fn compare_service(fixture: &str, name: &str, docker: &Value, spec: &ServiceSpec) {
+    let ctx = format!("{fixture}: service {name}");
+    let task = spec.task.as_ref().expect("task spec");
+    let c = task.container.as_ref().expect("container spec");
+    let get = |k: &str| docker.get(k);
+
+    assert_eq!(
+        c.image,
+        get("image").map(str_of).unwrap_or_default(),
+        "{ctx}: image"
+    );
+    assert_eq!(c.args, list_of(get("command")), "{ctx}: command");
+    assert_eq!(c.command, list_of(get("entrypoint")), "{ctx}: entrypoint");
+    for (key, ours) in [
+        ("user", &c.user),
+        ("working_dir", &c.workdir),
+        ("hostname", &c.hostname),
+        ("stop_signal", &c.stop_signal),
+    ] {
+        assert_eq!(
+            *ours,
+            get(key).map(str_of).unwrap_or_default(),
+            "{ctx}: {key}"
+        );
+    }
+    assert_eq!(
+        c.stop_grace_period_ms,
+        get("stop_grace_period")
+            .map(|v| go_duration_ms(&str_of(v)))
+            .unwrap_or(0),
+        "{ctx}: stop_grace_period"
+    );
+
+    // Docker keeps unresolved variables as null (passed bare to the daemon); shoal leaves them out.
+    let mut env: Vec<String> = match get("environment") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Mapping(m)) => m
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{}={}", str_of(k), str_of(v)))
+            .collect(),
+        Some(other) => panic!("{ctx}: environment is {other:?}"),
+    };
+    env.sort();
+    assert_eq!(c.env, env, "{ctx}: environment");
+    assert_eq!(c.labels, map_of(get("labels")), "{ctx}: labels");
+
+    let ports: Vec<(u32, u32, i32, i32)> = match get("ports") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|p| {
+                let protocol = match p.get("protocol").map(str_of).as_deref() {
+                    Some("udp") => PortProtocol::Udp as i32,
+                    Some("tcp") | None => PortProtocol::Tcp as i32,
+                    Some(other) => panic!("{ctx}: protocol {other}"),
+                };
+                let mode = match p.get("mode").map(str_of).as_deref() {
+                    Some("host") => PublishMode::Host as i32,
+                    Some("ingress") | None => PublishMode::Ingress as i32,
+                    Some(other) => panic!("{ctx}: mode {other}"),
+                };
+                (
+                    p.get("target").map(u64_of).unwrap_or(0) as u32,
+                    p.get("published").map(u64_of).unwrap_or(0) as u32,
+                    protocol,
+                    mode,
+                )
+            })
+            .collect(),
+        Some(other) => panic!("{ctx}: ports is {other:?}"),
+    };
+    let ours: Vec<(u32, u32, i32, i32)> = spec
+        .endpoint
+        .as_ref()
+        .map(|e| {
+            e.ports
+                .iter()
+                .map(|p| (p.target_port, p.published_port, p.protocol, p.publish_mode))
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(ours, ports, "{ctx}: ports");
+
+    let deploy = get("deploy").cloned().unwrap_or(Value::Null);
+    let d = |k: &str| deploy.get(k);
+    assert_eq!(spec.labels, map_of(d("labels")), "{ctx}: deploy.labels");
+    let expected_mode = match d("mode").map(str_of).as_deref() {
+        Some("global") => service_spec::Mode::Global(Default::default()),
+        _ => service_spec::Mode::Replicated(shoal_proto::types::v1::ReplicatedMode {
+            replicas: d("replicas").map(u64_of).unwrap_or(1),
+        }),
+    };
+    assert_eq!(spec.mode, Some(expected_mode), "{ctx}: mode/replicas");
+
+    match d("restart_policy") {
+        None => {}
+        Some(rp) => {
+            let ours = task.restart.as_ref().expect("restart policy");
+            let condition = match rp.get("condition").map(str_of).as_deref() {
+                Some("none") => restart_policy::Condition::None,
+                Some("on-failure") => restart_policy::Condition::OnFailure,
+                Some("any") | None => restart_policy::Condition::Any,
+                Some(other) => panic!("{ctx}: condition {other}"),
+            };
+            assert_eq!(ours.condition, condition as i32, "{ctx}: restart condition");
+            assert_eq!(
+                ours.delay_ms,
+                rp.get("delay").map(|v| go_duration_ms(&str_of(v))),
+                "{ctx}: restart delay"
+            );
+            assert_eq!(
+                ours.max_attempts,
+                rp.get("max_attempts").map(u64_of).unwrap_or(0),
+                "{ctx}: max_attempts"
+            );
+            assert_eq!(
+                ours.window_ms,
+                rp.get("window")
+                    .map(|v| go_duration_ms(&str_of(v)))
+                    .unwrap_or(0),
+                "{ctx}: window"
+            );
+        }
+    }
+
+    match d("update_config") {
+        None => assert_eq!(spec.update, None, "{ctx}: update_config"),
+        Some(uc) => {
+            let ours = spec.update.as_ref().expect("update config");
+            assert_eq!(
+                ours.parallelism,
+                uc.get("parallelism").map(u64_of).unwrap_or(1),
+                "{ctx}: parallelism"
+            );
+            for (key, value) in [("delay", ours.delay_ms), ("monitor", ours.monitor_ms)] {
+                assert_eq!(
+                    value,
+                    uc.get(key).map(|v| go_duration_ms(&str_of(v))).unwrap_or(0),
+                    "{ctx}: update {key}"
+                );
+            }
+            let order = match uc.get("order").map(str_of).as_deref() {
+                Some("start-first") => update_config::Order::StartFirst,
+                _ => update_config::Order::StopFirst,
+            };
+            assert_eq!(ours.order, order as i32, "{ctx}: order");
+            let action = match uc.get("failure_action").map(str_of).as_deref() {
+                Some("continue") => update_config::FailureAction::Continue,
+                Some("rollback") => update_config::FailureAction::Rollback,
+                _ => update_config::FailureAction::Pause,
+            };
+            assert_eq!(ours.failure_action, action as i32, "{ctx}: failure_action");
+            let ratio = uc
+                .get("max_failure_ratio")
+                .and_then(Value::as_f64)
+                .unwrap_or(0.0);
+            assert_eq!(
+                ours.max_failure_ratio, ratio as f32,
+                "{ctx}: max_failure_ratio"
+            );
+        }
+    }
+}
+
+fn compare_stack(fixture: &str, docker: &Value, ours: &Stack, docker_stderr: &str) {
+    let docker_services = match docker.get("services") {
+        Some(Value::Mapping(m)) => m.clone(),
+        _ => Default::default(),
+    };
+    let mut docker_names: Vec<String> = docker_services.keys().map(str_of).collect();
+    let mut our_names: Vec<String> = ours.services.iter().map(|s| s.name.clone()).collect();
+    docker_names.sort();
+    our_names.sort();
+    assert_eq!(our_names, docker_names, "{fixture}: service names");
+    for s in &ours.services {
+        let docker_service = docker_services
+            .get(s.name.as_str())
+            .unwrap_or_else(|| panic!("{fixture}: docker lacks service {}", s.name));
+        compare_service(fixture, &s.name, docker_service, &s.spec);
+    }
+    // Docker warns about each host address it drops; shoal must warn about the same ones.
+    let docker_ip_warnings = docker_stderr.matches("ignoring IP-address").count();
+    let our_ip_warnings = ours
+        .warnings
+        .iter()
+        .filter(|w| w.contains("host address"))
+        .count();
+    assert_eq!(
+        our_ip_warnings, docker_ip_warnings,
+        "{fixture}: host address warnings"
+    );
+}
+
+#[test]
+fn compose_loader_matches_docker_stack_config() {
+    if !docker_available() {
+        eprintln!("SKIPPED compose_loader_matches_docker_stack_config: `docker` is not on PATH");
+        return;
+    }
+    let home = tempfile::tempdir().expect("temp home");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
+        .expect("fixtures dir")
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "yml"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 40, "fixtures missing: {fixtures:?}");
+
+    let mut failures = Vec::new();
+    for fixture in &fixtures {
+        let name = fixture
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let env = fixture_env(fixture, home.path());
+        let docker = docker_config(fixture, &env);
+        let ours: Result<Stack, ComposeError> = load_file(fixture, &env);
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            match (&docker.config, &ours) {
+                (Some(cfg), Ok(stack)) => {
+                    assert!(
+                        name.starts_with("ok_"),
+                        "{name}: both loaders accept it, but the fixture is named as if it failed"
+                    );
+                    compare_stack(&name, cfg, stack, &docker.stderr);
+                }
+                (None, Err(e)) => {
+                    eprintln!("{name}\n  docker: {}\n  shoal:  {e}", docker.stderr.trim());
+                    assert!(
+                        name.starts_with("err_"),
+                        "{name}: both loaders reject it, but the fixture is named as if it loaded"
+                    )
+                }
+                (Some(_), Err(e)) => assert!(
+                    name.starts_with("shoal_rejects_"),
+                    "{name}: docker accepts it, shoal rejects it: {e}"
+                ),
+                (None, Ok(stack)) => panic!(
+                    "{name}: docker rejects it ({}), shoal accepts it: {stack:?}",
+                    docker.stderr.trim()
+                ),
+            }
+        }));
+        if let Err(panic) = outcome {
+            let msg = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_default();
+            failures.push(msg);
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} fixture(s) differ:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+#[test]
+fn errors_point_at_the_offending_line() {
+    // Position checks against the fixtures, independent of docker.
+    let cases = [
+        ("err_unknown_service_key.yml", 5, 5),
+        ("err_replicas_word.yml", 5, 17),
+        ("err_required_missing.yml", 3, 12),
+        ("err_yaml_syntax.yml", 5, 1),
+        ("err_bad_port.yml", 5, 9),
+        ("err_duplicate_key.yml", 3, 5),
+    ];
+    let env = HashMap::new();
+    for (file, line, column) in cases {
+        let err = load_file(&fixtures_dir().join(file), &env).expect_err(file);
+        let loc = err
+            .location()
+            .unwrap_or_else(|| panic!("{file}: no location in {err}"));
+        assert_eq!((loc.line, loc.column), (line, column), "{file}: {err}");
+        assert!(err.to_string().contains(file), "{file}: {err}");
+    }
+}

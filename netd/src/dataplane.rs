@@ -1,0 +1,412 @@
+//! The node's data plane: ties the kernel-object modules together and owns
+//! the desired state (networks of the last view, attached tasks, published
+//! ports). Every change runs under one lock, validates its input before it
+//! touches the kernel, and is idempotent, so the managers and the agent can
+//! simply repeat themselves.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+
+use shoal_proto::dispatcher::v1::NetworkView;
+use shoal_proto::netd::v1::{AttachTaskRequest, TaskAttachment};
+use shoal_proto::types::v1::{PortProtocol, PublishMode};
+use tokio::sync::Mutex;
+
+use crate::attachment::AttachmentStore;
+use crate::error::{Error, Result};
+use crate::netns::{self, NetnsDir};
+use crate::network::{self, OverlayNetwork};
+use crate::nft::{self, NatNetwork, Protocol, PublishedPort, Ruleset};
+use crate::veth::{self, TaskVeth};
+use crate::{bridge, names, sysctl, vxlan};
+
+/// Sysctls of the host namespace netd depends on: forwarding between the
+/// bridges and the outside, and DNAT of loopback traffic to the bridges.
+const HOST_SYSCTLS: &[(&str, &str)] = &[
+    ("net.ipv4.ip_forward", "1"),
+    ("net.ipv4.conf.all.route_localnet", "1"),
+];
+
+pub struct Dataplane {
+    /// The namespace netd was opened in: bridges, veth host ends, the table.
+    host_ns: File,
+    host: rtnetlink::Handle,
+    netns: NetnsDir,
+    records: AttachmentStore,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// Networks of the last view.
+    view_networks: BTreeMap<String, OverlayNetwork>,
+    attachments: BTreeMap<String, TaskAttachment>,
+    /// `None` until the first view.
+    ports: Option<Vec<PublishedPort>>,
+    /// The last batch applied, to skip rewrites that change nothing.
+    last_nft: Option<String>,
+}
+
+impl State {
+    /// Networks that need a bridge and NAT: the view's and those of
+    /// attached tasks (an attach may come before the view names the network).
+    fn networks(&self) -> BTreeMap<String, OverlayNetwork> {
+        let mut nets = self.view_networks.clone();
+        for record in self.attachments.values() {
+            for att in &record.networks {
+                if let Ok(net) = OverlayNetwork::from_attachment(att) {
+                    nets.entry(net.id.clone()).or_insert(net);
+                }
+            }
+        }
+        nets
+    }
+}
+
+impl Dataplane {
+    /// Opens the data plane in the calling thread's network namespace and
+    /// adopts what a previous netd left: records whose namespace still
+    /// exists are kept as they are (running tasks keep their network);
+    /// leftovers of tasks whose namespace is gone are removed.
+    pub async fn open(state_dir: &Path) -> Result<Dataplane> {
+        let host_ns = netns::current()?;
+        let host = netns::netlink_in(&host_ns).await?;
+        let netns = NetnsDir::prepare(state_dir.join("netns"))?;
+        let records = AttachmentStore::open(state_dir.join("attachments"))?;
+        for (key, value) in HOST_SYSCTLS {
+            sysctl::set(&host_ns, key, value).await?;
+        }
+        let dp = Dataplane {
+            host_ns,
+            host,
+            netns,
+            records,
+            state: Mutex::new(State::default()),
+        };
+        dp.adopt().await?;
+        Ok(dp)
+    }
+
+    async fn adopt(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let records = self.records.load_all()?;
+        for (task_id, record) in records {
+            if netns::is_mounted(&self.netns.path(&task_id)) {
+                state.attachments.insert(task_id, record);
+            } else {
+                tracing::info!(task = %task_id, "namespace is gone; removing the task's leftovers");
+                if let Err(e) = self.remove_task(&task_id, record.networks.len()).await {
+                    tracing::warn!(task = %task_id, error = %e, "cleanup incomplete");
+                }
+            }
+        }
+        for task_id in self.netns.list()? {
+            if !state.attachments.contains_key(&task_id)
+                && names::validate_id("task id", &task_id).is_ok()
+            {
+                // An attach that never finished (netd stopped half-way).
+                tracing::info!(task = %task_id, "removing an unfinished attachment");
+                if let Err(e) = self.remove_task(&task_id, names::MAX_TASK_NETWORKS).await {
+                    tracing::warn!(task = %task_id, error = %e, "cleanup incomplete");
+                }
+            }
+        }
+        tracing::info!(
+            tasks = state.attachments.len(),
+            "adopted existing attachments"
+        );
+        self.sync_nft(&mut state).await
+    }
+
+    /// Where a task's namespace is (or would be) mounted.
+    pub fn netns_path(&self, task_id: &str) -> PathBuf {
+        self.netns.path(task_id)
+    }
+
+    /// Converges the node to a complete network view: a bridge and VXLAN
+    /// device per network, NAT and published ports in the nft table. Bridges
+    /// of networks that left the view are removed once no task uses them.
+    /// Every part is attempted; the errors are returned together.
+    pub async fn apply_view(&self, view: &NetworkView) -> Result<()> {
+        let mut state = self.state.lock().await;
+        let mut errors = Vec::new();
+        let mut networks = BTreeMap::new();
+        for n in &view.networks {
+            match OverlayNetwork::from_view(n) {
+                Ok(net) => {
+                    networks.insert(net.id.clone(), net);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        state.view_networks = networks;
+        let wanted = state.networks();
+        for net in wanted.values() {
+            if let Err(e) = self.ensure_network(net).await {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = self.remove_unused_networks(&wanted).await {
+            errors.push(e);
+        }
+        state.ports = Some(published_ports(view));
+        if let Err(e) = self.sync_nft(&mut state).await {
+            errors.push(e);
+        }
+        Error::collect(errors)
+    }
+
+    async fn ensure_network(&self, net: &OverlayNetwork) -> Result<u32> {
+        let br = bridge::apply(&self.host, net).await?;
+        vxlan::apply(&self.host, net, br.index).await?;
+        Ok(br.index)
+    }
+
+    async fn remove_unused_networks(
+        &self,
+        wanted: &BTreeMap<String, OverlayNetwork>,
+    ) -> Result<()> {
+        let mut errors = Vec::new();
+        for (id, br) in bridge::list_owned(&self.host).await? {
+            if wanted.contains_key(&id) {
+                continue;
+            }
+            tracing::info!(network = %id, bridge = %br.name, "removing network no longer in use");
+            if let Err(e) = vxlan::teardown(&self.host, &names::vxlan_name(&id)).await {
+                errors.push(e);
+            }
+            if let Err(e) = bridge::teardown(&self.host, &br.name).await {
+                errors.push(e);
+            }
+        }
+        Error::collect(errors)
+    }
+
+    /// Gives the task a network namespace with one interface per network.
+    /// Attaching an attached task again re-checks and repairs it. On error,
+    /// whatever this call created is removed again.
+    pub async fn attach_task(&self, req: &AttachTaskRequest) -> Result<PathBuf> {
+        let task_id = req.task_id.as_str();
+        names::validate_id("task id", task_id)?;
+        if req.networks.len() > names::MAX_TASK_NETWORKS {
+            return Err(Error::invalid(
+                format!("task {task_id}"),
+                format!(
+                    "{} networks (at most {})",
+                    req.networks.len(),
+                    names::MAX_TASK_NETWORKS
+                ),
+            ));
+        }
+        let mut plan = Vec::new();
+        for (i, att) in req.networks.iter().enumerate() {
+            let net = OverlayNetwork::from_attachment(att)?;
+            let address = network::task_address(&net, att)?;
+            let veth = TaskVeth {
+                host_name: names::veth_host_name(task_id, i),
+                task_ifname: names::task_ifname(i),
+                address,
+                gateway: (i == 0).then_some(net.gateway),
+            };
+            plan.push((net, veth));
+        }
+        let mut state = self.state.lock().await;
+        let prefix = names::veth_host_name(task_id, 0);
+        if let Some(other) = state
+            .attachments
+            .keys()
+            .find(|other| *other != task_id && names::veth_host_name(other, 0) == prefix)
+        {
+            return Err(Error::invalid(
+                format!("task {task_id}"),
+                format!("its interface name {prefix} is already used by task {other}"),
+            ));
+        }
+
+        let ns_created = self.netns.ensure(task_id).await?;
+        let mut created_veths = Vec::new();
+        let result = self
+            .attach_interfaces(task_id, &plan, &mut created_veths)
+            .await;
+        if let Err(e) = result {
+            for name in created_veths.iter().rev() {
+                if let Err(e) = veth::teardown(&self.host, name).await {
+                    tracing::warn!(veth = %name, error = %e, "rollback: veth not removed");
+                }
+            }
+            if ns_created {
+                if let Err(e) = self.netns.remove(task_id) {
+                    tracing::warn!(task = %task_id, error = %e, "rollback: namespace not removed");
+                }
+            }
+            return Err(e);
+        }
+
+        // Interfaces of networks the task had before and no longer has.
+        let before = state
+            .attachments
+            .get(task_id)
+            .map_or(0, |r| r.networks.len());
+        for i in plan.len()..before {
+            if let Err(e) = veth::teardown(&self.host, &names::veth_host_name(task_id, i)).await {
+                tracing::warn!(task = %task_id, error = %e, "stale veth not removed");
+            }
+        }
+        let path = self.netns.path(task_id);
+        let record = TaskAttachment {
+            task_id: task_id.to_string(),
+            netns_path: path.to_string_lossy().into_owned(),
+            networks: req.networks.clone(),
+        };
+        self.records.save(&record)?;
+        state.attachments.insert(task_id.to_string(), record);
+        self.sync_nft(&mut state).await?;
+        tracing::info!(task = %task_id, netns = %path.display(), "task attached");
+        Ok(path)
+    }
+
+    async fn attach_interfaces(
+        &self,
+        task_id: &str,
+        plan: &[(OverlayNetwork, TaskVeth)],
+        created: &mut Vec<String>,
+    ) -> Result<()> {
+        let task_ns = self.netns.open(task_id)?;
+        let task = netns::netlink_in(&task_ns).await?;
+        for (net, veth) in plan {
+            let bridge = self.ensure_network(net).await?;
+            let (_, made) = veth.apply(&self.host, &task_ns, &task, bridge).await?;
+            if made {
+                created.push(veth.host_name.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Removes the task's veths, namespace and record. Detaching an unknown
+    /// task is fine; every step is attempted and the errors are returned
+    /// together.
+    pub async fn detach_task(&self, task_id: &str) -> Result<()> {
+        names::validate_id("task id", task_id)?;
+        let mut state = self.state.lock().await;
+        let count = state
+            .attachments
+            .get(task_id)
+            .map_or(names::MAX_TASK_NETWORKS, |r| r.networks.len());
+        let removed = self.remove_task(task_id, count).await;
+        if removed.is_ok() {
+            state.attachments.remove(task_id);
+            tracing::info!(task = %task_id, "task detached");
+        }
+        let synced = self.sync_nft(&mut state).await;
+        removed.and(synced)
+    }
+
+    async fn remove_task(&self, task_id: &str, interfaces: usize) -> Result<()> {
+        let mut errors = Vec::new();
+        for i in 0..interfaces.max(1) {
+            if let Err(e) = veth::teardown(&self.host, &names::veth_host_name(task_id, i)).await {
+                errors.push(e);
+            }
+        }
+        if let Err(e) = self.netns.remove(task_id) {
+            errors.push(e);
+        }
+        if errors.is_empty() {
+            // The record goes last: while anything is left, it says what.
+            if let Err(e) = self.records.remove(task_id) {
+                errors.push(e);
+            }
+        }
+        Error::collect(errors)
+    }
+
+    pub async fn list_attachments(&self) -> Vec<TaskAttachment> {
+        self.state
+            .lock()
+            .await
+            .attachments
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    async fn sync_nft(&self, state: &mut State) -> Result<()> {
+        let networks: BTreeSet<NatNetwork> = state
+            .networks()
+            .values()
+            .map(|n| NatNetwork {
+                bridge: n.bridge_name(),
+                subnet: n.subnet,
+            })
+            .collect();
+        let ruleset = Ruleset {
+            networks: networks.into_iter().collect(),
+            ports: state.ports.clone(),
+        };
+        if ruleset.networks.is_empty() && ruleset.ports.is_none() {
+            // Nothing known yet (fresh start before the first view): leave
+            // whatever table exists alone.
+            return Ok(());
+        }
+        let batch = ruleset.batch();
+        let json = serde_json::to_string(&batch)?;
+        if state.last_nft.as_deref() == Some(json.as_str()) {
+            return Ok(());
+        }
+        nft::apply(&self.host_ns, &batch).await?;
+        state.last_nft = Some(json);
+        Ok(())
+    }
+}
+
+/// The ingress-mode published ports of a view, with their backends.
+fn published_ports(view: &NetworkView) -> Vec<PublishedPort> {
+    let mut ports = Vec::new();
+    for svc in &view.services {
+        let mut backends: Vec<Ipv4Addr> = svc
+            .backends
+            .iter()
+            .filter_map(|b| match b.address.split('/').next().unwrap_or_default().parse() {
+                Ok(ip) => Some(ip),
+                Err(_) => {
+                    tracing::warn!(service = %svc.service_name, address = %b.address, "ignoring backend with a bad address");
+                    None
+                }
+            })
+            .collect();
+        backends.sort();
+        backends.dedup();
+        for p in &svc.ports {
+            if p.publish_mode != PublishMode::Ingress as i32 || p.published_port == 0 {
+                continue;
+            }
+            let protocol = match PortProtocol::try_from(p.protocol) {
+                Ok(PortProtocol::Tcp) => Protocol::Tcp,
+                Ok(PortProtocol::Udp) => Protocol::Udp,
+                Err(_) => continue,
+            };
+            let (Ok(published), Ok(target)) = (
+                u16::try_from(p.published_port),
+                u16::try_from(p.target_port),
+            ) else {
+                tracing::warn!(service = %svc.service_name, "ignoring port outside 1..65535");
+                continue;
+            };
+            if target == 0 {
+                continue;
+            }
+            ports.push(PublishedPort {
+                protocol,
+                published,
+                target,
+                service_id: svc.service_id.clone(),
+                service_name: svc.service_name.clone(),
+                backends: backends.clone(),
+            });
+        }
+    }
+    ports
+}

@@ -1,0 +1,161 @@
+//! Netlink helpers shared by the kernel-object modules: look a link up by
+//! name, read the few attributes netd cares about, and make the idempotent
+//! changes (up, controller, address) that tolerate "already so".
+
+use std::net::IpAddr;
+
+use futures::TryStreamExt;
+use netlink_packet_route::link::{
+    InfoData, InfoKind, InfoVxlan, LinkAttribute, LinkFlags, LinkInfo, LinkMessage,
+};
+use rtnetlink::{Handle, LinkUnspec};
+
+use crate::cidr::Ipv4Cidr;
+use crate::error::{errno, Error, Result};
+
+pub(crate) const ENODEV: i32 = nix::libc::ENODEV;
+pub(crate) const EEXIST: i32 = nix::libc::EEXIST;
+
+/// What netd reads back from a link.
+#[derive(Debug, Clone)]
+pub struct LinkState {
+    pub index: u32,
+    pub name: String,
+    pub kind: Option<InfoKind>,
+    pub controller: Option<u32>,
+    pub alias: Option<String>,
+    pub up: bool,
+    pub vni: Option<u32>,
+}
+
+impl LinkState {
+    pub fn from_message(msg: &LinkMessage) -> LinkState {
+        let mut state = LinkState {
+            index: msg.header.index,
+            name: String::new(),
+            kind: None,
+            controller: None,
+            alias: None,
+            up: msg.header.flags.contains(LinkFlags::Up),
+            vni: None,
+        };
+        for attr in &msg.attributes {
+            match attr {
+                LinkAttribute::IfName(n) => state.name = n.clone(),
+                LinkAttribute::IfAlias(a) => state.alias = Some(a.clone()),
+                LinkAttribute::Controller(c) if *c != 0 => state.controller = Some(*c),
+                LinkAttribute::LinkInfo(infos) => {
+                    for info in infos {
+                        match info {
+                            LinkInfo::Kind(k) => state.kind = Some(k.clone()),
+                            LinkInfo::Data(InfoData::Vxlan(v)) => {
+                                state.vni = v.iter().find_map(|i| match i {
+                                    InfoVxlan::Id(id) => Some(*id),
+                                    _ => None,
+                                });
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+                _ => {}
+            }
+        }
+        state
+    }
+}
+
+/// The link called `name`, if there is one.
+pub async fn get(handle: &Handle, name: &str) -> Result<Option<LinkState>> {
+    let mut links = handle.link().get().match_name(name).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(Some(LinkState::from_message(&msg))),
+        Ok(None) => Ok(None),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(None),
+        Err(e) => Err(Error::netlink(format!("get link {name}"))(e)),
+    }
+}
+
+/// Every link in the namespace.
+pub async fn list(handle: &Handle) -> Result<Vec<LinkState>> {
+    let msgs: Vec<LinkMessage> = handle
+        .link()
+        .get()
+        .execute()
+        .try_collect()
+        .await
+        .map_err(Error::netlink("list links"))?;
+    Ok(msgs.iter().map(LinkState::from_message).collect())
+}
+
+pub async fn set_up(handle: &Handle, link: &LinkState) -> Result<()> {
+    if link.up {
+        return Ok(());
+    }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(link.index).up().build())
+        .execute()
+        .await
+        .map_err(Error::netlink(format!("set {} up", link.name)))
+}
+
+pub async fn set_controller(handle: &Handle, link: &LinkState, controller: u32) -> Result<()> {
+    if link.controller == Some(controller) {
+        return Ok(());
+    }
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(link.index)
+                .controller(controller)
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(Error::netlink(format!(
+            "attach {} to its bridge",
+            link.name
+        )))
+}
+
+pub async fn set_alias(handle: &Handle, link: &LinkState, alias: &str) -> Result<()> {
+    if link.alias.as_deref() == Some(alias) {
+        return Ok(());
+    }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(link.index).alias(alias).build())
+        .execute()
+        .await
+        .map_err(Error::netlink(format!("set alias of {}", link.name)))
+}
+
+/// Adds an address; one that is already there is fine.
+pub async fn add_address(handle: &Handle, link: &LinkState, cidr: Ipv4Cidr) -> Result<()> {
+    match handle
+        .address()
+        .add(link.index, IpAddr::V4(cidr.addr), cidr.len)
+        .execute()
+        .await
+    {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(EEXIST) => Ok(()),
+        Err(e) => Err(Error::netlink(format!(
+            "add address {cidr} to {}",
+            link.name
+        ))(e)),
+    }
+}
+
+/// Deletes the link called `name`; a missing one is fine.
+pub async fn delete(handle: &Handle, name: &str) -> Result<()> {
+    let Some(link) = get(handle, name).await? else {
+        return Ok(());
+    };
+    match handle.link().del(link.index).execute().await {
+        Ok(()) => Ok(()),
+        Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
+        Err(e) => Err(Error::netlink(format!("delete link {name}"))(e)),
+    }
+}

@@ -1,0 +1,105 @@
+//! netd's link to the managers: a `WatchNetwork` stream over mTLS with the
+//! node's identity, each view applied to the data plane. Reconnects with
+//! backoff forever; before the node has joined (no certificate yet) it
+//! waits for one.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_identity::NodeIdentity;
+use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
+use shoal_proto::dispatcher::v1::WatchNetworkRequest;
+
+use crate::dataplane::Dataplane;
+
+const BACKOFF_MIN: Duration = Duration::from_millis(500);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+const IDENTITY_POLL: Duration = Duration::from_secs(1);
+
+pub struct ManagerWatch {
+    pub dataplane: Arc<Dataplane>,
+    pub node_dir: PathBuf,
+    pub manager: String,
+}
+
+impl ManagerWatch {
+    /// Runs until the future is dropped; never returns on its own.
+    pub async fn run(self) {
+        let mut backoff = BACKOFF_MIN;
+        loop {
+            let identity = wait_for_identity(&self.node_dir).await;
+            match self.watch(&identity).await {
+                Ok(()) => {
+                    tracing::info!(manager = %self.manager, "network view stream ended; reconnecting");
+                    backoff = BACKOFF_MIN;
+                }
+                Err(Failure { error, received }) => {
+                    if received {
+                        backoff = BACKOFF_MIN;
+                    }
+                    tracing::warn!(manager = %self.manager, %error, retry_in = ?backoff, "network view stream failed");
+                }
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
+    }
+
+    async fn watch(&self, identity: &NodeIdentity) -> Result<(), Failure> {
+        let fail = |received: bool| move |error: String| Failure { error, received };
+        let channel = shoal_identity::connect(&self.manager, identity)
+            .await
+            .map_err(|e| fail(false)(e.to_string()))?;
+        let mut stream = DispatcherClient::new(channel)
+            .watch_network(WatchNetworkRequest {})
+            .await
+            .map_err(|e| fail(false)(e.to_string()))?
+            .into_inner();
+        tracing::info!(manager = %self.manager, "watching the network view");
+        let mut received = false;
+        while let Some(view) = stream
+            .message()
+            .await
+            .map_err(|e| fail(received)(e.to_string()))?
+        {
+            received = true;
+            tracing::debug!(
+                networks = view.networks.len(),
+                services = view.services.len(),
+                "network view received"
+            );
+            // A view that cannot be fully applied is logged; the next one
+            // (complete again) gets another chance.
+            if let Err(e) = self.dataplane.apply_view(&view).await {
+                tracing::warn!(error = %e, "network view applied partially");
+            }
+        }
+        Ok(())
+    }
+}
+
+struct Failure {
+    error: String,
+    /// Whether the stream delivered a view before failing (then the
+    /// connection worked and the backoff starts over).
+    received: bool,
+}
+
+/// Loads the node identity, waiting for the node to join (the certificate
+/// to appear) and retrying while it is unreadable.
+async fn wait_for_identity(node_dir: &Path) -> NodeIdentity {
+    let mut logged = false;
+    loop {
+        if node_dir.join(shoal_identity::CERT_FILE).exists() {
+            match NodeIdentity::load(node_dir) {
+                Ok(identity) => return identity,
+                Err(e) => tracing::warn!(error = %e, "node identity unreadable; retrying"),
+            }
+        } else if !logged {
+            tracing::info!(node_dir = %node_dir.display(), "waiting for the node to join (no certificate yet)");
+            logged = true;
+        }
+        tokio::time::sleep(IDENTITY_POLL).await;
+    }
+}

@@ -1,0 +1,142 @@
+//! An overlay network as netd builds it on a node: validated from the
+//! cluster's `Network` (view) or `NetworkAttachment` (attach request).
+
+use std::net::Ipv4Addr;
+
+use shoal_proto::types::v1::{Network, NetworkAttachment};
+
+use crate::cidr::Ipv4Cidr;
+use crate::error::{Error, Result};
+use crate::names;
+
+/// Largest VNI a VXLAN header carries (24 bits).
+const VNI_MAX: u32 = (1 << 24) - 1;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OverlayNetwork {
+    pub id: String,
+    pub vni: u32,
+    pub subnet: Ipv4Cidr,
+    pub gateway: Ipv4Addr,
+}
+
+impl OverlayNetwork {
+    pub fn new(id: &str, vni: u32, subnet: &str, gateway: &str) -> Result<OverlayNetwork> {
+        names::validate_id("network id", id)?;
+        let what = || format!("network {id}");
+        if vni == 0 || vni > VNI_MAX {
+            return Err(Error::invalid(
+                what(),
+                format!("VNI {vni} is outside 1..={VNI_MAX}"),
+            ));
+        }
+        let subnet: Ipv4Cidr = subnet
+            .parse()
+            .map_err(|e| Error::invalid(what(), format!("subnet: {e}")))?;
+        let subnet = Ipv4Cidr {
+            addr: subnet.network(),
+            len: subnet.len,
+        };
+        // The gateway may be given bare or with the subnet's prefix.
+        let gateway: Ipv4Addr = gateway
+            .split('/')
+            .next()
+            .unwrap_or_default()
+            .parse()
+            .map_err(|e| Error::invalid(what(), format!("gateway {gateway:?}: {e}")))?;
+        if !subnet.contains(gateway) {
+            return Err(Error::invalid(
+                what(),
+                format!("gateway {gateway} is outside subnet {subnet}"),
+            ));
+        }
+        Ok(OverlayNetwork {
+            id: id.to_string(),
+            vni,
+            subnet,
+            gateway,
+        })
+    }
+
+    pub fn from_view(network: &Network) -> Result<OverlayNetwork> {
+        let id = network
+            .meta
+            .as_ref()
+            .map(|m| m.id.as_str())
+            .unwrap_or_default();
+        OverlayNetwork::new(id, network.vni, &network.subnet, &network.gateway)
+    }
+
+    pub fn from_attachment(att: &NetworkAttachment) -> Result<OverlayNetwork> {
+        OverlayNetwork::new(&att.network_id, att.vni, &att.subnet, &att.gateway)
+    }
+
+    /// The gateway with the subnet's prefix: the bridge's address.
+    pub fn gateway_cidr(&self) -> Ipv4Cidr {
+        Ipv4Cidr {
+            addr: self.gateway,
+            len: self.subnet.len,
+        }
+    }
+
+    pub fn bridge_name(&self) -> String {
+        names::bridge_name(&self.id)
+    }
+
+    pub fn vxlan_name(&self) -> String {
+        names::vxlan_name(&self.id)
+    }
+}
+
+/// A task's address on a network, checked against the network.
+pub fn task_address(net: &OverlayNetwork, att: &NetworkAttachment) -> Result<Ipv4Cidr> {
+    let what = || format!("address of the task on network {}", net.id);
+    let cidr: Ipv4Cidr = att
+        .address
+        .parse()
+        .map_err(|e: String| Error::invalid(what(), e))?;
+    if cidr.len != net.subnet.len || !net.subnet.contains(cidr.addr) {
+        return Err(Error::invalid(
+            what(),
+            format!("{cidr} is not a host of {}", net.subnet),
+        ));
+    }
+    if cidr.addr == net.gateway || cidr.addr == net.subnet.network() {
+        return Err(Error::invalid(
+            what(),
+            format!("{cidr} is the gateway or network address"),
+        ));
+    }
+    Ok(cidr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_networks_are_refused_before_any_kernel_change() {
+        assert!(OverlayNetwork::new("n1", 0, "10.0.1.0/24", "10.0.1.1").is_err());
+        assert!(OverlayNetwork::new("n1", 1 << 24, "10.0.1.0/24", "10.0.1.1").is_err());
+        assert!(OverlayNetwork::new("n1", 7, "10.0.1.0", "10.0.1.1").is_err());
+        assert!(OverlayNetwork::new("n1", 7, "10.0.1.0/24", "10.0.2.1").is_err());
+        assert!(OverlayNetwork::new("../x", 7, "10.0.1.0/24", "10.0.1.1").is_err());
+        let net = OverlayNetwork::new("n1", 7, "10.0.1.9/24", "10.0.1.1/24").expect("valid");
+        assert_eq!(net.subnet.to_string(), "10.0.1.0/24");
+        assert_eq!(net.gateway_cidr().to_string(), "10.0.1.1/24");
+    }
+
+    #[test]
+    fn task_address_must_be_a_host_of_the_subnet() {
+        let net = OverlayNetwork::new("n1", 7, "10.0.1.0/24", "10.0.1.1").expect("valid");
+        let att = |a: &str| NetworkAttachment {
+            address: a.into(),
+            ..Default::default()
+        };
+        assert!(task_address(&net, &att("10.0.1.5/24")).is_ok());
+        assert!(task_address(&net, &att("10.0.1.1/24")).is_err());
+        assert!(task_address(&net, &att("10.0.2.5/24")).is_err());
+        assert!(task_address(&net, &att("10.0.1.5/16")).is_err());
+        assert!(task_address(&net, &att("10.0.1.5")).is_err());
+    }
+}

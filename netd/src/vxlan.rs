@@ -1,0 +1,61 @@
+//! The VXLAN device of an overlay network, enslaved to its bridge.
+//!
+//! Forwarding is static: learning is off and there is no multicast group.
+//! Remote nodes (VTEPs) are added as FDB entries on this device when
+//! multi-host networking lands; the device itself does not change for that.
+
+use netlink_packet_route::link::InfoKind;
+use rtnetlink::{Handle, LinkVxlan};
+
+use crate::error::{errno, Error, Result};
+use crate::link::{self, LinkState, EEXIST};
+use crate::network::OverlayNetwork;
+
+/// The IANA VXLAN port.
+pub const VXLAN_PORT: u16 = 4789;
+
+/// Creates the network's VXLAN device (or adopts a matching one), attaches
+/// it to the bridge with index `bridge` and brings it up.
+pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result<LinkState> {
+    let name = net.vxlan_name();
+    if let Some(existing) = link::get(handle, &name).await? {
+        if existing.kind == Some(InfoKind::Vxlan) && existing.vni == Some(net.vni) {
+            link::set_controller(handle, &existing, bridge).await?;
+            link::set_up(handle, &existing).await?;
+            return Ok(existing);
+        }
+        if existing.kind != Some(InfoKind::Vxlan) {
+            return Err(Error::invalid(
+                format!("vxlan {name}"),
+                format!("a link of kind {:?} already has this name", existing.kind),
+            ));
+        }
+        // Ours but for another VNI (the network was re-created): replace it.
+        link::delete(handle, &name).await?;
+    }
+    let msg = LinkVxlan::new(&name, net.vni)
+        .port(VXLAN_PORT)
+        .learning(false)
+        .build();
+    match handle.link().add(msg).execute().await {
+        Ok(()) => {}
+        Err(e) if errno(&e) == Some(EEXIST) => {}
+        Err(e) => {
+            return Err(Error::netlink(format!(
+                "create vxlan {name} (vni {})",
+                net.vni
+            ))(e))
+        }
+    }
+    let created = link::get(handle, &name)
+        .await?
+        .ok_or_else(|| Error::invalid(format!("vxlan {name}"), "vanished right after creation"))?;
+    link::set_controller(handle, &created, bridge).await?;
+    link::set_up(handle, &created).await?;
+    Ok(created)
+}
+
+/// Deletes the device; a missing one is fine.
+pub async fn teardown(handle: &Handle, name: &str) -> Result<()> {
+    link::delete(handle, name).await
+}
