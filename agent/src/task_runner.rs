@@ -271,6 +271,14 @@ impl Runner {
             }
             return self.linger().await;
         }
+        if self.observed >= TaskState::Preparing && !self.observed.is_terminal() {
+            // An earlier agent got this task going, but its container is
+            // gone: the task failed; the orchestrator gives the slot a new one.
+            self.clean_up().await;
+            let err = "the task's container disappeared (the agent restarted?)";
+            self.report(TaskState::Failed, "failed", err, None);
+            return self.linger().await;
+        }
         if self.observed.is_terminal() || self.desired() > TaskState::Running {
             if !self.observed.is_terminal() {
                 self.report(TaskState::Shutdown, "shutdown", "", None);

@@ -70,7 +70,7 @@ fn wait_for_replicas(lab: &Lab, timeout: Duration) -> Vec<u32> {
 }
 
 #[test]
-#[ignore = "needs manager+agent (lead)"]
+
 fn stack_deploy_runs_three_web_replicas_within_30s() {
     let Some(lab) = lab("t-found-deploy") else {
         return;
@@ -86,7 +86,7 @@ fn stack_deploy_runs_three_web_replicas_within_30s() {
 }
 
 #[test]
-#[ignore = "needs manager+agent (lead)"]
+
 fn published_port_spreads_30_requests_over_at_least_two_tasks() {
     let Some(lab) = lab("t-found-port") else {
         return;
@@ -160,7 +160,7 @@ fn task_addresses(pids: &[u32]) -> Vec<String> {
 }
 
 #[test]
-#[ignore = "needs manager+agent (lead)"]
+
 fn stack_rm_leaves_no_container_netns_veth_or_nft_rule() {
     let Some(lab) = lab("t-found-rm") else {
         return;
@@ -226,4 +226,177 @@ fn stack_rm_leaves_no_container_netns_veth_or_nft_rule() {
     let name = lab.name().to_string();
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
     assert!(lab::leaks(&name).is_empty());
+}
+
+/// `service ps` of the example stack's service, untruncated, lower-cased.
+fn service_ps(lab: &Lab) -> String {
+    lab.shoal_ok(["service", "ps", "--no-trunc", "web_web"])
+        .expect("service ps")
+        .to_lowercase()
+}
+
+fn container_ids(lab: &Lab) -> BTreeSet<String> {
+    ctr(lab, &["containers", "ls", "-q"])
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn a_killed_task_is_replaced_within_10s_and_ps_shows_its_exit_code() {
+    let Some(lab) = lab("t-found-kill") else {
+        return;
+    };
+    deploy(&lab);
+    let pids = wait_for_replicas(&lab, Duration::from_secs(30));
+    let victim = pids[0];
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(victim as i32),
+        nix::sys::signal::Signal::SIGKILL,
+    )
+    .expect("kill the task's process");
+    let killed_at = Instant::now();
+    lab.wait_until("a replacement task running", Duration::from_secs(10), || {
+        let now = running_tasks(&lab);
+        if now.len() == REPLICAS && !now.contains(&victim) {
+            Ok(())
+        } else {
+            Err(format!("running pids {now:?}"))
+        }
+    })
+    .expect("replacement within 10 s");
+    assert!(killed_at.elapsed() <= Duration::from_secs(10));
+    let ps = service_ps(&lab);
+    assert!(ps.contains("137"), "service ps does not show the exit code 137:\n{ps}");
+    assert!(ps.contains("failed"), "service ps does not show the failed task:\n{ps}");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
+
+#[test]
+fn kill_9_of_manager_and_agent_keeps_the_same_containers_running() {
+    let Some(mut lab) = lab("t-found-crash") else {
+        return;
+    };
+    deploy(&lab);
+    let pids = wait_for_replicas(&lab, Duration::from_secs(30));
+    let ids = container_ids(&lab);
+    let tasks_before = lab.shoal_ok(["service", "ps", "-q", "web_web"]).expect("ps");
+
+    lab.kill9_and_restart("m1", "shoal-manager").expect("restart manager");
+    lab.kill9_and_restart("m1", "shoal-agent").expect("restart agent");
+    lab.wait_until("the node is back and ready", Duration::from_secs(30), || {
+        let nodes = lab.shoal_ok(["node", "ls"]).map_err(|e| e.to_string())?;
+        if nodes.to_lowercase().contains("ready") {
+            Ok(())
+        } else {
+            Err(nodes)
+        }
+    })
+    .expect("node ready");
+    // Give the restarted agent time to do something wrong, if it would.
+    std::thread::sleep(Duration::from_secs(3));
+    let mut after = running_tasks(&lab);
+    let mut before = pids.clone();
+    after.sort();
+    before.sort();
+    assert_eq!(after, before, "the running containers changed");
+    assert_eq!(container_ids(&lab), ids, "containers were replaced or duplicated");
+    let tasks_after = lab.shoal_ok(["service", "ps", "-q", "web_web"]).expect("ps");
+    assert_eq!(tasks_after, tasks_before, "the task set changed");
+    let services = lab.shoal_ok(["service", "ls"]).expect("service ls");
+    assert!(services.contains("3/3"), "{services}");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
+
+#[test]
+fn an_image_update_moves_every_task_to_v2_while_the_service_answers() {
+    let Some(lab) = lab("t-found-update") else {
+        return;
+    };
+    deploy(&lab);
+    wait_for_replicas(&lab, Duration::from_secs(30));
+    let m1 = lab.host_addr("m1").expect("m1");
+    lab.wait_until("published port answers", Duration::from_secs(10), || {
+        lab.http_get(m1, PUBLISHED_PORT, "/")
+    })
+    .expect("published port");
+    let v2 = format!("{}/web:v2", lab.registry());
+    lab.shoal_ok(["service", "update", "-d", "--image", &v2, "web_web"])
+        .expect("service update");
+    let (mut ok, mut failed) = (0, 0);
+    let deadline = Instant::now() + Duration::from_secs(90);
+    loop {
+        assert!(Instant::now() < deadline, "not all on v2 after 90 s ({ok} ok, {failed} failed)");
+        let mut bodies = BTreeSet::new();
+        for _ in 0..6 {
+            match lab.http_get(m1, PUBLISHED_PORT, "/") {
+                Ok((200, body)) => {
+                    ok += 1;
+                    bodies.insert(body.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+                }
+                _ => failed += 1,
+            }
+        }
+        let ps = service_ps(&lab);
+        let running_v1 = ps.lines().any(|l| l.contains("web:v1") && l.contains("running"));
+        if bodies.len() == 1 && bodies.contains("web v2") && !running_v1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        failed * 10 <= ok,
+        "the service did not stay reachable: {failed} failed, {ok} answered"
+    );
+    let running = running_tasks(&lab);
+    assert_eq!(running.len(), REPLICAS, "after the update: {running:?}");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
+
+#[test]
+fn bad_input_is_refused_with_a_clear_error() {
+    let Some(lab) = lab("t-found-bad") else {
+        return;
+    };
+    // A compose syntax error: non-zero exit, line and column, nothing deployed.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let broken = dir.path().join("broken.yml");
+    std::fs::write(&broken, "services:\n  web:\n    image: [unclosed\n").expect("write");
+    let out = lab
+        .shoal(["stack", "deploy", "-c", &broken.to_string_lossy(), "broken"])
+        .expect("run shoal");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
+    assert!(stderr.contains("line") && stderr.contains("column"), "{stderr}");
+    let services = lab.shoal_ok(["service", "ls", "-q"]).expect("service ls");
+    assert!(services.trim().is_empty(), "something was deployed: {services}");
+
+    // A published port already taken.
+    let v1 = format!("{}/web:v1", lab.registry());
+    lab.shoal_ok(["service", "create", "-d", "--name", "first", "-p", "9090:80", &v1])
+        .expect("first service");
+    let out = lab
+        .shoal(["service", "create", "-d", "--name", "second", "-p", "9090:80", &v1])
+        .expect("run shoal");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("9090/tcp is already published by service first"), "{stderr}");
+
+    // An image that does not exist: the task is rejected with the registry's words.
+    let missing = format!("{}/nope:v9", lab.registry());
+    lab.shoal_ok(["service", "create", "-d", "--name", "missing", &missing])
+        .expect("create with a missing image");
+    lab.wait_until("the task rejected", Duration::from_secs(30), || {
+        let ps = lab
+            .shoal_ok(["service", "ps", "--no-trunc", "missing"])
+            .map_err(|e| e.to_string())?
+            .to_lowercase();
+        if ps.contains("rejected") && ps.contains("unknown") && ps.contains("nope:v9") {
+            Ok(())
+        } else {
+            Err(ps)
+        }
+    })
+    .expect("rejected with the registry's error");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }

@@ -352,6 +352,39 @@ impl Lab {
         self.spawn_daemon(host, cluster::AGENT, &args)
     }
 
+    /// `kill -9` of one of a host's shoal daemons (`shoal-manager`,
+    /// `shoal-agent`, `shoal-netd`), then the same daemon started again with
+    /// the same flags: a crash and restart, as an operator would see it.
+    pub fn kill9_and_restart(&mut self, host: &str, daemon: &str) -> Result<(), Error> {
+        let host = self.host(host)?.clone();
+        let index = self
+            .record
+            .processes
+            .iter()
+            .position(|p| p.host == host.name && p.name == daemon)
+            .ok_or_else(|| Error::Config(format!("no {daemon} runs on {}", host.name)))?;
+        let pid = self.record.processes[index].pid;
+        if let Some(child) = self.children.iter_mut().find(|c| c.id() as i32 == pid) {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        self.children.retain(|c| c.id() as i32 != pid);
+        self.record.processes.remove(index);
+        let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
+        let manager = format!("127.0.0.1:{}", cluster::MANAGER_PORT);
+        let args = match daemon {
+            cluster::MANAGER => cluster::manager_args(&dirs),
+            cluster::NETD => cluster::netd_args(&dirs, &manager),
+            cluster::AGENT => {
+                let containerd = dirs.containerd().join("containerd.sock");
+                let registry = self.record.registry.clone();
+                cluster::agent_args(&dirs, &containerd, &manager, &registry)
+            }
+            other => return Err(Error::Config(format!("{other} is not a shoal daemon"))),
+        };
+        self.spawn_daemon(&host, daemon, &args)
+    }
+
     /// Adds `node` to the cluster. Joining (`shoal swarm join-token`, `shoal
     /// swarm join`) comes with the join feature; until then up() refuses
     /// multi-node labs before getting here.
