@@ -256,19 +256,29 @@ fn a_killed_task_is_replaced_within_10s_and_ps_shows_its_exit_code() {
     )
     .expect("kill the task's process");
     let killed_at = Instant::now();
-    lab.wait_until("a replacement task running", Duration::from_secs(10), || {
-        let now = running_tasks(&lab);
-        if now.len() == REPLICAS && !now.contains(&victim) {
-            Ok(())
-        } else {
-            Err(format!("running pids {now:?}"))
-        }
-    })
+    lab.wait_until(
+        "a replacement task running",
+        Duration::from_secs(10),
+        || {
+            let now = running_tasks(&lab);
+            if now.len() == REPLICAS && !now.contains(&victim) {
+                Ok(())
+            } else {
+                Err(format!("running pids {now:?}"))
+            }
+        },
+    )
     .expect("replacement within 10 s");
     assert!(killed_at.elapsed() <= Duration::from_secs(10));
     let ps = service_ps(&lab);
-    assert!(ps.contains("137"), "service ps does not show the exit code 137:\n{ps}");
-    assert!(ps.contains("failed"), "service ps does not show the failed task:\n{ps}");
+    assert!(
+        ps.contains("137"),
+        "service ps does not show the exit code 137:\n{ps}"
+    );
+    assert!(
+        ps.contains("failed"),
+        "service ps does not show the failed task:\n{ps}"
+    );
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
 
@@ -280,18 +290,26 @@ fn kill_9_of_manager_and_agent_keeps_the_same_containers_running() {
     deploy(&lab);
     let pids = wait_for_replicas(&lab, Duration::from_secs(30));
     let ids = container_ids(&lab);
-    let tasks_before = lab.shoal_ok(["service", "ps", "-q", "web_web"]).expect("ps");
+    let tasks_before = lab
+        .shoal_ok(["service", "ps", "-q", "web_web"])
+        .expect("ps");
 
-    lab.kill9_and_restart("m1", "shoal-manager").expect("restart manager");
-    lab.kill9_and_restart("m1", "shoal-agent").expect("restart agent");
-    lab.wait_until("the node is back and ready", Duration::from_secs(30), || {
-        let nodes = lab.shoal_ok(["node", "ls"]).map_err(|e| e.to_string())?;
-        if nodes.to_lowercase().contains("ready") {
-            Ok(())
-        } else {
-            Err(nodes)
-        }
-    })
+    lab.kill9_and_restart("m1", "shoal-manager")
+        .expect("restart manager");
+    lab.kill9_and_restart("m1", "shoal-agent")
+        .expect("restart agent");
+    lab.wait_until(
+        "the node is back and ready",
+        Duration::from_secs(30),
+        || {
+            let nodes = lab.shoal_ok(["node", "ls"]).map_err(|e| e.to_string())?;
+            if nodes.to_lowercase().contains("ready") {
+                Ok(())
+            } else {
+                Err(nodes)
+            }
+        },
+    )
     .expect("node ready");
     // Give the restarted agent time to do something wrong, if it would.
     std::thread::sleep(Duration::from_secs(3));
@@ -300,8 +318,14 @@ fn kill_9_of_manager_and_agent_keeps_the_same_containers_running() {
     after.sort();
     before.sort();
     assert_eq!(after, before, "the running containers changed");
-    assert_eq!(container_ids(&lab), ids, "containers were replaced or duplicated");
-    let tasks_after = lab.shoal_ok(["service", "ps", "-q", "web_web"]).expect("ps");
+    assert_eq!(
+        container_ids(&lab),
+        ids,
+        "containers were replaced or duplicated"
+    );
+    let tasks_after = lab
+        .shoal_ok(["service", "ps", "-q", "web_web"])
+        .expect("ps");
     assert_eq!(tasks_after, tasks_before, "the task set changed");
     let services = lab.shoal_ok(["service", "ls"]).expect("service ls");
     assert!(services.contains("3/3"), "{services}");
@@ -326,19 +350,29 @@ fn an_image_update_moves_every_task_to_v2_while_the_service_answers() {
     let (mut ok, mut failed) = (0, 0);
     let deadline = Instant::now() + Duration::from_secs(90);
     loop {
-        assert!(Instant::now() < deadline, "not all on v2 after 90 s ({ok} ok, {failed} failed)");
+        assert!(
+            Instant::now() < deadline,
+            "not all on v2 after 90 s ({ok} ok, {failed} failed)"
+        );
         let mut bodies = BTreeSet::new();
         for _ in 0..6 {
             match lab.http_get(m1, PUBLISHED_PORT, "/") {
                 Ok((200, body)) => {
                     ok += 1;
-                    bodies.insert(body.split_whitespace().take(2).collect::<Vec<_>>().join(" "));
+                    bodies.insert(
+                        body.split_whitespace()
+                            .take(2)
+                            .collect::<Vec<_>>()
+                            .join(" "),
+                    );
                 }
                 _ => failed += 1,
             }
         }
         let ps = service_ps(&lab);
-        let running_v1 = ps.lines().any(|l| l.contains("web:v1") && l.contains("running"));
+        let running_v1 = ps
+            .lines()
+            .any(|l| l.contains("web:v1") && l.contains("running"));
         if bodies.len() == 1 && bodies.contains("web v2") && !running_v1 {
             break;
         }
@@ -367,20 +401,33 @@ fn bad_input_is_refused_with_a_clear_error() {
         .expect("run shoal");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr).to_lowercase();
-    assert!(stderr.contains("line") && stderr.contains("column"), "{stderr}");
+    assert!(
+        stderr.contains("line") && stderr.contains("column"),
+        "{stderr}"
+    );
     let services = lab.shoal_ok(["service", "ls", "-q"]).expect("service ls");
-    assert!(services.trim().is_empty(), "something was deployed: {services}");
+    assert!(
+        services.trim().is_empty(),
+        "something was deployed: {services}"
+    );
 
     // A published port already taken.
     let v1 = format!("{}/web:v1", lab.registry());
-    lab.shoal_ok(["service", "create", "-d", "--name", "first", "-p", "9090:80", &v1])
-        .expect("first service");
+    lab.shoal_ok([
+        "service", "create", "-d", "--name", "first", "-p", "9090:80", &v1,
+    ])
+    .expect("first service");
     let out = lab
-        .shoal(["service", "create", "-d", "--name", "second", "-p", "9090:80", &v1])
+        .shoal([
+            "service", "create", "-d", "--name", "second", "-p", "9090:80", &v1,
+        ])
         .expect("run shoal");
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains("9090/tcp is already published by service first"), "{stderr}");
+    assert!(
+        stderr.contains("9090/tcp is already published by service first"),
+        "{stderr}"
+    );
 
     // An image that does not exist: the task is rejected with the registry's words.
     let missing = format!("{}/nope:v9", lab.registry());

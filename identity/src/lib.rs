@@ -10,7 +10,9 @@
 use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig};
+use tonic::transport::{
+    Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
+};
 
 /// Every manager certificate carries this DNS name, and clients verify it:
 /// managers are reached by changing IP addresses, the CA pins who they are.
@@ -144,7 +146,8 @@ impl NodeIdentity {
                 .mode(mode)
                 .open(&tmp)
                 .map_err(write_err(tmp.clone()))?;
-            std::io::Write::write_all(&mut file, text.as_bytes()).map_err(write_err(tmp.clone()))?;
+            std::io::Write::write_all(&mut file, text.as_bytes())
+                .map_err(write_err(tmp.clone()))?;
             file.sync_all().map_err(write_err(tmp.clone()))?;
             std::fs::rename(&tmp, &path).map_err(write_err(path))?;
         }
@@ -235,9 +238,7 @@ pub fn peer_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
         x509_parser::parse_x509_certificate(der).map_err(|e| bad(format!("not X.509: {e}")))?;
     let subject = cert.subject();
     let first = |it: &mut dyn Iterator<Item = &x509_parser::x509::AttributeTypeAndValue>| {
-        it.next()
-            .and_then(|a| a.as_str().ok())
-            .map(str::to_string)
+        it.next().and_then(|a| a.as_str().ok()).map(str::to_string)
     };
     let node_id = first(&mut subject.iter_common_name()).ok_or_else(|| bad("no CN".into()))?;
     let ou = first(&mut subject.iter_organizational_unit()).ok_or_else(|| bad("no OU".into()))?;

@@ -65,11 +65,17 @@ async fn control(lab: &Lab) -> Result<ControlClient<Channel>> {
 }
 
 /// Waits until `want` tasks of the service run its current spec.
-async fn wait_running(client: &mut ControlClient<Channel>, service: &str, want: usize) -> Result<()> {
+async fn wait_running(
+    client: &mut ControlClient<Channel>,
+    service: &str,
+    want: usize,
+) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(600);
     loop {
         let svc = client
-            .get_service(GetServiceRequest { id_or_name: service.into() })
+            .get_service(GetServiceRequest {
+                id_or_name: service.into(),
+            })
             .await?
             .into_inner()
             .service
@@ -129,7 +135,8 @@ fn baseline(lab: &Lab, image: &str, n: usize) -> Result<f64> {
                 .map(|id| s.spawn(move || ctr(lab, &["run", "-d", "--null-io", image, id])))
                 .collect();
             for h in handles {
-                h.join().map_err(|_| anyhow::anyhow!("ctr thread panicked"))??;
+                h.join()
+                    .map_err(|_| anyhow::anyhow!("ctr thread panicked"))??;
             }
             Ok(())
         })?;
@@ -163,34 +170,75 @@ fn main() -> Result<()> {
         let name = format!("bench{round}");
         let replicas = n.to_string();
         let started = Instant::now();
-        lab.shoal_ok(["service", "create", "-d", "--name", &name, "--replicas", &replicas,
-            "--restart-delay", "0s", "--stop-grace-period", "2s", &v1])?;
+        lab.shoal_ok([
+            "service",
+            "create",
+            "-d",
+            "--name",
+            &name,
+            "--replicas",
+            &replicas,
+            "--restart-delay",
+            "0s",
+            "--stop-grace-period",
+            "2s",
+            &v1,
+        ])?;
         rt.block_on(async { wait_running(&mut control(&lab).await?, &name, n).await })?;
         create.push(started.elapsed().as_secs_f64());
 
         let started = Instant::now();
-        lab.shoal_ok(["service", "update", "-d", "--update-parallelism", "10", "--image", &v2, &name])?;
+        lab.shoal_ok([
+            "service",
+            "update",
+            "-d",
+            "--update-parallelism",
+            "10",
+            "--image",
+            &v2,
+            &name,
+        ])?;
         rt.block_on(async { wait_running(&mut control(&lab).await?, &name, n).await })?;
         update10.push(started.elapsed().as_secs_f64());
 
         if !args.skip_serial_update {
             let started = Instant::now();
-            lab.shoal_ok(["service", "update", "-d", "--update-parallelism", "1", "--image", &v1, &name])?;
+            lab.shoal_ok([
+                "service",
+                "update",
+                "-d",
+                "--update-parallelism",
+                "1",
+                "--image",
+                &v1,
+                &name,
+            ])?;
             rt.block_on(async { wait_running(&mut control(&lab).await?, &name, n).await })?;
             update1.push(started.elapsed().as_secs_f64());
         }
         lab.shoal_ok(["service", "rm", &name])?;
-        eprintln!("round {round}: baseline {:.2}s, create {:.2}s, update/10 {:.2}s, update/1 {:?}",
-            base[round - 1], create[round - 1], update10[round - 1], update1.last());
+        eprintln!(
+            "round {round}: baseline {:.2}s, create {:.2}s, update/10 {:.2}s, update/1 {:?}",
+            base[round - 1],
+            create[round - 1],
+            update10[round - 1],
+            update1.last()
+        );
         std::thread::sleep(Duration::from_secs(3));
     }
     let b = median(base);
-    println!("shoal benchmark, {n} replicas, {} rounds (medians)", args.rounds);
+    println!(
+        "shoal benchmark, {n} replicas, {} rounds (medians)",
+        args.rounds
+    );
     println!("  bare containerd, {n} containers 8 at a time: {b:.2} s (baseline)");
     let c = median(create);
     println!("  service create --replicas {n} to all running: {c:.2} s ({:.2}x baseline; target <= 1.2x)", c / b);
     let u10 = median(update10);
-    println!("  rolling image update, parallelism 10: {u10:.2} s (Swarm 20.10 here: 18 s, ratio {:.2})", u10 / 18.0);
+    println!(
+        "  rolling image update, parallelism 10: {u10:.2} s (Swarm 20.10 here: 18 s, ratio {:.2})",
+        u10 / 18.0
+    );
     if !update1.is_empty() {
         let u1 = median(update1);
         println!("  rolling image update, parallelism 1: {u1:.2} s (Swarm 20.10 here: 92 s, ratio {:.2})", u1 / 92.0);
