@@ -1,1 +1,4 @@
+pub mod client;
+pub mod commands;
 pub mod compose;
+pub mod output;

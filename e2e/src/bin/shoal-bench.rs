@@ -109,6 +109,28 @@ async fn wait_running(
     }
 }
 
+/// Resident memory of a process, in MiB.
+fn rss_mib(pid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(f64::NAN)
+}
+
+fn daemons_rss(lab: &Lab) -> f64 {
+    ["shoal-manager", "shoal-agent", "shoal-netd"]
+        .iter()
+        .filter_map(|d| lab.pid("m1", d))
+        .map(rss_mib)
+        .sum()
+}
+
 fn ctr(lab: &Lab, args: &[&str]) -> Result<()> {
     let socket = lab.containerd_socket("m1")?;
     let out = Command::new("ctr")
@@ -165,6 +187,7 @@ fn main() -> Result<()> {
     let rt = tokio::runtime::Runtime::new()?;
     let n = args.replicas;
     let (mut base, mut create, mut update1, mut update10) = (vec![], vec![], vec![], vec![]);
+    let mut memory = vec![];
     for round in 1..=args.rounds {
         base.push(baseline(&lab, &v1, n)?);
         let name = format!("bench{round}");
@@ -186,6 +209,7 @@ fn main() -> Result<()> {
         ])?;
         rt.block_on(async { wait_running(&mut control(&lab).await?, &name, n).await })?;
         create.push(started.elapsed().as_secs_f64());
+        memory.push(daemons_rss(&lab));
 
         let started = Instant::now();
         lab.shoal_ok([
@@ -234,6 +258,8 @@ fn main() -> Result<()> {
     println!("  bare containerd, {n} containers 8 at a time: {b:.2} s (baseline)");
     let c = median(create);
     println!("  service create --replicas {n} to all running: {c:.2} s ({:.2}x baseline; target <= 1.2x)", c / b);
+    let mem = median(memory);
+    println!("  manager + agent + netd resident memory at {n} tasks: {mem:.1} MiB (target < 64; dockerd here: 125)");
     let u10 = median(update10);
     println!(
         "  rolling image update, parallelism 10: {u10:.2} s (Swarm 20.10 here: 18 s, ratio {:.2})",

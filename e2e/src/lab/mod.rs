@@ -352,6 +352,15 @@ impl Lab {
         self.spawn_daemon(host, cluster::AGENT, &args)
     }
 
+    /// The pid of a lab process (`shoal-manager`, `containerd`, ...) on a host.
+    pub fn pid(&self, host: &str, name: &str) -> Option<i32> {
+        self.record
+            .processes
+            .iter()
+            .find(|p| p.host == host && p.name == name)
+            .map(|p| p.pid)
+    }
+
     /// `kill -9` of one of a host's shoal daemons (`shoal-manager`,
     /// `shoal-agent`, `shoal-netd`), then the same daemon started again with
     /// the same flags: a crash and restart, as an operator would see it.

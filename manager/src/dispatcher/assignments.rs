@@ -21,6 +21,15 @@ fn needs_agent(task: &Task, node_id: &str) -> bool {
         && (task.desired_state <= TaskState::Running as i32 || !task.observed_state().is_terminal())
 }
 
+/// Whether the agent needs to hear of a change: not when only the status
+/// moved, since the agent itself reported it.
+fn changed_for_agent(old: &Task, new: &Task) -> bool {
+    old.desired_state != new.desired_state
+        || old.spec != new.spec
+        || old.networks != new.networks
+        || old.endpoint_ports != new.endpoint_ports
+}
+
 fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
     state
         .tasks
@@ -66,7 +75,7 @@ pub async fn stream(
         let now = store.view(|s| snapshot(s, &node_id));
         let updated: Vec<Task> = now
             .iter()
-            .filter(|(id, t)| sent.get(*id) != Some(*t))
+            .filter(|(id, t)| sent.get(*id).is_none_or(|old| changed_for_agent(old, t)))
             .map(|(_, t)| t.clone())
             .collect();
         let removed: Vec<String> = sent

@@ -1,0 +1,309 @@
+//! Waiting for a service to converge after `create`, `update` or `scale`, with
+//! docker's progress lines (`overall progress: 1 out of 3 tasks`, `1/3: running`,
+//! `verify: Service converged`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::time::{Duration, Instant};
+
+use shoal_proto::control::v1::{GetServiceRequest, ListTasksRequest};
+use shoal_proto::types::v1::{service_spec, update_status, Service, Task, TaskState};
+
+use super::parse::format_duration;
+use super::tasks::{task_id, task_name};
+use super::{Error, Io};
+use crate::client::Session;
+use crate::output::short_id;
+
+/// How often the CLI polls the manager while waiting.
+const POLL: Duration = Duration::from_millis(200);
+
+#[derive(Debug, Clone, Copy)]
+pub struct Wait {
+    pub timeout: Duration,
+    /// No progress lines.
+    pub quiet: bool,
+    /// The command started a rolling update: a paused or rolled back update fails the wait.
+    pub watch_update: bool,
+}
+
+/// What one poll saw.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Progress {
+    pub desired: usize,
+    pub running: usize,
+    /// Label (`1/3`, or a node id for global services) → state of its current task.
+    pub slots: BTreeMap<String, String>,
+    pub converged: bool,
+}
+
+/// Polls until every desired task of `service_id` runs from the current spec and nothing
+/// else runs; fails at once when a task fails (that was not failed already when the wait
+/// began) and after `wait.timeout`.
+pub async fn wait(
+    session: &mut Session,
+    service_id: &str,
+    wait: Wait,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let started = Instant::now();
+    let mut known_failures: Option<HashSet<String>> = None;
+    let mut last_overall = None;
+    let mut last_slots: BTreeMap<String, String> = BTreeMap::new();
+    let mut name = service_id.to_string();
+    loop {
+        let service = session
+            .client
+            .get_service(GetServiceRequest {
+                id_or_name: service_id.to_string(),
+            })
+            .await?
+            .into_inner()
+            .service
+            .ok_or_else(|| Error::Deploy(format!("service {service_id} disappeared")))?;
+        name = service
+            .spec
+            .as_ref()
+            .map(|s| s.name.clone())
+            .unwrap_or(name);
+        let tasks = session
+            .client
+            .list_tasks(ListTasksRequest {
+                service_ids: vec![service_id.to_string()],
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tasks;
+
+        let failed = failed_tasks(&service, &tasks);
+        match &known_failures {
+            None => known_failures = Some(failed.iter().map(|t| task_id(t).to_string()).collect()),
+            Some(known) => {
+                if let Some(task) = failed.iter().find(|t| !known.contains(task_id(t))) {
+                    let status = task.status.as_ref();
+                    let why = status
+                        .map(|s| {
+                            if s.err.is_empty() {
+                                s.message.as_str()
+                            } else {
+                                s.err.as_str()
+                            }
+                        })
+                        .unwrap_or("");
+                    return Err(Error::Deploy(format!(
+                        "service {name}: task {} ({}) {}: {why}",
+                        task_name(task),
+                        short_id(task_id(task)),
+                        task.observed_state().display_name(),
+                    )));
+                }
+            }
+        }
+        if wait.watch_update {
+            check_update(&service, &name)?;
+        }
+
+        let progress = progress(&service, &tasks);
+        if !wait.quiet {
+            let overall = (progress.running, progress.desired);
+            if last_overall != Some(overall) {
+                writeln!(
+                    io.err,
+                    "overall progress: {} out of {} tasks",
+                    progress.running, progress.desired
+                )?;
+                last_overall = Some(overall);
+            }
+            for (slot, state) in &progress.slots {
+                if last_slots.get(slot) != Some(state) {
+                    writeln!(io.err, "{slot}: {state}")?;
+                }
+            }
+            last_slots = progress.slots.clone();
+        }
+        if progress.converged {
+            if !wait.quiet {
+                writeln!(io.err, "verify: Service converged")?;
+            }
+            return Ok(());
+        }
+        if started.elapsed() >= wait.timeout {
+            let (running, desired) = (progress.running, progress.desired);
+            return Err(Error::Deploy(format!(
+                "service {name} did not converge within {}: {running} of {desired} tasks running; \
+                 see `shoal service ps {name}` (or deploy with --detach and check later)",
+                format_duration(wait.timeout)
+            )));
+        }
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+fn check_update(service: &Service, name: &str) -> Result<(), Error> {
+    let Some(status) = &service.update_status else {
+        return Ok(());
+    };
+    let state =
+        update_status::State::try_from(status.state).unwrap_or(update_status::State::Unknown);
+    let what = match state {
+        update_status::State::Paused => "update paused",
+        update_status::State::RollbackStarted => "update rolled back",
+        update_status::State::RollbackCompleted => "update rolled back",
+        _ => return Ok(()),
+    };
+    Err(Error::Deploy(format!(
+        "service {name}: {what}: {}",
+        status.message
+    )))
+}
+
+fn current_version(service: &Service, task: &Task) -> bool {
+    task.spec_version == service.spec_version
+}
+
+/// Tasks of the current spec that failed or were rejected.
+fn failed_tasks<'a>(service: &Service, tasks: &'a [Task]) -> Vec<&'a Task> {
+    tasks
+        .iter()
+        .filter(|t| current_version(service, t))
+        .filter(|t| matches!(t.observed_state(), TaskState::Failed | TaskState::Rejected))
+        .collect()
+}
+
+/// Where `tasks` stand against `service`'s desired state.
+pub fn progress(service: &Service, tasks: &[Task]) -> Progress {
+    let live: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| current_version(service, t) && t.desired() <= TaskState::Running)
+        .collect();
+    let replicas = match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
+        Some(service_spec::Mode::Global(_)) => None,
+        Some(service_spec::Mode::Replicated(r)) => Some(r.replicas),
+        None => Some(1),
+    };
+    let mut slots = BTreeMap::new();
+    let desired = match replicas {
+        Some(n) => {
+            for slot in 1..=n {
+                let newest = live
+                    .iter()
+                    .filter(|t| t.slot == slot)
+                    .max_by_key(|t| t.meta.as_ref().map(|m| m.created_at).unwrap_or(0));
+                let state = newest
+                    .map(|t| t.observed_state().display_name())
+                    .unwrap_or("new");
+                slots.insert(format!("{slot}/{n}"), state.to_string());
+            }
+            usize::try_from(n).unwrap_or(usize::MAX)
+        }
+        None => {
+            for task in &live {
+                slots.insert(
+                    short_id(&task.node_id).to_string(),
+                    task.observed_state().display_name().to_string(),
+                );
+            }
+            slots.len()
+        }
+    };
+    let running_current = slots.values().filter(|s| *s == "running").count();
+    let running_any = tasks
+        .iter()
+        .filter(|t| t.observed_state() == TaskState::Running)
+        .count();
+    // A global service with no task yet has not been placed, it has not converged.
+    let placed = replicas.is_some() || desired > 0;
+    Progress {
+        desired,
+        running: running_current,
+        slots,
+        converged: placed && running_current == desired && running_any == desired,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::types::v1::{Meta, ReplicatedMode, ServiceSpec, TaskStatus};
+
+    fn service(replicas: u64, spec_version: u64) -> Service {
+        Service {
+            spec: Some(ServiceSpec {
+                name: "web".into(),
+                mode: Some(service_spec::Mode::Replicated(ReplicatedMode { replicas })),
+                ..Default::default()
+            }),
+            spec_version,
+            ..Default::default()
+        }
+    }
+
+    fn task(slot: u64, version: u64, desired: TaskState, state: TaskState) -> Task {
+        Task {
+            meta: Some(Meta {
+                id: format!("t{slot}v{version}"),
+                ..Default::default()
+            }),
+            slot,
+            spec_version: version,
+            desired_state: desired as i32,
+            status: Some(TaskStatus {
+                state: state as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn converged_only_when_every_slot_runs_the_current_spec_and_old_tasks_stopped() {
+        use TaskState::*;
+        let svc = service(2, 2);
+        let p = progress(
+            &svc,
+            &[task(1, 2, Running, Running), task(2, 2, Running, Starting)],
+        );
+        assert!(!p.converged);
+        assert_eq!(p.running, 1);
+        assert_eq!(p.slots["2/2"], "starting");
+
+        let p = progress(
+            &svc,
+            &[
+                task(1, 2, Running, Running),
+                task(2, 2, Running, Running),
+                task(2, 1, Shutdown, Running),
+            ],
+        );
+        assert!(!p.converged, "an old task still runs");
+
+        let p = progress(
+            &svc,
+            &[
+                task(1, 2, Running, Running),
+                task(2, 2, Running, Running),
+                task(2, 1, Shutdown, Shutdown),
+            ],
+        );
+        assert!(p.converged);
+        assert_eq!((p.running, p.desired), (2, 2));
+    }
+
+    #[test]
+    fn scaling_to_zero_converges_once_nothing_runs() {
+        use TaskState::*;
+        let svc = service(0, 1);
+        assert!(!progress(&svc, &[task(1, 1, Shutdown, Running)]).converged);
+        assert!(progress(&svc, &[task(1, 1, Shutdown, Shutdown)]).converged);
+    }
+
+    #[test]
+    fn only_new_failures_of_the_current_spec_count() {
+        use TaskState::*;
+        let svc = service(1, 2);
+        let tasks = [task(1, 1, Shutdown, Failed), task(1, 2, Shutdown, Rejected)];
+        let failed = failed_tasks(&svc, &tasks);
+        assert_eq!(failed.len(), 1);
+        assert_eq!(task_id(failed[0]), "t1v2");
+    }
+}

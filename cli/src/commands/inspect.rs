@@ -1,0 +1,445 @@
+//! Services as `service inspect` shows them: JSON shaped like docker's
+//! (`Spec.TaskTemplate.ContainerSpec.Image`, durations in nanoseconds,
+//! enums by name) and docker's `--pretty` text.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use serde_json::{json, Map, Value};
+use shoal_proto::types::v1::{
+    restart_policy, service_spec, update_config, update_status, ContainerSpec, PortConfig,
+    PublishMode, ResourceRequirements, RestartPolicy, Service, ServiceSpec, UpdateConfig,
+    UpdateStatus,
+};
+
+use super::parse::{format_duration, protocol_name};
+use crate::output::rfc3339;
+
+fn nanos(ms: u64) -> u64 {
+    ms.saturating_mul(1_000_000)
+}
+
+fn sorted(labels: &HashMap<String, String>) -> BTreeMap<&str, &str> {
+    labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+pub fn service_json(service: &Service) -> Value {
+    let meta = service.meta.clone().unwrap_or_default();
+    let mut object = Map::new();
+    object.insert("ID".into(), json!(meta.id));
+    object.insert("Version".into(), json!({ "Index": meta.version }));
+    object.insert("CreatedAt".into(), json!(rfc3339(meta.created_at)));
+    object.insert("UpdatedAt".into(), json!(rfc3339(meta.updated_at)));
+    object.insert(
+        "Spec".into(),
+        spec_json(&service.spec.clone().unwrap_or_default()),
+    );
+    if let Some(previous) = &service.previous_spec {
+        object.insert("PreviousSpec".into(), spec_json(previous));
+    }
+    let spec_ports = service
+        .spec
+        .as_ref()
+        .and_then(|s| s.endpoint.as_ref())
+        .map(|e| e.ports.as_slice())
+        .unwrap_or(&[]);
+    object.insert(
+        "Endpoint".into(),
+        json!({
+            "Spec": { "Ports": ports_json(spec_ports) },
+            "Ports": ports_json(&service.endpoint_ports),
+        }),
+    );
+    if let Some(status) = &service.update_status {
+        object.insert("UpdateStatus".into(), update_status_json(status));
+    }
+    object.insert("SpecVersion".into(), json!(service.spec_version));
+    Value::Object(object)
+}
+
+pub fn spec_json(spec: &ServiceSpec) -> Value {
+    let task = spec.task.clone().unwrap_or_default();
+    let mut template = Map::new();
+    template.insert(
+        "ContainerSpec".into(),
+        container_json(&task.container.unwrap_or_default()),
+    );
+    if let Some(resources) = &task.resources {
+        template.insert("Resources".into(), resources_json(resources));
+    }
+    template.insert(
+        "RestartPolicy".into(),
+        restart_json(&task.restart.unwrap_or_default()),
+    );
+    template.insert(
+        "Placement".into(),
+        json!({ "Constraints": task.constraints }),
+    );
+    let mode = match &spec.mode {
+        Some(service_spec::Mode::Global(_)) => json!({ "Global": {} }),
+        Some(service_spec::Mode::Replicated(r)) => {
+            json!({ "Replicated": { "Replicas": r.replicas } })
+        }
+        None => json!({ "Replicated": { "Replicas": 1 } }),
+    };
+    let mut object = Map::new();
+    object.insert("Name".into(), json!(spec.name));
+    object.insert("Labels".into(), json!(sorted(&spec.labels)));
+    object.insert("TaskTemplate".into(), Value::Object(template));
+    object.insert("Mode".into(), mode);
+    if let Some(update) = &spec.update {
+        object.insert("UpdateConfig".into(), update_config_json(update));
+    }
+    let ports = spec
+        .endpoint
+        .as_ref()
+        .map(|e| e.ports.as_slice())
+        .unwrap_or(&[]);
+    object.insert(
+        "EndpointSpec".into(),
+        json!({ "Mode": "vip", "Ports": ports_json(ports) }),
+    );
+    let networks: Vec<Value> = spec
+        .networks
+        .iter()
+        .map(|n| json!({ "Target": n }))
+        .collect();
+    object.insert("Networks".into(), json!(networks));
+    Value::Object(object)
+}
+
+fn container_json(c: &ContainerSpec) -> Value {
+    let mut object = Map::new();
+    object.insert("Image".into(), json!(c.image));
+    object.insert("Labels".into(), json!(sorted(&c.labels)));
+    let mut optional = |key: &str, value: Value, present: bool| {
+        if present {
+            object.insert(key.into(), value);
+        }
+    };
+    optional("Command", json!(c.command), !c.command.is_empty());
+    optional("Args", json!(c.args), !c.args.is_empty());
+    optional("Hostname", json!(c.hostname), !c.hostname.is_empty());
+    optional("Env", json!(c.env), !c.env.is_empty());
+    optional("Dir", json!(c.workdir), !c.workdir.is_empty());
+    optional("User", json!(c.user), !c.user.is_empty());
+    optional(
+        "StopSignal",
+        json!(c.stop_signal),
+        !c.stop_signal.is_empty(),
+    );
+    optional(
+        "StopGracePeriod",
+        json!(nanos(c.stop_grace_period_ms)),
+        c.stop_grace_period_ms > 0,
+    );
+    Value::Object(object)
+}
+
+fn resources_json(r: &ResourceRequirements) -> Value {
+    json!({
+        "Limits": { "NanoCPUs": r.limit_nano_cpus, "MemoryBytes": r.limit_memory_bytes },
+        "Reservations": { "NanoCPUs": r.reserve_nano_cpus, "MemoryBytes": r.reserve_memory_bytes },
+    })
+}
+
+pub fn condition_name(raw: i32) -> &'static str {
+    match restart_policy::Condition::try_from(raw).unwrap_or(restart_policy::Condition::Any) {
+        restart_policy::Condition::Any => "any",
+        restart_policy::Condition::OnFailure => "on-failure",
+        restart_policy::Condition::None => "none",
+    }
+}
+
+fn restart_json(r: &RestartPolicy) -> Value {
+    let mut object = Map::new();
+    object.insert("Condition".into(), json!(condition_name(r.condition)));
+    if let Some(delay) = r.delay_ms {
+        object.insert("Delay".into(), json!(nanos(delay)));
+    }
+    object.insert("MaxAttempts".into(), json!(r.max_attempts));
+    if r.window_ms > 0 {
+        object.insert("Window".into(), json!(nanos(r.window_ms)));
+    }
+    Value::Object(object)
+}
+
+pub fn order_name(raw: i32) -> &'static str {
+    match update_config::Order::try_from(raw).unwrap_or(update_config::Order::StopFirst) {
+        update_config::Order::StopFirst => "stop-first",
+        update_config::Order::StartFirst => "start-first",
+    }
+}
+
+pub fn failure_action_name(raw: i32) -> &'static str {
+    use update_config::FailureAction as A;
+    match A::try_from(raw).unwrap_or(A::Pause) {
+        A::Pause => "pause",
+        A::Continue => "continue",
+        A::Rollback => "rollback",
+    }
+}
+
+fn update_config_json(u: &UpdateConfig) -> Value {
+    json!({
+        "Parallelism": u.parallelism,
+        "Delay": nanos(u.delay_ms),
+        "FailureAction": failure_action_name(u.failure_action),
+        "Monitor": nanos(u.monitor_ms),
+        "MaxFailureRatio": u.max_failure_ratio,
+        "Order": order_name(u.order),
+    })
+}
+
+fn update_status_json(s: &UpdateStatus) -> Value {
+    use update_status::State;
+    let state = match State::try_from(s.state).unwrap_or(State::Unknown) {
+        State::Unknown => "unknown",
+        State::Updating => "updating",
+        State::Paused => "paused",
+        State::Completed => "completed",
+        State::RollbackStarted => "rollback_started",
+        State::RollbackCompleted => "rollback_completed",
+    };
+    let mut object = Map::new();
+    object.insert("State".into(), json!(state));
+    if s.started_at > 0 {
+        object.insert("StartedAt".into(), json!(rfc3339(s.started_at)));
+    }
+    if s.completed_at > 0 {
+        object.insert("CompletedAt".into(), json!(rfc3339(s.completed_at)));
+    }
+    object.insert("Message".into(), json!(s.message));
+    Value::Object(object)
+}
+
+pub fn publish_mode_name(raw: i32) -> &'static str {
+    match PublishMode::try_from(raw).unwrap_or(PublishMode::Ingress) {
+        PublishMode::Ingress => "ingress",
+        PublishMode::Host => "host",
+    }
+}
+
+fn ports_json(ports: &[PortConfig]) -> Value {
+    Value::Array(
+        ports
+            .iter()
+            .map(|p| {
+                let mut object = Map::new();
+                if !p.name.is_empty() {
+                    object.insert("Name".into(), json!(p.name));
+                }
+                object.insert("Protocol".into(), json!(protocol_name(p.protocol)));
+                object.insert("TargetPort".into(), json!(p.target_port));
+                object.insert("PublishedPort".into(), json!(p.published_port));
+                object.insert(
+                    "PublishMode".into(),
+                    json!(publish_mode_name(p.publish_mode)),
+                );
+                Value::Object(object)
+            })
+            .collect(),
+    )
+}
+
+fn ms(ms: u64) -> String {
+    format_duration(Duration::from_millis(ms))
+}
+
+/// docker's `service inspect --pretty`.
+pub fn pretty(service: &Service) -> String {
+    let mut t = String::new();
+    let spec = service.spec.clone().unwrap_or_default();
+    let meta = service.meta.clone().unwrap_or_default();
+    let task = spec.task.clone().unwrap_or_default();
+    let container = task.container.clone().unwrap_or_default();
+    let line = |t: &mut String, key: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(t, "{:<19} {value}", format!("{key}:"));
+    };
+    line(&mut t, "ID", &meta.id);
+    line(&mut t, "Name", &spec.name);
+    if !spec.labels.is_empty() {
+        let _ = writeln!(t, "Labels:");
+        for (k, v) in sorted(&spec.labels) {
+            let _ = writeln!(t, " {k}={v}");
+        }
+    }
+    match &spec.mode {
+        Some(service_spec::Mode::Global(_)) => line(&mut t, "Service Mode", &"Global"),
+        Some(service_spec::Mode::Replicated(r)) => {
+            line(&mut t, "Service Mode", &"Replicated");
+            line(&mut t, " Replicas", &r.replicas);
+        }
+        None => line(&mut t, "Service Mode", &"Replicated"),
+    }
+    if let Some(status) = &service.update_status {
+        let state = update_status_json(status);
+        let _ = writeln!(t, "UpdateStatus:");
+        line(&mut t, " State", &state["State"].as_str().unwrap_or(""));
+        if status.started_at > 0 {
+            line(&mut t, " Started", &rfc3339(status.started_at));
+        }
+        if status.completed_at > 0 {
+            line(&mut t, " Completed", &rfc3339(status.completed_at));
+        }
+        line(&mut t, " Message", &status.message);
+    }
+    if !task.constraints.is_empty() {
+        let _ = writeln!(t, "Placement:");
+        line(&mut t, " Constraints", &format!("{:?}", task.constraints));
+    }
+    if let Some(u) = &spec.update {
+        let _ = writeln!(t, "UpdateConfig:");
+        line(&mut t, " Parallelism", &u.parallelism);
+        if u.delay_ms > 0 {
+            line(&mut t, " Delay", &ms(u.delay_ms));
+        }
+        line(
+            &mut t,
+            " On failure",
+            &failure_action_name(u.failure_action),
+        );
+        if u.monitor_ms > 0 {
+            line(&mut t, " Monitoring Period", &ms(u.monitor_ms));
+        }
+        line(&mut t, " Max failure ratio", &u.max_failure_ratio);
+        line(&mut t, " Update order", &order_name(u.order));
+    }
+    let _ = writeln!(t, "ContainerSpec:");
+    line(&mut t, " Image", &container.image);
+    if !container.command.is_empty() {
+        line(&mut t, " Command", &container.command.join(" "));
+    }
+    if !container.args.is_empty() {
+        line(&mut t, " Args", &container.args.join(" "));
+    }
+    if !container.env.is_empty() {
+        line(&mut t, " Env", &container.env.join(" "));
+    }
+    if !container.workdir.is_empty() {
+        line(&mut t, " Dir", &container.workdir);
+    }
+    if !container.user.is_empty() {
+        line(&mut t, " User", &container.user);
+    }
+    if !container.stop_signal.is_empty() {
+        line(&mut t, " StopSignal", &container.stop_signal);
+    }
+    if container.stop_grace_period_ms > 0 {
+        line(
+            &mut t,
+            " StopGracePeriod",
+            &ms(container.stop_grace_period_ms),
+        );
+    }
+    if let Some(r) = &task.restart {
+        let _ = writeln!(t, "RestartPolicy:");
+        line(&mut t, " Condition", &condition_name(r.condition));
+        if let Some(delay) = r.delay_ms {
+            line(&mut t, " Delay", &ms(delay));
+        }
+        line(&mut t, " Max attempts", &r.max_attempts);
+    }
+    let ports = if service.endpoint_ports.is_empty() {
+        spec.endpoint.map(|e| e.ports).unwrap_or_default()
+    } else {
+        service.endpoint_ports.clone()
+    };
+    if !ports.is_empty() {
+        let _ = writeln!(t, "Ports:");
+        for p in &ports {
+            let _ = writeln!(t, " PublishedPort = {}", p.published_port);
+            let _ = writeln!(t, "  Protocol = {}", protocol_name(p.protocol));
+            let _ = writeln!(t, "  TargetPort = {}", p.target_port);
+            let _ = writeln!(t, "  PublishMode = {}", publish_mode_name(p.publish_mode));
+        }
+    }
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::commands::parse;
+    use crate::commands::spec::{new_spec, Mode, SpecFlags};
+
+    fn sample() -> Service {
+        let mut spec = new_spec(
+            "web".into(),
+            "busybox:1".into(),
+            vec!["httpd".into(), "-f".into()],
+            Mode::Replicated,
+        );
+        SpecFlags {
+            replicas: Some(3),
+            stop_grace_period: Some(Duration::from_secs(2)),
+            restart_condition: Some(crate::commands::spec::RestartCondition::OnFailure),
+            ..Default::default()
+        }
+        .apply(&mut spec)
+        .expect("flags");
+        spec.labels
+            .insert("com.docker.stack.namespace".into(), "web".into());
+        spec.endpoint = Some(shoal_proto::types::v1::EndpointSpec {
+            ports: parse::publish("8080:80/udp").expect("port"),
+        });
+        Service {
+            meta: Some(shoal_proto::types::v1::Meta {
+                id: "svc1".into(),
+                version: 7,
+                created_at: 0,
+                updated_at: 1000,
+            }),
+            endpoint_ports: spec.endpoint.clone().map(|e| e.ports).unwrap_or_default(),
+            spec: Some(spec),
+            spec_version: 1,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn inspect_json_has_dockers_shape_and_enum_names() {
+        let v = service_json(&sample());
+        assert_eq!(v["ID"], "svc1");
+        assert_eq!(v["Version"]["Index"], 7);
+        assert_eq!(v["UpdatedAt"], "1970-01-01T00:00:01.000Z");
+        let spec = &v["Spec"];
+        assert_eq!(spec["Name"], "web");
+        assert_eq!(spec["Mode"]["Replicated"]["Replicas"], 3);
+        assert_eq!(spec["Labels"]["com.docker.stack.namespace"], "web");
+        let c = &spec["TaskTemplate"]["ContainerSpec"];
+        assert_eq!(c["Image"], "busybox:1");
+        assert_eq!(c["Args"], json!(["httpd", "-f"]));
+        assert_eq!(c["StopGracePeriod"], 2_000_000_000u64);
+        assert!(c.get("Command").is_none());
+        assert_eq!(
+            spec["TaskTemplate"]["RestartPolicy"]["Condition"],
+            "on-failure"
+        );
+        assert_eq!(spec["UpdateConfig"]["Order"], "stop-first");
+        assert_eq!(spec["UpdateConfig"]["FailureAction"], "pause");
+        let port = &v["Endpoint"]["Ports"][0];
+        assert_eq!(port["Protocol"], "udp");
+        assert_eq!(port["PublishedPort"], 8080);
+        assert_eq!(port["PublishMode"], "ingress");
+    }
+
+    #[test]
+    fn pretty_reads_like_docker() {
+        let text = pretty(&sample());
+        let line = |k: &str, v: &str| format!("{:<19} {v}\n", format!("{k}:"));
+        assert!(text.contains(&line("Name", "web")), "{text}");
+        assert!(text.contains(&line(" Replicas", "3")), "{text}");
+        assert!(text.contains(&line(" Args", "httpd -f")), "{text}");
+        assert!(text.contains(&line(" StopGracePeriod", "2s")), "{text}");
+        assert!(text.contains(&line(" Condition", "on-failure")), "{text}");
+        assert!(
+            text.contains(" PublishedPort = 8080\n  Protocol = udp\n"),
+            "{text}"
+        );
+    }
+}

@@ -1,0 +1,178 @@
+//! The `shoal` commands. [`Cli`] is the whole command line; [`execute`] runs a
+//! parsed command against a connected [`Session`], writing to an [`Io`], so
+//! tests can drive every command without the binary.
+
+mod converge;
+pub mod inspect;
+pub mod node;
+pub mod parse;
+pub mod service;
+pub mod spec;
+pub mod stack;
+pub mod swarm;
+pub mod tasks;
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use crate::client::{self, ClientError, Host, Session};
+use crate::output::Format;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "shoal",
+    version,
+    about = "A self-sufficient runtime for clusters of containers",
+    propagate_version = true
+)]
+pub struct Cli {
+    /// Manager to connect to: unix:///path/to/control.sock or tcp://HOST[:PORT]
+    #[arg(
+        short = 'H',
+        long,
+        global = true,
+        help_heading = "Global Options",
+        env = "SHOAL_HOST",
+        default_value = client::DEFAULT_HOST,
+        value_parser = clap::value_parser!(Host)
+    )]
+    pub host: Host,
+    /// Directory of the client certificate bundle (node.key, node.crt, ca.crt) for tcp:// hosts
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Options",
+        env = "SHOAL_TLS_DIR",
+        value_name = "DIR"
+    )]
+    pub tls_dir: Option<PathBuf>,
+    /// Output format of list and inspect commands
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Options",
+        value_enum,
+        default_value_t = Format::Table
+    )]
+    pub format: Format,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Manage the swarm
+    #[command(subcommand)]
+    Swarm(swarm::SwarmCommand),
+    /// Manage swarm nodes
+    #[command(subcommand)]
+    Node(node::NodeCommand),
+    /// Manage services
+    #[command(subcommand)]
+    Service(service::ServiceCommand),
+    /// Manage stacks
+    #[command(subcommand)]
+    Stack(stack::StackCommand),
+}
+
+/// Where a command writes: results to `out`, progress and warnings to `err`.
+pub struct Io<'a> {
+    pub out: &'a mut dyn Write,
+    pub err: &'a mut dyn Write,
+    pub format: Format,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    /// What the manager said; its message is meant for users.
+    #[error("{}", status_message(.0))]
+    Rpc(#[from] tonic::Status),
+    /// Bad input discovered after argument parsing (a missing service, a wrong mode, ...).
+    #[error("{0}")]
+    Input(String),
+    #[error(transparent)]
+    Compose(#[from] crate::compose::ComposeError),
+    /// A deployment that failed or did not converge in time.
+    #[error("{0}")]
+    Deploy(String),
+    /// Several operations of one command failed (e.g. `service rm a b`).
+    #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
+    Many(Vec<Error>),
+    #[error("write output: {0}")]
+    Output(#[from] std::io::Error),
+}
+
+/// Exit status for "cannot reach the manager", apart from input (1) and usage (2) errors.
+pub const EXIT_UNREACHABLE: i32 = 3;
+
+impl Error {
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::Client(ClientError::Unreachable { .. }) => EXIT_UNREACHABLE,
+            Error::Rpc(status) if is_connection_loss(status) => EXIT_UNREACHABLE,
+            Error::Many(errors) if errors.iter().all(|e| e.exit_code() == EXIT_UNREACHABLE) => {
+                EXIT_UNREACHABLE
+            }
+            _ => 1,
+        }
+    }
+}
+
+/// A call that failed because the connection dropped, not because the manager refused.
+fn is_connection_loss(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable
+        && std::error::Error::source(status).is_some_and(|s| {
+            s.downcast_ref::<tonic::transport::Error>().is_some()
+                || s.to_string().contains("transport")
+        })
+}
+
+fn status_message(status: &tonic::Status) -> String {
+    if is_connection_loss(status) {
+        return format!("lost the connection to the manager: {}", status.message());
+    }
+    if status.message().is_empty() {
+        return format!("the manager answered: {}", status.code().description());
+    }
+    status.message().to_string()
+}
+
+/// Connects as `cli` says and runs its command.
+pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
+    io.format = cli.format;
+    // Compose files are checked before connecting: their errors do not need a manager.
+    if let Command::Stack(stack::StackCommand::Deploy(args)) = cli.command {
+        let loaded = stack::prepare(&args)?;
+        let mut session = client::connect(&cli.host, cli.tls_dir.as_deref()).await?;
+        return stack::deploy_loaded(&mut session, args, loaded, io).await;
+    }
+    let mut session = client::connect(&cli.host, cli.tls_dir.as_deref()).await?;
+    execute(&mut session, cli.command, io).await
+}
+
+pub async fn execute(
+    session: &mut Session,
+    command: Command,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    match command {
+        Command::Swarm(c) => swarm::run(session, c, io).await,
+        Command::Node(c) => node::run(session, c, io).await,
+        Command::Service(c) => service::run(session, c, io).await,
+        Command::Stack(c) => stack::run(session, c, io).await,
+    }
+}
+
+/// Runs each of `items`, carrying on past failures (like `docker service rm a b`), and
+/// reports every failure at the end.
+pub(crate) fn collect_errors(mut errors: Vec<Error>) -> Result<(), Error> {
+    match errors.len() {
+        0 => Ok(()),
+        1 => Err(errors.remove(0)),
+        _ => Err(Error::Many(errors)),
+    }
+}

@@ -1,0 +1,849 @@
+//! `shoal service ...`: creating, listing, changing and removing services.
+
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::json;
+use shoal_proto::control::v1::{
+    CreateServiceRequest, GetServiceRequest, ListServicesRequest, ListTasksRequest,
+    RemoveServiceRequest, UpdateServiceRequest,
+};
+use shoal_proto::types::v1::{service_spec, PortConfig, Service, ServiceSpec, Task, TaskState};
+
+use super::converge::{self, Wait};
+use super::spec::{self, Mode, SpecFlags};
+use super::tasks::{self, PsFlags};
+use super::{collect_errors, inspect, parse, Error, Io};
+use crate::client::Session;
+use crate::output::{short_id, write_json, Listing};
+
+#[derive(Debug, Subcommand)]
+pub enum ServiceCommand {
+    /// Create a new service
+    Create(Box<CreateArgs>),
+    /// List services
+    #[command(visible_alias = "list")]
+    Ls(LsArgs),
+    /// List the tasks of one or more services
+    Ps(PsArgs),
+    /// Display detailed information on one or more services
+    Inspect(InspectArgs),
+    /// Scale one or multiple replicated services
+    Scale(ScaleArgs),
+    /// Update a service
+    Update(Box<UpdateArgs>),
+    /// Remove one or more services
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+}
+
+/// How `create`, `update` and `scale` wait for the service to converge.
+#[derive(Debug, Clone, Args)]
+pub struct WaitFlags {
+    /// Exit immediately instead of waiting for the service to converge
+    #[arg(short, long)]
+    pub detach: bool,
+    /// Suppress progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Give up waiting for convergence after this long (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse::duration)]
+    pub timeout: Duration,
+}
+
+impl WaitFlags {
+    fn wait(&self, watch_update: bool) -> Option<Wait> {
+        (!self.detach).then_some(Wait {
+            timeout: self.timeout,
+            quiet: self.quiet,
+            watch_update,
+        })
+    }
+}
+
+#[derive(Debug, Args)]
+pub struct CreateArgs {
+    /// Service name
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Service mode
+    #[arg(long, value_enum, default_value_t = Mode::Replicated)]
+    pub mode: Mode,
+    /// Set environment variables
+    #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse::env)]
+    pub env: Vec<String>,
+    /// Publish a port as a node port ([PUBLISHED:]TARGET[/PROTOCOL] or published=,target=,protocol=,mode=)
+    #[arg(short, long, value_name = "PORT", value_parser = parse::ports)]
+    pub publish: Vec<parse::Ports>,
+    /// Service labels
+    #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    pub label: Vec<(String, String)>,
+    /// Container labels
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    pub container_label: Vec<(String, String)>,
+    #[command(flatten)]
+    pub spec: SpecFlags,
+    #[command(flatten)]
+    pub wait: WaitFlags,
+    /// Image to run
+    pub image: String,
+    /// Command and arguments for the image (replace its CMD)
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "COMMAND"
+    )]
+    pub args: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Only display IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Filter output based on conditions provided (name=, label=KEY[=VALUE], mode=)
+    #[arg(short, long = "filter", value_name = "FILTER")]
+    pub filters: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub flags: PsFlags,
+    /// Services (names or ids)
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print the information in a human friendly format
+    #[arg(long)]
+    pub pretty: bool,
+    /// Services (names or ids)
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ScaleArgs {
+    #[command(flatten)]
+    pub wait: WaitFlags,
+    /// SERVICE=REPLICAS pairs
+    #[arg(required = true, value_name = "SERVICE=REPLICAS", value_parser = parse::scale)]
+    pub scales: Vec<(String, u64)>,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Service image tag
+    #[arg(long)]
+    pub image: Option<String>,
+    /// Add or update an environment variable
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse::env)]
+    pub env_add: Vec<String>,
+    /// Remove an environment variable
+    #[arg(long, value_name = "KEY")]
+    pub env_rm: Vec<String>,
+    /// Service command args
+    #[arg(long, value_name = "ARGS", value_parser = parse::words, allow_hyphen_values = true)]
+    pub args: Option<parse::Words>,
+    /// Force update even if no changes require it
+    #[arg(long)]
+    pub force: bool,
+    /// Add or update a service label
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    pub label_add: Vec<(String, String)>,
+    /// Remove a label by its key
+    #[arg(long, value_name = "KEY")]
+    pub label_rm: Vec<String>,
+    /// Add or update a container label
+    #[arg(long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
+    pub container_label_add: Vec<(String, String)>,
+    /// Remove a container label by its key
+    #[arg(long, value_name = "KEY")]
+    pub container_label_rm: Vec<String>,
+    /// Add or update a published port
+    #[arg(long, value_name = "PORT", value_parser = parse::ports)]
+    pub publish_add: Vec<parse::Ports>,
+    /// Remove a published port by its target port (TARGET[/PROTOCOL])
+    #[arg(long, value_name = "PORT")]
+    pub publish_rm: Vec<String>,
+    #[command(flatten)]
+    pub spec: SpecFlags,
+    #[command(flatten)]
+    pub wait: WaitFlags,
+    /// Service (name or id)
+    #[arg(value_name = "SERVICE")]
+    pub service: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Services (names or ids)
+    #[arg(required = true, value_name = "SERVICE")]
+    pub services: Vec<String>,
+}
+
+pub async fn run(
+    session: &mut Session,
+    command: ServiceCommand,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    match command {
+        ServiceCommand::Create(args) => create(session, *args, io).await.map(|_| ()),
+        ServiceCommand::Ls(args) => ls(session, args, io).await,
+        ServiceCommand::Ps(args) => ps(session, args, io).await,
+        ServiceCommand::Inspect(args) => inspect(session, args, io).await,
+        ServiceCommand::Scale(args) => scale(session, args, io).await,
+        ServiceCommand::Update(args) => update(session, *args, io).await,
+        ServiceCommand::Rm(args) => rm(session, args, io).await,
+    }
+}
+
+/// The spec `service create` sends for `args`.
+pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
+    let name = match &args.name {
+        Some(name) => name.clone(),
+        None => generated_name(&args.image),
+    };
+    let mut spec = spec::new_spec(name, args.image.clone(), args.args.clone(), args.mode);
+    args.spec.apply(&mut spec)?;
+    spec.labels.extend(args.label.iter().cloned());
+    let container = spec::container_mut(&mut spec);
+    container.env = args.env.clone();
+    container
+        .labels
+        .extend(args.container_label.iter().cloned());
+    let ports: Vec<PortConfig> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
+    if !ports.is_empty() {
+        *spec::ports_mut(&mut spec) = ports;
+    }
+    Ok(spec)
+}
+
+/// Creates the service and (unless detached) waits for it; returns its id.
+pub async fn create(
+    session: &mut Session,
+    args: CreateArgs,
+    io: &mut Io<'_>,
+) -> Result<String, Error> {
+    let spec = create_spec(&args)?;
+    let service = session
+        .client
+        .create_service(CreateServiceRequest { spec: Some(spec) })
+        .await?
+        .into_inner()
+        .service
+        .ok_or_else(|| Error::Deploy("the manager answered without the service".into()))?;
+    let id = service_id(&service).to_string();
+    writeln!(io.out, "{id}")?;
+    if let Some(wait) = args.wait.wait(false) {
+        converge::wait(session, &id, wait, io).await?;
+    }
+    Ok(id)
+}
+
+/// A name for an unnamed service: the image's name and a random suffix (docker picks a
+/// random name too).
+fn generated_name(image: &str) -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let base = image.split(['@']).next().unwrap_or(image);
+    let base = base.rsplit('/').next().unwrap_or(base);
+    let base = base.split(':').next().unwrap_or(base);
+    let clean: String = base
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+    hasher.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    let suffix = format!("{:06x}", hasher.finish() & 0xff_ffff);
+    let clean = clean.trim_matches('-');
+    if clean.is_empty() {
+        format!("service-{suffix}")
+    } else {
+        format!("{clean}-{suffix}")
+    }
+}
+
+pub fn service_id(service: &Service) -> &str {
+    service.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("")
+}
+
+pub fn service_name(service: &Service) -> &str {
+    service.spec.as_ref().map(|s| s.name.as_str()).unwrap_or("")
+}
+
+pub async fn get(session: &mut Session, id_or_name: &str) -> Result<Service, Error> {
+    session
+        .client
+        .get_service(GetServiceRequest {
+            id_or_name: id_or_name.to_string(),
+        })
+        .await?
+        .into_inner()
+        .service
+        .ok_or_else(|| Error::Input(format!("no such service: {id_or_name}")))
+}
+
+pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut labels = Vec::new();
+    let mut names = Vec::new();
+    let mut modes = Vec::new();
+    for filter in &args.filters {
+        match filter.split_once('=') {
+            Some(("label", value)) => labels.push(value.to_string()),
+            Some(("name", value)) => names.push(value.to_string()),
+            Some(("mode", value @ ("replicated" | "global"))) => modes.push(value.to_string()),
+            _ => {
+                return Err(Error::Input(format!(
+                "invalid filter {filter:?}: name=NAME, label=KEY[=VALUE] or mode=replicated|global"
+            )))
+            }
+        }
+    }
+    let services = list(session, labels).await?;
+    let services: Vec<Service> = services
+        .into_iter()
+        .filter(|s| {
+            names.is_empty()
+                || names
+                    .iter()
+                    .any(|n| service_name(s).starts_with(n.as_str()))
+        })
+        .filter(|s| modes.is_empty() || modes.iter().any(|m| m == mode_name(s)))
+        .collect();
+    write_services(session, services, args.quiet, io).await
+}
+
+/// Services with all of `labels` (`KEY` or `KEY=VALUE`), sorted by name.
+pub async fn list(session: &mut Session, labels: Vec<String>) -> Result<Vec<Service>, Error> {
+    let mut services = session
+        .client
+        .list_services(ListServicesRequest {
+            names: vec![],
+            labels,
+        })
+        .await?
+        .into_inner()
+        .services;
+    services.sort_by(|a, b| service_name(a).cmp(service_name(b)));
+    Ok(services)
+}
+
+/// `service ls` output of `services` (shared with `stack services`).
+pub async fn write_services(
+    session: &mut Session,
+    services: Vec<Service>,
+    quiet: bool,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    if quiet {
+        for service in &services {
+            writeln!(io.out, "{}", service_id(service))?;
+        }
+        return Ok(());
+    }
+    let tasks = if services.is_empty() {
+        Vec::new()
+    } else {
+        session
+            .client
+            .list_tasks(ListTasksRequest {
+                service_ids: services.iter().map(|s| service_id(s).to_string()).collect(),
+                only_desired_running: true,
+                ..Default::default()
+            })
+            .await?
+            .into_inner()
+            .tasks
+    };
+    service_listing(&services, &tasks).write(io.format, io.out)?;
+    Ok(())
+}
+
+pub fn mode_name(service: &Service) -> &'static str {
+    match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
+        Some(service_spec::Mode::Global(_)) => "global",
+        _ => "replicated",
+    }
+}
+
+/// `running/desired` counts per service, from tasks that should run.
+fn replica_counts(service: &Service, tasks: &[Task]) -> (u64, u64) {
+    let id = service_id(service);
+    let live: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| t.service_id == id && t.desired() <= TaskState::Running)
+        .collect();
+    let running = live
+        .iter()
+        .filter(|t| t.observed_state() == TaskState::Running)
+        .count() as u64;
+    let desired = match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
+        Some(service_spec::Mode::Global(_)) => live.len() as u64,
+        Some(service_spec::Mode::Replicated(r)) => r.replicas,
+        None => 1,
+    };
+    (running, desired)
+}
+
+pub fn service_listing(services: &[Service], tasks: &[Task]) -> Listing {
+    let mut listing = Listing::new(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]);
+    for service in services {
+        let id = service_id(service);
+        let (running, desired) = replica_counts(service, tasks);
+        let image = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.task.as_ref())
+            .and_then(|t| t.container.as_ref())
+            .map(|c| c.image.as_str())
+            .unwrap_or("");
+        let ports = if service.endpoint_ports.is_empty() {
+            service
+                .spec
+                .as_ref()
+                .and_then(|s| s.endpoint.as_ref())
+                .map(|e| tasks::format_ports(&e.ports))
+                .unwrap_or_default()
+        } else {
+            tasks::format_ports(&service.endpoint_ports)
+        };
+        let replicas = format!("{running}/{desired}");
+        listing.push(
+            vec![
+                short_id(id).to_string(),
+                service_name(service).to_string(),
+                mode_name(service).to_string(),
+                replicas.clone(),
+                image.split('@').next().unwrap_or(image).to_string(),
+                ports.clone(),
+            ],
+            json!({
+                "ID": id,
+                "Name": service_name(service),
+                "Mode": mode_name(service),
+                "Replicas": replicas,
+                "Running": running,
+                "Desired": desired,
+                "Image": image,
+                "Ports": ports,
+            }),
+        );
+    }
+    listing
+}
+
+pub async fn ps(session: &mut Session, args: PsArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut ids = Vec::new();
+    for reference in &args.services {
+        ids.push(service_id(&get(session, reference).await?).to_string());
+    }
+    tasks::ps(session, ids, &args.flags, io).await
+}
+
+pub async fn inspect(
+    session: &mut Session,
+    args: InspectArgs,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for reference in &args.services {
+        match get(session, reference).await {
+            Ok(service) => found.push(service),
+            Err(e) => errors.push(e),
+        }
+    }
+    if args.pretty {
+        for (i, service) in found.iter().enumerate() {
+            if i > 0 {
+                writeln!(io.out)?;
+            }
+            io.out.write_all(inspect::pretty(service).as_bytes())?;
+        }
+    } else if !found.is_empty() || errors.is_empty() {
+        let objects = found.iter().map(inspect::service_json).collect();
+        write_json(&serde_json::Value::Array(objects), io.out)?;
+    }
+    collect_errors(errors)
+}
+
+pub async fn scale(session: &mut Session, args: ScaleArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    for (name, replicas) in &args.scales {
+        if let Err(e) = scale_one(session, name, *replicas, &args.wait, io).await {
+            errors.push(e);
+        }
+    }
+    collect_errors(errors)
+}
+
+async fn scale_one(
+    session: &mut Session,
+    name: &str,
+    replicas: u64,
+    wait: &WaitFlags,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let service = get(session, name).await?;
+    let mut spec = service.spec.clone().unwrap_or_default();
+    if matches!(spec.mode, Some(service_spec::Mode::Global(_))) {
+        return Err(Error::Input(format!(
+            "{name}: scale can only be used with replicated mode"
+        )));
+    }
+    spec::set_replicas(&mut spec, replicas)?;
+    let id = service_id(&service).to_string();
+    send_update(session, &service, spec).await?;
+    writeln!(io.out, "{name} scaled to {replicas}")?;
+    if let Some(wait) = wait.wait(false) {
+        converge::wait(session, &id, wait, io).await?;
+    }
+    Ok(())
+}
+
+/// Sends `spec` as the new spec of `service`, naming the version it was read at.
+pub async fn send_update(
+    session: &mut Session,
+    service: &Service,
+    spec: ServiceSpec,
+) -> Result<Service, Error> {
+    session
+        .client
+        .update_service(UpdateServiceRequest {
+            service_id: service_id(service).to_string(),
+            version: service.meta.as_ref().map(|m| m.version).unwrap_or(0),
+            spec: Some(spec),
+        })
+        .await?
+        .into_inner()
+        .service
+        .ok_or_else(|| Error::Deploy("the manager answered without the service".into()))
+}
+
+/// `spec` with `args`' edits made.
+pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceSpec, Error> {
+    args.spec.apply(&mut spec)?;
+    for key in &args.label_rm {
+        spec.labels.remove(key);
+    }
+    spec.labels.extend(args.label_add.iter().cloned());
+    if !args.publish_rm.is_empty() || !args.publish_add.is_empty() {
+        let ports = spec::ports_mut(&mut spec);
+        for target in &args.publish_rm {
+            spec::publish_rm(ports, target).map_err(Error::Input)?;
+        }
+        spec::publish_add(
+            ports,
+            args.publish_add.iter().flat_map(|p| p.0.clone()).collect(),
+        );
+    }
+    let container = spec::container_mut(&mut spec);
+    if let Some(image) = &args.image {
+        container.image = image.clone();
+    }
+    if let Some(words) = &args.args {
+        container.args = words.0.clone();
+    }
+    for key in &args.env_rm {
+        spec::env_rm(&mut container.env, key);
+    }
+    for entry in &args.env_add {
+        spec::env_add(&mut container.env, entry);
+    }
+    for key in &args.container_label_rm {
+        container.labels.remove(key);
+    }
+    container
+        .labels
+        .extend(args.container_label_add.iter().cloned());
+    if args.force {
+        // Swarm's ForceUpdate: the task spec changes, so the tasks roll.
+        let task = spec.task.get_or_insert_with(Default::default);
+        task.force_update = task.force_update.saturating_add(1);
+    }
+    Ok(spec)
+}
+
+pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let service = get(session, &args.service).await?;
+    let spec = updated_spec(service.spec.clone().unwrap_or_default(), &args)?;
+    let updated = send_update(session, &service, spec).await?;
+    writeln!(io.out, "{}", args.service)?;
+    let rolled = updated.spec_version != service.spec_version;
+    if let Some(wait) = args.wait.wait(rolled) {
+        converge::wait(session, service_id(&updated), wait, io).await?;
+    }
+    Ok(())
+}
+
+pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    for reference in &args.services {
+        let removed = async {
+            let service = get(session, reference).await?;
+            remove(session, &service).await
+        }
+        .await;
+        match removed {
+            Ok(()) => writeln!(io.out, "{reference}")?,
+            Err(e) => errors.push(e),
+        }
+    }
+    collect_errors(errors)
+}
+
+pub async fn remove(session: &mut Session, service: &Service) -> Result<(), Error> {
+    session
+        .client
+        .remove_service(RemoveServiceRequest {
+            service_id: service_id(service).to_string(),
+        })
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+    use shoal_proto::types::v1::{Meta, TaskStatus};
+
+    use crate::commands::{Cli, Command};
+
+    fn parse(args: &[&str]) -> Cli {
+        let mut argv = vec!["shoal"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect("parses")
+    }
+
+    fn create_args(args: &[&str]) -> CreateArgs {
+        let mut argv = vec!["service", "create"];
+        argv.extend_from_slice(args);
+        match parse(&argv).command {
+            Command::Service(ServiceCommand::Create(args)) => *args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn create_puts_words_after_the_image_into_args() {
+        let args = create_args(&[
+            "--name",
+            "web",
+            "--replicas",
+            "3",
+            "-e",
+            "A=1",
+            "-p",
+            "8080:80",
+            "--label",
+            "tier=front",
+            "--container-label",
+            "x=y",
+            "--entrypoint",
+            "sh -c",
+            "--restart-condition",
+            "on-failure",
+            "--update-order",
+            "start-first",
+            "busybox:1",
+            "httpd",
+            "-f",
+            "-p",
+            "80",
+        ]);
+        let spec = create_spec(&args).expect("spec");
+        assert_eq!(spec.name, "web");
+        assert_eq!(
+            spec.mode,
+            Some(service_spec::Mode::Replicated(
+                shoal_proto::types::v1::ReplicatedMode { replicas: 3 }
+            ))
+        );
+        assert_eq!(spec.labels["tier"], "front");
+        let container = spec
+            .task
+            .as_ref()
+            .and_then(|t| t.container.as_ref())
+            .expect("container");
+        assert_eq!(container.image, "busybox:1");
+        assert_eq!(container.args, ["httpd", "-f", "-p", "80"]);
+        assert_eq!(container.command, ["sh", "-c"]);
+        assert_eq!(container.env, ["A=1"]);
+        assert_eq!(container.labels["x"], "y");
+        let ports = &spec.endpoint.as_ref().expect("endpoint").ports;
+        assert_eq!((ports[0].published_port, ports[0].target_port), (8080, 80));
+        assert!(!args.wait.detach);
+        assert_eq!(args.wait.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn create_without_name_generates_one_from_the_image() {
+        let spec = create_spec(&create_args(&["-d", "registry:5000/team/web:v1"])).expect("spec");
+        assert!(spec.name.starts_with("web-"), "{}", spec.name);
+        assert_eq!(spec.name.len(), "web-".len() + 6);
+    }
+
+    #[test]
+    fn global_create_refuses_replicas() {
+        let args = create_args(&["--mode", "global", "--replicas", "2", "busybox"]);
+        assert!(create_spec(&args).is_err());
+    }
+
+    #[test]
+    fn bad_flag_values_are_usage_errors() {
+        for argv in [
+            vec!["shoal", "service", "create", "-p", "80:http", "busybox"],
+            vec![
+                "shoal",
+                "service",
+                "create",
+                "--stop-grace-period",
+                "10",
+                "busybox",
+            ],
+            vec![
+                "shoal",
+                "service",
+                "create",
+                "--restart-condition",
+                "always",
+                "busybox",
+            ],
+            vec!["shoal", "service", "scale", "web"],
+            vec!["shoal", "--host", "http://x", "node", "ls"],
+        ] {
+            let err = Cli::try_parse_from(&argv).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+        }
+    }
+
+    fn update_args(args: &[&str]) -> UpdateArgs {
+        let mut argv = vec!["service", "update"];
+        argv.extend_from_slice(args);
+        match parse(&argv).command {
+            Command::Service(ServiceCommand::Update(args)) => *args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn update_edits_only_what_flags_name_and_force_bumps_the_counter() {
+        let original = create_spec(&create_args(&[
+            "--name",
+            "web",
+            "-e",
+            "A=1",
+            "-e",
+            "B=2",
+            "--label",
+            "keep=1",
+            "-p",
+            "8080:80",
+            "busybox:1",
+            "httpd",
+        ]))
+        .expect("spec");
+        let args = update_args(&[
+            "--image",
+            "busybox:2",
+            "--env-add",
+            "A=9",
+            "--env-rm",
+            "B",
+            "--args",
+            "sleep 'a b'",
+            "--label-add",
+            "new=2",
+            "--publish-rm",
+            "80",
+            "--publish-add",
+            "9090:90/udp",
+            "--force",
+            "web",
+        ]);
+        let spec = updated_spec(original.clone(), &args).expect("update");
+        let container = spec
+            .task
+            .as_ref()
+            .and_then(|t| t.container.as_ref())
+            .expect("container");
+        assert_eq!(container.image, "busybox:2");
+        assert_eq!(container.env, ["A=9"]);
+        assert_eq!(container.args, ["sleep", "a b"]);
+        assert_eq!(spec.task.as_ref().map(|t| t.force_update), Some(1));
+        assert_eq!(spec.labels["keep"], "1");
+        assert_eq!(spec.labels["new"], "2");
+        let ports = &spec.endpoint.as_ref().expect("endpoint").ports;
+        assert_eq!(ports.len(), 1);
+        assert_eq!(ports[0].target_port, 90);
+
+        let again = updated_spec(spec, &update_args(&["--force", "web"])).expect("force");
+        assert_eq!(again.task.as_ref().map(|t| t.force_update), Some(2));
+
+        let untouched = updated_spec(original.clone(), &update_args(&["web"])).expect("noop");
+        assert_eq!(untouched, original);
+    }
+
+    #[test]
+    fn service_table_counts_running_of_desired_and_shows_ports() {
+        let mut spec = create_spec(&create_args(&[
+            "--name",
+            "web_web",
+            "--replicas",
+            "3",
+            "-p",
+            "8080:80",
+            "busybox:1@sha256:ab",
+        ]))
+        .expect("spec");
+        spec.labels.clear();
+        let service = Service {
+            meta: Some(Meta {
+                id: "abcdefghijklmnopqrstuvwxy".into(),
+                ..Default::default()
+            }),
+            spec: Some(spec),
+            ..Default::default()
+        };
+        let task = |state: TaskState| Task {
+            service_id: "abcdefghijklmnopqrstuvwxy".into(),
+            desired_state: TaskState::Running as i32,
+            status: Some(TaskStatus {
+                state: state as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let listing = service_listing(
+            &[service],
+            &[
+                task(TaskState::Running),
+                task(TaskState::Running),
+                task(TaskState::Starting),
+            ],
+        );
+        assert_eq!(
+            listing.rows[0],
+            [
+                "abcdefghijkl",
+                "web_web",
+                "replicated",
+                "2/3",
+                "busybox:1",
+                "*:8080->80/tcp"
+            ]
+        );
+        assert_eq!(listing.json[0]["Running"], 2);
+        assert_eq!(listing.json[0]["Desired"], 3);
+        assert_eq!(listing.json[0]["ID"], "abcdefghijklmnopqrstuvwxy");
+    }
+}

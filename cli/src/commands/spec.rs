@@ -1,0 +1,355 @@
+//! Service specs from command-line flags: the flags `service create` and
+//! `service update` share, and the edits `update` makes to a spec it read.
+
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use shoal_proto::types::v1::{
+    restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec, GlobalMode,
+    PortConfig, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec, UpdateConfig,
+};
+
+use super::parse;
+use super::Error;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Mode {
+    Replicated,
+    Global,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RestartCondition {
+    Any,
+    OnFailure,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum UpdateOrder {
+    StopFirst,
+    StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FailureAction {
+    Pause,
+    Continue,
+    Rollback,
+}
+
+/// Flags that set one field of the spec, for both `create` and `update`; unset flags leave
+/// the field as it is.
+#[derive(Debug, Clone, Default, Args)]
+pub struct SpecFlags {
+    /// Number of tasks
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u64>,
+    /// Username or UID (format: <name|uid>[:<group|gid>])
+    #[arg(short, long, value_name = "USER")]
+    pub user: Option<String>,
+    /// Working directory inside the container
+    #[arg(short, long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Overwrite the default ENTRYPOINT of the image
+    #[arg(long, value_name = "CMD", value_parser = parse::words)]
+    pub entrypoint: Option<parse::Words>,
+    /// Signal to stop the container
+    #[arg(long, value_name = "SIGNAL")]
+    pub stop_signal: Option<String>,
+    /// Time to wait before force killing a container (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub stop_grace_period: Option<Duration>,
+    /// Restart when condition is met
+    #[arg(long, value_enum, value_name = "CONDITION")]
+    pub restart_condition: Option<RestartCondition>,
+    /// Delay between restart attempts (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub restart_delay: Option<Duration>,
+    /// Maximum number of restarts before giving up (0 = unlimited)
+    #[arg(long, value_name = "N")]
+    pub restart_max_attempts: Option<u64>,
+    /// Window used to evaluate the restart policy (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub restart_window: Option<Duration>,
+    /// Maximum number of tasks updated simultaneously (0 to update all at once)
+    #[arg(long, value_name = "N")]
+    pub update_parallelism: Option<u64>,
+    /// Delay between updates (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub update_delay: Option<Duration>,
+    /// Update order
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub update_order: Option<UpdateOrder>,
+    /// Action on update failure
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub update_failure_action: Option<FailureAction>,
+    /// Duration after each task update to monitor for failure (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub update_monitor: Option<Duration>,
+    /// Failure rate to tolerate during an update (0 to 1)
+    #[arg(long, value_name = "RATIO")]
+    pub update_max_failure_ratio: Option<f32>,
+}
+
+impl SpecFlags {
+    /// Writes every given flag into `spec`.
+    pub fn apply(&self, spec: &mut ServiceSpec) -> Result<(), Error> {
+        if let Some(replicas) = self.replicas {
+            set_replicas(spec, replicas)?;
+        }
+        let container = container_mut(spec);
+        if let Some(user) = &self.user {
+            container.user = user.clone();
+        }
+        if let Some(dir) = &self.workdir {
+            container.workdir = dir.clone();
+        }
+        if let Some(entrypoint) = &self.entrypoint {
+            container.command = entrypoint.0.clone();
+        }
+        if let Some(signal) = &self.stop_signal {
+            container.stop_signal = signal.clone();
+        }
+        if let Some(grace) = self.stop_grace_period {
+            container.stop_grace_period_ms = parse::millis(grace);
+        }
+
+        let restart = restart_mut(spec);
+        if let Some(condition) = self.restart_condition {
+            restart.condition = match condition {
+                RestartCondition::Any => restart_policy::Condition::Any,
+                RestartCondition::OnFailure => restart_policy::Condition::OnFailure,
+                RestartCondition::None => restart_policy::Condition::None,
+            } as i32;
+        }
+        if let Some(delay) = self.restart_delay {
+            restart.delay_ms = Some(parse::millis(delay));
+        }
+        if let Some(max) = self.restart_max_attempts {
+            restart.max_attempts = max;
+        }
+        if let Some(window) = self.restart_window {
+            restart.window_ms = parse::millis(window);
+        }
+
+        let update = spec.update.get_or_insert_with(default_update_config);
+        if let Some(parallelism) = self.update_parallelism {
+            update.parallelism = parallelism;
+        }
+        if let Some(delay) = self.update_delay {
+            update.delay_ms = parse::millis(delay);
+        }
+        if let Some(order) = self.update_order {
+            update.order = match order {
+                UpdateOrder::StopFirst => update_config::Order::StopFirst,
+                UpdateOrder::StartFirst => update_config::Order::StartFirst,
+            } as i32;
+        }
+        if let Some(action) = self.update_failure_action {
+            update.failure_action = match action {
+                FailureAction::Pause => update_config::FailureAction::Pause,
+                FailureAction::Continue => update_config::FailureAction::Continue,
+                FailureAction::Rollback => update_config::FailureAction::Rollback,
+            } as i32;
+        }
+        if let Some(monitor) = self.update_monitor {
+            update.monitor_ms = parse::millis(monitor);
+        }
+        if let Some(ratio) = self.update_max_failure_ratio {
+            if !(0.0..=1.0).contains(&ratio) {
+                return Err(Error::Input(format!(
+                    "--update-max-failure-ratio {ratio} is not between 0 and 1"
+                )));
+            }
+            update.max_failure_ratio = ratio;
+        }
+        Ok(())
+    }
+}
+
+/// Docker's CLI default: update one task at a time.
+pub fn default_update_config() -> UpdateConfig {
+    UpdateConfig {
+        parallelism: 1,
+        ..Default::default()
+    }
+}
+
+/// A new spec as `service create` starts it, before flags.
+pub fn new_spec(name: String, image: String, args: Vec<String>, mode: Mode) -> ServiceSpec {
+    ServiceSpec {
+        name,
+        task: Some(TaskSpec {
+            container: Some(ContainerSpec {
+                image,
+                args,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        mode: Some(match mode {
+            Mode::Replicated => service_spec::Mode::Replicated(ReplicatedMode { replicas: 1 }),
+            Mode::Global => service_spec::Mode::Global(GlobalMode {}),
+        }),
+        update: Some(default_update_config()),
+        ..Default::default()
+    }
+}
+
+pub fn set_replicas(spec: &mut ServiceSpec, replicas: u64) -> Result<(), Error> {
+    match &mut spec.mode {
+        Some(service_spec::Mode::Replicated(r)) => {
+            r.replicas = replicas;
+            Ok(())
+        }
+        None => {
+            spec.mode = Some(service_spec::Mode::Replicated(ReplicatedMode { replicas }));
+            Ok(())
+        }
+        Some(service_spec::Mode::Global(_)) => Err(Error::Input(format!(
+            "service {}: replicas can only be used with replicated mode",
+            spec.name
+        ))),
+    }
+}
+
+pub fn container_mut(spec: &mut ServiceSpec) -> &mut ContainerSpec {
+    spec.task
+        .get_or_insert_with(TaskSpec::default)
+        .container
+        .get_or_insert_with(ContainerSpec::default)
+}
+
+fn restart_mut(spec: &mut ServiceSpec) -> &mut RestartPolicy {
+    spec.task
+        .get_or_insert_with(TaskSpec::default)
+        .restart
+        .get_or_insert_with(RestartPolicy::default)
+}
+
+pub fn ports_mut(spec: &mut ServiceSpec) -> &mut Vec<PortConfig> {
+    &mut spec
+        .endpoint
+        .get_or_insert_with(EndpointSpec::default)
+        .ports
+}
+
+/// Sets `KEY=VALUE` entries in an env list, replacing an existing entry of the same key.
+pub fn env_add(env: &mut Vec<String>, entry: &str) {
+    let key = env_key(entry);
+    match env.iter_mut().find(|e| env_key(e) == key) {
+        Some(existing) => *existing = entry.to_string(),
+        None => env.push(entry.to_string()),
+    }
+}
+
+/// Removes the entry of `key` (given as `KEY` or `KEY=...`).
+pub fn env_rm(env: &mut Vec<String>, key: &str) {
+    let key = env_key(key);
+    env.retain(|e| env_key(e) != key);
+}
+
+fn env_key(entry: &str) -> &str {
+    entry.split('=').next().unwrap_or(entry)
+}
+
+/// `--publish-rm`: a target port (`80`, `80/udp`) or a full publish spec; removes the ports
+/// with that target port and protocol.
+pub fn publish_rm(ports: &mut Vec<PortConfig>, spec: &str) -> Result<(), String> {
+    let targets: Vec<(u32, i32)> = parse::publish(spec)?
+        .iter()
+        .map(|p| (p.target_port, p.protocol))
+        .collect();
+    ports.retain(|p| !targets.contains(&(p.target_port, p.protocol)));
+    Ok(())
+}
+
+/// `--publish-add`: replaces a port with the same target port and protocol, else appends.
+pub fn publish_add(ports: &mut Vec<PortConfig>, new: Vec<PortConfig>) {
+    for port in new {
+        match ports
+            .iter_mut()
+            .find(|p| p.target_port == port.target_port && p.protocol == port.protocol)
+        {
+            Some(existing) => *existing = port,
+            None => ports.push(port),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_set_only_what_they_name() {
+        let mut spec = new_spec("web".into(), "busybox".into(), vec![], Mode::Replicated);
+        spec.task
+            .as_mut()
+            .and_then(|t| t.container.as_mut())
+            .expect("container")
+            .user = "nobody".into();
+        let flags = SpecFlags {
+            replicas: Some(3),
+            stop_grace_period: Some(Duration::from_secs(2)),
+            restart_condition: Some(RestartCondition::OnFailure),
+            restart_delay: Some(Duration::ZERO),
+            update_order: Some(UpdateOrder::StartFirst),
+            entrypoint: Some(parse::Words(vec!["sh".into(), "-c".into()])),
+            ..Default::default()
+        };
+        flags.apply(&mut spec).expect("apply");
+        let task = spec.task.as_ref().expect("task");
+        let container = task.container.as_ref().expect("container");
+        assert_eq!(container.user, "nobody");
+        assert_eq!(container.stop_grace_period_ms, 2000);
+        assert_eq!(container.command, ["sh", "-c"]);
+        let restart = task.restart.as_ref().expect("restart");
+        assert_eq!(
+            restart.condition,
+            restart_policy::Condition::OnFailure as i32
+        );
+        assert_eq!(restart.delay_ms, Some(0));
+        let update = spec.update.as_ref().expect("update");
+        assert_eq!(update.order, update_config::Order::StartFirst as i32);
+        assert_eq!(update.parallelism, 1);
+        assert_eq!(
+            spec.mode,
+            Some(service_spec::Mode::Replicated(ReplicatedMode {
+                replicas: 3
+            }))
+        );
+    }
+
+    #[test]
+    fn replicas_are_refused_for_global_services() {
+        let mut spec = new_spec("agent".into(), "busybox".into(), vec![], Mode::Global);
+        let err = set_replicas(&mut spec, 2).expect_err("global");
+        assert!(err.to_string().contains("replicated mode"), "{err}");
+    }
+
+    #[test]
+    fn env_edits_replace_by_key() {
+        let mut env = vec!["A=1".to_string(), "B=2".to_string()];
+        env_add(&mut env, "A=3");
+        env_add(&mut env, "C=4");
+        env_rm(&mut env, "B");
+        assert_eq!(env, ["A=3", "C=4"]);
+    }
+
+    #[test]
+    fn publish_edits_match_target_and_protocol() {
+        let mut ports = parse::publish("8080:80").expect("port");
+        ports.extend(parse::publish("53:53/udp").expect("port"));
+        publish_add(&mut ports, parse::publish("9090:80").expect("port"));
+        assert_eq!(ports.len(), 2);
+        assert_eq!(ports[0].published_port, 9090);
+        publish_rm(&mut ports, "53").expect("rm");
+        assert_eq!(ports.len(), 2, "53/tcp is not 53/udp");
+        publish_rm(&mut ports, "53/udp").expect("rm");
+        assert_eq!(ports.len(), 1);
+        publish_rm(&mut ports, "published=1,target=80").expect("rm");
+        assert!(ports.is_empty());
+    }
+}

@@ -1,0 +1,403 @@
+//! `shoal stack ...`: sets of services deployed from compose files, tied
+//! together by the `com.docker.stack.namespace` label.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{ArgAction, Args, Subcommand};
+use serde_json::json;
+use shoal_proto::control::v1::CreateServiceRequest;
+use shoal_proto::types::v1::{Service, ServiceSpec};
+
+use super::converge::{self, Wait};
+use super::service::{self, service_id, service_name};
+use super::tasks::{self, PsFlags};
+use super::{collect_errors, parse, Error, Io};
+use crate::client::Session;
+use crate::compose::{self, LABEL_NAMESPACE};
+use crate::output::Listing;
+
+#[derive(Debug, Subcommand)]
+pub enum StackCommand {
+    /// Deploy a new stack or update an existing stack
+    #[command(visible_alias = "up")]
+    Deploy(DeployArgs),
+    /// List stacks
+    #[command(visible_alias = "list")]
+    Ls,
+    /// List the tasks in the stack
+    Ps(PsArgs),
+    /// List the services in the stack
+    Services(ServicesArgs),
+    /// Remove one or more stacks
+    #[command(visible_aliases = ["remove", "down"])]
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct DeployArgs {
+    /// Path to a Compose file
+    #[arg(
+        short = 'c',
+        long = "compose-file",
+        required = true,
+        value_name = "FILE"
+    )]
+    pub compose_files: Vec<PathBuf>,
+    /// Prune services that are no longer referenced
+    #[arg(long)]
+    pub prune: bool,
+    /// Exit immediately instead of waiting for the stack services to converge
+    #[arg(
+        short,
+        long,
+        action = ArgAction::Set,
+        default_value_t = true,
+        default_missing_value = "true",
+        num_args = 0..=1,
+        require_equals = true
+    )]
+    pub detach: bool,
+    /// Suppress progress output
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// With --detach=false, give up waiting after this long (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse::duration)]
+    pub timeout: Duration,
+    /// Stack name
+    #[arg(value_name = "STACK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub flags: PsFlags,
+    #[arg(value_name = "STACK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct ServicesArgs {
+    /// Only display IDs
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[arg(value_name = "STACK")]
+    pub name: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    #[arg(required = true, value_name = "STACK")]
+    pub names: Vec<String>,
+}
+
+pub async fn run(
+    session: &mut Session,
+    command: StackCommand,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    match command {
+        StackCommand::Deploy(args) => deploy(session, args, io).await,
+        StackCommand::Ls => ls(session, io).await,
+        StackCommand::Ps(args) => ps(session, args, io).await,
+        StackCommand::Services(args) => services(session, args, io).await,
+        StackCommand::Rm(args) => rm(session, args, io).await,
+    }
+}
+
+fn namespace_filter(stack: &str) -> String {
+    format!("{LABEL_NAMESPACE}={stack}")
+}
+
+/// The services of stack `name`, sorted by name.
+pub async fn stack_services(session: &mut Session, name: &str) -> Result<Vec<Service>, Error> {
+    service::list(session, vec![namespace_filter(name)]).await
+}
+
+/// Stack names follow docker's rule: they become part of service names.
+fn check_name(name: &str) -> Result<(), Error> {
+    let valid = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-' || c == '.')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if valid {
+        Ok(())
+    } else {
+        Err(Error::Input(format!(
+            "invalid stack name {name:?}: use letters, digits, '_', '-' and '.', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Loads and converts every compose file; services may not be defined in two files
+/// (the loader does not merge definitions yet).
+pub fn load_specs(
+    files: &[PathBuf],
+    stack: &str,
+) -> Result<(Vec<ServiceSpec>, Vec<String>), Error> {
+    let env: HashMap<String, String> = std::env::vars().collect();
+    let mut specs: Vec<ServiceSpec> = Vec::new();
+    let mut defined_in: HashMap<String, &Path> = HashMap::new();
+    let mut warnings = Vec::new();
+    for file in files {
+        let loaded = compose::load_file(file, &env)?;
+        warnings.extend(loaded.warnings.iter().cloned());
+        for spec in loaded.into_service_specs(stack) {
+            if let Some(first) = defined_in.get(&spec.name) {
+                return Err(Error::Input(format!(
+                    "service {} is defined in both {} and {}: merging service definitions \
+                     across compose files is not supported yet",
+                    spec.name,
+                    first.display(),
+                    file.display()
+                )));
+            }
+            defined_in.insert(spec.name.clone(), file);
+            specs.push(spec);
+        }
+    }
+    Ok((specs, warnings))
+}
+
+/// A stack's compose files, loaded and checked: what `deploy` sends.
+#[derive(Debug)]
+pub struct Loaded {
+    pub specs: Vec<ServiceSpec>,
+    pub warnings: Vec<String>,
+}
+
+/// Checks the stack name and loads the files; done before connecting, so a bad file is
+/// reported even without a manager, and deploys nothing.
+pub fn prepare(args: &DeployArgs) -> Result<Loaded, Error> {
+    check_name(&args.name)?;
+    let (specs, warnings) = load_specs(&args.compose_files, &args.name)?;
+    Ok(Loaded { specs, warnings })
+}
+
+pub async fn deploy(session: &mut Session, args: DeployArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let loaded = prepare(&args)?;
+    deploy_loaded(session, args, loaded, io).await
+}
+
+pub async fn deploy_loaded(
+    session: &mut Session,
+    args: DeployArgs,
+    loaded: Loaded,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let Loaded { specs, warnings } = loaded;
+    for warning in &warnings {
+        writeln!(io.err, "Ignoring unsupported options: {warning}")?;
+    }
+    let existing: BTreeMap<String, Service> = stack_services(session, &args.name)
+        .await?
+        .into_iter()
+        .map(|s| (service_name(&s).to_string(), s))
+        .collect();
+
+    if args.prune {
+        for (name, service) in &existing {
+            if !specs.iter().any(|s| &s.name == name) {
+                writeln!(io.out, "Removing service {name}")?;
+                service::remove(session, service).await?;
+            }
+        }
+    }
+
+    let mut changed = Vec::new();
+    for spec in specs {
+        match existing.get(&spec.name) {
+            Some(current) => {
+                if current.spec.as_ref() == Some(&spec) {
+                    continue;
+                }
+                writeln!(
+                    io.out,
+                    "Updating service {} (id: {})",
+                    spec.name,
+                    service_id(current)
+                )?;
+                let updated = service::send_update(session, current, spec).await?;
+                let rolled = updated.spec_version != current.spec_version;
+                changed.push((service_id(&updated).to_string(), rolled));
+            }
+            None => {
+                writeln!(io.out, "Creating service {}", spec.name)?;
+                let created = session
+                    .client
+                    .create_service(CreateServiceRequest { spec: Some(spec) })
+                    .await?
+                    .into_inner()
+                    .service
+                    .ok_or_else(|| {
+                        Error::Deploy("the manager answered without the service".into())
+                    })?;
+                changed.push((service_id(&created).to_string(), false));
+            }
+        }
+    }
+
+    if !args.detach {
+        for (id, rolled) in changed {
+            let wait = Wait {
+                timeout: args.timeout,
+                quiet: args.quiet,
+                watch_update: rolled,
+            };
+            converge::wait(session, &id, wait, io).await?;
+        }
+    }
+    Ok(())
+}
+
+pub async fn ls(session: &mut Session, io: &mut Io<'_>) -> Result<(), Error> {
+    let services = service::list(session, vec![LABEL_NAMESPACE.to_string()]).await?;
+    stack_listing(&services).write(io.format, io.out)?;
+    Ok(())
+}
+
+pub fn stack_listing(services: &[Service]) -> Listing {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for service in services {
+        if let Some(stack) = service
+            .spec
+            .as_ref()
+            .and_then(|s| s.labels.get(LABEL_NAMESPACE))
+        {
+            *counts.entry(stack.as_str()).or_default() += 1;
+        }
+    }
+    let mut listing = Listing::new(&["NAME", "SERVICES"]);
+    for (name, count) in counts {
+        listing.push(
+            vec![name.to_string(), count.to_string()],
+            json!({ "Name": name, "Services": count }),
+        );
+    }
+    listing
+}
+
+pub async fn ps(session: &mut Session, args: PsArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let services = stack_services(session, &args.name).await?;
+    if services.is_empty() {
+        return Err(Error::Input(format!(
+            "nothing found in stack: {}",
+            args.name
+        )));
+    }
+    let ids = services.iter().map(|s| service_id(s).to_string()).collect();
+    tasks::ps(session, ids, &args.flags, io).await
+}
+
+pub async fn services(
+    session: &mut Session,
+    args: ServicesArgs,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let services = stack_services(session, &args.name).await?;
+    if services.is_empty() {
+        writeln!(io.err, "Nothing found in stack: {}", args.name)?;
+        return Ok(());
+    }
+    service::write_services(session, services, args.quiet, io).await
+}
+
+pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    for name in &args.names {
+        let services = stack_services(session, name).await?;
+        if services.is_empty() {
+            writeln!(io.err, "Nothing found in stack: {name}")?;
+            continue;
+        }
+        for service in &services {
+            writeln!(io.out, "Removing service {}", service_name(service))?;
+            if let Err(e) = service::remove(session, service).await {
+                errors.push(e);
+            }
+        }
+    }
+    collect_errors(errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write as _;
+
+    #[test]
+    fn stack_names_follow_dockers_rule() {
+        assert!(check_name("web").is_ok());
+        assert!(check_name("web-2.prod_x").is_ok());
+        assert!(check_name("").is_err());
+        assert!(check_name("-web").is_err());
+        assert!(check_name("we/b").is_err());
+    }
+
+    #[test]
+    fn stacks_are_counted_by_namespace_label() {
+        let service = |stack: Option<&str>| Service {
+            spec: Some(ServiceSpec {
+                labels: stack
+                    .map(|s| HashMap::from([(LABEL_NAMESPACE.to_string(), s.to_string())]))
+                    .unwrap_or_default(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let listing = stack_listing(&[
+            service(Some("web")),
+            service(Some("db")),
+            service(Some("web")),
+            service(None),
+        ]);
+        assert_eq!(listing.rows, [["db", "1"], ["web", "2"]]);
+        assert_eq!(listing.json[1], json!({"Name": "web", "Services": 2}));
+    }
+
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let path = dir.join(name);
+        let mut file = std::fs::File::create(&path).expect("create");
+        file.write_all(text.as_bytes()).expect("write");
+        path
+    }
+
+    #[test]
+    fn specs_come_from_all_files_named_and_labelled_for_the_stack() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = write(
+            dir.path(),
+            "a.yml",
+            "services:\n  web:\n    image: busybox\n",
+        );
+        let b = write(
+            dir.path(),
+            "b.yml",
+            "services:\n  db:\n    image: busybox\n",
+        );
+        let (specs, _) = load_specs(&[a.clone(), b], "shop").expect("load");
+        let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
+        assert_eq!(names, ["shop_web", "shop_db"]);
+        assert_eq!(specs[0].labels[LABEL_NAMESPACE], "shop");
+
+        let again = write(dir.path(), "c.yml", "services:\n  web:\n    image: nginx\n");
+        let err = load_specs(&[a, again], "shop").expect_err("defined twice");
+        assert!(err.to_string().contains("defined in both"), "{err}");
+    }
+
+    #[test]
+    fn a_compose_error_names_the_place() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let bad = write(dir.path(), "bad.yml", "services:\n  web:\n    image: [\n");
+        let err = load_specs(&[bad], "shop").expect_err("bad yaml");
+        assert!(matches!(err, Error::Compose(_)), "{err:?}");
+        assert!(err.to_string().contains("bad.yml"), "{err}");
+        assert!(err.to_string().contains("line"), "{err}");
+    }
+}
