@@ -155,15 +155,15 @@ fn a_running_lab_is_not_started_twice() {
 }
 
 #[test]
-fn multi_node_clusters_are_refused_until_nodes_can_join() {
+fn several_managers_are_refused_until_managers_can_join() {
     let name = "t-lab-multi";
     let err = Lab::up(LabConfig {
-        workers: 1,
+        managers: 2,
         ..LabConfig::new(name)
     })
     .err();
     assert!(
-        matches!(err, Some(Error::MultiNode { workers: 1, .. })),
+        matches!(err, Some(Error::MultiNode { managers: 2, .. })),
         "{err:?}"
     );
     assert!(lab::leaks(name).is_empty(), "nothing was created");

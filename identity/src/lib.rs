@@ -7,6 +7,8 @@
 //! `shoal-admin`), O = cluster id. Servers authorise by these fields, never
 //! by anything a peer says about itself in a request.
 
+pub mod join;
+
 use std::path::{Path, PathBuf};
 
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
@@ -177,12 +179,12 @@ impl NodeIdentity {
 /// An mTLS channel to a manager at `addr` (`host:port`). The connection is
 /// made lazily and re-made on failure by tonic.
 pub fn connect_lazy(addr: &str, identity: &NodeIdentity) -> Result<Channel, IdentityError> {
-    endpoint(addr, identity).map(|e| e.connect_lazy())
+    endpoint(addr, Some(identity)).map(|e| e.connect_lazy())
 }
 
 /// An mTLS channel to a manager at `addr`, connected now.
 pub async fn connect(addr: &str, identity: &NodeIdentity) -> Result<Channel, IdentityError> {
-    endpoint(addr, identity)?
+    endpoint(addr, Some(identity))?
         .connect()
         .await
         .map_err(|source| IdentityError::Connect {
@@ -191,21 +193,24 @@ pub async fn connect(addr: &str, identity: &NodeIdentity) -> Result<Channel, Ide
         })
 }
 
-fn endpoint(addr: &str, identity: &NodeIdentity) -> Result<Endpoint, IdentityError> {
+/// An endpoint to a manager; with an identity, mTLS with the cluster CA.
+fn endpoint(addr: &str, identity: Option<&NodeIdentity>) -> Result<Endpoint, IdentityError> {
     let connect_err = |source| IdentityError::Connect {
         addr: addr.to_string(),
         source,
     };
-    Endpoint::from_shared(format!("https://{addr}"))
+    let mut endpoint = Endpoint::from_shared(format!("https://{addr}"))
         .map_err(connect_err)?
-        .tls_config(identity.client_tls())
-        .map_err(connect_err)
-        .map(|e| {
-            e.connect_timeout(std::time::Duration::from_secs(3))
-                .tcp_nodelay(true)
-                .http2_keep_alive_interval(std::time::Duration::from_secs(10))
-                .keep_alive_timeout(std::time::Duration::from_secs(5))
-        })
+        .connect_timeout(std::time::Duration::from_secs(3))
+        .tcp_nodelay(true)
+        .http2_keep_alive_interval(std::time::Duration::from_secs(10))
+        .keep_alive_timeout(std::time::Duration::from_secs(5));
+    if let Some(identity) = identity {
+        endpoint = endpoint
+            .tls_config(identity.client_tls())
+            .map_err(connect_err)?;
+    }
+    Ok(endpoint)
 }
 
 /// A fresh P-256 key and a CSR for it (the CA decides the subject).

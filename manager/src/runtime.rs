@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
+use shoal_identity::join::JoinToken;
 use shoal_identity::{NodeIdentity, PeerIdentity, Role};
 use shoal_proto::control::v1::control_server::ControlServer;
 use shoal_proto::control::v1::InitClusterRequest;
@@ -19,12 +20,13 @@ use shoal_proto::raft::v1::raft_server::RaftServer;
 use shoal_proto::types::v1::*;
 use tokio::task::JoinSet;
 
-use crate::ca::RootCa;
+use crate::ca::{CaService, RootCa};
 use crate::controlapi::ControlApi;
 use crate::dispatcher::{Dispatcher, Heartbeats};
 use crate::raft::{self, LogStore, Raft, RaftProposer, RaftService, StateMachine};
 use crate::seal::{KeyFiles, Sealer};
 use crate::store::{Store, StoreError};
+use shoal_proto::ca::v1::certificate_authority_server::CertificateAuthorityServer;
 
 const MANAGER_STATE_FILE: &str = "manager.json";
 /// The network every task joins unless its service names others.
@@ -116,6 +118,13 @@ impl Manager {
             .get_node(&leader)?
             .clone();
         Some((leader, node))
+    }
+
+    /// The address this manager advertises to nodes (host:port).
+    pub fn advertise_addr(&self) -> Option<String> {
+        read_manager_identity(&self.config.state_dir)
+            .ok()
+            .map(|m| m.advertise_addr)
     }
 
     pub fn leader_addr(&self) -> Option<String> {
@@ -251,6 +260,7 @@ impl Manager {
             .await?;
 
         let spec = request.spec.clone().unwrap_or_default();
+        let digest = ca.digest().map_err(|e| internal("CA digest")(&e))?;
         let network_id = crate::ids::new_id();
         let hostname = request.hostname.clone();
         running
@@ -277,7 +287,10 @@ impl Manager {
                     }),
                     root_ca_pem: ca.cert_pem.clone(),
                     root_ca_key_pem: ca.key_pem.clone(),
-                    join_tokens: None,
+                    join_tokens: Some(JoinTokens {
+                        worker: JoinToken::generate(&digest).to_string(),
+                        manager: JoinToken::generate(&digest).to_string(),
+                    }),
                     default_network_id: network_id.clone(),
                 });
                 let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
@@ -395,6 +408,9 @@ impl Manager {
             .add_service(RaftServer::new(RaftService::new(
                 raft,
                 me.cluster_id.clone(),
+            )))
+            .add_service(CertificateAuthorityServer::new(CaService::new(
+                store.clone(),
             )));
         let listener = tokio::net::TcpListener::bind(listen)
             .await

@@ -14,6 +14,18 @@ pub enum NodeCommand {
     /// List nodes in the swarm
     #[command(visible_alias = "list")]
     Ls(LsArgs),
+    /// Remove one or more nodes from the swarm
+    #[command(visible_alias = "remove")]
+    Rm(RmArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RmArgs {
+    /// Force remove a node from the swarm
+    #[arg(short, long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub nodes: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -30,7 +42,23 @@ pub async fn run(
 ) -> Result<(), Error> {
     match command {
         NodeCommand::Ls(args) => ls(session, args, io).await,
+        NodeCommand::Rm(args) => rm(session, args, io).await,
     }
+}
+
+pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    for node in args.nodes {
+        let request = shoal_proto::control::v1::RemoveNodeRequest {
+            node: node.clone(),
+            force: args.force,
+        };
+        match session.client.remove_node(request).await {
+            Ok(_) => writeln!(io.out, "{node}")?,
+            Err(e) => errors.push(Error::Rpc(e)),
+        }
+    }
+    super::collect_errors(errors)
 }
 
 pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {

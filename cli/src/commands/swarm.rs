@@ -10,6 +10,42 @@ use crate::client::Session;
 pub enum SwarmCommand {
     /// Initialize a swarm
     Init(InitArgs),
+    /// Manage join tokens
+    JoinToken(JoinTokenArgs),
+    /// Join a swarm as a node (the token decides worker or manager)
+    Join(JoinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct JoinTokenArgs {
+    /// Only display the token
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Rotate the join token (the old one is refused from now on)
+    #[arg(long)]
+    pub rotate: bool,
+    /// worker or manager
+    #[arg(value_parser = ["worker", "manager"])]
+    pub role: String,
+}
+
+#[derive(Debug, Args)]
+pub struct JoinArgs {
+    /// Token for entry into the swarm
+    #[arg(long)]
+    pub token: String,
+    /// Address other nodes reach this node on
+    #[arg(long, value_name = "ADDR")]
+    pub advertise_addr: Option<String>,
+    /// Where the node's identity (key, certificate, CA) is written: the
+    /// directory shoal-agent and shoal-netd read with --node-dir
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/shoal/node")]
+    pub node_dir: std::path::PathBuf,
+    /// The node's name in `node ls` (default: this machine's hostname)
+    #[arg(long)]
+    pub hostname: Option<String>,
+    /// A manager of the swarm: HOST[:PORT] (port 4242 by default)
+    pub remote_addr: String,
 }
 
 #[derive(Debug, Args)]
@@ -33,6 +69,8 @@ pub async fn run(
 ) -> Result<(), Error> {
     match command {
         SwarmCommand::Init(args) => init(session, args, io).await,
+        SwarmCommand::JoinToken(args) => join_token(session, args, io).await,
+        SwarmCommand::Join(args) => join(args, io).await,
     }
 }
 
@@ -52,6 +90,97 @@ pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Res
         io.out,
         "Swarm initialized: current node ({}) is now a manager.",
         response.node_id
+    )?;
+    Ok(())
+}
+
+pub async fn join_token(
+    session: &mut Session,
+    args: JoinTokenArgs,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    use shoal_proto::control::v1::{GetJoinTokensRequest, RotateJoinTokenRequest};
+    use shoal_proto::types::v1::NodeRole;
+    let role = if args.role == "manager" {
+        NodeRole::Manager
+    } else {
+        NodeRole::Worker
+    };
+    let tokens = if args.rotate {
+        let request = RotateJoinTokenRequest { role: role as i32 };
+        session
+            .client
+            .rotate_join_token(request)
+            .await?
+            .into_inner()
+    } else {
+        session
+            .client
+            .get_join_tokens(GetJoinTokensRequest {})
+            .await?
+            .into_inner()
+    };
+    let token = if role == NodeRole::Manager {
+        tokens.manager
+    } else {
+        tokens.worker
+    };
+    if args.quiet {
+        writeln!(io.out, "{token}")?;
+        return Ok(());
+    }
+    if args.rotate {
+        writeln!(io.out, "Successfully rotated {} join token.\n", args.role)?;
+    }
+    writeln!(
+        io.out,
+        "To add a {} to this swarm, run the following command:\n",
+        args.role
+    )?;
+    writeln!(
+        io.out,
+        "    shoal swarm join --token {token} {}\n",
+        tokens.manager_addr
+    )?;
+    Ok(())
+}
+
+/// Joins without a local manager: the CLI itself fetches the node's
+/// certificate (pinning the cluster CA by the token's digest) and writes
+/// the identity the node's agent and netd are waiting for.
+pub async fn join(args: JoinArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let node_dir = &args.node_dir;
+    if shoal_identity::NodeIdentity::exists(node_dir) {
+        return Err(Error::Input(format!(
+            "this node is already part of a swarm ({} holds its identity)",
+            node_dir.display()
+        )));
+    }
+    let addr = if args
+        .remote_addr
+        .rsplit_once(':')
+        .is_some_and(|(_, p)| p.parse::<u16>().is_ok())
+    {
+        args.remote_addr.clone()
+    } else {
+        format!("{}:4242", args.remote_addr)
+    };
+    let hostname = args.hostname.clone().unwrap_or_else(local_hostname);
+    let advertise = args.advertise_addr.clone().unwrap_or_default();
+    let identity = shoal_identity::join::join(&addr, &args.token, &hostname, &advertise)
+        .await
+        .map_err(|e| Error::Input(e.to_string()))?;
+    identity
+        .save(node_dir)
+        .map_err(|e| Error::Input(format!("save the node identity: {e}")))?;
+    let role = match identity.peer.role {
+        shoal_identity::Role::Manager => "a manager",
+        _ => "a worker",
+    };
+    writeln!(
+        io.out,
+        "This node joined a swarm as {role} (node {}).",
+        identity.peer.node_id
     )?;
     Ok(())
 }

@@ -110,8 +110,12 @@ pub fn agent_args(
     containerd_socket: &Path,
     manager: &str,
     registry: &str,
+    hostname: &str,
 ) -> Vec<String> {
     vec![
+        // Lab hosts share the machine's UTS namespace: name them explicitly.
+        "--hostname".into(),
+        hostname.into(),
         "--state-dir".into(),
         dirs.sub("agent"),
         "--node-dir".into(),
@@ -126,6 +130,21 @@ pub fn agent_args(
         manager.into(),
         "--insecure-registry".into(),
         registry.into(),
+    ]
+}
+
+/// `shoal swarm join` of a node host into the cluster of the manager at `manager`.
+pub fn join_args(dirs: &NodeDirs, token: &str, manager: &str, hostname: &str) -> Vec<String> {
+    vec![
+        "swarm".into(),
+        "join".into(),
+        "--token".into(),
+        token.into(),
+        "--node-dir".into(),
+        dirs.sub("node"),
+        "--hostname".into(),
+        hostname.into(),
+        manager.into(),
     ]
 }
 
@@ -183,8 +202,10 @@ mod tests {
             Path::new("/lab/m1/containerd/containerd.sock"),
             "127.0.0.1:4242",
             "10.201.1.2:5000",
+            "m1",
         );
-        assert_eq!(args[1], "/lab/m1/agent");
+        assert_eq!(args[1], "m1");
+        assert_eq!(args[3], "/lab/m1/agent");
         assert!(args.contains(&"/lab/m1/run/netd.sock".to_string()));
         assert_eq!(manager_args(&dirs)[5], "/lab/m1/run/control.sock");
     }

@@ -8,7 +8,7 @@ pub enum Error {
     Config(String),
     #[error(
         "a lab with {managers} manager(s) and {workers} worker(s) needs nodes to join the cluster; \
-         multi-node labs come with the join feature (`shoal swarm join`): use 1 manager and 0 workers for now"
+         labs with several managers come with HA managers (manager join): use 1 manager for now"
     )]
     MultiNode { managers: u32, workers: u32 },
     #[error("lab {name:?} is already up under {root}: run `./scripts/lab down` first")]

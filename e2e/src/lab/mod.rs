@@ -157,7 +157,7 @@ impl Lab {
     pub fn up(config: LabConfig) -> Result<Lab, Error> {
         plan::validate_name(&config.name)?;
         plan::hosts(&config.name, 0, config.managers, config.workers)?;
-        if config.shoal && (config.managers > 1 || config.workers > 0) {
+        if config.shoal && config.managers > 1 {
             return Err(Error::MultiNode {
                 managers: config.managers,
                 workers: config.workers,
@@ -348,8 +348,14 @@ impl Lab {
         self.spawn_daemon(host, cluster::NETD, &cluster::netd_args(&dirs, &manager))?;
         let containerd = dirs.containerd().join("containerd.sock");
         let registry = self.record.registry.clone();
-        let args = cluster::agent_args(&dirs, &containerd, &manager, &registry);
+        let args = cluster::agent_args(&dirs, &containerd, &manager, &registry, &host.name);
         self.spawn_daemon(host, cluster::AGENT, &args)
+    }
+
+    /// The `shoal` CLI binary the lab uses (for calls with other flags than
+    /// [`Lab::shoal`]'s).
+    pub fn cli_path(&self) -> PathBuf {
+        self.bin_dir.join(cluster::CLI)
     }
 
     /// The pid of a lab process (`shoal-manager`, `containerd`, ...) on a host.
@@ -380,29 +386,65 @@ impl Lab {
         self.children.retain(|c| c.id() as i32 != pid);
         self.record.processes.remove(index);
         let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
-        let manager = format!("127.0.0.1:{}", cluster::MANAGER_PORT);
         let args = match daemon {
             cluster::MANAGER => cluster::manager_args(&dirs),
-            cluster::NETD => cluster::netd_args(&dirs, &manager),
+            cluster::NETD => cluster::netd_args(&dirs, &self.manager_of(&host)?),
             cluster::AGENT => {
                 let containerd = dirs.containerd().join("containerd.sock");
                 let registry = self.record.registry.clone();
-                cluster::agent_args(&dirs, &containerd, &manager, &registry)
+                let manager = self.manager_of(&host)?;
+                cluster::agent_args(&dirs, &containerd, &manager, &registry, &host.name)
             }
             other => return Err(Error::Config(format!("{other} is not a shoal daemon"))),
         };
         self.spawn_daemon(&host, daemon, &args)
     }
 
-    /// Adds `node` to the cluster. Joining (`shoal swarm join-token`, `shoal
-    /// swarm join`) comes with the join feature; until then up() refuses
-    /// multi-node labs before getting here.
+    /// The manager a node's daemons talk to: their own on managers, m1's
+    /// from workers.
+    fn manager_of(&self, host: &Host) -> Result<String, Error> {
+        if host.role == Role::Manager {
+            return Ok(format!("127.0.0.1:{}", cluster::MANAGER_PORT));
+        }
+        let m1 = self.host("m1")?;
+        Ok(format!("{}:{}", m1.addr, cluster::MANAGER_PORT))
+    }
+
+    /// Adds a worker to the cluster the way an operator does: `shoal swarm
+    /// join-token -q worker` on the manager, `shoal swarm join` on the node,
+    /// then its netd and agent. Managers joining come with HA managers.
     fn join(&mut self, node: &Host) -> Result<(), Error> {
-        let _ = node;
-        Err(Error::MultiNode {
-            managers: self.managers,
-            workers: self.workers,
-        })
+        if node.role == Role::Manager {
+            return Err(Error::MultiNode {
+                managers: self.managers,
+                workers: self.workers,
+            });
+        }
+        let token = self.shoal_ok(["swarm", "join-token", "-q", "worker"])?;
+        let dirs = cluster::NodeDirs::new(&self.record.root, &node.name);
+        std::fs::create_dir_all(dirs.run())
+            .map_err(|e| Error::io(format!("create {}", dirs.run().display()), e))?;
+        let manager = self.manager_of(node)?;
+        let args = cluster::join_args(&dirs, token.trim(), &manager, &node.name);
+        let out = command::output(
+            self.command(
+                &node.name,
+                &self.bin_dir.join(cluster::CLI).to_string_lossy(),
+            )?
+            .args(&args),
+        )?;
+        if !out.status.success() {
+            return Err(Error::Command {
+                cmd: format!("shoal swarm join on {}", node.name),
+                status: out.status.to_string(),
+                stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+            });
+        }
+        self.spawn_daemon(node, cluster::NETD, &cluster::netd_args(&dirs, &manager))?;
+        let containerd = dirs.containerd().join("containerd.sock");
+        let registry = self.record.registry.clone();
+        let args = cluster::agent_args(&dirs, &containerd, &manager, &registry, &node.name);
+        self.spawn_daemon(node, cluster::AGENT, &args)
     }
 
     fn wait_ready_nodes(&mut self, expected: usize) -> Result<(), Error> {

@@ -4,6 +4,7 @@
 //! cluster. Reads are linearizable (Raft read index) before they look at
 //! the store; writes are store transactions.
 
+mod nodes;
 mod validate;
 
 use std::sync::Arc;
@@ -70,6 +71,16 @@ impl ControlApi {
     ) -> Result<R, Status> {
         let running = self.manager.running().map_err(to_status)?;
         running.store.update(f).await.map_err(to_status)
+    }
+}
+
+impl ControlApi {
+    fn tokens_response(&self, tokens: shoal_proto::types::v1::JoinTokens) -> GetJoinTokensResponse {
+        GetJoinTokensResponse {
+            worker: tokens.worker,
+            manager: tokens.manager,
+            manager_addr: self.manager.advertise_addr().unwrap_or_default(),
+        }
     }
 }
 
@@ -157,6 +168,60 @@ impl Control for ControlApi {
             }
         }
         Ok(Response::new(ListNodesResponse { nodes }))
+    }
+
+    async fn remove_node(
+        &self,
+        request: Request<RemoveNodeRequest>,
+    ) -> Result<Response<RemoveNodeResponse>, Status> {
+        self.authorize(&request)?;
+        let request = request.into_inner();
+        self.write(|state, tx| nodes::remove(state, tx, &request.node, request.force))
+            .await?;
+        Ok(Response::new(RemoveNodeResponse {}))
+    }
+
+    async fn get_join_tokens(
+        &self,
+        request: Request<GetJoinTokensRequest>,
+    ) -> Result<Response<GetJoinTokensResponse>, Status> {
+        self.authorize(&request)?;
+        let tokens = self
+            .read(|s| {
+                Ok(s.cluster()
+                    .and_then(|c| c.join_tokens.clone())
+                    .unwrap_or_default())
+            })
+            .await?;
+        Ok(Response::new(self.tokens_response(tokens)))
+    }
+
+    async fn rotate_join_token(
+        &self,
+        request: Request<RotateJoinTokenRequest>,
+    ) -> Result<Response<GetJoinTokensResponse>, Status> {
+        self.authorize(&request)?;
+        let role = request.into_inner().role;
+        let tokens = self
+            .write(|state, tx| {
+                let mut cluster = state.cluster().cloned().ok_or_else(|| {
+                    StoreError::Unavailable("the cluster is not initialised".into())
+                })?;
+                let digest = shoal_identity::join::ca_digest(&cluster.root_ca_pem)
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                let fresh = shoal_identity::join::JoinToken::generate(&digest).to_string();
+                let tokens = cluster.join_tokens.get_or_insert_with(Default::default);
+                if role == shoal_proto::types::v1::NodeRole::Manager as i32 {
+                    tokens.manager = fresh;
+                } else {
+                    tokens.worker = fresh;
+                }
+                let tokens = tokens.clone();
+                tx.put(cluster);
+                Ok(tokens)
+            })
+            .await?;
+        Ok(Response::new(self.tokens_response(tokens)))
     }
 
     async fn create_service(

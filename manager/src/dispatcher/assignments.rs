@@ -63,6 +63,7 @@ pub async fn stream(
     }
     let concerns_node = |c: &Change| match c.object() {
         Object::Task(t) => t.node_id == node_id,
+        Object::Node(n) => n.meta.as_ref().is_some_and(|m| m.id == node_id),
         _ => false,
     };
     loop {
@@ -71,6 +72,12 @@ pub async fn stream(
                 if !alive { return; }
             }
             _ = tx.closed() => return,
+        }
+        if !store.view(|s| s.nodes.contains_key(&node_id)) {
+            let refused =
+                Status::permission_denied(format!("node {node_id} was removed from the cluster"));
+            let _ = tx.send(Err(refused)).await;
+            return;
         }
         let now = store.view(|s| snapshot(s, &node_id));
         let updated: Vec<Task> = now

@@ -154,9 +154,9 @@ impl DispatcherRpc for Dispatcher {
         &self,
         request: Request<WatchNetworkRequest>,
     ) -> Result<Response<Self::WatchNetworkStream>, Status> {
-        self.node_of(&request)?;
+        let peer = self.node_of(&request)?;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
-        tokio::spawn(network_view::stream(self.store.clone(), tx));
+        tokio::spawn(network_view::stream(self.store.clone(), peer.node_id, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }

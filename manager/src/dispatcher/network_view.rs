@@ -1,6 +1,5 @@
 //! The network view netd converges a node to: the networks, and for each
-//! service with published ports, the addresses of its running tasks
-//! anywhere in the cluster (the routing mesh reaches every task).
+//! service with published ports, the addresses of its running tasks.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,7 +11,10 @@ use tonic::Status;
 
 use crate::store::{watch, Change, Kind, State, Store};
 
-pub fn view(state: &State) -> NetworkView {
+/// The view for `node_id`. Until the overlay connects the hosts, a node can
+/// reach only its own tasks, so its routing mesh balances over those; the
+/// overlay issue widens this to every node's tasks.
+pub fn view(state: &State, node_id: &str) -> NetworkView {
     let mut services: Vec<ServiceEndpoints> = state
         .services
         .values()
@@ -26,6 +28,7 @@ pub fn view(state: &State) -> NetworkView {
                 .tasks_of_service(&id)
                 .filter(|t| t.observed_state() == TaskState::Running)
                 .filter(|t| t.desired_state <= TaskState::Running as i32)
+                .filter(|t| t.node_id == node_id)
                 .flat_map(|t| {
                     t.networks.iter().map(move |a| Backend {
                         task_id: t.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
@@ -55,9 +58,9 @@ pub fn view(state: &State) -> NetworkView {
     }
 }
 
-pub async fn stream(store: Arc<Store>, tx: Sender<Result<NetworkView, Status>>) {
+pub async fn stream(store: Arc<Store>, node_id: String, tx: Sender<Result<NetworkView, Status>>) {
     let mut events = store.subscribe();
-    let mut last = store.view(view);
+    let mut last = store.view(|s| view(s, &node_id));
     if tx.send(Ok(last.clone())).await.is_err() {
         return;
     }
@@ -69,7 +72,7 @@ pub async fn stream(store: Arc<Store>, tx: Sender<Result<NetworkView, Status>>) 
             }
             _ = tx.closed() => return,
         }
-        let now = store.view(view);
+        let now = store.view(|s| view(s, &node_id));
         if now != last {
             if tx.send(Ok(now.clone())).await.is_err() {
                 return;

@@ -3,11 +3,14 @@
 //! the node's identity (CN = node id, OU = role, O = cluster id); manager
 //! certificates also carry the name clients verify managers by.
 
+mod service;
+
+pub use service::CaService;
+
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,
     ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair, KeyUsagePurpose, SanType,
 };
-use sha2::{Digest, Sha256};
 use shoal_identity::{PeerIdentity, Role, MANAGER_SERVER_NAME};
 
 #[derive(Debug, thiserror::Error)]
@@ -16,6 +19,8 @@ pub enum CaError {
     Rcgen(#[from] rcgen::Error),
     #[error("the CSR is invalid: {0}")]
     BadCsr(rcgen::Error),
+    #[error("root CA digest: {0}")]
+    Digest(String),
 }
 
 /// The root CA's certificate and key (PEM).
@@ -51,11 +56,8 @@ impl RootCa {
     }
 
     /// SHA-256 of the root certificate (DER), hex: what join tokens pin.
-    pub fn digest(&self) -> String {
-        let der = x509_parser::pem::parse_x509_pem(self.cert_pem.as_bytes())
-            .map(|(_, pem)| pem.contents)
-            .unwrap_or_default();
-        hex::encode(Sha256::digest(der))
+    pub fn digest(&self) -> Result<String, CaError> {
+        shoal_identity::join::ca_digest(&self.cert_pem).map_err(|e| CaError::Digest(e.to_string()))
     }
 
     /// Issues a certificate for `peer` over the public key in `csr_pem`.
@@ -124,6 +126,6 @@ mod tests {
             .unwrap();
         let identity = shoal_identity::NodeIdentity::new(key, cert, ca.cert_pem.clone()).unwrap();
         assert_eq!(identity.peer, peer);
-        assert_eq!(ca.digest().len(), 64);
+        assert_eq!(ca.digest().unwrap().len(), 64);
     }
 }

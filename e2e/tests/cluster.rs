@@ -1,0 +1,166 @@
+//! A multi-host lab (one manager, two workers): nodes join with tokens, the
+//! scheduler spreads tasks over them, and every wrong credential is refused
+//! with a message that says which: a worker certificate at the control API,
+//! a rotated, foreign or malformed token, a removed node.
+
+use std::collections::BTreeSet;
+use std::time::{Duration, Instant};
+
+use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
+use shoal_proto::dispatcher::v1::SessionRequest;
+
+fn lab(name: &str) -> Option<Lab> {
+    if !nix::unistd::Uid::effective().is_root() {
+        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
+        return None;
+    }
+    let config = LabConfig {
+        workers: 2,
+        replace: true,
+        ..LabConfig::new(name)
+    };
+    Some(Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}")))
+}
+
+/// The CLI against m1 over TCP with the certificate bundle in `tls_dir`.
+fn shoal_tcp(
+    lab: &Lab,
+    m1: &str,
+    tls_dir: &std::path::Path,
+    args: &[&str],
+) -> std::process::Output {
+    std::process::Command::new(lab.cli_path())
+        .args([
+            "--host",
+            &format!("tcp://{m1}"),
+            "--tls-dir",
+            &tls_dir.to_string_lossy(),
+        ])
+        .args(args)
+        .output()
+        .expect("run shoal")
+}
+
+fn node_dir(lab: &Lab, host: &str) -> std::path::PathBuf {
+    lab.root().join(host).join("node")
+}
+
+#[test]
+fn workers_join_with_a_token_and_get_tasks_spread_over_them() {
+    let Some(lab) = lab("t-cl-join") else { return };
+    let nodes = lab.shoal_ok(["node", "ls"]).expect("node ls");
+    let lines: Vec<&str> = nodes.lines().skip(1).collect();
+    assert_eq!(lines.len(), 3, "{nodes}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l.contains("Ready") && l.contains("Active")),
+        "{nodes}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("m1") && l.contains("Leader")),
+        "{nodes}"
+    );
+
+    let image = format!("{}/web:v1", lab.registry());
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "spread",
+        "--replicas",
+        "6",
+        &image,
+    ])
+    .expect("service create converges");
+    let ps = lab
+        .shoal_ok(["--format", "json", "service", "ps", "spread"])
+        .expect("service ps");
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&ps).expect("json");
+    let nodes: BTreeSet<&str> = tasks.iter().filter_map(|t| t["Node"].as_str()).collect();
+    assert_eq!(nodes.len(), 3, "6 replicas spread over all 3 nodes: {ps}");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
+
+#[test]
+fn wrong_credentials_are_refused_and_say_which() {
+    let Some(lab) = lab("t-cl-deny") else { return };
+    let m1 = format!("{}:4242", lab.host_addr("m1").expect("m1"));
+
+    // A worker's certificate cannot use the control API.
+    let w1_dir = node_dir(&lab, "w1");
+    let out = shoal_tcp(&lab, &m1, &w1_dir, &["node", "ls"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("worker certificate cannot use the control API"),
+        "{stderr}"
+    );
+    // The manager's own certificate can.
+    let out = shoal_tcp(&lab, &m1, &node_dir(&lab, "m1"), &["node", "ls"]);
+    assert!(out.status.success(), "{out:?}");
+
+    let join = |token: &str| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let out = lab
+            .shoal([
+                "swarm",
+                "join",
+                "--token",
+                token,
+                "--node-dir",
+                &dir.path().join("node").to_string_lossy(),
+                &m1,
+            ])
+            .expect("run shoal");
+        assert!(!out.status.success(), "join with {token:?} succeeded");
+        assert!(
+            !dir.path().join("node").exists(),
+            "a refused join wrote an identity"
+        );
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let old = lab
+        .shoal_ok(["swarm", "join-token", "-q", "worker"])
+        .expect("token");
+    let old = old.trim().to_string();
+    let rotated = lab
+        .shoal_ok(["swarm", "join-token", "-q", "--rotate", "worker"])
+        .expect("rotate");
+    assert_ne!(rotated.trim(), old);
+    let err = join(&old);
+    assert!(err.contains("rotated"), "{err}");
+    let mut parts: Vec<String> = old.split('-').map(str::to_string).collect();
+    parts[2] = "0".repeat(64);
+    let err = join(&parts.join("-"));
+    assert!(err.contains("does not match"), "{err}");
+    let err = join("SHLTKN-1-nonsense");
+    assert!(err.contains("malformed join token"), "{err}");
+
+    // A removed node is refused at once.
+    let w2 = shoal_identity::NodeIdentity::load(&node_dir(&lab, "w2")).expect("w2 identity");
+    lab.shoal_ok(["node", "rm", "--force", "w2"])
+        .expect("node rm");
+    let removed_at = Instant::now();
+    let runtime = tokio::runtime::Runtime::new().expect("runtime");
+    let refusal = runtime.block_on(async {
+        let channel = shoal_identity::connect(&m1, &w2).await.expect("connect");
+        DispatcherClient::new(channel)
+            .session(SessionRequest::default())
+            .await
+            .expect_err("a removed node opened a session")
+    });
+    assert!(removed_at.elapsed() < Duration::from_secs(1));
+    assert_eq!(refusal.code(), tonic::Code::PermissionDenied);
+    assert!(
+        refusal.message().contains("removed"),
+        "{}",
+        refusal.message()
+    );
+    let nodes = lab.shoal_ok(["node", "ls"]).expect("node ls");
+    assert!(!nodes.contains("w2"), "{nodes}");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}

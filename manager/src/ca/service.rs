@@ -1,0 +1,206 @@
+//! The CA's gRPC service. `IssueNodeCertificate` is the one call a stranger
+//! may make (over TLS without a client certificate): the token's secret is
+//! its authorisation and decides the role; the new node is recorded in the
+//! store before its certificate is handed out.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use shoal_identity::join::JoinToken;
+use shoal_identity::{PeerIdentity, Role};
+use shoal_proto::ca::v1::certificate_authority_server::CertificateAuthority;
+use shoal_proto::ca::v1::*;
+use shoal_proto::types::v1::{
+    Meta, Node, NodeAvailability, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
+};
+use tonic::{Request, Response, Status};
+
+use super::RootCa;
+use crate::controlapi::to_status;
+use crate::store::{State, Store, StoreError};
+
+const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+pub struct CaService {
+    store: Arc<Store>,
+}
+
+impl CaService {
+    pub fn new(store: Arc<Store>) -> Self {
+        CaService { store }
+    }
+}
+
+fn root_ca(state: &State) -> Result<RootCa, StoreError> {
+    let cluster = state
+        .cluster()
+        .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
+    Ok(RootCa {
+        cert_pem: cluster.root_ca_pem.clone(),
+        key_pem: cluster.root_ca_key_pem.clone(),
+    })
+}
+
+/// The role a token grants, or why it grants none.
+pub fn role_of_token(state: &State, token: &str) -> Result<Role, StoreError> {
+    let parsed = JoinToken::parse(token).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+    let ca = root_ca(state)?;
+    let digest = ca
+        .digest()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    if parsed.ca_digest != digest {
+        return Err(StoreError::InvalidArgument(
+            "the join token is for another cluster (its CA digest does not match this cluster's CA)".into(),
+        ));
+    }
+    let tokens = state
+        .cluster()
+        .and_then(|c| c.join_tokens.clone())
+        .unwrap_or_default();
+    let secret_of = |t: &str| JoinToken::parse(t).ok().map(|t| t.secret);
+    // Constant-time compare: the secret is a password.
+    let matches = |t: &str| {
+        secret_of(t).is_some_and(|s| {
+            s.len() == parsed.secret.len()
+                && s.bytes()
+                    .zip(parsed.secret.bytes())
+                    .fold(0u8, |acc, (a, b)| acc | (a ^ b))
+                    == 0
+        })
+    };
+    if matches(&tokens.manager) {
+        Ok(Role::Manager)
+    } else if matches(&tokens.worker) {
+        Ok(Role::Worker)
+    } else {
+        Err(StoreError::InvalidArgument(
+            "invalid join token: it is not this cluster's current worker or manager token (rotated?)".into(),
+        ))
+    }
+}
+
+#[tonic::async_trait]
+impl CertificateAuthority for CaService {
+    async fn get_root_certificate(
+        &self,
+        _request: Request<GetRootCertificateRequest>,
+    ) -> Result<Response<GetRootCertificateResponse>, Status> {
+        let root_ca_pem = self
+            .store
+            .view(|s| root_ca(s).map(|ca| ca.cert_pem))
+            .map_err(to_status)?;
+        Ok(Response::new(GetRootCertificateResponse { root_ca_pem }))
+    }
+
+    async fn issue_node_certificate(
+        &self,
+        request: Request<IssueNodeCertificateRequest>,
+    ) -> Result<Response<IssueNodeCertificateResponse>, Status> {
+        let remote = request
+            .remote_addr()
+            .map(|a| a.ip().to_string())
+            .unwrap_or_default();
+        let request = request.into_inner();
+        let node_id = crate::ids::new_id();
+        let (role, ca, cluster_id) = self
+            .store
+            .view(|s| {
+                let role = role_of_token(s, &request.token)?;
+                let cluster_id = s
+                    .cluster()
+                    .and_then(|c| c.meta.clone())
+                    .unwrap_or_default()
+                    .id;
+                Ok((role, root_ca(s)?, cluster_id))
+            })
+            .map_err(to_status)?;
+        let peer = PeerIdentity {
+            node_id: node_id.clone(),
+            role,
+            cluster_id,
+        };
+        let addr = if request.advertise_addr.is_empty() {
+            remote
+        } else {
+            request.advertise_addr.clone()
+        };
+        let cert_pem = ca
+            .issue(
+                &request.csr_pem,
+                &peer,
+                std::slice::from_ref(&addr),
+                NODE_CERT_VALIDITY,
+            )
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let node_role = if role == Role::Manager {
+            NodeRole::Manager
+        } else {
+            NodeRole::Worker
+        };
+        let hostname = request.hostname.clone();
+        self.store
+            .update(|state, tx| {
+                // Re-check under the write lock: a rotation may have raced us.
+                role_of_token(state, &request.token)?;
+                tx.put(Node {
+                    meta: Some(Meta {
+                        id: node_id.clone(),
+                        ..Default::default()
+                    }),
+                    spec: Some(NodeSpec {
+                        desired_role: node_role as i32,
+                        availability: NodeAvailability::Active as i32,
+                        ..Default::default()
+                    }),
+                    description: Some(NodeDescription {
+                        hostname: hostname.clone(),
+                        addr: addr.clone(),
+                        ..Default::default()
+                    }),
+                    status: Some(NodeStatus {
+                        state: NodeState::Unknown as i32,
+                        message: "joined; waiting for the agent".into(),
+                        addr: addr.clone(),
+                    }),
+                    manager_status: None,
+                    role: node_role as i32,
+                });
+                Ok(())
+            })
+            .await
+            .map_err(to_status)?;
+        tracing::info!("node {node_id} ({hostname}, {addr}) joined as {role:?}");
+        Ok(Response::new(IssueNodeCertificateResponse {
+            node_id,
+            cert_pem,
+            root_ca_pem: ca.cert_pem,
+        }))
+    }
+
+    async fn renew_node_certificate(
+        &self,
+        request: Request<RenewNodeCertificateRequest>,
+    ) -> Result<Response<RenewNodeCertificateResponse>, Status> {
+        let peer = shoal_identity::peer_of(&request).ok_or_else(|| {
+            Status::unauthenticated("renewal needs the node's current certificate")
+        })?;
+        let (ca, known) = self
+            .store
+            .view(|s| Ok((root_ca(s)?, s.nodes.contains_key(&peer.node_id))))
+            .map_err(to_status)?;
+        if !known {
+            return Err(Status::permission_denied(format!(
+                "node {} is not part of this cluster (removed?)",
+                peer.node_id
+            )));
+        }
+        let request = request.into_inner();
+        let cert_pem = ca
+            .issue(&request.csr_pem, &peer, &[], NODE_CERT_VALIDITY)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(Response::new(RenewNodeCertificateResponse {
+            cert_pem,
+            root_ca_pem: ca.cert_pem,
+        }))
+    }
+}

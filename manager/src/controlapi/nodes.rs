@@ -1,0 +1,65 @@
+//! Node management through the control API.
+
+use shoal_proto::types::v1::{Node, NodeRole, NodeState, TaskState};
+
+use crate::store::{Kind, State, StoreError, Tx};
+
+/// The node a reference names: full id, exact hostname, or unique id prefix.
+pub fn find<'a>(state: &'a State, reference: &str) -> Result<&'a Node, StoreError> {
+    if let Some(n) = state.nodes.get(reference) {
+        return Ok(n);
+    }
+    let matches: Vec<&Node> = state
+        .nodes
+        .iter()
+        .filter(|(id, n)| {
+            (!reference.is_empty() && id.starts_with(reference))
+                || n.description
+                    .as_ref()
+                    .is_some_and(|d| d.hostname == reference)
+        })
+        .map(|(_, n)| n)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(StoreError::NotFound(format!("node {reference} not found"))),
+        _ => Err(StoreError::InvalidArgument(format!(
+            "node {reference} is ambiguous ({} nodes match): use the node id",
+            matches.len()
+        ))),
+    }
+}
+
+/// `node rm`: the node is forgotten, which refuses its certificate from the
+/// next call on; its tasks are orphaned and rescheduled elsewhere.
+pub fn remove(state: &State, tx: &mut Tx, reference: &str, force: bool) -> Result<(), StoreError> {
+    let node = find(state, reference)?;
+    let id = node.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    if node.role == NodeRole::Manager as i32 {
+        return Err(StoreError::InvalidArgument(format!(
+            "node {id} is a cluster manager and a member of the raft cluster: demote it to a worker before removing it"
+        )));
+    }
+    let ready = node
+        .status
+        .as_ref()
+        .is_some_and(|s| s.state == NodeState::Ready as i32);
+    if ready && !force {
+        return Err(StoreError::InvalidArgument(format!(
+            "node {id} is not down and can't be removed: stop it first, or use --force"
+        )));
+    }
+    tx.delete(Kind::Node, &id);
+    for task in state.tasks.values().filter(|t| t.node_id == id) {
+        if task.observed_state().is_terminal() {
+            continue;
+        }
+        let mut task = task.clone();
+        let status = task.status.get_or_insert_with(Default::default);
+        status.state = TaskState::Orphaned as i32;
+        status.message = "node removed from the cluster".into();
+        status.timestamp = tx.now();
+        tx.put(task);
+    }
+    Ok(())
+}
