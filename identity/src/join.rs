@@ -261,7 +261,7 @@ mod tests {
         assert_eq!(JoinToken::parse(&token.to_string()).unwrap(), token);
         for (bad, why) in [
             ("", "expected"),
-            ("XXXTKN-1-aa-bb", "expected"),
+            ("XXXTKN-1-aa-bb", "SHLTKN"),
             (
                 &format!("NOPE-1-{}-{}", "a".repeat(64), "b".repeat(25)),
                 "SHLTKN",
