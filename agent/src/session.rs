@@ -51,10 +51,23 @@ impl Agent {
     pub async fn run(mut self) {
         let identity = self.wait_for_identity().await;
         let mut backoff = Duration::from_millis(100);
+        // The configured manager first; the others the managers name later.
+        let mut managers = vec![self.config.manager.clone()];
+        let mut next = 0;
         loop {
-            match self.session_once(&identity).await {
+            let manager = managers[next % managers.len()].clone();
+            match self.session_once(&identity, &manager, &mut managers).await {
                 Ok(()) => backoff = Duration::from_millis(100),
-                Err(e) => tracing::warn!("session with {}: {e}", self.config.manager),
+                Err(e) => {
+                    tracing::warn!("session with {manager}: {e}");
+                    // Fail over to the next manager at once; back off only
+                    // once every manager has been tried.
+                    next += 1;
+                    if next % managers.len() != 0 {
+                        self.session.send_replace(None);
+                        continue;
+                    }
+                }
             }
             self.session.send_replace(None);
             tokio::time::sleep(backoff).await;
@@ -81,8 +94,13 @@ impl Agent {
         }
     }
 
-    async fn session_once(&mut self, identity: &NodeIdentity) -> anyhow::Result<()> {
-        let channel = shoal_identity::connect(&self.config.manager, identity).await?;
+    async fn session_once(
+        &mut self,
+        identity: &NodeIdentity,
+        manager: &str,
+        managers: &mut Vec<String>,
+    ) -> anyhow::Result<()> {
+        let channel = shoal_identity::connect(manager, identity).await?;
         let mut client = DispatcherClient::new(channel);
         let description = NodeDescription {
             hostname: self.config.hostname.clone(),
@@ -103,7 +121,12 @@ impl Agent {
             .ok_or_else(|| anyhow::anyhow!("the session closed at once"))?;
         let session_id = first.session_id.clone();
         let period = Duration::from_millis(first.heartbeat_period_ms.max(100) as u64);
-        tracing::info!("session {session_id} open with {}", self.config.manager);
+        tracing::info!("session {session_id} open with {manager}");
+        for addr in &first.managers {
+            if !managers.contains(addr) {
+                managers.push(addr.clone());
+            }
+        }
         self.session
             .send_replace(Some((client.clone(), session_id.clone())));
         self.apply(first.assignments).await;
@@ -113,7 +136,14 @@ impl Agent {
             tokio::select! {
                 message = stream.message() => {
                     match message? {
-                        Some(m) => self.apply(m.assignments).await,
+                        Some(m) => {
+                            for addr in &m.managers {
+                                if !managers.contains(addr) {
+                                    managers.push(addr.clone());
+                                }
+                            }
+                            self.apply(m.assignments).await
+                        }
                         None => anyhow::bail!("the manager closed the session"),
                     }
                 }

@@ -164,3 +164,108 @@ fn wrong_credentials_are_refused_and_say_which() {
     assert!(!nodes.contains("w2"), "{nodes}");
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
+
+/// The CLI against one manager's local socket.
+fn shoal_on(lab: &Lab, manager: &str, args: &[&str]) -> std::process::Output {
+    let socket = lab.root().join(manager).join("run/control.sock");
+    std::process::Command::new(lab.cli_path())
+        .args(["--host", &format!("unix://{}", socket.display())])
+        .args(args)
+        .output()
+        .expect("run shoal")
+}
+
+/// Pids of the running containerd tasks on a host.
+fn running_pids(lab: &Lab, host: &str) -> BTreeSet<String> {
+    let socket = lab.containerd_socket(host).expect("containerd");
+    let out = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&socket)
+        .args(["--namespace", "shoal", "tasks", "ls"])
+        .output()
+        .expect("ctr");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("RUNNING"))
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let mut lab = Lab::up(LabConfig {
+        managers: 3,
+        workers: 1,
+        replace: true,
+        ..LabConfig::new("t-cl-ha")
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let nodes = lab.shoal_ok(["node", "ls"]).expect("node ls");
+    assert_eq!(nodes.matches("Leader").count(), 1, "{nodes}");
+    assert_eq!(nodes.matches("Reachable").count(), 2, "{nodes}");
+
+    let image = format!("{}/web:v1", lab.registry());
+    // A write through a follower is forwarded to the leader.
+    let out = shoal_on(
+        &lab,
+        "m2",
+        &[
+            "service",
+            "create",
+            "--name",
+            "ha",
+            "--replicas",
+            "4",
+            &image,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let hosts = ["m1", "m2", "m3", "w1"];
+    let before: Vec<BTreeSet<String>> = hosts.iter().map(|h| running_pids(&lab, h)).collect();
+
+    lab.kill9("m1", "shoal-manager").expect("kill the leader");
+    let killed = Instant::now();
+    let mut last = String::new();
+    let accepted = loop {
+        let out = shoal_on(&lab, "m2", &["service", "scale", "-d", "ha=5"]);
+        if out.status.success() {
+            break killed.elapsed();
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(
+            killed.elapsed() < Duration::from_secs(20),
+            "no write accepted: {last}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    eprintln!("first write accepted {accepted:?} after the leader was killed");
+    let out = shoal_on(&lab, "m3", &["node", "ls"]);
+    let nodes = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        nodes
+            .lines()
+            .any(|l| (l.contains("m2") || l.contains("m3")) && l.contains("Leader")),
+        "{nodes}"
+    );
+    // The tasks that ran before still run, untouched.
+    for (host, pids) in hosts.iter().zip(&before) {
+        let now = running_pids(&lab, host);
+        assert!(pids.is_subset(&now), "{host}: {pids:?} -> {now:?}");
+    }
+    // The fifth replica runs too: agents whose manager died fail over.
+    lab.wait_until("5 tasks running", Duration::from_secs(30), || {
+        let n: usize = hosts.iter().map(|h| running_pids(&lab, h).len()).sum();
+        if n == 5 {
+            Ok(())
+        } else {
+            Err(format!("{n} running"))
+        }
+    })
+    .expect("fifth replica");
+    drop(last);
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}

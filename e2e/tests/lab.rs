@@ -154,21 +154,6 @@ fn a_running_lab_is_not_started_twice() {
     assert!(lab::leaks(name).is_empty());
 }
 
-#[test]
-fn several_managers_are_refused_until_managers_can_join() {
-    let name = "t-lab-multi";
-    let err = Lab::up(LabConfig {
-        managers: 2,
-        ..LabConfig::new(name)
-    })
-    .err();
-    assert!(
-        matches!(err, Some(Error::MultiNode { managers: 2, .. })),
-        "{err:?}"
-    );
-    assert!(lab::leaks(name).is_empty(), "nothing was created");
-}
-
 /// The command users drive: `up` leaves the lab running after it exits,
 /// `env`/`exec` find it, `down` removes all of it.
 #[test]

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use shoal_identity::join::JoinToken;
 use shoal_identity::{NodeIdentity, PeerIdentity, Role};
 use shoal_proto::control::v1::control_server::ControlServer;
-use shoal_proto::control::v1::InitClusterRequest;
+use shoal_proto::control::v1::{InitClusterRequest, JoinClusterRequest};
 use shoal_proto::dispatcher::v1::dispatcher_server::DispatcherServer;
 use shoal_proto::raft::v1::raft_server::RaftServer;
 use shoal_proto::types::v1::*;
@@ -68,16 +68,53 @@ impl Running {
     /// Waits until this manager has applied everything committed before the
     /// call (Raft read index): a read after this sees every acknowledged write.
     pub async fn linearize(&self) -> Result<(), StoreError> {
-        let check = self.raft.ensure_linearizable();
+        let check = async {
+            match self.raft.ensure_linearizable().await {
+                Ok(_) => Ok(()),
+                Err(e) => match e.forward_to_leader() {
+                    Some(fwd) => match &fwd.leader_node {
+                        Some(leader) => self.read_index_from(&leader.addr).await,
+                        None => Err(StoreError::Unavailable(
+                            "no leader is elected right now: the managers have no quorum".into(),
+                        )),
+                    },
+                    None => Err(StoreError::Unavailable(format!(
+                        "this manager cannot serve a consistent read: {e}"
+                    ))),
+                },
+            }
+        };
         match tokio::time::timeout(Duration::from_secs(2), check).await {
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(StoreError::Unavailable(format!(
-                "this manager cannot serve a consistent read: {e}"
-            ))),
+            Ok(result) => result,
             Err(_) => Err(StoreError::Unavailable(
                 "no quorum: the managers could not confirm the leader within 2 s".into(),
             )),
         }
+    }
+
+    /// A follower's read index: asked of the leader, then waited for here.
+    async fn read_index_from(&self, leader_addr: &str) -> Result<(), StoreError> {
+        use shoal_proto::raft::v1::{raft_client::RaftClient, RaftMessage};
+        let unavailable = |e: String| {
+            StoreError::Unavailable(format!("read index from the leader at {leader_addr}: {e}"))
+        };
+        let channel = shoal_identity::connect(leader_addr, &self.identity)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let reply = RaftClient::new(channel)
+            .read_index(RaftMessage { data: Vec::new() })
+            .await
+            .map_err(|s| unavailable(s.message().to_string()))?
+            .into_inner();
+        let index: Result<u64, String> =
+            serde_json::from_slice(&reply.data).map_err(|e| unavailable(e.to_string()))?;
+        let index = index.map_err(unavailable)?;
+        self.raft
+            .wait(Some(Duration::from_secs(2)))
+            .applied_index_at_least(Some(index), "read index applied")
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        Ok(())
     }
 }
 
@@ -342,6 +379,61 @@ impl Manager {
         Ok((cluster_id, node_id))
     }
 
+    /// `swarm join` with a manager token: the CLI wrote this node's identity;
+    /// this manager now opens its own sealed store and joins the Raft group.
+    pub async fn join(self: Arc<Self>, request: JoinClusterRequest) -> Result<String, StoreError> {
+        let _serial = self.init_lock.lock().await;
+        if self.running.get().is_some() || KeyFiles::new(&self.config.state_dir).exist() {
+            return Err(StoreError::AlreadyExists(
+                "this manager is already part of a swarm".into(),
+            ));
+        }
+        let identity = NodeIdentity::load(&self.config.node_dir).map_err(|e| {
+            StoreError::InvalidArgument(format!(
+                "no node identity to join with ({e}): run `shoal swarm join` with a manager token"
+            ))
+        })?;
+        if identity.peer.role != Role::Manager {
+            return Err(StoreError::InvalidArgument(
+                "this node joined as a worker: a manager needs a manager token".into(),
+            ));
+        }
+        let advertise_ip = if request.advertise_addr.is_empty() {
+            local_ip_towards(&request.remote_addr).await?
+        } else {
+            request
+                .advertise_addr
+                .split(':')
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        };
+        let advertise_addr = format!("{advertise_ip}:{}", self.config.listen.port());
+        let me = ManagerIdentity {
+            cluster_id: identity.peer.cluster_id.clone(),
+            node_id: identity.peer.node_id.clone(),
+            raft_id: crate::raft::raft_id_of(&identity.peer.node_id),
+            advertise_addr: advertise_addr.clone(),
+        };
+        let result = async {
+            let sealer = KeyFiles::new(&self.config.state_dir)
+                .create()
+                .map_err(|e| StoreError::Internal(format!("create the store keys: {e}")))?;
+            write_manager_identity(&self.config.state_dir, &me)?;
+            self.clone().start(me.clone(), sealer, None).await?;
+            join_raft(&request.remote_addr, &advertise_addr, &identity).await
+        }
+        .await;
+        if let Err(e) = &result {
+            tracing::error!("joining the managers failed: {e}");
+            if self.running.get().is_none() {
+                let _ = std::fs::remove_dir_all(&self.config.state_dir);
+                let _ = create_private_dir(&self.config.state_dir);
+            }
+        }
+        result.map(|_| me.node_id)
+    }
+
     async fn start(
         self: Arc<Self>,
         me: ManagerIdentity,
@@ -369,17 +461,22 @@ impl Manager {
         )
         .await
         .map_err(|e| internal("start raft")(e.to_string()))?;
-        store.set_proposer(Arc::new(RaftProposer { raft: raft.clone() }));
-        if let Some(addr) = bootstrap_addr {
+        store.set_proposer(Arc::new(RaftProposer {
+            raft: raft.clone(),
+            identity: identity.clone(),
+        }));
+        if let Some(addr) = bootstrap_addr.clone() {
             let members = BTreeMap::from([(me.raft_id, BasicNode { addr })]);
             raft.initialize(members)
                 .await
                 .map_err(|e| internal("initialise raft")(e.to_string()))?;
         }
-        raft.wait(Some(Duration::from_secs(10)))
-            .current_leader(me.raft_id, "single manager elects itself")
-            .await
-            .ok();
+        if bootstrap_addr.is_some() {
+            raft.wait(Some(Duration::from_secs(10)))
+                .current_leader(me.raft_id, "single manager elects itself")
+                .await
+                .ok();
+        }
         let heartbeats = Arc::new(Heartbeats::new(DEFAULT_HEARTBEAT));
         let running = Arc::new(Running {
             store: store.clone(),
@@ -408,6 +505,7 @@ impl Manager {
             .add_service(RaftServer::new(RaftService::new(
                 raft,
                 me.cluster_id.clone(),
+                store.clone(),
             )))
             .add_service(CertificateAuthorityServer::new(CaService::new(
                 store.clone(),
@@ -424,6 +522,56 @@ impl Manager {
         });
         Ok(running)
     }
+}
+
+/// Asks the leader (following redirects) to add this manager to Raft.
+async fn join_raft(
+    remote: &str,
+    advertise_addr: &str,
+    identity: &NodeIdentity,
+) -> Result<u64, StoreError> {
+    use shoal_proto::raft::v1::{raft_client::RaftClient, JoinRaftRequest};
+    let mut target = remote.to_string();
+    for _ in 0..5 {
+        let channel = shoal_identity::connect(&target, identity)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        let reply = RaftClient::new(channel)
+            .join_raft(JoinRaftRequest {
+                addr: advertise_addr.to_string(),
+            })
+            .await
+            .map_err(|s| {
+                StoreError::Unavailable(format!("join the managers via {target}: {}", s.message()))
+            })?
+            .into_inner();
+        if reply.raft_id != 0 {
+            return Ok(reply.raft_id);
+        }
+        if reply.leader_addr.is_empty() {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        } else {
+            target = reply.leader_addr;
+        }
+    }
+    Err(StoreError::Unavailable(format!(
+        "no leader accepted this manager (asked {remote})"
+    )))
+}
+
+/// The local address the kernel would use to reach `remote` (host:port).
+async fn local_ip_towards(remote: &str) -> Result<String, StoreError> {
+    let socket = tokio::net::UdpSocket::bind("0.0.0.0:0")
+        .await
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    socket
+        .connect(remote)
+        .await
+        .map_err(|e| StoreError::InvalidArgument(format!("no route to {remote}: {e}")))?;
+    socket
+        .local_addr()
+        .map(|a| a.ip().to_string())
+        .map_err(|e| StoreError::Internal(e.to_string()))
 }
 
 /// Runs the leader-only components while this manager is the Raft leader.

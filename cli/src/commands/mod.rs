@@ -152,7 +152,7 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
     }
     // Joining talks to the remote manager's CA, not to a local manager.
     if let Command::Swarm(swarm::SwarmCommand::Join(args)) = cli.command {
-        return swarm::join(args, io).await;
+        return swarm::join(args, &cli.host, io).await;
     }
     let mut session = client::connect(&cli.host, cli.tls_dir.as_deref()).await?;
     execute(&mut session, cli.command, io).await

@@ -70,7 +70,7 @@ pub async fn run(
     match command {
         SwarmCommand::Init(args) => init(session, args, io).await,
         SwarmCommand::JoinToken(args) => join_token(session, args, io).await,
-        SwarmCommand::Join(args) => join(args, io).await,
+        SwarmCommand::Join(args) => join(args, &session.host.clone(), io).await,
     }
 }
 
@@ -148,7 +148,14 @@ pub async fn join_token(
 /// Joins without a local manager: the CLI itself fetches the node's
 /// certificate (pinning the cluster CA by the token's digest) and writes
 /// the identity the node's agent and netd are waiting for.
-pub async fn join(args: JoinArgs, io: &mut Io<'_>) -> Result<(), Error> {
+///
+/// With a manager token, the local manager (reached at `local_manager`, the
+/// `--host` socket) then joins the managers' Raft group with that identity.
+pub async fn join(
+    args: JoinArgs,
+    local_manager: &crate::client::Host,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
     let node_dir = &args.node_dir;
     if shoal_identity::NodeIdentity::exists(node_dir) {
         return Err(Error::Input(format!(
@@ -173,15 +180,36 @@ pub async fn join(args: JoinArgs, io: &mut Io<'_>) -> Result<(), Error> {
     identity
         .save(node_dir)
         .map_err(|e| Error::Input(format!("save the node identity: {e}")))?;
-    let role = match identity.peer.role {
-        shoal_identity::Role::Manager => "a manager",
-        _ => "a worker",
-    };
+    let manager = identity.peer.role == shoal_identity::Role::Manager;
+    if manager {
+        if let Err(e) = join_local_manager(local_manager, &addr, &advertise).await {
+            // Nothing half-made stays: the node can try again.
+            let _ = std::fs::remove_dir_all(node_dir);
+            return Err(e);
+        }
+    }
+    let role = if manager { "a manager" } else { "a worker" };
     writeln!(
         io.out,
         "This node joined a swarm as {role} (node {}).",
         identity.peer.node_id
     )?;
+    Ok(())
+}
+
+async fn join_local_manager(
+    local: &crate::client::Host,
+    remote: &str,
+    advertise: &str,
+) -> Result<(), Error> {
+    let mut session = crate::client::connect(local, None).await?;
+    session
+        .client
+        .join_cluster(shoal_proto::control::v1::JoinClusterRequest {
+            remote_addr: remote.to_string(),
+            advertise_addr: advertise.to_string(),
+        })
+        .await?;
     Ok(())
 }
 

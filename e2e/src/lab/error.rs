@@ -6,11 +6,6 @@ use std::time::Duration;
 pub enum Error {
     #[error("invalid lab configuration: {0}")]
     Config(String),
-    #[error(
-        "a lab with {managers} manager(s) and {workers} worker(s) needs nodes to join the cluster; \
-         labs with several managers come with HA managers (manager join): use 1 manager for now"
-    )]
-    MultiNode { managers: u32, workers: u32 },
     #[error("lab {name:?} is already up under {root}: run `./scripts/lab down` first")]
     AlreadyUp { name: String, root: PathBuf },
     #[error(

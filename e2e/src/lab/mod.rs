@@ -86,8 +86,6 @@ pub struct Lab {
     /// Fixture processes the lab owns while attached, by host.
     containerds: Vec<(String, Containerd)>,
     registry: Option<Registry>,
-    managers: u32,
-    workers: u32,
     /// Daemons spawned by this process, kept to reap them.
     children: Vec<Child>,
     /// Set once torn down or detached: Drop then does nothing.
@@ -157,12 +155,6 @@ impl Lab {
     pub fn up(config: LabConfig) -> Result<Lab, Error> {
         plan::validate_name(&config.name)?;
         plan::hosts(&config.name, 0, config.managers, config.workers)?;
-        if config.shoal && config.managers > 1 {
-            return Err(Error::MultiNode {
-                managers: config.managers,
-                workers: config.workers,
-            });
-        }
         let bin_dir = cluster::bin_dir(config.bin_dir.as_deref())?;
         if config.shoal {
             cluster::check_bins(&bin_dir)?;
@@ -203,8 +195,6 @@ impl Lab {
             ready_timeout: config.ready_timeout,
             containerds: Vec::new(),
             registry: None,
-            managers: config.managers,
-            workers: config.workers,
             children: Vec::new(),
             done: false,
         };
@@ -371,13 +361,18 @@ impl Lab {
     /// `shoal-agent`, `shoal-netd`), then the same daemon started again with
     /// the same flags: a crash and restart, as an operator would see it.
     pub fn kill9_and_restart(&mut self, host: &str, daemon: &str) -> Result<(), Error> {
-        let host = self.host(host)?.clone();
+        self.kill9(host, daemon)?;
+        self.start_again(host, daemon)
+    }
+
+    /// `kill -9` of one of a host's shoal daemons.
+    pub fn kill9(&mut self, host: &str, daemon: &str) -> Result<(), Error> {
         let index = self
             .record
             .processes
             .iter()
-            .position(|p| p.host == host.name && p.name == daemon)
-            .ok_or_else(|| Error::Config(format!("no {daemon} runs on {}", host.name)))?;
+            .position(|p| p.host == host && p.name == daemon)
+            .ok_or_else(|| Error::Config(format!("no {daemon} runs on {host}")))?;
         let pid = self.record.processes[index].pid;
         if let Some(child) = self.children.iter_mut().find(|c| c.id() as i32 == pid) {
             let _ = child.kill();
@@ -385,6 +380,12 @@ impl Lab {
         }
         self.children.retain(|c| c.id() as i32 != pid);
         self.record.processes.remove(index);
+        self.record.save()
+    }
+
+    /// Starts a killed shoal daemon of a host again, with its usual flags.
+    pub fn start_again(&mut self, host: &str, daemon: &str) -> Result<(), Error> {
+        let host = self.host(host)?.clone();
         let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
         let args = match daemon {
             cluster::MANAGER => cluster::manager_args(&dirs),
@@ -410,29 +411,44 @@ impl Lab {
         Ok(format!("{}:{}", m1.addr, cluster::MANAGER_PORT))
     }
 
-    /// Adds a worker to the cluster the way an operator does: `shoal swarm
-    /// join-token -q worker` on the manager, `shoal swarm join` on the node,
-    /// then its netd and agent. Managers joining come with HA managers.
+    /// Adds a node to the cluster the way an operator does: `shoal swarm
+    /// join-token -q worker|manager` on m1, `shoal swarm join` on the node
+    /// (a manager's own manager daemon runs first and joins Raft), then its
+    /// netd and agent.
     fn join(&mut self, node: &Host) -> Result<(), Error> {
-        if node.role == Role::Manager {
-            return Err(Error::MultiNode {
-                managers: self.managers,
-                workers: self.workers,
-            });
-        }
-        let token = self.shoal_ok(["swarm", "join-token", "-q", "worker"])?;
         let dirs = cluster::NodeDirs::new(&self.record.root, &node.name);
         std::fs::create_dir_all(dirs.run())
             .map_err(|e| Error::io(format!("create {}", dirs.run().display()), e))?;
-        let manager = self.manager_of(node)?;
-        let args = cluster::join_args(&dirs, token.trim(), &manager, &node.name);
-        let out = command::output(
-            self.command(
-                &node.name,
-                &self.bin_dir.join(cluster::CLI).to_string_lossy(),
-            )?
-            .args(&args),
-        )?;
+        let manager = node.role == Role::Manager;
+        let role = if manager { "manager" } else { "worker" };
+        let token = self.shoal_ok(["swarm", "join-token", "-q", role])?;
+        if manager {
+            self.spawn_daemon(node, cluster::MANAGER, &cluster::manager_args(&dirs))?;
+            let socket = dirs.control_socket();
+            self.wait_daemons(&format!("control socket {}", socket.display()), || {
+                if socket.exists() {
+                    Ok(())
+                } else {
+                    Err("no socket yet")
+                }
+            })?;
+        }
+        let m1 = format!("{}:{}", self.host("m1")?.addr, cluster::MANAGER_PORT);
+        let mut args = cluster::join_args(&dirs, token.trim(), &m1, &node.name);
+        if manager {
+            let local = format!("unix://{}", dirs.control_socket().display());
+            args.splice(0..0, ["--host".to_string(), local]);
+            args.extend(["--advertise-addr".to_string(), node.addr.to_string()]);
+            // The remote address stays last.
+            let remote = args.remove(args.len() - 3);
+            args.push(remote);
+        }
+        let cli = self
+            .bin_dir
+            .join(cluster::CLI)
+            .to_string_lossy()
+            .into_owned();
+        let out = command::output(self.command(&node.name, &cli)?.args(&args))?;
         if !out.status.success() {
             return Err(Error::Command {
                 cmd: format!("shoal swarm join on {}", node.name),
@@ -440,6 +456,7 @@ impl Lab {
                 stderr: String::from_utf8_lossy(&out.stderr).trim().to_string(),
             });
         }
+        let manager = self.manager_of(node)?;
         self.spawn_daemon(node, cluster::NETD, &cluster::netd_args(&dirs, &manager))?;
         let containerd = dirs.containerd().join("containerd.sock");
         let registry = self.record.registry.clone();

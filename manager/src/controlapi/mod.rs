@@ -132,6 +132,24 @@ impl Control for ControlApi {
         }))
     }
 
+    async fn join_cluster(
+        &self,
+        request: Request<JoinClusterRequest>,
+    ) -> Result<Response<JoinClusterResponse>, Status> {
+        if !self.local {
+            return Err(Status::permission_denied(
+                "joining is only possible through the local socket of the manager",
+            ));
+        }
+        let node_id = self
+            .manager
+            .clone()
+            .join(request.into_inner())
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(JoinClusterResponse { node_id }))
+    }
+
     async fn get_cluster(
         &self,
         request: Request<GetClusterRequest>,

@@ -30,6 +30,19 @@ fn changed_for_agent(old: &Task, new: &Task) -> bool {
         || old.endpoint_ports != new.endpoint_ports
 }
 
+/// Where the managers are, so an agent can fail over when its manager dies.
+fn manager_addrs(state: &State) -> Vec<String> {
+    let mut addrs: Vec<String> = state
+        .nodes
+        .values()
+        .filter_map(|n| n.manager_status.as_ref())
+        .map(|m| m.addr.clone())
+        .filter(|a| !a.is_empty())
+        .collect();
+    addrs.sort();
+    addrs
+}
+
 fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
     state
         .tasks
@@ -48,6 +61,7 @@ pub async fn stream(
 ) {
     let mut events = store.subscribe();
     let mut sent = store.view(|s| snapshot(s, &node_id));
+    let mut managers = store.view(manager_addrs);
     let first = SessionMessage {
         session_id: session_id.clone(),
         heartbeat_period_ms: period.as_millis() as u32,
@@ -56,14 +70,17 @@ pub async fn stream(
             updated: sent.values().cloned().collect(),
             removed: Vec::new(),
         }),
-        managers: Vec::new(),
+        managers: managers.clone(),
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
     }
     let concerns_node = |c: &Change| match c.object() {
         Object::Task(t) => t.node_id == node_id,
-        Object::Node(n) => n.meta.as_ref().is_some_and(|m| m.id == node_id),
+        // This node, and managers joining or leaving (agents fail over).
+        Object::Node(n) => {
+            n.meta.as_ref().is_some_and(|m| m.id == node_id) || n.manager_status.is_some()
+        }
         _ => false,
     };
     loop {
@@ -91,9 +108,11 @@ pub async fn stream(
             .cloned()
             .collect();
         sent = now;
-        if updated.is_empty() && removed.is_empty() {
+        let now_managers = store.view(manager_addrs);
+        if updated.is_empty() && removed.is_empty() && now_managers == managers {
             continue;
         }
+        managers = now_managers;
         let message = SessionMessage {
             session_id: session_id.clone(),
             heartbeat_period_ms: period.as_millis() as u32,
@@ -102,7 +121,7 @@ pub async fn stream(
                 updated,
                 removed,
             }),
-            managers: Vec::new(),
+            managers: managers.clone(),
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

@@ -24,7 +24,7 @@ use crate::store::{Proposer, StoreError};
 
 pub use log_store::LogStore;
 pub use network::Network;
-pub use service::RaftService;
+pub use service::{raft_id_of, RaftService};
 pub use state_machine::StateMachine;
 
 /// A log entry's application payload: a prost-encoded [`WriteBatch`].
@@ -39,8 +39,12 @@ impl std::fmt::Display for Request {
     }
 }
 
+/// The outcome of applying one entry: a batch refused at apply time (it
+/// was written against versions a concurrent write replaced) says why.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
-pub struct Response {}
+pub struct Response {
+    pub conflict: Option<String>,
+}
 
 openraft::declare_raft_types!(
     pub TypeConfig:
@@ -56,11 +60,62 @@ openraft::declare_raft_types!(
 pub type Raft = openraft::Raft<TypeConfig>;
 pub type NodeId = u64;
 
-/// Commits the store's write batches through Raft. Only the leader commits;
-/// elsewhere the write fails with the leader's address (forwarding to the
-/// leader comes with multi-manager clusters).
+/// Commits the store's write batches through Raft. On a follower the batch
+/// is forwarded to the leader, and the call returns once this manager has
+/// applied it too (a read after a write sees the write).
 pub struct RaftProposer {
     pub raft: Raft,
+    pub identity: shoal_identity::NodeIdentity,
+}
+
+/// A write must commit within this or fail: a manager without quorum
+/// answers with a clear error instead of hanging.
+const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn no_quorum() -> StoreError {
+    StoreError::Unavailable(format!(
+        "the write was not committed within {} s: the managers have no quorum (is a majority of managers up and reachable?)",
+        COMMIT_TIMEOUT.as_secs()
+    ))
+}
+
+impl RaftProposer {
+    async fn forward(&self, leader_addr: &str, request: &Request) -> Result<u64, StoreError> {
+        use shoal_proto::raft::v1::{raft_client::RaftClient, RaftMessage};
+        let unavailable = |e: String| {
+            StoreError::Unavailable(format!("forward to the leader at {leader_addr}: {e}"))
+        };
+        let channel = shoal_identity::connect(leader_addr, &self.identity)
+            .await
+            .map_err(|e| unavailable(e.to_string()))?;
+        let data = serde_json::to_vec(request).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let reply = RaftClient::new(channel)
+            .forward_write(RaftMessage { data })
+            .await
+            .map_err(|s| unavailable(s.message().to_string()))?
+            .into_inner();
+        let result: ForwardResult =
+            serde_json::from_slice(&reply.data).map_err(|e| StoreError::Internal(e.to_string()))?;
+        let index = match result {
+            ForwardResult::Committed(index) => index,
+            ForwardResult::Conflict(c) => return Err(StoreError::Conflict(c)),
+            ForwardResult::Failed(e) => return Err(StoreError::Unavailable(e)),
+        };
+        self.raft
+            .wait(Some(COMMIT_TIMEOUT))
+            .applied_index_at_least(Some(index), "forwarded write applied here")
+            .await
+            .map_err(|_| no_quorum())?;
+        Ok(index)
+    }
+}
+
+/// What the leader answers a forwarded write.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum ForwardResult {
+    Committed(u64),
+    Conflict(String),
+    Failed(String),
 }
 
 #[tonic::async_trait]
@@ -69,26 +124,25 @@ impl Proposer for RaftProposer {
         let request = Request {
             batch: batch.encode_to_vec(),
         };
-        let write = self.raft.client_write(request);
-        // A write that cannot commit (no quorum) must fail fast, not hang.
-        let response = tokio::time::timeout(std::time::Duration::from_secs(5), write)
+        let write = self.raft.client_write(request.clone());
+        let result = tokio::time::timeout(COMMIT_TIMEOUT, write)
             .await
-            .map_err(|_| {
-                StoreError::Unavailable(
-                    "the write was not committed within 5 s: the managers have no quorum".into(),
-                )
-            })?
-            .map_err(|e| match e.forward_to_leader() {
-                Some(fwd) => StoreError::Unavailable(format!(
-                    "this manager is not the leader{}",
-                    fwd.leader_node
-                        .as_ref()
-                        .map(|n| format!(" (leader: {})", n.addr))
-                        .unwrap_or_default()
-                )),
-                None => StoreError::Unavailable(format!("raft: {e}")),
-            })?;
-        Ok(response.log_id.index)
+            .map_err(|_| no_quorum())?;
+        match result {
+            Ok(response) => match response.data.conflict {
+                Some(conflict) => Err(StoreError::Conflict(conflict)),
+                None => Ok(response.log_id.index),
+            },
+            Err(e) => match e.forward_to_leader() {
+                Some(fwd) => match &fwd.leader_node {
+                    Some(leader) => self.forward(&leader.addr, &request).await,
+                    None => Err(StoreError::Unavailable(
+                        "no leader is elected right now: the managers have no quorum".into(),
+                    )),
+                },
+                None => Err(StoreError::Unavailable(format!("raft: {e}"))),
+            },
+        }
     }
 }
 

@@ -191,6 +191,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut disk = sled::Batch::default();
         for entry in entries {
             self.last_applied = Some(entry.log_id);
+            let mut response = Response::default();
             match entry.payload {
                 EntryPayload::Blank => {}
                 EntryPayload::Membership(m) => {
@@ -198,17 +199,24 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Normal(Request { batch }) => {
                     let batch = WriteBatch::decode(batch.as_slice()).map_err(sm_write_err)?;
-                    for change in self.store.apply(entry.log_id.index, batch) {
-                        match change {
-                            crate::store::Change::Put { new, .. } => {
-                                disk.insert(object_key(&new), self.seal_object(&new)?);
+                    match self.store.apply(entry.log_id.index, batch) {
+                        Ok(changes) => {
+                            for change in changes {
+                                match change {
+                                    crate::store::Change::Put { new, .. } => {
+                                        disk.insert(object_key(&new), self.seal_object(&new)?);
+                                    }
+                                    crate::store::Change::Delete(old) => {
+                                        disk.remove(object_key(&old))
+                                    }
+                                }
                             }
-                            crate::store::Change::Delete(old) => disk.remove(object_key(&old)),
                         }
+                        Err(conflict) => response.conflict = Some(conflict),
                     }
                 }
             }
-            responses.push(Response {});
+            responses.push(response);
         }
         disk.insert(LAST_APPLIED, self.seal_json(&self.last_applied)?);
         disk.insert(MEMBERSHIP, self.seal_json(&self.membership)?);

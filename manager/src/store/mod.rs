@@ -170,13 +170,19 @@ impl Store {
     }
 
     /// Applies a committed batch (called by the state machine, in log order).
-    pub fn apply(&self, index: u64, batch: WriteBatch) -> Vec<Change> {
+    /// A batch written against versions that are no longer current (a
+    /// concurrent write won) is refused whole: nothing of it applies.
+    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<Vec<Change>, String> {
         let changes: Vec<Change> = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            batch
+            let writes: Vec<Write> = batch
                 .actions
                 .into_iter()
                 .filter_map(Write::from_action)
+                .collect();
+            state.check_versions(&writes)?;
+            writes
+                .into_iter()
                 .filter_map(|w| state.apply(w, index))
                 .collect()
         };
@@ -187,7 +193,7 @@ impl Store {
                 changes: changes.clone(),
             }));
         }
-        changes
+        Ok(changes)
     }
 
     /// Replaces the whole state (snapshot install, start-up load).
@@ -210,7 +216,7 @@ impl Proposer for DirectProposer {
             .store
             .upgrade()
             .ok_or_else(|| StoreError::Unavailable("store closed".into()))?;
-        store.apply(index, batch);
+        store.apply(index, batch).map_err(StoreError::Conflict)?;
         Ok(index)
     }
 }
@@ -265,6 +271,39 @@ mod tests {
             .await
             .unwrap();
         assert!(store.view(|s| !s.services.contains_key("a")));
+    }
+
+    #[tokio::test]
+    async fn a_batch_written_against_an_old_version_is_refused_whole() {
+        let store = Store::in_memory();
+        store
+            .update(|_, tx| {
+                tx.put(service("a"));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let stale = store.view(|s| s.services["a"].clone());
+        store
+            .update(|_, tx| {
+                tx.put(stale.clone());
+                Ok(())
+            })
+            .await
+            .unwrap();
+        // `stale` still carries the version before that write.
+        let result = store
+            .update(|_, tx| {
+                tx.put(service("b"));
+                tx.put(stale.clone());
+                Ok(())
+            })
+            .await;
+        assert!(matches!(result, Err(StoreError::Conflict(_))), "{result:?}");
+        assert!(
+            store.view(|s| !s.services.contains_key("b")),
+            "half a batch applied"
+        );
     }
 
     #[tokio::test]

@@ -57,6 +57,37 @@ impl State {
         }
     }
 
+    /// Checks that every object a batch puts is still at the version the
+    /// writer read (0: it did not exist). Checked against the state before
+    /// the batch, so one batch may write an object twice.
+    pub fn check_versions(&self, writes: &[Write]) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::new();
+        for write in writes {
+            let Write::Put(object) = write else { continue };
+            let key = (object.kind(), object.id().to_string());
+            if !seen.insert(key.clone()) {
+                continue;
+            }
+            let read = object.meta().map(|m| m.version).unwrap_or(0);
+            let current = self
+                .get(key.0, &key.1)
+                .and_then(|o| o.meta().map(|m| m.version));
+            let ok = match current {
+                Some(v) => v == read,
+                None => read == 0,
+            };
+            if !ok {
+                return Err(format!(
+                    "{} {} changed since it was read (version {read}, now {}): retry",
+                    key.0.name(),
+                    key.1,
+                    current.map_or("deleted".to_string(), |v| v.to_string())
+                ));
+            }
+        }
+        Ok(())
+    }
+
     /// Applies one write; `version` is the Raft index of the entry.
     pub fn apply(&mut self, write: Write, version: u64) -> Option<Change> {
         match write {
