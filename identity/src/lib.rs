@@ -7,6 +7,7 @@
 //! `shoal-admin`), O = cluster id. Servers authorise by these fields, never
 //! by anything a peer says about itself in a request.
 
+pub mod bundle;
 pub mod join;
 
 use std::path::{Path, PathBuf};
@@ -52,8 +53,13 @@ pub enum IdentityError {
 pub enum Role {
     Manager,
     Worker,
-    /// A client bundle for remote CLI use (issue 3 grows admin/deployer/viewer).
+    /// Client bundles for remote CLI use (CI): full rights but the CA's
+    /// and the managers' own channels.
     Admin,
+    /// Deploys: stacks, services, secrets; not nodes, tokens, CA or locks.
+    Deployer,
+    /// Reads only.
+    Viewer,
 }
 
 impl Role {
@@ -62,6 +68,8 @@ impl Role {
             Role::Manager => "swarm-manager",
             Role::Worker => "swarm-worker",
             Role::Admin => "shoal-admin",
+            Role::Deployer => "shoal-deployer",
+            Role::Viewer => "shoal-viewer",
         }
     }
 
@@ -70,6 +78,8 @@ impl Role {
             "swarm-manager" => Some(Role::Manager),
             "swarm-worker" => Some(Role::Worker),
             "shoal-admin" => Some(Role::Admin),
+            "shoal-deployer" => Some(Role::Deployer),
+            "shoal-viewer" => Some(Role::Viewer),
             _ => None,
         }
     }

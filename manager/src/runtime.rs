@@ -329,6 +329,7 @@ impl Manager {
                         manager: JoinToken::generate(&digest).to_string(),
                     }),
                     default_network_id: network_id.clone(),
+                    client_bundles: Vec::new(),
                 });
                 let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
                 tx.put(Network {

@@ -13,6 +13,7 @@ mod error;
 mod leaks;
 mod mounts;
 mod network;
+mod partition;
 mod plan;
 mod process;
 mod record;
@@ -399,6 +400,35 @@ impl Lab {
             other => return Err(Error::Config(format!("{other} is not a shoal daemon"))),
         };
         self.spawn_daemon(&host, daemon, &args)
+    }
+
+    /// Cuts test host `host` off the lab network, both ways: its daemons
+    /// keep running and talk over loopback, but no packet crosses between it
+    /// and any other host until [`Lab::heal`]. Tearing the lab down needs no
+    /// heal first.
+    pub fn cut(&self, host: &str) -> Result<(), Error> {
+        partition::cut(self.host(host)?)
+    }
+
+    /// Puts a host cut by [`Lab::cut`] back on the lab network.
+    pub fn heal(&self, host: &str) -> Result<(), Error> {
+        partition::heal(self.host(host)?)
+    }
+
+    /// Whether `host` is cut off the lab network right now.
+    pub fn is_cut(&self, host: &str) -> Result<bool, Error> {
+        partition::is_cut(self.host(host)?)
+    }
+
+    /// `unix://…/control.sock` of the manager on `host`, for the CLI's
+    /// `--host` (a write there is forwarded to the leader).
+    pub fn manager_socket(&self, host: &str) -> Result<String, Error> {
+        let host = self.host(host)?;
+        if host.role != Role::Manager {
+            return Err(Error::Config(format!("{} is not a manager", host.name)));
+        }
+        let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
+        Ok(format!("unix://{}", dirs.control_socket().display()))
     }
 
     /// The manager a node's daemons talk to: their own on managers, m1's

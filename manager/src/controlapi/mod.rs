@@ -4,6 +4,7 @@
 //! cluster. Reads are linearizable (Raft read index) before they look at
 //! the store; writes are store transactions.
 
+mod bundles;
 mod nodes;
 mod validate;
 
@@ -39,24 +40,60 @@ impl ControlApi {
         }
     }
 
-    fn authorize<T>(&self, request: &Request<T>) -> Result<(), Status> {
+    /// Who may do what: the local socket (root on the host) everything;
+    /// over TCP, managers and admin bundles everything, deployers deploy and
+    /// read, viewers read, workers nothing. Client bundles must be listed and
+    /// not revoked.
+    fn authorize<T>(&self, request: &Request<T>, needed: Permission) -> Result<(), Status> {
         if self.local {
             return Ok(());
         }
         let peer = shoal_identity::peer_of(request)
             .ok_or_else(|| Status::unauthenticated("the control API needs a client certificate"))?;
-        let cluster_id = self.manager.cluster_id().unwrap_or_default();
-        if peer.cluster_id != cluster_id {
+        let running = self.manager.running().map_err(to_status)?;
+        if peer.cluster_id != running.cluster_id {
             return Err(Status::permission_denied(
                 "the certificate belongs to another cluster",
             ));
         }
-        match peer.role {
-            Role::Manager | Role::Admin => Ok(()),
-            Role::Worker => Err(Status::permission_denied(
-                "a worker certificate cannot use the control API",
-            )),
+        let granted = match peer.role {
+            Role::Manager | Role::Admin => Permission::Admin,
+            Role::Deployer => Permission::Deploy,
+            Role::Viewer => Permission::Read,
+            Role::Worker => {
+                return Err(Status::permission_denied(
+                    "a worker certificate cannot use the control API",
+                ))
+            }
+        };
+        if matches!(peer.role, Role::Admin | Role::Deployer | Role::Viewer) {
+            let bundle = running.store.view(|s| {
+                s.cluster()
+                    .and_then(|c| c.client_bundles.iter().find(|b| b.id == peer.node_id).cloned())
+            });
+            match bundle {
+                Some(b) if !b.revoked => {}
+                Some(b) => {
+                    return Err(Status::permission_denied(format!(
+                        "client bundle {} has been revoked",
+                        b.name
+                    )))
+                }
+                None => {
+                    return Err(Status::permission_denied(
+                        "this client certificate is not a bundle of this cluster",
+                    ))
+                }
+            }
         }
+        if granted < needed {
+            return Err(Status::permission_denied(format!(
+                "a {} bundle may not {}",
+                peer.role.ou().trim_start_matches("shoal-"),
+                needed.what()
+            )));
+        }
+        Ok(())
     }
 
     async fn read<R>(&self, f: impl FnOnce(&State) -> Result<R, StoreError>) -> Result<R, Status> {
@@ -80,6 +117,24 @@ impl ControlApi {
             worker: tokens.worker,
             manager: tokens.manager,
             manager_addr: self.manager.advertise_addr().unwrap_or_default(),
+        }
+    }
+}
+
+/// What a call needs, in increasing order of rights.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Permission {
+    Read,
+    Deploy,
+    Admin,
+}
+
+impl Permission {
+    fn what(self) -> &'static str {
+        match self {
+            Permission::Read => "read the cluster",
+            Permission::Deploy => "change services, stacks or secrets",
+            Permission::Admin => "manage nodes, join tokens, bundles, the CA or locking",
         }
     }
 }
@@ -154,7 +209,7 @@ impl Control for ControlApi {
         &self,
         request: Request<GetClusterRequest>,
     ) -> Result<Response<GetClusterResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Read)?;
         let mut cluster = self
             .read(|s| {
                 s.cluster()
@@ -175,7 +230,7 @@ impl Control for ControlApi {
         &self,
         request: Request<ListNodesRequest>,
     ) -> Result<Response<ListNodesResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Read)?;
         let mut nodes = self
             .read(|s| Ok(s.nodes.values().cloned().collect::<Vec<_>>()))
             .await?;
@@ -192,7 +247,7 @@ impl Control for ControlApi {
         &self,
         request: Request<RemoveNodeRequest>,
     ) -> Result<Response<RemoveNodeResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Admin)?;
         let request = request.into_inner();
         self.write(|state, tx| nodes::remove(state, tx, &request.node, request.force))
             .await?;
@@ -203,7 +258,7 @@ impl Control for ControlApi {
         &self,
         request: Request<GetJoinTokensRequest>,
     ) -> Result<Response<GetJoinTokensResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Admin)?;
         let tokens = self
             .read(|s| {
                 Ok(s.cluster()
@@ -218,7 +273,7 @@ impl Control for ControlApi {
         &self,
         request: Request<RotateJoinTokenRequest>,
     ) -> Result<Response<GetJoinTokensResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Admin)?;
         let role = request.into_inner().role;
         let tokens = self
             .write(|state, tx| {
@@ -242,11 +297,45 @@ impl Control for ControlApi {
         Ok(Response::new(self.tokens_response(tokens)))
     }
 
+    async fn create_client_bundle(
+        &self,
+        request: Request<CreateClientBundleRequest>,
+    ) -> Result<Response<CreateClientBundleResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let request = request.into_inner();
+        let running = self.manager.running().map_err(to_status)?;
+        let response = bundles::create(&running.store, &running.cluster_id, request)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(response))
+    }
+
+    async fn list_client_bundles(
+        &self,
+        request: Request<ListClientBundlesRequest>,
+    ) -> Result<Response<ListClientBundlesResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let bundles = self
+            .read(|s| Ok(s.cluster().map(|c| c.client_bundles.clone()).unwrap_or_default()))
+            .await?;
+        Ok(Response::new(ListClientBundlesResponse { bundles }))
+    }
+
+    async fn revoke_client_bundle(
+        &self,
+        request: Request<RevokeClientBundleRequest>,
+    ) -> Result<Response<RevokeClientBundleResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let reference = request.into_inner().name_or_id;
+        self.write(|state, tx| bundles::revoke(state, tx, &reference)).await?;
+        Ok(Response::new(RevokeClientBundleResponse {}))
+    }
+
     async fn create_service(
         &self,
         request: Request<CreateServiceRequest>,
     ) -> Result<Response<CreateServiceResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Deploy)?;
         let spec = request
             .into_inner()
             .spec
@@ -296,7 +385,7 @@ impl Control for ControlApi {
         &self,
         request: Request<GetServiceRequest>,
     ) -> Result<Response<GetServiceResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Read)?;
         let reference = request.into_inner().id_or_name;
         let service = self
             .read(|s| {
@@ -314,7 +403,7 @@ impl Control for ControlApi {
         &self,
         request: Request<ListServicesRequest>,
     ) -> Result<Response<ListServicesResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
         let services = self
             .read(|s| {
@@ -339,7 +428,7 @@ impl Control for ControlApi {
         &self,
         request: Request<UpdateServiceRequest>,
     ) -> Result<Response<UpdateServiceResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Deploy)?;
         let request = request.into_inner();
         let spec = request
             .spec
@@ -404,7 +493,7 @@ impl Control for ControlApi {
         &self,
         request: Request<RemoveServiceRequest>,
     ) -> Result<Response<RemoveServiceResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Deploy)?;
         let reference = request.into_inner().service_id;
         self.write(|state, tx| {
             let service = state
@@ -433,7 +522,7 @@ impl Control for ControlApi {
         &self,
         request: Request<ListTasksRequest>,
     ) -> Result<Response<ListTasksResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
         let tasks = self
             .read(|s| {
@@ -463,7 +552,7 @@ impl Control for ControlApi {
         &self,
         request: Request<ListNetworksRequest>,
     ) -> Result<Response<ListNetworksResponse>, Status> {
-        self.authorize(&request)?;
+        self.authorize(&request, Permission::Read)?;
         let networks = self
             .read(|s| Ok(s.networks.values().cloned().collect::<Vec<_>>()))
             .await?;
