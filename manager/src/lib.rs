@@ -7,6 +7,7 @@ pub mod ca;
 pub mod controlapi;
 pub mod dispatcher;
 pub mod ids;
+pub mod keykeeper;
 pub mod orchestrator;
 pub mod raft;
 pub mod runtime;

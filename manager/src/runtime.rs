@@ -24,7 +24,7 @@ use crate::ca::{CaService, RootCa};
 use crate::controlapi::ControlApi;
 use crate::dispatcher::{Dispatcher, Heartbeats};
 use crate::raft::{self, LogStore, Raft, RaftProposer, RaftService, StateMachine};
-use crate::seal::{KeyFiles, Sealer};
+use crate::seal::{DataKey, KeyFiles, UnlockKey, Wrapping};
 use crate::store::{Store, StoreError};
 use shoal_proto::ca::v1::certificate_authority_server::CertificateAuthorityServer;
 
@@ -134,6 +134,11 @@ impl Manager {
     }
 
     pub fn running(&self) -> Result<&Arc<Running>, StoreError> {
+        if self.running.get().is_none() && KeyFiles::new(&self.config.state_dir).locked() {
+            return Err(StoreError::Unavailable(
+                crate::seal::SealError::Locked.to_string(),
+            ));
+        }
         self.running.get().ok_or_else(|| {
             StoreError::Unavailable(
                 "this node is not a swarm manager: run `shoal swarm init` first".into(),
@@ -190,13 +195,14 @@ impl Manager {
         if let Some(parent) = self.config.control_socket.parent() {
             create_private_dir(&parent.to_path_buf())?;
         }
-        if KeyFiles::new(&self.config.state_dir).exist() {
-            let sealer = KeyFiles::new(&self.config.state_dir)
-                .open()
-                .context("open the store's data key")?;
+        let keys = KeyFiles::new(&self.config.state_dir);
+        if keys.locked() {
+            tracing::warn!("this manager is locked (autolock): run `shoal swarm unlock`");
+        } else if keys.exist() {
+            let dek = keys.open(None).context("open the store's data key")?;
             let identity = read_manager_identity(&self.config.state_dir)?;
             self.clone()
-                .start(identity, sealer, None)
+                .start(identity, dek, None)
                 .await
                 .map_err(|e| anyhow::anyhow!("start the manager: {e}"))?;
             tracing::info!("manager started from {}", self.config.state_dir.display());
@@ -222,7 +228,7 @@ impl Manager {
     pub async fn init(
         self: Arc<Self>,
         request: InitClusterRequest,
-    ) -> Result<(String, String), StoreError> {
+    ) -> Result<(String, String, Option<UnlockKey>), StoreError> {
         let _serial = self.init_lock.lock().await;
         if self.running.get().is_some() || KeyFiles::new(&self.config.state_dir).exist() {
             return Err(StoreError::AlreadyExists(
@@ -242,7 +248,7 @@ impl Manager {
     async fn create_cluster(
         self: Arc<Self>,
         request: &InitClusterRequest,
-    ) -> Result<(String, String), StoreError> {
+    ) -> Result<(String, String, Option<UnlockKey>), StoreError> {
         let internal = |what: &str| {
             let what = what.to_string();
             move |e: &dyn std::fmt::Display| StoreError::Internal(format!("{what}: {e}"))
@@ -281,8 +287,14 @@ impl Manager {
         identity
             .save(&self.config.node_dir)
             .map_err(|e| internal("save the node identity")(&e))?;
-        let sealer = KeyFiles::new(&self.config.state_dir)
-            .create()
+        let spec = request.spec.clone().unwrap_or_default();
+        let unlock_key = spec.autolock.then(UnlockKey::generate);
+        let wrapping = match &unlock_key {
+            Some(key) => Wrapping::UnlockKey(key.clone()),
+            None => Wrapping::StoredKek,
+        };
+        let dek = KeyFiles::new(&self.config.state_dir)
+            .create(&wrapping)
             .map_err(|e| internal("create the store keys")(&e))?;
         let manager_identity = ManagerIdentity {
             cluster_id: cluster_id.clone(),
@@ -293,10 +305,9 @@ impl Manager {
         write_manager_identity(&self.config.state_dir, &manager_identity)?;
         let running = self
             .clone()
-            .start(manager_identity, sealer, Some(advertise_addr.clone()))
+            .start(manager_identity, dek, Some(advertise_addr.clone()))
             .await?;
 
-        let spec = request.spec.clone().unwrap_or_default();
         let digest = ca.digest().map_err(|e| internal("CA digest")(&e))?;
         let network_id = crate::ids::new_id();
         let hostname = request.hostname.clone();
@@ -320,7 +331,7 @@ impl Manager {
                             spec.heartbeat_period_ms
                         },
                         cert_expiry_hours: 90 * 24,
-                        autolock: false,
+                        autolock: unlock_key.is_some(),
                     }),
                     root_ca_pem: ca.cert_pem.clone(),
                     root_ca_key_pem: ca.key_pem.clone(),
@@ -330,6 +341,10 @@ impl Manager {
                     }),
                     default_network_id: network_id.clone(),
                     client_bundles: Vec::new(),
+                    unlock_key: unlock_key
+                        .as_ref()
+                        .map(|k| k.to_string())
+                        .unwrap_or_default(),
                 });
                 let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
                 tx.put(Network {
@@ -377,7 +392,33 @@ impl Manager {
                 Ok(())
             })
             .await?;
-        Ok((cluster_id, node_id))
+        Ok((cluster_id, node_id, unlock_key))
+    }
+
+    /// `swarm unlock`: opens the data key with the user's unlock key and
+    /// starts the manager that restarted locked.
+    pub async fn unlock(self: Arc<Self>, key: &str) -> Result<(), StoreError> {
+        let _serial = self.init_lock.lock().await;
+        if self.running.get().is_some() {
+            return Err(StoreError::InvalidArgument(
+                "this manager is not locked".into(),
+            ));
+        }
+        let keys = KeyFiles::new(&self.config.state_dir);
+        if !keys.locked() {
+            return Err(StoreError::InvalidArgument(
+                "this manager is not locked (or not part of a swarm)".into(),
+            ));
+        }
+        let key = UnlockKey::parse(key).map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let dek = keys
+            .open(Some(&key))
+            .map_err(|e| StoreError::InvalidArgument(e.to_string()))?;
+        let me = read_manager_identity(&self.config.state_dir)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        self.clone().start(me, dek, None).await?;
+        tracing::info!("manager unlocked");
+        Ok(())
     }
 
     /// `swarm join` with a manager token: the CLI wrote this node's identity;
@@ -417,11 +458,13 @@ impl Manager {
             advertise_addr: advertise_addr.clone(),
         };
         let result = async {
-            let sealer = KeyFiles::new(&self.config.state_dir)
-                .create()
+            // Wrapped with a stored KEK at first; the key keeper re-wraps it
+            // with the cluster's unlock key once it sees autolock is on.
+            let dek = KeyFiles::new(&self.config.state_dir)
+                .create(&Wrapping::StoredKek)
                 .map_err(|e| StoreError::Internal(format!("create the store keys: {e}")))?;
             write_manager_identity(&self.config.state_dir, &me)?;
-            self.clone().start(me.clone(), sealer, None).await?;
+            self.clone().start(me.clone(), dek, None).await?;
             join_raft(&request.remote_addr, &advertise_addr, &identity).await
         }
         .await;
@@ -438,7 +481,7 @@ impl Manager {
     async fn start(
         self: Arc<Self>,
         me: ManagerIdentity,
-        sealer: Sealer,
+        dek: DataKey,
         bootstrap_addr: Option<String>,
     ) -> Result<Arc<Running>, StoreError> {
         let internal =
@@ -446,6 +489,7 @@ impl Manager {
         let db = sled::open(self.config.state_dir.join("store"))
             .map_err(|e| internal("open the store")(e.to_string()))?;
         let store = Arc::new(Store::new());
+        let sealer = dek.sealer();
         let log = LogStore::open(&db, sealer.clone())
             .map_err(|e| internal("open the raft log")(e.to_string()))?;
         let sm = StateMachine::open(&db, sealer, store.clone())
@@ -492,6 +536,11 @@ impl Manager {
             .set(running.clone())
             .map_err(|_| StoreError::Internal("the manager started twice".into()))?;
         tokio::spawn(lead_while_leader(running.clone()));
+        tokio::spawn(crate::keykeeper::run(
+            store.clone(),
+            KeyFiles::new(&self.config.state_dir),
+            dek,
+        ));
         let tls = identity.server_tls();
         let listen = self.config.listen;
         let server = tonic::transport::Server::builder()

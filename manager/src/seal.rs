@@ -13,8 +13,17 @@ use rand::RngCore;
 
 const NONCE_LEN: usize = 24;
 const KEY_LEN: usize = 32;
-pub const KEK_FILE: &str = "kek";
-pub const WRAPPED_DEK_FILE: &str = "dek.sealed";
+/// The data key, wrapped, and (without autolock) the key that wraps it, in
+/// one file so every change of wrapping is one atomic rename.
+pub const KEYS_FILE: &str = "keys.json";
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct KeysOnDisk {
+    /// Hex of the stored KEK; absent with autolock.
+    kek: Option<String>,
+    /// Hex of the sealed data key.
+    wrapped_dek: String,
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -29,6 +38,12 @@ pub enum SealError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("this manager is locked: run `shoal swarm unlock` and enter the unlock key")]
+    Locked,
+    #[error("the unlock key is not valid (expected SWMKEY-1-<64 hex digits>)")]
+    BadUnlockKey,
+    #[error("the unlock key is wrong: it does not open this manager's data key")]
+    WrongUnlockKey,
     #[error("{path}: key has {len} bytes, expected {KEY_LEN}")]
     BadKey { path: PathBuf, len: usize },
 }
@@ -75,6 +90,56 @@ fn random_key() -> [u8; KEY_LEN] {
     key
 }
 
+/// A manager's data key, kept in memory so it can be re-wrapped when
+/// autolock is switched or its key rotated.
+#[derive(Clone)]
+pub struct DataKey([u8; KEY_LEN]);
+
+impl DataKey {
+    pub fn sealer(&self) -> Sealer {
+        Sealer::new(&self.0)
+    }
+}
+
+/// How the data key is wrapped on disk.
+pub enum Wrapping {
+    /// By a random KEK stored beside it (no autolock).
+    StoredKek,
+    /// By the cluster's unlock key, which is never written (autolock).
+    UnlockKey(UnlockKey),
+}
+
+/// The user's unlock key of an autolocked cluster: `SWMKEY-1-<hex>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct UnlockKey([u8; KEY_LEN]);
+
+const UNLOCK_PREFIX: &str = "SWMKEY-1-";
+
+impl UnlockKey {
+    pub fn generate() -> UnlockKey {
+        UnlockKey(random_key())
+    }
+
+    pub fn parse(text: &str) -> Result<UnlockKey, SealError> {
+        let bad = || SealError::BadUnlockKey;
+        let hex_part = text.trim().strip_prefix(UNLOCK_PREFIX).ok_or_else(bad)?;
+        let bytes = hex::decode(hex_part).map_err(|_| bad())?;
+        bytes.try_into().map(UnlockKey).map_err(|_| bad())
+    }
+}
+
+impl std::fmt::Display for UnlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{UNLOCK_PREFIX}{}", hex::encode(self.0))
+    }
+}
+
+impl std::fmt::Debug for UnlockKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UnlockKey(..)")
+    }
+}
+
 /// The key files of a manager's state directory.
 pub struct KeyFiles {
     dir: PathBuf,
@@ -88,47 +153,85 @@ impl KeyFiles {
     }
 
     pub fn exist(&self) -> bool {
-        self.dir.join(WRAPPED_DEK_FILE).exists()
+        self.path().exists()
     }
 
-    /// Makes a new DEK and KEK, stores the DEK wrapped and the KEK beside it,
-    /// and returns the DEK's sealer.
-    pub fn create(&self) -> Result<Sealer, SealError> {
-        let dek = random_key();
-        let kek = random_key();
-        let wrapped = Sealer::new(&kek).seal(&dek)?;
-        write_private(&self.dir.join(KEK_FILE), &kek)?;
-        write_private(&self.dir.join(WRAPPED_DEK_FILE), &wrapped)?;
-        Ok(Sealer::new(&dek))
+    fn path(&self) -> PathBuf {
+        self.dir.join(KEYS_FILE)
     }
 
-    /// Unwraps the DEK with the stored KEK.
-    pub fn open(&self) -> Result<Sealer, SealError> {
-        let kek_path = self.dir.join(KEK_FILE);
-        let kek = read_key(&kek_path)?;
-        let wrapped_path = self.dir.join(WRAPPED_DEK_FILE);
-        let wrapped = std::fs::read(&wrapped_path).map_err(|source| SealError::Io {
-            path: wrapped_path.clone(),
+    fn read(&self) -> Result<KeysOnDisk, SealError> {
+        let path = self.path();
+        let text = std::fs::read(&path).map_err(|source| SealError::Io {
+            path: path.clone(),
             source,
         })?;
-        let dek = Sealer::new(&kek).open(&wrapped)?;
-        let dek: [u8; KEY_LEN] = dek.try_into().map_err(|v: Vec<u8>| SealError::BadKey {
-            path: wrapped_path,
-            len: v.len(),
-        })?;
-        Ok(Sealer::new(&dek))
+        serde_json::from_slice(&text).map_err(|e| SealError::Io {
+            path,
+            source: std::io::Error::other(e),
+        })
     }
-}
 
-fn read_key(path: &Path) -> Result<[u8; KEY_LEN], SealError> {
-    let bytes = std::fs::read(path).map_err(|source| SealError::Io {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    bytes.try_into().map_err(|v: Vec<u8>| SealError::BadKey {
-        path: path.to_path_buf(),
-        len: v.len(),
-    })
+    /// Whether opening needs the unlock key (no KEK is stored).
+    pub fn locked(&self) -> bool {
+        self.exist() && self.read().map(|k| k.kek.is_none()).unwrap_or(false)
+    }
+
+    /// Makes a new data key and stores it wrapped as `wrapping` says.
+    pub fn create(&self, wrapping: &Wrapping) -> Result<DataKey, SealError> {
+        let dek = DataKey(random_key());
+        self.wrap(&dek, wrapping)?;
+        Ok(dek)
+    }
+
+    /// Stores `dek` wrapped anew, replacing the previous wrapping in one
+    /// atomic rename: a crash leaves the old or the new, never a mix.
+    pub fn wrap(&self, dek: &DataKey, wrapping: &Wrapping) -> Result<(), SealError> {
+        let (kek, stored) = match wrapping {
+            Wrapping::StoredKek => {
+                let kek = random_key();
+                (kek, Some(hex::encode(kek)))
+            }
+            Wrapping::UnlockKey(key) => (key.0, None),
+        };
+        let keys = KeysOnDisk {
+            kek: stored,
+            wrapped_dek: hex::encode(Sealer::new(&kek).seal(&dek.0)?),
+        };
+        let json = serde_json::to_vec(&keys).map_err(|e| SealError::Io {
+            path: self.path(),
+            source: std::io::Error::other(e),
+        })?;
+        write_private(&self.path(), &json)
+    }
+
+    /// Unwraps the data key with the stored KEK, or with `unlock_key` when
+    /// the manager is locked.
+    pub fn open(&self, unlock_key: Option<&UnlockKey>) -> Result<DataKey, SealError> {
+        let keys = self.read()?;
+        let path = self.path();
+        let bad = |len: usize| SealError::BadKey {
+            path: path.clone(),
+            len,
+        };
+        let kek: [u8; KEY_LEN] = match (unlock_key, &keys.kek) {
+            (Some(key), _) => key.0,
+            (None, Some(hex_kek)) => {
+                let bytes = hex::decode(hex_kek).map_err(|_| bad(0))?;
+                bytes.try_into().map_err(|v: Vec<u8>| bad(v.len()))?
+            }
+            (None, None) => return Err(SealError::Locked),
+        };
+        let wrapped = hex::decode(&keys.wrapped_dek).map_err(|_| bad(0))?;
+        let dek = Sealer::new(&kek)
+            .open(&wrapped)
+            .map_err(|e| match (e, unlock_key) {
+                (SealError::Open, Some(_)) => SealError::WrongUnlockKey,
+                (e, _) => e,
+            })?;
+        let dek: [u8; KEY_LEN] = dek.try_into().map_err(|v: Vec<u8>| bad(v.len()))?;
+        Ok(DataKey(dek))
+    }
 }
 
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
@@ -138,14 +241,17 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), SealError> {
         path: path.to_path_buf(),
         source,
     };
+    let tmp = path.with_extension("tmp");
     let mut file = std::fs::OpenOptions::new()
         .write(true)
-        .create_new(true)
+        .create(true)
+        .truncate(true)
         .mode(0o600)
-        .open(path)
+        .open(&tmp)
         .map_err(io)?;
     file.write_all(bytes).map_err(io)?;
-    file.sync_all().map_err(io)
+    file.sync_all().map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
 }
 
 #[cfg(test)]
@@ -172,8 +278,42 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = KeyFiles::new(dir.path());
         assert!(!files.exist());
-        let sealed = files.create().unwrap().seal(b"x").unwrap();
-        assert!(files.exist());
-        assert_eq!(files.open().unwrap().open(&sealed).unwrap(), b"x");
+        let sealed = files
+            .create(&Wrapping::StoredKek)
+            .unwrap()
+            .sealer()
+            .seal(b"x")
+            .unwrap();
+        assert!(files.exist() && !files.locked());
+        assert_eq!(
+            files.open(None).unwrap().sealer().open(&sealed).unwrap(),
+            b"x"
+        );
+    }
+
+    #[test]
+    fn autolock_needs_the_unlock_key_and_can_be_switched_off() {
+        let dir = tempfile::tempdir().unwrap();
+        let files = KeyFiles::new(dir.path());
+        let key = UnlockKey::generate();
+        let dek = files.create(&Wrapping::UnlockKey(key.clone())).unwrap();
+        let sealed = dek.sealer().seal(b"x").unwrap();
+        assert!(files.locked());
+        assert!(matches!(files.open(None), Err(SealError::Locked)));
+        let wrong = UnlockKey::generate();
+        assert!(matches!(
+            files.open(Some(&wrong)),
+            Err(SealError::WrongUnlockKey)
+        ));
+        let parsed = UnlockKey::parse(&key.to_string()).unwrap();
+        let opened = files.open(Some(&parsed)).unwrap();
+        assert_eq!(opened.sealer().open(&sealed).unwrap(), b"x");
+        files.wrap(&opened, &Wrapping::StoredKek).unwrap();
+        assert!(!files.locked());
+        assert_eq!(
+            files.open(None).unwrap().sealer().open(&sealed).unwrap(),
+            b"x"
+        );
+        assert!(UnlockKey::parse("SWMKEY-1-zz").is_err());
     }
 }

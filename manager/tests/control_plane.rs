@@ -404,3 +404,98 @@ async fn the_control_api_over_tcp_refuses_callers_without_a_manager_certificate(
         .nodes;
     assert_eq!(nodes.len(), 1);
 }
+
+#[tokio::test]
+async fn an_autolocked_manager_restarts_locked_until_unlocked_with_its_key() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+    let init = control
+        .init_cluster(InitClusterRequest {
+            advertise_addr: "127.0.0.1".into(),
+            spec: Some(ClusterSpec {
+                autolock: true,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        init.unlock_key.starts_with("SWMKEY-1-"),
+        "{}",
+        init.unlock_key
+    );
+    let state = dir.path().join("state");
+    let keys = std::fs::read_to_string(state.join("keys.json")).unwrap();
+    assert!(
+        keys.contains("\"kek\":null"),
+        "a key-encryption key was stored despite autolock: {keys}"
+    );
+    let marker = "marker-autolock-5d1c";
+    control
+        .create_service(CreateServiceRequest {
+            spec: Some(web_spec("locked", 1, 0, marker)),
+        })
+        .await
+        .unwrap();
+
+    manager.kill();
+    let mut manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+    let locked = control.list_nodes(ListNodesRequest {}).await.unwrap_err();
+    assert_eq!(locked.code(), tonic::Code::Unavailable);
+    assert!(
+        locked.message().contains("locked") && locked.message().contains("swarm unlock"),
+        "{}",
+        locked.message()
+    );
+    let wrong = control
+        .unlock_cluster(UnlockClusterRequest {
+            unlock_key: format!("SWMKEY-1-{}", "ab".repeat(32)),
+        })
+        .await
+        .unwrap_err();
+    assert!(wrong.message().contains("wrong"), "{}", wrong.message());
+    control
+        .unlock_cluster(UnlockClusterRequest {
+            unlock_key: init.unlock_key.clone(),
+        })
+        .await
+        .unwrap();
+    let service = control
+        .get_service(GetServiceRequest {
+            id_or_name: "locked".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .service
+        .unwrap();
+    assert_eq!(service.spec.unwrap().name, "locked");
+
+    // Autolock off: the manager keeps its key beside the store again.
+    let reply = control
+        .update_autolock(UpdateAutolockRequest { autolock: false })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(reply.unlock_key.is_empty());
+    wait_for("the stored key", async || {
+        let keys = std::fs::read_to_string(state.join("keys.json")).unwrap_or_default();
+        (!keys.contains("\"kek\":null")).then_some(())
+    })
+    .await;
+    manager.kill();
+    let manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+    wait_for("an unlocked restart", async || {
+        control.list_nodes(ListNodesRequest {}).await.ok()
+    })
+    .await;
+    let leaks = files_containing(&state, marker.as_bytes());
+    assert!(leaks.is_empty(), "plaintext marker found in {leaks:?}");
+}

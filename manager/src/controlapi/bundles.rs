@@ -32,7 +32,9 @@ pub async fn create(
 ) -> Result<CreateClientBundleResponse, StoreError> {
     let role = role(&request.role)?;
     if request.name.trim().is_empty() {
-        return Err(StoreError::InvalidArgument("the bundle needs a name".into()));
+        return Err(StoreError::InvalidArgument(
+            "the bundle needs a name".into(),
+        ));
     }
     let id = crate::ids::new_id();
     let peer = PeerIdentity {
@@ -47,7 +49,11 @@ pub async fn create(
                 .cluster()
                 .cloned()
                 .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
-            if cluster.client_bundles.iter().any(|b| b.name == name && !b.revoked) {
+            if cluster
+                .client_bundles
+                .iter()
+                .any(|b| b.name == name && !b.revoked)
+            {
                 return Err(StoreError::AlreadyExists(format!(
                     "client bundle {name} already exists (revoke it first)"
                 )));

@@ -68,8 +68,12 @@ impl ControlApi {
         };
         if matches!(peer.role, Role::Admin | Role::Deployer | Role::Viewer) {
             let bundle = running.store.view(|s| {
-                s.cluster()
-                    .and_then(|c| c.client_bundles.iter().find(|b| b.id == peer.node_id).cloned())
+                s.cluster().and_then(|c| {
+                    c.client_bundles
+                        .iter()
+                        .find(|b| b.id == peer.node_id)
+                        .cloned()
+                })
             });
             match bundle {
                 Some(b) if !b.revoked => {}
@@ -175,7 +179,7 @@ impl Control for ControlApi {
                 "swarm init is only possible through the local socket of the manager",
             ));
         }
-        let (cluster_id, node_id) = self
+        let (cluster_id, node_id, unlock_key) = self
             .manager
             .clone()
             .init(request.into_inner())
@@ -184,6 +188,7 @@ impl Control for ControlApi {
         Ok(Response::new(InitClusterResponse {
             cluster_id,
             node_id,
+            unlock_key: unlock_key.map(|k| k.to_string()).unwrap_or_default(),
         }))
     }
 
@@ -205,6 +210,77 @@ impl Control for ControlApi {
         Ok(Response::new(JoinClusterResponse { node_id }))
     }
 
+    async fn unlock_cluster(
+        &self,
+        request: Request<UnlockClusterRequest>,
+    ) -> Result<Response<UnlockClusterResponse>, Status> {
+        if !self.local {
+            return Err(Status::permission_denied(
+                "unlocking is only possible through the local socket of the manager",
+            ));
+        }
+        let key = request.into_inner().unlock_key;
+        self.manager.clone().unlock(&key).await.map_err(to_status)?;
+        Ok(Response::new(UnlockClusterResponse {}))
+    }
+
+    async fn update_autolock(
+        &self,
+        request: Request<UpdateAutolockRequest>,
+    ) -> Result<Response<UnlockKeyResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let autolock = request.into_inner().autolock;
+        let unlock_key = self
+            .write(|state, tx| {
+                let mut cluster = state.cluster().cloned().ok_or_else(|| {
+                    StoreError::Unavailable("the cluster is not initialised".into())
+                })?;
+                let spec = cluster.spec.get_or_insert_with(Default::default);
+                spec.autolock = autolock;
+                if autolock && cluster.unlock_key.is_empty() {
+                    cluster.unlock_key = crate::seal::UnlockKey::generate().to_string();
+                }
+                if !autolock {
+                    cluster.unlock_key.clear();
+                }
+                let key = cluster.unlock_key.clone();
+                tx.put(cluster);
+                Ok(key)
+            })
+            .await?;
+        Ok(Response::new(UnlockKeyResponse { unlock_key }))
+    }
+
+    async fn get_unlock_key(
+        &self,
+        request: Request<GetUnlockKeyRequest>,
+    ) -> Result<Response<UnlockKeyResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let rotate = request.into_inner().rotate;
+        let unlock_key = self
+            .write(|state, tx| {
+                let mut cluster = state
+                    .cluster()
+                    .cloned()
+                    .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
+                let autolock = cluster.spec.as_ref().is_some_and(|s| s.autolock);
+                if !autolock {
+                    return Err(StoreError::InvalidArgument(
+                        "autolock is off: no unlock key (turn it on with `shoal swarm update --autolock=true`)".into(),
+                    ));
+                }
+                if rotate {
+                    cluster.unlock_key = crate::seal::UnlockKey::generate().to_string();
+                    let key = cluster.unlock_key.clone();
+                    tx.put(cluster);
+                    return Ok(key);
+                }
+                Ok(cluster.unlock_key.clone())
+            })
+            .await?;
+        Ok(Response::new(UnlockKeyResponse { unlock_key }))
+    }
+
     async fn get_cluster(
         &self,
         request: Request<GetClusterRequest>,
@@ -217,8 +293,9 @@ impl Control for ControlApi {
                     .ok_or_else(|| StoreError::NotFound("the cluster is not initialised".into()))
             })
             .await?;
-        // The CA key never leaves the managers.
+        // The CA key and the unlock key never leave the managers this way.
         cluster.root_ca_key_pem.clear();
+        cluster.unlock_key.clear();
         let leader_addr = self.manager.leader_addr().unwrap_or_default();
         Ok(Response::new(GetClusterResponse {
             cluster: Some(cluster),
@@ -316,7 +393,11 @@ impl Control for ControlApi {
     ) -> Result<Response<ListClientBundlesResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
         let bundles = self
-            .read(|s| Ok(s.cluster().map(|c| c.client_bundles.clone()).unwrap_or_default()))
+            .read(|s| {
+                Ok(s.cluster()
+                    .map(|c| c.client_bundles.clone())
+                    .unwrap_or_default())
+            })
             .await?;
         Ok(Response::new(ListClientBundlesResponse { bundles }))
     }
@@ -327,7 +408,8 @@ impl Control for ControlApi {
     ) -> Result<Response<RevokeClientBundleResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
         let reference = request.into_inner().name_or_id;
-        self.write(|state, tx| bundles::revoke(state, tx, &reference)).await?;
+        self.write(|state, tx| bundles::revoke(state, tx, &reference))
+            .await?;
         Ok(Response::new(RevokeClientBundleResponse {}))
     }
 
