@@ -269,3 +269,76 @@ fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
     drop(last);
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
+
+#[test]
+fn with_autolock_a_restarted_manager_stays_locked_until_unlocked() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let mut lab = Lab::up(LabConfig {
+        replace: true,
+        ..LabConfig::new("t-cl-lock")
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let out = lab
+        .shoal_ok(["swarm", "update", "--autolock=true"])
+        .expect("turn autolock on");
+    let key = out
+        .split_whitespace()
+        .find(|w| w.starts_with("SWMKEY-1-"))
+        .unwrap_or_else(|| panic!("no unlock key in: {out}"))
+        .to_string();
+    let quiet = lab
+        .shoal_ok(["swarm", "unlock-key", "-q"])
+        .expect("unlock-key");
+    assert_eq!(quiet.trim(), key);
+    // The key keeper re-wraps the data key at once; give it a moment.
+    std::thread::sleep(Duration::from_millis(500));
+    lab.kill9_and_restart("m1", "shoal-manager")
+        .expect("restart");
+    let locked = lab
+        .wait_until(
+            "the restarted manager answers",
+            Duration::from_secs(20),
+            || {
+                let out = shoal_on(&lab, "m1", &["node", "ls"]);
+                let err = String::from_utf8_lossy(&out.stderr).into_owned();
+                if err.contains("locked") {
+                    Ok(err)
+                } else {
+                    Err(format!("{out:?}"))
+                }
+            },
+        )
+        .expect("locked");
+    assert!(locked.contains("shoal swarm unlock"), "{locked}");
+    let unlock = |key: &str| {
+        use std::io::Write;
+        let socket = lab.root().join("m1/run/control.sock");
+        let mut child = std::process::Command::new(lab.cli_path())
+            .args([
+                "--host",
+                &format!("unix://{}", socket.display()),
+                "swarm",
+                "unlock",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("run shoal");
+        writeln!(child.stdin.take().expect("stdin"), "{key}").expect("write key");
+        child.wait_with_output().expect("wait")
+    };
+    let wrong = unlock(&format!("SWMKEY-1-{}", "0".repeat(64)));
+    assert!(!wrong.status.success());
+    assert!(
+        String::from_utf8_lossy(&wrong.stderr).contains("wrong"),
+        "{wrong:?}"
+    );
+    let right = unlock(&key);
+    assert!(right.status.success(), "{right:?}");
+    let out = shoal_on(&lab, "m1", &["node", "ls"]);
+    assert!(out.status.success(), "{out:?}");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}

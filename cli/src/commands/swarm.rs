@@ -10,10 +10,33 @@ use crate::client::Session;
 pub enum SwarmCommand {
     /// Initialize a swarm
     Init(InitArgs),
+    /// Update the swarm (autolock)
+    Update(UpdateArgs),
+    /// Unlock a locked manager (reads the unlock key from stdin)
+    Unlock,
+    /// Manage the unlock key
+    UnlockKey(UnlockKeyArgs),
     /// Manage join tokens
     JoinToken(JoinTokenArgs),
     /// Join a swarm as a node (the token decides worker or manager)
     Join(JoinArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Change manager autolocking setting (true|false)
+    #[arg(long, value_name = "BOOL")]
+    pub autolock: Option<bool>,
+}
+
+#[derive(Debug, Args)]
+pub struct UnlockKeyArgs {
+    /// Only display the key
+    #[arg(short, long)]
+    pub quiet: bool,
+    /// Rotate the unlock key
+    #[arg(long)]
+    pub rotate: bool,
 }
 
 #[derive(Debug, Args)]
@@ -60,6 +83,9 @@ pub struct InitArgs {
     /// Force create a new cluster from current state
     #[arg(long)]
     pub force_new_cluster: bool,
+    /// Enable manager autolocking (a restarted manager needs the unlock key)
+    #[arg(long)]
+    pub autolock: bool,
 }
 
 pub async fn run(
@@ -69,6 +95,9 @@ pub async fn run(
 ) -> Result<(), Error> {
     match command {
         SwarmCommand::Init(args) => init(session, args, io).await,
+        SwarmCommand::Update(args) => update(session, args, io).await,
+        SwarmCommand::Unlock => unlock(session, io).await,
+        SwarmCommand::UnlockKey(args) => unlock_key(session, args, io).await,
         SwarmCommand::JoinToken(args) => join_token(session, args, io).await,
         SwarmCommand::Join(args) => join(args, &session.host.clone(), io).await,
     }
@@ -80,7 +109,10 @@ pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Res
         .client
         .init_cluster(InitClusterRequest {
             advertise_addr,
-            spec: None,
+            spec: Some(shoal_proto::types::v1::ClusterSpec {
+                autolock: args.autolock,
+                ..Default::default()
+            }),
             hostname: local_hostname(),
             force_new_cluster: args.force_new_cluster,
         })
@@ -91,6 +123,76 @@ pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Res
         "Swarm initialized: current node ({}) is now a manager.",
         response.node_id
     )?;
+    if !response.unlock_key.is_empty() {
+        print_unlock_key(io, &response.unlock_key)?;
+    }
+    Ok(())
+}
+
+fn print_unlock_key(io: &mut Io<'_>, key: &str) -> Result<(), Error> {
+    writeln!(
+        io.out,
+        "\nTo unlock a swarm manager after it restarts, run the `shoal swarm unlock`\n\
+         command and provide the following key:\n\n    {key}\n\n\
+         Remember to store this key in a password manager: without it a locked\n\
+         manager cannot start again."
+    )?;
+    Ok(())
+}
+
+pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let Some(autolock) = args.autolock else {
+        return Err(Error::Input(
+            "nothing to update: use --autolock=true|false".into(),
+        ));
+    };
+    let reply = session
+        .client
+        .update_autolock(shoal_proto::control::v1::UpdateAutolockRequest { autolock })
+        .await?
+        .into_inner();
+    writeln!(io.out, "Swarm updated.")?;
+    if !reply.unlock_key.is_empty() {
+        print_unlock_key(io, &reply.unlock_key)?;
+    }
+    Ok(())
+}
+
+pub async fn unlock(session: &mut Session, io: &mut Io<'_>) -> Result<(), Error> {
+    let mut key = String::new();
+    std::io::stdin()
+        .read_line(&mut key)
+        .map_err(|e| Error::Input(format!("read the unlock key from stdin: {e}")))?;
+    session
+        .client
+        .unlock_cluster(shoal_proto::control::v1::UnlockClusterRequest {
+            unlock_key: key.trim().to_string(),
+        })
+        .await?;
+    let _ = io;
+    Ok(())
+}
+
+pub async fn unlock_key(
+    session: &mut Session,
+    args: UnlockKeyArgs,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let reply = session
+        .client
+        .get_unlock_key(shoal_proto::control::v1::GetUnlockKeyRequest {
+            rotate: args.rotate,
+        })
+        .await?
+        .into_inner();
+    if args.quiet {
+        writeln!(io.out, "{}", reply.unlock_key)?;
+    } else {
+        if args.rotate {
+            writeln!(io.out, "Successfully rotated manager unlock key.")?;
+        }
+        print_unlock_key(io, &reply.unlock_key)?;
+    }
     Ok(())
 }
 
@@ -255,6 +357,7 @@ mod tests {
             advertise_addr: advertise.map(str::to_string),
             listen_addr: listen.map(str::to_string),
             force_new_cluster: false,
+            autolock: false,
         }
     }
 
