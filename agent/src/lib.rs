@@ -6,5 +6,6 @@
 pub mod executor;
 pub mod netd_client;
 pub mod reporter;
+pub mod secret_files;
 pub mod session;
 pub mod task_runner;

@@ -210,6 +210,10 @@ impl Agent {
             if let Err(e) = executor.remove(&container.id).await {
                 tracing::warn!("remove {}: {e}", container.id);
             }
+            let state_dir = &executor.config().state_dir;
+            if let Err(e) = crate::secret_files::remove(state_dir, &task_id) {
+                tracing::warn!("remove the secrets of {task_id}: {e}");
+            }
             if let Some(netd) = netd.as_mut() {
                 let request = shoal_proto::netd::v1::DetachTaskRequest { task_id };
                 let _ = netd.detach_task(request).await;

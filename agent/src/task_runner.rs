@@ -21,6 +21,8 @@ pub struct Context {
     pub executor: Executor,
     pub netd_socket: PathBuf,
     pub reporter: Reporter,
+    /// The secrets the managers sent for this node's tasks, by id.
+    pub secrets: std::sync::RwLock<HashMap<String, shoal_proto::types::v1::Secret>>,
     /// One pull per image at a time: fifty tasks of one image pull it once.
     pulls: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -31,6 +33,7 @@ impl Context {
             executor,
             netd_socket,
             reporter,
+            secrets: std::sync::RwLock::new(HashMap::new()),
             pulls: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -134,6 +137,21 @@ impl Runner {
                 )
             })?
             .into_inner();
+        let references = task
+            .spec
+            .as_ref()
+            .map(|s| s.secrets.clone())
+            .unwrap_or_default();
+        let read_only_files = {
+            let secrets = self.ctx.secrets.read().unwrap_or_else(|e| e.into_inner());
+            crate::secret_files::materialize(
+                &self.ctx.executor.config().state_dir,
+                &self.id,
+                &references,
+                &secrets,
+            )
+            .map_err(|e| (TaskState::Rejected, e))?
+        };
         let address = task
             .networks
             .first()
@@ -154,6 +172,7 @@ impl Runner {
             netns: Some(PathBuf::from(attached.netns_path)),
             address,
             stop_signal: container.stop_signal.clone(),
+            read_only_files,
             stop_grace: Duration::from_millis(if container.stop_grace_period_ms == 0 {
                 10_000
             } else {
@@ -178,6 +197,10 @@ impl Runner {
     async fn clean_up(&self) {
         if let Err(e) = self.ctx.executor.remove(&self.id).await {
             tracing::warn!("remove container {}: {e}", self.id);
+        }
+        let state_dir = &self.ctx.executor.config().state_dir;
+        if let Err(e) = crate::secret_files::remove(state_dir, &self.id) {
+            tracing::warn!("remove the secrets of {}: {e}", self.id);
         }
         match crate::netd_client::connect(&self.ctx.netd_socket) {
             Ok(mut netd) => {

@@ -114,6 +114,9 @@ pub struct ContainerRun {
     pub stop_signal: String,
     /// Time between the stop signal and SIGKILL.
     pub stop_grace: Duration,
+    /// Host files bound read-only into the container (secrets, from a tmpfs
+    /// on the host): (host path, absolute path in the container).
+    pub read_only_files: Vec<(PathBuf, String)>,
 }
 
 /// The state of a container's task as containerd reports it.

@@ -185,6 +185,15 @@ pub(crate) fn build(
     if let Some(path) = &files.resolv_conf {
         mounts.push(bind("/etc/resolv.conf", path)?);
     }
+    for (source, destination) in &run.read_only_files {
+        let mut mount = bind(destination, source)?;
+        mount.set_options(Some(
+            ["rbind", "rprivate", "ro", "nosuid", "nodev", "noexec"]
+                .map(String::from)
+                .to_vec(),
+        ));
+        mounts.push(mount);
+    }
 
     let mut namespaces = Vec::new();
     for typ in [

@@ -6,6 +6,7 @@
 
 mod bundles;
 mod nodes;
+mod secrets;
 mod validate;
 
 use std::sync::Arc;
@@ -413,12 +414,84 @@ impl Control for ControlApi {
         Ok(Response::new(RevokeClientBundleResponse {}))
     }
 
+    async fn create_secret(
+        &self,
+        request: Request<CreateSecretRequest>,
+    ) -> Result<Response<CreateSecretResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("a secret spec is required"))?;
+        let secret = self
+            .write(|state, tx| secrets::create(state, tx, spec))
+            .await?;
+        Ok(Response::new(CreateSecretResponse {
+            secret: Some(secrets::redacted(secret)),
+        }))
+    }
+
+    async fn list_secrets(
+        &self,
+        request: Request<ListSecretsRequest>,
+    ) -> Result<Response<ListSecretsResponse>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let filter = request.into_inner();
+        let secrets = self
+            .read(|s| {
+                Ok(s.secrets
+                    .values()
+                    .filter(|x| {
+                        let labels = x
+                            .spec
+                            .as_ref()
+                            .map(|s| s.labels.clone())
+                            .unwrap_or_default();
+                        filter.labels.iter().all(|f| label_matches(&labels, f))
+                    })
+                    .cloned()
+                    .map(secrets::redacted)
+                    .collect::<Vec<_>>())
+            })
+            .await?;
+        Ok(Response::new(ListSecretsResponse { secrets }))
+    }
+
+    async fn get_secret(
+        &self,
+        request: Request<GetSecretRequest>,
+    ) -> Result<Response<GetSecretResponse>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let reference = request.into_inner().id_or_name;
+        let secret = self
+            .read(|s| {
+                s.find_secret(&reference)
+                    .cloned()
+                    .map_err(StoreError::NotFound)
+            })
+            .await?;
+        Ok(Response::new(GetSecretResponse {
+            secret: Some(secrets::redacted(secret)),
+        }))
+    }
+
+    async fn remove_secret(
+        &self,
+        request: Request<RemoveSecretRequest>,
+    ) -> Result<Response<RemoveSecretResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let reference = request.into_inner().id_or_name;
+        self.write(|state, tx| secrets::remove(state, tx, &reference))
+            .await?;
+        Ok(Response::new(RemoveSecretResponse {}))
+    }
+
     async fn create_service(
         &self,
         request: Request<CreateServiceRequest>,
     ) -> Result<Response<CreateServiceResponse>, Status> {
         self.authorize(&request, Permission::Deploy)?;
-        let spec = request
+        let mut spec = request
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
@@ -436,6 +509,7 @@ impl Control for ControlApi {
                         spec.name
                     )));
                 }
+                secrets::resolve(state, &mut spec)?;
                 let endpoint_ports = crate::allocator::allocate_ports(state, &id, &spec, &[])?;
                 let service = Service {
                     meta: Some(shoal_proto::types::v1::Meta {
@@ -512,7 +586,7 @@ impl Control for ControlApi {
     ) -> Result<Response<UpdateServiceResponse>, Status> {
         self.authorize(&request, Permission::Deploy)?;
         let request = request.into_inner();
-        let spec = request
+        let mut spec = request
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
         validate::service_spec(&spec).map_err(to_status)?;
@@ -529,6 +603,7 @@ impl Control for ControlApi {
                     spec.name, request.version, version
                 )));
             }
+            secrets::resolve(state, &mut spec)?;
             let old_spec = current.spec.clone().unwrap_or_default();
             if spec.name != old_spec.name
                 && state.services.values().any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name))

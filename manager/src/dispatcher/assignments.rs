@@ -9,7 +9,7 @@ use std::time::Duration;
 use shoal_proto::dispatcher::v1::{
     assignments::Kind as AssignmentKind, Assignments, SessionMessage,
 };
-use shoal_proto::types::v1::{Task, TaskState};
+use shoal_proto::types::v1::{Secret, Task, TaskState};
 use tokio::sync::mpsc::Sender;
 use tonic::Status;
 
@@ -43,6 +43,23 @@ fn manager_addrs(state: &State) -> Vec<String> {
     addrs
 }
 
+/// The secrets the node's live tasks use: exactly what it may know.
+fn secrets_for(state: &State, tasks: &HashMap<String, Task>) -> Vec<Secret> {
+    let mut ids: Vec<&str> = tasks
+        .values()
+        .filter(|t| {
+            t.desired_state <= TaskState::Running as i32 && !t.observed_state().is_terminal()
+        })
+        .filter_map(|t| t.spec.as_ref())
+        .flat_map(|s| s.secrets.iter().map(|r| r.secret_id.as_str()))
+        .collect();
+    ids.sort();
+    ids.dedup();
+    ids.into_iter()
+        .filter_map(|id| state.secrets.get(id).cloned())
+        .collect()
+}
+
 fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
     state
         .tasks
@@ -61,6 +78,7 @@ pub async fn stream(
 ) {
     let mut events = store.subscribe();
     let mut sent = store.view(|s| snapshot(s, &node_id));
+    let mut secrets = store.view(|s| secrets_for(s, &sent));
     let mut managers = store.view(manager_addrs);
     let first = SessionMessage {
         session_id: session_id.clone(),
@@ -69,6 +87,7 @@ pub async fn stream(
             kind: AssignmentKind::Complete as i32,
             updated: sent.values().cloned().collect(),
             removed: Vec::new(),
+            secrets: secrets.clone(),
         }),
         managers: managers.clone(),
     };
@@ -78,6 +97,7 @@ pub async fn stream(
     let concerns_node = |c: &Change| match c.object() {
         Object::Task(t) => t.node_id == node_id,
         // This node, and managers joining or leaving (agents fail over).
+        Object::Secret(_) => true,
         Object::Node(n) => {
             n.meta.as_ref().is_some_and(|m| m.id == node_id) || n.manager_status.is_some()
         }
@@ -107,12 +127,18 @@ pub async fn stream(
             .filter(|id| !now.contains_key(*id))
             .cloned()
             .collect();
+        let now_secrets = store.view(|s| secrets_for(s, &now));
         sent = now;
         let now_managers = store.view(manager_addrs);
-        if updated.is_empty() && removed.is_empty() && now_managers == managers {
+        if updated.is_empty()
+            && removed.is_empty()
+            && now_managers == managers
+            && now_secrets == secrets
+        {
             continue;
         }
         managers = now_managers;
+        secrets = now_secrets;
         let message = SessionMessage {
             session_id: session_id.clone(),
             heartbeat_period_ms: period.as_millis() as u32,
@@ -120,6 +146,7 @@ pub async fn stream(
                 kind: AssignmentKind::Incremental as i32,
                 updated,
                 removed,
+                secrets: secrets.clone(),
             }),
             managers: managers.clone(),
         };

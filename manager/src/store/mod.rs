@@ -230,7 +230,7 @@ macro_rules! impl_into_object {
         }
     )*};
 }
-impl_into_object!(Cluster, Node, Service, Task, Network);
+impl_into_object!(Cluster, Node, Service, Task, Network, Secret);
 
 #[cfg(test)]
 mod tests {

@@ -5,7 +5,7 @@
 #![allow(clippy::large_enum_variant)]
 
 use shoal_proto::raft::v1::{store_action::Action, ObjectRef, StoreAction};
-use shoal_proto::types::v1::{Cluster, Meta, Network, Node, Service, Task};
+use shoal_proto::types::v1::{Cluster, Meta, Network, Node, Secret, Service, Task};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -14,6 +14,7 @@ pub enum Kind {
     Service,
     Task,
     Network,
+    Secret,
 }
 
 impl Kind {
@@ -24,6 +25,7 @@ impl Kind {
             Kind::Service => "service",
             Kind::Task => "task",
             Kind::Network => "network",
+            Kind::Secret => "secret",
         }
     }
 
@@ -34,6 +36,7 @@ impl Kind {
             "service" => Kind::Service,
             "task" => Kind::Task,
             "network" => Kind::Network,
+            "secret" => Kind::Secret,
             _ => return None,
         })
     }
@@ -47,6 +50,7 @@ pub enum Object {
     Service(Service),
     Task(Task),
     Network(Network),
+    Secret(Secret),
 }
 
 impl Object {
@@ -57,6 +61,7 @@ impl Object {
             Object::Service(_) => Kind::Service,
             Object::Task(_) => Kind::Task,
             Object::Network(_) => Kind::Network,
+            Object::Secret(_) => Kind::Secret,
         }
     }
 
@@ -67,6 +72,7 @@ impl Object {
             Object::Service(o) => o.meta.as_ref(),
             Object::Task(o) => o.meta.as_ref(),
             Object::Network(o) => o.meta.as_ref(),
+            Object::Secret(o) => o.meta.as_ref(),
         }
     }
 
@@ -77,6 +83,7 @@ impl Object {
             Object::Service(o) => &mut o.meta,
             Object::Task(o) => &mut o.meta,
             Object::Network(o) => &mut o.meta,
+            Object::Secret(o) => &mut o.meta,
         };
         meta.get_or_insert_with(Meta::default)
     }
@@ -92,6 +99,7 @@ impl Object {
             Object::Service(o) => Action::Service(o),
             Object::Task(o) => Action::Task(o),
             Object::Network(o) => Action::Network(o),
+            Object::Secret(o) => Action::Secret(o),
         };
         StoreAction {
             action: Some(action),
@@ -127,6 +135,7 @@ impl Write {
             Action::Service(o) => Write::Put(Object::Service(o)),
             Action::Task(o) => Write::Put(Object::Task(o)),
             Action::Network(o) => Write::Put(Object::Network(o)),
+            Action::Secret(o) => Write::Put(Object::Secret(o)),
             Action::Delete(r) => Write::Delete(Kind::from_name(&r.kind)?, r.id),
         })
     }

@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use shoal_proto::types::v1::{Cluster, Network, Node, Service, Task};
+use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task};
 
 use super::object::{Kind, Object, Write};
 
@@ -16,6 +16,7 @@ pub struct State {
     pub services: BTreeMap<String, Service>,
     pub tasks: BTreeMap<String, Task>,
     pub networks: BTreeMap<String, Network>,
+    pub secrets: BTreeMap<String, Secret>,
 }
 
 /// What one applied write changed, for watchers.
@@ -54,6 +55,7 @@ impl State {
             Kind::Service => self.services.get(id).cloned().map(Object::Service),
             Kind::Task => self.tasks.get(id).cloned().map(Object::Task),
             Kind::Network => self.networks.get(id).cloned().map(Object::Network),
+            Kind::Secret => self.secrets.get(id).cloned().map(Object::Secret),
         }
     }
 
@@ -101,6 +103,7 @@ impl State {
                     Object::Service(o) => self.services.insert(id, o).map(|_| ()),
                     Object::Task(o) => self.tasks.insert(id, o).map(|_| ()),
                     Object::Network(o) => self.networks.insert(id, o).map(|_| ()),
+                    Object::Secret(o) => self.secrets.insert(id, o).map(|_| ()),
                 };
                 Some(Change::Put { old, new: object })
             }
@@ -111,6 +114,7 @@ impl State {
                     Kind::Service => self.services.remove(&id).map(Object::Service),
                     Kind::Task => self.tasks.remove(&id).map(Object::Task),
                     Kind::Network => self.networks.remove(&id).map(Object::Network),
+                    Kind::Secret => self.secrets.remove(&id).map(Object::Secret),
                 };
                 old.map(Change::Delete)
             }
@@ -125,6 +129,7 @@ impl State {
             .map(Object::Cluster)
             .chain(self.nodes.values().cloned().map(Object::Node))
             .chain(self.networks.values().cloned().map(Object::Network))
+            .chain(self.secrets.values().cloned().map(Object::Secret))
             .chain(self.services.values().cloned().map(Object::Service))
             .chain(self.tasks.values().cloned().map(Object::Task))
     }
@@ -152,6 +157,31 @@ impl State {
             [] => Err(format!("service {reference} not found")),
             _ => Err(format!(
                 "service {reference} is ambiguous ({} services match)",
+                matches.len()
+            )),
+        }
+    }
+
+    /// The secret a reference names: full id, exact name, or unique id prefix.
+    pub fn find_secret(&self, reference: &str) -> Result<&Secret, String> {
+        if let Some(s) = self.secrets.get(reference) {
+            return Ok(s);
+        }
+        let by_name = |s: &&Secret| s.spec.as_ref().is_some_and(|spec| spec.name == reference);
+        if let Some(s) = self.secrets.values().find(by_name) {
+            return Ok(s);
+        }
+        let matches: Vec<&Secret> = self
+            .secrets
+            .iter()
+            .filter(|(id, _)| !reference.is_empty() && id.starts_with(reference))
+            .map(|(_, s)| s)
+            .collect();
+        match matches.as_slice() {
+            [one] => Ok(one),
+            [] => Err(format!("secret {reference} not found")),
+            _ => Err(format!(
+                "secret {reference} is ambiguous ({} secrets match)",
                 matches.len()
             )),
         }
