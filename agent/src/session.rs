@@ -162,6 +162,16 @@ impl Agent {
             return;
         };
         let complete = assignments.kind == Kind::Complete as i32;
+        // Secrets first: the runners started below read them. Each message
+        // carries the whole set the node's tasks use.
+        {
+            let mut secrets = self.ctx.secrets.write().unwrap_or_else(|e| e.into_inner());
+            *secrets = assignments
+                .secrets
+                .iter()
+                .filter_map(|s| s.meta.as_ref().map(|m| (m.id.clone(), s.clone())))
+                .collect();
+        }
         let mut assigned = std::collections::HashSet::new();
         for task in assignments.updated {
             let id = task.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();

@@ -1,0 +1,160 @@
+//! Secrets on a multi-host lab: only the node that runs a task using the
+//! secret receives it; the container reads it at /run/secrets/<target> with
+//! the given owner and mode, from a tmpfs; its value is on no disk, neither
+//! the managers' (sealed store) nor the workers'.
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::Duration;
+
+use shoal_e2e::lab::{Lab, LabConfig};
+
+const MARKER: &str = "marker-secret-9f2e71c4";
+
+/// Files under `dir` containing the marker, skipping tmpfs mounts (memory).
+fn on_disk_with_marker(dir: &Path, tmpfs: &[String]) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let text = path.to_string_lossy().to_string();
+        if tmpfs.iter().any(|m| text.starts_with(m.as_str())) {
+            continue;
+        }
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            hits.extend(on_disk_with_marker(&path, tmpfs));
+        } else if meta.is_file() {
+            if let Ok(bytes) = std::fs::read(&path) {
+                if bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()) {
+                    hits.push(text);
+                }
+            }
+        }
+    }
+    hits
+}
+
+fn tmpfs_mounts() -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| {
+            l.split(" - ")
+                .nth(1)
+                .is_some_and(|fs| fs.starts_with("tmpfs"))
+        })
+        .filter_map(|l| l.split_whitespace().nth(4).map(str::to_string))
+        .collect()
+}
+
+fn task_pids(lab: &Lab, host: &str) -> Vec<u32> {
+    let socket = lab.containerd_socket(host).expect("containerd");
+    let out = std::process::Command::new("ctr")
+        .arg("--address")
+        .arg(&socket)
+        .args(["--namespace", "shoal", "tasks", "ls"])
+        .output()
+        .expect("ctr");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .skip(1)
+        .filter(|l| l.contains("RUNNING"))
+        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    let lab = Lab::up(LabConfig {
+        workers: 2,
+        replace: true,
+        ..LabConfig::new("t-secret")
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("value");
+    std::fs::write(&file, MARKER).expect("write");
+    lab.shoal_ok(["secret", "create", "db_pass", &file.to_string_lossy()])
+        .expect("secret create");
+    let inspect = lab
+        .shoal_ok(["secret", "inspect", "db_pass"])
+        .expect("inspect");
+    assert!(
+        !inspect.contains(MARKER),
+        "inspect shows the value: {inspect}"
+    );
+
+    let image = format!("{}/web:v1", lab.registry());
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "app",
+        "--secret",
+        "source=db_pass,target=pw,uid=1000,gid=1000,mode=0400",
+        &image,
+    ])
+    .expect("service create");
+    let ps = lab
+        .shoal_ok(["--format", "json", "service", "ps", "app"])
+        .expect("ps");
+    let tasks: Vec<serde_json::Value> = serde_json::from_str(&ps).expect("json");
+    let node = tasks[0]["Node"].as_str().expect("node").to_string();
+
+    let pid = lab
+        .wait_until("the task runs", Duration::from_secs(20), || {
+            task_pids(&lab, &node).first().copied().ok_or("no task yet")
+        })
+        .expect("running task");
+    let in_container = format!("/proc/{pid}/root/run/secrets/pw");
+    assert_eq!(
+        std::fs::read_to_string(&in_container).expect("read the secret"),
+        MARKER
+    );
+    let meta = std::fs::metadata(&in_container).expect("stat");
+    assert_eq!(meta.mode() & 0o777, 0o400);
+    assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
+    let mountinfo = std::fs::read_to_string(format!("/proc/{pid}/mountinfo")).expect("mountinfo");
+    let line = mountinfo
+        .lines()
+        .find(|l| l.split_whitespace().nth(4) == Some("/run/secrets/pw"))
+        .unwrap_or_else(|| panic!("no mount at /run/secrets/pw:\n{mountinfo}"));
+    assert!(
+        line.contains(" - tmpfs "),
+        "the secret is not on a tmpfs: {line}"
+    );
+
+    // Other nodes never got it; no disk anywhere holds it.
+    for other in ["m1", "w1", "w2"].into_iter().filter(|h| *h != node) {
+        let secrets_dir = lab.root().join(other).join("agent/secrets");
+        let entries = std::fs::read_dir(&secrets_dir)
+            .map(|d| d.count())
+            .unwrap_or(0);
+        assert_eq!(
+            entries, 0,
+            "{other} has secret files though it runs no task using them"
+        );
+    }
+    let hits = on_disk_with_marker(lab.root(), &tmpfs_mounts());
+    assert!(hits.is_empty(), "the secret's value is on disk: {hits:?}");
+
+    // In use: refused; after the service goes, removable.
+    let out = lab.shoal(["secret", "rm", "db_pass"]).expect("run");
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("in use by the following service(s): app"),
+        "{out:?}"
+    );
+    lab.shoal_ok(["service", "rm", "app"]).expect("service rm");
+    lab.shoal_ok(["secret", "rm", "db_pass"])
+        .expect("secret rm");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
