@@ -84,13 +84,14 @@ pub enum ClientError {
     )]
     Unreachable { host: Host, reason: String },
     #[error(
-        "{host} needs a client certificate bundle: pass --tls-dir or set SHOAL_TLS_DIR \
-         (a directory holding node.key, node.crt and ca.crt)"
+        "{host} needs a client certificate bundle: use a context (`shoal context create`), \
+         or pass --tls-dir or set SHOAL_TLS_DIR (a bundle file from \
+         `shoal swarm client-bundle create`, or a directory holding node.key, node.crt and ca.crt)"
     )]
     NoTlsDir { host: Host },
-    #[error("load the certificate bundle in {}: {source}", dir.display())]
+    #[error("load the client certificate bundle {}: {source}", path.display())]
     Identity {
-        dir: PathBuf,
+        path: PathBuf,
         source: shoal_identity::IdentityError,
     },
 }
@@ -143,11 +144,8 @@ pub async fn connect(host: &Host, tls_dir: Option<&Path>) -> Result<Session, Cli
             Ok(Session::new(channel, host.clone()))
         }
         Host::Tcp(addr) => {
-            let dir = tls_dir.ok_or_else(|| ClientError::NoTlsDir { host: host.clone() })?;
-            let identity = NodeIdentity::load(dir).map_err(|source| ClientError::Identity {
-                dir: dir.to_path_buf(),
-                source,
-            })?;
+            let path = tls_dir.ok_or_else(|| ClientError::NoTlsDir { host: host.clone() })?;
+            let identity = load_identity(path)?;
             // tonic's TLS needs a process-wide provider; a second install is a no-op error.
             let _ = rustls::crypto::ring::default_provider().install_default();
             let connecting = shoal_identity::connect(addr, &identity);
@@ -177,6 +175,20 @@ pub async fn connect(host: &Host, tls_dir: Option<&Path>) -> Result<Session, Cli
             Ok(session)
         }
     }
+}
+
+/// The client identity at `path`: a bundle file (`shoal swarm client-bundle
+/// create`) or a directory holding node.key, node.crt and ca.crt (a node's own).
+pub fn load_identity(path: &Path) -> Result<NodeIdentity, ClientError> {
+    let loaded = if path.is_file() {
+        shoal_identity::bundle::read(path)
+    } else {
+        NodeIdentity::load(path)
+    };
+    loaded.map_err(|source| ClientError::Identity {
+        path: path.to_path_buf(),
+        source,
+    })
 }
 
 async fn connect_unix(path: &Path) -> Result<Channel, String> {
@@ -257,6 +269,25 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains(&host.to_string()), "{text}");
         assert!(text.contains("no socket at"), "{text}");
+    }
+
+    #[test]
+    fn a_bundle_file_and_a_certificate_dir_both_load() {
+        use shoal_identity::Role;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let identity = crate::context::test_ca::TestCa::new().identity("b1", Role::Viewer);
+        let file = dir.path().join("ci.bundle");
+        shoal_identity::bundle::write(&file, &identity).expect("write bundle");
+        let certs = dir.path().join("node");
+        identity.save(&certs).expect("save dir");
+        for path in [&file, &certs] {
+            let loaded = load_identity(path).expect("load");
+            assert_eq!(loaded.peer, identity.peer, "{}", path.display());
+        }
+        let junk = dir.path().join("junk.bundle");
+        std::fs::write(&junk, "no pem here").expect("write");
+        let err = load_identity(&junk).expect_err("junk");
+        assert!(err.to_string().contains("junk.bundle"), "{err}");
     }
 
     #[tokio::test]

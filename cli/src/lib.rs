@@ -1,4 +1,5 @@
 pub mod client;
 pub mod commands;
 pub mod compose;
+pub mod context;
 pub mod output;

@@ -44,7 +44,10 @@ pub fn read(path: &Path) -> Result<NodeIdentity, IdentityError> {
     let mut certs = Vec::new();
     let mut current: Option<(String, String)> = None;
     for line in text.lines() {
-        if let Some(label) = line.strip_prefix("-----BEGIN ").and_then(|l| l.strip_suffix("-----")) {
+        if let Some(label) = line
+            .strip_prefix("-----BEGIN ")
+            .and_then(|l| l.strip_suffix("-----"))
+        {
             current = Some((label.to_string(), format!("{line}\n")));
             continue;
         }

@@ -2,10 +2,13 @@
 //! parsed command against a connected [`Session`], writing to an [`Io`], so
 //! tests can drive every command without the binary.
 
+pub mod bundle;
+pub mod context;
 mod converge;
 pub mod inspect;
 pub mod node;
 pub mod parse;
+pub mod secret;
 pub mod service;
 pub mod spec;
 pub mod stack;
@@ -18,6 +21,7 @@ use std::path::PathBuf;
 use clap::{Parser, Subcommand};
 
 use crate::client::{self, ClientError, Host, Session};
+use crate::context::{ContextError, Env, Flags};
 use crate::output::Format;
 
 #[derive(Debug, Parser)]
@@ -29,25 +33,34 @@ use crate::output::Format;
 )]
 pub struct Cli {
     /// Manager to connect to: unix:///path/to/control.sock or tcp://HOST[:PORT]
+    /// [env: SHOAL_HOST] [default: the current context, else unix:///run/shoal/control.sock]
+    // SHOAL_HOST is read with the context rules (crate::context), not by clap:
+    // an explicit flag and the variable rank differently against contexts.
     #[arg(
         short = 'H',
         long,
         global = true,
         help_heading = "Global Options",
-        env = "SHOAL_HOST",
-        default_value = client::DEFAULT_HOST,
         value_parser = clap::value_parser!(Host)
     )]
-    pub host: Host,
-    /// Directory of the client certificate bundle (node.key, node.crt, ca.crt) for tcp:// hosts
+    pub host: Option<Host>,
+    /// Client certificate bundle for tcp:// hosts: a bundle file, or a directory
+    /// holding node.key, node.crt and ca.crt [env: SHOAL_TLS_DIR]
     #[arg(
         long,
         global = true,
         help_heading = "Global Options",
-        env = "SHOAL_TLS_DIR",
-        value_name = "DIR"
+        value_name = "PATH"
     )]
     pub tls_dir: Option<PathBuf>,
+    /// Context to use (`shoal context ls`); not with --host [env: SHOAL_CONTEXT]
+    #[arg(
+        long,
+        global = true,
+        help_heading = "Global Options",
+        value_name = "NAME"
+    )]
+    pub context: Option<String>,
     /// Output format of list and inspect commands
     #[arg(
         long,
@@ -75,6 +88,12 @@ pub enum Command {
     /// Manage stacks
     #[command(subcommand)]
     Stack(stack::StackCommand),
+    /// Manage secrets
+    #[command(subcommand)]
+    Secret(secret::SecretCommand),
+    /// Manage contexts: named managers and the client bundles to reach them
+    #[command(subcommand)]
+    Context(context::ContextCommand),
 }
 
 /// Where a command writes: results to `out`, progress and warnings to `err`.
@@ -94,6 +113,11 @@ pub enum Error {
     /// Bad input discovered after argument parsing (a missing service, a wrong mode, ...).
     #[error("{0}")]
     Input(String),
+    /// Arguments that parse but contradict each other; exit status 2 like clap's.
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Context(#[from] ContextError),
     #[error(transparent)]
     Compose(#[from] crate::compose::ComposeError),
     /// A deployment that failed or did not converge in time.
@@ -108,11 +132,15 @@ pub enum Error {
 
 /// Exit status for "cannot reach the manager", apart from input (1) and usage (2) errors.
 pub const EXIT_UNREACHABLE: i32 = 3;
+/// Exit status for usage errors, as clap exits.
+pub const EXIT_USAGE: i32 = 2;
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Client(ClientError::Unreachable { .. }) => EXIT_UNREACHABLE,
+            Error::Usage(_) => EXIT_USAGE,
+            Error::Context(e) if e.is_usage() => EXIT_USAGE,
             Error::Rpc(status) if is_connection_loss(status) => EXIT_UNREACHABLE,
             Error::Many(errors) if errors.iter().all(|e| e.exit_code() == EXIT_UNREACHABLE) => {
                 EXIT_UNREACHABLE
@@ -141,20 +169,35 @@ fn status_message(status: &tonic::Status) -> String {
     status.message().to_string()
 }
 
-/// Connects as `cli` says and runs its command.
+/// Connects as `cli` and this process's environment say and runs its command.
 pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
+    run_in(cli, &Env::from_process(), io).await
+}
+
+/// [`run`] with the environment given: where to connect follows the context
+/// rules of [`crate::context::resolve`].
+pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
     io.format = cli.format;
+    let flags = Flags {
+        context: cli.context.as_deref(),
+        host: cli.host.as_ref(),
+        tls_dir: cli.tls_dir.as_deref(),
+    };
+    if let Command::Context(command) = cli.command {
+        return context::run(command, &flags, env, io);
+    }
+    let target = crate::context::resolve(&flags, env)?;
     // Compose files are checked before connecting: their errors do not need a manager.
     if let Command::Stack(stack::StackCommand::Deploy(args)) = cli.command {
         let loaded = stack::prepare(&args)?;
-        let mut session = client::connect(&cli.host, cli.tls_dir.as_deref()).await?;
+        let mut session = client::connect(&target.host, target.tls.as_deref()).await?;
         return stack::deploy_loaded(&mut session, args, loaded, io).await;
     }
     // Joining talks to the remote manager's CA, not to a local manager.
     if let Command::Swarm(swarm::SwarmCommand::Join(args)) = cli.command {
-        return swarm::join(args, &cli.host, io).await;
+        return swarm::join(args, &target.host, io).await;
     }
-    let mut session = client::connect(&cli.host, cli.tls_dir.as_deref()).await?;
+    let mut session = client::connect(&target.host, target.tls.as_deref()).await?;
     execute(&mut session, cli.command, io).await
 }
 
@@ -168,6 +211,9 @@ pub async fn execute(
         Command::Node(c) => node::run(session, c, io).await,
         Command::Service(c) => service::run(session, c, io).await,
         Command::Stack(c) => stack::run(session, c, io).await,
+        Command::Secret(c) => secret::run(session, c, io).await,
+        // Context commands need no manager; run them as `run` does.
+        Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),
     }
 }
 

@@ -49,7 +49,11 @@ pub struct NamesArgs {
     pub secrets: Vec<String>,
 }
 
-pub async fn run(session: &mut Session, command: SecretCommand, io: &mut Io<'_>) -> Result<(), Error> {
+pub async fn run(
+    session: &mut Session,
+    command: SecretCommand,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
     match command {
         SecretCommand::Create(args) => create(session, args, io).await,
         SecretCommand::Ls(args) => ls(session, args, io).await,
@@ -85,11 +89,19 @@ pub async fn create(session: &mut Session, args: CreateArgs, io: &mut Io<'_>) ->
 }
 
 fn id(secret: &Secret) -> String {
-    secret.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default()
+    secret
+        .meta
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default()
 }
 
 fn name(secret: &Secret) -> String {
-    secret.spec.as_ref().map(|s| s.name.clone()).unwrap_or_default()
+    secret
+        .spec
+        .as_ref()
+        .map(|s| s.name.clone())
+        .unwrap_or_default()
 }
 
 fn created_ago(created_ms: i64) -> String {
@@ -130,7 +142,11 @@ pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<
     for secret in &secrets {
         let created = secret.meta.as_ref().map(|m| m.created_at).unwrap_or(0);
         listing.push(
-            vec![short_id(&id(secret)).to_string(), name(secret), created_ago(created)],
+            vec![
+                short_id(&id(secret)).to_string(),
+                name(secret),
+                created_ago(created),
+            ],
             json(secret),
         );
     }
@@ -143,7 +159,9 @@ pub async fn inspect(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) ->
     for reference in args.secrets {
         let secret = session
             .client
-            .get_secret(GetSecretRequest { id_or_name: reference })
+            .get_secret(GetSecretRequest {
+                id_or_name: reference,
+            })
             .await?
             .into_inner()
             .secret

@@ -81,6 +81,9 @@ pub struct CreateArgs {
     /// Container labels
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
     pub container_label: Vec<(String, String)>,
+    /// Give the service a secret (NAME or source=,target=,uid=,gid=,mode=)
+    #[arg(long, value_name = "SECRET", value_parser = super::secret::reference)]
+    pub secret: Vec<shoal_proto::types::v1::SecretReference>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -169,6 +172,12 @@ pub struct UpdateArgs {
     /// Remove a published port by its target port (TARGET[/PROTOCOL])
     #[arg(long, value_name = "PORT")]
     pub publish_rm: Vec<String>,
+    /// Add or update a secret (NAME or source=,target=,uid=,gid=,mode=)
+    #[arg(long, value_name = "SECRET", value_parser = super::secret::reference)]
+    pub secret_add: Vec<shoal_proto::types::v1::SecretReference>,
+    /// Remove a secret by name
+    #[arg(long, value_name = "SECRET")]
+    pub secret_rm: Vec<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -218,6 +227,9 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     let ports: Vec<PortConfig> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
     if !ports.is_empty() {
         *spec::ports_mut(&mut spec) = ports;
+    }
+    if let Some(task) = spec.task.as_mut() {
+        task.secrets = args.secret.clone();
     }
     Ok(spec)
 }
@@ -564,6 +576,17 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
     container
         .labels
         .extend(args.container_label_add.iter().cloned());
+    if !args.secret_rm.is_empty() || !args.secret_add.is_empty() {
+        let task = spec.task.get_or_insert_with(Default::default);
+        task.secrets.retain(|r| {
+            !args.secret_rm.contains(&r.secret_name)
+                && !args
+                    .secret_add
+                    .iter()
+                    .any(|a| a.secret_name == r.secret_name)
+        });
+        task.secrets.extend(args.secret_add.iter().cloned());
+    }
     if args.force {
         // Swarm's ForceUpdate: the task spec changes, so the tasks roll.
         let task = spec.task.get_or_insert_with(Default::default);

@@ -141,13 +141,35 @@ pub fn load_specs(
     files: &[PathBuf],
     stack: &str,
 ) -> Result<(Vec<ServiceSpec>, Vec<String>), Error> {
+    load(files, stack).map(|l| (l.specs, l.warnings))
+}
+
+/// Loads the compose files of a stack: its service specs, the secrets it
+/// makes from files (name, value; read now, so a missing file deploys
+/// nothing), and the loader's warnings.
+fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut specs: Vec<ServiceSpec> = Vec::new();
+    let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
     let mut defined_in: HashMap<String, &Path> = HashMap::new();
     let mut warnings = Vec::new();
     for file in files {
         let loaded = compose::load_file(file, &env)?;
         warnings.extend(loaded.warnings.iter().cloned());
+        for secret in loaded.secrets.iter().filter(|s| !s.external) {
+            let name = secret.cluster_name(stack);
+            let Some(path) = &secret.file else { continue };
+            let value = std::fs::read(path).map_err(|e| {
+                Error::Input(format!(
+                    "secret {}: read {}: {e}",
+                    secret.key,
+                    path.display()
+                ))
+            })?;
+            if !secrets.iter().any(|(n, _)| n == &name) {
+                secrets.push((name, value));
+            }
+        }
         for spec in loaded.into_service_specs(stack) {
             if let Some(first) = defined_in.get(&spec.name) {
                 return Err(Error::Input(format!(
@@ -162,13 +184,19 @@ pub fn load_specs(
             specs.push(spec);
         }
     }
-    Ok((specs, warnings))
+    Ok(Loaded {
+        specs,
+        secrets,
+        warnings,
+    })
 }
 
 /// A stack's compose files, loaded and checked: what `deploy` sends.
 #[derive(Debug)]
 pub struct Loaded {
     pub specs: Vec<ServiceSpec>,
+    /// Secrets the stack makes from files: cluster name and value.
+    pub secrets: Vec<(String, Vec<u8>)>,
     pub warnings: Vec<String>,
 }
 
@@ -176,8 +204,7 @@ pub struct Loaded {
 /// reported even without a manager, and deploys nothing.
 pub fn prepare(args: &DeployArgs) -> Result<Loaded, Error> {
     check_name(&args.name)?;
-    let (specs, warnings) = load_specs(&args.compose_files, &args.name)?;
-    Ok(Loaded { specs, warnings })
+    load(&args.compose_files, &args.name)
 }
 
 pub async fn deploy(session: &mut Session, args: DeployArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -191,9 +218,34 @@ pub async fn deploy_loaded(
     loaded: Loaded,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    let Loaded { specs, warnings } = loaded;
+    let Loaded {
+        specs,
+        secrets,
+        warnings,
+    } = loaded;
     for warning in &warnings {
         writeln!(io.err, "Ignoring unsupported options: {warning}")?;
+    }
+    for (name, value) in secrets {
+        let request = shoal_proto::control::v1::GetSecretRequest {
+            id_or_name: name.clone(),
+        };
+        match session.client.get_secret(request).await {
+            // Secrets are immutable: an existing one is used as it is.
+            Ok(_) => continue,
+            Err(e) if e.code() == tonic::Code::NotFound => {}
+            Err(e) => return Err(Error::Rpc(e)),
+        }
+        writeln!(io.out, "Creating secret {name}")?;
+        let spec = shoal_proto::types::v1::SecretSpec {
+            name,
+            labels: [(compose::LABEL_NAMESPACE.to_string(), args.name.clone())].into(),
+            data: value,
+        };
+        session
+            .client
+            .create_secret(shoal_proto::control::v1::CreateSecretRequest { spec: Some(spec) })
+            .await?;
     }
     let existing: BTreeMap<String, Service> = stack_services(session, &args.name)
         .await?
@@ -320,6 +372,25 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
             writeln!(io.out, "Removing service {}", service_name(service))?;
             if let Err(e) = service::remove(session, service).await {
                 errors.push(e);
+            }
+        }
+        let request = shoal_proto::control::v1::ListSecretsRequest {
+            labels: vec![format!("{}={name}", compose::LABEL_NAMESPACE)],
+        };
+        let secrets = session
+            .client
+            .list_secrets(request)
+            .await?
+            .into_inner()
+            .secrets;
+        for secret in secrets {
+            let secret_name = secret.spec.map(|s| s.name).unwrap_or_default();
+            writeln!(io.out, "Removing secret {secret_name}")?;
+            let request = shoal_proto::control::v1::RemoveSecretRequest {
+                id_or_name: secret_name,
+            };
+            if let Err(e) = session.client.remove_secret(request).await {
+                errors.push(Error::Rpc(e));
             }
         }
     }

@@ -20,6 +20,9 @@ pub enum SwarmCommand {
     JoinToken(JoinTokenArgs),
     /// Join a swarm as a node (the token decides worker or manager)
     Join(JoinArgs),
+    /// Manage client certificate bundles for remote CLI use
+    #[command(subcommand)]
+    ClientBundle(super::bundle::BundleCommand),
 }
 
 #[derive(Debug, Args)]
@@ -100,6 +103,7 @@ pub async fn run(
         SwarmCommand::UnlockKey(args) => unlock_key(session, args, io).await,
         SwarmCommand::JoinToken(args) => join_token(session, args, io).await,
         SwarmCommand::Join(args) => join(args, &session.host.clone(), io).await,
+        SwarmCommand::ClientBundle(c) => super::bundle::run(session, c, io).await,
     }
 }
 

@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use shoal_proto::types::v1::{
     restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec, GlobalMode,
-    PortConfig, PortProtocol, PublishMode, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec,
-    UpdateConfig,
+    PortConfig, PortProtocol, PublishMode, ReplicatedMode, RestartPolicy, SecretReference,
+    ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use super::duration::parse_go_duration;
@@ -30,6 +30,7 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_signal",
     "stop_grace_period",
     "restart",
+    "secrets",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -182,6 +183,54 @@ impl Converter<'_> {
             })
             .collect();
         out.sort();
+        Ok(out)
+    }
+
+    /// A service's `secrets`: names (short syntax) or `source`, `target`,
+    /// `uid`, `gid`, `mode` (long syntax). Names are the compose keys of the
+    /// top-level `secrets`; the stack maps them to cluster names.
+    fn secret_references(&self, node: &Node, path: &KeyPath) -> Result<Vec<SecretReference>> {
+        let Node::Seq(items) = node else {
+            return Err(self.src.invalid(path, "must be a list"));
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let item_path = path.index(i);
+            let reference = match item {
+                Node::Str(name) => SecretReference {
+                    secret_name: name.clone(),
+                    ..Default::default()
+                },
+                Node::Map(entries) => {
+                    let mut reference = SecretReference::default();
+                    for (k, v) in entries {
+                        let kp = item_path.key(k);
+                        match k.as_str() {
+                            "source" => reference.secret_name = self.string(v, &kp)?,
+                            "target" => reference.target = self.string(v, &kp)?,
+                            "uid" => reference.uid = self.string(v, &kp)?,
+                            "gid" => reference.gid = self.string(v, &kp)?,
+                            "mode" => {
+                                let mode = self.unsigned(v, &kp)?;
+                                reference.mode =
+                                    Some(u32::try_from(mode).map_err(|_| {
+                                        self.src.invalid(&kp, "is not a file mode")
+                                    })?);
+                            }
+                            _ => {}
+                        }
+                    }
+                    reference
+                }
+                other => {
+                    return Err(self.src.invalid(
+                        &item_path,
+                        format!("must be a string or mapping, not {}", other.type_name()),
+                    ))
+                }
+            };
+            out.push(reference);
+        }
         Ok(out)
     }
 
@@ -423,6 +472,7 @@ impl Converter<'_> {
         let mut replicas = None;
         let mut mode = String::new();
         let mut ports = Vec::new();
+        let mut secrets = Vec::new();
         for (key, value) in entries {
             let p = path.key(key);
             if key.starts_with("x-") {
@@ -447,6 +497,7 @@ impl Converter<'_> {
                 }
                 "restart" => legacy_restart = Some((value, p)),
                 "ports" => ports = self.ports(name, value, &p)?,
+                "secrets" => secrets = self.secret_references(value, &p)?,
                 "deploy" => {
                     let deploy_entries = match value {
                         Node::Map(e) => e.as_slice(),
@@ -507,6 +558,7 @@ impl Converter<'_> {
         spec.task = Some(TaskSpec {
             container: Some(container),
             restart,
+            secrets,
             ..Default::default()
         });
         spec.update = update;

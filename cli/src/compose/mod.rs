@@ -37,8 +37,35 @@ pub const LABEL_IMAGE: &str = "com.docker.stack.image";
 pub struct Stack {
     /// In the order of the compose file.
     pub services: Vec<StackService>,
+    /// The top-level `secrets`, in the order of the file.
+    pub secrets: Vec<StackSecret>,
     /// Things the user should know about: ignored keys, unset variables, ignored host addresses.
     pub warnings: Vec<String>,
+}
+
+/// A top-level secret: made from a file by the stack, or external (it must
+/// exist in the cluster already).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackSecret {
+    /// The key in the compose file, which services refer to.
+    pub key: String,
+    /// The secret's name in the cluster: `<stack>_<key>` unless `name:` is
+    /// given, or the external name.
+    pub name: Option<String>,
+    pub external: bool,
+    /// The file holding the value, relative paths resolved against the
+    /// compose file's folder.
+    pub file: Option<std::path::PathBuf>,
+}
+
+impl StackSecret {
+    pub fn cluster_name(&self, stack_name: &str) -> String {
+        match (&self.name, self.external) {
+            (Some(name), _) => name.clone(),
+            (None, true) => self.key.clone(),
+            (None, false) => format!("{stack_name}_{}", self.key),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,10 +82,23 @@ impl Stack {
     /// and labelled like docker labels stack services (namespace on service and container,
     /// image on the service).
     pub fn into_service_specs(self, stack_name: &str) -> Vec<ServiceSpec> {
+        let secrets = self.secrets;
         self.services
             .into_iter()
             .map(|s| {
                 let mut spec = s.spec;
+                if let Some(task) = spec.task.as_mut() {
+                    for reference in &mut task.secrets {
+                        if let Some(secret) =
+                            secrets.iter().find(|x| x.key == reference.secret_name)
+                        {
+                            if reference.target.is_empty() {
+                                reference.target = secret.key.clone();
+                            }
+                            reference.secret_name = secret.cluster_name(stack_name);
+                        }
+                    }
+                }
                 spec.name = format!("{stack_name}_{}", s.name);
                 spec.labels
                     .insert(LABEL_NAMESPACE.to_string(), stack_name.to_string());
@@ -96,7 +136,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("memswap_limit", "Set resource limits using deploy.resources"),
 ];
 
-const TOP_LEVEL_UNSUPPORTED: &[&str] = &["networks", "volumes", "secrets", "configs"];
+const TOP_LEVEL_UNSUPPORTED: &[&str] = &["networks", "volumes", "configs"];
 
 /// Loads compose text; `source_name` names it in errors (usually the file path).
 pub fn load_str(
@@ -172,6 +212,7 @@ pub fn load_str(
         }
     }
 
+    let secrets = top_level_secrets(&src, &doc, &root)?;
     let mut services = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {
         let mut conv = convert::Converter {
@@ -181,13 +222,79 @@ pub fn load_str(
         };
         for (name, service) in entries {
             let spec = conv.service(name, service, &root.key("services").key(name))?;
+            let undefined = spec
+                .task
+                .iter()
+                .flat_map(|t| t.secrets.iter())
+                .find(|r| !secrets.iter().any(|s| s.key == r.secret_name));
+            if let Some(reference) = undefined {
+                return Err(src.invalid(
+                    &root.key("services").key(name).key("secrets"),
+                    format!("refers to undefined secret {}", reference.secret_name),
+                ));
+            }
             services.push(StackService {
                 name: name.clone(),
                 spec,
             });
         }
     }
-    Ok(Stack { services, warnings })
+    Ok(Stack {
+        services,
+        secrets,
+        warnings,
+    })
+}
+
+fn top_level_secrets(
+    src: &Source,
+    doc: &Node,
+    root: &KeyPath,
+) -> Result<Vec<StackSecret>, ComposeError> {
+    let Some(Node::Map(entries)) = doc.get("secrets") else {
+        return Ok(Vec::new());
+    };
+    let base = Path::new(src.name)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let mut out = Vec::new();
+    for (key, value) in entries {
+        let path = root.key("secrets").key(key);
+        let mut secret = StackSecret {
+            key: key.clone(),
+            name: value.get("name").and_then(Node::scalar_string),
+            external: false,
+            file: None,
+        };
+        match value.get("external") {
+            Some(Node::Bool(b)) => secret.external = *b,
+            Some(Node::Map(_)) => {
+                secret.external = true;
+                if let Some(name) = value
+                    .get("external")
+                    .and_then(|e| e.get("name"))
+                    .and_then(Node::scalar_string)
+                {
+                    secret.name = Some(name);
+                }
+            }
+            _ => {}
+        }
+        if let Some(file) = value.get("file").and_then(Node::scalar_string) {
+            let file = Path::new(&file);
+            secret.file = Some(if file.is_absolute() {
+                file.to_path_buf()
+            } else {
+                base.join(file)
+            });
+        }
+        if !secret.external && secret.file.is_none() {
+            return Err(src.invalid(&path, "needs `file:` (or `external: true`)"));
+        }
+        out.push(secret);
+    }
+    Ok(out)
 }
 
 fn parse(src: &Source) -> Result<Node, ComposeError> {

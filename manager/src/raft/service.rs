@@ -104,7 +104,16 @@ impl RaftRpc for RaftService {
                 Some(c) => super::ForwardResult::Conflict(c),
                 None => super::ForwardResult::Committed(r.log_id.index),
             },
-            Err(e) => super::ForwardResult::Failed(e.to_string()),
+            Err(e) => super::ForwardResult::Failed(match e.forward_to_leader() {
+                Some(fwd) => match &fwd.leader_node {
+                    Some(leader) => format!(
+                        "leadership moved to the manager at {} while the write was forwarded: retry",
+                        leader.addr
+                    ),
+                    None => "no leader is elected right now: the managers have no quorum".into(),
+                },
+                None => e.to_string(),
+            }),
         };
         encode(&result)
     }

@@ -91,6 +91,16 @@ impl Tx {
     }
 }
 
+/// How long a write may take, queueing included, before it is refused.
+pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+fn no_quorum() -> StoreError {
+    StoreError::Unavailable(
+        "the write was not committed within 2 s: the managers have no quorum (is a majority of managers up and reachable?)"
+            .into(),
+    )
+}
+
 pub fn now_millis() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -149,7 +159,12 @@ impl Store {
         &self,
         f: impl FnOnce(&State, &mut Tx) -> Result<R, StoreError>,
     ) -> Result<R, StoreError> {
-        let _serial = self.write_lock.lock().await;
+        // One deadline for waiting behind earlier writes and committing this
+        // one: without quorum, writes queue up and must not add their waits.
+        let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
+        let _serial = tokio::time::timeout_at(deadline, self.write_lock.lock())
+            .await
+            .map_err(|_| no_quorum())?;
         let mut tx = Tx {
             writes: Vec::new(),
             now: now_millis(),
@@ -165,7 +180,9 @@ impl Store {
         let batch = WriteBatch {
             actions: tx.writes.into_iter().map(Write::into_action).collect(),
         };
-        proposer.propose(batch).await?;
+        tokio::time::timeout_at(deadline, proposer.propose(batch))
+            .await
+            .map_err(|_| no_quorum())??;
         Ok(value)
     }
 
