@@ -748,17 +748,27 @@ fn secrets_map_to_stack_scoped_or_external_names() {
          services:\n  web:\n    image: web:v1\n    secrets:\n      - db_pass\n      - source: api_key\n        target: key\n        uid: \"1000\"\n        gid: \"1000\"\n        mode: 0400\n\
          secrets:\n  db_pass:\n    file: ./db_pass.txt\n  api_key:\n    external: true\n",
     );
-    assert!(stack.warnings.iter().all(|w| !w.contains("secrets")), "{:?}", stack.warnings);
+    assert!(
+        stack.warnings.iter().all(|w| !w.contains("secrets")),
+        "{:?}",
+        stack.warnings
+    );
     let made: Vec<_> = stack.secrets.iter().filter(|s| !s.external).collect();
     assert_eq!(made.len(), 1);
     assert_eq!(made[0].cluster_name("app"), "app_db_pass");
-    assert_eq!(made[0].file.as_deref(), Some(std::path::Path::new("./db_pass.txt")));
+    assert_eq!(
+        made[0].file.as_deref(),
+        Some(std::path::Path::new("./db_pass.txt"))
+    );
     let spec = stack.into_service_specs("app").remove(0);
     let refs = &spec.task.unwrap().secrets;
     assert_eq!(refs[0].secret_name, "app_db_pass");
     assert_eq!(refs[0].target, "db_pass");
     assert_eq!(refs[1].secret_name, "api_key");
-    assert_eq!((refs[1].target.as_str(), refs[1].uid.as_str(), refs[1].mode), ("key", "1000", Some(0o400)));
+    assert_eq!(
+        (refs[1].target.as_str(), refs[1].uid.as_str(), refs[1].mode),
+        ("key", "1000", Some(0o400))
+    );
 }
 
 #[test]
