@@ -5,6 +5,7 @@
 
 pub mod executor;
 pub mod netd_client;
+pub mod renewal;
 pub mod reporter;
 pub mod secret_files;
 pub mod session;

@@ -266,6 +266,27 @@ pub fn peer_from_der(der: &[u8]) -> Result<PeerIdentity, IdentityError> {
     })
 }
 
+/// When a PEM certificate's validity starts and ends.
+pub fn validity(
+    cert_pem: &str,
+) -> Result<(std::time::SystemTime, std::time::SystemTime), IdentityError> {
+    let bad = |message: String| IdentityError::BadCertificate {
+        what: "validity".into(),
+        message,
+    };
+    let (_, pem) = x509_parser::pem::parse_x509_pem(cert_pem.as_bytes())
+        .map_err(|e| bad(format!("not PEM: {e}")))?;
+    let (_, cert) = x509_parser::parse_x509_certificate(&pem.contents)
+        .map_err(|e| bad(format!("not X.509: {e}")))?;
+    let at = |t: x509_parser::time::ASN1Time| {
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(t.timestamp().max(0) as u64)
+    };
+    Ok((
+        at(cert.validity().not_before),
+        at(cert.validity().not_after),
+    ))
+}
+
 /// The identity of the caller of a tonic request, from its TLS certificate.
 /// `None` for calls without a client certificate (or over the unix socket).
 pub fn peer_of<T>(request: &tonic::Request<T>) -> Option<PeerIdentity> {

@@ -32,7 +32,6 @@ const MANAGER_STATE_FILE: &str = "manager.json";
 /// The network every task joins unless its service names others.
 pub const DEFAULT_NETWORK: (&str, &str, &str, u32) = ("default", "10.0.1.0/24", "10.0.1.1", 4097);
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
-const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
 
 #[derive(Debug, Clone)]
 pub struct ManagerConfig {
@@ -279,7 +278,7 @@ impl Manager {
                 &csr_pem,
                 &peer,
                 std::slice::from_ref(&advertise_ip),
-                NODE_CERT_VALIDITY,
+                crate::ca::DEFAULT_CERT_EXPIRY,
             )
             .map_err(|e| internal("node certificate")(&e))?;
         let identity = NodeIdentity::new(key_pem, cert_pem, ca.cert_pem.clone())

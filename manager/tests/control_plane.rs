@@ -499,3 +499,72 @@ async fn an_autolocked_manager_restarts_locked_until_unlocked_with_its_key() {
     let leaks = files_containing(&state, marker.as_bytes());
     assert!(leaks.is_empty(), "plaintext marker found in {leaks:?}");
 }
+
+#[tokio::test]
+async fn node_certificates_renew_with_the_cluster_expiry_and_keep_their_identity() {
+    use shoal_proto::ca::v1::certificate_authority_client::CertificateAuthorityClient;
+    use shoal_proto::ca::v1::RenewNodeCertificateRequest;
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let manager = ManagerProcess::start(dir.path(), port);
+    let mut control = manager.control().await;
+    control
+        .init_cluster(InitClusterRequest {
+            advertise_addr: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let too_short = control
+        .update_cert_expiry(UpdateCertExpiryRequest { expiry_ms: 60_000 })
+        .await
+        .unwrap_err();
+    assert!(
+        too_short.message().contains("at least 1h"),
+        "{}",
+        too_short.message()
+    );
+    control
+        .update_cert_expiry(UpdateCertExpiryRequest {
+            expiry_ms: 2 * 3_600_000,
+        })
+        .await
+        .unwrap();
+    let identity = shoal_identity::NodeIdentity::load(&dir.path().join("node")).unwrap();
+    let (_, old_end) = shoal_identity::validity(&identity.cert_pem).unwrap();
+    let channel = shoal_identity::connect(&format!("127.0.0.1:{port}"), &identity)
+        .await
+        .unwrap();
+    let (key, csr_pem) = shoal_identity::generate_key_and_csr().unwrap();
+    let reply = CertificateAuthorityClient::new(channel)
+        .renew_node_certificate(RenewNodeCertificateRequest { csr_pem })
+        .await
+        .unwrap()
+        .into_inner();
+    let renewed =
+        shoal_identity::NodeIdentity::new(key, reply.cert_pem, reply.root_ca_pem).unwrap();
+    assert_eq!(
+        renewed.peer, identity.peer,
+        "renewal keeps the node's id, role and cluster"
+    );
+    let (start, end) = shoal_identity::validity(&renewed.cert_pem).unwrap();
+    let lifetime = end.duration_since(start).unwrap();
+    assert!(
+        lifetime >= Duration::from_secs(2 * 3600)
+            && lifetime <= Duration::from_secs(2 * 3600 + 600),
+        "lifetime {lifetime:?} is not the 2 h asked for"
+    );
+    assert!(
+        end < old_end,
+        "the new expiry applies (90 days before, 2 h now)"
+    );
+    // The renewed certificate is a working identity.
+    let channel = shoal_identity::connect(&format!("127.0.0.1:{port}"), &renewed)
+        .await
+        .unwrap();
+    ControlClient::new(channel)
+        .list_nodes(ListNodesRequest {})
+        .await
+        .unwrap();
+}

@@ -30,6 +30,9 @@ pub struct UpdateArgs {
     /// Change manager autolocking setting (true|false)
     #[arg(long, value_name = "BOOL")]
     pub autolock: Option<bool>,
+    /// Validity period for node certificates (e.g. 2160h)
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
+    pub cert_expiry: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]

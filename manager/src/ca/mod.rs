@@ -5,7 +5,7 @@
 
 mod service;
 
-pub use service::CaService;
+pub use service::{CaService, DEFAULT_CERT_EXPIRY};
 
 use rcgen::{
     BasicConstraints, CertificateParams, CertificateSigningRequestParams, DnType,

@@ -19,7 +19,20 @@ use super::RootCa;
 use crate::controlapi::to_status;
 use crate::store::{State, Store, StoreError};
 
-const NODE_CERT_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
+/// Swarm's default node certificate lifetime.
+pub const DEFAULT_CERT_EXPIRY: Duration = Duration::from_secs(90 * 24 * 3600);
+
+/// The lifetime of node certificates the cluster asks for.
+pub fn cert_expiry(state: &State) -> Duration {
+    match state
+        .cluster()
+        .and_then(|c| c.spec.as_ref())
+        .map(|s| s.cert_expiry_hours)
+    {
+        Some(hours) if hours > 0 => Duration::from_secs(u64::from(hours) * 3600),
+        _ => DEFAULT_CERT_EXPIRY,
+    }
+}
 
 pub struct CaService {
     store: Arc<Store>,
@@ -102,7 +115,7 @@ impl CertificateAuthority for CaService {
             .unwrap_or_default();
         let request = request.into_inner();
         let node_id = crate::ids::new_id();
-        let (role, ca, cluster_id) = self
+        let (role, ca, cluster_id, validity) = self
             .store
             .view(|s| {
                 let role = role_of_token(s, &request.token)?;
@@ -111,7 +124,7 @@ impl CertificateAuthority for CaService {
                     .and_then(|c| c.meta.clone())
                     .unwrap_or_default()
                     .id;
-                Ok((role, root_ca(s)?, cluster_id))
+                Ok((role, root_ca(s)?, cluster_id, cert_expiry(s)))
             })
             .map_err(to_status)?;
         let peer = PeerIdentity {
@@ -129,7 +142,7 @@ impl CertificateAuthority for CaService {
                 &request.csr_pem,
                 &peer,
                 std::slice::from_ref(&addr),
-                NODE_CERT_VALIDITY,
+                validity,
             )
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         let node_role = if role == Role::Manager {
@@ -184,9 +197,15 @@ impl CertificateAuthority for CaService {
         let peer = shoal_identity::peer_of(&request).ok_or_else(|| {
             Status::unauthenticated("renewal needs the node's current certificate")
         })?;
-        let (ca, known) = self
+        let (ca, known, validity) = self
             .store
-            .view(|s| Ok((root_ca(s)?, s.nodes.contains_key(&peer.node_id))))
+            .view(|s| {
+                Ok((
+                    root_ca(s)?,
+                    s.nodes.contains_key(&peer.node_id),
+                    cert_expiry(s),
+                ))
+            })
             .map_err(to_status)?;
         if !known {
             return Err(Status::permission_denied(format!(
@@ -196,7 +215,7 @@ impl CertificateAuthority for CaService {
         }
         let request = request.into_inner();
         let cert_pem = ca
-            .issue(&request.csr_pem, &peer, &[], NODE_CERT_VALIDITY)
+            .issue(&request.csr_pem, &peer, &[], validity)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(RenewNodeCertificateResponse {
             cert_pem,

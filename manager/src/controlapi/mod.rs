@@ -252,6 +252,36 @@ impl Control for ControlApi {
         Ok(Response::new(UnlockKeyResponse { unlock_key }))
     }
 
+    async fn update_cert_expiry(
+        &self,
+        request: Request<UpdateCertExpiryRequest>,
+    ) -> Result<Response<UpdateCertExpiryResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let expiry_ms = request.into_inner().expiry_ms;
+        let hours = expiry_ms / 3_600_000;
+        if hours < 1 || expiry_ms % 3_600_000 != 0 {
+            return Err(Status::invalid_argument(
+                "the certificate expiry must be a whole number of hours, at least 1h",
+            ));
+        }
+        let hours = u32::try_from(hours)
+            .map_err(|_| Status::invalid_argument("the certificate expiry is too long"))?;
+        self.write(|state, tx| {
+            let mut cluster = state
+                .cluster()
+                .cloned()
+                .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
+            cluster
+                .spec
+                .get_or_insert_with(Default::default)
+                .cert_expiry_hours = hours;
+            tx.put(cluster);
+            Ok(())
+        })
+        .await?;
+        Ok(Response::new(UpdateCertExpiryResponse {}))
+    }
+
     async fn get_unlock_key(
         &self,
         request: Request<GetUnlockKeyRequest>,
