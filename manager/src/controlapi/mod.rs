@@ -259,7 +259,7 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Admin)?;
         let expiry_ms = request.into_inner().expiry_ms;
         let hours = expiry_ms / 3_600_000;
-        if hours < 1 || expiry_ms % 3_600_000 != 0 {
+        if hours < 1 || !expiry_ms.is_multiple_of(3_600_000) {
             return Err(Status::invalid_argument(
                 "the certificate expiry must be a whole number of hours, at least 1h",
             ));
