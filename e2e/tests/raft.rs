@@ -657,3 +657,81 @@ fn acknowledged_writes_survive_20_rounds_of_leader_kills_and_cuts() {
     assert_eq!(seen[0], seen[2], "m1 and m3 disagree");
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
+
+/// A manager that was down while the others compacted their logs catches up
+/// from a snapshot (the log it missed is gone).
+#[test]
+fn a_manager_down_during_compaction_catches_up_from_a_snapshot() {
+    if !nix::unistd::Uid::effective().is_root() {
+        return;
+    }
+    // Snapshot (and purge) every 10 entries: 60 writes outrun any log.
+    // SAFETY: set before any thread of this test process exists.
+    unsafe { std::env::set_var("SHOAL_SNAPSHOT_EVERY", "10") };
+    let mut lab = Lab::up(LabConfig {
+        managers: 3,
+        workers: 0,
+        replace: true,
+        images: false,
+        ..LabConfig::new("t-raft-snap")
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e}"));
+    let run = |lab: &Lab, manager: &str, args: &[&str]| {
+        Command::new(lab.cli_path())
+            .args(["--host", &lab.manager_socket(manager).expect("socket")])
+            .args(args)
+            .output()
+            .expect("run shoal")
+    };
+    let nodes = String::from_utf8_lossy(&run(&lab, "m1", &["node", "ls"]).stdout).to_string();
+    let follower = ["m2", "m3"]
+        .into_iter()
+        .find(|m| {
+            nodes
+                .lines()
+                .any(|l| l.contains(m) && !l.contains("Leader"))
+        })
+        .expect("a follower");
+    let writer = ["m1", "m2", "m3"]
+        .into_iter()
+        .find(|m| *m != follower)
+        .expect("writer");
+    lab.kill9(follower, "shoal-manager").expect("kill");
+    for i in 0..60 {
+        let name = format!("snap{i}");
+        let out = run(
+            &lab,
+            writer,
+            &[
+                "service",
+                "create",
+                "-d",
+                "--name",
+                &name,
+                "--replicas",
+                "0",
+                "none/none:v1",
+            ],
+        );
+        assert!(out.status.success(), "write {i}: {out:?}");
+    }
+    lab.start_again(follower, "shoal-manager").expect("restart");
+    lab.wait_until(
+        "the restarted manager has every write",
+        Duration::from_secs(30),
+        || {
+            let out = run(&lab, follower, &["service", "ls", "-q"]);
+            let count = String::from_utf8_lossy(&out.stdout).lines().count();
+            if count == 60 {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{count} services: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ))
+            }
+        },
+    )
+    .expect("caught up");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}

@@ -25,7 +25,7 @@ struct Args {
     #[arg(long, default_value = "0.0.0.0:4242")]
     listen: SocketAddr,
     /// Raft log entries between snapshots.
-    #[arg(long, default_value_t = 10_000)]
+    #[arg(long, env = "SHOAL_SNAPSHOT_EVERY", default_value_t = 10_000)]
     snapshot_every: u64,
 }
 

@@ -155,7 +155,9 @@ pub fn config(cluster_name: &str, snapshot_every: u64) -> Arc<openraft::Config> 
         election_timeout_min: 500,
         election_timeout_max: 1000,
         snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
-        max_in_snapshot_log_to_keep: 500,
+        // Entries kept behind a snapshot for followers that lag a little;
+        // one further behind gets the snapshot.
+        max_in_snapshot_log_to_keep: snapshot_every.min(500),
         ..Default::default()
     };
     // The values above are constants that validate; fall back to defaults
