@@ -67,27 +67,41 @@ impl Running {
     /// Waits until this manager has applied everything committed before the
     /// call (Raft read index): a read after this sees every acknowledged write.
     pub async fn linearize(&self) -> Result<(), StoreError> {
-        let check = async {
-            match self.raft.ensure_linearizable().await {
-                Ok(_) => Ok(()),
-                Err(e) => match e.forward_to_leader() {
-                    Some(fwd) => match &fwd.leader_node {
-                        Some(leader) => self.read_index_from(&leader.addr).await,
-                        None => Err(StoreError::Unavailable(
-                            "no leader is elected right now: the managers have no quorum".into(),
-                        )),
-                    },
-                    None => Err(StoreError::Unavailable(format!(
-                        "this manager cannot serve a consistent read: {e}"
-                    ))),
-                },
+        // A leader may miss a quorum of heartbeat answers for a moment (a
+        // busy host, an election under way): retry until the deadline, and
+        // report only what the last attempt said.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+        let mut last = StoreError::Unavailable(
+            "no quorum: the managers could not confirm the leader within 2 s".into(),
+        );
+        loop {
+            let attempt = tokio::time::timeout_at(deadline, self.linearize_once()).await;
+            match attempt {
+                Ok(Ok(())) => return Ok(()),
+                Ok(Err(e)) => last = e,
+                Err(_) => return Err(last),
             }
-        };
-        match tokio::time::timeout(Duration::from_secs(2), check).await {
-            Ok(result) => result,
-            Err(_) => Err(StoreError::Unavailable(
-                "no quorum: the managers could not confirm the leader within 2 s".into(),
-            )),
+            if tokio::time::Instant::now() + Duration::from_millis(50) >= deadline {
+                return Err(last);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn linearize_once(&self) -> Result<(), StoreError> {
+        match self.raft.ensure_linearizable().await {
+            Ok(_) => Ok(()),
+            Err(e) => match e.forward_to_leader() {
+                Some(fwd) => match &fwd.leader_node {
+                    Some(leader) => self.read_index_from(&leader.addr).await,
+                    None => Err(StoreError::Unavailable(
+                        "no leader is elected right now: the managers have no quorum".into(),
+                    )),
+                },
+                None => Err(StoreError::Unavailable(
+                    "this manager could not confirm with a quorum of managers that it still leads: the managers have no quorum".into(),
+                )),
+            },
         }
     }
 

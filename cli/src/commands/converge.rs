@@ -51,29 +51,51 @@ pub async fn wait(
     let mut last_slots: BTreeMap<String, String> = BTreeMap::new();
     let mut name = service_id.to_string();
     loop {
-        let service = session
+        // While waiting, a manager briefly without quorum (an election) is
+        // not the deployment failing: keep polling until the timeout.
+        let service = match session
             .client
             .get_service(GetServiceRequest {
                 id_or_name: service_id.to_string(),
             })
-            .await?
-            .into_inner()
-            .service
-            .ok_or_else(|| Error::Deploy(format!("service {service_id} disappeared")))?;
+            .await
+        {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && started.elapsed() < wait.timeout =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            other => other?,
+        }
+        .into_inner()
+        .service
+        .ok_or_else(|| Error::Deploy(format!("service {service_id} disappeared")))?;
         name = service
             .spec
             .as_ref()
             .map(|s| s.name.clone())
             .unwrap_or(name);
-        let tasks = session
+        let tasks = match session
             .client
             .list_tasks(ListTasksRequest {
                 service_ids: vec![service_id.to_string()],
                 ..Default::default()
             })
-            .await?
-            .into_inner()
-            .tasks;
+            .await
+        {
+            Err(status)
+                if status.code() == tonic::Code::Unavailable
+                    && started.elapsed() < wait.timeout =>
+            {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                continue;
+            }
+            other => other?,
+        }
+        .into_inner()
+        .tasks;
 
         let failed = failed_tasks(&service, &tasks);
         match &known_failures {

@@ -125,7 +125,11 @@ impl RaftRpc for RaftService {
         self.authorize(&request)?;
         let result: Result<u64, String> = match self.raft.ensure_linearizable().await {
             Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-            Err(e) => Err(e.to_string()),
+            Err(e) => Err(match e.forward_to_leader() {
+                Some(_) => "leadership moved while the read was confirmed: retry".to_string(),
+                None => "the leader could not confirm its leadership with a quorum of managers"
+                    .to_string(),
+            }),
         };
         encode(&result)
     }
