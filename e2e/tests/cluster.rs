@@ -266,6 +266,31 @@ fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
         }
     })
     .expect("fifth replica");
+    // netd on the host whose manager died fails over too: a port published
+    // now is programmed there.
+    let out = shoal_on(
+        &lab,
+        "m2",
+        &[
+            "service", "create", "-d", "--name", "late", "-p", "9191:80", &image,
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    lab.wait_until(
+        "m1's netd programs the new port",
+        Duration::from_secs(20),
+        || {
+            let rules = lab
+                .exec("m1", &["nft", "list", "table", "inet", "shoal"])
+                .map_err(|e| e.to_string())?;
+            if String::from_utf8_lossy(&rules.stdout).contains("9191") {
+                Ok(())
+            } else {
+                Err("port 9191 not in m1's rules".to_string())
+            }
+        },
+    )
+    .expect("netd failover");
     drop(last);
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }

@@ -27,18 +27,27 @@ impl ManagerWatch {
     /// Runs until the future is dropped; never returns on its own.
     pub async fn run(self) {
         let mut backoff = BACKOFF_MIN;
+        // The configured manager first, then the others the views name:
+        // when a manager dies, netd moves on to the next at once.
+        let mut managers = vec![self.manager.clone()];
+        let mut next = 0;
         loop {
             let identity = wait_for_identity(&self.node_dir).await;
-            match self.watch(&identity).await {
+            let manager = managers[next % managers.len()].clone();
+            match self.watch(&identity, &manager, &mut managers).await {
                 Ok(()) => {
-                    tracing::info!(manager = %self.manager, "network view stream ended; reconnecting");
+                    tracing::info!(%manager, "network view stream ended; reconnecting");
                     backoff = BACKOFF_MIN;
                 }
                 Err(Failure { error, received }) => {
                     if received {
                         backoff = BACKOFF_MIN;
                     }
-                    tracing::warn!(manager = %self.manager, %error, retry_in = ?backoff, "network view stream failed");
+                    tracing::warn!(%manager, %error, retry_in = ?backoff, "network view stream failed");
+                    next += 1;
+                    if next % managers.len() != 0 {
+                        continue;
+                    }
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -46,9 +55,14 @@ impl ManagerWatch {
         }
     }
 
-    async fn watch(&self, identity: &NodeIdentity) -> Result<(), Failure> {
+    async fn watch(
+        &self,
+        identity: &NodeIdentity,
+        manager: &str,
+        managers: &mut Vec<String>,
+    ) -> Result<(), Failure> {
         let fail = |received: bool| move |error: String| Failure { error, received };
-        let channel = shoal_identity::connect(&self.manager, identity)
+        let channel = shoal_identity::connect(manager, identity)
             .await
             .map_err(|e| fail(false)(e.to_string()))?;
         let mut stream = DispatcherClient::new(channel)
@@ -56,7 +70,7 @@ impl ManagerWatch {
             .await
             .map_err(|e| fail(false)(e.to_string()))?
             .into_inner();
-        tracing::info!(manager = %self.manager, "watching the network view");
+        tracing::info!(%manager, "watching the network view");
         let mut received = false;
         while let Some(view) = stream
             .message()
@@ -64,6 +78,11 @@ impl ManagerWatch {
             .map_err(|e| fail(received)(e.to_string()))?
         {
             received = true;
+            for addr in &view.managers {
+                if !managers.contains(addr) {
+                    managers.push(addr.clone());
+                }
+            }
             tracing::debug!(
                 networks = view.networks.len(),
                 services = view.services.len(),

@@ -31,7 +31,7 @@ fn changed_for_agent(old: &Task, new: &Task) -> bool {
 }
 
 /// Where the managers are, so an agent can fail over when its manager dies.
-fn manager_addrs(state: &State) -> Vec<String> {
+pub(super) fn manager_addrs(state: &State) -> Vec<String> {
     let mut addrs: Vec<String> = state
         .nodes
         .values()

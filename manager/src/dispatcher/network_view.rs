@@ -55,6 +55,7 @@ pub fn view(state: &State, node_id: &str) -> NetworkView {
     NetworkView {
         networks: state.networks.values().cloned().collect(),
         services,
+        managers: super::assignments::manager_addrs(state),
     }
 }
 
