@@ -377,5 +377,6 @@ pub fn view(services: Vec<ServiceEndpoints>) -> NetworkView {
     NetworkView {
         networks: vec![network()],
         services,
+        managers: Vec::new(),
     }
 }
