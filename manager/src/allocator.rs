@@ -27,16 +27,8 @@ impl Allocator {
     }
 
     pub async fn run(self) {
-        let mut events = self.store.subscribe();
-        loop {
-            if let Err(e) = self.pass().await {
-                tracing::warn!("allocator pass failed: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            if !watch::changed(&mut events, relevant, Duration::from_millis(5)).await {
-                return;
-            }
-        }
+        let settle = Duration::from_millis(5);
+        watch::run_passes(&self.store, "allocator", relevant, settle, || self.pass()).await;
     }
 
     pub async fn pass(&self) -> Result<(), StoreError> {

@@ -23,17 +23,9 @@ impl TaskReaper {
     }
 
     pub async fn run(self) {
-        let mut events = self.store.subscribe();
-        loop {
-            if let Err(e) = self.pass().await {
-                tracing::warn!("task reaper pass failed: {e}");
-                tokio::time::sleep(Duration::from_millis(500)).await;
-            }
-            let relevant = |c: &Change| c.kind() == Kind::Task;
-            if !watch::changed(&mut events, relevant, Duration::from_millis(50)).await {
-                return;
-            }
-        }
+        let relevant = |c: &Change| c.kind() == Kind::Task;
+        let settle = Duration::from_millis(50);
+        watch::run_passes(&self.store, "task reaper", relevant, settle, || self.pass()).await;
     }
 
     pub async fn pass(&self) -> Result<(), StoreError> {

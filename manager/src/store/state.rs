@@ -136,60 +136,50 @@ impl State {
 
     /// The service a reference names: full id, exact name, or unique id prefix.
     pub fn find_service(&self, reference: &str) -> Result<&Service, String> {
-        if let Some(s) = self.services.get(reference) {
-            return Ok(s);
-        }
-        if let Some(s) = self
-            .services
-            .values()
-            .find(|s| s.spec.as_ref().is_some_and(|spec| spec.name == reference))
-        {
-            return Ok(s);
-        }
-        let matches: Vec<&Service> = self
-            .services
-            .iter()
-            .filter(|(id, _)| !reference.is_empty() && id.starts_with(reference))
-            .map(|(_, s)| s)
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(format!("service {reference} not found")),
-            _ => Err(format!(
-                "service {reference} is ambiguous ({} services match)",
-                matches.len()
-            )),
-        }
+        find_by_reference(&self.services, reference, "service", |s| {
+            s.spec.as_ref().map(|spec| spec.name.as_str())
+        })
     }
 
     /// The secret a reference names: full id, exact name, or unique id prefix.
     pub fn find_secret(&self, reference: &str) -> Result<&Secret, String> {
-        if let Some(s) = self.secrets.get(reference) {
-            return Ok(s);
-        }
-        let by_name = |s: &&Secret| s.spec.as_ref().is_some_and(|spec| spec.name == reference);
-        if let Some(s) = self.secrets.values().find(by_name) {
-            return Ok(s);
-        }
-        let matches: Vec<&Secret> = self
-            .secrets
-            .iter()
-            .filter(|(id, _)| !reference.is_empty() && id.starts_with(reference))
-            .map(|(_, s)| s)
-            .collect();
-        match matches.as_slice() {
-            [one] => Ok(one),
-            [] => Err(format!("secret {reference} not found")),
-            _ => Err(format!(
-                "secret {reference} is ambiguous ({} secrets match)",
-                matches.len()
-            )),
-        }
+        find_by_reference(&self.secrets, reference, "secret", |s| {
+            s.spec.as_ref().map(|spec| spec.name.as_str())
+        })
     }
 
     pub fn tasks_of_service<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> {
         self.tasks
             .values()
             .filter(move |t| t.service_id == service_id)
+    }
+}
+
+/// Swarm's way of naming an object: full id, exact name, or an id prefix
+/// that matches exactly one.
+fn find_by_reference<'a, T>(
+    objects: &'a BTreeMap<String, T>,
+    reference: &str,
+    kind: &str,
+    name_of: impl Fn(&T) -> Option<&str>,
+) -> Result<&'a T, String> {
+    if let Some(object) = objects.get(reference) {
+        return Ok(object);
+    }
+    if let Some(object) = objects.values().find(|o| name_of(o) == Some(reference)) {
+        return Ok(object);
+    }
+    let matches: Vec<&T> = objects
+        .iter()
+        .filter(|(id, _)| !reference.is_empty() && id.starts_with(reference))
+        .map(|(_, o)| o)
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(format!("{kind} {reference} not found")),
+        _ => Err(format!(
+            "{kind} {reference} is ambiguous ({} {kind}s match)",
+            matches.len()
+        )),
     }
 }

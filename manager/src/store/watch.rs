@@ -31,3 +31,27 @@ pub async fn changed(
     {}
     true
 }
+
+/// The loop of a level-triggered component: a pass over the state, then
+/// wait for a relevant change; a failed pass is logged and retried shortly.
+/// Returns when the store is gone.
+pub async fn run_passes<Fut>(
+    store: &super::Store,
+    component: &str,
+    interest: impl Fn(&Change) -> bool,
+    settle: Duration,
+    mut pass: impl FnMut() -> Fut,
+) where
+    Fut: std::future::Future<Output = Result<(), super::StoreError>>,
+{
+    let mut events = store.subscribe();
+    loop {
+        if let Err(e) = pass().await {
+            tracing::warn!("{component} pass failed: {e}");
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        if !changed(&mut events, &interest, settle).await {
+            return;
+        }
+    }
+}
