@@ -61,7 +61,7 @@ fn workers_join_with_a_token_and_get_tasks_spread_over_them() {
     assert!(
         lines
             .iter()
-            .any(|l| l.contains("m1") && l.contains("Leader")),
+            .any(|l| l.split_whitespace().nth(1) == Some("m1") && l.contains("Leader")),
         "{nodes}"
     );
 
@@ -161,7 +161,12 @@ fn wrong_credentials_are_refused_and_say_which() {
         refusal.message()
     );
     let nodes = lab.shoal_ok(["node", "ls"]).expect("node ls");
-    assert!(!nodes.contains("w2"), "{nodes}");
+    // By hostname: ids are random and may contain "w2".
+    let hosts: Vec<&str> = nodes
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1))
+        .collect();
+    assert!(!hosts.contains(&"w2"), "{nodes}");
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
 
@@ -246,9 +251,9 @@ fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
     let out = shoal_on(&lab, "m3", &["node", "ls"]);
     let nodes = String::from_utf8_lossy(&out.stdout);
     assert!(
-        nodes
-            .lines()
-            .any(|l| (l.contains("m2") || l.contains("m3")) && l.contains("Leader")),
+        nodes.lines().any(|l| {
+            matches!(l.split_whitespace().nth(1), Some("m2" | "m3")) && l.contains("Leader")
+        }),
         "{nodes}"
     );
     // The tasks that ran before still run, untouched.

@@ -689,7 +689,8 @@ fn a_manager_down_during_compaction_catches_up_from_a_snapshot() {
         .find(|m| {
             nodes
                 .lines()
-                .any(|l| l.contains(m) && !l.contains("Leader"))
+                // By the hostname column: ids are random and may contain "m2".
+                .any(|l| l.split_whitespace().nth(1) == Some(*m) && !l.contains("Leader"))
         })
         .expect("a follower");
     let writer = ["m1", "m2", "m3"]
