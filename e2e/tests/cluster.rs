@@ -181,19 +181,10 @@ fn shoal_on(lab: &Lab, manager: &str, args: &[&str]) -> std::process::Output {
 }
 
 /// Pids of the running containerd tasks on a host.
-fn running_pids(lab: &Lab, host: &str) -> BTreeSet<String> {
-    let socket = lab.containerd_socket(host).expect("containerd");
-    let out = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&socket)
-        .args(["--namespace", "shoal", "tasks", "ls"])
-        .output()
-        .expect("ctr");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter(|l| l.contains("RUNNING"))
-        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_string))
+fn running_pids(lab: &Lab, host: &str) -> BTreeSet<u32> {
+    lab.running_task_pids(host)
+        .expect("tasks")
+        .into_iter()
         .collect()
 }
 
@@ -230,7 +221,7 @@ fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
     );
     assert!(out.status.success(), "{out:?}");
     let hosts = ["m1", "m2", "m3", "w1"];
-    let before: Vec<BTreeSet<String>> = hosts.iter().map(|h| running_pids(&lab, h)).collect();
+    let before: Vec<BTreeSet<u32>> = hosts.iter().map(|h| running_pids(&lab, h)).collect();
 
     lab.kill9("m1", "shoal-manager").expect("kill the leader");
     let killed = Instant::now();

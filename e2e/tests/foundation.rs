@@ -44,12 +44,7 @@ fn ctr(lab: &Lab, args: &[&str]) -> String {
 
 /// Pids of the containerd tasks that are running on m1.
 fn running_tasks(lab: &Lab) -> Vec<u32> {
-    ctr(lab, &["tasks", "ls"])
-        .lines()
-        .skip(1)
-        .filter(|l| l.split_whitespace().nth(2) == Some("RUNNING"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .collect()
+    lab.running_task_pids("m1").expect("m1 tasks")
 }
 
 fn deploy(lab: &Lab) {

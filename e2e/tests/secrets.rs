@@ -52,22 +52,6 @@ fn tmpfs_mounts() -> Vec<String> {
         .collect()
 }
 
-fn task_pids(lab: &Lab, host: &str) -> Vec<u32> {
-    let socket = lab.containerd_socket(host).expect("containerd");
-    let out = std::process::Command::new("ctr")
-        .arg("--address")
-        .arg(&socket)
-        .args(["--namespace", "shoal", "tasks", "ls"])
-        .output()
-        .expect("ctr");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .skip(1)
-        .filter(|l| l.contains("RUNNING"))
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
-        .collect()
-}
-
 #[test]
 fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk() {
     if !nix::unistd::Uid::effective().is_root() {
@@ -111,7 +95,11 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
 
     let pid = lab
         .wait_until("the task runs", Duration::from_secs(20), || {
-            task_pids(&lab, &node).first().copied().ok_or("no task yet")
+            lab.running_task_pids(&node)
+                .map_err(|e| e.to_string())?
+                .first()
+                .copied()
+                .ok_or_else(|| "no task yet".to_string())
         })
         .expect("running task");
     let in_container = format!("/proc/{pid}/root/run/secrets/pw");

@@ -696,6 +696,24 @@ impl Lab {
             })
     }
 
+    /// Pids of the containers running on a host (containerd tasks in shoal's
+    /// namespace, as `ctr tasks ls` shows them).
+    pub fn running_task_pids(&self, host: &str) -> Result<Vec<u32>, Error> {
+        let socket = self.containerd_socket(host)?;
+        let out = command::output(Command::new("ctr").arg("--address").arg(&socket).args([
+            "--namespace",
+            cluster::CONTAINERD_NAMESPACE,
+            "tasks",
+            "ls",
+        ]))?;
+        Ok(String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .skip(1)
+            .filter(|l| l.split_whitespace().nth(2) == Some("RUNNING"))
+            .filter_map(|l| l.split_whitespace().nth(1)?.parse().ok())
+            .collect())
+    }
+
     /// See [`wait_until`].
     pub fn wait_until<T, E: std::fmt::Display>(
         &self,
