@@ -125,15 +125,50 @@ pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Res
         })
         .await?
         .into_inner();
+    if args.force_new_cluster {
+        wait_for_restarted_manager(session).await?;
+    }
     writeln!(
         io.out,
         "Swarm initialized: current node ({}) is now a manager.",
         response.node_id
     )?;
+    if args.force_new_cluster {
+        writeln!(
+            io.out,
+            "This manager is now the only one, with the cluster's state. Other managers were\n\
+             dropped from the Raft group and are listed as workers: remove the ones that are\n\
+             gone with `shoal node rm`, and add managers again with `shoal node promote`\n\
+             or a manager join token."
+        )?;
+    }
     if !response.unlock_key.is_empty() {
         print_unlock_key(io, &response.unlock_key)?;
     }
     Ok(())
+}
+
+/// After `--force-new-cluster` the manager restarts in place: wait until it
+/// answers again as the leader of its new Raft group.
+async fn wait_for_restarted_manager(session: &mut Session) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    loop {
+        let attempt = session
+            .client
+            .list_nodes(shoal_proto::control::v1::ListNodesRequest::default())
+            .await;
+        match attempt {
+            Ok(_) => return Ok(()),
+            Err(status) if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::Deploy(format!(
+                    "the manager did not come back within 30 s after rebuilding its Raft group: {}",
+                    status.message()
+                )))
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
 
 fn print_unlock_key(io: &mut Io<'_>, key: &str) -> Result<(), Error> {

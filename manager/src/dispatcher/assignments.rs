@@ -80,6 +80,13 @@ pub async fn stream(
     let mut sent = store.view(|s| snapshot(s, &node_id));
     let mut secrets = store.view(|s| secrets_for(s, &sent));
     let mut managers = store.view(manager_addrs);
+    let role_of = |s: &State| {
+        s.nodes
+            .get(&node_id)
+            .map(|n| crate::rolemanager::issuable_role(n) as i32)
+            .unwrap_or_default()
+    };
+    let mut node_role = store.view(role_of);
     let first = SessionMessage {
         session_id: session_id.clone(),
         heartbeat_period_ms: period.as_millis() as u32,
@@ -90,6 +97,7 @@ pub async fn stream(
             secrets: secrets.clone(),
         }),
         managers: managers.clone(),
+        node_role,
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
@@ -130,13 +138,16 @@ pub async fn stream(
         let now_secrets = store.view(|s| secrets_for(s, &now));
         sent = now;
         let now_managers = store.view(manager_addrs);
+        let now_role = store.view(role_of);
         if updated.is_empty()
             && removed.is_empty()
             && now_managers == managers
             && now_secrets == secrets
+            && now_role == node_role
         {
             continue;
         }
+        node_role = now_role;
         managers = now_managers;
         secrets = now_secrets;
         let message = SessionMessage {
@@ -149,6 +160,7 @@ pub async fn stream(
                 secrets: secrets.clone(),
             }),
             managers: managers.clone(),
+            node_role,
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

@@ -15,33 +15,38 @@ use shoal_proto::raft::v1::raft_client::RaftClient;
 use shoal_proto::raft::v1::RaftMessage;
 use tonic::transport::Channel;
 
-use super::{NodeId, TypeConfig};
+use super::{Contacts, NodeId, TypeConfig};
 
 #[derive(Clone)]
 pub struct Network {
     identity: NodeIdentity,
+    contacts: Contacts,
 }
 
 impl Network {
-    pub fn new(identity: NodeIdentity) -> Self {
-        Network { identity }
+    pub fn new(identity: NodeIdentity, contacts: Contacts) -> Self {
+        Network { identity, contacts }
     }
 }
 
 pub struct PeerClient {
+    target: NodeId,
     addr: String,
     channel: Option<Channel>,
     identity: NodeIdentity,
+    contacts: Contacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
+            target,
             addr: node.addr.clone(),
             channel: None,
             identity: self.identity.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -79,6 +84,7 @@ impl PeerClient {
         }
         .map_err(|status| RPCError::Unreachable(Unreachable::new(&status)))?
         .into_inner();
+        self.contacts.heard_from(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply.data)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))

@@ -80,7 +80,24 @@ impl RaftRpc for RaftService {
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.authorize(&request)?;
-        let rpc = decode(request.get_ref())?;
+        let rpc: openraft::raft::VoteRequest<super::NodeId> = decode(request.get_ref())?;
+        // A manager dropped from the group (demoted, or left behind by
+        // `--force-new-cluster`) must not disturb it with elections.
+        let candidate = rpc.vote.leader_id().voted_for();
+        let is_voter = candidate.is_some_and(|c| {
+            self.raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == c)
+        });
+        if !is_voter {
+            return Err(Status::failed_precondition(
+                "the candidate is not a voting member of this manager's raft group",
+            ));
+        }
         encode(&self.raft.vote(rpc).await)
     }
 
