@@ -29,8 +29,11 @@ pub async fn renew(node_dir: &std::path::Path, manager: &str) -> anyhow::Result<
         .map_err(|s| anyhow::anyhow!("renew the node certificate: {}", s.message()))?
         .into_inner();
     let renewed = NodeIdentity::new(key_pem, reply.cert_pem, reply.root_ca_pem)?;
-    if renewed.peer != current.peer {
-        anyhow::bail!("the renewed certificate names another node or role");
+    // The role may change (promotion, demotion); the node and cluster not.
+    if renewed.peer.node_id != current.peer.node_id
+        || renewed.peer.cluster_id != current.peer.cluster_id
+    {
+        anyhow::bail!("the renewed certificate names another node or cluster");
     }
     renewed.save(node_dir)?;
     Ok(renewed)

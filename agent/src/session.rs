@@ -20,6 +20,9 @@ use crate::task_runner::{self, Context};
 pub struct AgentConfig {
     pub node_dir: PathBuf,
     pub manager: String,
+    /// The control socket of this host's manager process, which the agent
+    /// starts or stops as a manager when the node is promoted or demoted.
+    pub manager_socket: PathBuf,
     pub hostname: String,
     /// The address other nodes reach this node on; empty lets the manager
     /// use the address the session comes from.
@@ -49,12 +52,13 @@ impl Agent {
 
     /// Runs until the process ends.
     pub async fn run(mut self) {
-        let identity = self.wait_for_identity().await;
         let mut backoff = Duration::from_millis(100);
         // The configured manager first; the others the managers name later.
         let mut managers = vec![self.config.manager.clone()];
         let mut next = 0;
         loop {
+            // Read at every session: a renewal may have replaced it.
+            let identity = self.wait_for_identity().await;
             let manager = managers[next % managers.len()].clone();
             match self.session_once(&identity, &manager, &mut managers).await {
                 Ok(()) => backoff = Duration::from_millis(100),
@@ -129,6 +133,9 @@ impl Agent {
         }
         self.session
             .send_replace(Some((client.clone(), session_id.clone())));
+        if let Some(role) = crate::role::wanted_change(identity, first.node_role) {
+            return self.change_role(manager, role).await;
+        }
         self.apply(first.assignments).await;
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.tick().await;
@@ -142,12 +149,21 @@ impl Agent {
                                     managers.push(addr.clone());
                                 }
                             }
+                            if let Some(role) = crate::role::wanted_change(identity, m.node_role) {
+                                return self.change_role(manager, role).await;
+                            }
                             self.apply(m.assignments).await
                         }
                         None => anyhow::bail!("the manager closed the session"),
                     }
                 }
                 _ = heartbeat.tick() => {
+                    if !NodeIdentity::exists(&self.config.node_dir) {
+                        // `swarm leave` removed the identity: this node is
+                        // no longer part of the swarm.
+                        self.leave().await;
+                        anyhow::bail!("left the swarm");
+                    }
                     let request = HeartbeatRequest { session_id: session_id.clone() };
                     tokio::time::timeout(period, client.heartbeat(request))
                         .await
@@ -155,6 +171,33 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Promotion or demotion of this node; the session then starts again
+    /// with the renewed certificate. Tasks keep running throughout.
+    async fn change_role(&self, manager: &str, role: shoal_identity::Role) -> anyhow::Result<()> {
+        let config = &self.config;
+        let changed = crate::role::change(
+            &config.node_dir,
+            manager,
+            &config.manager_socket,
+            &config.advertise_addr,
+            role,
+        )
+        .await;
+        if let Err(e) = changed {
+            tracing::warn!("becoming a {role:?}: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok(())
+    }
+
+    /// After `swarm leave`: every task of the swarm stops and is removed.
+    async fn leave(&mut self) {
+        tracing::info!("this node left the swarm: removing its tasks");
+        self.session.send_replace(None);
+        self.runners.clear();
+        self.remove_strays(&std::collections::HashSet::new()).await;
     }
 
     async fn apply(&mut self, assignments: Option<shoal_proto::dispatcher::v1::Assignments>) {
@@ -207,7 +250,7 @@ impl Agent {
                 return;
             }
         };
-        let mut netd = crate::netd_client::connect(&self.ctx.netd_socket).ok();
+        let mut netd = crate::local_api::netd(&self.ctx.netd_socket).ok();
         for container in containers {
             let Some(task_id) = container.task_id().map(str::to_string) else {
                 continue;

@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_identity::NodeIdentity;
 use shoal_proto::types::v1::{Node, NodeRole};
 
 use crate::raft::{removal_breaks_quorum, Contacts, NodeId, Raft};
@@ -23,6 +24,25 @@ pub struct RoleManager {
     store: Arc<Store>,
     raft: Raft,
     contacts: Contacts,
+    identity: NodeIdentity,
+}
+
+/// A removed member hears nothing more from Raft: tell it, so that it
+/// forgets the cluster (a member that is down now learns nothing; `swarm
+/// leave --force` on it resets it).
+async fn tell_removed(addr: String, identity: NodeIdentity) {
+    use shoal_proto::raft::v1::{raft_client::RaftClient, RaftMessage};
+    let told = async {
+        let channel = shoal_identity::connect(&addr, &identity).await?;
+        RaftClient::new(channel)
+            .removed(RaftMessage { data: Vec::new() })
+            .await
+            .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
+        anyhow::Ok(())
+    };
+    if let Err(e) = told.await {
+        tracing::warn!("tell the manager at {addr} it was removed from raft: {e}");
+    }
 }
 
 /// The role the CA puts in a node's next certificate: a demoted manager
@@ -48,11 +68,12 @@ fn wants_worker(node: &Node) -> bool {
 }
 
 impl RoleManager {
-    pub fn new(store: Arc<Store>, raft: Raft, contacts: Contacts) -> Self {
+    pub fn new(store: Arc<Store>, raft: Raft, contacts: Contacts, identity: NodeIdentity) -> Self {
         RoleManager {
             store,
             raft,
             contacts,
+            identity,
         }
     }
 
@@ -105,12 +126,23 @@ impl RoleManager {
             let remaining: BTreeSet<NodeId> =
                 voters.iter().copied().filter(|v| *v != raft_id).collect();
             tracing::info!("removing manager {node_id} (raft id {raft_id}) from raft");
+            let addr = self
+                .raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .get_node(&raft_id)
+                .map(|n| n.addr.clone());
             self.raft
                 .change_membership(remaining, false)
                 .await
                 .map_err(|e| {
                     StoreError::Unavailable(format!("remove manager {node_id} from raft: {e}"))
                 })?;
+            if let Some(addr) = addr {
+                tokio::spawn(tell_removed(addr, self.identity.clone()));
+            }
         }
         let (_, voters) = self.voters();
         self.store

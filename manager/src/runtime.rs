@@ -738,6 +738,15 @@ impl Manager {
             KeyFiles::new(&self.config.state_dir),
             dek,
         ));
+        let removed = Arc::new(tokio::sync::Notify::new());
+        let manager = self.clone();
+        let notice = removed.clone();
+        tokio::spawn(async move {
+            notice.notified().await;
+            if let Err(e) = manager.leave(true).await {
+                tracing::error!("leave after removal from raft: {e}");
+            }
+        });
         let tls = identity.server_tls();
         let listen = self.config.listen;
         let server = tonic::transport::Server::builder()
@@ -753,6 +762,7 @@ impl Manager {
                 raft,
                 me.cluster_id.clone(),
                 store.clone(),
+                removed.clone(),
             )))
             .add_service(CertificateAuthorityServer::new(CaService::new(
                 store.clone(),
@@ -848,6 +858,7 @@ async fn lead_while_leader(running: Arc<Running>) {
                         store.clone(),
                         running.raft.clone(),
                         running.contacts.clone(),
+                        running.identity.clone(),
                     )
                     .run(),
                 );

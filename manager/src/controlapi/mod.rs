@@ -388,14 +388,17 @@ impl Control for ControlApi {
             None => return Err(Status::invalid_argument("nothing to update: give a role")),
         };
         let running = self.manager.running().map_err(to_status)?.clone();
-        let node = self
+        let (node, changed) = self
             .write(|state, tx| {
                 nodes::set_role(state, tx, &request.node, role, |raft_id| {
                     running.removal_refusal(state, raft_id)
                 })
             })
             .await?;
-        Ok(Response::new(UpdateNodeResponse { node: Some(node) }))
+        Ok(Response::new(UpdateNodeResponse {
+            node: Some(node),
+            changed,
+        }))
     }
 
     async fn leave_cluster(

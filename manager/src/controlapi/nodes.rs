@@ -39,7 +39,7 @@ pub fn set_role(
     reference: &str,
     role: NodeRole,
     refusal: impl Fn(u64) -> Option<String>,
-) -> Result<Node, StoreError> {
+) -> Result<(Node, bool), StoreError> {
     let mut node = find(state, reference)?.clone();
     let id = node.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
     if role == NodeRole::Worker {
@@ -52,11 +52,12 @@ pub fn set_role(
         }
     }
     let spec = node.spec.get_or_insert_with(Default::default);
-    if spec.desired_role != role as i32 {
+    let changed = spec.desired_role != role as i32;
+    if changed {
         spec.desired_role = role as i32;
         tx.put(node.clone());
     }
-    Ok(node)
+    Ok((node, changed))
 }
 
 /// `node rm`: the node is forgotten, which refuses its certificate from the

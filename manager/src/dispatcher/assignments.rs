@@ -84,7 +84,6 @@ pub async fn stream(
         s.nodes
             .get(&node_id)
             .map(|n| crate::rolemanager::issuable_role(n) as i32)
-            .unwrap_or_default()
     };
     let mut node_role = store.view(role_of);
     let first = SessionMessage {
