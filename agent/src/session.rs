@@ -57,6 +57,11 @@ impl Agent {
         let mut managers = vec![self.config.manager.clone()];
         let mut next = 0;
         loop {
+            if !NodeIdentity::exists(&self.config.node_dir) {
+                // Never joined, or `swarm leave` removed the identity while
+                // the session was down: nothing of a swarm may run here.
+                self.leave().await;
+            }
             // Read at every session: a renewal may have replaced it.
             let identity = self.wait_for_identity().await;
             let manager = managers[next % managers.len()].clone();
@@ -194,6 +199,9 @@ impl Agent {
 
     /// After `swarm leave`: every task of the swarm stops and is removed.
     async fn leave(&mut self) {
+        if self.runners.is_empty() && self.ctx.executor.list().await.is_ok_and(|c| c.is_empty()) {
+            return;
+        }
         tracing::info!("this node left the swarm: removing its tasks");
         self.session.send_replace(None);
         self.runners.clear();

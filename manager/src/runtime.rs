@@ -563,7 +563,12 @@ impl Manager {
             .raft
             .wait(Some(Duration::from_secs(5)))
             .metrics(
-                |m| !m.membership_config.membership().voter_ids().any(|v| v == me),
+                |m| {
+                    !m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .any(|v| v == me)
+                },
                 "removed from the raft group",
             )
             .await;
@@ -839,7 +844,9 @@ async fn lead_while_leader(running: Arc<Running>) {
         let leading = metrics.borrow().current_leader == Some(running.raft_id);
         match (leading, components.is_some()) {
             (true, false) => {
-                tracing::info!("leading: starting orchestrator, allocator, scheduler, reaper, role manager");
+                tracing::info!(
+                    "leading: starting orchestrator, allocator, scheduler, reaper, role manager"
+                );
                 running.store.view(|s| {
                     for node in s.nodes.values() {
                         if let Some(meta) = &node.meta {

@@ -382,9 +382,7 @@ pub async fn leave(
     };
     let node_dir = &args.node_dir;
     if !was_manager && !shoal_identity::NodeIdentity::exists(node_dir) {
-        return Err(Error::Input(
-            "this node is not part of a swarm".to_string(),
-        ));
+        return Err(Error::Input("this node is not part of a swarm".to_string()));
     }
     for file in [
         shoal_identity::KEY_FILE,

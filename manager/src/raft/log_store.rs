@@ -78,10 +78,7 @@ impl LogStore {
             .unwrap_or(0)
             + 1;
         let index = last.map(|l| l.index + 1).unwrap_or(0);
-        let membership = Membership::new(
-            vec![BTreeSet::from([me])],
-            BTreeMap::from([(me, node)]),
-        );
+        let membership = Membership::new(vec![BTreeSet::from([me])], BTreeMap::from([(me, node)]));
         let entry: Entry<TypeConfig> = Entry {
             log_id: LogId::new(CommittedLeaderId::new(term, me), index),
             payload: EntryPayload::Membership(membership),
