@@ -199,13 +199,20 @@ impl Agent {
 
     /// After `swarm leave`: every task of the swarm stops and is removed.
     async fn leave(&mut self) {
-        if self.runners.is_empty() && self.ctx.executor.list().await.is_ok_and(|c| c.is_empty()) {
-            return;
+        let idle =
+            self.runners.is_empty() && self.ctx.executor.list().await.is_ok_and(|c| c.is_empty());
+        if !idle {
+            tracing::info!("this node is not in a swarm: removing its tasks");
         }
-        tracing::info!("this node left the swarm: removing its tasks");
         self.session.send_replace(None);
         self.runners.clear();
         self.remove_strays(&std::collections::HashSet::new()).await;
+        if let Ok(mut netd) = crate::local_api::netd(&self.ctx.netd_socket) {
+            let request = shoal_proto::netd::v1::ForgetClusterRequest {};
+            if let Err(e) = netd.forget_cluster(request).await {
+                tracing::warn!("tell netd the node left: {}", e.message());
+            }
+        }
     }
 
     async fn apply(&mut self, assignments: Option<shoal_proto::dispatcher::v1::Assignments>) {

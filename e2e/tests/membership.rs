@@ -89,6 +89,11 @@ fn nodes(lab: &Lab) -> Vec<(String, String, String)> {
         .collect()
 }
 
+fn ruleset(lab: &Lab, host: &str) -> String {
+    let out = lab.exec(host, &["nft", "list", "ruleset"]).expect("nft");
+    text(&out)
+}
+
 fn manager_status(lab: &Lab, host: &str) -> Option<String> {
     nodes(lab)
         .into_iter()
@@ -114,10 +119,19 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
         "web",
         "--replicas",
         "4",
+        "-p",
+        "8080:80",
         &image,
     ])
     .expect("service create converges");
     let w1_pids = lab.running_task_pids("w1").expect("w1 pids");
+    wait(&lab, "w1 publishes 8080", Duration::from_secs(10), || {
+        let rules = ruleset(&lab, "w1");
+        match rules.contains("8080") {
+            true => Ok(()),
+            false => Err(rules),
+        }
+    });
     assert!(!w1_pids.is_empty(), "the service spreads onto w1");
 
     // The last manager can neither be demoted nor leave without --force.
@@ -181,7 +195,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
         },
     );
     let refused = leave(&lab, "w2", false);
-    assert!(!refused.status.success());
+    assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
         text(&refused).contains("participating as a manager") && text(&refused).contains("--force"),
         "{}",
@@ -248,7 +262,10 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
     );
     lab.shoal_ok(["node", "rm", "w2"]).expect("node rm w2");
 
-    // A worker leaves: its tasks go, it shows Down, and it can be removed.
+    // A worker leaves: its tasks go, its published ports go, it shows
+    // Down, and it can be removed.
+    let rules = ruleset(&lab, "w1");
+    assert!(rules.contains("8080"), "w1 publishes 8080:\n{rules}");
     let left = leave(&lab, "w1", false);
     assert!(left.status.success(), "{}", text(&left));
     wait(
@@ -267,6 +284,18 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
         || match nodes(&lab).iter().find(|(h, _, _)| h == "w1") {
             Some((_, status, _)) if status == "Down" => Ok(()),
             other => Err(format!("w1: {other:?}")),
+        },
+    );
+    wait(
+        &lab,
+        "w1 publishes no port",
+        Duration::from_secs(10),
+        || {
+            let rules = ruleset(&lab, "w1");
+            match rules.contains("8080") {
+                false => Ok(()),
+                true => Err(rules),
+            }
         },
     );
     lab.shoal_ok(["node", "rm", "w1"]).expect("node rm w1");

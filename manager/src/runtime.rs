@@ -507,8 +507,11 @@ impl Manager {
             .membership()
             .voter_ids()
             .collect();
-        let member = voters.contains(&running.raft_id);
-        if member && !force {
+        // A running manager is taken for a member: Raft's view may lag a
+        // moment behind a join the others already count.
+        let mut voters = voters;
+        voters.insert(running.raft_id);
+        if !force {
             let mut message = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
             if voters.len() == 1 {
                 message += "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.";
@@ -528,7 +531,7 @@ impl Manager {
             message += "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.";
             return Err(StoreError::InvalidArgument(message));
         }
-        if member && voters.len() > 1 {
+        if voters.len() > 1 {
             self.ask_to_leave_raft(&running).await;
         }
         if let Err(e) = running.raft.shutdown().await {

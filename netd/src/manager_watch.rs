@@ -21,6 +21,8 @@ pub struct ManagerWatch {
     pub dataplane: Arc<Dataplane>,
     pub node_dir: PathBuf,
     pub manager: String,
+    /// Notified when the node left the swarm: drop the stream and the view.
+    pub forget: Arc<tokio::sync::Notify>,
 }
 
 impl ManagerWatch {
@@ -72,11 +74,19 @@ impl ManagerWatch {
             .into_inner();
         tracing::info!(%manager, "watching the network view");
         let mut received = false;
-        while let Some(view) = stream
-            .message()
-            .await
-            .map_err(|e| fail(received)(e.to_string()))?
-        {
+        loop {
+            let message = tokio::select! {
+                message = stream.message() => message,
+                () = self.forget.notified() => {
+                    if let Err(e) = self.dataplane.apply_view(&Default::default()).await {
+                        tracing::warn!(error = %e, "dropping the network view");
+                    }
+                    return Ok(());
+                }
+            };
+            let Some(view) = message.map_err(|e| fail(received)(e.to_string()))? else {
+                break;
+            };
             received = true;
             for addr in &view.managers {
                 if !managers.contains(addr) {
