@@ -305,7 +305,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
 }
 
 #[test]
-fn force_new_cluster_recovers_a_swarm_that_lost_its_quorum() {
+fn a_manager_demoted_while_down_forgets_and_force_new_cluster_recovers_quorum() {
     let Some(mut lab) = lab("t-mb-force", 3, 0) else {
         return;
     };
@@ -321,10 +321,54 @@ fn force_new_cluster_recovers_a_swarm_that_lost_its_quorum() {
     ])
     .expect("service create converges");
     let pids = lab.running_task_pids("m1").expect("m1 pids");
-    lab.kill9("m2", "shoal-manager").expect("kill m2's manager");
+
+    // m3 is demoted while its manager is down; back, it learns from the
+    // voters' refusals that it was removed, and forgets the swarm.
     lab.kill9("m3", "shoal-manager").expect("kill m3's manager");
+    lab.shoal_ok(["node", "demote", "m3"]).expect("demote m3");
+    wait(
+        &lab,
+        "m3 out of the managers",
+        Duration::from_secs(20),
+        || match manager_status(&lab, "m3").as_deref() {
+            Some("") => Ok(()),
+            other => Err(format!("m3 manager status {other:?}")),
+        },
+    );
+    lab.start_again("m3", "shoal-manager")
+        .expect("start m3's manager");
+    wait(
+        &lab,
+        "m3's manager forgot the swarm",
+        Duration::from_secs(30),
+        || {
+            let out = shoal_on(&lab, "m3", &["service", "ls"]);
+            match !out.status.success() && text(&out).contains("not a swarm manager") {
+                true => Ok(()),
+                false => Err(text(&out)),
+            }
+        },
+    );
+    wait(
+        &lab,
+        "m3 holds a worker certificate",
+        Duration::from_secs(20),
+        || match cert_role(&lab, "m3") {
+            shoal_identity::Role::Worker => Ok(()),
+            other => Err(format!("{other:?}")),
+        },
+    );
+    lab.shoal_ok(["service", "scale", "kept=3"])
+        .expect("m1 and m2 keep a quorum");
+
+    // Autolock on: the manager that rebuilds Raft restarts itself and must
+    // not come back locked.
+    lab.shoal_ok(["swarm", "update", "--autolock=true"])
+        .expect("autolock on");
+    // m2 dies too: m1 alone has no quorum until it rebuilds the group.
+    lab.kill9("m2", "shoal-manager").expect("kill m2's manager");
     let stuck = lab
-        .shoal(["service", "scale", "kept=3"])
+        .shoal(["service", "scale", "kept=4"])
         .expect("scale without quorum");
     assert!(!stuck.status.success(), "a write without quorum fails");
 
@@ -337,7 +381,7 @@ fn force_new_cluster_recovers_a_swarm_that_lost_its_quorum() {
     // The state survived: the service is there and writes commit again.
     let services = lab.shoal_ok(["service", "ls"]).expect("service ls");
     assert!(services.contains("kept"), "{services}");
-    lab.shoal_ok(["service", "scale", "kept=3"])
+    lab.shoal_ok(["service", "scale", "kept=4"])
         .expect("writes commit on the new cluster");
     wait(
         &lab,

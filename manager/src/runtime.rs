@@ -747,6 +747,13 @@ impl Manager {
             dek,
         ));
         let removed = Arc::new(tokio::sync::Notify::new());
+        if identity.peer.role != Role::Manager {
+            // Demoted while this manager was down: the node's agent already
+            // holds the worker certificate the CA issued once it was out.
+            tracing::warn!("this node's certificate is a worker's: it was demoted");
+            removed.notify_one();
+        }
+        tokio::spawn(notice_removal(running.clone(), removed.clone()));
         let manager = self.clone();
         let notice = removed.clone();
         tokio::spawn(async move {
@@ -837,6 +844,26 @@ async fn local_ip_towards(remote: &str) -> Result<String, StoreError> {
         .local_addr()
         .map(|a| a.ip().to_string())
         .map_err(|e| StoreError::Internal(e.to_string()))
+}
+
+/// A manager that was down while the group removed it hears nothing more
+/// from Raft: it campaigns, and the voters refuse it. Once most of them
+/// have, it takes itself as removed.
+async fn notice_removal(running: Arc<Running>, removed: Arc<tokio::sync::Notify>) {
+    let mut metrics = running.raft.metrics();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = metrics.borrow_and_update().clone();
+        if now.running_state.is_err() {
+            return;
+        }
+        let voters = now.membership_config.membership().voter_ids().collect();
+        if now.current_leader.is_none() && running.contacts.removed_by_majority(&voters, now.id) {
+            tracing::warn!("the other managers refuse this one as a voter: it was removed");
+            removed.notify_one();
+            return;
+        }
+    }
 }
 
 /// Runs the leader-only components while this manager is the Raft leader.

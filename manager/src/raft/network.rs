@@ -82,7 +82,12 @@ impl PeerClient {
             "vote" => client.vote(message).await,
             _ => client.install_snapshot(message).await,
         }
-        .map_err(|status| RPCError::Unreachable(Unreachable::new(&status)))?
+        .map_err(|status| {
+            if method == "vote" && status.code() == tonic::Code::FailedPrecondition {
+                self.contacts.refused_as_non_voter(self.target);
+            }
+            RPCError::Unreachable(Unreachable::new(&status))
+        })?
         .into_inner();
         self.contacts.heard_from(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply.data)
