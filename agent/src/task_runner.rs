@@ -215,6 +215,20 @@ impl Runner {
         }
     }
 
+    /// Out of the load balancers before the stop, so that no new
+    /// connection meets a container on its way out.
+    async fn drain(&self) {
+        let Ok(mut netd) = crate::local_api::netd(&self.ctx.netd_socket) else {
+            return;
+        };
+        let request = shoal_proto::netd::v1::DrainTaskRequest {
+            task_id: self.id.clone(),
+        };
+        if let Err(e) = netd.drain_task(request).await {
+            tracing::warn!("drain {} from the load balancers: {}", self.id, e.message());
+        }
+    }
+
     /// Waits for the running container to exit, or stops it when told to.
     async fn supervise(&mut self, pid: u32) {
         let executor = self.ctx.executor.clone();
@@ -223,6 +237,7 @@ impl Runner {
         tokio::pin!(exited);
         loop {
             if self.desired() > TaskState::Running {
+                self.drain().await;
                 if let Err(e) = self.ctx.executor.stop(&self.id).await {
                     tracing::warn!("stop {}: {e}", self.id);
                 }
@@ -255,6 +270,7 @@ impl Runner {
                 changed = self.task.changed() => {
                     if changed.is_err() {
                         // No longer assigned at all: stop it.
+                        self.drain().await;
                         let _ = self.ctx.executor.stop(&self.id).await;
                         let _ = (&mut exited).await;
                         self.clean_up().await;

@@ -377,8 +377,20 @@ fn an_image_update_moves_every_task_to_v2_while_the_service_answers() {
         failed * 10 <= ok,
         "the service did not stay reachable: {failed} failed, {ok} answered"
     );
-    let running = running_tasks(&lab);
-    assert_eq!(running.len(), REPLICAS, "after the update: {running:?}");
+    // The last v1 task is gone; its v2 replacement may still be starting
+    // (stop-first).
+    lab.wait_until(
+        "every replica running again",
+        Duration::from_secs(30),
+        || {
+            let running = running_tasks(&lab);
+            match running.len() == REPLICAS {
+                true => Ok(()),
+                false => Err(format!("running: {running:?}")),
+            }
+        },
+    )
+    .unwrap_or_else(|e| panic!("after the update: {e}"));
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
 

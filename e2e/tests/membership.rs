@@ -172,10 +172,10 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
             }
         },
     );
-    assert_eq!(
-        lab.running_task_pids("w1").unwrap(),
-        w1_pids,
-        "w1's tasks untouched"
+    let now = lab.running_task_pids("w1").unwrap();
+    assert!(
+        w1_pids.iter().all(|p| now.contains(p)),
+        "w1's tasks untouched by the promotion: before {w1_pids:?}, after {now:?}"
     );
 
     // A manager is not removed while it is in Raft.

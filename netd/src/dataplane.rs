@@ -9,7 +9,7 @@ use std::fs::File;
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use shoal_proto::dispatcher::v1::NetworkView;
+use shoal_proto::dispatcher::v1::{NetworkView, ServiceEndpoints};
 use shoal_proto::netd::v1::{AttachTaskRequest, TaskAttachment};
 use shoal_proto::types::v1::{PortProtocol, PublishMode};
 use tokio::sync::Mutex;
@@ -43,8 +43,11 @@ struct State {
     /// Networks of the last view.
     view_networks: BTreeMap<String, OverlayNetwork>,
     attachments: BTreeMap<String, TaskAttachment>,
-    /// `None` until the first view.
-    ports: Option<Vec<PublishedPort>>,
+    /// The services of the last view; `None` until the first view.
+    view_services: Option<Vec<ServiceEndpoints>>,
+    /// Tasks about to stop: out of every load balancer already, so that no
+    /// new connection reaches a container that is going away.
+    draining: BTreeSet<String>,
     /// The last batch applied, to skip rewrites that change nothing.
     last_nft: Option<String>,
 }
@@ -151,7 +154,7 @@ impl Dataplane {
         if let Err(e) = self.remove_unused_networks(&wanted).await {
             errors.push(e);
         }
-        state.ports = Some(published_ports(view));
+        state.view_services = Some(view.services.clone());
         if let Err(e) = self.sync_nft(&mut state).await {
             errors.push(e);
         }
@@ -298,6 +301,7 @@ impl Dataplane {
         let removed = self.remove_task(task_id, count).await;
         if removed.is_ok() {
             state.attachments.remove(task_id);
+            state.draining.remove(task_id);
             tracing::info!(task = %task_id, "task detached");
         }
         let synced = self.sync_nft(&mut state).await;
@@ -323,6 +327,17 @@ impl Dataplane {
         Error::collect(errors)
     }
 
+    /// Takes the task out of every published port's backends now, ahead
+    /// of its stop; the managers' next view drops it for good.
+    pub async fn drain_task(&self, task_id: &str) -> Result<()> {
+        names::validate_id("task id", task_id)?;
+        let mut state = self.state.lock().await;
+        if state.draining.insert(task_id.to_string()) {
+            tracing::info!(task = %task_id, "task drained from the load balancers");
+        }
+        self.sync_nft(&mut state).await
+    }
+
     pub async fn list_attachments(&self) -> Vec<TaskAttachment> {
         self.state
             .lock()
@@ -344,7 +359,10 @@ impl Dataplane {
             .collect();
         let ruleset = Ruleset {
             networks: networks.into_iter().collect(),
-            ports: state.ports.clone(),
+            ports: state
+                .view_services
+                .as_ref()
+                .map(|services| published_ports(services, &state.draining)),
         };
         if ruleset.networks.is_empty() && ruleset.ports.is_none() {
             // Nothing known yet (fresh start before the first view): leave
@@ -363,12 +381,16 @@ impl Dataplane {
 }
 
 /// The ingress-mode published ports of a view, with their backends.
-fn published_ports(view: &NetworkView) -> Vec<PublishedPort> {
+fn published_ports(
+    services: &[ServiceEndpoints],
+    draining: &BTreeSet<String>,
+) -> Vec<PublishedPort> {
     let mut ports = Vec::new();
-    for svc in &view.services {
+    for svc in services {
         let mut backends: Vec<Ipv4Addr> = svc
             .backends
             .iter()
+            .filter(|b| !draining.contains(&b.task_id))
             .filter_map(|b| match b.address.split('/').next().unwrap_or_default().parse() {
                 Ok(ip) => Some(ip),
                 Err(_) => {

@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use shoal_proto::netd::v1::netd_server::{Netd, NetdServer};
 use shoal_proto::netd::v1::{
-    AttachTaskRequest, AttachTaskResponse, DetachTaskRequest, DetachTaskResponse,
-    ForgetClusterRequest, ForgetClusterResponse, ListAttachmentsRequest, ListAttachmentsResponse,
+    AttachTaskRequest, AttachTaskResponse, DetachTaskRequest, DetachTaskResponse, DrainTaskRequest,
+    DrainTaskResponse, ForgetClusterRequest, ForgetClusterResponse, ListAttachmentsRequest,
+    ListAttachmentsResponse,
 };
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -40,6 +41,17 @@ fn status(e: Error) -> Status {
 
 #[tonic::async_trait]
 impl Netd for NetdService {
+    async fn drain_task(
+        &self,
+        request: Request<DrainTaskRequest>,
+    ) -> Result<Response<DrainTaskResponse>, Status> {
+        self.dataplane
+            .drain_task(&request.into_inner().task_id)
+            .await
+            .map_err(status)?;
+        Ok(Response::new(DrainTaskResponse {}))
+    }
+
     async fn forget_cluster(
         &self,
         _request: Request<ForgetClusterRequest>,

@@ -767,11 +767,40 @@ impl Lab {
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.keep_logs();
+        }
         if !self.done {
             if let Err(e) = self.teardown() {
                 eprintln!("lab {}: {e}", self.record.name);
             }
         }
+    }
+}
+
+impl Lab {
+    /// A failed test's lab goes, its logs stay: copied to
+    /// `$TMPDIR/shoal-lab-logs/<lab>/<host>/` for whoever reads the failure.
+    fn keep_logs(&self) {
+        let dest = std::env::temp_dir()
+            .join("shoal-lab-logs")
+            .join(&self.record.name);
+        let _ = std::fs::remove_dir_all(&dest);
+        for host in &self.record.hosts {
+            let logs = self.host_dir(&host.name).join("logs");
+            let Ok(entries) = std::fs::read_dir(&logs) else {
+                continue;
+            };
+            let to = dest.join(&host.name);
+            if std::fs::create_dir_all(&to).is_err() {
+                continue;
+            }
+            for entry in entries.flatten() {
+                // Links to fixtures' logs are followed: the copy is the text.
+                let _ = std::fs::copy(entry.path(), to.join(entry.file_name()));
+            }
+        }
+        eprintln!("lab {}: logs kept in {}", self.record.name, dest.display());
     }
 }
 
