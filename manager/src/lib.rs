@@ -15,3 +15,4 @@ pub mod scheduler;
 pub mod seal;
 pub mod store;
 pub mod taskreaper;
+pub mod tls;

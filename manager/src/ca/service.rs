@@ -15,7 +15,7 @@ use shoal_proto::types::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::RootCa;
+use super::{CaState, RootCa};
 use crate::controlapi::to_status;
 use crate::store::{State, Store, StoreError};
 
@@ -45,13 +45,7 @@ impl CaService {
 }
 
 fn root_ca(state: &State) -> Result<RootCa, StoreError> {
-    let cluster = state
-        .cluster()
-        .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
-    Ok(RootCa {
-        cert_pem: cluster.root_ca_pem.clone(),
-        key_pem: cluster.root_ca_key_pem.clone(),
-    })
+    Ok(CaState::of(state)?.current)
 }
 
 /// The role a token grants, or why it grants none.
@@ -63,7 +57,7 @@ pub fn role_of_token(state: &State, token: &str) -> Result<Role, StoreError> {
         .map_err(|e| StoreError::Internal(e.to_string()))?;
     if parsed.ca_digest != digest {
         return Err(StoreError::InvalidArgument(
-            "the join token is for another cluster (its CA digest does not match this cluster's CA)".into(),
+            "the join token's CA digest does not match this cluster's root CA: a token of another cluster, or from before a root CA rotation (get the current one with `shoal swarm join-token`)".into(),
         ));
     }
     let tokens = state
@@ -124,7 +118,7 @@ impl CertificateAuthority for CaService {
                     .and_then(|c| c.meta.clone())
                     .unwrap_or_default()
                     .id;
-                Ok((role, root_ca(s)?, cluster_id, cert_expiry(s)))
+                Ok((role, CaState::of(s)?, cluster_id, cert_expiry(s)))
             })
             .map_err(to_status)?;
         let peer = PeerIdentity {
@@ -177,6 +171,7 @@ impl CertificateAuthority for CaService {
                     }),
                     manager_status: None,
                     role: node_role as i32,
+                    cert_root_digest: String::new(),
                 });
                 Ok(())
             })
@@ -186,7 +181,7 @@ impl CertificateAuthority for CaService {
         Ok(Response::new(IssueNodeCertificateResponse {
             node_id,
             cert_pem,
-            root_ca_pem: ca.cert_pem,
+            root_ca_pem: ca.trust_pem(),
         }))
     }
 
@@ -201,7 +196,7 @@ impl CertificateAuthority for CaService {
             .store
             .view(|s| {
                 Ok((
-                    root_ca(s)?,
+                    CaState::of(s)?,
                     s.nodes.contains_key(&peer.node_id),
                     cert_expiry(s),
                 ))
@@ -219,7 +214,7 @@ impl CertificateAuthority for CaService {
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
         Ok(Response::new(RenewNodeCertificateResponse {
             cert_pem,
-            root_ca_pem: ca.cert_pem,
+            root_ca_pem: ca.trust_pem(),
         }))
     }
 }

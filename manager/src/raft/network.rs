@@ -10,6 +10,9 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::Arc;
+
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::raft::v1::raft_client::RaftClient;
 use shoal_proto::raft::v1::RaftMessage;
@@ -19,19 +22,21 @@ use super::{NodeId, TypeConfig};
 
 #[derive(Clone)]
 pub struct Network {
-    identity: NodeIdentity,
+    identity: Arc<LiveIdentity>,
 }
 
 impl Network {
-    pub fn new(identity: NodeIdentity) -> Self {
+    pub fn new(identity: Arc<LiveIdentity>) -> Self {
         Network { identity }
     }
 }
 
 pub struct PeerClient {
     addr: String,
-    channel: Option<Channel>,
-    identity: NodeIdentity,
+    /// The channel and the identity it was made with: a renewed identity
+    /// (certificate renewal, root CA rotation) makes a new channel.
+    channel: Option<(Channel, Arc<NodeIdentity>)>,
+    identity: Arc<LiveIdentity>,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
@@ -59,12 +64,13 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let identity = self.identity.current();
         let channel = match &self.channel {
-            Some(c) => c.clone(),
-            None => {
-                let c = shoal_identity::connect_lazy(&self.addr, &self.identity)
+            Some((c, made_with)) if Arc::ptr_eq(made_with, &identity) => c.clone(),
+            _ => {
+                let c = shoal_identity::connect_lazy(&self.addr, &identity)
                     .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-                self.channel = Some(c.clone());
+                self.channel = Some((c.clone(), identity));
                 c
             }
         };
