@@ -2,12 +2,15 @@
 //! apply assignments as they stream in (one runner per task), heartbeat,
 //! and reconnect with backoff when the session breaks. Containers of tasks
 //! the managers no longer assign are removed after a complete assignment.
+//! The agent also renews the node's certificate (see [`crate::renewal`]);
+//! a renewed identity reopens the session with it, without touching tasks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::{assignments::Kind, HeartbeatRequest, SessionRequest};
@@ -15,6 +18,7 @@ use shoal_proto::types::v1::{NodeDescription, Task};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use crate::renewal::Wanted;
 use crate::task_runner::{self, Context};
 
 pub struct AgentConfig {
@@ -31,6 +35,8 @@ pub struct Agent {
     ctx: Arc<Context>,
     runners: HashMap<String, watch::Sender<Task>>,
     session: watch::Sender<Option<(DispatcherClient<Channel>, String)>>,
+    /// What the managers want of the node's certificate, for the renewal.
+    wanted: watch::Sender<Wanted>,
 }
 
 impl Agent {
@@ -44,12 +50,20 @@ impl Agent {
             ctx,
             runners: HashMap::new(),
             session,
+            wanted: watch::Sender::new(Wanted::default()),
         }
     }
 
     /// Runs until the process ends.
     pub async fn run(mut self) {
-        let identity = self.wait_for_identity().await;
+        let identity = LiveIdentity::new(&self.config.node_dir, self.wait_for_identity().await);
+        identity.spawn_watch();
+        tokio::spawn(crate::renewal::run(
+            identity.clone(),
+            self.config.node_dir.clone(),
+            self.config.manager.clone(),
+            self.wanted.subscribe(),
+        ));
         let mut backoff = Duration::from_millis(100);
         // The configured manager first; the others the managers name later.
         let mut managers = vec![self.config.manager.clone()];
@@ -96,17 +110,21 @@ impl Agent {
 
     async fn session_once(
         &mut self,
-        identity: &NodeIdentity,
+        live: &LiveIdentity,
         manager: &str,
         managers: &mut Vec<String>,
     ) -> anyhow::Result<()> {
-        let channel = shoal_identity::connect(manager, identity).await?;
+        let mut renewed = live.subscribe();
+        let identity = renewed.borrow_and_update().clone();
+        let channel = shoal_identity::connect(manager, &identity).await?;
         let mut client = DispatcherClient::new(channel);
         let description = NodeDescription {
             hostname: self.config.hostname.clone(),
             os: std::env::consts::OS.to_string(),
             architecture: std::env::consts::ARCH.to_string(),
             addr: self.config.advertise_addr.clone(),
+            trust_digest: shoal_identity::trust::bundle_digest(&identity.ca_pem)
+                .unwrap_or_default(),
             ..Default::default()
         };
         let mut stream = client
@@ -129,6 +147,7 @@ impl Agent {
         }
         self.session
             .send_replace(Some((client.clone(), session_id.clone())));
+        self.want(manager, first.trust);
         self.apply(first.assignments).await;
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.tick().await;
@@ -142,10 +161,18 @@ impl Agent {
                                     managers.push(addr.clone());
                                 }
                             }
+                            self.want(manager, m.trust);
                             self.apply(m.assignments).await
                         }
                         None => anyhow::bail!("the manager closed the session"),
                     }
+                }
+                // A renewed certificate: reopen the session with it, so the
+                // managers see the node on its new certificate. Tasks keep
+                // running; the next session's complete assignment matches them.
+                _ = renewed.changed() => {
+                    tracing::info!("node certificate renewed: reopening the session with it");
+                    return Ok(());
                 }
                 _ = heartbeat.tick() => {
                     let request = HeartbeatRequest { session_id: session_id.clone() };
@@ -155,6 +182,19 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Passes the cluster's trust on to the renewal, which acts on changes.
+    fn want(&self, manager: &str, trust: Option<shoal_proto::dispatcher::v1::NodeTrust>) {
+        let wanted = Wanted {
+            manager: Some(manager.to_string()),
+            trust,
+        };
+        self.wanted.send_if_modified(|w| {
+            let changed = *w != wanted;
+            *w = wanted;
+            changed
+        });
     }
 
     async fn apply(&mut self, assignments: Option<shoal_proto::dispatcher::v1::Assignments>) {

@@ -82,7 +82,9 @@ pub fn read(path: &Path) -> Result<NodeIdentity, IdentityError> {
         }
     }
     if roots.is_empty() {
-        return Err(bad("expected the client certificate and the CA certificate"));
+        return Err(bad(
+            "expected the client certificate and the CA certificate",
+        ));
     }
     NodeIdentity::new(
         key,

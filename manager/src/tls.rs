@@ -37,7 +37,9 @@ impl Configs {
                     tracing::info!("TLS server now presents the renewed node certificate");
                     self.config = Arc::new(config);
                 }
-                Err(e) => tracing::warn!("renewed identity unusable for TLS, keeping the last: {e}"),
+                Err(e) => {
+                    tracing::warn!("renewed identity unusable for TLS, keeping the last: {e}")
+                }
             }
         }
         self.config.clone()

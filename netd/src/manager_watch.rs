@@ -1,12 +1,14 @@
 //! netd's link to the managers: a `WatchNetwork` stream over mTLS with the
 //! node's identity, each view applied to the data plane. Reconnects with
 //! backoff forever; before the node has joined (no certificate yet) it
-//! waits for one.
+//! waits for one. When the agent renews the node's certificate the stream
+//! is reopened with the new one (the data plane is left as it is).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::WatchNetworkRequest;
@@ -31,8 +33,9 @@ impl ManagerWatch {
         // when a manager dies, netd moves on to the next at once.
         let mut managers = vec![self.manager.clone()];
         let mut next = 0;
+        let identity = LiveIdentity::new(&self.node_dir, wait_for_identity(&self.node_dir).await);
+        identity.spawn_watch();
         loop {
-            let identity = wait_for_identity(&self.node_dir).await;
             let manager = managers[next % managers.len()].clone();
             match self.watch(&identity, &manager, &mut managers).await {
                 Ok(()) => {
@@ -57,12 +60,14 @@ impl ManagerWatch {
 
     async fn watch(
         &self,
-        identity: &NodeIdentity,
+        live: &LiveIdentity,
         manager: &str,
         managers: &mut Vec<String>,
     ) -> Result<(), Failure> {
         let fail = |received: bool| move |error: String| Failure { error, received };
-        let channel = shoal_identity::connect(manager, identity)
+        let mut renewed = live.subscribe();
+        let identity = renewed.borrow_and_update().clone();
+        let channel = shoal_identity::connect(manager, &identity)
             .await
             .map_err(|e| fail(false)(e.to_string()))?;
         let mut stream = DispatcherClient::new(channel)
@@ -72,11 +77,17 @@ impl ManagerWatch {
             .into_inner();
         tracing::info!(%manager, "watching the network view");
         let mut received = false;
-        while let Some(view) = stream
-            .message()
-            .await
-            .map_err(|e| fail(received)(e.to_string()))?
-        {
+        loop {
+            let message = tokio::select! {
+                m = stream.message() => m,
+                _ = renewed.changed() => {
+                    tracing::info!(%manager, "node certificate renewed: reopening the network view stream");
+                    return Ok(());
+                }
+            };
+            let Some(view) = message.map_err(|e| fail(received)(e.to_string()))? else {
+                break;
+            };
             received = true;
             for addr in &view.managers {
                 if !managers.contains(addr) {

@@ -221,6 +221,7 @@ mod tests {
             }),
             manager_status: manager,
             role: 0,
+            ..Default::default()
         }
     }
 

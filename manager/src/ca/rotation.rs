@@ -148,7 +148,11 @@ fn cross_sign(params: &CertificateParams, key: &KeyPair, old: &RootCa) -> Result
 /// everywhere with another one).
 pub fn start(state: &State, tx: &mut Tx) -> Result<(), StoreError> {
     let mut cluster = state.cluster().cloned().ok_or_else(not_initialised)?;
-    let cluster_id = cluster.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    let cluster_id = cluster
+        .meta
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
     let ca = CaState::of_cluster(&cluster)?;
     let rotation = new_root(&ca.current, &cluster_id).map_err(internal)?;
     cluster.root_rotation = Some(RootRotation {
@@ -266,10 +270,9 @@ impl Finisher {
     }
 
     async fn pass(&self) -> Result<(), StoreError> {
-        let rotating = self.store.view(|s| {
-            s.cluster()
-                .is_some_and(|c| c.root_rotation.is_some())
-        });
+        let rotating = self
+            .store
+            .view(|s| s.cluster().is_some_and(|c| c.root_rotation.is_some()));
         if !rotating {
             return Ok(());
         }
