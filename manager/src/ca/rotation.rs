@@ -200,7 +200,14 @@ pub fn status(state: &State) -> Result<RootCaStatus, StoreError> {
             .is_some_and(|d| d.trust_digest == trust_digest);
         status.nodes_renewed += u32::from(renewed);
         status.nodes_trusting += u32::from(trusting);
-        if !renewed || !trusting {
+        // While rotating, nodes wait on their certificate; afterwards on
+        // their trust.
+        let waiting = if ca.rotation.is_some() {
+            !renewed
+        } else {
+            !renewed || !trusting
+        };
+        if waiting {
             status.pending.push(node_name(node));
         }
     }
