@@ -4,9 +4,10 @@
 //! it observes.
 
 pub mod executor;
-pub mod netd_client;
+pub mod local_api;
 pub mod renewal;
 pub mod reporter;
+pub mod role;
 pub mod secret_files;
 pub mod session;
 pub mod task_runner;

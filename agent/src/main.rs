@@ -26,6 +26,10 @@ struct Args {
     containerd_namespace: String,
     #[arg(long, default_value = "/run/shoal/netd.sock")]
     netd_socket: PathBuf,
+    /// The control socket of this host's manager process: promotion and
+    /// demotion start and stop it as a manager.
+    #[arg(long, default_value = "/run/shoal/control.sock")]
+    manager_socket: PathBuf,
     /// A manager's address (host:port).
     #[arg(long, default_value = "127.0.0.1:4242")]
     manager: String,
@@ -70,6 +74,7 @@ async fn main() -> anyhow::Result<()> {
         AgentConfig {
             node_dir: args.node_dir,
             manager: args.manager,
+            manager_socket: args.manager_socket,
             hostname,
             advertise_addr: args.advertise_addr,
         },

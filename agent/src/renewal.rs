@@ -67,14 +67,11 @@ pub fn rotation_reason(
     None
 }
 
-/// Renews the node certificate once, through the manager at `manager`, and
-/// saves it in the identity's directory.
-pub async fn renew(
-    identity: &LiveIdentity,
-    node_dir: &std::path::Path,
-    manager: &str,
-) -> anyhow::Result<Arc<NodeIdentity>> {
-    let current = identity.current();
+/// Renews the node certificate in `node_dir` once, through the manager at
+/// `manager`, and saves the renewed identity there (every reader of the
+/// directory picks it up: see [`LiveIdentity`]).
+pub async fn renew(node_dir: &std::path::Path, manager: &str) -> anyhow::Result<NodeIdentity> {
+    let current = NodeIdentity::load(node_dir)?;
     let (key_pem, csr_pem) = shoal_identity::generate_key_and_csr()?;
     let channel = shoal_identity::connect(manager, &current).await?;
     let reply = CertificateAuthorityClient::new(channel)
@@ -85,12 +82,14 @@ pub async fn renew(
     // The reply's trust bundle becomes ca.crt: it came over mTLS verified
     // against the roots this node trusts now.
     let renewed = NodeIdentity::new(key_pem, reply.cert_pem, reply.root_ca_pem)?;
-    if renewed.peer != current.peer {
-        anyhow::bail!("the renewed certificate names another node or role");
+    // The role may change (promotion, demotion); the node and cluster not.
+    if renewed.peer.node_id != current.peer.node_id
+        || renewed.peer.cluster_id != current.peer.cluster_id
+    {
+        anyhow::bail!("the renewed certificate names another node or cluster");
     }
     renewed.save(node_dir)?;
-    identity.reload()?;
-    Ok(identity.current())
+    Ok(renewed)
 }
 
 /// Renews for ever: at a random 50-80% of the lifetime, or soon when the
@@ -150,16 +149,27 @@ pub async fn run(
             }
             last_rotation_renewal = Some(Instant::now());
         }
+        if !NodeIdentity::exists(&node_dir) {
+            // The node left the swarm; a later join writes a new identity.
+            tokio::time::sleep(RETRY).await;
+            continue;
+        }
         let manager = want
             .manager
             .clone()
             .unwrap_or_else(|| default_manager.clone());
-        match renew(&identity, &node_dir, &manager).await {
-            Ok(renewed) => tracing::info!(
-                "node certificate renewed for {} ({})",
-                renewed.peer.node_id,
-                reason.unwrap_or("due")
-            ),
+        match renew(&node_dir, &manager).await {
+            Ok(renewed) => {
+                // Now, not at the next poll: the session reopens with it.
+                if let Err(e) = identity.reload() {
+                    tracing::warn!("reload the renewed identity: {e}");
+                }
+                tracing::info!(
+                    "node certificate renewed for {} ({})",
+                    renewed.peer.node_id,
+                    reason.unwrap_or("due")
+                )
+            }
             Err(e) => {
                 tracing::warn!(
                     "certificate renewal through {manager} failed, retrying in {RETRY:?}: {e}"

@@ -24,6 +24,9 @@ use crate::task_runner::{self, Context};
 pub struct AgentConfig {
     pub node_dir: PathBuf,
     pub manager: String,
+    /// The control socket of this host's manager process, which the agent
+    /// starts or stops as a manager when the node is promoted or demoted.
+    pub manager_socket: PathBuf,
     pub hostname: String,
     /// The address other nodes reach this node on; empty lets the manager
     /// use the address the session comes from.
@@ -56,19 +59,40 @@ impl Agent {
 
     /// Runs until the process ends.
     pub async fn run(mut self) {
-        let identity = LiveIdentity::new(&self.config.node_dir, self.wait_for_identity().await);
-        identity.spawn_watch();
-        tokio::spawn(crate::renewal::run(
-            identity.clone(),
-            self.config.node_dir.clone(),
-            self.config.manager.clone(),
-            self.wanted.subscribe(),
-        ));
+        let mut live: Option<Arc<LiveIdentity>> = None;
         let mut backoff = Duration::from_millis(100);
         // The configured manager first; the others the managers name later.
         let mut managers = vec![self.config.manager.clone()];
         let mut next = 0;
         loop {
+            if !NodeIdentity::exists(&self.config.node_dir) {
+                // Never joined, or `swarm leave` removed the identity while
+                // the session was down: nothing of a swarm may run here.
+                self.leave().await;
+            }
+            // Read at every session: a renewal (or a new join) may have
+            // replaced it.
+            let identity = self.wait_for_identity().await;
+            let identity = match &live {
+                Some(live) => {
+                    if let Err(e) = live.reload() {
+                        tracing::warn!("node identity: {e}");
+                    }
+                    live.clone()
+                }
+                None => {
+                    let new = LiveIdentity::new(&self.config.node_dir, identity);
+                    new.spawn_watch();
+                    tokio::spawn(crate::renewal::run(
+                        new.clone(),
+                        self.config.node_dir.clone(),
+                        self.config.manager.clone(),
+                        self.wanted.subscribe(),
+                    ));
+                    live = Some(new.clone());
+                    new
+                }
+            };
             let manager = managers[next % managers.len()].clone();
             match self.session_once(&identity, &manager, &mut managers).await {
                 Ok(()) => backoff = Duration::from_millis(100),
@@ -148,6 +172,9 @@ impl Agent {
         self.session
             .send_replace(Some((client.clone(), session_id.clone())));
         self.want(manager, first.trust);
+        if let Some(role) = crate::role::wanted_change(&identity, first.node_role) {
+            return self.change_role(manager, role).await;
+        }
         self.apply(first.assignments).await;
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.tick().await;
@@ -162,6 +189,9 @@ impl Agent {
                                 }
                             }
                             self.want(manager, m.trust);
+                            if let Some(role) = crate::role::wanted_change(&identity, m.node_role) {
+                                return self.change_role(manager, role).await;
+                            }
                             self.apply(m.assignments).await
                         }
                         None => anyhow::bail!("the manager closed the session"),
@@ -175,6 +205,12 @@ impl Agent {
                     return Ok(());
                 }
                 _ = heartbeat.tick() => {
+                    if !NodeIdentity::exists(&self.config.node_dir) {
+                        // `swarm leave` removed the identity: this node is
+                        // no longer part of the swarm.
+                        self.leave().await;
+                        anyhow::bail!("left the swarm");
+                    }
                     let request = HeartbeatRequest { session_id: session_id.clone() };
                     tokio::time::timeout(period, client.heartbeat(request))
                         .await
@@ -195,6 +231,43 @@ impl Agent {
             *w = wanted;
             changed
         });
+    }
+
+    /// Promotion or demotion of this node; the session then starts again
+    /// with the renewed certificate. Tasks keep running throughout.
+    async fn change_role(&self, manager: &str, role: shoal_identity::Role) -> anyhow::Result<()> {
+        let config = &self.config;
+        let changed = crate::role::change(
+            &config.node_dir,
+            manager,
+            &config.manager_socket,
+            &config.advertise_addr,
+            role,
+        )
+        .await;
+        if let Err(e) = changed {
+            tracing::warn!("becoming a {role:?}: {e}");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+        Ok(())
+    }
+
+    /// After `swarm leave`: every task of the swarm stops and is removed.
+    async fn leave(&mut self) {
+        let idle =
+            self.runners.is_empty() && self.ctx.executor.list().await.is_ok_and(|c| c.is_empty());
+        if !idle {
+            tracing::info!("this node is not in a swarm: removing its tasks");
+        }
+        self.session.send_replace(None);
+        self.runners.clear();
+        self.remove_strays(&std::collections::HashSet::new()).await;
+        if let Ok(mut netd) = crate::local_api::netd(&self.ctx.netd_socket) {
+            let request = shoal_proto::netd::v1::ForgetClusterRequest {};
+            if let Err(e) = netd.forget_cluster(request).await {
+                tracing::warn!("tell netd the node left: {}", e.message());
+            }
+        }
     }
 
     async fn apply(&mut self, assignments: Option<shoal_proto::dispatcher::v1::Assignments>) {
@@ -247,7 +320,7 @@ impl Agent {
                 return;
             }
         };
-        let mut netd = crate::netd_client::connect(&self.ctx.netd_socket).ok();
+        let mut netd = crate::local_api::netd(&self.ctx.netd_socket).ok();
         for container in containers {
             let Some(task_id) = container.task_id().map(str::to_string) else {
                 continue;

@@ -116,7 +116,7 @@ impl Runner {
             .pull(&container.image)
             .await
             .map_err(|e| (TaskState::Rejected, e))?;
-        let mut netd = crate::netd_client::connect(&self.ctx.netd_socket)
+        let mut netd = crate::local_api::netd(&self.ctx.netd_socket)
             .map_err(|e| (TaskState::Rejected, format!("netd: {e}")))?;
         let hostname = if container.hostname.is_empty() {
             self.id.chars().take(12).collect()
@@ -202,7 +202,7 @@ impl Runner {
         if let Err(e) = crate::secret_files::remove(state_dir, &self.id) {
             tracing::warn!("remove the secrets of {}: {e}", self.id);
         }
-        match crate::netd_client::connect(&self.ctx.netd_socket) {
+        match crate::local_api::netd(&self.ctx.netd_socket) {
             Ok(mut netd) => {
                 let request = DetachTaskRequest {
                     task_id: self.id.clone(),

@@ -57,15 +57,9 @@ impl LiveIdentity {
         if !read.key_matches_certificate() {
             return Ok(false);
         }
-        if read.peer != now.peer {
-            tracing::warn!(
-                "the identity in {} names {:?} instead of {:?}: ignored",
-                self.dir.display(),
-                read.peer,
-                now.peer
-            );
-            return Ok(false);
-        }
+        // Whatever the directory holds is the node's identity now, even with
+        // another role (promotion, demotion) or node (a new join): only root
+        // writes there.
         self.current.send_replace(Arc::new(read));
         Ok(true)
     }

@@ -10,6 +10,8 @@ pub mod ids;
 pub mod keykeeper;
 pub mod orchestrator;
 pub mod raft;
+pub mod restart;
+pub mod rolemanager;
 pub mod runtime;
 pub mod scheduler;
 pub mod seal;

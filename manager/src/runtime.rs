@@ -62,6 +62,10 @@ pub struct Running {
     pub node_id: String,
     raft_id: u64,
     heartbeats: Arc<Heartbeats>,
+    log_store: LogStore,
+    dek: DataKey,
+    /// When each peer manager last answered this one over Raft.
+    pub contacts: raft::Contacts,
 }
 
 impl Running {
@@ -104,6 +108,34 @@ impl Running {
                 )),
             },
         }
+    }
+
+    /// Why taking Raft member `raft_id` out of the group would leave the
+    /// others without a reachable quorum, if it would. The leader knows who
+    /// answers its heartbeats; a follower goes by which managers are Ready.
+    pub fn removal_refusal(&self, state: &crate::store::State, raft_id: u64) -> Option<String> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let voters: std::collections::BTreeSet<u64> =
+            metrics.membership_config.membership().voter_ids().collect();
+        if !voters.contains(&raft_id) {
+            return None;
+        }
+        let contacts = if metrics.current_leader == Some(metrics.id) {
+            self.contacts.clone()
+        } else {
+            let ready = raft::Contacts::default();
+            for node in state.nodes.values() {
+                let up = node
+                    .status
+                    .as_ref()
+                    .is_some_and(|s| s.state == NodeState::Ready as i32);
+                if let (true, Some(ms)) = (up, &node.manager_status) {
+                    ready.heard_from(ms.raft_id);
+                }
+            }
+            ready
+        };
+        raft::removal_breaks_quorum(&voters, raft_id, metrics.id, &contacts)
     }
 
     /// A follower's read index: asked of the leader, then waited for here.
@@ -210,7 +242,15 @@ impl Manager {
             create_private_dir(&parent.to_path_buf())?;
         }
         let keys = KeyFiles::new(&self.config.state_dir);
-        if keys.locked() {
+        let handed_over = crate::restart::take_handed_over_key();
+        if let (Some(dek), true) = (handed_over, keys.exist()) {
+            let identity = read_manager_identity(&self.config.state_dir)?;
+            self.clone()
+                .start(identity, dek, None)
+                .await
+                .map_err(|e| anyhow::anyhow!("start the manager: {e}"))?;
+            tracing::info!("manager restarted in place");
+        } else if keys.locked() {
             tracing::warn!("this manager is locked (autolock): run `shoal swarm unlock`");
         } else if keys.exist() {
             let dek = keys.open(None).context("open the store's data key")?;
@@ -411,6 +451,153 @@ impl Manager {
         Ok((cluster_id, node_id, unlock_key))
     }
 
+    /// `swarm init --force-new-cluster`: a manager of a cluster that lost
+    /// its quorum becomes the only voter of a new Raft group that keeps all
+    /// of the cluster's state (as far as this manager has it). The other
+    /// managers are dropped from Raft; the leader's role reconciler turns
+    /// them into workers. The process restarts in place to run it.
+    pub async fn force_new_cluster(self: Arc<Self>) -> Result<(String, String), StoreError> {
+        let _serial = self.init_lock.lock().await;
+        let running = self.running()?.clone();
+        let me = read_manager_identity(&self.config.state_dir)
+            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        running
+            .raft
+            .shutdown()
+            .await
+            .map_err(|e| StoreError::Internal(format!("stop raft: {e}")))?;
+        let node = BasicNode {
+            addr: me.advertise_addr.clone(),
+        };
+        running
+            .log_store
+            .force_single_voter(me.raft_id, node)
+            .await
+            .map_err(|e| StoreError::Internal(format!("rewrite the raft membership: {e}")))?;
+        let dek = running.dek.clone();
+        // Answer the caller first; the new process image serves the next call.
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let e = crate::restart::restart_in_place(Some(&dek));
+            tracing::error!("restart the manager: {e}");
+            std::process::exit(1);
+        });
+        Ok((me.cluster_id, me.node_id))
+    }
+
+    /// `swarm leave` on this host, and the end of a demotion: this manager
+    /// leaves the Raft group (as far as the group lets it, with `force`),
+    /// forgets the cluster's state and restarts in place, idle. Without
+    /// `force` a Raft member is refused with Swarm's quorum warning.
+    pub async fn leave(self: Arc<Self>, force: bool) -> Result<(), StoreError> {
+        let _serial = self.init_lock.lock().await;
+        let running = match self.running.get() {
+            Some(running) => running.clone(),
+            None if KeyFiles::new(&self.config.state_dir).locked() && force => {
+                return self.forget_and_restart();
+            }
+            None => {
+                return Err(StoreError::NotFound(
+                    "this node is not a swarm manager".into(),
+                ))
+            }
+        };
+        let voters: std::collections::BTreeSet<u64> = running
+            .raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .voter_ids()
+            .collect();
+        // A running manager is taken for a member: Raft's view may lag a
+        // moment behind a join the others already count.
+        let mut voters = voters;
+        voters.insert(running.raft_id);
+        if !force {
+            let mut message = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
+            if voters.len() == 1 {
+                message += "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.";
+                return Err(StoreError::InvalidArgument(message));
+            }
+            let breaks_quorum = running
+                .store
+                .view(|s| running.removal_refusal(s, running.raft_id))
+                .is_some();
+            if breaks_quorum {
+                message += &format!(
+                    "Removing this node leaves {} managers out of {}. Without a Raft quorum your swarm will be inaccessible. ",
+                    voters.len() - 1,
+                    voters.len()
+                );
+            }
+            message += "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.";
+            return Err(StoreError::InvalidArgument(message));
+        }
+        if voters.len() > 1 {
+            self.ask_to_leave_raft(&running).await;
+        }
+        if let Err(e) = running.raft.shutdown().await {
+            tracing::warn!("stop raft: {e}");
+        }
+        self.forget_and_restart()
+    }
+
+    /// Asks the group to take this manager out (the role manager on the
+    /// leader does), and waits a little for it; a group without quorum
+    /// cannot, and a forced leave goes on without it.
+    async fn ask_to_leave_raft(&self, running: &Running) {
+        let node_id = running.node_id.clone();
+        let asked = running
+            .store
+            .update(|state, tx| {
+                if let Some(node) = state.nodes.get(&node_id) {
+                    let mut node = node.clone();
+                    node.spec.get_or_insert_with(Default::default).desired_role =
+                        NodeRole::Worker as i32;
+                    tx.put(node);
+                }
+                Ok(())
+            })
+            .await;
+        if let Err(e) = asked {
+            tracing::warn!("leaving without telling the other managers: {e}");
+            return;
+        }
+        let me = running.raft_id;
+        let left = running
+            .raft
+            .wait(Some(Duration::from_secs(5)))
+            .metrics(
+                |m| {
+                    !m.membership_config
+                        .membership()
+                        .voter_ids()
+                        .any(|v| v == me)
+                },
+                "removed from the raft group",
+            )
+            .await;
+        if left.is_err() {
+            tracing::warn!("the other managers did not remove this one within 5 s; leaving anyway");
+        }
+    }
+
+    fn forget_and_restart(&self) -> Result<(), StoreError> {
+        let dir = &self.config.state_dir;
+        std::fs::remove_dir_all(dir)
+            .map_err(|e| StoreError::Internal(format!("remove {}: {e}", dir.display())))?;
+        create_private_dir(dir).map_err(|e| StoreError::Internal(e.to_string()))?;
+        tracing::info!("left the swarm: manager state removed");
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            let e = crate::restart::restart_in_place(None);
+            tracing::error!("restart the manager: {e}");
+            std::process::exit(1);
+        });
+        Ok(())
+    }
+
     /// `swarm unlock`: opens the data key with the user's unlock key and
     /// starts the manager that restarted locked.
     pub async fn unlock(self: Arc<Self>, key: &str) -> Result<(), StoreError> {
@@ -508,6 +695,7 @@ impl Manager {
         let sealer = dek.sealer();
         let log = LogStore::open(&db, sealer.clone())
             .map_err(|e| internal("open the raft log")(e.to_string()))?;
+        let log_store = log.clone();
         let sm = StateMachine::open(&db, sealer, store.clone())
             .map_err(|e| internal("open the state")(e.to_string()))?;
         // Live: the agent renews the node's certificate in these files.
@@ -515,10 +703,11 @@ impl Manager {
             .map_err(|e| internal("load the node identity")(e.to_string()))?;
         identity.spawn_watch();
         let config = raft::config(&me.cluster_id, self.config.snapshot_every);
+        let contacts = raft::Contacts::default();
         let raft = Raft::new(
             me.raft_id,
             config,
-            raft::Network::new(identity.clone()),
+            raft::Network::new(identity.clone(), contacts.clone()),
             log,
             sm,
         )
@@ -549,6 +738,9 @@ impl Manager {
             node_id: me.node_id.clone(),
             raft_id: me.raft_id,
             heartbeats: heartbeats.clone(),
+            log_store,
+            dek: dek.clone(),
+            contacts,
         });
         self.running
             .set(running.clone())
@@ -559,6 +751,22 @@ impl Manager {
             KeyFiles::new(&self.config.state_dir),
             dek,
         ));
+        let removed = Arc::new(tokio::sync::Notify::new());
+        if identity.current().peer.role != Role::Manager {
+            // Demoted while this manager was down: the node's agent already
+            // holds the worker certificate the CA issued once it was out.
+            tracing::warn!("this node's certificate is a worker's: it was demoted");
+            removed.notify_one();
+        }
+        tokio::spawn(notice_removal(running.clone(), removed.clone()));
+        let manager = self.clone();
+        let notice = removed.clone();
+        tokio::spawn(async move {
+            notice.notified().await;
+            if let Err(e) = manager.leave(true).await {
+                tracing::error!("leave after removal from raft: {e}");
+            }
+        });
         let listen = self.config.listen;
         let server = tonic::transport::Server::builder()
             .add_service(ControlServer::new(ControlApi::remote(self.clone())))
@@ -571,6 +779,7 @@ impl Manager {
                 raft,
                 me.cluster_id.clone(),
                 store.clone(),
+                removed.clone(),
             )))
             .add_service(CertificateAuthorityServer::new(CaService::new(
                 store.clone(),
@@ -640,6 +849,26 @@ async fn local_ip_towards(remote: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Internal(e.to_string()))
 }
 
+/// A manager that was down while the group removed it hears nothing more
+/// from Raft: it campaigns, and the voters refuse it. Once most of them
+/// have, it takes itself as removed.
+async fn notice_removal(running: Arc<Running>, removed: Arc<tokio::sync::Notify>) {
+    let mut metrics = running.raft.metrics();
+    loop {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let now = metrics.borrow_and_update().clone();
+        if now.running_state.is_err() {
+            return;
+        }
+        let voters = now.membership_config.membership().voter_ids().collect();
+        if now.current_leader.is_none() && running.contacts.removed_by_majority(&voters, now.id) {
+            tracing::warn!("the other managers refuse this one as a voter: it was removed");
+            removed.notify_one();
+            return;
+        }
+    }
+}
+
 /// Runs the leader-only components while this manager is the Raft leader.
 async fn lead_while_leader(running: Arc<Running>) {
     let mut metrics = running.raft.metrics();
@@ -648,7 +877,9 @@ async fn lead_while_leader(running: Arc<Running>) {
         let leading = metrics.borrow().current_leader == Some(running.raft_id);
         match (leading, components.is_some()) {
             (true, false) => {
-                tracing::info!("leading: starting orchestrator, allocator, scheduler, reaper");
+                tracing::info!(
+                    "leading: starting orchestrator, allocator, scheduler, reaper, role manager"
+                );
                 running.store.view(|s| {
                     for node in s.nodes.values() {
                         if let Some(meta) = &node.meta {
@@ -663,6 +894,15 @@ async fn lead_while_leader(running: Arc<Running>) {
                 set.spawn(crate::scheduler::Scheduler::new(store.clone()).run());
                 set.spawn(crate::taskreaper::TaskReaper::new(store.clone()).run());
                 set.spawn(crate::ca::Finisher::new(store.clone()).run());
+                set.spawn(
+                    crate::rolemanager::RoleManager::new(
+                        store.clone(),
+                        running.raft.clone(),
+                        running.contacts.clone(),
+                        running.identity.clone(),
+                    )
+                    .run(),
+                );
                 set.spawn(crate::dispatcher::watch_node_health(
                     store.clone(),
                     running.heartbeats.clone(),

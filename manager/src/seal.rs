@@ -99,6 +99,17 @@ impl DataKey {
     pub fn sealer(&self) -> Sealer {
         Sealer::new(&self.0)
     }
+
+    /// Hex, for handing the key to the next process image when the manager
+    /// restarts itself in place (through a pipe, never a file).
+    pub(crate) fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    pub(crate) fn from_hex(text: &str) -> Option<DataKey> {
+        let bytes = hex::decode(text.trim()).ok()?;
+        bytes.try_into().ok().map(DataKey)
+    }
 }
 
 /// How the data key is wrapped on disk.

@@ -57,15 +57,17 @@ async fn main() -> anyhow::Result<()> {
             _ = sigint.recv() => tracing::info!("SIGINT: stopping (the data plane stays as it is)"),
         }
     };
+    let forget = Arc::new(tokio::sync::Notify::new());
     let watch = ManagerWatch {
         dataplane: dataplane.clone(),
         node_dir: args.node_dir.clone(),
         manager: args.manager.clone(),
+        forget: forget.clone(),
     };
     // Stopping tears nothing down: tasks keep their network, and the next
     // netd adopts it.
     tokio::select! {
-        served = shoal_netd::server::serve(dataplane, &args.socket, shutdown) => {
+        served = shoal_netd::server::serve(dataplane, forget, &args.socket, shutdown) => {
             served.context("netd API")?;
         }
         () = watch.run() => {}

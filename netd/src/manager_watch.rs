@@ -23,6 +23,8 @@ pub struct ManagerWatch {
     pub dataplane: Arc<Dataplane>,
     pub node_dir: PathBuf,
     pub manager: String,
+    /// Notified when the node left the swarm: drop the stream and the view.
+    pub forget: Arc<tokio::sync::Notify>,
 }
 
 impl ManagerWatch {
@@ -33,9 +35,24 @@ impl ManagerWatch {
         // when a manager dies, netd moves on to the next at once.
         let mut managers = vec![self.manager.clone()];
         let mut next = 0;
-        let identity = LiveIdentity::new(&self.node_dir, wait_for_identity(&self.node_dir).await);
-        identity.spawn_watch();
+        let mut live: Option<Arc<LiveIdentity>> = None;
         loop {
+            // Waits after a `swarm leave` until the node joins again.
+            let read = wait_for_identity(&self.node_dir).await;
+            let identity = match &live {
+                Some(live) => {
+                    if let Err(e) = live.reload() {
+                        tracing::warn!(error = %e, "node identity unreadable; keeping the last");
+                    }
+                    live.clone()
+                }
+                None => {
+                    let new = LiveIdentity::new(&self.node_dir, read);
+                    new.spawn_watch();
+                    live = Some(new.clone());
+                    new
+                }
+            };
             let manager = managers[next % managers.len()].clone();
             match self.watch(&identity, &manager, &mut managers).await {
                 Ok(()) => {
@@ -79,9 +96,15 @@ impl ManagerWatch {
         let mut received = false;
         loop {
             let message = tokio::select! {
-                m = stream.message() => m,
+                message = stream.message() => message,
                 _ = renewed.changed() => {
                     tracing::info!(%manager, "node certificate renewed: reopening the network view stream");
+                    return Ok(());
+                }
+                () = self.forget.notified() => {
+                    if let Err(e) = self.dataplane.apply_view(&Default::default()).await {
+                        tracing::warn!(error = %e, "dropping the network view");
+                    }
                     return Ok(());
                 }
             };

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use shoal_proto::netd::v1::netd_server::{Netd, NetdServer};
 use shoal_proto::netd::v1::{
     AttachTaskRequest, AttachTaskResponse, DetachTaskRequest, DetachTaskResponse,
-    ListAttachmentsRequest, ListAttachmentsResponse,
+    ForgetClusterRequest, ForgetClusterResponse, ListAttachmentsRequest, ListAttachmentsResponse,
 };
 use tokio::net::UnixListener;
 use tokio_stream::wrappers::UnixListenerStream;
@@ -21,11 +21,13 @@ use crate::error::Error;
 
 pub struct NetdService {
     dataplane: Arc<Dataplane>,
+    /// Tells the manager watch to drop its stream (`ForgetCluster`).
+    forget: Arc<tokio::sync::Notify>,
 }
 
 impl NetdService {
-    pub fn new(dataplane: Arc<Dataplane>) -> NetdService {
-        NetdService { dataplane }
+    pub fn new(dataplane: Arc<Dataplane>, forget: Arc<tokio::sync::Notify>) -> NetdService {
+        NetdService { dataplane, forget }
     }
 }
 
@@ -38,6 +40,19 @@ fn status(e: Error) -> Status {
 
 #[tonic::async_trait]
 impl Netd for NetdService {
+    async fn forget_cluster(
+        &self,
+        _request: Request<ForgetClusterRequest>,
+    ) -> Result<Response<ForgetClusterResponse>, Status> {
+        tracing::info!("the node left the swarm: dropping the network view");
+        self.forget.notify_one();
+        self.dataplane
+            .apply_view(&Default::default())
+            .await
+            .map_err(status)?;
+        Ok(Response::new(ForgetClusterResponse {}))
+    }
+
     async fn attach_task(
         &self,
         request: Request<AttachTaskRequest>,
@@ -97,6 +112,7 @@ pub enum ServeError {
 /// API until `shutdown` completes.
 pub async fn serve(
     dataplane: Arc<Dataplane>,
+    forget: Arc<tokio::sync::Notify>,
     socket: &Path,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
@@ -117,7 +133,7 @@ pub async fn serve(
     std::fs::set_permissions(socket, std::fs::Permissions::from_mode(0o600)).map_err(listen_err)?;
     tracing::info!(socket = %shown, "serving the netd API");
     tonic::transport::Server::builder()
-        .add_service(NetdServer::new(NetdService::new(dataplane)))
+        .add_service(NetdServer::new(NetdService::new(dataplane, forget)))
         .serve_with_incoming_shutdown(UnixListenerStream::new(listener), shutdown)
         .await
         .map_err(|source| ServeError::Serve {

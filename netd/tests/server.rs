@@ -20,7 +20,7 @@ fn grpc_attach_list_detach_over_unix_socket() {
         let server = tokio::spawn({
             let socket = socket.clone();
             async move {
-                shoal_netd::server::serve(dp, &socket, async {
+                shoal_netd::server::serve(dp, Default::default(), &socket, async {
                     let _ = stopped.await;
                 })
                 .await

@@ -3,7 +3,7 @@
 use clap::{Args, Subcommand};
 use serde_json::json;
 use shoal_proto::control::v1::ListNodesRequest;
-use shoal_proto::types::v1::{Node, NodeAvailability, NodeState};
+use shoal_proto::types::v1::{Node, NodeAvailability, NodeRole, NodeState};
 
 use super::{Error, Io};
 use crate::client::{Host, Session};
@@ -17,6 +17,16 @@ pub enum NodeCommand {
     /// Remove one or more nodes from the swarm
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
+    /// Promote one or more nodes to manager in the swarm
+    Promote(NodesArgs),
+    /// Demote one or more nodes from manager in the swarm
+    Demote(NodesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    #[arg(required = true)]
+    pub nodes: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -43,7 +53,42 @@ pub async fn run(
     match command {
         NodeCommand::Ls(args) => ls(session, args, io).await,
         NodeCommand::Rm(args) => rm(session, args, io).await,
+        NodeCommand::Promote(args) => set_role(session, args, NodeRole::Manager, io).await,
+        NodeCommand::Demote(args) => set_role(session, args, NodeRole::Worker, io).await,
     }
+}
+
+/// `node promote|demote`: the managers carry it out (Raft membership, then
+/// the node's certificate and its manager process).
+async fn set_role(
+    session: &mut Session,
+    args: NodesArgs,
+    role: NodeRole,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let mut errors = Vec::new();
+    for node in args.nodes {
+        let request = shoal_proto::control::v1::UpdateNodeRequest {
+            node: node.clone(),
+            role: Some(role as i32),
+        };
+        let changed = match session.client.update_node(request).await {
+            Ok(reply) => reply.into_inner().changed,
+            Err(e) => {
+                errors.push(Error::Rpc(e));
+                continue;
+            }
+        };
+        match (role, !changed) {
+            (NodeRole::Manager, true) => writeln!(io.out, "Node {node} is already a manager.")?,
+            (NodeRole::Manager, false) => {
+                writeln!(io.out, "Node {node} promoted to a manager in the swarm.")?
+            }
+            (NodeRole::Worker, true) => writeln!(io.out, "Node {node} is already a worker.")?,
+            (NodeRole::Worker, false) => writeln!(io.out, "Manager {node} demoted in the swarm.")?,
+        }
+    }
+    super::collect_errors(errors)
 }
 
 pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<(), Error> {

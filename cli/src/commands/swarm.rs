@@ -20,6 +20,8 @@ pub enum SwarmCommand {
     JoinToken(JoinTokenArgs),
     /// Join a swarm as a node (the token decides worker or manager)
     Join(JoinArgs),
+    /// Leave the swarm (this node)
+    Leave(LeaveArgs),
     /// Manage client certificate bundles for remote CLI use
     #[command(subcommand)]
     ClientBundle(super::bundle::BundleCommand),
@@ -58,6 +60,16 @@ pub struct JoinTokenArgs {
     /// worker or manager
     #[arg(value_parser = ["worker", "manager"])]
     pub role: String,
+}
+
+#[derive(Debug, Args)]
+pub struct LeaveArgs {
+    /// Force this node to leave the swarm, ignoring warnings
+    #[arg(short, long)]
+    pub force: bool,
+    /// The node's identity directory (what `swarm join --node-dir` wrote)
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/shoal/node")]
+    pub node_dir: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -108,6 +120,7 @@ pub async fn run(
         SwarmCommand::UnlockKey(args) => unlock_key(session, args, io).await,
         SwarmCommand::JoinToken(args) => join_token(session, args, io).await,
         SwarmCommand::Join(args) => join(args, &session.host.clone(), io).await,
+        SwarmCommand::Leave(args) => leave(args, &session.host.clone(), io).await,
         SwarmCommand::ClientBundle(c) => super::bundle::run(session, c, io).await,
         SwarmCommand::Ca(args) => super::ca::run(session, args, io).await,
     }
@@ -128,15 +141,50 @@ pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Res
         })
         .await?
         .into_inner();
+    if args.force_new_cluster {
+        wait_for_restarted_manager(session).await?;
+    }
     writeln!(
         io.out,
         "Swarm initialized: current node ({}) is now a manager.",
         response.node_id
     )?;
+    if args.force_new_cluster {
+        writeln!(
+            io.out,
+            "This manager is now the only one, with the cluster's state. Other managers were\n\
+             dropped from the Raft group and are listed as workers: remove the ones that are\n\
+             gone with `shoal node rm`, and add managers again with `shoal node promote`\n\
+             or a manager join token."
+        )?;
+    }
     if !response.unlock_key.is_empty() {
         print_unlock_key(io, &response.unlock_key)?;
     }
     Ok(())
+}
+
+/// After `--force-new-cluster` the manager restarts in place: wait until it
+/// answers again as the leader of its new Raft group.
+async fn wait_for_restarted_manager(session: &mut Session) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    loop {
+        let attempt = session
+            .client
+            .list_nodes(shoal_proto::control::v1::ListNodesRequest::default())
+            .await;
+        match attempt {
+            Ok(_) => return Ok(()),
+            Err(status) if tokio::time::Instant::now() >= deadline => {
+                return Err(Error::Deploy(format!(
+                    "the manager did not come back within 30 s after rebuilding its Raft group: {}",
+                    status.message()
+                )))
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+        }
+    }
 }
 
 fn print_unlock_key(io: &mut Io<'_>, key: &str) -> Result<(), Error> {
@@ -313,6 +361,54 @@ pub async fn join(
         "This node joined a swarm as {role} (node {}).",
         identity.peer.node_id
     )?;
+    Ok(())
+}
+
+/// `swarm leave`: this host's manager (if it is one) leaves the managers,
+/// then the node's identity goes; the agent notices at its next heartbeat
+/// and removes every task of the swarm from this host.
+pub async fn leave(
+    args: LeaveArgs,
+    local_manager: &crate::client::Host,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    if let crate::client::Host::Tcp(addr) = local_manager {
+        return Err(Error::Usage(format!(
+            "swarm leave acts on the node it runs on, not on a remote manager ({addr}): run it on that node"
+        )));
+    }
+    let was_manager = match crate::client::connect(local_manager, None).await {
+        Ok(mut session) => {
+            let request = shoal_proto::control::v1::LeaveClusterRequest { force: args.force };
+            match session.client.leave_cluster(request).await {
+                Ok(_) => true,
+                Err(status) if status.code() == tonic::Code::NotFound => false,
+                Err(status) => return Err(Error::Rpc(status)),
+            }
+        }
+        // No manager process on this host: a worker.
+        Err(crate::client::ClientError::Unreachable { .. }) => false,
+        Err(e) => return Err(e.into()),
+    };
+    let node_dir = &args.node_dir;
+    if !was_manager && !shoal_identity::NodeIdentity::exists(node_dir) {
+        return Err(Error::Input("this node is not part of a swarm".to_string()));
+    }
+    for file in [
+        shoal_identity::KEY_FILE,
+        shoal_identity::CERT_FILE,
+        shoal_identity::CA_FILE,
+    ] {
+        let path = node_dir.join(file);
+        match std::fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Input(format!("remove {}: {e}", path.display())));
+            }
+        }
+    }
+    writeln!(io.out, "Node left the swarm.")?;
     Ok(())
 }
 

@@ -126,6 +126,8 @@ pub fn agent_args(
         CONTAINERD_NAMESPACE.into(),
         "--netd-socket".into(),
         dirs.netd_socket().to_string_lossy().into_owned(),
+        "--manager-socket".into(),
+        dirs.control_socket().to_string_lossy().into_owned(),
         "--manager".into(),
         manager.into(),
         "--insecure-registry".into(),

@@ -420,12 +420,13 @@ impl Lab {
         partition::is_cut(self.host(host)?)
     }
 
-    /// `unix://…/control.sock` of the manager on `host`, for the CLI's
-    /// `--host` (a write there is forwarded to the leader).
+    /// `unix://…/control.sock` of the manager daemon on `host`, for the
+    /// CLI's `--host` (a write there is forwarded to the leader). Workers
+    /// run one too, idle until promoted.
     pub fn manager_socket(&self, host: &str) -> Result<String, Error> {
         let host = self.host(host)?;
-        if host.role != Role::Manager {
-            return Err(Error::Config(format!("{} is not a manager", host.name)));
+        if host.role == Role::Registry {
+            return Err(Error::Config(format!("{} is not a node", host.name)));
         }
         let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
         Ok(format!("unix://{}", dirs.control_socket().display()))
@@ -443,8 +444,8 @@ impl Lab {
 
     /// Adds a node to the cluster the way an operator does: `shoal swarm
     /// join-token -q worker|manager` on m1, `shoal swarm join` on the node
-    /// (a manager's own manager daemon runs first and joins Raft), then its
-    /// netd and agent.
+    /// (the node's manager daemon runs first; a manager's joins Raft), then
+    /// its netd and agent.
     fn join(&mut self, node: &Host) -> Result<(), Error> {
         let dirs = cluster::NodeDirs::new(&self.record.root, &node.name);
         std::fs::create_dir_all(dirs.run())
@@ -452,17 +453,17 @@ impl Lab {
         let manager = node.role == Role::Manager;
         let role = if manager { "manager" } else { "worker" };
         let token = self.shoal_ok(["swarm", "join-token", "-q", role])?;
-        if manager {
-            self.spawn_daemon(node, cluster::MANAGER, &cluster::manager_args(&dirs))?;
-            let socket = dirs.control_socket();
-            self.wait_daemons(&format!("control socket {}", socket.display()), || {
-                if socket.exists() {
-                    Ok(())
-                } else {
-                    Err("no socket yet")
-                }
-            })?;
-        }
+        // Every node runs a manager daemon, idle on workers until a
+        // promotion, as every Docker node runs dockerd.
+        self.spawn_daemon(node, cluster::MANAGER, &cluster::manager_args(&dirs))?;
+        let socket = dirs.control_socket();
+        self.wait_daemons(&format!("control socket {}", socket.display()), || {
+            if socket.exists() {
+                Ok(())
+            } else {
+                Err("no socket yet")
+            }
+        })?;
         let m1 = format!("{}:{}", self.host("m1")?.addr, cluster::MANAGER_PORT);
         let mut args = cluster::join_args(&dirs, token.trim(), &m1, &node.name);
         if manager {

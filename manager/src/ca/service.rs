@@ -17,6 +17,7 @@ use tonic::{Request, Response, Status};
 
 use super::{CaState, RootCa};
 use crate::controlapi::to_status;
+use crate::rolemanager::issuable_role;
 use crate::store::{State, Store, StoreError};
 
 /// Swarm's default node certificate lifetime.
@@ -41,6 +42,23 @@ pub struct CaService {
 impl CaService {
     pub fn new(store: Arc<Store>) -> Self {
         CaService { store }
+    }
+
+    /// `Node.role` is the role of the node's current certificate.
+    async fn record_role(&self, node_id: &str, role: NodeRole) -> Result<(), Status> {
+        self.store
+            .update(|state, tx| {
+                if let Some(node) = state.nodes.get(node_id) {
+                    if node.role != role as i32 {
+                        let mut node = node.clone();
+                        node.role = role as i32;
+                        tx.put(node);
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .map_err(to_status)
     }
 }
 
@@ -192,26 +210,39 @@ impl CertificateAuthority for CaService {
         let peer = shoal_identity::peer_of(&request).ok_or_else(|| {
             Status::unauthenticated("renewal needs the node's current certificate")
         })?;
-        let (ca, known, validity) = self
+        let (ca, role, validity) = self
             .store
             .view(|s| {
                 Ok((
                     CaState::of(s)?,
-                    s.nodes.contains_key(&peer.node_id),
+                    s.nodes.get(&peer.node_id).map(issuable_role),
                     cert_expiry(s),
                 ))
             })
             .map_err(to_status)?;
-        if !known {
+        let Some(role) = role else {
             return Err(Status::permission_denied(format!(
                 "node {} is not part of this cluster (removed?)",
                 peer.node_id
             )));
-        }
+        };
         let request = request.into_inner();
+        // Only nodes renew here; client bundles keep the role they were made with.
+        let peer = match peer.role {
+            Role::Manager | Role::Worker => PeerIdentity {
+                role: if role == NodeRole::Manager {
+                    Role::Manager
+                } else {
+                    Role::Worker
+                },
+                ..peer
+            },
+            _ => return Err(Status::permission_denied("only nodes renew certificates")),
+        };
         let cert_pem = ca
             .issue(&request.csr_pem, &peer, &[], validity)
             .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        self.record_role(&peer.node_id, role).await?;
         Ok(Response::new(RenewNodeCertificateResponse {
             cert_pem,
             root_ca_pem: ca.trust_pem(),

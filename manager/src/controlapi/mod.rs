@@ -180,10 +180,24 @@ impl Control for ControlApi {
                 "swarm init is only possible through the local socket of the manager",
             ));
         }
+        let request = request.into_inner();
+        if request.force_new_cluster && self.manager.running().is_ok() {
+            let (cluster_id, node_id) = self
+                .manager
+                .clone()
+                .force_new_cluster()
+                .await
+                .map_err(to_status)?;
+            return Ok(Response::new(InitClusterResponse {
+                cluster_id,
+                node_id,
+                unlock_key: String::new(),
+            }));
+        }
         let (cluster_id, node_id, unlock_key) = self
             .manager
             .clone()
-            .init(request.into_inner())
+            .init(request)
             .await
             .map_err(to_status)?;
         Ok(Response::new(InitClusterResponse {
@@ -381,6 +395,48 @@ impl Control for ControlApi {
         self.write(|state, tx| nodes::remove(state, tx, &request.node, request.force))
             .await?;
         Ok(Response::new(RemoveNodeResponse {}))
+    }
+
+    async fn update_node(
+        &self,
+        request: Request<UpdateNodeRequest>,
+    ) -> Result<Response<UpdateNodeResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let request = request.into_inner();
+        let role = match request.role {
+            Some(role) => shoal_proto::types::v1::NodeRole::try_from(role)
+                .map_err(|_| Status::invalid_argument(format!("unknown node role {role}")))?,
+            None => return Err(Status::invalid_argument("nothing to update: give a role")),
+        };
+        let running = self.manager.running().map_err(to_status)?.clone();
+        let (node, changed) = self
+            .write(|state, tx| {
+                nodes::set_role(state, tx, &request.node, role, |raft_id| {
+                    running.removal_refusal(state, raft_id)
+                })
+            })
+            .await?;
+        Ok(Response::new(UpdateNodeResponse {
+            node: Some(node),
+            changed,
+        }))
+    }
+
+    async fn leave_cluster(
+        &self,
+        request: Request<LeaveClusterRequest>,
+    ) -> Result<Response<LeaveClusterResponse>, Status> {
+        if !self.local {
+            return Err(Status::permission_denied(
+                "swarm leave is only possible through the local socket of the manager",
+            ));
+        }
+        self.manager
+            .clone()
+            .leave(request.into_inner().force)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(LeaveClusterResponse {}))
     }
 
     async fn get_join_tokens(

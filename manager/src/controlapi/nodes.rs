@@ -30,14 +30,44 @@ pub fn find<'a>(state: &'a State, reference: &str) -> Result<&'a Node, StoreErro
     }
 }
 
+/// `node promote|demote`: sets the node's desired role; the leader's role
+/// manager and the node's agent carry it out. `refusal` says why removing
+/// a Raft voter would break the managers' quorum, if it would.
+pub fn set_role(
+    state: &State,
+    tx: &mut Tx,
+    reference: &str,
+    role: NodeRole,
+    refusal: impl Fn(u64) -> Option<String>,
+) -> Result<(Node, bool), StoreError> {
+    let mut node = find(state, reference)?.clone();
+    let id = node.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
+    if role == NodeRole::Worker {
+        if let Some(ms) = &node.manager_status {
+            if let Some(why) = refusal(ms.raft_id) {
+                return Err(StoreError::InvalidArgument(format!(
+                    "can't demote node {id}: {why}; demoting it would leave the swarm without a quorum of managers"
+                )));
+            }
+        }
+    }
+    let spec = node.spec.get_or_insert_with(Default::default);
+    let changed = spec.desired_role != role as i32;
+    if changed {
+        spec.desired_role = role as i32;
+        tx.put(node.clone());
+    }
+    Ok((node, changed))
+}
+
 /// `node rm`: the node is forgotten, which refuses its certificate from the
 /// next call on; its tasks are orphaned and rescheduled elsewhere.
 pub fn remove(state: &State, tx: &mut Tx, reference: &str, force: bool) -> Result<(), StoreError> {
     let node = find(state, reference)?;
     let id = node.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
-    if node.role == NodeRole::Manager as i32 {
+    if node.manager_status.is_some() {
         return Err(StoreError::InvalidArgument(format!(
-            "node {id} is a cluster manager and a member of the raft cluster: demote it to a worker before removing it"
+            "node {id} is a cluster manager and a member of the raft cluster: demote it to a worker before removing it (`shoal node demote {id}`)"
         )));
     }
     let ready = node

@@ -86,6 +86,12 @@ pub async fn stream(
     let mut secrets = store.view(|s| secrets_for(s, &sent));
     let mut managers = store.view(manager_addrs);
     let mut trust = store.view(node_trust);
+    let role_of = |s: &State| {
+        s.nodes
+            .get(&node_id)
+            .map(|n| crate::rolemanager::issuable_role(n) as i32)
+    };
+    let mut node_role = store.view(role_of);
     let first = SessionMessage {
         session_id: session_id.clone(),
         heartbeat_period_ms: period.as_millis() as u32,
@@ -96,6 +102,7 @@ pub async fn stream(
             secrets: secrets.clone(),
         }),
         managers: managers.clone(),
+        node_role,
         trust: trust.clone(),
     };
     if tx.send(Ok(first)).await.is_err() {
@@ -140,14 +147,17 @@ pub async fn stream(
         sent = now;
         let now_managers = store.view(manager_addrs);
         let now_trust = store.view(node_trust);
+        let now_role = store.view(role_of);
         if updated.is_empty()
             && removed.is_empty()
             && now_managers == managers
             && now_secrets == secrets
             && now_trust == trust
+            && now_role == node_role
         {
             continue;
         }
+        node_role = now_role;
         managers = now_managers;
         secrets = now_secrets;
         trust = now_trust;
@@ -161,6 +171,7 @@ pub async fn stream(
                 secrets: secrets.clone(),
             }),
             managers: managers.clone(),
+            node_role,
             trust: trust.clone(),
         };
         if tx.send(Ok(message)).await.is_err() {

@@ -6,7 +6,12 @@ use std::fmt::Debug;
 use std::ops::RangeBounds;
 
 use openraft::storage::{LogFlushed, LogState, RaftLogStorage};
-use openraft::{Entry, LogId, OptionalSend, RaftLogReader, StorageError, StorageIOError, Vote};
+use std::collections::{BTreeMap, BTreeSet};
+
+use openraft::{
+    BasicNode, CommittedLeaderId, Entry, EntryPayload, LogId, Membership, OptionalSend,
+    RaftLogReader, StorageError, StorageIOError, Vote,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -56,6 +61,33 @@ impl LogStore {
             .map_err(io_error)?;
         self.meta.flush_async().await.map_err(io_error)?;
         Ok(())
+    }
+
+    /// `swarm init --force-new-cluster`: appends a membership entry naming
+    /// `me` as the only voter, in a term above any seen, so that when Raft
+    /// starts again on this log it elects itself at once and commits it
+    /// (with everything this manager had logged before). Raft must be shut
+    /// down while this runs.
+    pub async fn force_single_voter(&self, me: NodeId, node: BasicNode) -> std::io::Result<()> {
+        let last_purged: Option<LogId<NodeId>> = self.read_meta(LAST_PURGED)?;
+        let last = self.last_entry()?.map(|e| e.log_id).or(last_purged);
+        let vote: Option<Vote<NodeId>> = self.read_meta(VOTE)?;
+        let term = vote
+            .map(|v| v.leader_id().term)
+            .max(last.map(|l| l.leader_id.term))
+            .unwrap_or(0)
+            + 1;
+        let index = last.map(|l| l.index + 1).unwrap_or(0);
+        let membership = Membership::new(vec![BTreeSet::from([me])], BTreeMap::from([(me, node)]));
+        let entry: Entry<TypeConfig> = Entry {
+            log_id: LogId::new(CommittedLeaderId::new(term, me), index),
+            payload: EntryPayload::Membership(membership),
+        };
+        self.log
+            .insert(index.to_be_bytes(), self.encode(&entry)?)
+            .map_err(io_error)?;
+        self.log.flush_async().await.map_err(io_error)?;
+        self.write_meta(VOTE, &Vote::new(term, me)).await
     }
 
     fn last_entry(&self) -> Result<Option<Entry<TypeConfig>>, std::io::Error> {

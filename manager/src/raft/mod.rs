@@ -7,6 +7,7 @@
 // would only fight its trait signatures.
 #![allow(clippy::result_large_err)]
 
+mod contacts;
 mod log_store;
 mod network;
 mod service;
@@ -22,6 +23,7 @@ use shoal_proto::raft::v1::WriteBatch;
 
 use crate::store::{Proposer, StoreError};
 
+pub use contacts::{removal_breaks_quorum, Contacts};
 pub use log_store::LogStore;
 pub use network::Network;
 pub use service::{raft_id_of, RaftService};

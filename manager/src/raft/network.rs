@@ -18,35 +18,40 @@ use shoal_proto::raft::v1::raft_client::RaftClient;
 use shoal_proto::raft::v1::RaftMessage;
 use tonic::transport::Channel;
 
-use super::{NodeId, TypeConfig};
+use super::{Contacts, NodeId, TypeConfig};
 
 #[derive(Clone)]
 pub struct Network {
     identity: Arc<LiveIdentity>,
+    contacts: Contacts,
 }
 
 impl Network {
-    pub fn new(identity: Arc<LiveIdentity>) -> Self {
-        Network { identity }
+    pub fn new(identity: Arc<LiveIdentity>, contacts: Contacts) -> Self {
+        Network { identity, contacts }
     }
 }
 
 pub struct PeerClient {
+    target: NodeId,
     addr: String,
     /// The channel and the identity it was made with: a renewed identity
     /// (certificate renewal, root CA rotation) makes a new channel.
     channel: Option<(Channel, Arc<NodeIdentity>)>,
     identity: Arc<LiveIdentity>,
+    contacts: Contacts,
 }
 
 impl RaftNetworkFactory<TypeConfig> for Network {
     type Network = PeerClient;
 
-    async fn new_client(&mut self, _target: NodeId, node: &BasicNode) -> PeerClient {
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> PeerClient {
         PeerClient {
+            target,
             addr: node.addr.clone(),
             channel: None,
             identity: self.identity.clone(),
+            contacts: self.contacts.clone(),
         }
     }
 }
@@ -83,8 +88,14 @@ impl PeerClient {
             "vote" => client.vote(message).await,
             _ => client.install_snapshot(message).await,
         }
-        .map_err(|status| RPCError::Unreachable(Unreachable::new(&status)))?
+        .map_err(|status| {
+            if method == "vote" && status.code() == tonic::Code::FailedPrecondition {
+                self.contacts.refused_as_non_voter(self.target);
+            }
+            RPCError::Unreachable(Unreachable::new(&status))
+        })?
         .into_inner();
+        self.contacts.heard_from(self.target);
         let result: Result<Resp, RaftError<NodeId, E>> = serde_json::from_slice(&reply.data)
             .map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
         result.map_err(|e| RPCError::RemoteError(openraft::error::RemoteError::new(0, e)))

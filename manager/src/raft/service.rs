@@ -16,6 +16,7 @@ pub struct RaftService {
     raft: Raft,
     cluster_id: String,
     store: Arc<Store>,
+    removed: Arc<tokio::sync::Notify>,
 }
 
 /// A joining manager's Raft id: derived from its node id, so it needs no
@@ -30,11 +31,18 @@ pub fn raft_id_of(node_id: &str) -> u64 {
 }
 
 impl RaftService {
-    pub fn new(raft: Raft, cluster_id: String, store: Arc<Store>) -> Self {
+    /// `removed` is notified when the leader says this manager is out.
+    pub fn new(
+        raft: Raft,
+        cluster_id: String,
+        store: Arc<Store>,
+        removed: Arc<tokio::sync::Notify>,
+    ) -> Self {
         RaftService {
             raft,
             cluster_id,
             store,
+            removed,
         }
     }
 
@@ -80,7 +88,24 @@ impl RaftRpc for RaftService {
 
     async fn vote(&self, request: Request<RaftMessage>) -> Result<Response<RaftMessage>, Status> {
         self.authorize(&request)?;
-        let rpc = decode(request.get_ref())?;
+        let rpc: openraft::raft::VoteRequest<super::NodeId> = decode(request.get_ref())?;
+        // A manager dropped from the group (demoted, or left behind by
+        // `--force-new-cluster`) must not disturb it with elections.
+        let candidate = rpc.vote.leader_id().voted_for();
+        let is_voter = candidate.is_some_and(|c| {
+            self.raft
+                .metrics()
+                .borrow()
+                .membership_config
+                .membership()
+                .voter_ids()
+                .any(|v| v == c)
+        });
+        if !is_voter {
+            return Err(Status::failed_precondition(
+                "the candidate is not a voting member of this manager's raft group",
+            ));
+        }
         encode(&self.raft.vote(rpc).await)
     }
 
@@ -132,6 +157,20 @@ impl RaftRpc for RaftService {
             }),
         };
         encode(&result)
+    }
+
+    async fn removed(
+        &self,
+        request: Request<RaftMessage>,
+    ) -> Result<Response<RaftMessage>, Status> {
+        let peer = self.authorize(&request)?;
+        let me = self.raft.metrics().borrow().id;
+        tracing::info!(
+            "manager {} says this manager (raft id {me}) was removed from raft",
+            peer.node_id
+        );
+        self.removed.notify_one();
+        encode(&())
     }
 
     async fn join_raft(
