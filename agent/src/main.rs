@@ -70,10 +70,6 @@ async fn main() -> anyhow::Result<()> {
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".into()),
     };
-    let renewal = tokio::spawn(shoal_agent::renewal::run(
-        args.node_dir.clone(),
-        args.manager.clone(),
-    ));
     let agent = Agent::new(
         AgentConfig {
             node_dir: args.node_dir,
@@ -87,7 +83,6 @@ async fn main() -> anyhow::Result<()> {
     );
     tokio::select! {
         _ = agent.run() => {}
-        _ = renewal => {}
         _ = shutdown_signal() => {
             // Tasks keep running: the next agent adopts them.
             tracing::info!("agent stopping; tasks keep running");

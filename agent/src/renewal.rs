@@ -1,15 +1,41 @@
-//! Certificate renewal: the agent renews the node's certificate at a random
-//! point between 50% and 80% of its lifetime (so a cluster's nodes do not
-//! all renew at once), with a fresh key, and writes the new identity where
-//! netd and the manager on this node read it.
+//! Certificate renewal. The agent renews the node's certificate, with a
+//! fresh key, and writes the new identity where netd and the manager on
+//! this node read it (they reload it; nothing restarts):
+//!
+//! - at a random point between 50% and 80% of its lifetime, so a cluster's
+//!   nodes do not all renew at once;
+//! - at once (after a jitter of a few seconds) when the session says the
+//!   cluster trusts other roots than this node, or issues from a root that
+//!   did not issue this node's certificate: a root CA rotation is under way
+//!   or has just completed.
 
-use std::path::PathBuf;
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
 
 use rand::Rng;
-use shoal_identity::NodeIdentity;
+use shoal_identity::live::LiveIdentity;
+use shoal_identity::{trust, NodeIdentity};
 use shoal_proto::ca::v1::certificate_authority_client::CertificateAuthorityClient;
 use shoal_proto::ca::v1::RenewNodeCertificateRequest;
+use shoal_proto::dispatcher::v1::NodeTrust;
+use tokio::sync::watch;
+
+/// Renewals a rotation asks for are spread over this much time.
+const ROTATION_JITTER: Duration = Duration::from_secs(3);
+/// At least this between two renewals a rotation asked for: a renewal
+/// served by a manager that lags behind the one the session is with does
+/// not make the node renew in a tight loop.
+const ROTATION_SPACING: Duration = Duration::from_secs(5);
+/// After a failed renewal.
+const RETRY: Duration = Duration::from_secs(10);
+
+/// What the session learnt from the managers: the manager it is with (the
+/// one to renew through) and the trust the cluster wants nodes to have.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Wanted {
+    pub manager: Option<String>,
+    pub trust: Option<NodeTrust>,
+}
 
 /// When to renew a certificate valid from `not_before` to `not_after`:
 /// at `fraction` (0.5..0.8) of its lifetime.
@@ -18,7 +44,32 @@ pub fn renewal_time(not_before: SystemTime, not_after: SystemTime, fraction: f64
     not_before + lifetime.mul_f64(fraction.clamp(0.5, 0.8))
 }
 
-/// Renews the node certificate once, through the manager at `manager`.
+/// Why the node must renew now to match the cluster's trust, if it must.
+pub fn rotation_reason(
+    identity: &NodeIdentity,
+    wanted: Option<&NodeTrust>,
+) -> Option<&'static str> {
+    let wanted = wanted?;
+    if wanted.trust_pem.is_empty() || wanted.issuer_pem.is_empty() {
+        return None;
+    }
+    if !trust::same_bundle(&identity.ca_pem, &wanted.trust_pem) {
+        return Some("the cluster trusts other root CAs than this node");
+    }
+    let issued_by_current = identity
+        .chain()
+        .ok()
+        .and_then(|chain| chain.into_iter().next())
+        .is_some_and(|leaf| trust::issued_by(&leaf, &wanted.issuer_pem));
+    if !issued_by_current {
+        return Some("the node's certificate is not from the root CA that issues now");
+    }
+    None
+}
+
+/// Renews the node certificate in `node_dir` once, through the manager at
+/// `manager`, and saves the renewed identity there (every reader of the
+/// directory picks it up: see [`LiveIdentity`]).
 pub async fn renew(node_dir: &std::path::Path, manager: &str) -> anyhow::Result<NodeIdentity> {
     let current = NodeIdentity::load(node_dir)?;
     let (key_pem, csr_pem) = shoal_identity::generate_key_and_csr()?;
@@ -28,6 +79,8 @@ pub async fn renew(node_dir: &std::path::Path, manager: &str) -> anyhow::Result<
         .await
         .map_err(|s| anyhow::anyhow!("renew the node certificate: {}", s.message()))?
         .into_inner();
+    // The reply's trust bundle becomes ca.crt: it came over mTLS verified
+    // against the roots this node trusts now.
     let renewed = NodeIdentity::new(key_pem, reply.cert_pem, reply.root_ca_pem)?;
     // The role may change (promotion, demotion); the node and cluster not.
     if renewed.peer.node_id != current.peer.node_id
@@ -39,32 +92,89 @@ pub async fn renew(node_dir: &std::path::Path, manager: &str) -> anyhow::Result<
     Ok(renewed)
 }
 
-/// Renews for ever, each time at a random 50-80% of the lifetime.
-pub async fn run(node_dir: PathBuf, manager: String) {
+/// Renews for ever: at a random 50-80% of the lifetime, or soon when the
+/// cluster's trust (from the session) asks for it.
+pub async fn run(
+    identity: Arc<LiveIdentity>,
+    node_dir: std::path::PathBuf,
+    default_manager: String,
+    mut wanted: watch::Receiver<Wanted>,
+) {
+    let mut fraction_for: Option<(Arc<NodeIdentity>, f64)> = None;
+    let mut last_rotation_renewal: Option<Instant> = None;
     loop {
+        let current = identity.current();
+        let want = wanted.borrow_and_update().clone();
+        let reason = rotation_reason(&current, want.trust.as_ref());
+        let wait = match reason {
+            Some(_) => {
+                let jitter = rand::thread_rng().gen_range(Duration::ZERO..ROTATION_JITTER);
+                let spacing = last_rotation_renewal
+                    .map(|at| ROTATION_SPACING.saturating_sub(at.elapsed()))
+                    .unwrap_or_default();
+                jitter.max(spacing)
+            }
+            None => {
+                let fraction = match &fraction_for {
+                    Some((made_for, f)) if Arc::ptr_eq(made_for, &current) => *f,
+                    _ => {
+                        let f = rand::thread_rng().gen_range(0.5..0.8);
+                        fraction_for = Some((current.clone(), f));
+                        f
+                    }
+                };
+                match shoal_identity::validity(&current.cert_pem) {
+                    Ok((from, to)) => renewal_time(from, to, fraction)
+                        .duration_since(SystemTime::now())
+                        .unwrap_or_default(),
+                    Err(_) => RETRY,
+                }
+            }
+        };
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            // What the cluster wants changed (or the session moved): decide again.
+            changed = wanted.changed() => {
+                if changed.is_err() {
+                    return;
+                }
+                continue;
+            }
+        }
+        if reason.is_some() {
+            // Still wanted after the jitter?
+            let want = wanted.borrow().clone();
+            if rotation_reason(&identity.current(), want.trust.as_ref()).is_none() {
+                continue;
+            }
+            last_rotation_renewal = Some(Instant::now());
+        }
         if !NodeIdentity::exists(&node_dir) {
-            // Not joined yet.
-            tokio::time::sleep(Duration::from_secs(1)).await;
+            // The node left the swarm; a later join writes a new identity.
+            tokio::time::sleep(RETRY).await;
             continue;
         }
-        let due = match NodeIdentity::load(&node_dir)
-            .and_then(|id| shoal_identity::validity(&id.cert_pem))
-        {
-            Ok((from, to)) => {
-                let fraction = rand::thread_rng().gen_range(0.5..0.8);
-                renewal_time(from, to, fraction)
-            }
-            Err(_) => SystemTime::now() + Duration::from_secs(60),
-        };
-        let wait = due.duration_since(SystemTime::now()).unwrap_or_default();
-        tokio::time::sleep(wait).await;
+        let manager = want
+            .manager
+            .clone()
+            .unwrap_or_else(|| default_manager.clone());
         match renew(&node_dir, &manager).await {
-            Ok(identity) => {
-                tracing::info!("node certificate renewed for {}", identity.peer.node_id)
+            Ok(renewed) => {
+                // Now, not at the next poll: the session reopens with it.
+                if let Err(e) = identity.reload() {
+                    tracing::warn!("reload the renewed identity: {e}");
+                }
+                tracing::info!(
+                    "node certificate renewed for {} ({})",
+                    renewed.peer.node_id,
+                    reason.unwrap_or("due")
+                )
             }
             Err(e) => {
-                tracing::warn!("certificate renewal failed, retrying in a minute: {e}");
-                tokio::time::sleep(Duration::from_secs(60)).await;
+                tracing::warn!(
+                    "certificate renewal through {manager} failed, retrying in {RETRY:?}: {e}"
+                );
+                tokio::time::sleep(RETRY).await;
             }
         }
     }
@@ -88,5 +198,81 @@ mod tests {
         assert_eq!(at(0.8), 80);
         assert_eq!(at(0.1), 50, "never earlier than half");
         assert_eq!(at(0.99), 80, "never later than four fifths");
+    }
+}
+
+#[cfg(test)]
+mod rotation_tests {
+    use super::*;
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
+    use shoal_identity::{PeerIdentity, Role};
+
+    struct Root {
+        params: CertificateParams,
+        key: KeyPair,
+        pem: String,
+    }
+
+    fn root(name: &str) -> Root {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name.push(DnType::CommonName, name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        let pem = params.self_signed(&key).unwrap().pem();
+        Root { params, key, pem }
+    }
+
+    fn identity(issuer: &Root, ca_pem: String) -> NodeIdentity {
+        let key = KeyPair::generate().unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.distinguished_name = shoal_identity::subject(&PeerIdentity {
+            node_id: "n1".into(),
+            role: Role::Worker,
+            cluster_id: "c1".into(),
+        });
+        let cert = params
+            .signed_by(&key, &Issuer::from_params(&issuer.params, &issuer.key))
+            .unwrap();
+        NodeIdentity::new(key.serialize_pem(), cert.pem(), ca_pem).unwrap()
+    }
+
+    fn wanted(trust: &[&Root], issuer: &Root) -> NodeTrust {
+        let pems: Vec<&str> = trust.iter().map(|r| r.pem.as_str()).collect();
+        NodeTrust {
+            trust_pem: trust::join_pem(&pems),
+            issuer_pem: issuer.pem.clone(),
+        }
+    }
+
+    #[test]
+    fn a_rotation_makes_the_node_renew_until_it_matches_the_cluster() {
+        let (old, new) = (root("old"), root("new"));
+        let before = identity(&old, old.pem.clone());
+        assert_eq!(
+            rotation_reason(&before, None),
+            None,
+            "no word from a manager yet"
+        );
+        assert_eq!(rotation_reason(&before, Some(&wanted(&[&old], &old))), None);
+        // The rotation starts: trust both, issue from the new root.
+        let rotating = wanted(&[&old, &new], &new);
+        assert!(rotation_reason(&before, Some(&rotating))
+            .unwrap()
+            .contains("trusts other root CAs"));
+        let both = trust::join_pem(&[&old.pem, &new.pem]);
+        // Trusting both but holding an old certificate is not enough.
+        let half = identity(&old, both.clone());
+        assert!(rotation_reason(&half, Some(&rotating))
+            .unwrap()
+            .contains("not from the root CA that issues now"));
+        let renewed = identity(&new, both);
+        assert_eq!(rotation_reason(&renewed, Some(&rotating)), None);
+        // The rotation completes: the old root goes from the trust.
+        let done = wanted(&[&new], &new);
+        assert!(rotation_reason(&renewed, Some(&done)).is_some());
+        assert_eq!(
+            rotation_reason(&identity(&new, new.pem.clone()), Some(&done)),
+            None
+        );
     }
 }

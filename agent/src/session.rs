@@ -2,12 +2,15 @@
 //! apply assignments as they stream in (one runner per task), heartbeat,
 //! and reconnect with backoff when the session breaks. Containers of tasks
 //! the managers no longer assign are removed after a complete assignment.
+//! The agent also renews the node's certificate (see [`crate::renewal`]);
+//! a renewed identity reopens the session with it, without touching tasks.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::{assignments::Kind, HeartbeatRequest, SessionRequest};
@@ -15,6 +18,7 @@ use shoal_proto::types::v1::{NodeDescription, Task};
 use tokio::sync::watch;
 use tonic::transport::Channel;
 
+use crate::renewal::Wanted;
 use crate::task_runner::{self, Context};
 
 pub struct AgentConfig {
@@ -34,6 +38,8 @@ pub struct Agent {
     ctx: Arc<Context>,
     runners: HashMap<String, watch::Sender<Task>>,
     session: watch::Sender<Option<(DispatcherClient<Channel>, String)>>,
+    /// What the managers want of the node's certificate, for the renewal.
+    wanted: watch::Sender<Wanted>,
 }
 
 impl Agent {
@@ -47,11 +53,13 @@ impl Agent {
             ctx,
             runners: HashMap::new(),
             session,
+            wanted: watch::Sender::new(Wanted::default()),
         }
     }
 
     /// Runs until the process ends.
     pub async fn run(mut self) {
+        let mut live: Option<Arc<LiveIdentity>> = None;
         let mut backoff = Duration::from_millis(100);
         // The configured manager first; the others the managers name later.
         let mut managers = vec![self.config.manager.clone()];
@@ -62,8 +70,29 @@ impl Agent {
                 // the session was down: nothing of a swarm may run here.
                 self.leave().await;
             }
-            // Read at every session: a renewal may have replaced it.
+            // Read at every session: a renewal (or a new join) may have
+            // replaced it.
             let identity = self.wait_for_identity().await;
+            let identity = match &live {
+                Some(live) => {
+                    if let Err(e) = live.reload() {
+                        tracing::warn!("node identity: {e}");
+                    }
+                    live.clone()
+                }
+                None => {
+                    let new = LiveIdentity::new(&self.config.node_dir, identity);
+                    new.spawn_watch();
+                    tokio::spawn(crate::renewal::run(
+                        new.clone(),
+                        self.config.node_dir.clone(),
+                        self.config.manager.clone(),
+                        self.wanted.subscribe(),
+                    ));
+                    live = Some(new.clone());
+                    new
+                }
+            };
             let manager = managers[next % managers.len()].clone();
             match self.session_once(&identity, &manager, &mut managers).await {
                 Ok(()) => backoff = Duration::from_millis(100),
@@ -105,17 +134,21 @@ impl Agent {
 
     async fn session_once(
         &mut self,
-        identity: &NodeIdentity,
+        live: &LiveIdentity,
         manager: &str,
         managers: &mut Vec<String>,
     ) -> anyhow::Result<()> {
-        let channel = shoal_identity::connect(manager, identity).await?;
+        let mut renewed = live.subscribe();
+        let identity = renewed.borrow_and_update().clone();
+        let channel = shoal_identity::connect(manager, &identity).await?;
         let mut client = DispatcherClient::new(channel);
         let description = NodeDescription {
             hostname: self.config.hostname.clone(),
             os: std::env::consts::OS.to_string(),
             architecture: std::env::consts::ARCH.to_string(),
             addr: self.config.advertise_addr.clone(),
+            trust_digest: shoal_identity::trust::bundle_digest(&identity.ca_pem)
+                .unwrap_or_default(),
             ..Default::default()
         };
         let mut stream = client
@@ -138,7 +171,8 @@ impl Agent {
         }
         self.session
             .send_replace(Some((client.clone(), session_id.clone())));
-        if let Some(role) = crate::role::wanted_change(identity, first.node_role) {
+        self.want(manager, first.trust);
+        if let Some(role) = crate::role::wanted_change(&identity, first.node_role) {
             return self.change_role(manager, role).await;
         }
         self.apply(first.assignments).await;
@@ -154,13 +188,21 @@ impl Agent {
                                     managers.push(addr.clone());
                                 }
                             }
-                            if let Some(role) = crate::role::wanted_change(identity, m.node_role) {
+                            self.want(manager, m.trust);
+                            if let Some(role) = crate::role::wanted_change(&identity, m.node_role) {
                                 return self.change_role(manager, role).await;
                             }
                             self.apply(m.assignments).await
                         }
                         None => anyhow::bail!("the manager closed the session"),
                     }
+                }
+                // A renewed certificate: reopen the session with it, so the
+                // managers see the node on its new certificate. Tasks keep
+                // running; the next session's complete assignment matches them.
+                _ = renewed.changed() => {
+                    tracing::info!("node certificate renewed: reopening the session with it");
+                    return Ok(());
                 }
                 _ = heartbeat.tick() => {
                     if !NodeIdentity::exists(&self.config.node_dir) {
@@ -176,6 +218,19 @@ impl Agent {
                 }
             }
         }
+    }
+
+    /// Passes the cluster's trust on to the renewal, which acts on changes.
+    fn want(&self, manager: &str, trust: Option<shoal_proto::dispatcher::v1::NodeTrust>) {
+        let wanted = Wanted {
+            manager: Some(manager.to_string()),
+            trust,
+        };
+        self.wanted.send_if_modified(|w| {
+            let changed = *w != wanted;
+            *w = wanted;
+            changed
+        });
     }
 
     /// Promotion or demotion of this node; the session then starts again

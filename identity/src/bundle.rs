@@ -66,7 +66,29 @@ pub fn read(path: &Path) -> Result<NodeIdentity, IdentityError> {
         }
     }
     let key = key.ok_or_else(|| bad("no private key in it"))?;
-    let [cert, ca] = <[String; 2]>::try_from(certs)
-        .map_err(|_| bad("expected the client certificate and the CA certificate"))?;
-    NodeIdentity::new(key, cert, ca)
+    // The client certificate comes first; then intermediates (a bundle made
+    // while the root CA rotates carries the cross-signed root) and the CA
+    // roots, told apart by being self-issued.
+    let (leaf, rest) = certs
+        .split_first()
+        .ok_or_else(|| bad("expected the client certificate and the CA certificate"))?;
+    let (mut chain, mut roots) = (vec![leaf.as_str()], Vec::new());
+    for pem in rest {
+        let der = crate::trust::certs_der(pem)?;
+        if der.iter().all(crate::trust::is_root) {
+            roots.push(pem.as_str());
+        } else {
+            chain.push(pem.as_str());
+        }
+    }
+    if roots.is_empty() {
+        return Err(bad(
+            "expected the client certificate and the CA certificate",
+        ));
+    }
+    NodeIdentity::new(
+        key,
+        crate::trust::join_pem(&chain),
+        crate::trust::join_pem(&roots),
+    )
 }

@@ -24,7 +24,7 @@ pub enum JoinError {
     #[error("malformed join token: {0}")]
     MalformedToken(String),
     #[error(
-        "the manager's CA does not match the token (token pins {expected}, manager has {actual}): wrong manager or a token of another cluster"
+        "the manager's CA does not match the token (token pins {expected}, manager has {actual}): wrong manager, a token of another cluster, or a token from before a root CA rotation (get the current one with `shoal swarm join-token`)"
     )]
     CaMismatch { expected: String, actual: String },
     #[error("cannot reach the manager at {addr}: {message}")]

@@ -9,10 +9,14 @@
 
 pub mod bundle;
 pub mod join;
+pub mod live;
+pub mod trust;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
+use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair, PublicKeyData};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tonic::transport::{
     Certificate, Channel, ClientTlsConfig, Endpoint, Identity, ServerTlsConfig,
 };
@@ -183,6 +187,56 @@ impl NodeIdentity {
             .identity(Identity::from_pem(&self.cert_pem, &self.key_pem))
             .client_ca_root(Certificate::from_pem(&self.ca_pem))
             .client_auth_optional(true)
+    }
+
+    /// [`NodeIdentity::server_tls`] as a rustls config, for servers that
+    /// accept connections themselves and switch configs when the identity
+    /// is renewed: our chain (leaf, then any intermediate), every root of
+    /// `ca.crt` trusted for client certificates, HTTP/2.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, IdentityError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let bad = |message: String| IdentityError::BadCertificate {
+            what: "server TLS".into(),
+            message,
+        };
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| bad(e.to_string()))?
+            .with_client_cert_verifier(trust::client_verifier(&self.ca_pem)?)
+            .with_single_cert(self.chain()?, self.private_key()?)
+            .map_err(|e| bad(e.to_string()))?;
+        config.alpn_protocols = vec![b"h2".to_vec()];
+        Ok(config)
+    }
+
+    /// The certificate chain we present: the leaf, then intermediates (the
+    /// cross-signed root while the cluster's root CA rotates).
+    pub fn chain(&self) -> Result<Vec<CertificateDer<'static>>, IdentityError> {
+        trust::certs_der(&self.cert_pem)
+    }
+
+    fn private_key(&self) -> Result<PrivateKeyDer<'static>, IdentityError> {
+        let (_, pem) = x509_parser::pem::parse_x509_pem(self.key_pem.as_bytes()).map_err(|e| {
+            IdentityError::BadCertificate {
+                what: "key".into(),
+                message: format!("not PEM: {e}"),
+            }
+        })?;
+        Ok(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(pem.contents)))
+    }
+
+    /// Whether the key is the one the certificate was issued for: a reader
+    /// racing a renewal may see the new key beside the old certificate.
+    pub fn key_matches_certificate(&self) -> bool {
+        let Ok(key) = KeyPair::from_pem(&self.key_pem) else {
+            return false;
+        };
+        let Ok(chain) = self.chain() else {
+            return false;
+        };
+        x509_parser::parse_x509_certificate(chain[0].as_ref())
+            .map(|(_, c)| c.public_key().raw == key.subject_public_key_info().as_slice())
+            .unwrap_or(false)
     }
 }
 

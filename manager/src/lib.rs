@@ -17,3 +17,4 @@ pub mod scheduler;
 pub mod seal;
 pub mod store;
 pub mod taskreaper;
+pub mod tls;

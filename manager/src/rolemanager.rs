@@ -14,6 +14,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::types::v1::{Node, NodeRole};
 
@@ -24,7 +25,8 @@ pub struct RoleManager {
     store: Arc<Store>,
     raft: Raft,
     contacts: Contacts,
-    identity: NodeIdentity,
+    /// The node's identity as it is now (renewals, root CA rotation).
+    identity: Arc<LiveIdentity>,
 }
 
 /// A removed member hears nothing more from Raft: tell it, so that it
@@ -68,7 +70,12 @@ fn wants_worker(node: &Node) -> bool {
 }
 
 impl RoleManager {
-    pub fn new(store: Arc<Store>, raft: Raft, contacts: Contacts, identity: NodeIdentity) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        raft: Raft,
+        contacts: Contacts,
+        identity: Arc<LiveIdentity>,
+    ) -> Self {
         RoleManager {
             store,
             raft,
@@ -141,7 +148,7 @@ impl RoleManager {
                     StoreError::Unavailable(format!("remove manager {node_id} from raft: {e}"))
                 })?;
             if let Some(addr) = addr {
-                tokio::spawn(tell_removed(addr, self.identity.clone()));
+                tokio::spawn(tell_removed(addr, (*self.identity.current()).clone()));
             }
         }
         let (_, voters) = self.voters();

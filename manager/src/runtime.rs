@@ -12,6 +12,7 @@ use std::time::Duration;
 use openraft::BasicNode;
 use serde::{Deserialize, Serialize};
 use shoal_identity::join::JoinToken;
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::{NodeIdentity, PeerIdentity, Role};
 use shoal_proto::control::v1::control_server::ControlServer;
 use shoal_proto::control::v1::{InitClusterRequest, JoinClusterRequest};
@@ -56,7 +57,7 @@ struct ManagerIdentity {
 pub struct Running {
     pub store: Arc<Store>,
     pub raft: Raft,
-    pub identity: NodeIdentity,
+    pub identity: Arc<LiveIdentity>,
     pub cluster_id: String,
     pub node_id: String,
     raft_id: u64,
@@ -143,7 +144,7 @@ impl Running {
         let unavailable = |e: String| {
             StoreError::Unavailable(format!("read index from the leader at {leader_addr}: {e}"))
         };
-        let channel = shoal_identity::connect(leader_addr, &self.identity)
+        let channel = shoal_identity::connect(leader_addr, &self.identity.current())
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let reply = RaftClient::new(channel)
@@ -398,6 +399,7 @@ impl Manager {
                         .as_ref()
                         .map(|k| k.to_string())
                         .unwrap_or_default(),
+                    root_rotation: None,
                 });
                 let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
                 tx.put(Network {
@@ -441,6 +443,7 @@ impl Manager {
                         reachability: "reachable".into(),
                     }),
                     role: NodeRole::Manager as i32,
+                    cert_root_digest: String::new(),
                 });
                 Ok(())
             })
@@ -695,8 +698,10 @@ impl Manager {
         let log_store = log.clone();
         let sm = StateMachine::open(&db, sealer, store.clone())
             .map_err(|e| internal("open the state")(e.to_string()))?;
-        let identity = NodeIdentity::load(&self.config.node_dir)
+        // Live: the agent renews the node's certificate in these files.
+        let identity = LiveIdentity::load(&self.config.node_dir)
             .map_err(|e| internal("load the node identity")(e.to_string()))?;
+        identity.spawn_watch();
         let config = raft::config(&me.cluster_id, self.config.snapshot_every);
         let contacts = raft::Contacts::default();
         let raft = Raft::new(
@@ -747,7 +752,7 @@ impl Manager {
             dek,
         ));
         let removed = Arc::new(tokio::sync::Notify::new());
-        if identity.peer.role != Role::Manager {
+        if identity.current().peer.role != Role::Manager {
             // Demoted while this manager was down: the node's agent already
             // holds the worker certificate the CA issued once it was out.
             tracing::warn!("this node's certificate is a worker's: it was demoted");
@@ -762,11 +767,8 @@ impl Manager {
                 tracing::error!("leave after removal from raft: {e}");
             }
         });
-        let tls = identity.server_tls();
         let listen = self.config.listen;
         let server = tonic::transport::Server::builder()
-            .tls_config(tls)
-            .map_err(|e| internal("TLS config")(e.to_string()))?
             .add_service(ControlServer::new(ControlApi::remote(self.clone())))
             .add_service(DispatcherServer::new(Dispatcher::new(
                 store.clone(),
@@ -785,8 +787,9 @@ impl Manager {
         let listener = tokio::net::TcpListener::bind(listen)
             .await
             .map_err(|e| StoreError::Unavailable(format!("listen on {listen}: {e}")))?;
+        let incoming = crate::tls::incoming(listener, identity.subscribe())
+            .map_err(|e| internal("TLS config")(e.to_string()))?;
         tokio::spawn(async move {
-            let incoming = tokio_stream::wrappers::TcpListenerStream::new(listener);
             if let Err(e) = server.serve_with_incoming(incoming).await {
                 tracing::error!("the manager's TCP server stopped: {e}");
                 std::process::exit(1);
@@ -890,6 +893,7 @@ async fn lead_while_leader(running: Arc<Running>) {
                 set.spawn(crate::allocator::Allocator::new(store.clone()).run());
                 set.spawn(crate::scheduler::Scheduler::new(store.clone()).run());
                 set.spawn(crate::taskreaper::TaskReaper::new(store.clone()).run());
+                set.spawn(crate::ca::Finisher::new(store.clone()).run());
                 set.spawn(
                     crate::rolemanager::RoleManager::new(
                         store.clone(),

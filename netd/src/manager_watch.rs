@@ -1,12 +1,14 @@
 //! netd's link to the managers: a `WatchNetwork` stream over mTLS with the
 //! node's identity, each view applied to the data plane. Reconnects with
 //! backoff forever; before the node has joined (no certificate yet) it
-//! waits for one.
+//! waits for one. When the agent renews the node's certificate the stream
+//! is reopened with the new one (the data plane is left as it is).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::WatchNetworkRequest;
@@ -33,8 +35,24 @@ impl ManagerWatch {
         // when a manager dies, netd moves on to the next at once.
         let mut managers = vec![self.manager.clone()];
         let mut next = 0;
+        let mut live: Option<Arc<LiveIdentity>> = None;
         loop {
-            let identity = wait_for_identity(&self.node_dir).await;
+            // Waits after a `swarm leave` until the node joins again.
+            let read = wait_for_identity(&self.node_dir).await;
+            let identity = match &live {
+                Some(live) => {
+                    if let Err(e) = live.reload() {
+                        tracing::warn!(error = %e, "node identity unreadable; keeping the last");
+                    }
+                    live.clone()
+                }
+                None => {
+                    let new = LiveIdentity::new(&self.node_dir, read);
+                    new.spawn_watch();
+                    live = Some(new.clone());
+                    new
+                }
+            };
             let manager = managers[next % managers.len()].clone();
             match self.watch(&identity, &manager, &mut managers).await {
                 Ok(()) => {
@@ -59,12 +77,14 @@ impl ManagerWatch {
 
     async fn watch(
         &self,
-        identity: &NodeIdentity,
+        live: &LiveIdentity,
         manager: &str,
         managers: &mut Vec<String>,
     ) -> Result<(), Failure> {
         let fail = |received: bool| move |error: String| Failure { error, received };
-        let channel = shoal_identity::connect(manager, identity)
+        let mut renewed = live.subscribe();
+        let identity = renewed.borrow_and_update().clone();
+        let channel = shoal_identity::connect(manager, &identity)
             .await
             .map_err(|e| fail(false)(e.to_string()))?;
         let mut stream = DispatcherClient::new(channel)
@@ -77,6 +97,10 @@ impl ManagerWatch {
         loop {
             let message = tokio::select! {
                 message = stream.message() => message,
+                _ = renewed.changed() => {
+                    tracing::info!(%manager, "node certificate renewed: reopening the network view stream");
+                    return Ok(());
+                }
                 () = self.forget.notified() => {
                     if let Err(e) = self.dataplane.apply_view(&Default::default()).await {
                         tracing::warn!(error = %e, "dropping the network view");

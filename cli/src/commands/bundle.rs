@@ -356,6 +356,7 @@ mod tests {
                 role: "deployer".into(),
                 created_at: now - 5 * 60_000,
                 revoked: false,
+                ..Default::default()
             },
             ClientBundle {
                 id: "id-2".into(),
@@ -363,6 +364,7 @@ mod tests {
                 role: "viewer".into(),
                 created_at: 0,
                 revoked: true,
+                ..Default::default()
             },
         ];
         let listing = bundle_listing(&bundles, now);

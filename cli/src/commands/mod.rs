@@ -3,6 +3,7 @@
 //! tests can drive every command without the binary.
 
 pub mod bundle;
+pub mod ca;
 pub mod context;
 mod converge;
 pub mod inspect;

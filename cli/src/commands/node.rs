@@ -266,6 +266,7 @@ mod tests {
             }),
             manager_status: manager,
             role: 0,
+            ..Default::default()
         }
     }
 

@@ -25,6 +25,8 @@ pub enum SwarmCommand {
     /// Manage client certificate bundles for remote CLI use
     #[command(subcommand)]
     ClientBundle(super::bundle::BundleCommand),
+    /// Display and rotate the root CA
+    Ca(super::ca::CaArgs),
 }
 
 #[derive(Debug, Args)]
@@ -120,6 +122,7 @@ pub async fn run(
         SwarmCommand::Join(args) => join(args, &session.host.clone(), io).await,
         SwarmCommand::Leave(args) => leave(args, &session.host.clone(), io).await,
         SwarmCommand::ClientBundle(c) => super::bundle::run(session, c, io).await,
+        SwarmCommand::Ca(args) => super::ca::run(session, args, io).await,
     }
 }
 
@@ -196,9 +199,16 @@ fn print_unlock_key(io: &mut Io<'_>, key: &str) -> Result<(), Error> {
 }
 
 pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    if let Some(expiry) = args.cert_expiry {
+        super::ca::set_cert_expiry(session, expiry).await?;
+    }
     let Some(autolock) = args.autolock else {
+        if args.cert_expiry.is_some() {
+            writeln!(io.out, "Swarm updated.")?;
+            return Ok(());
+        }
         return Err(Error::Input(
-            "nothing to update: use --autolock=true|false".into(),
+            "nothing to update: use --autolock=true|false or --cert-expiry".into(),
         ));
     };
     let reply = session

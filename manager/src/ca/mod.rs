@@ -3,8 +3,10 @@
 //! the node's identity (CN = node id, OU = role, O = cluster id); manager
 //! certificates also carry the name clients verify managers by.
 
+pub mod rotation;
 mod service;
 
+pub use rotation::{CaState, Finisher};
 pub use service::{CaService, DEFAULT_CERT_EXPIRY};
 
 use rcgen::{
@@ -33,10 +35,22 @@ pub struct RootCa {
 impl RootCa {
     pub fn generate(cluster_id: &str) -> Result<RootCa, CaError> {
         let key = KeyPair::generate()?;
+        let cert = Self::params(cluster_id)?.self_signed(&key)?;
+        Ok(RootCa {
+            cert_pem: cert.pem(),
+            key_pem: key.serialize_pem(),
+        })
+    }
+
+    /// A root's fields. Each root gets a subject of its own (a random
+    /// suffix): chains are built by subject, and during a rotation the old
+    /// and the new root must not be mistaken for each other.
+    fn params(cluster_id: &str) -> Result<CertificateParams, CaError> {
         let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let suffix: u32 = rand::random();
         params
             .distinguished_name
-            .push(DnType::CommonName, "shoal-root-ca");
+            .push(DnType::CommonName, format!("shoal-root-ca {suffix:08x}"));
         params
             .distinguished_name
             .push(DnType::OrganizationName, cluster_id);
@@ -48,11 +62,7 @@ impl RootCa {
         ];
         params.not_before = time::OffsetDateTime::now_utc() - time::Duration::hours(1);
         params.not_after = time::OffsetDateTime::now_utc() + time::Duration::days(365 * 20);
-        let cert = params.self_signed(&key)?;
-        Ok(RootCa {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(params)
     }
 
     /// SHA-256 of the root certificate (DER), hex: what join tokens pin.

@@ -15,7 +15,7 @@ use shoal_proto::types::v1::{
 };
 use tonic::{Request, Response, Status};
 
-use super::RootCa;
+use super::{CaState, RootCa};
 use crate::controlapi::to_status;
 use crate::rolemanager::issuable_role;
 use crate::store::{State, Store, StoreError};
@@ -63,13 +63,7 @@ impl CaService {
 }
 
 fn root_ca(state: &State) -> Result<RootCa, StoreError> {
-    let cluster = state
-        .cluster()
-        .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
-    Ok(RootCa {
-        cert_pem: cluster.root_ca_pem.clone(),
-        key_pem: cluster.root_ca_key_pem.clone(),
-    })
+    Ok(CaState::of(state)?.current)
 }
 
 /// The role a token grants, or why it grants none.
@@ -81,7 +75,7 @@ pub fn role_of_token(state: &State, token: &str) -> Result<Role, StoreError> {
         .map_err(|e| StoreError::Internal(e.to_string()))?;
     if parsed.ca_digest != digest {
         return Err(StoreError::InvalidArgument(
-            "the join token is for another cluster (its CA digest does not match this cluster's CA)".into(),
+            "the join token's CA digest does not match this cluster's root CA: a token of another cluster, or from before a root CA rotation (get the current one with `shoal swarm join-token`)".into(),
         ));
     }
     let tokens = state
@@ -142,7 +136,7 @@ impl CertificateAuthority for CaService {
                     .and_then(|c| c.meta.clone())
                     .unwrap_or_default()
                     .id;
-                Ok((role, root_ca(s)?, cluster_id, cert_expiry(s)))
+                Ok((role, CaState::of(s)?, cluster_id, cert_expiry(s)))
             })
             .map_err(to_status)?;
         let peer = PeerIdentity {
@@ -195,6 +189,7 @@ impl CertificateAuthority for CaService {
                     }),
                     manager_status: None,
                     role: node_role as i32,
+                    cert_root_digest: String::new(),
                 });
                 Ok(())
             })
@@ -204,7 +199,7 @@ impl CertificateAuthority for CaService {
         Ok(Response::new(IssueNodeCertificateResponse {
             node_id,
             cert_pem,
-            root_ca_pem: ca.cert_pem,
+            root_ca_pem: ca.trust_pem(),
         }))
     }
 
@@ -219,7 +214,7 @@ impl CertificateAuthority for CaService {
             .store
             .view(|s| {
                 Ok((
-                    root_ca(s)?,
+                    CaState::of(s)?,
                     s.nodes.get(&peer.node_id).map(issuable_role),
                     cert_expiry(s),
                 ))
@@ -250,7 +245,7 @@ impl CertificateAuthority for CaService {
         self.record_role(&peer.node_id, role).await?;
         Ok(Response::new(RenewNodeCertificateResponse {
             cert_pem,
-            root_ca_pem: ca.cert_pem,
+            root_ca_pem: ca.trust_pem(),
         }))
     }
 }

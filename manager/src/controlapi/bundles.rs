@@ -9,7 +9,7 @@ use shoal_identity::{PeerIdentity, Role};
 use shoal_proto::control::v1::{CreateClientBundleRequest, CreateClientBundleResponse};
 use shoal_proto::types::v1::ClientBundle;
 
-use crate::ca::RootCa;
+use crate::ca::CaState;
 use crate::store::{State, Store, StoreError, Tx};
 
 const BUNDLE_VALIDITY: Duration = Duration::from_secs(90 * 24 * 3600);
@@ -58,17 +58,21 @@ pub async fn create(
                     "client bundle {name} already exists (revoke it first)"
                 )));
             }
+            // While the root CA rotates, bundles come from the new root
+            // (and outlive the rotation).
+            let ca = CaState::of_cluster(&cluster)?;
+            let root_digest = ca
+                .issuer()
+                .digest()
+                .map_err(|e| StoreError::Internal(e.to_string()))?;
             cluster.client_bundles.push(ClientBundle {
                 id: id.clone(),
                 name: name.clone(),
                 role: request.role.clone(),
                 created_at: tx.now(),
                 revoked: false,
+                root_digest,
             });
-            let ca = RootCa {
-                cert_pem: cluster.root_ca_pem.clone(),
-                key_pem: cluster.root_ca_key_pem.clone(),
-            };
             tx.put(cluster);
             Ok(ca)
         })
@@ -79,7 +83,7 @@ pub async fn create(
     Ok(CreateClientBundleResponse {
         id,
         cert_pem,
-        root_ca_pem: ca.cert_pem,
+        root_ca_pem: ca.trust_pem(),
     })
 }
 

@@ -266,6 +266,27 @@ impl Control for ControlApi {
         Ok(Response::new(UnlockKeyResponse { unlock_key }))
     }
 
+    async fn get_root_ca(
+        &self,
+        request: Request<GetRootCaRequest>,
+    ) -> Result<Response<RootCaStatus>, Status> {
+        // The root certificate is public (every node and bundle holds it).
+        self.authorize(&request, Permission::Read)?;
+        let status = self.read(crate::ca::rotation::status).await?;
+        Ok(Response::new(status))
+    }
+
+    async fn rotate_root_ca(
+        &self,
+        request: Request<RotateRootCaRequest>,
+    ) -> Result<Response<RootCaStatus>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        self.write(crate::ca::rotation::start).await?;
+        tracing::info!("root CA rotation started: every node renews its certificate now");
+        let status = self.read(crate::ca::rotation::status).await?;
+        Ok(Response::new(status))
+    }
+
     async fn update_cert_expiry(
         &self,
         request: Request<UpdateCertExpiryRequest>,

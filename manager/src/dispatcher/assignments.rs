@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proto::dispatcher::v1::{
-    assignments::Kind as AssignmentKind, Assignments, SessionMessage,
+    assignments::Kind as AssignmentKind, Assignments, NodeTrust, SessionMessage,
 };
 use shoal_proto::types::v1::{Secret, Task, TaskState};
 use tokio::sync::mpsc::Sender;
@@ -41,6 +41,11 @@ pub(super) fn manager_addrs(state: &State) -> Vec<String> {
         .collect();
     addrs.sort();
     addrs
+}
+
+/// The trust nodes must have: an agent that holds another renews.
+fn node_trust(state: &State) -> Option<NodeTrust> {
+    crate::ca::CaState::of(state).ok().map(|ca| ca.node_trust())
 }
 
 /// The secrets the node's live tasks use: exactly what it may know.
@@ -80,6 +85,7 @@ pub async fn stream(
     let mut sent = store.view(|s| snapshot(s, &node_id));
     let mut secrets = store.view(|s| secrets_for(s, &sent));
     let mut managers = store.view(manager_addrs);
+    let mut trust = store.view(node_trust);
     let role_of = |s: &State| {
         s.nodes
             .get(&node_id)
@@ -97,6 +103,7 @@ pub async fn stream(
         }),
         managers: managers.clone(),
         node_role,
+        trust: trust.clone(),
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
@@ -105,6 +112,8 @@ pub async fn stream(
         Object::Task(t) => t.node_id == node_id,
         // This node, and managers joining or leaving (agents fail over).
         Object::Secret(_) => true,
+        // The root CA (a rotation starts or ends).
+        Object::Cluster(_) => true,
         Object::Node(n) => {
             n.meta.as_ref().is_some_and(|m| m.id == node_id) || n.manager_status.is_some()
         }
@@ -137,11 +146,13 @@ pub async fn stream(
         let now_secrets = store.view(|s| secrets_for(s, &now));
         sent = now;
         let now_managers = store.view(manager_addrs);
+        let now_trust = store.view(node_trust);
         let now_role = store.view(role_of);
         if updated.is_empty()
             && removed.is_empty()
             && now_managers == managers
             && now_secrets == secrets
+            && now_trust == trust
             && now_role == node_role
         {
             continue;
@@ -149,6 +160,7 @@ pub async fn stream(
         node_role = now_role;
         managers = now_managers;
         secrets = now_secrets;
+        trust = now_trust;
         let message = SessionMessage {
             session_id: session_id.clone(),
             heartbeat_period_ms: period.as_millis() as u32,
@@ -160,6 +172,7 @@ pub async fn stream(
             }),
             managers: managers.clone(),
             node_role,
+            trust: trust.clone(),
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

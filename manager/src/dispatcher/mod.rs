@@ -78,6 +78,14 @@ impl DispatcherRpc for Dispatcher {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let peer = self.node_of(&request)?;
         let remote = request.remote_addr().map(|a| a.ip().to_string());
+        // Which root issued the certificate this session runs on (the TLS
+        // handshake verified the chain): a root CA rotation completes when
+        // every node has come back with one from the new root.
+        let leaf = request.peer_certs().and_then(|c| c.first().cloned());
+        let cert_root_digest = self.store.view(|s| {
+            let ca = crate::ca::CaState::of(s).ok()?;
+            ca.root_digest_of(leaf.as_ref()?)
+        });
         let description = request.into_inner().description.unwrap_or_default();
         let period = self.heartbeats.period();
         let session_id = self.heartbeats.open(&peer.node_id);
@@ -95,6 +103,7 @@ impl DispatcherRpc for Dispatcher {
                     description.addr.clone()
                 };
                 node.description = Some(description.clone());
+                node.cert_root_digest = cert_root_digest.clone().unwrap_or_default();
                 node.status = Some(NodeStatus {
                     state: NodeState::Ready as i32,
                     message: String::new(),

@@ -67,7 +67,7 @@ pub type NodeId = u64;
 /// applied it too (a read after a write sees the write).
 pub struct RaftProposer {
     pub raft: Raft,
-    pub identity: shoal_identity::NodeIdentity,
+    pub identity: std::sync::Arc<shoal_identity::live::LiveIdentity>,
 }
 
 /// A write must commit within this or fail: a manager without quorum
@@ -87,7 +87,7 @@ impl RaftProposer {
         let unavailable = |e: String| {
             StoreError::Unavailable(format!("forward to the leader at {leader_addr}: {e}"))
         };
-        let channel = shoal_identity::connect(leader_addr, &self.identity)
+        let channel = shoal_identity::connect(leader_addr, &self.identity.current())
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let data = serde_json::to_vec(request).map_err(|e| StoreError::Internal(e.to_string()))?;

@@ -10,6 +10,9 @@ use openraft::raft::{
 use openraft::BasicNode;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
+use std::sync::Arc;
+
+use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::raft::v1::raft_client::RaftClient;
 use shoal_proto::raft::v1::RaftMessage;
@@ -19,12 +22,12 @@ use super::{Contacts, NodeId, TypeConfig};
 
 #[derive(Clone)]
 pub struct Network {
-    identity: NodeIdentity,
+    identity: Arc<LiveIdentity>,
     contacts: Contacts,
 }
 
 impl Network {
-    pub fn new(identity: NodeIdentity, contacts: Contacts) -> Self {
+    pub fn new(identity: Arc<LiveIdentity>, contacts: Contacts) -> Self {
         Network { identity, contacts }
     }
 }
@@ -32,8 +35,10 @@ impl Network {
 pub struct PeerClient {
     target: NodeId,
     addr: String,
-    channel: Option<Channel>,
-    identity: NodeIdentity,
+    /// The channel and the identity it was made with: a renewed identity
+    /// (certificate renewal, root CA rotation) makes a new channel.
+    channel: Option<(Channel, Arc<NodeIdentity>)>,
+    identity: Arc<LiveIdentity>,
     contacts: Contacts,
 }
 
@@ -64,12 +69,13 @@ impl PeerClient {
         Resp: DeserializeOwned,
         E: std::error::Error + DeserializeOwned,
     {
+        let identity = self.identity.current();
         let channel = match &self.channel {
-            Some(c) => c.clone(),
-            None => {
-                let c = shoal_identity::connect_lazy(&self.addr, &self.identity)
+            Some((c, made_with)) if Arc::ptr_eq(made_with, &identity) => c.clone(),
+            _ => {
+                let c = shoal_identity::connect_lazy(&self.addr, &identity)
                     .map_err(|e| RPCError::Unreachable(Unreachable::new(&e)))?;
-                self.channel = Some(c.clone());
+                self.channel = Some((c.clone(), identity));
                 c
             }
         };
