@@ -66,6 +66,7 @@ pub struct Running {
     dek: DataKey,
     /// When each peer manager last answered this one over Raft.
     pub contacts: raft::Contacts,
+    keykeeper: tokio::task::AbortHandle,
 }
 
 impl Running {
@@ -494,7 +495,7 @@ impl Manager {
         let running = match self.running.get() {
             Some(running) => running.clone(),
             None if KeyFiles::new(&self.config.state_dir).locked() && force => {
-                return self.forget_and_restart();
+                return self.forget_and_restart().await;
             }
             None => {
                 return Err(StoreError::NotFound(
@@ -540,7 +541,7 @@ impl Manager {
         if let Err(e) = running.raft.shutdown().await {
             tracing::warn!("stop raft: {e}");
         }
-        self.forget_and_restart()
+        self.forget_and_restart().await
     }
 
     /// Asks the group to take this manager out (the role manager on the
@@ -583,10 +584,23 @@ impl Manager {
         }
     }
 
-    fn forget_and_restart(&self) -> Result<(), StoreError> {
+    async fn forget_and_restart(&self) -> Result<(), StoreError> {
+        if let Some(running) = self.running.get() {
+            running.keykeeper.abort();
+        }
         let dir = &self.config.state_dir;
-        std::fs::remove_dir_all(dir)
-            .map_err(|e| StoreError::Internal(format!("remove {}: {e}", dir.display())))?;
+        // A writer stopped a moment ago may still finish a file: try again.
+        let mut attempt = 0;
+        while let Err(e) = std::fs::remove_dir_all(dir) {
+            attempt += 1;
+            if attempt == 20 {
+                return Err(StoreError::Internal(format!(
+                    "remove {}: {e}",
+                    dir.display()
+                )));
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
         create_private_dir(dir).map_err(|e| StoreError::Internal(e.to_string()))?;
         tracing::info!("left the swarm: manager state removed");
         tokio::spawn(async move {
@@ -730,6 +744,13 @@ impl Manager {
                 .ok();
         }
         let heartbeats = Arc::new(Heartbeats::new(DEFAULT_HEARTBEAT));
+        // Writes into the state directory: stopped before a leave wipes it.
+        let keykeeper = tokio::spawn(crate::keykeeper::run(
+            store.clone(),
+            KeyFiles::new(&self.config.state_dir),
+            dek.clone(),
+        ))
+        .abort_handle();
         let running = Arc::new(Running {
             store: store.clone(),
             raft: raft.clone(),
@@ -741,16 +762,12 @@ impl Manager {
             log_store,
             dek: dek.clone(),
             contacts,
+            keykeeper,
         });
         self.running
             .set(running.clone())
             .map_err(|_| StoreError::Internal("the manager started twice".into()))?;
         tokio::spawn(lead_while_leader(running.clone()));
-        tokio::spawn(crate::keykeeper::run(
-            store.clone(),
-            KeyFiles::new(&self.config.state_dir),
-            dek,
-        ));
         let removed = Arc::new(tokio::sync::Notify::new());
         if identity.current().peer.role != Role::Manager {
             // Demoted while this manager was down: the node's agent already
