@@ -8,6 +8,7 @@
 //! by anything a peer says about itself in a request.
 
 pub mod bundle;
+mod dir_watch;
 pub mod join;
 pub mod live;
 pub mod trust;

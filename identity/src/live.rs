@@ -2,8 +2,9 @@
 //! certificate (periodically, and at once during a root CA rotation) and
 //! rewrites the identity files; the agent's session, netd's watch, and the
 //! manager's server and Raft channels all read the identity through a
-//! [`LiveIdentity`], which re-reads the files and tells its subscribers when
-//! they changed, so nothing restarts to pick up a renewed certificate.
+//! [`LiveIdentity`], which re-reads the files when inotify says they
+//! changed and tells its subscribers, so nothing restarts to pick up a
+//! renewed certificate.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -11,11 +12,13 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
+use crate::dir_watch::DirWatch;
 use crate::{IdentityError, NodeIdentity};
 
-/// How often the files are checked: a renewal reaches the other processes
-/// of the node within this.
+/// How often the files are read where inotify is not available.
 pub const POLL: Duration = Duration::from_secs(1);
+/// After a change is seen, the wait for the rest of a rewrite.
+const SETTLE: Duration = Duration::from_millis(50);
 
 pub struct LiveIdentity {
     dir: PathBuf,
@@ -64,11 +67,33 @@ impl LiveIdentity {
         Ok(true)
     }
 
-    /// Re-reads the files every [`POLL`] for as long as the future runs.
+    /// Re-reads the files whenever inotify says the directory changed (or
+    /// every [`POLL`] where inotify is unavailable), for as long as the
+    /// future runs.
     pub async fn watch(self: Arc<Self>) {
+        let changes = match DirWatch::new(&self.dir) {
+            Ok(changes) => Some(changes),
+            Err(e) => {
+                tracing::warn!(
+                    "cannot watch {} ({e}): reading it every {POLL:?}",
+                    self.dir.display()
+                );
+                None
+            }
+        };
         let mut failing = false;
         loop {
-            tokio::time::sleep(POLL).await;
+            match &changes {
+                Some(changes) => {
+                    if let Err(e) = changes.changed().await {
+                        tracing::warn!("watch {}: {e}", self.dir.display());
+                        tokio::time::sleep(POLL).await;
+                    }
+                    // A renewal rewrites three files: let it finish.
+                    tokio::time::sleep(SETTLE).await;
+                }
+                None => tokio::time::sleep(POLL).await,
+            }
             match self.reload() {
                 Ok(true) => {
                     failing = false;
