@@ -1,7 +1,8 @@
 //! A multi-host lab (one manager, two workers): nodes join with tokens, the
 //! scheduler spreads tasks over them, and every wrong credential is refused
-//! with a message that says which: a worker certificate at the control API,
-//! a rotated, foreign or malformed token, a removed node.
+//! with a message that says which: a worker certificate at the control API
+//! or the Raft transport, a rotated, foreign or malformed token, a removed
+//! node.
 
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
@@ -98,6 +99,25 @@ fn wrong_credentials_are_refused_and_say_which() {
     assert!(
         stderr.contains("worker certificate cannot use the control API"),
         "{stderr}"
+    );
+    // Nor the managers' Raft transport: a worker cannot vote, append to the
+    // log or forward writes.
+    let w1 = shoal_identity::NodeIdentity::load(&w1_dir).expect("w1 identity");
+    let raft_refusal = tokio::runtime::Runtime::new()
+        .expect("runtime")
+        .block_on(async {
+            use shoal_proto::raft::v1::{raft_client::RaftClient, RaftMessage};
+            let channel = shoal_identity::connect(&m1, &w1).await.expect("connect");
+            RaftClient::new(channel)
+                .forward_write(RaftMessage { data: Vec::new() })
+                .await
+                .expect_err("a worker forwarded a raft write")
+        });
+    assert_eq!(raft_refusal.code(), tonic::Code::PermissionDenied);
+    assert!(
+        raft_refusal.message().contains("managers of this cluster only"),
+        "{}",
+        raft_refusal.message()
     );
     // The manager's own certificate can.
     let out = shoal_tcp(&lab, &m1, &node_dir(&lab, "m1"), &["node", "ls"]);
