@@ -115,7 +115,9 @@ fn wrong_credentials_are_refused_and_say_which() {
         });
     assert_eq!(raft_refusal.code(), tonic::Code::PermissionDenied);
     assert!(
-        raft_refusal.message().contains("managers of this cluster only"),
+        raft_refusal
+            .message()
+            .contains("managers of this cluster only"),
         "{}",
         raft_refusal.message()
     );
