@@ -101,6 +101,53 @@ fn manager_status(lab: &Lab, host: &str) -> Option<String> {
         .map(|(_, _, m)| m)
 }
 
+/// Waits until `host`'s MANAGER STATUS in `node ls` is `want` ("" for none).
+fn wait_manager_status(lab: &Lab, host: &str, want: &str) {
+    let what = format!("{host}'s manager status {want:?}");
+    wait(
+        lab,
+        &what,
+        Duration::from_secs(30),
+        || match manager_status(lab, host) {
+            Some(status) if status == want => Ok(()),
+            other => Err(format!("{host} manager status {other:?}")),
+        },
+    );
+}
+
+/// The manager daemon on `host` forgot the swarm: idle, it says so.
+fn wait_forgotten(lab: &Lab, host: &str) {
+    let what = format!("{host}'s manager daemon forgot the swarm");
+    wait(lab, &what, Duration::from_secs(30), || {
+        let out = shoal_on(lab, host, &["service", "ls"]);
+        match !out.status.success() && text(&out).contains("not a swarm manager") {
+            true => Ok(()),
+            false => Err(text(&out)),
+        }
+    });
+}
+
+fn wait_no_tasks(lab: &Lab, host: &str) {
+    let what = format!("{host} runs no tasks");
+    wait(lab, &what, Duration::from_secs(20), || {
+        match lab.running_task_pids(host) {
+            Ok(pids) if pids.is_empty() => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    });
+}
+
+/// Down in `node ls`: its agent's heartbeats stopped.
+fn wait_down(lab: &Lab, host: &str) {
+    let what = format!("{host} is down");
+    wait(lab, &what, Duration::from_secs(40), || {
+        match nodes(lab).iter().find(|(h, _, _)| h == host) {
+            Some((_, status, _)) if status == "Down" => Ok(()),
+            other => Err(format!("{host}: {other:?}")),
+        }
+    });
+}
+
 fn wait(lab: &Lab, what: &str, timeout: Duration, mut check: impl FnMut() -> Result<(), String>) {
     lab.wait_until(what, timeout, &mut check)
         .unwrap_or_else(|e| panic!("{e}"));
@@ -150,15 +197,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
     // joins Raft and serves the control API; its tasks keep running.
     let promoted = lab.shoal_ok(["node", "promote", "w1"]).expect("promote w1");
     assert!(promoted.contains("promoted to a manager"), "{promoted}");
-    wait(
-        &lab,
-        "w1 is a reachable manager",
-        Duration::from_secs(30),
-        || match manager_status(&lab, "w1").as_deref() {
-            Some("Reachable") => Ok(()),
-            other => Err(format!("w1 manager status {other:?}")),
-        },
-    );
+    wait_manager_status(&lab, "w1", "Reachable");
     assert_eq!(cert_role(&lab, "w1"), shoal_identity::Role::Manager);
     wait(
         &lab,
@@ -185,15 +224,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
 
     // Three managers: leaving without --force gets Swarm's warning.
     lab.shoal_ok(["node", "promote", "w2"]).expect("promote w2");
-    wait(
-        &lab,
-        "w2 is a reachable manager",
-        Duration::from_secs(30),
-        || match manager_status(&lab, "w2").as_deref() {
-            Some("Reachable") => Ok(()),
-            other => Err(format!("w2 manager status {other:?}")),
-        },
-    );
+    wait_manager_status(&lab, "w2", "Reachable");
     let refused = leave(&lab, "w2", false);
     assert!(!refused.status.success(), "{}", text(&refused));
     assert!(
@@ -218,18 +249,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
             }
         },
     );
-    wait(
-        &lab,
-        "w1's manager daemon forgot the cluster",
-        Duration::from_secs(10),
-        || {
-            let out = shoal_on(&lab, "w1", &["service", "ls"]);
-            match !out.status.success() && text(&out).contains("not a swarm manager") {
-                true => Ok(()),
-                false => Err(text(&out)),
-            }
-        },
-    );
+    wait_forgotten(&lab, "w1");
     lab.shoal_ok(["service", "scale", "web=5"])
         .expect("the managers accept writes after the demotion");
     let still: Vec<u32> = lab.running_task_pids("w1").unwrap();
@@ -251,15 +271,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
             other => Err(format!("w2: {other:?}")),
         },
     );
-    wait(
-        &lab,
-        "w2 runs no tasks",
-        Duration::from_secs(20),
-        || match lab.running_task_pids("w2") {
-            Ok(p) if p.is_empty() => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
-    );
+    wait_no_tasks(&lab, "w2");
     lab.shoal_ok(["node", "rm", "w2"]).expect("node rm w2");
 
     // A worker leaves: its tasks go, its published ports go, it shows
@@ -268,24 +280,8 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
     assert!(rules.contains("8080"), "w1 publishes 8080:\n{rules}");
     let left = leave(&lab, "w1", false);
     assert!(left.status.success(), "{}", text(&left));
-    wait(
-        &lab,
-        "w1 runs no tasks",
-        Duration::from_secs(20),
-        || match lab.running_task_pids("w1") {
-            Ok(p) if p.is_empty() => Ok(()),
-            other => Err(format!("{other:?}")),
-        },
-    );
-    wait(
-        &lab,
-        "w1 is down",
-        Duration::from_secs(40),
-        || match nodes(&lab).iter().find(|(h, _, _)| h == "w1") {
-            Some((_, status, _)) if status == "Down" => Ok(()),
-            other => Err(format!("w1: {other:?}")),
-        },
-    );
+    wait_no_tasks(&lab, "w1");
+    wait_down(&lab, "w1");
     wait(
         &lab,
         "w1 publishes no port",
@@ -322,33 +318,15 @@ fn a_manager_demoted_while_down_forgets_and_force_new_cluster_recovers_quorum() 
     .expect("service create converges");
     let pids = lab.running_task_pids("m1").expect("m1 pids");
 
-    // m3 is demoted while its manager is down; back, it learns from the
-    // voters' refusals that it was removed, and forgets the swarm.
+    // m3 is demoted while its manager is down; back, it finds out that it
+    // was removed (its agent renewed to a worker certificate meanwhile, or
+    // the voters refuse it) and forgets the swarm.
     lab.kill9("m3", "shoal-manager").expect("kill m3's manager");
     lab.shoal_ok(["node", "demote", "m3"]).expect("demote m3");
-    wait(
-        &lab,
-        "m3 out of the managers",
-        Duration::from_secs(20),
-        || match manager_status(&lab, "m3").as_deref() {
-            Some("") => Ok(()),
-            other => Err(format!("m3 manager status {other:?}")),
-        },
-    );
+    wait_manager_status(&lab, "m3", "");
     lab.start_again("m3", "shoal-manager")
         .expect("start m3's manager");
-    wait(
-        &lab,
-        "m3's manager forgot the swarm",
-        Duration::from_secs(30),
-        || {
-            let out = shoal_on(&lab, "m3", &["service", "ls"]);
-            match !out.status.success() && text(&out).contains("not a swarm manager") {
-                true => Ok(()),
-                false => Err(text(&out)),
-            }
-        },
-    );
+    wait_forgotten(&lab, "m3");
     wait(
         &lab,
         "m3 holds a worker certificate",

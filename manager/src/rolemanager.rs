@@ -105,9 +105,8 @@ impl RoleManager {
     }
 
     fn voters(&self) -> (NodeId, BTreeSet<NodeId>) {
-        let metrics = self.raft.metrics().borrow().clone();
-        let voters = metrics.membership_config.membership().voter_ids().collect();
-        (metrics.id, voters)
+        let me = self.raft.metrics().borrow().id;
+        (me, crate::raft::voters(&self.raft))
     }
 
     pub async fn pass(&self) -> Result<(), StoreError> {

@@ -5,9 +5,7 @@
 //! completes once the node is back on its new certificate, and the old root
 //! is refused from then on.
 
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use shoal_identity::trust;
 use shoal_identity::NodeIdentity;
@@ -18,84 +16,11 @@ use shoal_proto::control::v1::*;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::*;
 use shoal_proto::types::v1::NodeDescription;
-use tonic::transport::{Channel, Endpoint};
 use tonic::Streaming;
 
-struct ManagerProcess {
-    child: Child,
-    dir: PathBuf,
-}
+mod common;
 
-impl ManagerProcess {
-    fn start(dir: &Path, port: u16) -> ManagerProcess {
-        let log = std::fs::File::create(dir.join("manager.log")).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_shoal-manager"))
-            .args(["--state-dir", &dir.join("state").to_string_lossy()])
-            .args(["--node-dir", &dir.join("node").to_string_lossy()])
-            .args([
-                "--control-socket",
-                &dir.join("control.sock").to_string_lossy(),
-            ])
-            .args(["--listen", &format!("127.0.0.1:{port}")])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        ManagerProcess {
-            child,
-            dir: dir.to_path_buf(),
-        }
-    }
-
-    async fn control(&self) -> ControlClient<Channel> {
-        let socket = self.dir.join("control.sock");
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let path = socket.clone();
-            let channel = Endpoint::try_from("http://[::]:50051")
-                .unwrap()
-                .connect_with_connector(tower::service_fn(move |_| {
-                    let path = path.clone();
-                    async move {
-                        let s = tokio::net::UnixStream::connect(path).await?;
-                        Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-                    }
-                }))
-                .await;
-            if let Ok(channel) = channel {
-                return ControlClient::new(channel);
-            }
-            assert!(Instant::now() < deadline, "manager socket never came up");
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-impl Drop for ManagerProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = probe().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
+use common::{free_port, wait_for, ManagerProcess};
 
 /// Opens the node's session as its agent does; returns the stream and the
 /// trust of the first message.

@@ -311,13 +311,9 @@ impl Lab {
         self.record.save()
     }
 
-    /// Starts the first manager, creates the cluster on it and starts its
-    /// netd and agent.
-    fn start_first_manager(&mut self, host: &Host) -> Result<(), Error> {
-        let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
-        std::fs::create_dir_all(dirs.run())
-            .map_err(|e| Error::io(format!("create {}", dirs.run().display()), e))?;
-        self.spawn_daemon(host, cluster::MANAGER, &cluster::manager_args(&dirs))?;
+    /// Starts a host's manager daemon and waits for its control socket.
+    fn start_manager_daemon(&mut self, host: &Host, dirs: &cluster::NodeDirs) -> Result<(), Error> {
+        self.spawn_daemon(host, cluster::MANAGER, &cluster::manager_args(dirs))?;
         let socket = dirs.control_socket();
         self.wait_daemons(&format!("control socket {}", socket.display()), || {
             if socket.exists() {
@@ -325,7 +321,16 @@ impl Lab {
             } else {
                 Err("no socket yet")
             }
-        })?;
+        })
+    }
+
+    /// Starts the first manager, creates the cluster on it and starts its
+    /// netd and agent.
+    fn start_first_manager(&mut self, host: &Host) -> Result<(), Error> {
+        let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
+        std::fs::create_dir_all(dirs.run())
+            .map_err(|e| Error::io(format!("create {}", dirs.run().display()), e))?;
+        self.start_manager_daemon(host, &dirs)?;
         let addr = host.addr.to_string();
         let init = self.shoal(["swarm", "init", "--advertise-addr", &addr])?;
         if !init.status.success() {
@@ -455,15 +460,7 @@ impl Lab {
         let token = self.shoal_ok(["swarm", "join-token", "-q", role])?;
         // Every node runs a manager daemon, idle on workers until a
         // promotion, as every Docker node runs dockerd.
-        self.spawn_daemon(node, cluster::MANAGER, &cluster::manager_args(&dirs))?;
-        let socket = dirs.control_socket();
-        self.wait_daemons(&format!("control socket {}", socket.display()), || {
-            if socket.exists() {
-                Ok(())
-            } else {
-                Err("no socket yet")
-            }
-        })?;
+        self.start_manager_daemon(node, &dirs)?;
         let m1 = format!("{}:{}", self.host("m1")?.addr, cluster::MANAGER_PORT);
         let mut args = cluster::join_args(&dirs, token.trim(), &m1, &node.name);
         if manager {

@@ -148,6 +148,17 @@ impl Proposer for RaftProposer {
     }
 }
 
+/// The voters of the membership this manager knows (joint configurations
+/// included).
+pub fn voters(raft: &Raft) -> std::collections::BTreeSet<NodeId> {
+    raft.metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .collect()
+}
+
 /// Raft timing for a manager. Elections within about a second of a leader's
 /// loss; heartbeats well inside that.
 pub fn config(cluster_name: &str, snapshot_every: u64) -> Arc<openraft::Config> {

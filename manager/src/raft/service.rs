@@ -92,15 +92,7 @@ impl RaftRpc for RaftService {
         // A manager dropped from the group (demoted, or left behind by
         // `--force-new-cluster`) must not disturb it with elections.
         let candidate = rpc.vote.leader_id().voted_for();
-        let is_voter = candidate.is_some_and(|c| {
-            self.raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .voter_ids()
-                .any(|v| v == c)
-        });
+        let is_voter = candidate.is_some_and(|c| super::voters(&self.raft).contains(&c));
         if !is_voter {
             return Err(Status::failed_precondition(
                 "the candidate is not a voting member of this manager's raft group",
@@ -198,14 +190,7 @@ impl RaftRpc for RaftService {
             .add_learner(raft_id, node, true)
             .await
             .map_err(|e| Status::unavailable(format!("add {addr} as a raft learner: {e}")))?;
-        let mut voters: std::collections::BTreeSet<u64> = self
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
+        let mut voters = super::voters(&self.raft);
         voters.insert(raft_id);
         self.raft
             .change_membership(voters, false)

@@ -65,17 +65,9 @@ impl Manager {
                 ))
             }
         };
-        let voters: std::collections::BTreeSet<u64> = running
-            .raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .voter_ids()
-            .collect();
         // A running manager is taken for a member: Raft's view may lag a
         // moment behind a join the others already count.
-        let mut voters = voters;
+        let mut voters = crate::raft::voters(&running.raft);
         voters.insert(running.raft_id);
         if !force {
             let mut message = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();

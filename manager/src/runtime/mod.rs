@@ -118,8 +118,7 @@ impl Running {
     /// answers its heartbeats; a follower goes by which managers are Ready.
     pub fn removal_refusal(&self, state: &crate::store::State, raft_id: u64) -> Option<String> {
         let metrics = self.raft.metrics().borrow().clone();
-        let voters: std::collections::BTreeSet<u64> =
-            metrics.membership_config.membership().voter_ids().collect();
+        let voters = raft::voters(&self.raft);
         if !voters.contains(&raft_id) {
             return None;
         }
