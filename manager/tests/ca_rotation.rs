@@ -9,8 +9,6 @@ use std::time::Duration;
 
 use shoal_identity::trust;
 use shoal_identity::NodeIdentity;
-use shoal_proto::ca::v1::certificate_authority_client::CertificateAuthorityClient;
-use shoal_proto::ca::v1::RenewNodeCertificateRequest;
 use shoal_proto::control::v1::control_client::ControlClient;
 use shoal_proto::control::v1::*;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
@@ -20,7 +18,7 @@ use tonic::Streaming;
 
 mod common;
 
-use common::{free_port, wait_for, ManagerProcess};
+use common::{free_port, renew, wait_for, ManagerProcess};
 
 /// Opens the node's session as its agent does; returns the stream and the
 /// trust of the first message.
@@ -39,18 +37,6 @@ async fn session(addr: &str, identity: &NodeIdentity) -> (Streaming<SessionMessa
         .into_inner();
     let first = stream.message().await.unwrap().unwrap();
     (stream, first.trust.unwrap())
-}
-
-/// Renews as the agent does: a fresh key, and the reply's trust bundle.
-async fn renew(addr: &str, identity: &NodeIdentity) -> NodeIdentity {
-    let channel = shoal_identity::connect(addr, identity).await.unwrap();
-    let (key, csr_pem) = shoal_identity::generate_key_and_csr().unwrap();
-    let reply = CertificateAuthorityClient::new(channel)
-        .renew_node_certificate(RenewNodeCertificateRequest { csr_pem })
-        .await
-        .unwrap()
-        .into_inner();
-    NodeIdentity::new(key, reply.cert_pem, reply.root_ca_pem).unwrap()
 }
 
 /// Whether a client trusting only `roots_pem` completes a TLS handshake with

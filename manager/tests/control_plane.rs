@@ -417,8 +417,6 @@ async fn an_autolocked_manager_restarts_locked_until_unlocked_with_its_key() {
 
 #[tokio::test]
 async fn node_certificates_renew_with_the_cluster_expiry_and_keep_their_identity() {
-    use shoal_proto::ca::v1::certificate_authority_client::CertificateAuthorityClient;
-    use shoal_proto::ca::v1::RenewNodeCertificateRequest;
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
@@ -448,17 +446,7 @@ async fn node_certificates_renew_with_the_cluster_expiry_and_keep_their_identity
         .unwrap();
     let identity = shoal_identity::NodeIdentity::load(&dir.path().join("node")).unwrap();
     let (_, old_end) = shoal_identity::validity(&identity.cert_pem).unwrap();
-    let channel = shoal_identity::connect(&format!("127.0.0.1:{port}"), &identity)
-        .await
-        .unwrap();
-    let (key, csr_pem) = shoal_identity::generate_key_and_csr().unwrap();
-    let reply = CertificateAuthorityClient::new(channel)
-        .renew_node_certificate(RenewNodeCertificateRequest { csr_pem })
-        .await
-        .unwrap()
-        .into_inner();
-    let renewed =
-        shoal_identity::NodeIdentity::new(key, reply.cert_pem, reply.root_ca_pem).unwrap();
+    let renewed = common::renew(&format!("127.0.0.1:{port}"), &identity).await;
     assert_eq!(
         renewed.peer, identity.peer,
         "renewal keeps the node's id, role and cluster"

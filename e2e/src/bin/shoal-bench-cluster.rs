@@ -6,7 +6,6 @@
 //!   writing concurrently through the leader;
 //! - worker join: from `shoal swarm join` to the node Ready in `node ls`.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -16,7 +15,7 @@ use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_proto::control::v1::control_client::ControlClient;
 use shoal_proto::control::v1::CreateServiceRequest;
 use shoal_proto::types::v1::{service_spec, ContainerSpec, ReplicatedMode, ServiceSpec, TaskSpec};
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Parser)]
 #[command(about = "shoal multi-host benchmark: failover, raft throughput, join")]
@@ -63,17 +62,7 @@ fn leader(lab: &Lab, ask: &[&str]) -> Result<String> {
 }
 
 async fn control(lab: &Lab, manager: &str) -> Result<ControlClient<Channel>> {
-    let socket = PathBuf::from(lab.manager_socket(manager)?.trim_start_matches("unix://"));
-    let channel = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await?;
-    Ok(ControlClient::new(channel))
+    Ok(lab.control_client(manager).await?)
 }
 
 fn empty_service(name: String) -> ServiceSpec {

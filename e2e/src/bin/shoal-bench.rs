@@ -11,7 +11,6 @@
 //! Prints each figure's median over the rounds and its ratio to the baseline.
 //! Run it from a release build: see the README's benchmarks section.
 
-use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -21,7 +20,7 @@ use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_proto::control::v1::control_client::ControlClient;
 use shoal_proto::control::v1::{GetServiceRequest, ListTasksRequest};
 use shoal_proto::types::v1::TaskState;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 
 #[derive(Parser)]
 #[command(about = "shoal start-up and update benchmark against bare containerd")]
@@ -51,17 +50,7 @@ fn median(mut xs: Vec<f64>) -> f64 {
 }
 
 async fn control(lab: &Lab) -> Result<ControlClient<Channel>> {
-    let socket = PathBuf::from(lab.shoal_host().trim_start_matches("unix://"));
-    let channel = Endpoint::try_from("http://[::]:50051")?
-        .connect_with_connector(tower::service_fn(move |_| {
-            let socket = socket.clone();
-            async move {
-                let s = tokio::net::UnixStream::connect(socket).await?;
-                Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
-            }
-        }))
-        .await?;
-    Ok(ControlClient::new(channel))
+    Ok(lab.control_client("m1").await?)
 }
 
 /// Waits until `want` tasks of the service run its current spec.

@@ -437,6 +437,31 @@ impl Lab {
         Ok(format!("unix://{}", dirs.control_socket().display()))
     }
 
+    /// A control API client on the manager daemon of `host`, through its
+    /// local socket (what the benchmarks drive the cluster with).
+    pub async fn control_client(
+        &self,
+        host: &str,
+    ) -> Result<
+        shoal_proto::control::v1::control_client::ControlClient<tonic::transport::Channel>,
+        Error,
+    > {
+        let socket =
+            cluster::NodeDirs::new(&self.record.root, &self.host(host)?.name).control_socket();
+        let shown = socket.display().to_string();
+        let channel = tonic::transport::Endpoint::from_static("http://[::]:50051")
+            .connect_with_connector(tower::service_fn(move |_| {
+                let socket = socket.clone();
+                async move {
+                    let s = tokio::net::UnixStream::connect(socket).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(s))
+                }
+            }))
+            .await
+            .map_err(|e| Error::Config(format!("connect to {shown}: {e}")))?;
+        Ok(shoal_proto::control::v1::control_client::ControlClient::new(channel))
+    }
+
     /// The manager a node's daemons talk to: their own on managers, m1's
     /// from workers.
     fn manager_of(&self, host: &Host) -> Result<String, Error> {

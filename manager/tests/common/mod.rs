@@ -8,6 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use shoal_identity::NodeIdentity;
+use shoal_proto::ca::v1::certificate_authority_client::CertificateAuthorityClient;
+use shoal_proto::ca::v1::RenewNodeCertificateRequest;
 use shoal_proto::control::v1::control_client::ControlClient;
 use tonic::transport::{Channel, Endpoint};
 
@@ -97,4 +100,16 @@ pub async fn wait_for<T>(what: &str, mut probe: impl AsyncFnMut() -> Option<T>) 
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// Renews as the agent does: a fresh key, and the reply's trust bundle.
+pub async fn renew(addr: &str, identity: &NodeIdentity) -> NodeIdentity {
+    let channel = shoal_identity::connect(addr, identity).await.unwrap();
+    let (key, csr_pem) = shoal_identity::generate_key_and_csr().unwrap();
+    let reply = CertificateAuthorityClient::new(channel)
+        .renew_node_certificate(RenewNodeCertificateRequest { csr_pem })
+        .await
+        .unwrap()
+        .into_inner();
+    NodeIdentity::new(key, reply.cert_pem, reply.root_ca_pem).unwrap()
 }
