@@ -1,10 +1,15 @@
 //! The allocator: network resources. Published ports are allocated (and
 //! clashes refused) when a service is written; task addresses are given to
 //! new tasks here, which moves them to pending for the scheduler.
+//!
+//! Addresses are handed out serially, as Swarm's IPAM does: each network
+//! goes on from the address it gave last and wraps around at the end, so a
+//! freed address is reused as late as possible (clients' DNS answers and
+//! neighbour caches for it have long expired by then).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use shoal_proto::types::v1::{
@@ -19,11 +24,20 @@ const DYNAMIC_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
 
 pub struct Allocator {
     store: Arc<Store>,
+    /// The address each network handed out last. Held by the leader only:
+    /// a new leader goes on from the highest address in use.
+    last_given: Mutex<LastGiven>,
 }
+
+/// Network id to the address it handed out last.
+type LastGiven = HashMap<String, Ipv4Addr>;
 
 impl Allocator {
     pub fn new(store: Arc<Store>) -> Self {
-        Allocator { store }
+        Allocator {
+            store,
+            last_given: Mutex::default(),
+        }
     }
 
     pub async fn run(self) {
@@ -34,7 +48,8 @@ impl Allocator {
     pub async fn pass(&self) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {
-                allocate_tasks(state, tx);
+                let mut last_given = self.last_given.lock().unwrap_or_else(|e| e.into_inner());
+                allocate_tasks(state, tx, &mut last_given);
                 Ok(())
             })
             .await
@@ -158,7 +173,7 @@ impl Subnet {
     }
 }
 
-fn allocate_tasks(state: &State, tx: &mut Tx) {
+fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
     let default_network = state
         .cluster()
         .map(|c| c.default_network_id.clone())
@@ -192,7 +207,7 @@ fn allocate_tasks(state: &State, tx: &mut Tx) {
         let mut attachments = Vec::new();
         let mut failure = None;
         for network in networks {
-            match attach(network, &mut used) {
+            match attach(network, &mut used, last_given) {
                 Some(a) => attachments.push(a),
                 None => {
                     failure = Some(format!(
@@ -242,7 +257,11 @@ fn networks_of<'a>(state: &'a State, service_id: &str, default_network: &str) ->
         .collect()
 }
 
-fn attach(network: &Network, used: &mut HashSet<(String, Ipv4Addr)>) -> Option<NetworkAttachment> {
+fn attach(
+    network: &Network,
+    used: &mut HashSet<(String, Ipv4Addr)>,
+    last_given: &mut LastGiven,
+) -> Option<NetworkAttachment> {
     let id = network
         .meta
         .as_ref()
@@ -250,10 +269,23 @@ fn attach(network: &Network, used: &mut HashSet<(String, Ipv4Addr)>) -> Option<N
         .unwrap_or_default();
     let subnet = Subnet::parse(&network.subnet)?;
     let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
-    let ip = subnet
-        .hosts()
-        .find(|ip| Some(*ip) != gateway && !used.contains(&(id.clone(), *ip)))?;
+    let free = |ip: &Ipv4Addr| Some(*ip) != gateway && !used.contains(&(id.clone(), *ip));
+    let after = last_given.get(&id).copied().or_else(|| {
+        used.iter()
+            .filter(|(network, _)| *network == id)
+            .map(|(_, ip)| *ip)
+            .max()
+    });
+    let ip = match after {
+        Some(after) => subnet
+            .hosts()
+            .skip_while(|ip| *ip <= after)
+            .chain(subnet.hosts().take_while(|ip| *ip <= after))
+            .find(free)?,
+        None => subnet.hosts().find(free)?,
+    };
     used.insert((id.clone(), ip));
+    last_given.insert(id.clone(), ip);
     Some(NetworkAttachment {
         network_id: id,
         network_name: network
@@ -282,5 +314,36 @@ mod tests {
         );
         assert!(Subnet::parse("10.0.1.0/33").is_none());
         assert!(Subnet::parse("nonsense").is_none());
+    }
+
+    #[test]
+    fn addresses_are_handed_out_serially_and_freed_ones_come_last() {
+        let network = Network {
+            meta: Some(shoal_proto::types::v1::Meta {
+                id: "net1".into(),
+                ..Default::default()
+            }),
+            subnet: "10.0.9.0/29".into(),
+            gateway: "10.0.9.1".into(),
+            ..Default::default()
+        };
+        let mut used = HashSet::new();
+        let mut last_given = LastGiven::new();
+        let mut give =
+            |used: &mut HashSet<_>| attach(&network, used, &mut last_given).map(|a| a.address);
+        let first: Vec<_> = (0..3).filter_map(|_| give(&mut used)).collect();
+        assert_eq!(first, ["10.0.9.2/29", "10.0.9.3/29", "10.0.9.4/29"]);
+        // The first task goes away: its address is reused only after the
+        // rest of the subnet, wrapping around the end.
+        used.remove(&("net1".to_string(), Ipv4Addr::new(10, 0, 9, 2)));
+        assert_eq!(give(&mut used).as_deref(), Some("10.0.9.5/29"));
+        assert_eq!(give(&mut used).as_deref(), Some("10.0.9.6/29"));
+        assert_eq!(give(&mut used).as_deref(), Some("10.0.9.2/29"));
+        assert_eq!(give(&mut used), None, "the subnet is full");
+
+        // A new leader (nothing given yet) goes on after the highest in use.
+        let mut used: HashSet<_> = [("net1".to_string(), Ipv4Addr::new(10, 0, 9, 4))].into();
+        let address = attach(&network, &mut used, &mut LastGiven::new()).map(|a| a.address);
+        assert_eq!(address.as_deref(), Some("10.0.9.5/29"));
     }
 }

@@ -20,7 +20,11 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork) -> Result<LinkState> {
         None => {
             match handle
                 .link()
-                .add(LinkBridge::new(&name).build())
+                .add(
+                    LinkBridge::new(&name)
+                        .address(link::mac_for(net.gateway).to_vec())
+                        .build(),
+                )
                 .execute()
                 .await
             {

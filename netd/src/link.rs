@@ -2,7 +2,7 @@
 //! name, read the few attributes netd cares about, and make the idempotent
 //! changes (up, controller, address) that tolerate "already so".
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr};
 
 use futures::TryStreamExt;
 use netlink_packet_route::link::{
@@ -15,6 +15,22 @@ use crate::error::{errno, Error, Result};
 
 pub(crate) const ENODEV: i32 = nix::libc::ENODEV;
 pub(crate) const EEXIST: i32 = nix::libc::EEXIST;
+
+/// The MAC address netd gives the interface that holds `address` (a task's
+/// end of its veth, a network's bridge for its gateway): locally
+/// administered, `02:42:` and the four address bytes, as Docker does.
+///
+/// Random MACs break neighbour caches. An address handed from a stopped
+/// task to its replacement would keep the old MAC in every cache that
+/// holds it (the node's, and over the overlay every other node's), and
+/// traffic to it would vanish until those entries expire, tens of seconds
+/// later. A bridge without a MAC of its own takes the lowest of its ports'
+/// and changes it as tasks come and go, flushing the node's cache and
+/// leaving the tasks' cached gateway stale.
+pub fn mac_for(address: Ipv4Addr) -> [u8; 6] {
+    let [a, b, c, d] = address.octets();
+    [0x02, 0x42, a, b, c, d]
+}
 
 /// What netd reads back from a link.
 #[derive(Debug, Clone)]

@@ -77,6 +77,7 @@ impl TaskVeth {
 
     async fn create(&self, host: &Handle, task_ns: &File) -> Result<()> {
         let peer = LinkUnspec::new_with_name(&self.task_ifname)
+            .address(link::mac_for(self.address.addr).to_vec())
             .mtu(OVERLAY_MTU)
             .setns_by_fd(task_ns.as_raw_fd())
             .build();

@@ -433,3 +433,54 @@ fn restarted_dataplane_keeps_connections_and_veths() {
     });
     assert_eq!(fresh.trim(), "fresh");
 }
+
+#[test]
+fn an_address_handed_to_a_new_task_answers_at_once() {
+    // A rolling update stops a task and gives its address to the
+    // replacement: the node's neighbour cache still holds the old task's
+    // entry, which must stay right for the new one.
+    let host = Host::new("reuse");
+    let state = host.state_dir().to_path_buf();
+    let attach = |task: &'static str, address: &'static str| {
+        let state = state.clone();
+        host.block_on(move || async move {
+            let dp = Dataplane::open(&state).await.expect("open");
+            dp.attach_task(&attach_req(task, address))
+                .await
+                .expect("attach")
+        })
+    };
+    // Another task keeps the bridge up (with no port left, the kernel
+    // would flush the bridge's neighbour entries and hide the problem).
+    attach("task-stay-0003", "10.0.1.9/24");
+    let ping = ["busybox", "ping", "-c1", "-W2", "10.0.1.5"];
+    let old = attach("task-old-0001", "10.0.1.5/24");
+    assert!(
+        succeeds_in(&host.ns.path(), &ping),
+        "the first task does not answer"
+    );
+    host.block_on(|| {
+        let state = state.clone();
+        async move {
+            let dp = Dataplane::open(&state).await.expect("open");
+            dp.detach_task("task-old-0001").await.expect("detach");
+        }
+    });
+    assert!(!old.exists());
+    let new = attach("task-new-0002", "10.0.1.5/24");
+    assert!(
+        succeeds_in(&host.ns.path(), &ping),
+        "the node cannot reach the new holder of 10.0.1.5"
+    );
+    let links = links_in(&new);
+    let eth0 = link(&links, "eth0").expect("eth0");
+    assert_eq!(
+        eth0["address"], "02:42:0a:00:01:05",
+        "the MAC follows the address"
+    );
+    // The bridge keeps its own MAC while ports come and go (one that
+    // followed its ports would leave the tasks' cached gateway stale).
+    let links = host.links();
+    let bridge = link(&links, "sh-netalpha00").expect("bridge");
+    assert_eq!(bridge["address"], "02:42:0a:00:01:01");
+}
