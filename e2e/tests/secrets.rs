@@ -1,7 +1,8 @@
 //! Secrets on a multi-host lab: only the node that runs a task using the
 //! secret receives it; the container reads it at /run/secrets/<target> with
 //! the given owner and mode, from a tmpfs; its value is on no disk, neither
-//! the managers' (sealed store) nor the workers'.
+//! the managers' (sealed store) nor the workers'. A service's environment
+//! is sealed in the managers' store too.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -10,9 +11,11 @@ use std::time::Duration;
 use shoal_e2e::lab::{Lab, LabConfig};
 
 const MARKER: &str = "marker-secret-9f2e71c4";
+const ENV_MARKER: &str = "marker-env-41d07b3a";
+const MANAGERS: [&str; 3] = ["m1", "m2", "m3"];
 
-/// Files under `dir` containing the marker, skipping tmpfs mounts (memory).
-fn on_disk_with_marker(dir: &Path, tmpfs: &[String]) -> Vec<String> {
+/// Files under `dir` containing `marker`, skipping tmpfs mounts (memory).
+fn on_disk_with_marker(dir: &Path, marker: &str, tmpfs: &[String]) -> Vec<String> {
     let mut hits = Vec::new();
     let Ok(entries) = std::fs::read_dir(dir) else {
         return hits;
@@ -27,10 +30,10 @@ fn on_disk_with_marker(dir: &Path, tmpfs: &[String]) -> Vec<String> {
             continue;
         };
         if meta.is_dir() {
-            hits.extend(on_disk_with_marker(&path, tmpfs));
+            hits.extend(on_disk_with_marker(&path, marker, tmpfs));
         } else if meta.is_file() {
             if let Ok(bytes) = std::fs::read(&path) {
-                if bytes.windows(MARKER.len()).any(|w| w == MARKER.as_bytes()) {
+                if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
                     hits.push(text);
                 }
             }
@@ -58,6 +61,7 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
         return;
     }
     let lab = Lab::up(LabConfig {
+        managers: 3,
         workers: 2,
         replace: true,
         ..LabConfig::new("t-secret")
@@ -84,6 +88,8 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
         "app",
         "--secret",
         "source=db_pass,target=pw,uid=1000,gid=1000,mode=0400",
+        "--env",
+        &format!("APP_TOKEN={ENV_MARKER}"),
         &image,
     ])
     .expect("service create");
@@ -107,6 +113,11 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
         std::fs::read_to_string(&in_container).expect("read the secret"),
         MARKER
     );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(
+        String::from_utf8_lossy(&environ).contains(&format!("APP_TOKEN={ENV_MARKER}")),
+        "the task lacks its environment"
+    );
     let meta = std::fs::metadata(&in_container).expect("stat");
     assert_eq!(meta.mode() & 0o777, 0o400);
     assert_eq!((meta.uid(), meta.gid()), (1000, 1000));
@@ -121,7 +132,11 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
     );
 
     // Other nodes never got it; no disk anywhere holds it.
-    for other in ["m1", "w1", "w2"].into_iter().filter(|h| *h != node) {
+    for other in MANAGERS
+        .into_iter()
+        .chain(["w1", "w2"])
+        .filter(|h| *h != node)
+    {
         let secrets_dir = lab.root().join(other).join("agent/secrets");
         let entries = std::fs::read_dir(&secrets_dir)
             .map(|d| d.count())
@@ -131,8 +146,20 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
             "{other} has secret files though it runs no task using them"
         );
     }
-    let hits = on_disk_with_marker(lab.root(), &tmpfs_mounts());
+    let tmpfs = tmpfs_mounts();
+    let hits = on_disk_with_marker(lab.root(), MARKER, &tmpfs);
     assert!(hits.is_empty(), "the secret's value is on disk: {hits:?}");
+    // The task's own node hands the environment to containerd; the
+    // managers' raft logs, snapshots and objects hold it sealed.
+    for manager in MANAGERS {
+        let dir = lab.root().join(manager).join("manager");
+        assert!(dir.is_dir(), "no data directory {}", dir.display());
+        let hits = on_disk_with_marker(&dir, ENV_MARKER, &tmpfs);
+        assert!(
+            hits.is_empty(),
+            "the service's env is in plaintext: {hits:?}"
+        );
+    }
 
     // In use: refused; after the service goes, removable.
     let out = lab.shoal(["secret", "rm", "db_pass"]).expect("run");
