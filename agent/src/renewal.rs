@@ -98,7 +98,19 @@ pub async fn run(
     identity: Arc<LiveIdentity>,
     node_dir: std::path::PathBuf,
     default_manager: String,
+    wanted: watch::Receiver<Wanted>,
+) {
+    run_with_clock(identity, node_dir, default_manager, wanted, SystemTime::now).await
+}
+
+/// [`run`] with the wall clock it plans renewals by given (tests move it
+/// ahead rather than wait for certificates of at least an hour to age).
+pub async fn run_with_clock(
+    identity: Arc<LiveIdentity>,
+    node_dir: std::path::PathBuf,
+    default_manager: String,
     mut wanted: watch::Receiver<Wanted>,
+    now: impl Fn() -> SystemTime,
 ) {
     let mut fraction_for: Option<(Arc<NodeIdentity>, f64)> = None;
     let mut last_rotation_renewal: Option<Instant> = None;
@@ -125,7 +137,7 @@ pub async fn run(
                 };
                 match shoal_identity::validity(&current.cert_pem) {
                     Ok((from, to)) => renewal_time(from, to, fraction)
-                        .duration_since(SystemTime::now())
+                        .duration_since(now())
                         .unwrap_or_default(),
                     Err(_) => RETRY,
                 }
