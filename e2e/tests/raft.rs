@@ -387,8 +387,8 @@ fn lose_quorum(name: &str, survivor_leads: bool) {
             .collect();
         assert!(names.contains("back"), "via {m}: {names:?}");
         // A refused write may still commit later: a lone leader keeps it in
-        // its log. The refusal says "not committed within 2 s", not
-        // "rejected", so this is allowed; it is shown for the record.
+        // its log. The refusal says "not committed within 2 s" and that it
+        // may still take effect, so this is allowed; shown for the record.
         let late: Vec<&String> = names.iter().filter(|n| n.starts_with("lone-")).collect();
         eprintln!("via {m}: refused writes applied later: {late:?}");
     }

@@ -72,14 +72,7 @@ pub struct RaftProposer {
 
 /// A write must commit within this or fail: a manager without quorum
 /// answers with a clear error instead of hanging.
-const COMMIT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn no_quorum() -> StoreError {
-    StoreError::Unavailable(format!(
-        "the write was not committed within {} s: the managers have no quorum (is a majority of managers up and reachable?)",
-        COMMIT_TIMEOUT.as_secs()
-    ))
-}
+const COMMIT_TIMEOUT: std::time::Duration = crate::store::WRITE_DEADLINE;
 
 impl RaftProposer {
     async fn forward(&self, leader_addr: &str, request: &Request) -> Result<u64, StoreError> {
@@ -107,7 +100,7 @@ impl RaftProposer {
             .wait(Some(COMMIT_TIMEOUT))
             .applied_index_at_least(Some(index), "forwarded write applied here")
             .await
-            .map_err(|_| no_quorum())?;
+            .map_err(|_| StoreError::no_quorum())?;
         Ok(index)
     }
 }
@@ -129,7 +122,7 @@ impl Proposer for RaftProposer {
         let write = self.raft.client_write(request.clone());
         let result = tokio::time::timeout(COMMIT_TIMEOUT, write)
             .await
-            .map_err(|_| no_quorum())?;
+            .map_err(|_| StoreError::no_quorum())?;
         match result {
             Ok(response) => match response.data.conflict {
                 Some(conflict) => Err(StoreError::Conflict(conflict)),
@@ -138,9 +131,7 @@ impl Proposer for RaftProposer {
             Err(e) => match e.forward_to_leader() {
                 Some(fwd) => match &fwd.leader_node {
                     Some(leader) => self.forward(&leader.addr, &request).await,
-                    None => Err(StoreError::Unavailable(
-                        "no leader is elected right now: the managers have no quorum".into(),
-                    )),
+                    None => Err(StoreError::no_leader()),
                 },
                 None => Err(StoreError::Unavailable(format!("raft: {e}"))),
             },

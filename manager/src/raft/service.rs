@@ -127,7 +127,7 @@ impl RaftRpc for RaftService {
                         "leadership moved to the manager at {} while the write was forwarded: retry",
                         leader.addr
                     ),
-                    None => "no leader is elected right now: the managers have no quorum".into(),
+                    None => crate::store::StoreError::no_leader().to_string(),
                 },
                 None => e.to_string(),
             }),

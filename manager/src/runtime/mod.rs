@@ -102,9 +102,7 @@ impl Running {
             Err(e) => match e.forward_to_leader() {
                 Some(fwd) => match &fwd.leader_node {
                     Some(leader) => self.read_index_from(&leader.addr).await,
-                    None => Err(StoreError::Unavailable(
-                        "no leader is elected right now: the managers have no quorum".into(),
-                    )),
+                    None => Err(StoreError::no_leader()),
                 },
                 None => Err(StoreError::Unavailable(
                     "this manager could not confirm with a quorum of managers that it still leads: the managers have no quorum".into(),

@@ -39,6 +39,25 @@ pub enum StoreError {
     Internal(String),
 }
 
+impl StoreError {
+    /// A write that did not commit within [`WRITE_DEADLINE`].
+    pub fn no_quorum() -> StoreError {
+        StoreError::Unavailable(format!(
+            "the write was not committed within {} s: the managers have no quorum (is a majority of managers up and reachable?); it may still take effect if a leader commits it later",
+            WRITE_DEADLINE.as_secs()
+        ))
+    }
+
+    /// This manager knows of no leader. Seen from one manager, a lost
+    /// quorum and a manager cut off from the rest look the same.
+    pub fn no_leader() -> StoreError {
+        StoreError::Unavailable(
+            "this manager knows of no leader: it cannot reach a quorum of managers (is a majority of managers up and reachable from it?)"
+                .into(),
+        )
+    }
+}
+
 /// A batch of committed changes, in commit order.
 #[derive(Debug)]
 pub struct Event {
@@ -93,13 +112,6 @@ impl Tx {
 
 /// How long a write may take, queueing included, before it is refused.
 pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
-
-fn no_quorum() -> StoreError {
-    StoreError::Unavailable(
-        "the write was not committed within 2 s: the managers have no quorum (is a majority of managers up and reachable?)"
-            .into(),
-    )
-}
 
 pub fn now_millis() -> i64 {
     SystemTime::now()
@@ -164,7 +176,7 @@ impl Store {
         let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
         let _serial = tokio::time::timeout_at(deadline, self.write_lock.lock())
             .await
-            .map_err(|_| no_quorum())?;
+            .map_err(|_| StoreError::no_quorum())?;
         let mut tx = Tx {
             writes: Vec::new(),
             now: now_millis(),
@@ -182,7 +194,7 @@ impl Store {
         };
         tokio::time::timeout_at(deadline, proposer.propose(batch))
             .await
-            .map_err(|_| no_quorum())??;
+            .map_err(|_| StoreError::no_quorum())??;
         Ok(value)
     }
 
