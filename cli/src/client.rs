@@ -8,7 +8,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use hyper_util::rt::TokioIo;
-use shoal_identity::NodeIdentity;
+use shoal_identity::{error_chain, NodeIdentity};
 use shoal_proto::control::v1::control_client::ControlClient;
 use tonic::transport::{Channel, Endpoint, Uri};
 
@@ -213,26 +213,6 @@ async fn connect_unix(path: &Path) -> Result<Channel, String> {
 
 fn timeout_reason() -> String {
     format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())
-}
-
-/// An error and its sources on one line, skipping sources that repeat their parent's text
-/// (tonic's "transport error" says nothing by itself).
-pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut current = Some(e);
-    while let Some(err) = current {
-        let text = err.to_string();
-        if !parts.iter().any(|p| p.contains(&text)) {
-            parts.push(text);
-        }
-        current = err.source();
-    }
-    parts.retain(|p| p != "transport error");
-    if parts.is_empty() {
-        "transport error".to_string()
-    } else {
-        parts.join(": ")
-    }
 }
 
 #[cfg(test)]

@@ -181,22 +181,12 @@ async fn fetch_root_unverified(addr: &str) -> Result<String, JoinError> {
             }
         }))
         .await
-        .map_err(|e| unreachable(format!("{e}: {}", source_chain(&e))))?;
+        .map_err(|e| unreachable(crate::error_chain(&e)))?;
     let reply = CertificateAuthorityClient::new(channel)
         .get_root_certificate(GetRootCertificateRequest {})
         .await
         .map_err(|s| unreachable(s.message().to_string()))?;
     Ok(reply.into_inner().root_ca_pem)
-}
-
-fn source_chain(e: &dyn std::error::Error) -> String {
-    let mut out = Vec::new();
-    let mut cur = e.source();
-    while let Some(s) = cur {
-        out.push(s.to_string());
-        cur = s.source();
-    }
-    out.join(": ")
 }
 
 /// Joins the cluster of the manager at `addr` with `token`: returns the
@@ -232,7 +222,7 @@ pub async fn join(
         .await
         .map_err(|e| JoinError::Unreachable {
             addr: addr.to_string(),
-            message: format!("{e}: {}", source_chain(&e)),
+            message: crate::error_chain(&e),
         })?;
     let reply = CertificateAuthorityClient::new(channel)
         .issue_node_certificate(IssueNodeCertificateRequest {

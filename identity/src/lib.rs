@@ -258,6 +258,26 @@ pub async fn connect(addr: &str, identity: &NodeIdentity) -> Result<Channel, Ide
         })
 }
 
+/// An error and its sources on one line, skipping sources that repeat their parent's text
+/// (tonic's "transport error" says nothing by itself).
+pub fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut current = Some(e);
+    while let Some(err) = current {
+        let text = err.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = err.source();
+    }
+    parts.retain(|p| p != "transport error");
+    if parts.is_empty() {
+        "transport error".to_string()
+    } else {
+        parts.join(": ")
+    }
+}
+
 /// An endpoint to a manager; with an identity, mTLS with the cluster CA.
 fn endpoint(addr: &str, identity: Option<&NodeIdentity>) -> Result<Endpoint, IdentityError> {
     let connect_err = |source| IdentityError::Connect {
@@ -357,4 +377,46 @@ pub fn subject(peer: &PeerIdentity) -> DistinguishedName {
     dn.push(DnType::OrganizationalUnitName, peer.role.ou());
     dn.push(DnType::OrganizationName, peer.cluster_id.as_str());
     dn
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_chain;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("{text}")]
+    struct Layer {
+        text: &'static str,
+        #[source]
+        source: Option<Box<Layer>>,
+    }
+
+    fn layers(texts: &[&'static str]) -> Layer {
+        texts
+            .iter()
+            .rev()
+            .fold(None, |source, text| {
+                Some(Layer {
+                    text,
+                    source: source.map(Box::new),
+                })
+            })
+            .expect("at least one layer")
+    }
+
+    #[test]
+    fn error_chains_read_on_one_line_without_repeats() {
+        let refused = "Connection refused (os error 111)";
+        let e = layers(&["transport error", refused, refused]);
+        assert_eq!(error_chain(&e), refused);
+        let e = layers(&["connect to m1", "tls handshake", "unknown issuer"]);
+        assert_eq!(
+            error_chain(&e),
+            "connect to m1: tls handshake: unknown issuer"
+        );
+        assert_eq!(
+            error_chain(&layers(&["transport error"])),
+            "transport error"
+        );
+    }
 }
