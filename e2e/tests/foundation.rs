@@ -436,6 +436,59 @@ fn bad_input_is_refused_with_a_clear_error() {
         "{stderr}"
     );
 
+    // A stack refused anywhere changes nothing: not the secret it makes,
+    // not the services before the one that fails.
+    let secret_file = dir.path().join("pw.txt");
+    std::fs::write(&secret_file, "hunter2").expect("write");
+    let stack = |name: &str, ports: [u16; 2], external: &str| {
+        let file = dir.path().join(format!("{name}.yml"));
+        let [a, b] = ports;
+        std::fs::write(
+            &file,
+            format!(
+                "services:\n  a:\n    image: {v1}\n    ports: [\"{a}:80\"]\n    secrets: [pw]\n\
+                 \x20 b:\n    image: {v1}\n    ports: [\"{b}:80\"]\n    secrets: [{external}]\n\
+                 secrets:\n  pw:\n    file: {}\n  {external}:\n    external: true\n",
+                secret_file.display()
+            ),
+        )
+        .expect("write");
+        lab.shoal(["stack", "deploy", "-c", &file.to_string_lossy(), name])
+            .expect("run shoal")
+    };
+    let before = lab.shoal_ok(["service", "ls", "-q"]).expect("service ls");
+    let out = stack("halfway", [9191, 9192], "not_there");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("secret not_there not found"), "{stderr}");
+    lab.shoal_ok(["secret", "create", "shared", &secret_file.to_string_lossy()])
+        .expect("secret create");
+    let out = stack("halfway", [9191, 9090], "shared");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("9090/tcp is already published by service first"),
+        "{stderr}"
+    );
+    assert_eq!(
+        lab.shoal_ok(["service", "ls", "-q"]).expect("service ls"),
+        before,
+        "a refused stack left services behind"
+    );
+    let secrets = lab.shoal_ok(["secret", "ls"]).expect("secret ls");
+    assert!(
+        !secrets.contains("halfway_pw"),
+        "a refused stack left its secret behind: {secrets}"
+    );
+    // The same stack with free ports deploys whole.
+    let out = stack("halfway", [9191, 9192], "shared");
+    assert!(out.status.success(), "{out:?}");
+    let services = lab.shoal_ok(["service", "ls"]).expect("service ls");
+    assert!(
+        services.contains("halfway_a") && services.contains("halfway_b"),
+        "{services}"
+    );
+
     // An image that does not exist: the task is rejected with the registry's words.
     let missing = format!("{}/nope:v9", lab.registry());
     lab.shoal_ok(["service", "create", "-d", "--name", "missing", &missing])

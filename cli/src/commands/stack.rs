@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::json;
-use shoal_proto::control::v1::CreateServiceRequest;
-use shoal_proto::types::v1::{Service, ServiceSpec};
+use shoal_proto::control::v1::stack_change::Action;
+use shoal_proto::control::v1::DeployStackRequest;
+use shoal_proto::types::v1::{SecretSpec, Service, ServiceSpec};
 
 use super::converge::{self, Wait};
 use super::service::{self, service_id, service_name};
@@ -226,71 +227,41 @@ pub async fn deploy_loaded(
     for warning in &warnings {
         writeln!(io.err, "Ignoring unsupported options: {warning}")?;
     }
-    for (name, value) in secrets {
-        let request = shoal_proto::control::v1::GetSecretRequest {
-            id_or_name: name.clone(),
-        };
-        match session.client.get_secret(request).await {
-            // Secrets are immutable: an existing one is used as it is.
-            Ok(_) => continue,
-            Err(e) if e.code() == tonic::Code::NotFound => {}
-            Err(e) => return Err(Error::Rpc(e)),
-        }
-        writeln!(io.out, "Creating secret {name}")?;
-        let spec = shoal_proto::types::v1::SecretSpec {
-            name,
-            labels: [(compose::LABEL_NAMESPACE.to_string(), args.name.clone())].into(),
-            data: value,
-        };
-        session
-            .client
-            .create_secret(shoal_proto::control::v1::CreateSecretRequest { spec: Some(spec) })
-            .await?;
-    }
-    let existing: BTreeMap<String, Service> = stack_services(session, &args.name)
+    let labels = || [(compose::LABEL_NAMESPACE.to_string(), args.name.clone())].into();
+    let request = DeployStackRequest {
+        namespace: args.name.clone(),
+        secrets: secrets
+            .into_iter()
+            .map(|(name, data)| SecretSpec {
+                name,
+                labels: labels(),
+                data,
+            })
+            .collect(),
+        services: specs,
+        prune: args.prune,
+    };
+    // One transaction: a deploy refused anywhere changes nothing.
+    let changes = session
+        .client
+        .deploy_stack(request)
         .await?
-        .into_iter()
-        .map(|s| (service_name(&s).to_string(), s))
-        .collect();
-
-    if args.prune {
-        for (name, service) in &existing {
-            if !specs.iter().any(|s| &s.name == name) {
-                writeln!(io.out, "Removing service {name}")?;
-                service::remove(session, service).await?;
-            }
-        }
-    }
-
+        .into_inner()
+        .changes;
     let mut changed = Vec::new();
-    for spec in specs {
-        match existing.get(&spec.name) {
-            Some(current) => {
-                if current.spec.as_ref() == Some(&spec) {
-                    continue;
-                }
-                writeln!(
-                    io.out,
-                    "Updating service {} (id: {})",
-                    spec.name,
-                    service_id(current)
-                )?;
-                let updated = service::send_update(session, current, spec).await?;
-                let rolled = updated.spec_version != current.spec_version;
-                changed.push((service_id(&updated).to_string(), rolled));
+    for change in changes {
+        let (kind, name, id) = (change.kind.as_str(), &change.name, &change.id);
+        match (kind, change.action()) {
+            (_, Action::Unchanged) => {}
+            ("secret", _) => writeln!(io.out, "Creating secret {name}")?,
+            (_, Action::Removed) => writeln!(io.out, "Removing service {name}")?,
+            (_, Action::Created) => {
+                writeln!(io.out, "Creating service {name}")?;
+                changed.push((id.clone(), false));
             }
-            None => {
-                writeln!(io.out, "Creating service {}", spec.name)?;
-                let created = session
-                    .client
-                    .create_service(CreateServiceRequest { spec: Some(spec) })
-                    .await?
-                    .into_inner()
-                    .service
-                    .ok_or_else(|| {
-                        Error::Deploy("the manager answered without the service".into())
-                    })?;
-                changed.push((service_id(&created).to_string(), false));
+            (_, Action::Updated) => {
+                writeln!(io.out, "Updating service {name} (id: {id})")?;
+                changed.push((id.clone(), change.rolls));
             }
         }
     }

@@ -7,6 +7,8 @@
 mod bundles;
 mod nodes;
 mod secrets;
+mod services;
+mod stacks;
 mod validate;
 
 use std::sync::Arc;
@@ -14,11 +16,11 @@ use std::sync::Arc;
 use shoal_identity::Role;
 use shoal_proto::control::v1::control_server::Control;
 use shoal_proto::control::v1::*;
-use shoal_proto::types::v1::{Service, TaskState, UpdateStatus};
+use shoal_proto::types::v1::{Service, TaskState};
 use tonic::{Request, Response, Status};
 
 use crate::runtime::Manager;
-use crate::store::{Kind, State, StoreError};
+use crate::store::{State, StoreError};
 
 pub struct ControlApi {
     manager: Arc<Manager>,
@@ -598,40 +600,14 @@ impl Control for ControlApi {
         request: Request<CreateServiceRequest>,
     ) -> Result<Response<CreateServiceResponse>, Status> {
         self.authorize(&request, Permission::Deploy)?;
-        let mut spec = request
+        let spec = request
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
         validate::service_spec(&spec).map_err(to_status)?;
         let id = crate::ids::new_id();
         let service = self
-            .write(|state, tx| {
-                if state
-                    .services
-                    .values()
-                    .any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name))
-                {
-                    return Err(StoreError::AlreadyExists(format!(
-                        "service {} already exists",
-                        spec.name
-                    )));
-                }
-                secrets::resolve(state, &mut spec)?;
-                let endpoint_ports = crate::allocator::allocate_ports(state, &id, &spec, &[])?;
-                let service = Service {
-                    meta: Some(shoal_proto::types::v1::Meta {
-                        id: id.clone(),
-                        ..Default::default()
-                    }),
-                    spec: Some(spec),
-                    previous_spec: None,
-                    endpoint_ports,
-                    update_status: None,
-                    spec_version: 1,
-                };
-                tx.put(service.clone());
-                Ok(service)
-            })
+            .write(|state, tx| services::create(state, tx, &id, spec))
             .await?;
         let service = self
             .manager
@@ -693,7 +669,7 @@ impl Control for ControlApi {
     ) -> Result<Response<UpdateServiceResponse>, Status> {
         self.authorize(&request, Permission::Deploy)?;
         let request = request.into_inner();
-        let mut spec = request
+        let spec = request
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
         validate::service_spec(&spec).map_err(to_status)?;
@@ -710,34 +686,7 @@ impl Control for ControlApi {
                     spec.name, request.version, version
                 )));
             }
-            secrets::resolve(state, &mut spec)?;
-            let old_spec = current.spec.clone().unwrap_or_default();
-            if spec.name != old_spec.name
-                && state.services.values().any(|s| s.spec.as_ref().is_some_and(|x| x.name == spec.name))
-            {
-                return Err(StoreError::AlreadyExists(format!("service {} already exists", spec.name)));
-            }
-            let mut service = current.clone();
-            service.endpoint_ports =
-                crate::allocator::allocate_ports(state, &id, &spec, &current.endpoint_ports)?;
-            // Only a change of what runs rolls the tasks; scaling does not.
-            let tasks_change = spec.task != old_spec.task
-                || service.endpoint_ports != current.endpoint_ports
-                || spec.networks != old_spec.networks
-                || spec.labels != old_spec.labels;
-            if tasks_change {
-                service.previous_spec = Some(old_spec);
-                service.spec_version += 1;
-                service.update_status = Some(UpdateStatus {
-                    state: shoal_proto::types::v1::update_status::State::Updating as i32,
-                    started_at: tx.now(),
-                    completed_at: 0,
-                    message: "update in progress".into(),
-                });
-            }
-            service.spec = Some(spec);
-            tx.put(service);
-            Ok(())
+            services::update(state, tx, current, spec).map(|_| ())
         })
         .await?;
         let service = self
@@ -753,6 +702,24 @@ impl Control for ControlApi {
         }))
     }
 
+    async fn deploy_stack(
+        &self,
+        request: Request<DeployStackRequest>,
+    ) -> Result<Response<DeployStackResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let request = request.into_inner();
+        if request.namespace.is_empty() {
+            return Err(Status::invalid_argument("a stack needs a name"));
+        }
+        for spec in &request.services {
+            validate::service_spec(spec).map_err(to_status)?;
+        }
+        let changes = self
+            .write(|state, tx| stacks::deploy(state, tx, request))
+            .await?;
+        Ok(Response::new(DeployStackResponse { changes }))
+    }
+
     async fn remove_service(
         &self,
         request: Request<RemoveServiceRequest>,
@@ -763,19 +730,7 @@ impl Control for ControlApi {
             let service = state
                 .find_service(&reference)
                 .map_err(StoreError::NotFound)?;
-            let id = service
-                .meta
-                .as_ref()
-                .map(|m| m.id.clone())
-                .unwrap_or_default();
-            tx.delete(Kind::Service, &id);
-            // The agents stop and clean up; the task reaper deletes the
-            // tasks once they are down.
-            for task in state.tasks_of_service(&id) {
-                let mut task = task.clone();
-                task.desired_state = TaskState::Remove as i32;
-                tx.put(task);
-            }
+            services::remove(state, tx, service);
             Ok(())
         })
         .await?;

@@ -1,0 +1,269 @@
+//! `DeployStack`: a stack's secrets and services written in one
+//! transaction, so a deploy that fails anywhere changes nothing. Each step
+//! sees the steps before it (a service the secret this deploy creates, the
+//! ports an earlier service took or a pruned one freed) through a working
+//! copy of the state that receives the same writes as the transaction.
+
+use shoal_proto::control::v1::stack_change::Action;
+use shoal_proto::control::v1::{DeployStackRequest, StackChange};
+use shoal_proto::types::v1::{Service, ServiceSpec};
+
+use super::{secrets, services};
+use crate::store::{Kind, Object, State, StoreError, Tx, Write};
+
+/// The label that ties a service or secret to its stack (Docker's).
+pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
+
+pub fn deploy(
+    state: &State,
+    tx: &mut Tx,
+    request: DeployStackRequest,
+) -> Result<Vec<StackChange>, StoreError> {
+    let namespace = request.namespace;
+    let mut working = state.clone();
+    let mut changes = Vec::new();
+    let change = |kind: &str, name: &str, id: &str, action: Action, rolls: bool| StackChange {
+        kind: kind.into(),
+        name: name.into(),
+        id: id.into(),
+        action: action as i32,
+        rolls,
+    };
+
+    for spec in request.secrets {
+        let name = spec.name.clone();
+        if let Some(existing) = working
+            .secrets
+            .values()
+            .find(|s| s.spec.as_ref().is_some_and(|x| x.name == name))
+        {
+            // Secrets are immutable: an existing one is used as it is.
+            changes.push(change(
+                "secret",
+                &name,
+                id_of(&existing.meta),
+                Action::Unchanged,
+                false,
+            ));
+            continue;
+        }
+        let secret = secrets::create(&working, tx, spec)?;
+        changes.push(change(
+            "secret",
+            &name,
+            id_of(&secret.meta),
+            Action::Created,
+            false,
+        ));
+        working.apply(Write::Put(Object::Secret(secret)), 0);
+    }
+
+    let in_stack = |s: &Service| {
+        s.spec.as_ref().and_then(|x| x.labels.get(LABEL_NAMESPACE)) == Some(&namespace)
+    };
+    if request.prune {
+        let gone: Vec<Service> = working
+            .services
+            .values()
+            .filter(|s| in_stack(s))
+            .filter(|s| !request.services.iter().any(|x| x.name == name_of(s)))
+            .cloned()
+            .collect();
+        for service in gone {
+            services::remove(&working, tx, &service);
+            let id = id_of(&service.meta).to_string();
+            changes.push(change(
+                "service",
+                name_of(&service),
+                &id,
+                Action::Removed,
+                false,
+            ));
+            working.apply(Write::Delete(Kind::Service, id), 0);
+        }
+    }
+
+    for spec in request.services {
+        check_labelled(&spec, &namespace)?;
+        let current = working
+            .services
+            .values()
+            .find(|s| name_of(s) == spec.name)
+            .cloned();
+        let (service, action, rolls) = match current {
+            Some(current) if !in_stack(&current) => {
+                return Err(StoreError::AlreadyExists(format!(
+                    "service {} exists and is not part of stack {namespace}",
+                    spec.name
+                )))
+            }
+            Some(current) => {
+                if current.spec.as_ref() == Some(&services::resolved(&working, spec.clone())?) {
+                    changes.push(change(
+                        "service",
+                        &spec.name,
+                        id_of(&current.meta),
+                        Action::Unchanged,
+                        false,
+                    ));
+                    continue;
+                }
+                let updated = services::update(&working, tx, &current, spec)?;
+                (updated.service, Action::Updated, updated.rolls)
+            }
+            None => {
+                let id = crate::ids::new_id();
+                let service = services::create(&working, tx, &id, spec)?;
+                (service, Action::Created, false)
+            }
+        };
+        changes.push(change(
+            "service",
+            name_of(&service),
+            id_of(&service.meta),
+            action,
+            rolls,
+        ));
+        working.apply(Write::Put(Object::Service(service)), 0);
+    }
+    Ok(changes)
+}
+
+fn check_labelled(spec: &ServiceSpec, namespace: &str) -> Result<(), StoreError> {
+    match spec.labels.get(LABEL_NAMESPACE) {
+        Some(label) if label == namespace => Ok(()),
+        _ => Err(StoreError::InvalidArgument(format!(
+            "service {} is not labelled {LABEL_NAMESPACE}={namespace}",
+            spec.name
+        ))),
+    }
+}
+
+fn id_of(meta: &Option<shoal_proto::types::v1::Meta>) -> &str {
+    meta.as_ref().map(|m| m.id.as_str()).unwrap_or("")
+}
+
+fn name_of(service: &Service) -> &str {
+    service.spec.as_ref().map(|s| s.name.as_str()).unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_proto::types::v1::{EndpointSpec, PortConfig, SecretReference, SecretSpec, TaskSpec};
+
+    use super::*;
+    use crate::store::Store;
+
+    fn spec(name: &str, published: u32, secret: Option<&str>) -> ServiceSpec {
+        ServiceSpec {
+            name: format!("st_{name}"),
+            labels: [(LABEL_NAMESPACE.to_string(), "st".to_string())].into(),
+            task: Some(TaskSpec {
+                secrets: secret
+                    .map(|s| SecretReference {
+                        secret_name: s.into(),
+                        ..Default::default()
+                    })
+                    .into_iter()
+                    .collect(),
+                ..Default::default()
+            }),
+            endpoint: Some(EndpointSpec {
+                ports: vec![PortConfig {
+                    target_port: 80,
+                    published_port: published,
+                    ..Default::default()
+                }],
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn request(services: Vec<ServiceSpec>) -> DeployStackRequest {
+        DeployStackRequest {
+            namespace: "st".into(),
+            secrets: vec![SecretSpec {
+                name: "st_pw".into(),
+                data: b"hunter2".to_vec(),
+                ..Default::default()
+            }],
+            services,
+            prune: true,
+        }
+    }
+
+    fn published(store: &Store) -> Vec<u32> {
+        store.view(|s| {
+            let mut ports: Vec<u32> = s
+                .services
+                .values()
+                .flat_map(|svc| svc.endpoint_ports.iter().map(|p| p.published_port))
+                .collect();
+            ports.sort();
+            ports
+        })
+    }
+
+    #[tokio::test]
+    async fn a_stack_is_written_whole_or_not_at_all() {
+        let store = Store::in_memory();
+        let deploy = |r: DeployStackRequest| {
+            let store = store.clone();
+            async move { store.update(|state, tx| deploy(state, tx, r)).await }
+        };
+        // Two services left to the cluster's choice of port get two ports;
+        // the secret made by the same deploy is found by its service.
+        let changes = deploy(request(vec![
+            spec("a", 0, Some("st_pw")),
+            spec("b", 0, None),
+        ]))
+        .await
+        .expect("deploy");
+        let created = changes
+            .iter()
+            .filter(|c| c.action() == Action::Created)
+            .count();
+        assert_eq!(created, 3, "{changes:?}");
+        let ports = published(&store);
+        assert_eq!(ports.len(), 2);
+        assert_ne!(ports[0], ports[1], "two services share a port");
+
+        // A clash in the last service refuses all of it: the new service c,
+        // the update of a, the removal of b.
+        let before = store.view(|s| s.clone());
+        let err = deploy(request(vec![
+            spec("a", 8080, Some("st_pw")),
+            spec("c", 9000, None),
+            spec("d", 9000, None),
+        ]))
+        .await
+        .expect_err("clash");
+        assert!(err.to_string().contains("9000/tcp"), "{err}");
+        let after = store.view(|s| s.clone());
+        assert_eq!(after.services, before.services);
+        assert_eq!(after.secrets, before.secrets);
+
+        // Deployed again as it is, nothing changes.
+        let changes = deploy(request(vec![
+            spec("a", 0, Some("st_pw")),
+            spec("b", 0, None),
+        ]))
+        .await
+        .expect("deploy again");
+        assert!(
+            changes.iter().all(|c| c.action() == Action::Unchanged),
+            "{changes:?}"
+        );
+        // A service of another stack, or none, is not taken over.
+        let mut other = spec("x", 0, None);
+        other.labels.clear();
+        store
+            .update(|state, tx| super::services::create(state, tx, "x1", other))
+            .await
+            .expect("create outside the stack");
+        let err = deploy(request(vec![spec("x", 0, None)]))
+            .await
+            .expect_err("not part of the stack");
+        assert!(err.to_string().contains("not part of stack st"), "{err}");
+    }
+}
