@@ -254,6 +254,22 @@ mod tests {
             changes.iter().all(|c| c.action() == Action::Unchanged),
             "{changes:?}"
         );
+        // Without prune a service the files no longer name stays; with it,
+        // it goes.
+        let mut only_a = request(vec![spec("a", 0, Some("st_pw"))]);
+        only_a.prune = false;
+        deploy(only_a.clone()).await.expect("deploy without prune");
+        assert_eq!(store.view(|s| s.services.len()), 2);
+        only_a.prune = true;
+        let changes = deploy(only_a).await.expect("deploy with prune");
+        let removed: Vec<&str> = changes
+            .iter()
+            .filter(|c| c.action() == Action::Removed)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(removed, ["st_b"]);
+        assert_eq!(store.view(|s| s.services.len()), 1);
+
         // A service of another stack, or none, is not taken over.
         let mut other = spec("x", 0, None);
         other.labels.clear();
