@@ -200,7 +200,11 @@ impl Lab {
             done: false,
         };
         lab.record.save()?;
-        lab.build(&config)?;
+        if let Err(e) = lab.build(&config) {
+            // The daemons' logs say why; the teardown below would take them.
+            lab.keep_logs();
+            return Err(e);
+        }
         Ok(lab)
     }
 
@@ -315,12 +319,9 @@ impl Lab {
     fn start_manager_daemon(&mut self, host: &Host, dirs: &cluster::NodeDirs) -> Result<(), Error> {
         self.spawn_daemon(host, cluster::MANAGER, &cluster::manager_args(dirs))?;
         let socket = dirs.control_socket();
+        // Connect, not just look: a socket file is no proof of a listener.
         self.wait_daemons(&format!("control socket {}", socket.display()), || {
-            if socket.exists() {
-                Ok(())
-            } else {
-                Err("no socket yet")
-            }
+            std::os::unix::net::UnixStream::connect(&socket).map(drop)
         })
     }
 
