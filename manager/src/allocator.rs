@@ -17,6 +17,8 @@ use shoal_proto::types::v1::{
     TaskState,
 };
 
+use crate::error::ManagerError;
+use crate::leader::{Component, LeaderEnv};
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 /// Where Swarm picks published ports the user left to the cluster.
@@ -32,19 +34,24 @@ pub struct Allocator {
 /// Network id to the address it handed out last.
 type LastGiven = HashMap<String, Ipv4Addr>;
 
-impl Allocator {
-    pub fn new(store: Arc<Store>) -> Self {
+impl Component for Allocator {
+    const NAME: &'static str = "allocator";
+
+    fn build(env: &LeaderEnv) -> Self {
         Allocator {
-            store,
+            store: env.store.clone(),
             last_given: Mutex::default(),
         }
     }
 
-    pub async fn run(self) {
+    async fn run(self) -> Result<(), ManagerError> {
         let settle = Duration::from_millis(5);
-        watch::run_passes(&self.store, "allocator", relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        Ok(())
     }
+}
 
+impl Allocator {
     pub async fn pass(&self) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {

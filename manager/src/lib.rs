@@ -4,10 +4,15 @@
 
 pub mod allocator;
 pub mod ca;
+pub mod clock;
 pub mod controlapi;
 pub mod dispatcher;
+pub mod error;
+#[cfg(test)]
+mod harness;
 pub mod ids;
 pub mod keykeeper;
+pub mod leader;
 pub mod orchestrator;
 pub mod raft;
 pub mod restart;

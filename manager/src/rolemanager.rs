@@ -14,37 +14,34 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_identity::live::LiveIdentity;
-use shoal_identity::NodeIdentity;
+use futures::future::BoxFuture;
 use shoal_proto::types::v1::{Node, NodeRole};
 
-use crate::raft::{removal_breaks_quorum, Contacts, NodeId, Raft};
-use crate::store::{watch, Change, Kind, Store, StoreError};
+use crate::error::ManagerError;
+use crate::leader::{Component, LeaderEnv};
+use crate::raft::NodeId;
+use crate::store::{watch, Change, Kind, Store};
+
+/// The Raft group as the role manager needs it: who votes, whether a
+/// removal keeps a reachable quorum, and the removal itself
+/// (`raft::Group` on a manager, a fake in tests).
+#[tonic::async_trait]
+pub trait Membership: Send + Sync + 'static {
+    /// This manager's Raft id.
+    fn me(&self) -> NodeId;
+    fn voters(&self) -> BTreeSet<NodeId>;
+    /// Why taking `raft_id` out would leave the rest without a quorum
+    /// this leader can reach, if it would.
+    fn removal_refusal(&self, raft_id: NodeId) -> Option<String>;
+    /// Takes `raft_id` out of the voters, and tells it so.
+    async fn remove(&self, raft_id: NodeId) -> Result<(), ManagerError>;
+    /// Resolves at the next change of membership or leadership.
+    fn changed(&self) -> BoxFuture<'static, ()>;
+}
 
 pub struct RoleManager {
     store: Arc<Store>,
-    raft: Raft,
-    contacts: Contacts,
-    /// The node's identity as it is now (renewals, root CA rotation).
-    identity: Arc<LiveIdentity>,
-}
-
-/// A removed member hears nothing more from Raft: tell it, so that it
-/// forgets the cluster (a member that is down now learns nothing; `swarm
-/// leave --force` on it resets it).
-async fn tell_removed(addr: String, identity: NodeIdentity) {
-    use shoal_proto::raft::v1::{raft_client::RaftClient, RaftMessage};
-    let told = async {
-        let channel = shoal_identity::connect(&addr, &identity).await?;
-        RaftClient::new(channel)
-            .removed(RaftMessage { data: Vec::new() })
-            .await
-            .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;
-        anyhow::Ok(())
-    };
-    if let Err(e) = told.await {
-        tracing::warn!("tell the manager at {addr} it was removed from raft: {e}");
-    }
+    membership: Arc<dyn Membership>,
 }
 
 /// The role the CA puts in a node's next certificate: a demoted manager
@@ -69,47 +66,40 @@ fn wants_worker(node: &Node) -> bool {
         .is_some_and(|s| s.desired_role == NodeRole::Worker as i32)
 }
 
-impl RoleManager {
-    pub fn new(
-        store: Arc<Store>,
-        raft: Raft,
-        contacts: Contacts,
-        identity: Arc<LiveIdentity>,
-    ) -> Self {
+impl Component for RoleManager {
+    const NAME: &'static str = "role manager";
+
+    fn build(env: &LeaderEnv) -> Self {
         RoleManager {
-            store,
-            raft,
-            contacts,
-            identity,
+            store: env.store.clone(),
+            membership: env.membership.clone(),
         }
     }
 
-    pub async fn run(self) {
+    async fn run(self) -> Result<(), ManagerError> {
         let relevant = |c: &Change| c.kind() == Kind::Node;
         let settle = Duration::from_millis(50);
-        let mut membership = self.raft.metrics();
+        let clock = self.store.clock().clone();
         let mut events = self.store.subscribe();
         loop {
+            let membership = self.membership.changed();
             if let Err(e) = self.pass().await {
-                tracing::warn!("role manager pass failed: {e}");
+                tracing::warn!("role manager pass failed: {}", e.chain());
                 tokio::time::sleep(Duration::from_millis(500)).await;
             }
             // A quorum that was unreachable may come back: look again now
             // and then, as well as at every node change.
             tokio::select! {
-                alive = watch::changed(&mut events, relevant, settle) => if !alive { return },
-                changed = membership.changed() => if changed.is_err() { return },
-                _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+                alive = watch::changed(&mut events, relevant, settle) => if !alive { return Ok(()) },
+                _ = membership => {}
+                _ = clock.sleep(Duration::from_secs(2)) => {}
             }
         }
     }
+}
 
-    fn voters(&self) -> (NodeId, BTreeSet<NodeId>) {
-        let me = self.raft.metrics().borrow().id;
-        (me, crate::raft::voters(&self.raft))
-    }
-
-    pub async fn pass(&self) -> Result<(), StoreError> {
+impl RoleManager {
+    pub async fn pass(&self) -> Result<(), ManagerError> {
         let leaving: Vec<(String, u64)> = self.store.view(|s| {
             s.nodes
                 .values()
@@ -121,36 +111,17 @@ impl RoleManager {
                 .collect()
         });
         for (node_id, raft_id) in leaving {
-            let (me, voters) = self.voters();
-            if !voters.contains(&raft_id) {
+            if !self.membership.voters().contains(&raft_id) {
                 continue;
             }
-            if let Some(why) = removal_breaks_quorum(&voters, raft_id, me, &self.contacts) {
+            if let Some(why) = self.membership.removal_refusal(raft_id) {
                 tracing::warn!("not removing manager {node_id} from raft yet: {why}");
                 continue;
             }
-            let remaining: BTreeSet<NodeId> =
-                voters.iter().copied().filter(|v| *v != raft_id).collect();
             tracing::info!("removing manager {node_id} (raft id {raft_id}) from raft");
-            let addr = self
-                .raft
-                .metrics()
-                .borrow()
-                .membership_config
-                .membership()
-                .get_node(&raft_id)
-                .map(|n| n.addr.clone());
-            self.raft
-                .change_membership(remaining, false)
-                .await
-                .map_err(|e| {
-                    StoreError::Unavailable(format!("remove manager {node_id} from raft: {e}"))
-                })?;
-            if let Some(addr) = addr {
-                tokio::spawn(tell_removed(addr, (*self.identity.current()).clone()));
-            }
+            self.membership.remove(raft_id).await?;
         }
-        let (_, voters) = self.voters();
+        let voters = self.membership.voters();
         self.store
             .update(|state, tx| {
                 for node in state.nodes.values() {
@@ -168,6 +139,7 @@ impl RoleManager {
                 }
                 Ok(())
             })
-            .await
+            .await?;
+        Ok(())
     }
 }

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use shoal_proto::types::v1::{Node, NodeAvailability, NodeState, PublishMode, Task, TaskState};
 
+use crate::error::ManagerError;
+use crate::leader::{Component, LeaderEnv};
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 pub struct Scheduler {
@@ -27,16 +29,23 @@ pub fn node_accepts_tasks(node: &Node) -> bool {
             .is_none_or(|s| s.availability == NodeAvailability::Active as i32)
 }
 
-impl Scheduler {
-    pub fn new(store: Arc<Store>) -> Self {
-        Scheduler { store }
+impl Component for Scheduler {
+    const NAME: &'static str = "scheduler";
+
+    fn build(env: &LeaderEnv) -> Self {
+        Scheduler {
+            store: env.store.clone(),
+        }
     }
 
-    pub async fn run(self) {
+    async fn run(self) -> Result<(), ManagerError> {
         let settle = Duration::from_millis(5);
-        watch::run_passes(&self.store, "scheduler", relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        Ok(())
     }
+}
 
+impl Scheduler {
     pub async fn pass(&self) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {

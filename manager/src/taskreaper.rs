@@ -8,6 +8,8 @@ use std::time::Duration;
 
 use shoal_proto::types::v1::{Task, TaskState};
 
+use crate::error::ManagerError;
+use crate::leader::{Component, LeaderEnv};
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 /// Dead tasks kept per slot (Swarm's task history retention limit).
@@ -17,17 +19,24 @@ pub struct TaskReaper {
     store: Arc<Store>,
 }
 
-impl TaskReaper {
-    pub fn new(store: Arc<Store>) -> Self {
-        TaskReaper { store }
+impl Component for TaskReaper {
+    const NAME: &'static str = "task reaper";
+
+    fn build(env: &LeaderEnv) -> Self {
+        TaskReaper {
+            store: env.store.clone(),
+        }
     }
 
-    pub async fn run(self) {
+    async fn run(self) -> Result<(), ManagerError> {
         let relevant = |c: &Change| c.kind() == Kind::Task;
         let settle = Duration::from_millis(50);
-        watch::run_passes(&self.store, "task reaper", relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        Ok(())
     }
+}
 
+impl TaskReaper {
     pub async fn pass(&self) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {

@@ -262,20 +262,24 @@ pub struct Finisher {
     store: Arc<Store>,
 }
 
-impl Finisher {
-    pub fn new(store: Arc<Store>) -> Self {
-        Finisher { store }
+impl crate::leader::Component for Finisher {
+    const NAME: &'static str = "root CA rotation";
+
+    fn build(env: &crate::leader::LeaderEnv) -> Self {
+        Finisher {
+            store: env.store.clone(),
+        }
     }
 
-    pub async fn run(self) {
+    async fn run(self) -> Result<(), crate::error::ManagerError> {
         let relevant = |c: &Change| matches!(c.kind(), Kind::Node | Kind::Cluster);
         let settle = Duration::from_millis(50);
-        watch::run_passes(&self.store, "root CA rotation", relevant, settle, || {
-            self.pass()
-        })
-        .await;
+        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        Ok(())
     }
+}
 
+impl Finisher {
     async fn pass(&self) -> Result<(), StoreError> {
         let rotating = self
             .store

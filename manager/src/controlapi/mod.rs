@@ -7,9 +7,9 @@
 mod bundles;
 mod nodes;
 mod secrets;
-mod services;
+pub(crate) mod services;
 mod stacks;
-mod validate;
+pub(crate) mod validate;
 
 use std::sync::Arc;
 

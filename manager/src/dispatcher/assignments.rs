@@ -15,7 +15,8 @@ use tonic::Status;
 
 use crate::store::{watch, Change, Object, State, Store};
 
-fn needs_agent(task: &Task, node_id: &str) -> bool {
+/// Whether the node's agent must hear of the task.
+pub(crate) fn needs_agent(task: &Task, node_id: &str) -> bool {
     task.node_id == node_id
         && task.observed_state() >= TaskState::Assigned
         && (task.desired_state <= TaskState::Running as i32 || !task.observed_state().is_terminal())

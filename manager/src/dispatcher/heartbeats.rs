@@ -3,26 +3,31 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::clock::{millis, Clock};
 
 /// Missed periods before a node counts as down (Swarm's grace multiplier).
 const GRACE_PERIODS: u32 = 3;
 
 pub struct Heartbeats {
     period: Duration,
+    clock: Clock,
     sessions: Mutex<HashMap<String, Session>>,
 }
 
 struct Session {
     id: String,
-    last: Instant,
+    /// Clock time of the last sign of life.
+    last: i64,
     expired: bool,
 }
 
 impl Heartbeats {
-    pub fn new(period: Duration) -> Self {
+    pub fn new(period: Duration, clock: Clock) -> Self {
         Heartbeats {
             period,
+            clock,
             sessions: Mutex::new(HashMap::new()),
         }
     }
@@ -39,7 +44,7 @@ impl Heartbeats {
             node_id.to_string(),
             Session {
                 id: id.clone(),
-                last: Instant::now(),
+                last: self.clock.now(),
                 expired: false,
             },
         );
@@ -54,7 +59,7 @@ impl Heartbeats {
             .entry(node_id.to_string())
             .or_insert_with(|| Session {
                 id: String::new(),
-                last: Instant::now(),
+                last: self.clock.now(),
                 expired: false,
             });
     }
@@ -70,7 +75,7 @@ impl Heartbeats {
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         match sessions.get_mut(node_id) {
             Some(s) if s.id == session_id && !s.expired => {
-                s.last = Instant::now();
+                s.last = self.clock.now();
                 true
             }
             _ => false,
@@ -79,11 +84,12 @@ impl Heartbeats {
 
     /// Nodes that just missed their grace period (each reported once).
     pub fn expired(&self) -> Vec<String> {
-        let grace = self.period * GRACE_PERIODS;
+        let grace = millis(self.period * GRACE_PERIODS);
+        let now = self.clock.now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
         let mut out = Vec::new();
         for (node, s) in sessions.iter_mut() {
-            if !s.expired && s.last.elapsed() > grace {
+            if !s.expired && now.saturating_sub(s.last) > grace {
                 s.expired = true;
                 out.push(node.clone());
             }

@@ -7,11 +7,10 @@
 mod assignments;
 mod heartbeats;
 mod network_view;
+mod node_health;
 mod status_batcher;
 
 use std::sync::Arc;
-use std::time::Duration;
-
 use shoal_identity::{PeerIdentity, Role};
 use shoal_proto::dispatcher::v1::dispatcher_server::Dispatcher as DispatcherRpc;
 use shoal_proto::dispatcher::v1::*;
@@ -22,7 +21,11 @@ use tonic::{Request, Response, Status};
 use crate::controlapi::to_status;
 use crate::store::{Store, StoreError};
 
+#[cfg(test)]
+pub(crate) use assignments::needs_agent;
 pub use heartbeats::Heartbeats;
+pub use node_health::NodeHealth;
+pub use status_batcher::{spawn as status_batcher, Handle as StatusBatcher};
 
 pub struct Dispatcher {
     store: Arc<Store>,
@@ -170,37 +173,3 @@ impl DispatcherRpc for Dispatcher {
     }
 }
 
-/// Marks nodes down whose heartbeats stopped (leader only).
-pub async fn watch_node_health(store: Arc<Store>, heartbeats: Arc<Heartbeats>) {
-    loop {
-        tokio::time::sleep(heartbeats.period()).await;
-        let expired = heartbeats.expired();
-        if expired.is_empty() {
-            continue;
-        }
-        let result = store
-            .update(|state, tx| {
-                for id in &expired {
-                    if let Some(node) = state.nodes.get(id) {
-                        let ready = node
-                            .status
-                            .as_ref()
-                            .is_some_and(|s| s.state == NodeState::Ready as i32);
-                        if ready {
-                            let mut node = node.clone();
-                            let status = node.status.get_or_insert_with(Default::default);
-                            status.state = NodeState::Down as i32;
-                            status.message = "heartbeat failure".into();
-                            tx.put(node);
-                        }
-                    }
-                }
-                Ok(())
-            })
-            .await;
-        if let Err(e) = result {
-            tracing::warn!("marking nodes down: {e}");
-        }
-        let _ = Duration::ZERO;
-    }
-}

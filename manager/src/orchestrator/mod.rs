@@ -12,8 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proto::types::v1::{service_spec::Mode, Service, Task, TaskState, TaskStatus};
-use tokio::time::Instant;
 
+use crate::error::ManagerError;
+use crate::leader::{Component, LeaderEnv};
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 pub use slots::Slot;
@@ -22,13 +23,18 @@ pub struct Orchestrator {
     store: Arc<Store>,
 }
 
-impl Orchestrator {
-    pub fn new(store: Arc<Store>) -> Self {
-        Orchestrator { store }
+impl Component for Orchestrator {
+    const NAME: &'static str = "orchestrator";
+
+    fn build(env: &LeaderEnv) -> Self {
+        Orchestrator {
+            store: env.store.clone(),
+        }
     }
 
-    pub async fn run(self) {
+    async fn run(self) -> Result<(), ManagerError> {
         let mut events = self.store.subscribe();
+        let clock = self.store.clock().clone();
         loop {
             let wake = match self.pass().await {
                 Ok(wake) => wake,
@@ -37,18 +43,18 @@ impl Orchestrator {
                     Some(Duration::from_millis(500))
                 }
             };
-            let sleep = tokio::time::sleep_until(
-                Instant::now() + wake.unwrap_or(Duration::from_secs(3600)),
-            );
+            let sleep = clock.sleep(wake.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
                 alive = watch::changed(&mut events, relevant, Duration::from_millis(5)) => {
-                    if !alive { return; }
+                    if !alive { return Ok(()); }
                 }
                 _ = sleep => {}
             }
         }
     }
+}
 
+impl Orchestrator {
     /// One reconciliation of every service; returns when it wants to look
     /// again even if nothing changes (restart delays, update delays).
     pub async fn pass(&self) -> Result<Option<Duration>, StoreError> {

@@ -147,7 +147,7 @@ impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
         let snapshot_id = format!(
             "{}-{}",
             self.last_applied.map(|l| l.index).unwrap_or(0),
-            crate::store::now_millis()
+            crate::clock::Clock::system().now()
         );
         let meta = SnapshotMeta {
             last_log_id: self.last_applied,

@@ -21,11 +21,11 @@ use shoal_proto::control::v1::{InitClusterRequest, JoinClusterRequest};
 use shoal_proto::dispatcher::v1::dispatcher_server::DispatcherServer;
 use shoal_proto::raft::v1::raft_server::RaftServer;
 use shoal_proto::types::v1::*;
-use tokio::task::JoinSet;
 
 use crate::ca::{CaService, RootCa};
 use crate::controlapi::ControlApi;
 use crate::dispatcher::{Dispatcher, Heartbeats};
+use crate::leader::{LeaderEnv, Restarts, Supervisor};
 use crate::raft::{self, LogStore, Raft, RaftProposer, RaftService, StateMachine};
 use crate::seal::{DataKey, KeyFiles, UnlockKey, Wrapping};
 use crate::store::{Store, StoreError};
@@ -544,7 +544,7 @@ impl Manager {
             |what: &'static str| move |e: String| StoreError::Internal(format!("{what}: {e}"));
         let db = sled::open(self.config.state_dir.join("store"))
             .map_err(|e| internal("open the store")(e.to_string()))?;
-        let store = Arc::new(Store::new());
+        let store = Arc::new(Store::new(crate::clock::Clock::system()));
         let sealer = dek.sealer();
         let log = LogStore::open(&db, sealer.clone())
             .map_err(|e| internal("open the raft log")(e.to_string()))?;
@@ -582,7 +582,7 @@ impl Manager {
                 .await
                 .ok();
         }
-        let heartbeats = Arc::new(Heartbeats::new(DEFAULT_HEARTBEAT));
+        let heartbeats = Arc::new(Heartbeats::new(DEFAULT_HEARTBEAT, store.clock().clone()));
         // Writes into the state directory: stopped before a leave wipes it.
         let keykeeper = tokio::spawn(crate::keykeeper::run(
             store.clone(),
@@ -705,49 +705,33 @@ async fn local_ip_towards(remote: &str) -> Result<String, StoreError> {
         .map_err(|e| StoreError::Internal(e.to_string()))
 }
 
-/// Runs the leader-only components while this manager is the Raft leader.
+/// Runs the leader's components (under their supervisor) while this
+/// manager is the Raft leader.
 async fn lead_while_leader(running: Arc<Running>) {
     let mut metrics = running.raft.metrics();
-    let mut components: Option<JoinSet<()>> = None;
+    let mut supervisor: Option<Supervisor> = None;
+    let restarts = Restarts::default();
     loop {
         let leading = metrics.borrow().current_leader == Some(running.raft_id);
-        match (leading, components.is_some()) {
+        match (leading, supervisor.is_some()) {
             (true, false) => {
-                tracing::info!(
-                    "leading: starting orchestrator, allocator, scheduler, reaper, role manager"
-                );
-                running.store.view(|s| {
-                    for node in s.nodes.values() {
-                        if let Some(meta) = &node.meta {
-                            running.heartbeats.expect(&meta.id);
-                        }
-                    }
-                });
-                let store = &running.store;
-                let mut set = JoinSet::new();
-                set.spawn(crate::orchestrator::Orchestrator::new(store.clone()).run());
-                set.spawn(crate::allocator::Allocator::new(store.clone()).run());
-                set.spawn(crate::scheduler::Scheduler::new(store.clone()).run());
-                set.spawn(crate::taskreaper::TaskReaper::new(store.clone()).run());
-                set.spawn(crate::ca::Finisher::new(store.clone()).run());
-                set.spawn(
-                    crate::rolemanager::RoleManager::new(
-                        store.clone(),
-                        running.raft.clone(),
-                        running.contacts.clone(),
-                        running.identity.clone(),
-                    )
-                    .run(),
-                );
-                set.spawn(crate::dispatcher::watch_node_health(
-                    store.clone(),
-                    running.heartbeats.clone(),
-                ));
-                components = Some(set);
+                let specs = crate::leader::components();
+                let names: Vec<&str> = specs.iter().map(|s| s.name).collect();
+                tracing::info!("leading: starting {}", names.join(", "));
+                let env = LeaderEnv {
+                    store: running.store.clone(),
+                    heartbeats: running.heartbeats.clone(),
+                    membership: Arc::new(raft::Group {
+                        raft: running.raft.clone(),
+                        contacts: running.contacts.clone(),
+                        identity: running.identity.clone(),
+                    }),
+                };
+                supervisor = Some(Supervisor::start(env, specs, restarts.clone()));
             }
             (false, true) => {
                 tracing::info!("no longer leading: stopping leader components");
-                components = None;
+                supervisor = None;
             }
             _ => {}
         }

@@ -13,10 +13,11 @@ mod state;
 pub mod watch;
 
 use std::sync::{Arc, OnceLock, RwLock};
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use shoal_proto::raft::v1::WriteBatch;
 use tokio::sync::broadcast;
+
+use crate::clock::Clock;
 
 pub use object::{Kind, Object, Write};
 pub use state::{Change, State};
@@ -76,6 +77,8 @@ pub struct Store {
     events: broadcast::Sender<Arc<Event>>,
     write_lock: tokio::sync::Mutex<()>,
     proposer: OnceLock<Arc<dyn Proposer>>,
+    /// Where every component reads the time (a manual clock in tests).
+    clock: Clock,
 }
 
 /// The writes a transaction collects.
@@ -113,39 +116,42 @@ impl Tx {
 /// How long a write may take, queueing included, before it is refused.
 pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
 
-pub fn now_millis() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
-}
-
 impl Default for Store {
     fn default() -> Self {
-        Self::new()
+        Self::new(Clock::system())
     }
 }
 
 impl Store {
-    pub fn new() -> Self {
+    pub fn new(clock: Clock) -> Self {
         let (events, _) = broadcast::channel(4096);
         Store {
             state: RwLock::new(State::default()),
             events,
             write_lock: tokio::sync::Mutex::new(()),
             proposer: OnceLock::new(),
+            clock,
         }
     }
 
     /// A store whose writes apply directly, without Raft: for component tests.
     pub fn in_memory() -> Arc<Store> {
-        let store = Arc::new(Store::new());
+        Self::in_memory_with_clock(Clock::system())
+    }
+
+    /// [`Store::in_memory`] on a clock of the test's choosing.
+    pub fn in_memory_with_clock(clock: Clock) -> Arc<Store> {
+        let store = Arc::new(Store::new(clock));
         let proposer = Arc::new(DirectProposer {
             store: Arc::downgrade(&store),
             index: std::sync::atomic::AtomicU64::new(0),
         });
         store.set_proposer(proposer);
         store
+    }
+
+    pub fn clock(&self) -> &Clock {
+        &self.clock
     }
 
     pub fn set_proposer(&self, proposer: Arc<dyn Proposer>) {
@@ -179,7 +185,7 @@ impl Store {
             .map_err(|_| StoreError::no_quorum())?;
         let mut tx = Tx {
             writes: Vec::new(),
-            now: now_millis(),
+            now: self.clock.now(),
         };
         let value = self.view(|state| f(state, &mut tx))?;
         if tx.writes.is_empty() {

@@ -1,0 +1,50 @@
+//! The leader's components: the control loop that turns desired state into
+//! running tasks. They run only on the Raft leader, under the
+//! [`Supervisor`], and talk to each other only through the store.
+//!
+//! Every component has one shape ([`Component`]): built from the
+//! [`LeaderEnv`] each time it starts (nothing survives a failed run but
+//! what the store holds), then run until leadership ends. A component's
+//! `run` returns only when the store is gone, or with an error it cannot
+//! retry; the supervisor logs either and starts it again.
+
+mod supervisor;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use crate::dispatcher::Heartbeats;
+use crate::error::ManagerError;
+use crate::rolemanager::Membership;
+use crate::store::Store;
+
+pub use supervisor::{Restarts, Spec, Supervisor};
+
+/// What leader components are built from.
+#[derive(Clone)]
+pub struct LeaderEnv {
+    pub store: Arc<Store>,
+    /// Sessions and heartbeats of nodes, fed by the dispatcher.
+    pub heartbeats: Arc<Heartbeats>,
+    /// The Raft group, for the role manager.
+    pub membership: Arc<dyn Membership>,
+}
+
+pub trait Component: Sized + Send + 'static {
+    const NAME: &'static str;
+    fn build(env: &LeaderEnv) -> Self;
+    fn run(self) -> impl Future<Output = Result<(), ManagerError>> + Send;
+}
+
+/// Every leader component, in no particular order (they only share the store).
+pub fn components() -> Vec<Spec> {
+    vec![
+        Spec::of::<crate::orchestrator::Orchestrator>(),
+        Spec::of::<crate::allocator::Allocator>(),
+        Spec::of::<crate::scheduler::Scheduler>(),
+        Spec::of::<crate::taskreaper::TaskReaper>(),
+        Spec::of::<crate::ca::Finisher>(),
+        Spec::of::<crate::rolemanager::RoleManager>(),
+        Spec::of::<crate::dispatcher::NodeHealth>(),
+    ]
+}
