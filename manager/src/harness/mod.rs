@@ -13,7 +13,7 @@ mod agent;
 mod logs;
 mod membership;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -54,6 +54,9 @@ pub struct Harness {
     agents: Mutex<BTreeMap<String, (tokio::task::JoinHandle<()>, String)>>,
     env: LeaderEnv,
     supervisor: Mutex<Option<Supervisor>>,
+    /// Tasks ever created, per service (the reaper deletes old ones).
+    created: Arc<Mutex<HashMap<String, usize>>>,
+    recorder: tokio::task::JoinHandle<()>,
 }
 
 impl Harness {
@@ -83,8 +86,12 @@ impl Harness {
             membership: membership.clone(),
         };
         let restarts = Restarts::default();
+        let created = Arc::<Mutex<HashMap<String, usize>>>::default();
+        let recorder = tokio::spawn(record_creations(store.subscribe(), created.clone()));
         let supervisor = Supervisor::start(env.clone(), specs, restarts.clone());
         Harness {
+            created,
+            recorder,
             statuses: crate::dispatcher::status_batcher(store.clone()),
             store,
             clock: hand,
@@ -266,21 +273,30 @@ impl Harness {
 
     /// A running task exits (its container died) with `code`.
     pub async fn exit(&self, task_id: &str, code: i32) {
-        let node = self.store.view(|s| s.tasks[task_id].node_id.clone());
         let state = if code == 0 {
             TaskState::Complete
         } else {
             TaskState::Failed
         };
+        self.report(task_id, state, code).await;
+    }
+
+    /// The task's agent reports it in `state` (a test's script by hand).
+    pub async fn report(&self, task_id: &str, state: TaskState, exit_code: i32) {
+        let node = self.store.view(|s| s.tasks[task_id].node_id.clone());
         let update = TaskStatusUpdate {
             task_id: task_id.to_string(),
             status: Some(TaskStatus {
                 state: state as i32,
                 timestamp: self.clock.now(),
-                message: "exited".into(),
-                err: format!("task: non-zero exit ({code})"),
+                message: state.display_name().into(),
+                err: if exit_code == 0 {
+                    String::new()
+                } else {
+                    format!("task: non-zero exit ({exit_code})")
+                },
                 container: Some(ContainerStatus {
-                    exit_code: code,
+                    exit_code,
                     ..Default::default()
                 }),
             }),
@@ -288,7 +304,43 @@ impl Harness {
         self.statuses
             .submit(node, vec![update])
             .await
-            .expect("report the exit");
+            .expect("report the task's state");
+    }
+
+    /// A manager node that is Raft voter `raft_id`, with a fake agent.
+    pub async fn add_manager(&self, hostname: &str, raft_id: u64) -> String {
+        let id = self.add_node(hostname).await;
+        self.membership.add_voter(raft_id);
+        self.update_node(&id, |node| {
+            node.role = NodeRole::Manager as i32;
+            node.spec.get_or_insert_with(Default::default).desired_role = NodeRole::Manager as i32;
+            node.manager_status = Some(ManagerStatus {
+                raft_id,
+                addr: format!("{hostname}:4242"),
+                ..Default::default()
+            });
+        })
+        .await;
+        id
+    }
+
+    /// Changes a node as `node update` (or the node itself) would.
+    pub async fn update_node(&self, id: &str, change: impl FnOnce(&mut Node)) {
+        let mut node = self.node(id);
+        change(&mut node);
+        self.store
+            .update(|_, tx| {
+                tx.put(node);
+                Ok(())
+            })
+            .await
+            .expect("update the node");
+    }
+
+    /// How many tasks the service has had, reaped ones included.
+    pub fn created(&self, service_id: &str) -> usize {
+        let created = self.created.lock().unwrap_or_else(|e| e.into_inner());
+        created.get(service_id).copied().unwrap_or(0)
     }
 
     /// The service's tasks, oldest first.
@@ -310,6 +362,25 @@ impl Drop for Harness {
         let agents = self.agents.get_mut().unwrap_or_else(|e| e.into_inner());
         for (agent, _) in agents.values() {
             agent.abort();
+        }
+        self.recorder.abort();
+    }
+}
+
+async fn record_creations(
+    mut events: tokio::sync::broadcast::Receiver<Arc<crate::store::Event>>,
+    created: Arc<Mutex<HashMap<String, usize>>>,
+) {
+    while let Ok(event) = events.recv().await {
+        for change in &event.changes {
+            if let crate::store::Change::Put {
+                old: None,
+                new: crate::store::Object::Task(task),
+            } = change
+            {
+                let mut created = created.lock().unwrap_or_else(|e| e.into_inner());
+                *created.entry(task.service_id.clone()).or_default() += 1;
+            }
         }
     }
 }
@@ -364,7 +435,7 @@ pub fn service(name: &str, image: &str, replicas: u64) -> ServiceSpec {
     }
 }
 
-fn describe_tasks(state: &State) -> String {
+pub fn describe_tasks(state: &State) -> String {
     let mut lines: Vec<String> = state
         .tasks
         .values()

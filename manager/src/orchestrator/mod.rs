@@ -106,7 +106,11 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
             {
                 slot.shut_down_active(tx, "node is no longer eligible");
             }
-            update::advance(state, service, &slots, tx, wake);
+            let wanted: Vec<&Slot> = slots
+                .iter()
+                .filter(|s| nodes.contains(&s.node_id.as_str()))
+                .collect();
+            update::advance(service, &wanted, tx, wake);
         }
         _ => {
             let replicas = match &spec.mode {
@@ -120,7 +124,8 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
             for slot in slots.iter().filter(|s| s.number > replicas) {
                 slot.shut_down_active(tx, "scaled down");
             }
-            update::advance(state, service, &slots, tx, wake);
+            let wanted: Vec<&Slot> = slots.iter().filter(|s| s.number <= replicas).collect();
+            update::advance(service, &wanted, tx, wake);
         }
     }
 }
@@ -145,16 +150,22 @@ fn reconcile_slot(
         // Nothing wants to run: fill the slot once the previous task is down
         // (stop-first), unless the restart policy retired it for good.
         if !slot.busy() {
-            tx.put(new_task(service, number, node_id, tx.now()));
+            let mut task = new_task(service, number, node_id, tx.now());
+            if let Some(previous) = slot.tasks.last() {
+                task.restarted_at = restart::carried_history(service, previous, tx.now());
+            }
+            tx.put(task);
         }
         return;
     };
     if newest.observed_state().is_terminal() {
-        match restart::decide(service, slot, newest, tx.now()) {
+        match restart::decide(service, newest, tx.now()) {
             restart::Decision::Now => {
                 slot.shut_down(newest, tx, "task exited; restarting");
                 if !slot.busy_besides(newest) {
-                    tx.put(new_task(service, number, node_id, tx.now()));
+                    let mut task = new_task(service, number, node_id, tx.now());
+                    task.restarted_at = restart::history_after(service, newest, tx.now());
+                    tx.put(task);
                 }
             }
             restart::Decision::After(delay) => wake.at_most(delay),
@@ -197,6 +208,7 @@ pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) ->
         networks: Vec::new(),
         endpoint_ports: service.endpoint_ports.clone(),
         service_labels: spec.labels.clone(),
+        restarted_at: Vec::new(),
     }
 }
 
