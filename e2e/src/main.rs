@@ -55,7 +55,8 @@ enum Cmd {
     },
     /// Print the address of a test host.
     Addr { host: String },
-    /// Print `export` lines pointing a shell at the lab: `eval "$(shoal-lab env)"`.
+    /// Print `export` lines pointing a shell at the lab (SHOAL_HOST, SHOAL_REGISTRY,
+    /// SHOAL_LAB_ROOT, and PATH with shoal first): `eval "$(shoal-lab env)"`.
     Env,
 }
 
@@ -122,7 +123,7 @@ fn run(cli: Cli) -> Result<()> {
         }
         Cmd::Env => {
             let record = lab::recorded(&cli.root)?;
-            print!("{}", lab::env_lines(&record));
+            print!("{}", lab::env_lines(&record, &lab::bin_dir()?)?);
         }
     }
     Ok(())

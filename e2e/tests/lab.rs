@@ -205,6 +205,23 @@ fn shoal_lab_command_up_env_exec_down() {
         env.contains(&format!("export SHOAL_LAB_ROOT={}\n", root.display())),
         "{env}"
     );
+    // `shoal` goes first on PATH: SHOAL_BIN_DIR, else where shoal-lab is.
+    let bin_dir = std::env::var_os("SHOAL_BIN_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(env!("CARGO_BIN_EXE_shoal-lab"))
+                .parent()
+                .expect("bin dir")
+                .to_path_buf()
+        });
+    let bin_dir = std::path::absolute(bin_dir).expect("absolute bin dir");
+    assert!(
+        env.contains(&format!(
+            "export PATH={}\"${{PATH:+:$PATH}}\"\n",
+            bin_dir.display()
+        )),
+        "{env}"
+    );
 
     let (ok, out, err) = lab_cmd(&["exec", "m1", "busybox", "ping", "-c", "1", "-W", "2", &reg]);
     assert!(ok, "exec ping from m1 to reg: {out}{err}");

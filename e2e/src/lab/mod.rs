@@ -127,14 +127,32 @@ pub fn recorded(root: &Path) -> Result<Record, Error> {
     })
 }
 
-/// The `export` lines that point a shell at a recorded lab.
-pub fn env_lines(record: &Record) -> String {
-    format!(
-        "export SHOAL_HOST={}\nexport SHOAL_REGISTRY={}\nexport SHOAL_LAB_ROOT={}\n",
+/// The `export` lines that point a shell at a recorded lab and put the shoal
+/// CLI in `bin_dir` first on its `PATH` (the rest of `PATH` kept as the
+/// shell has it when it evaluates them).
+pub fn env_lines(record: &Record, bin_dir: &Path) -> Result<String, Error> {
+    let bin_dir = absolute(bin_dir)?;
+    let bin = bin_dir.to_string_lossy();
+    if bin.contains(':') {
+        return Err(Error::Config(format!(
+            "{bin} cannot go on PATH (it holds a ':'): set SHOAL_BIN_DIR to another directory"
+        )));
+    }
+    Ok(format!(
+        "export SHOAL_HOST={}\nexport SHOAL_REGISTRY={}\nexport SHOAL_LAB_ROOT={}\n\
+         export PATH={}\"${{PATH:+:$PATH}}\"\n",
         shell_quote(&record.shoal_host),
         shell_quote(&record.registry),
         shell_quote(&record.root.to_string_lossy()),
-    )
+        shell_quote(&bin),
+    ))
+}
+
+/// Where the shoal binaries are, for commands acting on a running lab:
+/// `SHOAL_BIN_DIR`, else the directory the running executable was built
+/// into (`shoal-lab` sits next to `shoal`).
+pub fn bin_dir() -> Result<PathBuf, Error> {
+    absolute(&cluster::bin_dir(None)?)
 }
 
 /// A command that runs `program` inside `host` of a recorded lab.
@@ -647,9 +665,10 @@ impl Lab {
         Ok(self.host(name)?.addr)
     }
 
-    /// The `export` lines `shoal-lab env` prints for this lab.
-    pub fn env(&self) -> String {
-        env_lines(&self.record)
+    /// The `export` lines `shoal-lab env` prints for this lab (with this
+    /// lab's shoal binaries on `PATH`).
+    pub fn env(&self) -> Result<String, Error> {
+        env_lines(&self.record, &self.bin_dir)
     }
 
     /// Runs the shoal CLI against the lab (from the root namespace, through
@@ -910,7 +929,60 @@ fn shell_quote(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::shell_quote;
+    use std::path::{Path, PathBuf};
+    use std::process::Command;
+
+    use super::{env_lines, shell_quote, Record};
+
+    fn record(root: &str) -> Record {
+        Record {
+            name: "t".into(),
+            root: PathBuf::from(root),
+            octet: 0,
+            bridge: "shlb-t".into(),
+            hosts: Vec::new(),
+            processes: Vec::new(),
+            registry: "10.201.0.10:5000".into(),
+            shoal_host: format!("unix://{root}/m1/run/control.sock"),
+        }
+    }
+
+    /// What `eval "$(shoal-lab env)"` leaves in a clean bash.
+    fn eval_in_bash(lines: &str, path: &str) -> String {
+        let out = Command::new("env")
+            .args([
+                "-i",
+                &format!("PATH={path}"),
+                "/bin/bash",
+                "--noprofile",
+                "--norc",
+            ])
+            .arg("-c")
+            .arg(r#"set -e; eval "$1"; printf '%s\n' "$PATH" "$SHOAL_HOST" "$SHOAL_LAB_ROOT""#)
+            .arg("bash")
+            .arg(lines)
+            .output()
+            .expect("run bash");
+        assert!(out.status.success(), "{out:?}");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    #[test]
+    fn env_lines_put_the_bin_dir_first_on_path_and_keep_the_rest() {
+        let lines = env_lines(&record("/tmp/lab root"), Path::new("/opt/it's/bin")).unwrap();
+        assert_eq!(
+            eval_in_bash(&lines, "/usr/bin:/bin"),
+            "/opt/it's/bin:/usr/bin:/bin\nunix:///tmp/lab root/m1/run/control.sock\n/tmp/lab root\n"
+        );
+        // An empty PATH gains no empty entry (which would mean the cwd).
+        let out = eval_in_bash(&lines, "");
+        assert_eq!(out.lines().next(), Some("/opt/it's/bin"), "{out}");
+    }
+
+    #[test]
+    fn env_lines_refuse_a_bin_dir_path_cannot_hold() {
+        assert!(env_lines(&record("/tmp/l"), Path::new("/opt/a:b")).is_err());
+    }
 
     #[test]
     fn env_values_are_quoted_only_when_needed() {
