@@ -434,9 +434,23 @@ async fn node_certificates_renew_with_the_cluster_expiry_and_keep_their_identity
         .await
         .unwrap_err();
     assert!(
-        too_short.message().contains("at least 1h"),
+        too_short
+            .message()
+            .contains("certificate expiry 1m (--cert-expiry) is less than shoal allows (min 1h)"),
         "{}",
         too_short.message()
+    );
+    let too_long = control
+        .update_cert_expiry(UpdateCertExpiryRequest {
+            expiry_ms: 100_000 * 3_600_000,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_long.code(), tonic::Code::InvalidArgument);
+    assert!(
+        too_long.message().contains("(max 87600h)"),
+        "{}",
+        too_long.message()
     );
     control
         .update_cert_expiry(UpdateCertExpiryRequest {
@@ -470,4 +484,105 @@ async fn node_certificates_renew_with_the_cluster_expiry_and_keep_their_identity
         .list_nodes(ListNodesRequest {})
         .await
         .unwrap();
+}
+
+#[tokio::test]
+async fn out_of_range_durations_and_counts_are_refused_and_nothing_is_created() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let dir = tempfile::tempdir().unwrap();
+    let manager = ManagerProcess::start(dir.path(), free_port());
+    let mut control = manager.control().await;
+    control
+        .init_cluster(InitClusterRequest {
+            advertise_addr: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+
+    let with_restart_window = |window_ms| {
+        let mut spec = web_spec("web", 1, 8080, "m");
+        spec.task.as_mut().unwrap().restart = Some(RestartPolicy {
+            max_attempts: 3,
+            window_ms,
+            ..Default::default()
+        });
+        spec
+    };
+    let with_update = |parallelism, delay_ms| {
+        let mut spec = web_spec("web", 1, 8080, "m");
+        spec.update = Some(UpdateConfig {
+            parallelism,
+            delay_ms,
+            ..Default::default()
+        });
+        spec
+    };
+    let cases = [
+        (
+            // 200000h: `now - window` would have wrapped in the orchestrator.
+            with_restart_window(200_000 * 3_600_000),
+            &[
+                "service web: restart window 200000h",
+                "--restart-window",
+                "(max 168h)",
+            ][..],
+        ),
+        (
+            with_restart_window(u64::MAX),
+            &["restart window", "--restart-window", "(max 168h)"][..],
+        ),
+        (
+            with_update(1, u64::MAX),
+            &["service web: update delay", "--update-delay", "(max 168h)"][..],
+        ),
+        (
+            with_update(1_000_000, 0),
+            &[
+                "service web: update parallelism 1000000",
+                "--update-parallelism",
+                "(max 10000",
+            ][..],
+        ),
+    ];
+    for (spec, wanted) in cases {
+        let refused = control
+            .create_service(CreateServiceRequest { spec: Some(spec) })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), tonic::Code::InvalidArgument, "{refused:?}");
+        for w in wanted {
+            assert!(
+                refused.message().contains(w),
+                "{:?} does not say {w:?}",
+                refused.message()
+            );
+        }
+    }
+    let services = control
+        .list_services(ListServicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    assert!(services.is_empty(), "{services:?}");
+
+    // The limits themselves are accepted.
+    let mut spec = with_restart_window(168 * 3_600_000);
+    spec.update = Some(UpdateConfig {
+        parallelism: 10_000,
+        delay_ms: 168 * 3_600_000,
+        ..Default::default()
+    });
+    control
+        .create_service(CreateServiceRequest { spec: Some(spec) })
+        .await
+        .unwrap();
+    let services = control
+        .list_services(ListServicesRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .services;
+    assert_eq!(services.len(), 1);
 }

@@ -63,7 +63,8 @@ pub fn duration(input: &str) -> Result<Duration, String> {
         total_nanos += value * nanos_per_unit;
         rest = &rest[unit_len..];
     }
-    if total_nanos > u64::MAX as f64 {
+    // `u64::MAX as f64` is 2^64, one past the largest u64: `as u64` would clamp it.
+    if total_nanos >= u64::MAX as f64 {
         return Err(format!("invalid duration {input:?}: too large"));
     }
     Ok(Duration::from_nanos(total_nanos.round() as u64))
@@ -352,6 +353,12 @@ mod tests {
         assert_eq!(duration(".5s"), Ok(Duration::from_millis(500)));
         for bad in ["", "10", "s", "1x", "-1s", "1..5s", "."] {
             assert!(duration(bad).is_err(), "{bad:?} parsed");
+        }
+        // Absurd values are refused, not wrapped or panicked on.
+        let huge = format!("{}h", "9".repeat(400));
+        for absurd in ["9999999999h", "18446744073709551616ns", &huge] {
+            let e = duration(absurd).unwrap_err();
+            assert!(e.contains("too large"), "{absurd}: {e}");
         }
     }
 

@@ -294,15 +294,7 @@ impl Control for ControlApi {
         request: Request<UpdateCertExpiryRequest>,
     ) -> Result<Response<UpdateCertExpiryResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
-        let expiry_ms = request.into_inner().expiry_ms;
-        let hours = expiry_ms / 3_600_000;
-        if hours < 1 || !expiry_ms.is_multiple_of(3_600_000) {
-            return Err(Status::invalid_argument(
-                "the certificate expiry must be a whole number of hours, at least 1h",
-            ));
-        }
-        let hours = u32::try_from(hours)
-            .map_err(|_| Status::invalid_argument("the certificate expiry is too long"))?;
+        let hours = validate::cert_expiry(request.into_inner().expiry_ms).map_err(to_status)?;
         self.write(|state, tx| {
             let mut cluster = state
                 .cluster()

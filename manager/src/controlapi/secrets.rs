@@ -6,9 +6,6 @@ use shoal_proto::types::v1::{Meta, Secret, SecretSpec, ServiceSpec};
 
 use crate::store::{Kind, State, StoreError, Tx};
 
-/// The largest secret Swarm accepts (500 KiB).
-const MAX_SECRET_BYTES: usize = 500 * 1024;
-
 pub fn create(state: &State, tx: &mut Tx, spec: SecretSpec) -> Result<Secret, StoreError> {
     if spec.name.is_empty()
         || spec.name.len() > 64
@@ -22,12 +19,7 @@ pub fn create(state: &State, tx: &mut Tx, spec: SecretSpec) -> Result<Secret, St
             spec.name
         )));
     }
-    if spec.data.is_empty() || spec.data.len() > MAX_SECRET_BYTES {
-        return Err(StoreError::InvalidArgument(format!(
-            "secret {}: the value must be between 1 byte and 500 KiB",
-            spec.name
-        )));
-    }
+    super::validate::secret_spec(&spec)?;
     if state
         .secrets
         .values()

@@ -1,8 +1,114 @@
-//! Checks of user-given specs before anything is written.
+//! Checks of user-given specs before anything is written, against the
+//! limits below. Every duration, count and size the control API accepts has
+//! one; a refusal names the object, the field as the docker CLI and compose
+//! call it, and the limit:
+//!
+//! `service web: restart window 200000h (--restart-window, deploy.restart_policy.window) is more than shoal allows (max 168h)`
+//!
+//! The limits are generous for real use and small enough that the
+//! orchestrator's arithmetic on them (unix milliseconds as `i64`, sums of
+//! resources over a node's tasks) cannot overflow.
 
-use shoal_proto::types::v1::{service_spec::Mode, ServiceSpec};
+use std::fmt::Write as _;
+
+use shoal_proto::types::v1::{
+    service_spec::Mode, ContainerSpec, ResourceRequirements, RestartPolicy, SecretSpec,
+    ServiceSpec, TaskSpec, UpdateConfig,
+};
 
 use crate::store::StoreError;
+
+// ------------------------------------------------------------- the limits
+
+const HOUR_MS: u64 = 3_600_000;
+const KIB: u64 = 1024;
+const MIB: u64 = 1024 * KIB;
+const TIB: u64 = 1024 * 1024 * MIB;
+const NANO_CPUS_PER_CPU: i64 = 1_000_000_000;
+
+/// Tasks of one replicated service: beyond this a service is a mistake (a
+/// typo'd scale), and every task is a store record and a scheduling pass.
+pub const MAX_REPLICAS: u64 = 10_000;
+/// `--restart-delay`: a week. A task waiting longer than that to restart is
+/// a stopped service (say so with `--restart-condition none`). Added to a
+/// death time in ms, it stays far from `i64::MAX`.
+pub const MAX_RESTART_DELAY_MS: u64 = 168 * HOUR_MS;
+/// `--restart-window`: a week. The orchestrator counts the restarts since
+/// `now - window`; a week of history is more than any policy needs.
+pub const MAX_RESTART_WINDOW_MS: u64 = 168 * HOUR_MS;
+/// `--restart-max-attempts` (0 = unlimited): a thousand. Every task
+/// carries the times of the restarts its policy still counts (up to this
+/// many), so the bound is a bound on task records; more attempts than this
+/// is "unlimited" in all but name.
+pub const MAX_RESTART_ATTEMPTS: u64 = 1_000;
+/// `--stop-grace-period`: a week. A drain, an update or a removal waits for
+/// it before the container is killed.
+pub const MAX_STOP_GRACE_PERIOD_MS: u64 = 168 * HOUR_MS;
+/// `--update-parallelism` (0 = all at once): more tasks at a time than a
+/// service can have means nothing.
+pub const MAX_UPDATE_PARALLELISM: u64 = MAX_REPLICAS;
+/// `--update-delay`: a week between batches; added to a start time in ms.
+pub const MAX_UPDATE_DELAY_MS: u64 = 168 * HOUR_MS;
+/// `--update-monitor`: a week of watching each batch for failures.
+pub const MAX_UPDATE_MONITOR_MS: u64 = 168 * HOUR_MS;
+/// `--limit-cpu` / `--reserve-cpu`: 8192 CPUs, the most a Linux kernel
+/// supports (`NR_CPUS` with `MAXSMP`). In nano CPUs, summed over
+/// [`MAX_REPLICAS`] tasks, still far inside `i64`.
+pub const MAX_NANO_CPUS: i64 = 8192 * NANO_CPUS_PER_CPU;
+/// `--limit-cpu`: docker's smallest CPU limit (0.01 CPU); 0 means no limit.
+pub const MIN_LIMIT_NANO_CPUS: i64 = NANO_CPUS_PER_CPU / 100;
+/// `--limit-memory` / `--reserve-memory`: 64 TiB, more than the largest
+/// machines have; summed over [`MAX_REPLICAS`] tasks, still inside `i64`.
+pub const MAX_MEMORY_BYTES: i64 = 64 * TIB as i64;
+/// `--limit-memory`: docker's smallest memory limit (6 MiB): below it the
+/// container is killed before it starts. 0 means no limit.
+pub const MIN_LIMIT_MEMORY_BYTES: i64 = 6 * MIB as i64;
+/// `--publish`: ports of one service. Each published port is forwarding
+/// state on every node; ranges of a few thousand (RTP media) fit.
+pub const MAX_PORTS: usize = 10_000;
+/// `--network`: attachments of one task (each an interface and an address).
+pub const MAX_NETWORKS: usize = 100;
+/// `--env`, `--entrypoint`, the command's arguments: entries of each list.
+pub const MAX_EXEC_ENTRIES: usize = 1_000;
+/// One environment entry or argument: Linux's `MAX_ARG_STRLEN` (128 KiB);
+/// a longer one makes `exec` fail with E2BIG.
+pub const MAX_EXEC_ENTRY_BYTES: usize = 128 * KIB as usize;
+/// Entrypoint, arguments and environment together: 1 MiB, half of Linux's
+/// default `ARG_MAX` (2 MiB), leaving room for the image's own environment.
+pub const MAX_EXEC_BYTES: usize = MIB as usize;
+/// `--label`, `--container-label`: entries of one label map.
+pub const MAX_LABELS: usize = 1_000;
+/// Keys and values of one label map together: 64 KiB. Service labels are
+/// copied into every task record.
+pub const MAX_LABELS_BYTES: usize = 64 * KIB as usize;
+/// `--constraint`: placement constraints of one service.
+pub const MAX_CONSTRAINTS: usize = 100;
+/// `--secret`: secrets of one service (each a file on a tmpfs in every
+/// container, up to [`MAX_SECRET_BYTES`]).
+pub const MAX_SECRET_REFERENCES: usize = 100;
+/// The largest file mode of a secret: permission bits, `0o7777`.
+pub const MAX_SECRET_MODE: u32 = 0o7777;
+/// Single-line strings (image, user, workdir, stop signal, constraints,
+/// network names, secret targets, uid, gid): `PATH_MAX`, 4 KiB.
+pub const MAX_FIELD_BYTES: usize = 4 * KIB as usize;
+/// `--hostname`: Linux's `HOST_NAME_MAX` (64); `sethostname` refuses more.
+pub const MAX_HOSTNAME_BYTES: usize = 64;
+/// A secret's value: Swarm's limit, 500 KiB.
+pub const MAX_SECRET_BYTES: usize = 500 * KIB as usize;
+/// `--cert-expiry`: at least an hour (Swarm's minimum) and stored in hours.
+pub const MIN_CERT_EXPIRY_MS: u64 = HOUR_MS;
+/// `--cert-expiry`: ten years, half the life of the root CA (20 years), so
+/// a node certificate never outlives its issuer by design, and far inside
+/// what certificate dates can express.
+pub const MAX_CERT_EXPIRY_MS: u64 = 87_600 * HOUR_MS;
+/// `--dispatcher-heartbeat` (0 = the default, 5 s): the agent never beats
+/// faster than every 100 ms.
+pub const MIN_HEARTBEAT_PERIOD_MS: u32 = 100;
+/// `--dispatcher-heartbeat`: an hour. A node is down after a few missed
+/// periods; slower than this, a dead node goes unnoticed for hours.
+pub const MAX_HEARTBEAT_PERIOD_MS: u32 = 3_600_000;
+
+// ------------------------------------------------------------- the checks
 
 pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
     let invalid = |m: String| Err(StoreError::InvalidArgument(m));
@@ -26,28 +132,1140 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
             spec.name
         ));
     }
+    let subject = format!("service {}", spec.name);
+    let s = subject.as_str();
     let container = spec.task.as_ref().and_then(|t| t.container.as_ref());
     match container {
         Some(c) if !c.image.trim().is_empty() => {}
-        _ => return invalid(format!("service {}: an image is required", spec.name)),
+        _ => return invalid(format!("{s}: an image is required")),
     }
     if let Some(c) = container {
         for env in &c.env {
             if env.is_empty() || env.starts_with('=') {
-                return invalid(format!(
-                    "service {}: invalid environment entry {env:?}",
-                    spec.name
-                ));
+                return invalid(format!("{s}: invalid environment entry {env:?}"));
             }
         }
     }
     if let Some(Mode::Replicated(r)) = &spec.mode {
-        if r.replicas > 10_000 {
-            return invalid(format!(
-                "service {}: {} replicas is more than shoal allows (10000)",
-                spec.name, r.replicas
-            ));
+        at_most(
+            s,
+            format!("{} replicas", r.replicas),
+            "--replicas, deploy.replicas",
+            r.replicas,
+            MAX_REPLICAS,
+            MAX_REPLICAS.to_string(),
+        )?;
+    }
+    labels(s, "service", "--label, deploy.labels", &spec.labels)?;
+    if let Some(task) = &spec.task {
+        task_spec(s, task)?;
+    }
+    if let Some(update) = &spec.update {
+        update_config(s, update)?;
+    }
+    if let Some(endpoint) = &spec.endpoint {
+        list_len(
+            s,
+            "published ports",
+            "--publish, ports",
+            endpoint.ports.len(),
+            MAX_PORTS,
+        )?;
+    }
+    list_len(
+        s,
+        "networks",
+        "--network, networks",
+        spec.networks.len(),
+        MAX_NETWORKS,
+    )?;
+    for network in &spec.networks {
+        field(s, "network name", "--network, networks", network)?;
+    }
+    Ok(())
+}
+
+fn task_spec(s: &str, task: &TaskSpec) -> Result<(), StoreError> {
+    if let Some(c) = &task.container {
+        container_spec(s, c)?;
+    }
+    if let Some(r) = &task.restart {
+        restart_policy(s, r)?;
+    }
+    if let Some(r) = &task.resources {
+        resources(s, r)?;
+    }
+    let flags = "--constraint, deploy.placement.constraints";
+    list_len(
+        s,
+        "placement constraints",
+        flags,
+        task.constraints.len(),
+        MAX_CONSTRAINTS,
+    )?;
+    for constraint in &task.constraints {
+        field(s, "placement constraint", flags, constraint)?;
+    }
+    let flags = "--secret, secrets";
+    list_len(
+        s,
+        "secrets",
+        flags,
+        task.secrets.len(),
+        MAX_SECRET_REFERENCES,
+    )?;
+    for secret in &task.secrets {
+        field(s, "secret", flags, &secret.secret_name)?;
+        field(s, "secret", flags, &secret.secret_id)?;
+        field(
+            s,
+            "secret target",
+            "--secret target=, secrets.target",
+            &secret.target,
+        )?;
+        field(s, "secret uid", "--secret uid=, secrets.uid", &secret.uid)?;
+        field(s, "secret gid", "--secret gid=, secrets.gid", &secret.gid)?;
+        if let Some(mode) = secret.mode {
+            at_most(
+                s,
+                format!("secret mode {mode:#o}"),
+                "--secret mode=, secrets.mode",
+                u64::from(mode),
+                u64::from(MAX_SECRET_MODE),
+                format!("{MAX_SECRET_MODE:#o}"),
+            )?;
         }
     }
     Ok(())
+}
+
+fn container_spec(s: &str, c: &ContainerSpec) -> Result<(), StoreError> {
+    field(s, "image", "IMAGE, image", &c.image)?;
+    field(s, "user", "--user, user", &c.user)?;
+    field(s, "working directory", "--workdir, working_dir", &c.workdir)?;
+    field(
+        s,
+        "stop signal",
+        "--stop-signal, stop_signal",
+        &c.stop_signal,
+    )?;
+    if c.hostname.len() > MAX_HOSTNAME_BYTES {
+        return Err(more(
+            s,
+            format!("hostname of {} bytes", c.hostname.len()),
+            "--hostname, hostname",
+            MAX_HOSTNAME_BYTES.to_string() + " bytes",
+        ));
+    }
+    let lists: [(&str, &str, &str, &[String]); 3] = [
+        (
+            "entrypoint words",
+            "entrypoint word",
+            "--entrypoint, entrypoint",
+            &c.command,
+        ),
+        ("arguments", "argument", "--args, command", &c.args),
+        (
+            "environment variables",
+            "environment variable",
+            "--env, environment",
+            &c.env,
+        ),
+    ];
+    let mut total = 0usize;
+    for (plural, singular, flags, list) in lists {
+        list_len(s, plural, flags, list.len(), MAX_EXEC_ENTRIES)?;
+        for (i, entry) in list.iter().enumerate() {
+            if entry.len() > MAX_EXEC_ENTRY_BYTES {
+                // Name the entry without echoing all of it.
+                let which: String = if singular == "environment variable" {
+                    entry
+                        .split('=')
+                        .next()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(64)
+                        .collect()
+                } else {
+                    format!("#{}", i + 1)
+                };
+                return Err(more(
+                    s,
+                    format!("{singular} {which} of {}", size(entry.len() as i128)),
+                    flags,
+                    size(MAX_EXEC_ENTRY_BYTES as i128),
+                ));
+            }
+            total += entry.len() + 1;
+        }
+    }
+    if total > MAX_EXEC_BYTES {
+        return Err(more(
+            s,
+            format!(
+                "entrypoint, arguments and environment of {} together",
+                size(total as i128)
+            ),
+            "--entrypoint, --args, --env, entrypoint, command, environment",
+            size(MAX_EXEC_BYTES as i128),
+        ));
+    }
+    labels(s, "container", "--container-label, labels", &c.labels)?;
+    at_most(
+        s,
+        format!("stop grace period {}", duration(c.stop_grace_period_ms)),
+        "--stop-grace-period, stop_grace_period",
+        c.stop_grace_period_ms,
+        MAX_STOP_GRACE_PERIOD_MS,
+        duration(MAX_STOP_GRACE_PERIOD_MS),
+    )
+}
+
+fn restart_policy(s: &str, r: &RestartPolicy) -> Result<(), StoreError> {
+    if let Some(delay) = r.delay_ms {
+        at_most(
+            s,
+            format!("restart delay {}", duration(delay)),
+            "--restart-delay, deploy.restart_policy.delay",
+            delay,
+            MAX_RESTART_DELAY_MS,
+            duration(MAX_RESTART_DELAY_MS),
+        )?;
+    }
+    at_most(
+        s,
+        format!("restart window {}", duration(r.window_ms)),
+        "--restart-window, deploy.restart_policy.window",
+        r.window_ms,
+        MAX_RESTART_WINDOW_MS,
+        duration(MAX_RESTART_WINDOW_MS),
+    )?;
+    at_most(
+        s,
+        format!("restart max attempts {}", r.max_attempts),
+        "--restart-max-attempts, deploy.restart_policy.max_attempts",
+        r.max_attempts,
+        MAX_RESTART_ATTEMPTS,
+        format!("{MAX_RESTART_ATTEMPTS}; 0 means unlimited"),
+    )
+}
+
+fn update_config(s: &str, u: &UpdateConfig) -> Result<(), StoreError> {
+    at_most(
+        s,
+        format!("update parallelism {}", u.parallelism),
+        "--update-parallelism, deploy.update_config.parallelism",
+        u.parallelism,
+        MAX_UPDATE_PARALLELISM,
+        format!("{MAX_UPDATE_PARALLELISM}; 0 means all at once"),
+    )?;
+    at_most(
+        s,
+        format!("update delay {}", duration(u.delay_ms)),
+        "--update-delay, deploy.update_config.delay",
+        u.delay_ms,
+        MAX_UPDATE_DELAY_MS,
+        duration(MAX_UPDATE_DELAY_MS),
+    )?;
+    at_most(
+        s,
+        format!("update monitor {}", duration(u.monitor_ms)),
+        "--update-monitor, deploy.update_config.monitor",
+        u.monitor_ms,
+        MAX_UPDATE_MONITOR_MS,
+        duration(MAX_UPDATE_MONITOR_MS),
+    )?;
+    if !(0.0..=1.0).contains(&u.max_failure_ratio) {
+        return Err(StoreError::InvalidArgument(format!(
+            "{s}: update max failure ratio {} (--update-max-failure-ratio, deploy.update_config.max_failure_ratio) is not between 0 and 1",
+            u.max_failure_ratio
+        )));
+    }
+    Ok(())
+}
+
+fn resources(s: &str, r: &ResourceRequirements) -> Result<(), StoreError> {
+    const LIMIT_CPU: &str = "--limit-cpu, deploy.resources.limits.cpus";
+    const RESERVE_CPU: &str = "--reserve-cpu, deploy.resources.reservations.cpus";
+    const LIMIT_MEMORY: &str = "--limit-memory, deploy.resources.limits.memory";
+    const RESERVE_MEMORY: &str = "--reserve-memory, deploy.resources.reservations.memory";
+    struct Amount {
+        what: &'static str,
+        flags: &'static str,
+        value: i64,
+        /// The smallest non-zero value (0 always means "none").
+        min: i64,
+        max: i64,
+        show: fn(i64) -> String,
+    }
+    let amounts = [
+        Amount {
+            what: "CPU limit",
+            flags: LIMIT_CPU,
+            value: r.limit_nano_cpus,
+            min: MIN_LIMIT_NANO_CPUS,
+            max: MAX_NANO_CPUS,
+            show: cpus,
+        },
+        Amount {
+            what: "CPU reservation",
+            flags: RESERVE_CPU,
+            value: r.reserve_nano_cpus,
+            min: 0,
+            max: MAX_NANO_CPUS,
+            show: cpus,
+        },
+        Amount {
+            what: "memory limit",
+            flags: LIMIT_MEMORY,
+            value: r.limit_memory_bytes,
+            min: MIN_LIMIT_MEMORY_BYTES,
+            max: MAX_MEMORY_BYTES,
+            show: |b| size(i128::from(b)),
+        },
+        Amount {
+            what: "memory reservation",
+            flags: RESERVE_MEMORY,
+            value: r.reserve_memory_bytes,
+            min: 0,
+            max: MAX_MEMORY_BYTES,
+            show: |b| size(i128::from(b)),
+        },
+    ];
+    for a in &amounts {
+        let shown = format!("{} {}", a.what, (a.show)(a.value));
+        if a.value < 0 || (a.value != 0 && a.value < a.min) {
+            let min = if a.min > 0 {
+                format!("{}; 0 means no limit", (a.show)(a.min))
+            } else {
+                "0".into()
+            };
+            return Err(less(s, shown, a.flags, min));
+        }
+        if a.value > a.max {
+            return Err(more(s, shown, a.flags, (a.show)(a.max)));
+        }
+    }
+    for (limit, reservation) in [(&amounts[0], &amounts[1]), (&amounts[2], &amounts[3])] {
+        if limit.value != 0 && limit.value < reservation.value {
+            return Err(StoreError::InvalidArgument(format!(
+                "{s}: {} {} ({}) is below the {} {} ({})",
+                limit.what,
+                (limit.show)(limit.value),
+                limit.flags,
+                reservation.what,
+                (reservation.show)(reservation.value),
+                reservation.flags,
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// `swarm update --cert-expiry` / `swarm ca --cert-expiry`: the lifetime of
+/// node certificates, in whole hours (as the cluster stores it).
+pub fn cert_expiry(expiry_ms: u64) -> Result<u32, StoreError> {
+    let flags = "--cert-expiry";
+    let shown = format!("certificate expiry {}", duration(expiry_ms));
+    if expiry_ms < MIN_CERT_EXPIRY_MS {
+        return Err(less("", shown, flags, duration(MIN_CERT_EXPIRY_MS)));
+    }
+    if expiry_ms > MAX_CERT_EXPIRY_MS {
+        return Err(more("", shown, flags, duration(MAX_CERT_EXPIRY_MS)));
+    }
+    if !expiry_ms.is_multiple_of(HOUR_MS) {
+        return Err(StoreError::InvalidArgument(format!(
+            "{shown} ({flags}) is not a whole number of hours"
+        )));
+    }
+    // At most 87600: fits.
+    Ok((expiry_ms / HOUR_MS) as u32)
+}
+
+/// A secret's value and labels (its name is checked where it is created).
+pub fn secret_spec(spec: &SecretSpec) -> Result<(), StoreError> {
+    let subject = format!("secret {}", spec.name);
+    let flags = "secret create FILE, secrets.file";
+    if spec.data.is_empty() {
+        return Err(StoreError::InvalidArgument(format!(
+            "{subject}: the value ({flags}) is empty"
+        )));
+    }
+    if spec.data.len() > MAX_SECRET_BYTES {
+        return Err(more(
+            &subject,
+            format!("value of {}", size(spec.data.len() as i128)),
+            flags,
+            size(MAX_SECRET_BYTES as i128),
+        ));
+    }
+    labels(
+        &subject,
+        "secret",
+        "secret create --label, secrets.labels",
+        &spec.labels,
+    )
+}
+
+/// The dispatcher heartbeat period of a cluster spec (0: the default).
+///
+/// Not called yet: the API takes it in `InitClusterRequest.spec`, which
+/// `init_cluster` hands to `runtime::Manager::init` unchecked; the call
+/// belongs there (`validate::heartbeat_period(spec.heartbeat_period_ms)`).
+#[allow(dead_code)]
+pub fn heartbeat_period(period_ms: u32) -> Result<(), StoreError> {
+    if period_ms == 0 {
+        return Ok(());
+    }
+    let flags = "--dispatcher-heartbeat";
+    let shown = format!("dispatcher heartbeat period {}", duration(period_ms.into()));
+    if period_ms < MIN_HEARTBEAT_PERIOD_MS {
+        return Err(less(
+            "",
+            shown,
+            flags,
+            duration(MIN_HEARTBEAT_PERIOD_MS.into()),
+        ));
+    }
+    at_most(
+        "",
+        shown,
+        flags,
+        period_ms.into(),
+        MAX_HEARTBEAT_PERIOD_MS.into(),
+        duration(MAX_HEARTBEAT_PERIOD_MS.into()),
+    )
+}
+
+// ------------------------------------------------------------- helpers
+
+fn labels(
+    s: &str,
+    whose: &str,
+    flags: &str,
+    map: &std::collections::HashMap<String, String>,
+) -> Result<(), StoreError> {
+    list_len(s, &format!("{whose} labels"), flags, map.len(), MAX_LABELS)?;
+    let bytes: usize = map.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if bytes > MAX_LABELS_BYTES {
+        return Err(more(
+            s,
+            format!("{whose} labels of {} together", size(bytes as i128)),
+            flags,
+            size(MAX_LABELS_BYTES as i128),
+        ));
+    }
+    Ok(())
+}
+
+fn list_len(s: &str, plural: &str, flags: &str, len: usize, max: usize) -> Result<(), StoreError> {
+    at_most(
+        s,
+        format!("{len} {plural}"),
+        flags,
+        len as u64,
+        max as u64,
+        max.to_string(),
+    )
+}
+
+fn field(s: &str, what: &str, flags: &str, value: &str) -> Result<(), StoreError> {
+    if value.len() > MAX_FIELD_BYTES {
+        return Err(more(
+            s,
+            format!("{what} of {}", size(value.len() as i128)),
+            flags,
+            size(MAX_FIELD_BYTES as i128),
+        ));
+    }
+    Ok(())
+}
+
+fn at_most(
+    s: &str,
+    shown: String,
+    flags: &str,
+    value: u64,
+    max: u64,
+    max_shown: String,
+) -> Result<(), StoreError> {
+    if value > max {
+        return Err(more(s, shown, flags, max_shown));
+    }
+    Ok(())
+}
+
+fn more(s: &str, shown: String, flags: &str, max: String) -> StoreError {
+    refusal(
+        s,
+        format!("{shown} ({flags}) is more than shoal allows (max {max})"),
+    )
+}
+
+fn less(s: &str, shown: String, flags: &str, min: String) -> StoreError {
+    refusal(
+        s,
+        format!("{shown} ({flags}) is less than shoal allows (min {min})"),
+    )
+}
+
+fn refusal(subject: &str, message: String) -> StoreError {
+    StoreError::InvalidArgument(if subject.is_empty() {
+        message
+    } else {
+        format!("{subject}: {message}")
+    })
+}
+
+/// Milliseconds as a Go duration the CLI accepts back: `168h`, `1h30m`,
+/// `2s500ms`, `0s`.
+fn duration(ms: u64) -> String {
+    if ms == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    let mut rest = ms;
+    for (unit_ms, unit) in [(HOUR_MS, "h"), (60_000, "m"), (1_000, "s"), (1, "ms")] {
+        if rest >= unit_ms {
+            let _ = write!(out, "{}{unit}", rest / unit_ms);
+            rest %= unit_ms;
+        }
+    }
+    out
+}
+
+/// Bytes in the largest binary unit that divides them: `500 KiB`, `6 MiB`,
+/// `1000 bytes`.
+fn size(bytes: i128) -> String {
+    const UNITS: [(i128, &str); 4] = [
+        (1 << 40, "TiB"),
+        (1 << 30, "GiB"),
+        (1 << 20, "MiB"),
+        (1 << 10, "KiB"),
+    ];
+    if bytes != 0 {
+        for (unit, name) in UNITS {
+            if bytes % unit == 0 {
+                return format!("{} {name}", bytes / unit);
+            }
+        }
+    }
+    format!("{bytes} bytes")
+}
+
+/// Nano CPUs as the CLI's decimal CPUs: `8192 CPUs`, `0.005 CPUs`.
+fn cpus(nano: i64) -> String {
+    let sign = if nano < 0 { "-" } else { "" };
+    let nano = nano.unsigned_abs();
+    let whole = nano / NANO_CPUS_PER_CPU as u64;
+    let frac = nano % NANO_CPUS_PER_CPU as u64;
+    if frac == 0 {
+        return format!("{sign}{whole} CPUs");
+    }
+    let frac = format!("{frac:09}");
+    format!("{sign}{whole}.{} CPUs", frac.trim_end_matches('0'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::types::v1::{EndpointSpec, PortConfig, ReplicatedMode, SecretReference};
+
+    /// What a real service looks like: every bounded field set, well inside.
+    fn web() -> ServiceSpec {
+        ServiceSpec {
+            name: "web".into(),
+            labels: [("tier".to_string(), "front".to_string())].into(),
+            task: Some(TaskSpec {
+                container: Some(ContainerSpec {
+                    image: "nginx:1.27".into(),
+                    command: vec!["nginx".into()],
+                    args: vec!["-g".into(), "daemon off;".into()],
+                    env: vec!["MODE=prod".into()],
+                    user: "www-data".into(),
+                    workdir: "/srv".into(),
+                    labels: [("app".to_string(), "web".to_string())].into(),
+                    stop_signal: "SIGQUIT".into(),
+                    stop_grace_period_ms: 30_000,
+                    hostname: "web".into(),
+                }),
+                restart: Some(RestartPolicy {
+                    condition: 0,
+                    delay_ms: Some(5_000),
+                    max_attempts: 3,
+                    window_ms: 120_000,
+                }),
+                resources: Some(ResourceRequirements {
+                    limit_nano_cpus: 2 * NANO_CPUS_PER_CPU,
+                    limit_memory_bytes: 512 * MIB as i64,
+                    reserve_nano_cpus: NANO_CPUS_PER_CPU / 2,
+                    reserve_memory_bytes: 256 * MIB as i64,
+                }),
+                constraints: vec!["node.role==worker".into()],
+                secrets: vec![SecretReference {
+                    secret_name: "db-password".into(),
+                    target: "db".into(),
+                    mode: Some(0o400),
+                    ..Default::default()
+                }],
+                force_update: 0,
+            }),
+            mode: Some(Mode::Replicated(ReplicatedMode { replicas: 3 })),
+            update: Some(UpdateConfig {
+                parallelism: 1,
+                delay_ms: 10_000,
+                monitor_ms: 5_000,
+                max_failure_ratio: 0.2,
+                ..Default::default()
+            }),
+            endpoint: Some(EndpointSpec {
+                ports: vec![PortConfig {
+                    target_port: 80,
+                    published_port: 8080,
+                    ..Default::default()
+                }],
+            }),
+            networks: vec!["backend".into()],
+        }
+    }
+
+    fn container(spec: &mut ServiceSpec) -> &mut ContainerSpec {
+        spec.task.as_mut().unwrap().container.as_mut().unwrap()
+    }
+    fn task(spec: &mut ServiceSpec) -> &mut TaskSpec {
+        spec.task.as_mut().unwrap()
+    }
+    fn restart(spec: &mut ServiceSpec) -> &mut RestartPolicy {
+        spec.task.as_mut().unwrap().restart.as_mut().unwrap()
+    }
+    fn res(spec: &mut ServiceSpec) -> &mut ResourceRequirements {
+        spec.task.as_mut().unwrap().resources.as_mut().unwrap()
+    }
+    fn update(spec: &mut ServiceSpec) -> &mut UpdateConfig {
+        spec.update.as_mut().unwrap()
+    }
+
+    fn message(result: Result<(), StoreError>) -> String {
+        match result {
+            Err(StoreError::InvalidArgument(m)) => m,
+            other => panic!("expected InvalidArgument, got {other:?}"),
+        }
+    }
+
+    type Case = (fn(&mut ServiceSpec), &'static [&'static str]);
+
+    /// Each case breaks one bound of `web()`; its message must contain each
+    /// of the strings (the service, the field, its flag, the limit).
+    fn refused(cases: &[Case]) {
+        for (i, (break_it, wanted)) in cases.iter().enumerate() {
+            let mut spec = web();
+            break_it(&mut spec);
+            let m = message(service_spec(&spec));
+            assert!(m.starts_with("service web: "), "case {i}: {m}");
+            for w in *wanted {
+                assert!(m.contains(w), "case {i}: {m:?} does not say {w:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_normal_spec_is_accepted() {
+        service_spec(&web()).unwrap();
+        // Unset fields (defaults) are fine too.
+        let mut bare = web();
+        bare.task.as_mut().unwrap().restart = None;
+        bare.task.as_mut().unwrap().resources = None;
+        bare.update = None;
+        bare.endpoint = None;
+        service_spec(&bare).unwrap();
+    }
+
+    #[test]
+    fn every_value_at_its_limit_is_accepted() {
+        let mut spec = web();
+        spec.mode = Some(Mode::Replicated(ReplicatedMode {
+            replicas: MAX_REPLICAS,
+        }));
+        *restart(&mut spec) = RestartPolicy {
+            condition: 0,
+            delay_ms: Some(MAX_RESTART_DELAY_MS),
+            max_attempts: MAX_RESTART_ATTEMPTS,
+            window_ms: MAX_RESTART_WINDOW_MS,
+        };
+        *update(&mut spec) = UpdateConfig {
+            parallelism: MAX_UPDATE_PARALLELISM,
+            delay_ms: MAX_UPDATE_DELAY_MS,
+            monitor_ms: MAX_UPDATE_MONITOR_MS,
+            max_failure_ratio: 1.0,
+            ..Default::default()
+        };
+        *res(&mut spec) = ResourceRequirements {
+            limit_nano_cpus: MAX_NANO_CPUS,
+            limit_memory_bytes: MAX_MEMORY_BYTES,
+            reserve_nano_cpus: MAX_NANO_CPUS,
+            reserve_memory_bytes: MAX_MEMORY_BYTES,
+        };
+        let c = container(&mut spec);
+        c.stop_grace_period_ms = MAX_STOP_GRACE_PERIOD_MS;
+        c.hostname = "h".repeat(MAX_HOSTNAME_BYTES);
+        c.image = "i".repeat(MAX_FIELD_BYTES);
+        c.env = vec!["A=1".into(); MAX_EXEC_ENTRIES];
+        c.args = vec!["x".into(); MAX_EXEC_ENTRIES];
+        c.labels = (0..MAX_LABELS)
+            .map(|i| (format!("l{i}"), String::new()))
+            .collect();
+        let t = task(&mut spec);
+        t.constraints = vec!["node.role==worker".into(); MAX_CONSTRAINTS];
+        t.secrets = (0..MAX_SECRET_REFERENCES)
+            .map(|i| SecretReference {
+                secret_name: format!("s{i}"),
+                target: format!("t{i}"),
+                mode: Some(MAX_SECRET_MODE),
+                ..Default::default()
+            })
+            .collect();
+        spec.endpoint.as_mut().unwrap().ports = vec![PortConfig::default(); MAX_PORTS];
+        spec.networks = vec!["n".into(); MAX_NETWORKS];
+        service_spec(&spec).unwrap();
+
+        // The smallest limits that mean something, and sizes at the limit.
+        let mut spec = web();
+        *res(&mut spec) = ResourceRequirements {
+            limit_nano_cpus: MIN_LIMIT_NANO_CPUS,
+            limit_memory_bytes: MIN_LIMIT_MEMORY_BYTES,
+            reserve_nano_cpus: MIN_LIMIT_NANO_CPUS,
+            reserve_memory_bytes: MIN_LIMIT_MEMORY_BYTES,
+        };
+        update(&mut spec).max_failure_ratio = 0.0;
+        let c = container(&mut spec);
+        c.env = vec![format!("A={}", "x".repeat(MAX_EXEC_ENTRY_BYTES - 2))];
+        c.command = vec![];
+        c.args = vec![];
+        c.labels = [("k".to_string(), "v".repeat(MAX_LABELS_BYTES - 1))].into();
+        service_spec(&spec).unwrap();
+        let mut spec = web();
+        let c = container(&mut spec);
+        // Each entry counts its terminating NUL.
+        c.env = vec!["x".repeat(MAX_EXEC_BYTES / 8 - 1); 8];
+        c.command = vec![];
+        c.args = vec![];
+        service_spec(&spec).unwrap();
+    }
+
+    #[test]
+    fn durations_over_their_limit_are_refused_naming_the_field_and_the_limit() {
+        refused(&[
+            (
+                |s| restart(s).window_ms = 200_000 * HOUR_MS,
+                &[
+                    "restart window 200000h",
+                    "--restart-window",
+                    "deploy.restart_policy.window",
+                    "(max 168h)",
+                ],
+            ),
+            (
+                |s| restart(s).window_ms = MAX_RESTART_WINDOW_MS + 1,
+                &["restart window 168h1ms", "(max 168h)"],
+            ),
+            (
+                |s| restart(s).window_ms = u64::MAX,
+                &["restart window", "(max 168h)"],
+            ),
+            (
+                |s| restart(s).delay_ms = Some(MAX_RESTART_DELAY_MS + 1),
+                &[
+                    "restart delay 168h1ms",
+                    "--restart-delay",
+                    "deploy.restart_policy.delay",
+                    "(max 168h)",
+                ],
+            ),
+            (
+                |s| restart(s).delay_ms = Some(u64::MAX),
+                &["restart delay", "(max 168h)"],
+            ),
+            (
+                |s| container(s).stop_grace_period_ms = MAX_STOP_GRACE_PERIOD_MS + 1_000,
+                &[
+                    "stop grace period 168h1s",
+                    "--stop-grace-period",
+                    "stop_grace_period",
+                    "(max 168h)",
+                ],
+            ),
+            (
+                |s| update(s).delay_ms = u64::MAX,
+                &[
+                    "update delay",
+                    "--update-delay",
+                    "deploy.update_config.delay",
+                    "(max 168h)",
+                ],
+            ),
+            (
+                |s| update(s).monitor_ms = MAX_UPDATE_MONITOR_MS + 60_000,
+                &[
+                    "update monitor 168h1m",
+                    "--update-monitor",
+                    "deploy.update_config.monitor",
+                    "(max 168h)",
+                ],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn counts_over_their_limit_are_refused_naming_the_field_and_the_limit() {
+        refused(&[
+            (
+                |s| {
+                    s.mode = Some(Mode::Replicated(ReplicatedMode {
+                        replicas: MAX_REPLICAS + 1,
+                    }))
+                },
+                &[
+                    "10001 replicas",
+                    "--replicas",
+                    "deploy.replicas",
+                    "(max 10000)",
+                ],
+            ),
+            (
+                |s| restart(s).max_attempts = MAX_RESTART_ATTEMPTS + 1,
+                &[
+                    "restart max attempts 1001",
+                    "--restart-max-attempts",
+                    "deploy.restart_policy.max_attempts",
+                    "(max 1000; 0 means unlimited)",
+                ],
+            ),
+            (
+                |s| update(s).parallelism = u64::MAX,
+                &[
+                    "update parallelism 18446744073709551615",
+                    "--update-parallelism",
+                    "deploy.update_config.parallelism",
+                    "(max 10000",
+                ],
+            ),
+            (
+                |s| s.endpoint.as_mut().unwrap().ports = vec![PortConfig::default(); MAX_PORTS + 1],
+                &["10001 published ports", "--publish", "(max 10000)"],
+            ),
+            (
+                |s| s.networks = vec!["n".into(); MAX_NETWORKS + 1],
+                &["101 networks", "--network", "(max 100)"],
+            ),
+            (
+                |s| container(s).env = vec!["A=1".into(); MAX_EXEC_ENTRIES + 1],
+                &[
+                    "1001 environment variables",
+                    "--env",
+                    "environment",
+                    "(max 1000)",
+                ],
+            ),
+            (
+                |s| container(s).command = vec!["x".into(); MAX_EXEC_ENTRIES + 1],
+                &["1001 entrypoint words", "--entrypoint", "(max 1000)"],
+            ),
+            (
+                |s| container(s).args = vec!["x".into(); MAX_EXEC_ENTRIES + 1],
+                &["1001 arguments", "--args", "command", "(max 1000)"],
+            ),
+            (
+                |s| {
+                    s.labels = (0..=MAX_LABELS)
+                        .map(|i| (format!("l{i}"), String::new()))
+                        .collect()
+                },
+                &[
+                    "1001 service labels",
+                    "--label",
+                    "deploy.labels",
+                    "(max 1000)",
+                ],
+            ),
+            (
+                |s| {
+                    container(s).labels = (0..=MAX_LABELS)
+                        .map(|i| (format!("l{i}"), String::new()))
+                        .collect()
+                },
+                &["1001 container labels", "--container-label", "(max 1000)"],
+            ),
+            (
+                |s| task(s).constraints = vec!["node.role==worker".into(); MAX_CONSTRAINTS + 1],
+                &[
+                    "101 placement constraints",
+                    "--constraint",
+                    "deploy.placement.constraints",
+                    "(max 100)",
+                ],
+            ),
+            (
+                |s| task(s).secrets = vec![SecretReference::default(); MAX_SECRET_REFERENCES + 1],
+                &["101 secrets", "--secret", "(max 100)"],
+            ),
+            (
+                |s| task(s).secrets[0].mode = Some(0o10000),
+                &["secret mode 0o10000", "--secret mode=", "(max 0o7777)"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn sizes_over_their_limit_are_refused_naming_the_field_and_the_limit() {
+        refused(&[
+            (
+                |s| container(s).env = vec![format!("BIG={}", "x".repeat(MAX_EXEC_ENTRY_BYTES))],
+                &["environment variable BIG of", "--env", "(max 128 KiB)"],
+            ),
+            (
+                |s| container(s).args = vec!["x".into(), "x".repeat(MAX_EXEC_ENTRY_BYTES + 1)],
+                &["argument #2 of", "--args", "(max 128 KiB)"],
+            ),
+            (
+                |s| container(s).env = vec!["x".repeat(MAX_EXEC_ENTRY_BYTES); 9],
+                &[
+                    "entrypoint, arguments and environment of",
+                    "--env",
+                    "(max 1 MiB)",
+                ],
+            ),
+            (
+                |s| s.labels = [("k".to_string(), "v".repeat(MAX_LABELS_BYTES))].into(),
+                &["service labels of 65537 bytes", "--label", "(max 64 KiB)"],
+            ),
+            (
+                |s| container(s).image = "i".repeat(MAX_FIELD_BYTES + 1),
+                &["image of 4097 bytes", "image", "(max 4 KiB)"],
+            ),
+            (
+                |s| container(s).hostname = "h".repeat(MAX_HOSTNAME_BYTES + 1),
+                &["hostname of 65 bytes", "--hostname", "(max 64 bytes)"],
+            ),
+            (
+                |s| container(s).workdir = "/".repeat(MAX_FIELD_BYTES + 1),
+                &["working directory", "--workdir", "(max 4 KiB)"],
+            ),
+            (
+                |s| task(s).constraints = vec!["c".repeat(MAX_FIELD_BYTES + 1)],
+                &["placement constraint of", "--constraint", "(max 4 KiB)"],
+            ),
+            (
+                |s| task(s).secrets[0].target = "t".repeat(MAX_FIELD_BYTES + 1),
+                &["secret target of", "--secret target=", "(max 4 KiB)"],
+            ),
+            (
+                |s| s.networks = vec!["n".repeat(MAX_FIELD_BYTES + 1)],
+                &["network name of", "--network", "(max 4 KiB)"],
+            ),
+        ]);
+    }
+
+    #[test]
+    fn resources_are_refused_when_negative_absurd_or_limits_below_reservations() {
+        refused(&[
+            (
+                |s| res(s).limit_memory_bytes = -1,
+                &[
+                    "memory limit -1 bytes",
+                    "--limit-memory",
+                    "deploy.resources.limits.memory",
+                    "(min 6 MiB; 0 means no limit)",
+                ],
+            ),
+            (
+                |s| res(s).limit_memory_bytes = 1024,
+                &["memory limit 1 KiB", "is less than shoal allows (min 6 MiB"],
+            ),
+            (
+                |s| res(s).reserve_memory_bytes = -5,
+                &["memory reservation -5 bytes", "--reserve-memory", "(min 0)"],
+            ),
+            (
+                |s| res(s).limit_memory_bytes = i64::MAX,
+                &["memory limit", "--limit-memory", "(max 64 TiB)"],
+            ),
+            (
+                |s| res(s).reserve_memory_bytes = MAX_MEMORY_BYTES + 1,
+                &["memory reservation", "(max 64 TiB)"],
+            ),
+            (
+                |s| res(s).limit_nano_cpus = -NANO_CPUS_PER_CPU,
+                &[
+                    "CPU limit -1 CPUs",
+                    "--limit-cpu",
+                    "deploy.resources.limits.cpus",
+                    "(min 0.01 CPUs; 0 means no limit)",
+                ],
+            ),
+            (
+                |s| res(s).limit_nano_cpus = 5_000_000,
+                &["CPU limit 0.005 CPUs", "(min 0.01 CPUs"],
+            ),
+            (
+                |s| res(s).reserve_nano_cpus = i64::MIN,
+                &["CPU reservation", "--reserve-cpu", "(min 0)"],
+            ),
+            (
+                |s| res(s).reserve_nano_cpus = MAX_NANO_CPUS + 1,
+                &["CPU reservation 8192.000000001 CPUs", "(max 8192 CPUs)"],
+            ),
+            (
+                |s| res(s).limit_memory_bytes = 128 * MIB as i64,
+                &[
+                    "memory limit 128 MiB (--limit-memory",
+                    "is below the memory reservation 256 MiB (--reserve-memory",
+                ],
+            ),
+            (
+                |s| res(s).limit_nano_cpus = NANO_CPUS_PER_CPU / 4,
+                &[
+                    "CPU limit 0.25 CPUs",
+                    "is below the CPU reservation 0.5 CPUs",
+                ],
+            ),
+            (
+                |s| update(s).max_failure_ratio = 1.5,
+                &[
+                    "update max failure ratio 1.5",
+                    "--update-max-failure-ratio",
+                    "deploy.update_config.max_failure_ratio",
+                    "not between 0 and 1",
+                ],
+            ),
+            (
+                |s| update(s).max_failure_ratio = f32::NAN,
+                &["update max failure ratio NaN", "not between 0 and 1"],
+            ),
+            (
+                |s| update(s).max_failure_ratio = f32::INFINITY,
+                &["update max failure ratio inf", "not between 0 and 1"],
+            ),
+            (
+                |s| update(s).max_failure_ratio = -0.1,
+                &["update max failure ratio -0.1", "not between 0 and 1"],
+            ),
+        ]);
+        // A reservation without a limit is fine.
+        let mut spec = web();
+        res(&mut spec).limit_memory_bytes = 0;
+        res(&mut spec).limit_nano_cpus = 0;
+        service_spec(&spec).unwrap();
+    }
+
+    #[test]
+    fn cert_expiry_is_whole_hours_between_one_hour_and_ten_years() {
+        assert_eq!(cert_expiry(HOUR_MS).unwrap(), 1);
+        assert_eq!(cert_expiry(2160 * HOUR_MS).unwrap(), 2160);
+        assert_eq!(cert_expiry(MAX_CERT_EXPIRY_MS).unwrap(), 87_600);
+        for (ms, wanted) in [
+            (
+                0,
+                "certificate expiry 0s (--cert-expiry) is less than shoal allows (min 1h)",
+            ),
+            (
+                HOUR_MS - 1,
+                "certificate expiry 59m59s999ms (--cert-expiry) is less than shoal allows (min 1h)",
+            ),
+            (
+                MAX_CERT_EXPIRY_MS + HOUR_MS,
+                "certificate expiry 87601h (--cert-expiry) is more than shoal allows (max 87600h)",
+            ),
+            (
+                u64::MAX,
+                "(--cert-expiry) is more than shoal allows (max 87600h)",
+            ),
+            (
+                HOUR_MS + 1_000,
+                "certificate expiry 1h1s (--cert-expiry) is not a whole number of hours",
+            ),
+        ] {
+            let m = message(cert_expiry(ms).map(|_| ()));
+            assert!(m.contains(wanted), "{ms}: {m}");
+        }
+    }
+
+    #[test]
+    fn secrets_over_500_kib_are_refused() {
+        let mut spec = SecretSpec {
+            name: "db".into(),
+            data: vec![7; MAX_SECRET_BYTES],
+            ..Default::default()
+        };
+        secret_spec(&spec).unwrap();
+        spec.data.push(7);
+        let m = message(secret_spec(&spec));
+        assert!(m.starts_with("secret db: value of 512001 bytes"), "{m}");
+        assert!(m.contains("secret create FILE"), "{m}");
+        assert!(m.contains("is more than shoal allows (max 500 KiB)"), "{m}");
+        spec.data.clear();
+        let m = message(secret_spec(&spec));
+        assert!(m.contains("secret db: the value"), "{m}");
+        spec.data = b"x".to_vec();
+        spec.labels = (0..=MAX_LABELS)
+            .map(|i| (format!("l{i}"), String::new()))
+            .collect();
+        let m = message(secret_spec(&spec));
+        assert!(
+            m.contains("1001 secret labels") && m.contains("(max 1000)"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn heartbeat_period_is_between_100ms_and_an_hour() {
+        heartbeat_period(0).unwrap();
+        heartbeat_period(MIN_HEARTBEAT_PERIOD_MS).unwrap();
+        heartbeat_period(5_000).unwrap();
+        heartbeat_period(MAX_HEARTBEAT_PERIOD_MS).unwrap();
+        let m = message(heartbeat_period(99));
+        assert!(
+            m.contains("dispatcher heartbeat period 99ms (--dispatcher-heartbeat) is less than shoal allows (min 100ms)"),
+            "{m}"
+        );
+        let m = message(heartbeat_period(u32::MAX));
+        assert!(
+            m.contains("(--dispatcher-heartbeat) is more than shoal allows (max 1h)"),
+            "{m}"
+        );
+    }
+
+    #[test]
+    fn no_bounded_duration_overflows_millisecond_arithmetic() {
+        // The orchestrator adds these to and subtracts them from unix ms.
+        // 9999-12-31, in unix ms: later than any clock shoal will read.
+        let now: i64 = 253_402_300_799_000;
+        for max in [
+            MAX_RESTART_DELAY_MS,
+            MAX_RESTART_WINDOW_MS,
+            MAX_STOP_GRACE_PERIOD_MS,
+            MAX_UPDATE_DELAY_MS,
+            MAX_UPDATE_MONITOR_MS,
+            MAX_CERT_EXPIRY_MS,
+        ] {
+            let max = i64::try_from(max).unwrap();
+            assert!(now.checked_add(max).is_some() && now.checked_sub(max).is_some());
+            assert!((-now).checked_sub(max).is_some());
+        }
+        let tasks = i64::try_from(MAX_REPLICAS).unwrap();
+        assert!(MAX_MEMORY_BYTES.checked_mul(tasks).is_some());
+        assert!(MAX_NANO_CPUS.checked_mul(tasks).is_some());
+    }
+
+    #[test]
+    fn values_print_as_the_cli_writes_them() {
+        assert_eq!(duration(0), "0s");
+        assert_eq!(duration(168 * HOUR_MS), "168h");
+        assert_eq!(duration(5_400_000), "1h30m");
+        assert_eq!(duration(2_500), "2s500ms");
+        assert_eq!(size(500 * 1024), "500 KiB");
+        assert_eq!(size(1000), "1000 bytes");
+        assert_eq!(size(0), "0 bytes");
+        assert_eq!(cpus(1_500_000_000), "1.5 CPUs");
+        assert_eq!(cpus(0), "0 CPUs");
+    }
 }
