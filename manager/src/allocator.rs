@@ -354,3 +354,93 @@ mod tests {
         assert_eq!(address.as_deref(), Some("10.0.9.5/29"));
     }
 }
+
+#[cfg(test)]
+mod harness_tests {
+    use shoal_proto::types::v1::{Task, TaskState};
+
+    use crate::harness::{id, running, service, tasks_of, Harness};
+
+    fn address(task: &Task) -> String {
+        task.networks
+            .first()
+            .map(|a| a.address.clone())
+            .unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn tasks_get_distinct_addresses_and_a_replacement_does_not_reuse_a_fresh_one() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        let web = harness.create_service(service("web", "web", 3)).await;
+        let tasks = harness
+            .until("3 running", |s| {
+                let tasks = running(s, &web);
+                (tasks.len() == 3).then_some(tasks)
+            })
+            .await;
+        let mut addresses: Vec<String> = tasks.iter().map(address).collect();
+        addresses.sort();
+        assert_eq!(addresses, ["10.0.1.2/24", "10.0.1.3/24", "10.0.1.4/24"]);
+        let attachment = &tasks[0].networks[0];
+        assert_eq!(attachment.network_name, "default");
+        assert_eq!(attachment.gateway, "10.0.1.1");
+
+        // The task holding .2 dies: its replacement gets the next address,
+        // and .2 stays unused until the subnet wraps around.
+        let holder = tasks.iter().find(|t| address(t) == "10.0.1.2/24").unwrap();
+        harness.exit(&id(holder), 1).await;
+        let replacement = harness
+            .until("the replacement running", |s| {
+                running(s, &web).into_iter().find(|t| t.slot == holder.slot)
+            })
+            .await;
+        assert_eq!(address(&replacement), "10.0.1.5/24");
+    }
+
+    #[tokio::test]
+    async fn a_full_subnet_is_a_clear_error_and_freed_addresses_are_given_again() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        // 10.0.9.0/29: .1 is the gateway, .2 to .6 for tasks.
+        harness.add_network("tiny", "10.0.9.0/29", "10.0.9.1").await;
+        let mut spec = service("big", "big", 6);
+        spec.networks = vec!["tiny".into()];
+        let big = harness.create_service(spec).await;
+        harness
+            .until("5 running", |s| (running(s, &big).len() == 5).then_some(()))
+            .await;
+        harness.settle().await;
+        let waiting: Vec<Task> = harness
+            .tasks(&big)
+            .into_iter()
+            .filter(|t| t.observed_state() == TaskState::New)
+            .collect();
+        assert_eq!(waiting.len(), 1);
+        assert_eq!(
+            waiting[0].status.as_ref().unwrap().err,
+            "network tiny has no free address"
+        );
+
+        // Once the service goes, its addresses are free for others.
+        harness.remove_service(&big).await;
+        harness
+            .until("the removed service's tasks gone", |s| {
+                tasks_of(s, &big).is_empty().then_some(())
+            })
+            .await;
+        let mut spec = service("next", "next", 5);
+        spec.networks = vec!["tiny".into()];
+        let next = harness.create_service(spec).await;
+        let tasks = harness
+            .until("5 running on the freed addresses", |s| {
+                let tasks = running(s, &next);
+                (tasks.len() == 5).then_some(tasks)
+            })
+            .await;
+        let mut addresses: Vec<String> = tasks.iter().map(address).collect();
+        addresses.sort();
+        addresses.dedup();
+        assert_eq!(addresses.len(), 5);
+    }
+}

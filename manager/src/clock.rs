@@ -102,7 +102,9 @@ pub struct ManualClock(Arc<Manual>);
 
 impl ManualClock {
     pub fn advance(&self, by: Duration) {
-        self.0.now.send_modify(|now| *now = now.saturating_add(millis(by)));
+        self.0
+            .now
+            .send_modify(|now| *now = now.saturating_add(millis(by)));
     }
 
     pub fn now(&self) -> i64 {

@@ -143,3 +143,83 @@ impl RoleManager {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shoal_proto::types::v1::NodeRole;
+
+    use super::*;
+    use crate::harness::Harness;
+
+    fn demote(node: &mut Node) {
+        node.spec.get_or_insert_with(Default::default).desired_role = NodeRole::Worker as i32;
+    }
+
+    #[tokio::test]
+    async fn a_demoted_manager_leaves_raft_and_loses_its_manager_status() {
+        let harness = Harness::start().await;
+        let _leader = harness.add_manager("m1", 1).await;
+        let m2 = harness.add_manager("m2", 2).await;
+        let _m3 = harness.add_manager("m3", 3).await;
+        assert_eq!(issuable_role(&harness.node(&m2)), NodeRole::Manager);
+        harness.update_node(&m2, demote).await;
+        harness
+            .until("m2 out of raft and a worker", |s| {
+                s.nodes[&m2].manager_status.is_none().then_some(())
+            })
+            .await;
+        assert_eq!(harness.membership.voters(), BTreeSet::from([1, 3]));
+        assert_eq!(issuable_role(&harness.node(&m2)), NodeRole::Worker);
+    }
+
+    #[tokio::test]
+    async fn a_demotion_that_would_lose_the_quorum_waits_until_it_would_not() {
+        let harness = Harness::start().await;
+        harness.add_manager("m1", 1).await;
+        let m2 = harness.add_manager("m2", 2).await;
+        harness.add_manager("m3", 3).await;
+        // Without m2, {m1, m3} needs both: m3 does not answer.
+        harness.membership.set_unreachable(3, true);
+        harness.update_node(&m2, demote).await;
+        harness.advance(Duration::from_secs(10)).await;
+        assert_eq!(harness.membership.voters(), BTreeSet::from([1, 2, 3]));
+        assert!(harness.node(&m2).manager_status.is_some());
+        // The demoted manager keeps its manager certificate meanwhile.
+        assert_eq!(issuable_role(&harness.node(&m2)), NodeRole::Manager);
+
+        harness.membership.set_unreachable(3, false);
+        harness.advance(Duration::from_secs(2)).await;
+        harness
+            .until("m2 removed once m3 answers", |s| {
+                s.nodes[&m2].manager_status.is_none().then_some(())
+            })
+            .await;
+        assert_eq!(harness.membership.voters(), BTreeSet::from([1, 3]));
+    }
+
+    #[tokio::test]
+    async fn a_manager_raft_no_longer_has_becomes_a_worker() {
+        let harness = Harness::start().await;
+        harness.add_manager("m1", 1).await;
+        // Left behind by `--force-new-cluster`: in the store, not in Raft.
+        let stale = harness.add_node("stale").await;
+        harness
+            .update_node(&stale, |n| {
+                n.manager_status = Some(shoal_proto::types::v1::ManagerStatus {
+                    raft_id: 7,
+                    ..Default::default()
+                });
+                n.spec.get_or_insert_with(Default::default).desired_role = NodeRole::Manager as i32;
+            })
+            .await;
+        harness
+            .until("the stale manager status cleared", |s| {
+                let node = &s.nodes[&stale];
+                let worker = node.spec.as_ref()?.desired_role == NodeRole::Worker as i32;
+                (node.manager_status.is_none() && worker).then_some(())
+            })
+            .await;
+    }
+}

@@ -214,3 +214,108 @@ fn host_ports_free(state: &State, task: &Task, node: &Node) -> bool {
             })
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use shoal_proto::types::v1::{NodeAvailability, NodeState, TaskState};
+
+    use crate::harness::{running, service, Harness};
+
+    fn per_node(harness: &Harness, service: &str) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for task in harness.store.view(|s| running(s, service)) {
+            *counts.entry(task.node_id).or_default() += 1;
+        }
+        counts
+    }
+
+    async fn running_n(harness: &Harness, service: &str, n: usize) {
+        harness
+            .until(&format!("{n} running"), |s| {
+                (running(s, service).len() == n).then_some(())
+            })
+            .await;
+    }
+
+    #[tokio::test]
+    async fn tasks_spread_over_nodes_by_service_then_by_total_load() {
+        let harness = Harness::start().await;
+        let a = harness.add_node("a").await;
+        let b = harness.add_node("b").await;
+        let c = harness.add_node("c").await;
+        let web = harness.create_service(service("web", "web", 6)).await;
+        running_n(&harness, &web, 6).await;
+        assert_eq!(
+            per_node(&harness, &web),
+            BTreeMap::from([(a.clone(), 2), (b.clone(), 2), (c.clone(), 2)])
+        );
+
+        // A new node has no tasks at all: the next service's tasks fill it
+        // first, then spread.
+        let d = harness.add_node("d").await;
+        let api = harness.create_service(service("api", "api", 5)).await;
+        running_n(&harness, &api, 5).await;
+        let api_nodes = per_node(&harness, &api);
+        assert_eq!(api_nodes[&d], 2, "{api_nodes:?}");
+        assert_eq!(api_nodes.values().sum::<usize>(), 5);
+        assert!(api_nodes.values().all(|n| *n >= 1), "{api_nodes:?}");
+    }
+
+    #[tokio::test]
+    async fn only_ready_active_nodes_that_meet_the_constraints_get_tasks() {
+        let harness = Harness::start().await;
+        let a = harness.add_node("a").await;
+        let drained = harness.add_node("drained").await;
+        let down = harness.add_node("down").await;
+        let labelled = harness.add_node("labelled").await;
+        harness
+            .update_node(&drained, |n| {
+                n.spec.get_or_insert_with(Default::default).availability =
+                    NodeAvailability::Drain as i32
+            })
+            .await;
+        harness
+            .update_node(&down, |n| {
+                n.status.get_or_insert_with(Default::default).state = NodeState::Down as i32
+            })
+            .await;
+        harness
+            .update_node(&labelled, |n| {
+                let spec = n.spec.get_or_insert_with(Default::default);
+                spec.labels.insert("disk".into(), "ssd".into());
+            })
+            .await;
+        let web = harness.create_service(service("web", "web", 4)).await;
+        running_n(&harness, &web, 4).await;
+        assert_eq!(
+            per_node(&harness, &web),
+            BTreeMap::from([(a.clone(), 2), (labelled.clone(), 2)])
+        );
+
+        let mut db = service("db", "db", 2);
+        db.task.as_mut().unwrap().constraints = vec!["node.labels.disk == ssd".into()];
+        let db = harness.create_service(db).await;
+        running_n(&harness, &db, 2).await;
+        assert_eq!(per_node(&harness, &db), BTreeMap::from([(labelled, 2)]));
+
+        // Nothing fits: the task waits with Swarm's reason, and is placed
+        // as soon as a node fits.
+        let mut pinned = service("pinned", "pinned", 1);
+        pinned.task.as_mut().unwrap().constraints = vec!["node.hostname == drained".into()];
+        let pinned = harness.create_service(pinned).await;
+        harness.settle().await;
+        let task = harness.tasks(&pinned).pop().unwrap();
+        assert_eq!(task.observed_state(), TaskState::Pending);
+        assert_eq!(task.status.unwrap().err, "no suitable node");
+        harness
+            .update_node(&drained, |n| {
+                n.spec.get_or_insert_with(Default::default).availability =
+                    NodeAvailability::Active as i32
+            })
+            .await;
+        running_n(&harness, &pinned, 1).await;
+        assert_eq!(per_node(&harness, &pinned), BTreeMap::from([(drained, 1)]));
+    }
+}

@@ -81,3 +81,73 @@ fn reap(state: &State, tx: &mut Tx) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shoal_proto::types::v1::{RestartPolicy, TaskState};
+
+    use super::HISTORY_PER_SLOT;
+    use crate::harness::{running, service, tasks_of, Harness, Script};
+
+    #[tokio::test]
+    async fn a_slot_keeps_its_last_dead_tasks_as_history() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        harness.script("crash", Script::Exit(2));
+        let mut spec = service("crash", "crash", 1);
+        spec.task.as_mut().unwrap().restart = Some(RestartPolicy {
+            delay_ms: Some(1_000),
+            ..Default::default()
+        });
+        let crash = harness.create_service(spec).await;
+        for _ in 0..10 {
+            harness.advance(Duration::from_secs(1)).await;
+        }
+        assert!(harness.created(&crash) >= 10);
+        let tasks = harness.tasks(&crash);
+        let history: Vec<_> = tasks
+            .iter()
+            .filter(|t| t.desired_state == TaskState::Shutdown as i32)
+            .collect();
+        assert_eq!(history.len(), HISTORY_PER_SLOT, "{tasks:?}");
+        // The newest are kept: they are the ones `service ps` shows.
+        let newest_created = |t: &shoal_proto::types::v1::Task| t.meta.clone().unwrap().created_at;
+        let oldest_kept = history.iter().map(|t| newest_created(t)).min().unwrap();
+        assert!(
+            oldest_kept >= harness.clock.now() - 7_000,
+            "old history kept"
+        );
+        assert_eq!(
+            tasks.len(),
+            HISTORY_PER_SLOT + 1,
+            "and the slot's current task"
+        );
+    }
+
+    #[tokio::test]
+    async fn the_tasks_of_a_removed_service_go_once_they_are_down() {
+        let harness = Harness::start().await;
+        let node = harness.add_node("n1").await;
+        let web = harness.create_service(service("web", "web", 3)).await;
+        harness
+            .until("3 running", |s| (running(s, &web).len() == 3).then_some(()))
+            .await;
+        // The node's agent is gone: its tasks cannot be confirmed down.
+        harness.stop_agent(&node);
+        harness.remove_service(&web).await;
+        harness.settle().await;
+        assert_eq!(harness.tasks(&web).len(), 3, "deleted while they may run");
+        assert!(harness
+            .tasks(&web)
+            .iter()
+            .all(|t| t.desired_state == TaskState::Remove as i32));
+        harness.start_agent(&node);
+        harness
+            .until("every task of the removed service deleted", |s| {
+                tasks_of(s, &web).is_empty().then_some(())
+            })
+            .await;
+    }
+}

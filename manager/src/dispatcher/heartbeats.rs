@@ -52,16 +52,21 @@ impl Heartbeats {
     }
 
     /// Starts the grace clock for a node known from the store (a new leader
-    /// does not know who was alive): it must open a session in time.
+    /// does not know who was alive): it must open a session, or beat on the
+    /// one it has, in time. What this manager saw in an earlier term of
+    /// leadership counts for nothing.
     pub fn expect(&self, node_id: &str) {
+        let now = self.clock.now();
         let mut sessions = self.sessions.lock().unwrap_or_else(|e| e.into_inner());
-        sessions
+        let session = sessions
             .entry(node_id.to_string())
             .or_insert_with(|| Session {
                 id: String::new(),
-                last: self.clock.now(),
+                last: now,
                 expired: false,
             });
+        session.last = now;
+        session.expired = false;
     }
 
     pub fn valid(&self, node_id: &str, session_id: &str) -> bool {

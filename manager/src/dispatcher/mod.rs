@@ -10,11 +10,11 @@ mod network_view;
 mod node_health;
 mod status_batcher;
 
-use std::sync::Arc;
 use shoal_identity::{PeerIdentity, Role};
 use shoal_proto::dispatcher::v1::dispatcher_server::Dispatcher as DispatcherRpc;
 use shoal_proto::dispatcher::v1::*;
 use shoal_proto::types::v1::{NodeState, NodeStatus};
+use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
@@ -172,4 +172,3 @@ impl DispatcherRpc for Dispatcher {
         Ok(Response::new(ReceiverStream::new(rx)))
     }
 }
-

@@ -73,3 +73,58 @@ impl Component for NodeHealth {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use shoal_proto::types::v1::NodeState;
+
+    use crate::harness::{Harness, HEARTBEAT};
+
+    fn state(harness: &Harness, node: &str) -> NodeState {
+        let node = harness.node(node);
+        NodeState::try_from(node.status.unwrap().state).unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_node_is_down_once_it_misses_heartbeats_for_the_grace_period() {
+        let harness = Harness::start().await;
+        let alive = harness.add_node("alive").await;
+        let silent = harness.add_node("silent").await;
+        harness.stop_agent(&silent);
+        // Three periods (15 s) of grace: still ready just before.
+        harness
+            .advance(HEARTBEAT * 3 - Duration::from_millis(1))
+            .await;
+        assert_eq!(state(&harness, &silent), NodeState::Ready);
+        // Seen within a period after the grace ran out.
+        harness.advance(HEARTBEAT + Duration::from_millis(1)).await;
+        assert_eq!(state(&harness, &silent), NodeState::Down);
+        let node = harness.node(&silent);
+        assert_eq!(node.status.unwrap().message, "heartbeat failure");
+        // A node that beats stays ready however long it runs.
+        harness.advance(Duration::from_secs(3600)).await;
+        assert_eq!(state(&harness, &alive), NodeState::Ready);
+    }
+
+    #[tokio::test]
+    async fn a_new_leader_gives_every_known_node_the_grace_period() {
+        let harness = Harness::start().await;
+        let node = harness.add_node("n1").await;
+        harness.stop_agent(&node);
+        harness.step_down();
+        harness.advance(Duration::from_secs(3600)).await;
+        // Nobody leads: nobody judges.
+        assert_eq!(state(&harness, &node), NodeState::Ready);
+        harness.lead().await;
+        harness.advance(HEARTBEAT * 3).await;
+        assert_eq!(
+            state(&harness, &node),
+            NodeState::Ready,
+            "down before its grace"
+        );
+        harness.advance(HEARTBEAT).await;
+        assert_eq!(state(&harness, &node), NodeState::Down);
+    }
+}

@@ -89,7 +89,7 @@ impl Harness {
         let created = Arc::<Mutex<HashMap<String, usize>>>::default();
         let recorder = tokio::spawn(record_creations(store.subscribe(), created.clone()));
         let supervisor = Supervisor::start(env.clone(), specs, restarts.clone());
-        Harness {
+        let harness = Harness {
             created,
             recorder,
             statuses: crate::dispatcher::status_batcher(store.clone()),
@@ -102,7 +102,9 @@ impl Harness {
             agents: Mutex::default(),
             env,
             supervisor: Mutex::new(Some(supervisor)),
-        }
+        };
+        components_started().await;
+        harness
     }
 
     /// A ready, active worker node with a fake agent; returns its id.
@@ -177,13 +179,14 @@ impl Harness {
         *self.supervisor.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
-    pub fn lead(&self) {
+    pub async fn lead(&self) {
         let supervisor = Supervisor::start(
             self.env.clone(),
             crate::leader::components(),
             self.restarts.clone(),
         );
         *self.supervisor.lock().unwrap_or_else(|e| e.into_inner()) = Some(supervisor);
+        components_started().await;
     }
 
     /// Moves the clock. Nodes whose agent runs beat at the new time before
@@ -324,6 +327,33 @@ impl Harness {
         id
     }
 
+    /// A network of the cluster (as `network create` makes one); returns its id.
+    pub async fn add_network(&self, name: &str, subnet: &str, gateway: &str) -> String {
+        let id = format!("network-{name}");
+        let network = Network {
+            meta: Some(Meta {
+                id: id.clone(),
+                ..Default::default()
+            }),
+            spec: Some(NetworkSpec {
+                name: name.into(),
+                driver: "overlay".into(),
+                ..Default::default()
+            }),
+            vni: 4200,
+            subnet: subnet.into(),
+            gateway: gateway.into(),
+        };
+        self.store
+            .update(|_, tx| {
+                tx.put(network);
+                Ok(())
+            })
+            .await
+            .expect("write the network");
+        id
+    }
+
     /// Changes a node as `node update` (or the node itself) would.
     pub async fn update_node(&self, id: &str, change: impl FnOnce(&mut Node)) {
         let mut node = self.node(id);
@@ -367,6 +397,15 @@ impl Drop for Harness {
     }
 }
 
+/// Lets freshly spawned components run up to their first wait (harness
+/// tests run on one thread: they run only when the test yields), so that
+/// the clock moves only after they read it.
+async fn components_started() {
+    for _ in 0..32 {
+        tokio::task::yield_now().await;
+    }
+}
+
 async fn record_creations(
     mut events: tokio::sync::broadcast::Receiver<Arc<crate::store::Event>>,
     created: Arc<Mutex<HashMap<String, usize>>>,
@@ -397,8 +436,7 @@ pub fn running(state: &State, service_id: &str) -> Vec<Task> {
     tasks_of(state, service_id)
         .into_iter()
         .filter(|t| {
-            t.desired_state == TaskState::Running as i32
-                && t.observed_state() == TaskState::Running
+            t.desired_state == TaskState::Running as i32 && t.observed_state() == TaskState::Running
         })
         .collect()
 }
@@ -489,4 +527,3 @@ fn default_network() -> Network {
         gateway: gateway.into(),
     }
 }
-

@@ -188,7 +188,9 @@ mod tests {
         harness.add_node("n1").await;
         let web = harness.create_service(service("web", "web:v1", 1)).await;
         harness
-            .until("web running", |s| (running(s, &web).len() == 1).then_some(()))
+            .until("web running", |s| {
+                (running(s, &web).len() == 1).then_some(())
+            })
             .await;
 
         trip.notify_one();

@@ -34,7 +34,11 @@ fn counted(policy: &RestartPolicy, restarted_at: &[i64], now: i64) -> Vec<i64> {
     } else {
         i64::MIN
     };
-    let mut kept: Vec<i64> = restarted_at.iter().copied().filter(|t| *t >= since).collect();
+    let mut kept: Vec<i64> = restarted_at
+        .iter()
+        .copied()
+        .filter(|t| *t >= since)
+        .collect();
     let max = usize::try_from(policy.max_attempts).unwrap_or(usize::MAX);
     if kept.len() > max {
         kept.drain(..kept.len() - max);
@@ -262,7 +266,39 @@ mod tests {
         harness.settle().await;
         harness.advance(Duration::from_secs(60)).await;
         assert_eq!(harness.created(&crash), 8, "restarted past max_attempts");
-        assert!(harness.tasks(&crash).len() <= 6, "the history limit still holds");
+        assert!(
+            harness.tasks(&crash).len() <= 6,
+            "the history limit still holds"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_task_the_node_rejects_is_a_failure() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        harness.script("missing", Script::Reject);
+        let missing = harness
+            .create_service(with_restart(
+                service("missing", "missing", 1),
+                RestartPolicy {
+                    condition: Condition::OnFailure as i32,
+                    delay_ms: Some(0),
+                    max_attempts: 2,
+                    ..Default::default()
+                },
+            ))
+            .await;
+        harness
+            .until("the first run and 2 restarts, all rejected", |s| {
+                let last = tasks_of(s, &missing).pop()?;
+                (last.restarted_at.len() == 2 && last.observed_state() == TaskState::Rejected)
+                    .then_some(())
+            })
+            .await;
+        harness.settle().await;
+        assert_eq!(harness.created(&missing), 3);
+        let last = harness.tasks(&missing).pop().unwrap();
+        assert_eq!(last.status.unwrap().err, "No such image: missing");
     }
 
     #[tokio::test]

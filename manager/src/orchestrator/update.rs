@@ -249,7 +249,9 @@ mod tests {
         assert_eq!(update_state(&harness, &web), UpdateState::Updating);
 
         harness.script("web:v2", Script::Run);
-        harness.report(&id(&starting[0]), TaskState::Running, 0).await;
+        harness
+            .report(&id(&starting[0]), TaskState::Running, 0)
+            .await;
         all_running(&harness, &web, "web:v2", 3).await;
         harness
             .until("the update completed", |s| {
@@ -275,7 +277,11 @@ mod tests {
         all_running(&harness, &web, "web:v1", 3).await;
         roll_to(&harness, &web, "web:v2", false).await;
         harness.settle().await;
-        assert_eq!(count(&harness, &web, "web:v1", TaskState::Running), 3, "stopped first");
+        assert_eq!(
+            count(&harness, &web, "web:v1", TaskState::Running),
+            3,
+            "stopped first"
+        );
         let new: Vec<_> = harness
             .tasks(&web)
             .into_iter()
@@ -321,7 +327,10 @@ mod tests {
         roll_to(&harness, &web, "web:v2", false).await;
         harness
             .until("the first batch of 2 running", |s| {
-                let v2 = running(s, &web).iter().filter(|t| image(t) == "web:v2").count();
+                let v2 = running(s, &web)
+                    .iter()
+                    .filter(|t| image(t) == "web:v2")
+                    .count();
                 (v2 == 2).then_some(())
             })
             .await;
@@ -365,14 +374,20 @@ mod tests {
                 })
                 .await;
             harness.settle().await;
-            assert_eq!(count(&harness, service, "web:v2", TaskState::Failed), failures);
+            assert_eq!(
+                count(&harness, service, "web:v2", TaskState::Failed),
+                failures
+            );
             assert_eq!(
                 count(&harness, service, "web:v1", TaskState::Running),
                 4 - failures,
                 "slots moved on after the pause"
             );
             let message = harness.service(service).update_status.unwrap().message;
-            assert!(message.starts_with("update paused due to failure"), "{message}");
+            assert!(
+                message.starts_with("update paused due to failure"),
+                "{message}"
+            );
         }
     }
 
@@ -398,7 +413,11 @@ mod tests {
             })
             .await;
         let tasks = harness.store.view(crate::harness::describe_tasks);
-        assert_eq!(count(&harness, &web, "web:v2", TaskState::Failed), 3, "{tasks}");
+        assert_eq!(
+            count(&harness, &web, "web:v2", TaskState::Failed),
+            3,
+            "{tasks}"
+        );
         assert_eq!(count(&harness, &web, "web:v1", TaskState::Running), 0);
     }
 
@@ -426,7 +445,9 @@ mod tests {
         all_running(&harness, &web, "web:v1", 3).await;
         let service = harness.service(&web);
         let spec_image = |spec: Option<ServiceSpec>| {
-            spec.and_then(|s| s.task?.container).map(|c| c.image).unwrap_or_default()
+            spec.and_then(|s| s.task?.container)
+                .map(|c| c.image)
+                .unwrap_or_default()
         };
         assert_eq!(spec_image(service.spec), "web:v1");
         assert_eq!(spec_image(service.previous_spec), "web:v2");
