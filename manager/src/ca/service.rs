@@ -16,7 +16,6 @@ use shoal_proto::types::v1::{
 use tonic::{Request, Response, Status};
 
 use super::{CaState, RootCa};
-use crate::controlapi::to_status;
 use crate::rolemanager::issuable_role;
 use crate::store::{State, Store, StoreError};
 
@@ -58,7 +57,7 @@ impl CaService {
                 Ok(())
             })
             .await
-            .map_err(to_status)
+            .map_err(Status::from)
     }
 }
 
@@ -113,7 +112,7 @@ impl CertificateAuthority for CaService {
         let root_ca_pem = self
             .store
             .view(|s| root_ca(s).map(|ca| ca.cert_pem))
-            .map_err(to_status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(GetRootCertificateResponse { root_ca_pem }))
     }
 
@@ -136,9 +135,9 @@ impl CertificateAuthority for CaService {
                     .and_then(|c| c.meta.clone())
                     .unwrap_or_default()
                     .id;
-                Ok((role, CaState::of(s)?, cluster_id, cert_expiry(s)))
+                Ok::<_, StoreError>((role, CaState::of(s)?, cluster_id, cert_expiry(s)))
             })
-            .map_err(to_status)?;
+            .map_err(Status::from)?;
         let peer = PeerIdentity {
             node_id: node_id.clone(),
             role,
@@ -194,7 +193,7 @@ impl CertificateAuthority for CaService {
                 Ok(())
             })
             .await
-            .map_err(to_status)?;
+            .map_err(Status::from)?;
         tracing::info!("node {node_id} ({hostname}, {addr}) joined as {role:?}");
         Ok(Response::new(IssueNodeCertificateResponse {
             node_id,
@@ -213,13 +212,13 @@ impl CertificateAuthority for CaService {
         let (ca, role, validity) = self
             .store
             .view(|s| {
-                Ok((
+                Ok::<_, StoreError>((
                     CaState::of(s)?,
                     s.nodes.get(&peer.node_id).map(issuable_role),
                     cert_expiry(s),
                 ))
             })
-            .map_err(to_status)?;
+            .map_err(Status::from)?;
         let Some(role) = role else {
             return Err(Status::permission_denied(format!(
                 "node {} is not part of this cluster (removed?)",

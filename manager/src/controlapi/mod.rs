@@ -6,8 +6,10 @@
 
 mod bundles;
 mod nodes;
+pub mod port;
 mod secrets;
 pub(crate) mod services;
+mod settings;
 mod stacks;
 pub(crate) mod validate;
 
@@ -19,24 +21,24 @@ use shoal_proto::control::v1::*;
 use shoal_proto::types::v1::{Service, TaskState};
 use tonic::{Request, Response, Status};
 
-use crate::runtime::Manager;
 use crate::store::{State, StoreError};
+use port::ManagerNode;
 
 pub struct ControlApi {
-    manager: Arc<Manager>,
+    manager: Arc<dyn ManagerNode>,
     /// Calls over the local unix socket come from root on this host.
     local: bool,
 }
 
 impl ControlApi {
-    pub fn local(manager: Arc<Manager>) -> Self {
+    pub fn local(manager: Arc<dyn ManagerNode>) -> Self {
         ControlApi {
             manager,
             local: true,
         }
     }
 
-    pub fn remote(manager: Arc<Manager>) -> Self {
+    pub fn remote(manager: Arc<dyn ManagerNode>) -> Self {
         ControlApi {
             manager,
             local: false,
@@ -53,8 +55,8 @@ impl ControlApi {
         }
         let peer = shoal_identity::peer_of(request)
             .ok_or_else(|| Status::unauthenticated("the control API needs a client certificate"))?;
-        let running = self.manager.running().map_err(to_status)?;
-        if peer.cluster_id != running.cluster_id {
+        let member = self.manager.member()?;
+        if peer.cluster_id != member.cluster_id() {
             return Err(Status::permission_denied(
                 "the certificate belongs to another cluster",
             ));
@@ -70,7 +72,7 @@ impl ControlApi {
             }
         };
         if matches!(peer.role, Role::Admin | Role::Deployer | Role::Viewer) {
-            let bundle = running.store.view(|s| {
+            let bundle = member.store().view(|s| {
                 s.cluster().and_then(|c| {
                     c.client_bundles
                         .iter()
@@ -104,17 +106,17 @@ impl ControlApi {
     }
 
     async fn read<R>(&self, f: impl FnOnce(&State) -> Result<R, StoreError>) -> Result<R, Status> {
-        let running = self.manager.running().map_err(to_status)?;
-        running.linearize().await.map_err(to_status)?;
-        running.store.view(f).map_err(to_status)
+        let member = self.manager.member()?;
+        member.linearize().await?;
+        Ok(member.store().view(f)?)
     }
 
     async fn write<R>(
         &self,
         f: impl FnOnce(&State, &mut crate::store::Tx) -> Result<R, StoreError>,
     ) -> Result<R, Status> {
-        let running = self.manager.running().map_err(to_status)?;
-        running.store.update(f).await.map_err(to_status)
+        let member = self.manager.member()?;
+        Ok(member.store().update(f).await?)
     }
 }
 
@@ -146,17 +148,6 @@ impl Permission {
     }
 }
 
-pub fn to_status(e: StoreError) -> Status {
-    match e {
-        StoreError::NotFound(m) => Status::not_found(m),
-        StoreError::AlreadyExists(m) => Status::already_exists(m),
-        StoreError::InvalidArgument(m) => Status::invalid_argument(m),
-        StoreError::Conflict(m) => Status::aborted(m),
-        StoreError::Unavailable(m) => Status::unavailable(m),
-        StoreError::Internal(m) => Status::internal(m),
-    }
-}
-
 fn label_matches(labels: &std::collections::HashMap<String, String>, filter: &str) -> bool {
     match filter.split_once('=') {
         Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
@@ -183,30 +174,18 @@ impl Control for ControlApi {
             ));
         }
         let request = request.into_inner();
-        if request.force_new_cluster && self.manager.running().is_ok() {
-            let (cluster_id, node_id) = self
-                .manager
-                .clone()
-                .force_new_cluster()
-                .await
-                .map_err(to_status)?;
+        if let Some(spec) = &request.spec {
+            validate::heartbeat_period(spec.heartbeat_period_ms)?;
+        }
+        if request.force_new_cluster && self.manager.member().is_ok() {
+            let (cluster_id, node_id) = self.manager.force_new_cluster().await?;
             return Ok(Response::new(InitClusterResponse {
                 cluster_id,
                 node_id,
                 unlock_key: String::new(),
             }));
         }
-        let (cluster_id, node_id, unlock_key) = self
-            .manager
-            .clone()
-            .init(request)
-            .await
-            .map_err(to_status)?;
-        Ok(Response::new(InitClusterResponse {
-            cluster_id,
-            node_id,
-            unlock_key: unlock_key.map(|k| k.to_string()).unwrap_or_default(),
-        }))
+        Ok(Response::new(self.manager.init(request).await?))
     }
 
     async fn join_cluster(
@@ -218,12 +197,7 @@ impl Control for ControlApi {
                 "joining is only possible through the local socket of the manager",
             ));
         }
-        let node_id = self
-            .manager
-            .clone()
-            .join(request.into_inner())
-            .await
-            .map_err(to_status)?;
+        let node_id = self.manager.join(request.into_inner()).await?;
         Ok(Response::new(JoinClusterResponse { node_id }))
     }
 
@@ -237,7 +211,7 @@ impl Control for ControlApi {
             ));
         }
         let key = request.into_inner().unlock_key;
-        self.manager.clone().unlock(&key).await.map_err(to_status)?;
+        self.manager.unlock(&key).await?;
         Ok(Response::new(UnlockClusterResponse {}))
     }
 
@@ -248,22 +222,7 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Admin)?;
         let autolock = request.into_inner().autolock;
         let unlock_key = self
-            .write(|state, tx| {
-                let mut cluster = state.cluster().cloned().ok_or_else(|| {
-                    StoreError::Unavailable("the cluster is not initialised".into())
-                })?;
-                let spec = cluster.spec.get_or_insert_with(Default::default);
-                spec.autolock = autolock;
-                if autolock && cluster.unlock_key.is_empty() {
-                    cluster.unlock_key = crate::seal::UnlockKey::generate().to_string();
-                }
-                if !autolock {
-                    cluster.unlock_key.clear();
-                }
-                let key = cluster.unlock_key.clone();
-                tx.put(cluster);
-                Ok(key)
-            })
+            .write(|state, tx| settings::set_autolock(state, tx, autolock))
             .await?;
         Ok(Response::new(UnlockKeyResponse { unlock_key }))
     }
@@ -294,20 +253,9 @@ impl Control for ControlApi {
         request: Request<UpdateCertExpiryRequest>,
     ) -> Result<Response<UpdateCertExpiryResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
-        let hours = validate::cert_expiry(request.into_inner().expiry_ms).map_err(to_status)?;
-        self.write(|state, tx| {
-            let mut cluster = state
-                .cluster()
-                .cloned()
-                .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
-            cluster
-                .spec
-                .get_or_insert_with(Default::default)
-                .cert_expiry_hours = hours;
-            tx.put(cluster);
-            Ok(())
-        })
-        .await?;
+        let hours = validate::cert_expiry(request.into_inner().expiry_ms).map_err(Status::from)?;
+        self.write(|state, tx| settings::set_cert_expiry(state, tx, hours))
+            .await?;
         Ok(Response::new(UpdateCertExpiryResponse {}))
     }
 
@@ -318,25 +266,7 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Admin)?;
         let rotate = request.into_inner().rotate;
         let unlock_key = self
-            .write(|state, tx| {
-                let mut cluster = state
-                    .cluster()
-                    .cloned()
-                    .ok_or_else(|| StoreError::Unavailable("the cluster is not initialised".into()))?;
-                let autolock = cluster.spec.as_ref().is_some_and(|s| s.autolock);
-                if !autolock {
-                    return Err(StoreError::InvalidArgument(
-                        "autolock is off: no unlock key (turn it on with `shoal swarm update --autolock=true`)".into(),
-                    ));
-                }
-                if rotate {
-                    cluster.unlock_key = crate::seal::UnlockKey::generate().to_string();
-                    let key = cluster.unlock_key.clone();
-                    tx.put(cluster);
-                    return Ok(key);
-                }
-                Ok(cluster.unlock_key.clone())
-            })
+            .write(|state, tx| settings::unlock_key(state, tx, rotate))
             .await?;
         Ok(Response::new(UnlockKeyResponse { unlock_key }))
     }
@@ -402,11 +332,11 @@ impl Control for ControlApi {
                 .map_err(|_| Status::invalid_argument(format!("unknown node role {role}")))?,
             None => return Err(Status::invalid_argument("nothing to update: give a role")),
         };
-        let running = self.manager.running().map_err(to_status)?.clone();
+        let member = self.manager.member()?;
         let (node, changed) = self
             .write(|state, tx| {
                 nodes::set_role(state, tx, &request.node, role, |raft_id| {
-                    running.removal_refusal(state, raft_id)
+                    member.removal_refusal(state, raft_id)
                 })
             })
             .await?;
@@ -425,11 +355,7 @@ impl Control for ControlApi {
                 "swarm leave is only possible through the local socket of the manager",
             ));
         }
-        self.manager
-            .clone()
-            .leave(request.into_inner().force)
-            .await
-            .map_err(to_status)?;
+        self.manager.leave(request.into_inner().force).await?;
         Ok(Response::new(LeaveClusterResponse {}))
     }
 
@@ -438,13 +364,7 @@ impl Control for ControlApi {
         request: Request<GetJoinTokensRequest>,
     ) -> Result<Response<GetJoinTokensResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
-        let tokens = self
-            .read(|s| {
-                Ok(s.cluster()
-                    .and_then(|c| c.join_tokens.clone())
-                    .unwrap_or_default())
-            })
-            .await?;
+        let tokens = self.read(|s| Ok(settings::join_tokens(s))).await?;
         Ok(Response::new(self.tokens_response(tokens)))
     }
 
@@ -455,23 +375,7 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Admin)?;
         let role = request.into_inner().role;
         let tokens = self
-            .write(|state, tx| {
-                let mut cluster = state.cluster().cloned().ok_or_else(|| {
-                    StoreError::Unavailable("the cluster is not initialised".into())
-                })?;
-                let digest = shoal_identity::join::ca_digest(&cluster.root_ca_pem)
-                    .map_err(|e| StoreError::Internal(e.to_string()))?;
-                let fresh = shoal_identity::join::JoinToken::generate(&digest).to_string();
-                let tokens = cluster.join_tokens.get_or_insert_with(Default::default);
-                if role == shoal_proto::types::v1::NodeRole::Manager as i32 {
-                    tokens.manager = fresh;
-                } else {
-                    tokens.worker = fresh;
-                }
-                let tokens = tokens.clone();
-                tx.put(cluster);
-                Ok(tokens)
-            })
+            .write(|state, tx| settings::rotate_join_token(state, tx, role))
             .await?;
         Ok(Response::new(self.tokens_response(tokens)))
     }
@@ -482,10 +386,8 @@ impl Control for ControlApi {
     ) -> Result<Response<CreateClientBundleResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
         let request = request.into_inner();
-        let running = self.manager.running().map_err(to_status)?;
-        let response = bundles::create(&running.store, &running.cluster_id, request)
-            .await
-            .map_err(to_status)?;
+        let member = self.manager.member()?;
+        let response = bundles::create(member.store(), member.cluster_id(), request).await?;
         Ok(Response::new(response))
     }
 
@@ -596,16 +498,15 @@ impl Control for ControlApi {
             .into_inner()
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
-        validate::service_spec(&spec).map_err(to_status)?;
+        validate::service_spec(&spec).map_err(Status::from)?;
         let id = crate::ids::new_id();
         let service = self
             .write(|state, tx| services::create(state, tx, &id, spec))
             .await?;
         let service = self
             .manager
-            .running()
-            .map_err(to_status)?
-            .store
+            .member()?
+            .store()
             .view(|s| s.services.get(&id).cloned().unwrap_or(service));
         Ok(Response::new(CreateServiceResponse {
             service: Some(service),
@@ -664,7 +565,7 @@ impl Control for ControlApi {
         let spec = request
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
-        validate::service_spec(&spec).map_err(to_status)?;
+        validate::service_spec(&spec).map_err(Status::from)?;
         let id = request.service_id.clone();
         self.write(|state, tx| {
             let current = state
@@ -704,7 +605,7 @@ impl Control for ControlApi {
             return Err(Status::invalid_argument("a stack needs a name"));
         }
         for spec in &request.services {
-            validate::service_spec(spec).map_err(to_status)?;
+            validate::service_spec(spec).map_err(Status::from)?;
         }
         let changes = self
             .write(|state, tx| stacks::deploy(state, tx, request))

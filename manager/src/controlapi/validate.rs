@@ -507,12 +507,8 @@ pub fn secret_spec(spec: &SecretSpec) -> Result<(), StoreError> {
     )
 }
 
-/// The dispatcher heartbeat period of a cluster spec (0: the default).
-///
-/// Not called yet: the API takes it in `InitClusterRequest.spec`, which
-/// `init_cluster` hands to `runtime::Manager::init` unchecked; the call
-/// belongs there (`validate::heartbeat_period(spec.heartbeat_period_ms)`).
-#[allow(dead_code)]
+/// The dispatcher heartbeat period of a cluster spec (0: the default),
+/// checked by `init_cluster`.
 pub fn heartbeat_period(period_ms: u32) -> Result<(), StoreError> {
     if period_ms == 0 {
         return Ok(());

@@ -18,7 +18,6 @@ use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
-use crate::controlapi::to_status;
 use crate::store::{Store, StoreError};
 
 #[cfg(test)]
@@ -116,7 +115,7 @@ impl DispatcherRpc for Dispatcher {
                 Ok(())
             })
             .await
-            .map_err(to_status)?;
+            .map_err(Status::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
         tokio::spawn(assignments::stream(
             self.store.clone(),
@@ -158,7 +157,7 @@ impl DispatcherRpc for Dispatcher {
         self.statuses
             .submit(peer.node_id, request.updates)
             .await
-            .map_err(to_status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(UpdateTaskStatusResponse {}))
     }
 

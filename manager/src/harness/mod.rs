@@ -63,7 +63,7 @@ impl Harness {
     /// Every leader component running, a cluster with its default
     /// network, no nodes yet.
     pub async fn start() -> Harness {
-        Self::start_with(crate::leader::components()).await
+        Self::start_with(crate::runtime::leader_components()).await
     }
 
     /// The harness with these components (a test may wrap one).
@@ -182,7 +182,7 @@ impl Harness {
     pub async fn lead(&self) {
         let supervisor = Supervisor::start(
             self.env.clone(),
-            crate::leader::components(),
+            crate::runtime::leader_components(),
             self.restarts.clone(),
         );
         *self.supervisor.lock().unwrap_or_else(|e| e.into_inner()) = Some(supervisor);

@@ -20,6 +20,9 @@ use crate::store::Store;
 
 pub use supervisor::{Restarts, Spec, Supervisor};
 
+// The set of components is the runtime's to choose
+// (`runtime::leader_components`): this module only gives them one shape.
+
 /// What leader components are built from.
 #[derive(Clone)]
 pub struct LeaderEnv {
@@ -34,17 +37,4 @@ pub trait Component: Sized + Send + 'static {
     const NAME: &'static str;
     fn build(env: &LeaderEnv) -> Self;
     fn run(self) -> impl Future<Output = Result<(), ManagerError>> + Send;
-}
-
-/// Every leader component, in no particular order (they only share the store).
-pub fn components() -> Vec<Spec> {
-    vec![
-        Spec::of::<crate::orchestrator::Orchestrator>(),
-        Spec::of::<crate::allocator::Allocator>(),
-        Spec::of::<crate::scheduler::Scheduler>(),
-        Spec::of::<crate::taskreaper::TaskReaper>(),
-        Spec::of::<crate::ca::Finisher>(),
-        Spec::of::<crate::rolemanager::RoleManager>(),
-        Spec::of::<crate::dispatcher::NodeHealth>(),
-    ]
 }

@@ -140,7 +140,7 @@ mod tests {
 
     use super::*;
     use crate::harness::{running, service, tasks_of, Harness, Logs};
-    use crate::leader::components;
+    use crate::runtime::leader_components as components;
     use crate::scheduler::Scheduler;
     use shoal_proto::types::v1::TaskState;
 

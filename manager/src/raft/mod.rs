@@ -8,7 +8,6 @@
 #![allow(clippy::result_large_err)]
 
 mod contacts;
-mod group;
 mod log_store;
 mod network;
 mod service;
@@ -25,7 +24,6 @@ use shoal_proto::raft::v1::WriteBatch;
 use crate::store::{Proposer, StoreError};
 
 pub use contacts::{removal_breaks_quorum, Contacts};
-pub use group::Group;
 pub use log_store::LogStore;
 pub use network::Network;
 pub use service::{raft_id_of, RaftService};

@@ -215,7 +215,7 @@ impl RaftRpc for RaftService {
                 Ok(())
             })
             .await
-            .map_err(crate::controlapi::to_status)?;
+            .map_err(Status::from)?;
         Ok(Response::new(JoinRaftResponse {
             raft_id,
             leader_addr: String::new(),

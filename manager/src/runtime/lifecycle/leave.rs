@@ -9,7 +9,8 @@ use std::time::Duration;
 use openraft::BasicNode;
 use shoal_proto::types::v1::NodeRole;
 
-use super::{create_private_dir, read_manager_identity, Manager, Running};
+use crate::error::{Context, ManagerError};
+use crate::runtime::{create_private_dir, read_manager_identity, Manager, Running};
 use crate::seal::KeyFiles;
 use crate::store::StoreError;
 
@@ -19,16 +20,15 @@ impl Manager {
     /// of the cluster's state (as far as this manager has it). The other
     /// managers are dropped from Raft; the leader's role reconciler turns
     /// them into workers. The process restarts in place to run it.
-    pub async fn force_new_cluster(self: Arc<Self>) -> Result<(String, String), StoreError> {
+    pub async fn force_new_cluster(self: Arc<Self>) -> Result<(String, String), ManagerError> {
         let _serial = self.init_lock.lock().await;
         let running = self.running()?.clone();
-        let me = read_manager_identity(&self.config.state_dir)
-            .map_err(|e| StoreError::Internal(e.to_string()))?;
+        let me = read_manager_identity(&self.config.state_dir)?;
         running
             .raft
             .shutdown()
             .await
-            .map_err(|e| StoreError::Internal(format!("stop raft: {e}")))?;
+            .map_err(|e| ManagerError::raft("stop raft", e))?;
         let node = BasicNode {
             addr: me.advertise_addr.clone(),
         };
@@ -36,7 +36,7 @@ impl Manager {
             .log_store
             .force_single_voter(me.raft_id, node)
             .await
-            .map_err(|e| StoreError::Internal(format!("rewrite the raft membership: {e}")))?;
+            .map_err(|e| ManagerError::raft("rewrite the raft membership", e))?;
         let dek = running.dek.clone();
         // Answer the caller first; the new process image serves the next call.
         tokio::spawn(async move {
@@ -52,7 +52,7 @@ impl Manager {
     /// leaves the Raft group (as far as the group lets it, with `force`),
     /// forgets the cluster's state and restarts in place, idle. Without
     /// `force` a Raft member is refused with Swarm's quorum warning.
-    pub async fn leave(self: Arc<Self>, force: bool) -> Result<(), StoreError> {
+    pub async fn leave(self: Arc<Self>, force: bool) -> Result<(), ManagerError> {
         let _serial = self.init_lock.lock().await;
         let running = match self.running.get() {
             Some(running) => running.clone(),
@@ -60,9 +60,7 @@ impl Manager {
                 return self.forget_and_restart().await;
             }
             None => {
-                return Err(StoreError::NotFound(
-                    "this node is not a swarm manager".into(),
-                ))
+                return Err(StoreError::NotFound("this node is not a swarm manager".into()).into())
             }
         };
         // A running manager is taken for a member: Raft's view may lag a
@@ -73,7 +71,7 @@ impl Manager {
             let mut message = "You are attempting to leave the swarm on a node that is participating as a manager. ".to_string();
             if voters.len() == 1 {
                 message += "Removing the last manager erases all current state of the swarm. Use `--force` to ignore this message.";
-                return Err(StoreError::InvalidArgument(message));
+                return Err(StoreError::InvalidArgument(message).into());
             }
             let breaks_quorum = running
                 .store
@@ -87,7 +85,7 @@ impl Manager {
                 );
             }
             message += "The only way to restore a swarm that has lost consensus is to reinitialize it with `--force-new-cluster`. Use `--force` to suppress this message.";
-            return Err(StoreError::InvalidArgument(message));
+            return Err(StoreError::InvalidArgument(message).into());
         }
         if voters.len() > 1 {
             self.ask_to_leave_raft(&running).await;
@@ -138,7 +136,7 @@ impl Manager {
         }
     }
 
-    async fn forget_and_restart(&self) -> Result<(), StoreError> {
+    async fn forget_and_restart(&self) -> Result<(), ManagerError> {
         if let Some(running) = self.running.get() {
             running.keykeeper.abort();
         }
@@ -148,14 +146,11 @@ impl Manager {
         while let Err(e) = std::fs::remove_dir_all(dir) {
             attempt += 1;
             if attempt == 20 {
-                return Err(StoreError::Internal(format!(
-                    "remove {}: {e}",
-                    dir.display()
-                )));
+                return Err(e).context(format!("remove {}", dir.display()));
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        create_private_dir(dir).map_err(|e| StoreError::Internal(e.to_string()))?;
+        create_private_dir(dir)?;
         tracing::info!("left the swarm: manager state removed");
         tokio::spawn(async move {
             tokio::time::sleep(Duration::from_millis(200)).await;
