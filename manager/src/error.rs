@@ -4,7 +4,6 @@
 
 use tonic::Status;
 
-use crate::ca::CaError;
 use crate::seal::SealError;
 use crate::store::StoreError;
 
@@ -40,12 +39,6 @@ pub enum ManagerError {
         context: String,
         #[source]
         source: SealError,
-    },
-    #[error("{context}")]
-    Ca {
-        context: String,
-        #[source]
-        source: CaError,
     },
     /// Reaching another manager (joining, read index) failed.
     #[error("{context}")]
@@ -85,7 +78,6 @@ context_for!(
     std::io::Error => Io,
     sled::Error => Db,
     SealError => Seal,
-    CaError => Ca,
 );
 
 impl ManagerError {
@@ -146,7 +138,6 @@ impl From<ManagerError> for Status {
             ManagerError::Io { .. }
             | ManagerError::Db { .. }
             | ManagerError::Seal { .. }
-            | ManagerError::Ca { .. }
             | ManagerError::Other { .. } => Status::internal(message),
         }
     }

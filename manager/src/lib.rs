@@ -10,6 +10,7 @@ pub mod dispatcher;
 pub mod error;
 #[cfg(test)]
 mod harness;
+pub mod heartbeats;
 pub mod ids;
 pub mod keykeeper;
 pub mod leader;

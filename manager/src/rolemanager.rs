@@ -10,34 +10,15 @@
 //! stops the manager on its host. Promotion needs nothing here: the promoted
 //! node's manager joins Raft itself once it holds a manager certificate.
 
-use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::future::BoxFuture;
 use shoal_proto::types::v1::{Node, NodeRole};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
-use crate::raft::NodeId;
+use crate::raft::Membership;
 use crate::store::{watch, Change, Kind, Store};
-
-/// The Raft group as the role manager needs it: who votes, whether a
-/// removal keeps a reachable quorum, and the removal itself
-/// (`raft::Group` on a manager, a fake in tests).
-#[tonic::async_trait]
-pub trait Membership: Send + Sync + 'static {
-    /// This manager's Raft id.
-    fn me(&self) -> NodeId;
-    fn voters(&self) -> BTreeSet<NodeId>;
-    /// Why taking `raft_id` out would leave the rest without a quorum
-    /// this leader can reach, if it would.
-    fn removal_refusal(&self, raft_id: NodeId) -> Option<String>;
-    /// Takes `raft_id` out of the voters, and tells it so.
-    async fn remove(&self, raft_id: NodeId) -> Result<(), ManagerError>;
-    /// Resolves at the next change of membership or leadership.
-    fn changed(&self) -> BoxFuture<'static, ()>;
-}
 
 pub struct RoleManager {
     store: Arc<Store>,
@@ -146,6 +127,7 @@ impl RoleManager {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeSet;
     use std::time::Duration;
 
     use shoal_proto::types::v1::NodeRole;

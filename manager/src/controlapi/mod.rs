@@ -4,9 +4,11 @@
 //! cluster. Reads are linearizable (Raft read index) before they look at
 //! the store; writes are store transactions.
 
+mod access;
 mod bundles;
 mod nodes;
 pub mod port;
+mod queries;
 mod secrets;
 pub(crate) mod services;
 mod settings;
@@ -15,13 +17,12 @@ pub(crate) mod validate;
 
 use std::sync::Arc;
 
-use shoal_identity::Role;
 use shoal_proto::control::v1::control_server::Control;
 use shoal_proto::control::v1::*;
-use shoal_proto::types::v1::{Service, TaskState};
 use tonic::{Request, Response, Status};
 
 use crate::store::{State, StoreError};
+pub use access::Permission;
 use port::ManagerNode;
 
 pub struct ControlApi {
@@ -45,64 +46,14 @@ impl ControlApi {
         }
     }
 
-    /// Who may do what: the local socket (root on the host) everything;
-    /// over TCP, managers and admin bundles everything, deployers deploy and
-    /// read, viewers read, workers nothing. Client bundles must be listed and
-    /// not revoked.
+    /// Who may do what (see `access`); the local socket may do everything.
     fn authorize<T>(&self, request: &Request<T>, needed: Permission) -> Result<(), Status> {
         if self.local {
             return Ok(());
         }
         let peer = shoal_identity::peer_of(request)
             .ok_or_else(|| Status::unauthenticated("the control API needs a client certificate"))?;
-        let member = self.manager.member()?;
-        if peer.cluster_id != member.cluster_id() {
-            return Err(Status::permission_denied(
-                "the certificate belongs to another cluster",
-            ));
-        }
-        let granted = match peer.role {
-            Role::Manager | Role::Admin => Permission::Admin,
-            Role::Deployer => Permission::Deploy,
-            Role::Viewer => Permission::Read,
-            Role::Worker => {
-                return Err(Status::permission_denied(
-                    "a worker certificate cannot use the control API",
-                ))
-            }
-        };
-        if matches!(peer.role, Role::Admin | Role::Deployer | Role::Viewer) {
-            let bundle = member.store().view(|s| {
-                s.cluster().and_then(|c| {
-                    c.client_bundles
-                        .iter()
-                        .find(|b| b.id == peer.node_id)
-                        .cloned()
-                })
-            });
-            match bundle {
-                Some(b) if !b.revoked => {}
-                Some(b) => {
-                    return Err(Status::permission_denied(format!(
-                        "client bundle {} has been revoked",
-                        b.name
-                    )))
-                }
-                None => {
-                    return Err(Status::permission_denied(
-                        "this client certificate is not a bundle of this cluster",
-                    ))
-                }
-            }
-        }
-        if granted < needed {
-            return Err(Status::permission_denied(format!(
-                "a {} bundle may not {}",
-                peer.role.ou().trim_start_matches("shoal-"),
-                needed.what()
-            )));
-        }
-        Ok(())
+        access::authorize(self.manager.member()?.as_ref(), &peer, needed)
     }
 
     async fn read<R>(&self, f: impl FnOnce(&State) -> Result<R, StoreError>) -> Result<R, Status> {
@@ -128,38 +79,6 @@ impl ControlApi {
             manager_addr: self.manager.advertise_addr().unwrap_or_default(),
         }
     }
-}
-
-/// What a call needs, in increasing order of rights.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Permission {
-    Read,
-    Deploy,
-    Admin,
-}
-
-impl Permission {
-    fn what(self) -> &'static str {
-        match self {
-            Permission::Read => "read the cluster",
-            Permission::Deploy => "change services, stacks or secrets",
-            Permission::Admin => "manage nodes, join tokens, bundles, the CA or locking",
-        }
-    }
-}
-
-fn label_matches(labels: &std::collections::HashMap<String, String>, filter: &str) -> bool {
-    match filter.split_once('=') {
-        Some((k, v)) => labels.get(k).is_some_and(|x| x == v),
-        None => labels.contains_key(filter),
-    }
-}
-
-fn service_labels(s: &Service) -> std::collections::HashMap<String, String> {
-    s.spec
-        .as_ref()
-        .map(|s| s.labels.clone())
-        .unwrap_or_default()
 }
 
 #[tonic::async_trait]
@@ -440,23 +359,7 @@ impl Control for ControlApi {
     ) -> Result<Response<ListSecretsResponse>, Status> {
         self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
-        let secrets = self
-            .read(|s| {
-                Ok(s.secrets
-                    .values()
-                    .filter(|x| {
-                        let labels = x
-                            .spec
-                            .as_ref()
-                            .map(|s| s.labels.clone())
-                            .unwrap_or_default();
-                        filter.labels.iter().all(|f| label_matches(&labels, f))
-                    })
-                    .cloned()
-                    .map(secrets::redacted)
-                    .collect::<Vec<_>>())
-            })
-            .await?;
+        let secrets = self.read(|s| Ok(queries::secrets(s, &filter))).await?;
         Ok(Response::new(ListSecretsResponse { secrets }))
     }
 
@@ -537,22 +440,7 @@ impl Control for ControlApi {
     ) -> Result<Response<ListServicesResponse>, Status> {
         self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
-        let services = self
-            .read(|s| {
-                Ok(s.services
-                    .values()
-                    .filter(|svc| {
-                        let name = svc.spec.as_ref().map(|x| x.name.as_str()).unwrap_or("");
-                        filter.names.is_empty() || filter.names.iter().any(|n| n == name)
-                    })
-                    .filter(|svc| {
-                        let labels = service_labels(svc);
-                        filter.labels.iter().all(|f| label_matches(&labels, f))
-                    })
-                    .cloned()
-                    .collect::<Vec<_>>())
-            })
-            .await?;
+        let services = self.read(|s| Ok(queries::services(s, &filter))).await?;
         Ok(Response::new(ListServicesResponse { services }))
     }
 
@@ -636,27 +524,7 @@ impl Control for ControlApi {
     ) -> Result<Response<ListTasksResponse>, Status> {
         self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
-        let tasks = self
-            .read(|s| {
-                Ok(s.tasks
-                    .values()
-                    .filter(|t| {
-                        filter.service_ids.is_empty() || filter.service_ids.contains(&t.service_id)
-                    })
-                    .filter(|t| filter.node_ids.is_empty() || filter.node_ids.contains(&t.node_id))
-                    .filter(|t| {
-                        !filter.only_desired_running || t.desired_state <= TaskState::Running as i32
-                    })
-                    .filter(|t| {
-                        filter
-                            .labels
-                            .iter()
-                            .all(|f| label_matches(&t.service_labels, f))
-                    })
-                    .cloned()
-                    .collect::<Vec<_>>())
-            })
-            .await?;
+        let tasks = self.read(|s| Ok(queries::tasks(s, &filter))).await?;
         Ok(Response::new(ListTasksResponse { tasks }))
     }
 

@@ -5,7 +5,6 @@
 //! network view here. The caller is always the node its certificate names.
 
 mod assignments;
-mod heartbeats;
 mod network_view;
 mod node_health;
 mod status_batcher;
@@ -20,9 +19,9 @@ use tonic::{Request, Response, Status};
 
 use crate::store::{Store, StoreError};
 
+pub use crate::heartbeats::Heartbeats;
 #[cfg(test)]
 pub(crate) use assignments::needs_agent;
-pub use heartbeats::Heartbeats;
 pub use node_health::NodeHealth;
 pub use status_batcher::{spawn as status_batcher, Handle as StatusBatcher};
 

@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use shoal_proto::types::v1::NodeState;
 
-use super::Heartbeats;
 use crate::error::ManagerError;
+use crate::heartbeats::Heartbeats;
 use crate::leader::{Component, LeaderEnv};
 use crate::store::Store;
 

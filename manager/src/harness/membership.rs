@@ -8,8 +8,7 @@ use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::error::ManagerError;
-use crate::raft::{removal_breaks_quorum, Contacts, NodeId};
-use crate::rolemanager::Membership;
+use crate::raft::{removal_breaks_quorum, Contacts, Membership, NodeId};
 
 pub struct FakeMembership {
     me: NodeId,

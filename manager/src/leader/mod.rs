@@ -13,9 +13,9 @@ mod supervisor;
 use std::future::Future;
 use std::sync::Arc;
 
-use crate::dispatcher::Heartbeats;
 use crate::error::ManagerError;
-use crate::rolemanager::Membership;
+use crate::heartbeats::Heartbeats;
+use crate::raft::Membership;
 use crate::store::Store;
 
 pub use supervisor::{Restarts, Spec, Supervisor};

@@ -9,6 +9,7 @@
 
 mod contacts;
 mod log_store;
+mod membership;
 mod network;
 mod service;
 mod state_machine;
@@ -25,6 +26,7 @@ use crate::store::{Proposer, StoreError};
 
 pub use contacts::{removal_breaks_quorum, Contacts};
 pub use log_store::LogStore;
+pub use membership::{Membership, RaftMembership};
 pub use network::Network;
 pub use service::{raft_id_of, RaftService};
 pub use state_machine::StateMachine;

@@ -25,8 +25,8 @@ use shoal_proto::control::v1::{InitClusterRequest, JoinClusterRequest};
 use shoal_proto::types::v1::*;
 
 use crate::ca::RootCa;
-use crate::dispatcher::Heartbeats;
 use crate::error::{Context, ManagerError};
+use crate::heartbeats::Heartbeats;
 use crate::raft::{self, LogStore, Raft, RaftProposer, StateMachine};
 use crate::seal::{DataKey, KeyFiles, UnlockKey, Wrapping};
 use crate::store::{Store, StoreError};

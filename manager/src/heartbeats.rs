@@ -1,5 +1,6 @@
-//! Sessions and heartbeats of nodes, in memory on the leader: a node whose
-//! heartbeats stop for a grace multiple of the period is down.
+//! Sessions and heartbeats of nodes, in memory: the dispatcher records
+//! them, the leader's node health component finds the nodes whose
+//! heartbeats stopped for a grace multiple of the period.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
