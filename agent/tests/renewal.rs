@@ -9,6 +9,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use shoal_agent::renewal::{self, Wanted};
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::control::v1::control_client::ControlClient;
@@ -16,10 +17,7 @@ use shoal_proto::control::v1::ListNodesRequest;
 
 #[test]
 fn a_certificate_past_its_renewal_point_is_renewed_saved_and_reloaded() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return;
-    }
+    require_root();
     let _ = rustls::crypto::ring::default_provider().install_default();
     let lab = Lab::up(LabConfig {
         images: false,

@@ -21,12 +21,22 @@ fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose")
 }
 
-fn docker_available() -> bool {
-    Command::new("docker")
-        .arg("--version")
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
+/// Fails the test unless `docker` runs: docker's own loader is what shoal's is compared against,
+/// so without it this test has nothing to compare with and must not pass.
+fn require_docker() {
+    let problem = match Command::new("docker").arg("--version").output() {
+        Ok(out) if out.status.success() => return,
+        Ok(out) => format!(
+            "`docker --version` failed ({}): {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ),
+        Err(e) => format!("cannot run `docker`: {e}"),
+    };
+    panic!(
+        "this test needs the `docker` CLI on PATH, whose `docker stack config` is the reference \
+         (no daemon needed): install Docker's CLI, e.g. the docker-ce-cli package; {problem}"
+    );
 }
 
 /// The variables a fixture runs with: its `.env` file plus what docker needs to start; both
@@ -344,10 +354,7 @@ fn compare_stack(fixture: &str, docker: &Value, ours: &Stack, docker_stderr: &st
 
 #[test]
 fn compose_loader_matches_docker_stack_config() {
-    if !docker_available() {
-        eprintln!("SKIPPED compose_loader_matches_docker_stack_config: `docker` is not on PATH");
-        return;
-    }
+    require_docker();
     let home = tempfile::tempdir().expect("temp home");
     let mut fixtures: Vec<PathBuf> = std::fs::read_dir(fixtures_dir())
         .expect("fixtures dir")

@@ -1,2 +1,15 @@
 pub mod fixtures;
 pub mod lab;
+
+/// Fails the calling test unless it runs as root. The lab and the fixtures
+/// make network namespaces, bridges and nftables rules and run containerd,
+/// which only root can: a test that needs them fails without them, with this
+/// message, rather than passing having tested nothing.
+#[track_caller]
+pub fn require_root() {
+    assert!(
+        nix::unistd::Uid::effective().is_root(),
+        "this test needs root (network namespaces, containerd): \
+         run the suite as root, as CI does (./scripts/test)"
+    );
+}

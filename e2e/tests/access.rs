@@ -7,17 +7,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 
-fn lab(name: &str) -> Option<Lab> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return None;
-    }
+fn lab(name: &str) -> Lab {
+    require_root();
     let config = LabConfig {
         replace: true,
         ..LabConfig::new(name)
     };
-    Some(Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}")))
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
 }
 
 /// The CLI with its own config dir and nothing of the caller's environment
@@ -84,7 +82,7 @@ fn create_bundle(lab: &Lab, dir: &Path, name: &str, role: &str) -> PathBuf {
 
 #[test]
 fn bundles_grant_their_role_through_contexts_and_revocation_is_immediate() {
-    let Some(lab) = lab("t-acc") else { return };
+    let lab = lab("t-acc");
     let work = tempfile::tempdir().expect("tempdir");
     let manager = format!("tcp://{}:4242", lab.host_addr("m1").expect("m1"));
     let image = format!("{}/web:v1", lab.registry());

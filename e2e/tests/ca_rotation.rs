@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 use shoal_identity::{trust, NodeIdentity};
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::SessionRequest;
@@ -63,10 +64,7 @@ fn pids(lab: &Lab) -> BTreeMap<&'static str, Vec<u32>> {
 
 #[test]
 fn root_ca_rotation_completes_while_a_service_keeps_serving() {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return;
-    }
+    require_root();
     let lab = Lab::up(LabConfig {
         managers: 3,
         workers: 2,

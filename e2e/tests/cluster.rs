@@ -8,20 +8,18 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::SessionRequest;
 
-fn lab(name: &str) -> Option<Lab> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return None;
-    }
+fn lab(name: &str) -> Lab {
+    require_root();
     let config = LabConfig {
         workers: 2,
         replace: true,
         ..LabConfig::new(name)
     };
-    Some(Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}")))
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
 }
 
 /// The CLI against m1 over TCP with the certificate bundle in `tls_dir`.
@@ -49,7 +47,7 @@ fn node_dir(lab: &Lab, host: &str) -> std::path::PathBuf {
 
 #[test]
 fn workers_join_with_a_token_and_get_tasks_spread_over_them() {
-    let Some(lab) = lab("t-cl-join") else { return };
+    let lab = lab("t-cl-join");
     let nodes = lab.shoal_ok(["node", "ls"]).expect("node ls");
     let lines: Vec<&str> = nodes.lines().skip(1).collect();
     assert_eq!(lines.len(), 3, "{nodes}");
@@ -88,7 +86,7 @@ fn workers_join_with_a_token_and_get_tasks_spread_over_them() {
 
 #[test]
 fn wrong_credentials_are_refused_and_say_which() {
-    let Some(lab) = lab("t-cl-deny") else { return };
+    let lab = lab("t-cl-deny");
     let m1 = format!("{}:4242", lab.host_addr("m1").expect("m1"));
 
     // A worker's certificate cannot use the control API.
@@ -212,9 +210,7 @@ fn running_pids(lab: &Lab, host: &str) -> BTreeSet<u32> {
 
 #[test]
 fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
-    if !nix::unistd::Uid::effective().is_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::up(LabConfig {
         managers: 3,
         workers: 1,
@@ -315,9 +311,7 @@ fn a_killed_leader_is_replaced_and_writes_go_on_while_tasks_keep_running() {
 
 #[test]
 fn with_autolock_a_restarted_manager_stays_locked_until_unlocked() {
-    if !nix::unistd::Uid::effective().is_root() {
-        return;
-    }
+    require_root();
     let mut lab = Lab::up(LabConfig {
         replace: true,
         ..LabConfig::new("t-cl-lock")

@@ -7,6 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{self, Lab, LabConfig};
+use shoal_e2e::require_root;
 
 const STACK: &str = "web";
 const PUBLISHED_PORT: u16 = 8080;
@@ -16,16 +17,13 @@ fn compose_file() -> String {
     concat!(env!("CARGO_MANIFEST_DIR"), "/../examples/web.yml").to_string()
 }
 
-fn lab(name: &str) -> Option<Lab> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return None;
-    }
+fn lab(name: &str) -> Lab {
+    require_root();
     let config = LabConfig {
         replace: true,
         ..LabConfig::new(name)
     };
-    Some(Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}")))
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
 }
 
 /// `ctr` against m1's containerd, in shoal's containerd namespace.
@@ -67,9 +65,7 @@ fn wait_for_replicas(lab: &Lab, timeout: Duration) -> Vec<u32> {
 #[test]
 
 fn stack_deploy_runs_three_web_replicas_within_30s() {
-    let Some(lab) = lab("t-found-deploy") else {
-        return;
-    };
+    let lab = lab("t-found-deploy");
     let start = Instant::now();
     deploy(&lab);
     wait_for_replicas(&lab, Duration::from_secs(30));
@@ -83,9 +79,7 @@ fn stack_deploy_runs_three_web_replicas_within_30s() {
 #[test]
 
 fn published_port_spreads_30_requests_over_at_least_two_tasks() {
-    let Some(lab) = lab("t-found-port") else {
-        return;
-    };
+    let lab = lab("t-found-port");
     deploy(&lab);
     wait_for_replicas(&lab, Duration::from_secs(30));
     let m1 = lab.host_addr("m1").expect("m1");
@@ -157,9 +151,7 @@ fn task_addresses(pids: &[u32]) -> Vec<String> {
 #[test]
 
 fn stack_rm_leaves_no_container_netns_veth_or_nft_rule() {
-    let Some(lab) = lab("t-found-rm") else {
-        return;
-    };
+    let lab = lab("t-found-rm");
     let links_before = host_links(&lab);
     deploy(&lab);
     let pids = wait_for_replicas(&lab, Duration::from_secs(30));
@@ -239,9 +231,7 @@ fn container_ids(lab: &Lab) -> BTreeSet<String> {
 
 #[test]
 fn a_killed_task_is_replaced_within_10s_and_ps_shows_its_exit_code() {
-    let Some(lab) = lab("t-found-kill") else {
-        return;
-    };
+    let lab = lab("t-found-kill");
     deploy(&lab);
     let pids = wait_for_replicas(&lab, Duration::from_secs(30));
     let victim = pids[0];
@@ -279,9 +269,7 @@ fn a_killed_task_is_replaced_within_10s_and_ps_shows_its_exit_code() {
 
 #[test]
 fn kill_9_of_manager_and_agent_keeps_the_same_containers_running() {
-    let Some(mut lab) = lab("t-found-crash") else {
-        return;
-    };
+    let mut lab = lab("t-found-crash");
     deploy(&lab);
     let pids = wait_for_replicas(&lab, Duration::from_secs(30));
     let ids = container_ids(&lab);
@@ -329,9 +317,7 @@ fn kill_9_of_manager_and_agent_keeps_the_same_containers_running() {
 
 #[test]
 fn an_image_update_moves_every_task_to_v2_while_the_service_answers() {
-    let Some(lab) = lab("t-found-update") else {
-        return;
-    };
+    let lab = lab("t-found-update");
     deploy(&lab);
     wait_for_replicas(&lab, Duration::from_secs(30));
     let m1 = lab.host_addr("m1").expect("m1");
@@ -396,9 +382,7 @@ fn an_image_update_moves_every_task_to_v2_while_the_service_answers() {
 
 #[test]
 fn bad_input_is_refused_with_a_clear_error() {
-    let Some(lab) = lab("t-found-bad") else {
-        return;
-    };
+    let lab = lab("t-found-bad");
     // A compose syntax error: non-zero exit, line and column, nothing deployed.
     let dir = tempfile::tempdir().expect("tempdir");
     let broken = dir.path().join("broken.yml");

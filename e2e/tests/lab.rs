@@ -6,14 +6,7 @@ use std::path::PathBuf;
 use std::process::Command;
 
 use shoal_e2e::lab::{self, Error, Lab, LabConfig};
-
-fn is_root() -> bool {
-    let root = nix::unistd::Uid::effective().is_root();
-    if !root {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-    }
-    root
-}
+use shoal_e2e::require_root;
 
 /// A lab of hosts, registry and containerds, without the shoal daemons.
 fn infra(name: &str) -> LabConfig {
@@ -35,9 +28,7 @@ fn stdout(out: &std::process::Output) -> String {
 
 #[test]
 fn hosts_reach_each_other_and_the_registry_and_down_leaves_nothing() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let name = "t-lab-basic";
     let lab = up(infra(name));
     let reg = lab.host_addr("reg").unwrap();
@@ -85,9 +76,7 @@ fn hosts_reach_each_other_and_the_registry_and_down_leaves_nothing() {
 
 #[test]
 fn a_lab_dropped_during_a_panic_leaves_nothing() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let name = "t-lab-panic";
     let result = std::panic::catch_unwind(|| {
         let lab = up(infra(name));
@@ -104,9 +93,7 @@ fn a_lab_dropped_during_a_panic_leaves_nothing() {
 
 #[test]
 fn parallel_labs_get_their_own_subnet_and_cannot_reach_each_other() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let a = std::thread::spawn(|| up(infra("t-lab-par-a")));
     let b = std::thread::spawn(|| up(infra("t-lab-par-b")));
     let a = a.join().expect("lab a up");
@@ -132,9 +119,7 @@ fn parallel_labs_get_their_own_subnet_and_cannot_reach_each_other() {
 
 #[test]
 fn a_running_lab_is_not_started_twice() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let name = "t-lab-twice";
     let lab = up(infra(name));
     let again = Lab::up(LabConfig {
@@ -158,9 +143,7 @@ fn a_running_lab_is_not_started_twice() {
 /// `env`/`exec` find it, `down` removes all of it.
 #[test]
 fn shoal_lab_command_up_env_exec_down() {
-    if !is_root() {
-        return;
-    }
+    require_root();
     let name = "t-lab-cli";
     let root = std::env::temp_dir().join("shoal-lab-cli").join(name);
     let lab_cmd = |args: &[&str]| {

@@ -10,19 +10,17 @@ use std::process::{Command, Output};
 use std::time::Duration;
 
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 
-fn lab(name: &str, managers: u32, workers: u32) -> Option<Lab> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return None;
-    }
+fn lab(name: &str, managers: u32, workers: u32) -> Lab {
+    require_root();
     let config = LabConfig {
         managers,
         workers,
         replace: true,
         ..LabConfig::new(name)
     };
-    Some(Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}")))
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
 }
 
 /// The CLI against the manager daemon of `host` (its local socket).
@@ -155,9 +153,7 @@ fn wait(lab: &Lab, what: &str, timeout: Duration, mut check: impl FnMut() -> Res
 
 #[test]
 fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
-    let Some(lab) = lab("t-mb-roles", 1, 2) else {
-        return;
-    };
+    let lab = lab("t-mb-roles", 1, 2);
     let image = format!("{}/web:v1", lab.registry());
     lab.shoal_ok([
         "service",
@@ -302,9 +298,7 @@ fn promote_demote_and_leave_move_nodes_without_touching_their_tasks() {
 
 #[test]
 fn a_manager_demoted_while_down_forgets_and_force_new_cluster_recovers_quorum() {
-    let Some(mut lab) = lab("t-mb-force", 3, 0) else {
-        return;
-    };
+    let mut lab = lab("t-mb-force", 3, 0);
     let image = format!("{}/web:v1", lab.registry());
     lab.shoal_ok([
         "service",

@@ -13,6 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 
 const MANAGERS: [&str; 3] = ["m1", "m2", "m3"];
 const MANAGER: &str = "shoal-manager";
@@ -20,18 +21,15 @@ const MANAGER: &str = "shoal-manager";
 /// test with a message instead of stalling it.
 const HANG: Duration = Duration::from_secs(15);
 
-fn lab(name: &str) -> Option<Lab> {
-    if !nix::unistd::Uid::effective().is_root() {
-        eprintln!("skipped: the lab needs root (network namespaces, containerd)");
-        return None;
-    }
+fn lab(name: &str) -> Lab {
+    require_root();
     let config = LabConfig {
         managers: 3,
         workers: 0,
         replace: true,
         ..LabConfig::new(name)
     };
-    Some(Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}")))
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
 }
 
 /// What one CLI call did.
@@ -197,7 +195,7 @@ fn create<'a>(name: &'a str, image: &'a str) -> [&'a str; 8] {
 
 #[test]
 fn a_cut_off_manager_refuses_writes_clearly_and_catches_up_after_healing() {
-    let Some(lab) = lab("t-raft-cut") else { return };
+    let lab = lab("t-raft-cut");
     let cli = Cli::of(&lab);
     let image = format!("{}/web:v1", lab.registry());
     let leader = cli.wait_leader(&lab, &MANAGERS, Duration::from_secs(10));
@@ -355,9 +353,7 @@ fn wait_write(lab: &Lab, cli: &Cli, via: &str, name: &str, image: &str) -> Durat
 /// `survivor_leads`, else a follower), checks the refusals through the
 /// survivor, restarts them and checks writes work again everywhere.
 fn lose_quorum(name: &str, survivor_leads: bool) {
-    let Some(mut lab) = lab(name) else {
-        return;
-    };
+    let mut lab = lab(name);
     let cli = Cli::of(&lab);
     let image = format!("{}/web:v1", lab.registry());
     let leader = cli.wait_leader(&lab, &MANAGERS, Duration::from_secs(10));
@@ -432,9 +428,7 @@ impl Rng {
 
 #[test]
 fn acknowledged_writes_survive_20_rounds_of_leader_kills_and_cuts() {
-    let Some(mut lab) = lab("t-raft-chaos") else {
-        return;
-    };
+    let mut lab = lab("t-raft-chaos");
     let cli = Cli::of(&lab);
     let image = format!("{}/web:v1", lab.registry());
     let seed = std::env::var("RAFT_CHAOS_SEED")
@@ -662,9 +656,7 @@ fn acknowledged_writes_survive_20_rounds_of_leader_kills_and_cuts() {
 /// from a snapshot (the log it missed is gone).
 #[test]
 fn a_manager_down_during_compaction_catches_up_from_a_snapshot() {
-    if !nix::unistd::Uid::effective().is_root() {
-        return;
-    }
+    require_root();
     // Snapshot (and purge) every 10 entries: 60 writes outrun any log.
     // SAFETY: set before any thread of this test process exists.
     unsafe { std::env::set_var("SHOAL_SNAPSHOT_EVERY", "10") };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 
 use shoal_e2e::fixtures;
 use shoal_e2e::lab;
+use shoal_e2e::require_root;
 
 const NAME: &str = "t-readme";
 /// The PATH of the clean shell, as a new root shell has it before anything
@@ -115,10 +116,7 @@ fn sections(stdout: &str) -> Vec<(String, String)> {
 
 #[test]
 fn readme_try_it_commands_work_in_a_clean_shell() {
-    assert!(
-        nix::unistd::Uid::effective().is_root(),
-        "this test needs root (network namespaces, containerd): run it as root"
-    );
+    require_root();
     let repo = repo();
     let readme = std::fs::read_to_string(repo.join("README.md")).expect("read README.md");
     let commands = try_it_commands(&readme);

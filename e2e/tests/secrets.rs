@@ -9,6 +9,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
 
 const MARKER: &str = "marker-secret-9f2e71c4";
 const ENV_MARKER: &str = "marker-env-41d07b3a";
@@ -57,9 +58,7 @@ fn tmpfs_mounts() -> Vec<String> {
 
 #[test]
 fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk() {
-    if !nix::unistd::Uid::effective().is_root() {
-        return;
-    }
+    require_root();
     let lab = Lab::up(LabConfig {
         managers: 3,
         workers: 2,

@@ -22,7 +22,8 @@ use shoal_proto::types::v1::{
 pub fn must_be_root() {
     assert!(
         nix::unistd::Uid::effective().is_root(),
-        "these tests need root (namespaces, nftables)"
+        "these tests need root (network namespaces, nftables): \
+         run the suite as root, as CI does (./scripts/test)"
     );
 }
 
