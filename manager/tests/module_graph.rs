@@ -86,5 +86,9 @@ fn no_manager_module_depends_on_itself_through_others() {
         }
     }
     // The control API knows the process only through its narrow interfaces.
-    assert!(!graph["controlapi"].contains("runtime"), "{:?}", graph["controlapi"]);
+    assert!(
+        !graph["controlapi"].contains("runtime"),
+        "{:?}",
+        graph["controlapi"]
+    );
 }
