@@ -73,7 +73,7 @@ impl Harness {
         store
             .update(|_, tx| {
                 tx.put(cluster());
-                tx.put(default_network());
+                tx.put(crate::runtime::default_network(DEFAULT_NETWORK_ID));
                 Ok(())
             })
             .await
@@ -507,23 +507,5 @@ fn cluster() -> Cluster {
         }),
         default_network_id: DEFAULT_NETWORK_ID.into(),
         ..Default::default()
-    }
-}
-
-fn default_network() -> Network {
-    let (name, subnet, gateway, vni) = crate::runtime::DEFAULT_NETWORK;
-    Network {
-        meta: Some(Meta {
-            id: DEFAULT_NETWORK_ID.into(),
-            ..Default::default()
-        }),
-        spec: Some(NetworkSpec {
-            name: name.into(),
-            driver: "overlay".into(),
-            ..Default::default()
-        }),
-        vni,
-        subnet: subnet.into(),
-        gateway: gateway.into(),
     }
 }

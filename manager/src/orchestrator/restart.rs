@@ -113,15 +113,20 @@ pub fn decide(service: &Service, dead: &Task, now: i64) -> Decision {
 mod tests {
     use std::time::Duration;
 
-    use shoal_proto::types::v1::{
-        restart_policy::Condition, RestartPolicy, ServiceSpec, TaskState,
-    };
+    use shoal_proto::types::v1::{restart_policy::Condition, RestartPolicy, TaskState};
 
     use crate::harness::{id, running, service, tasks_of, Harness, Script};
 
-    fn with_restart(mut spec: ServiceSpec, policy: RestartPolicy) -> ServiceSpec {
+    /// A one-replica service of `image` under `policy`.
+    async fn restarting(
+        harness: &Harness,
+        name: &str,
+        image: &str,
+        policy: RestartPolicy,
+    ) -> String {
+        let mut spec = service(name, image, 1);
         spec.task.as_mut().unwrap().restart = Some(policy);
-        spec
+        harness.create_service(spec).await
     }
 
     async fn one_running(harness: &Harness, service: &str) -> String {
@@ -144,24 +149,10 @@ mod tests {
             delay_ms: Some(0),
             ..Default::default()
         };
-        let any = harness
-            .create_service(with_restart(
-                service("any", "app", 1),
-                policy(Condition::Any),
-            ))
-            .await;
-        let on_failure = harness
-            .create_service(with_restart(
-                service("onfailure", "app", 1),
-                policy(Condition::OnFailure),
-            ))
-            .await;
-        let none = harness
-            .create_service(with_restart(
-                service("none", "app", 1),
-                policy(Condition::None),
-            ))
-            .await;
+        let any = restarting(&harness, "any", "app", policy(Condition::Any)).await;
+        let on_failure =
+            restarting(&harness, "onfailure", "app", policy(Condition::OnFailure)).await;
+        let none = restarting(&harness, "none", "app", policy(Condition::None)).await;
         for service in [&any, &on_failure, &none] {
             let task = one_running(&harness, service).await;
             harness.exit(&task, 0).await;
@@ -178,18 +169,9 @@ mod tests {
         assert_eq!(harness.tasks(&none).len(), 1);
 
         // A failure restarts under `on-failure` too, never under `none`.
-        let none = harness
-            .create_service(with_restart(
-                service("none2", "app", 1),
-                policy(Condition::None),
-            ))
-            .await;
-        let on_failure = harness
-            .create_service(with_restart(
-                service("onfailure2", "app", 1),
-                policy(Condition::OnFailure),
-            ))
-            .await;
+        let none = restarting(&harness, "none2", "app", policy(Condition::None)).await;
+        let on_failure =
+            restarting(&harness, "onfailure2", "app", policy(Condition::OnFailure)).await;
         for service in [&none, &on_failure] {
             let task = one_running(&harness, service).await;
             harness.exit(&task, 3).await;
@@ -206,15 +188,16 @@ mod tests {
     async fn a_dead_task_is_replaced_only_after_the_restart_delay() {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
-        let web = harness
-            .create_service(with_restart(
-                service("web", "web", 1),
-                RestartPolicy {
-                    delay_ms: Some(5_000),
-                    ..Default::default()
-                },
-            ))
-            .await;
+        let web = restarting(
+            &harness,
+            "web",
+            "web",
+            RestartPolicy {
+                delay_ms: Some(5_000),
+                ..Default::default()
+            },
+        )
+        .await;
         let first = one_running(&harness, &web).await;
         harness.exit(&first, 137).await;
         harness.advance(Duration::from_millis(4_999)).await;
@@ -245,16 +228,17 @@ mod tests {
         harness.add_node("n1").await;
         harness.script("crash", Script::Exit(1));
         // More attempts than the slot keeps as history (5).
-        let crash = harness
-            .create_service(with_restart(
-                service("crash", "crash", 1),
-                RestartPolicy {
-                    delay_ms: Some(0),
-                    max_attempts: 7,
-                    ..Default::default()
-                },
-            ))
-            .await;
+        let crash = restarting(
+            &harness,
+            "crash",
+            "crash",
+            RestartPolicy {
+                delay_ms: Some(0),
+                max_attempts: 7,
+                ..Default::default()
+            },
+        )
+        .await;
         harness
             .until("the first run and 7 restarts, all failed", |s| {
                 let tasks = tasks_of(s, &crash);
@@ -277,17 +261,18 @@ mod tests {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
         harness.script("missing", Script::Reject);
-        let missing = harness
-            .create_service(with_restart(
-                service("missing", "missing", 1),
-                RestartPolicy {
-                    condition: Condition::OnFailure as i32,
-                    delay_ms: Some(0),
-                    max_attempts: 2,
-                    ..Default::default()
-                },
-            ))
-            .await;
+        let missing = restarting(
+            &harness,
+            "missing",
+            "missing",
+            RestartPolicy {
+                condition: Condition::OnFailure as i32,
+                delay_ms: Some(0),
+                max_attempts: 2,
+                ..Default::default()
+            },
+        )
+        .await;
         harness
             .until("the first run and 2 restarts, all rejected", |s| {
                 let last = tasks_of(s, &missing).pop()?;
@@ -305,17 +290,18 @@ mod tests {
     async fn only_attempts_within_the_window_count() {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
-        let web = harness
-            .create_service(with_restart(
-                service("web", "web", 1),
-                RestartPolicy {
-                    delay_ms: Some(0),
-                    max_attempts: 1,
-                    window_ms: 10_000,
-                    ..Default::default()
-                },
-            ))
-            .await;
+        let web = restarting(
+            &harness,
+            "web",
+            "web",
+            RestartPolicy {
+                delay_ms: Some(0),
+                max_attempts: 1,
+                window_ms: 10_000,
+                ..Default::default()
+            },
+        )
+        .await;
         let first = one_running(&harness, &web).await;
         harness.exit(&first, 1).await;
         let second = one_running(&harness, &web).await;

@@ -223,6 +223,25 @@ mod tests {
             .await;
     }
 
+    /// Service `web`: `replicas` tasks of web:v1 running under `update`.
+    async fn running_web(harness: &Harness, replicas: u64, update: UpdateConfig) -> String {
+        harness.add_node("n1").await;
+        let web = harness
+            .create_service(with_update(service("web", "web:v1", replicas), update))
+            .await;
+        all_running(harness, &web, "web:v1", replicas as usize).await;
+        web
+    }
+
+    async fn update_reaches(harness: &Harness, service: &str, state: UpdateState) {
+        harness
+            .until(&format!("the update {state:?}"), |s| {
+                let status = s.services[service].update_status.clone()?;
+                (status.state == state as i32).then_some(())
+            })
+            .await;
+    }
+
     fn update_state(harness: &Harness, service: &str) -> UpdateState {
         let status = harness.service(service).update_status.unwrap_or_default();
         UpdateState::try_from(status.state).unwrap()
@@ -253,28 +272,19 @@ mod tests {
             .report(&id(&starting[0]), TaskState::Running, 0)
             .await;
         all_running(&harness, &web, "web:v2", 3).await;
-        harness
-            .until("the update completed", |s| {
-                let status = s.services[&web].update_status.clone()?;
-                (status.state == UpdateState::Completed as i32).then_some(())
-            })
-            .await;
+        update_reaches(&harness, &web, UpdateState::Completed).await;
     }
 
     #[tokio::test]
     async fn start_first_retires_an_old_task_once_its_replacement_runs() {
         let harness = Harness::start().await;
-        harness.add_node("n1").await;
         harness.script("web:v2", Script::Hang);
         let update = UpdateConfig {
             parallelism: 1,
             order: Order::StartFirst as i32,
             ..Default::default()
         };
-        let web = harness
-            .create_service(with_update(service("web", "web:v1", 3), update))
-            .await;
-        all_running(&harness, &web, "web:v1", 3).await;
+        let web = running_web(&harness, 3, update).await;
         roll_to(&harness, &web, "web:v2", false).await;
         harness.settle().await;
         assert_eq!(
@@ -314,16 +324,12 @@ mod tests {
     #[tokio::test]
     async fn parallelism_and_delay_pace_the_update() {
         let harness = Harness::start().await;
-        harness.add_node("n1").await;
         let update = UpdateConfig {
             parallelism: 2,
             delay_ms: 10_000,
             ..Default::default()
         };
-        let web = harness
-            .create_service(with_update(service("web", "web:v1", 4), update))
-            .await;
-        all_running(&harness, &web, "web:v1", 4).await;
+        let web = running_web(&harness, 4, update).await;
         roll_to(&harness, &web, "web:v2", false).await;
         harness
             .until("the first batch of 2 running", |s| {
@@ -367,12 +373,7 @@ mod tests {
         roll_to(&harness, &web, "web:v2", true).await;
         roll_to(&harness, &strict, "web:v2", true).await;
         for (service, failures) in [(&web, 3), (&strict, 1)] {
-            harness
-                .until("the update paused", |s| {
-                    let status = s.services[service].update_status.clone()?;
-                    (status.state == UpdateState::Paused as i32).then_some(())
-                })
-                .await;
+            update_reaches(&harness, service, UpdateState::Paused).await;
             harness.settle().await;
             assert_eq!(
                 count(&harness, service, "web:v2", TaskState::Failed),
@@ -394,24 +395,15 @@ mod tests {
     #[tokio::test]
     async fn continue_moves_every_slot_despite_failures() {
         let harness = Harness::start().await;
-        harness.add_node("n1").await;
         harness.script("web:v2", Script::Exit(1));
         let update = UpdateConfig {
             parallelism: 1,
             failure_action: FailureAction::Continue as i32,
             ..Default::default()
         };
-        let web = harness
-            .create_service(with_update(service("web", "web:v1", 3), update))
-            .await;
-        all_running(&harness, &web, "web:v1", 3).await;
+        let web = running_web(&harness, 3, update).await;
         roll_to(&harness, &web, "web:v2", true).await;
-        harness
-            .until("every slot on the new spec", |s| {
-                let status = s.services[&web].update_status.clone()?;
-                (status.state == UpdateState::Completed as i32).then_some(())
-            })
-            .await;
+        update_reaches(&harness, &web, UpdateState::Completed).await;
         let tasks = harness.store.view(crate::harness::describe_tasks);
         assert_eq!(
             count(&harness, &web, "web:v2", TaskState::Failed),
@@ -424,24 +416,15 @@ mod tests {
     #[tokio::test]
     async fn rollback_brings_back_the_previous_spec_on_every_slot() {
         let harness = Harness::start().await;
-        harness.add_node("n1").await;
         harness.script("web:v2", Script::Exit(1));
         let update = UpdateConfig {
             parallelism: 1,
             failure_action: FailureAction::Rollback as i32,
             ..Default::default()
         };
-        let web = harness
-            .create_service(with_update(service("web", "web:v1", 3), update))
-            .await;
-        all_running(&harness, &web, "web:v1", 3).await;
+        let web = running_web(&harness, 3, update).await;
         roll_to(&harness, &web, "web:v2", true).await;
-        harness
-            .until("the rollback completed", |s| {
-                let status = s.services[&web].update_status.clone()?;
-                (status.state == UpdateState::RollbackCompleted as i32).then_some(())
-            })
-            .await;
+        update_reaches(&harness, &web, UpdateState::RollbackCompleted).await;
         all_running(&harness, &web, "web:v1", 3).await;
         let service = harness.service(&web);
         let spec_image = |spec: Option<ServiceSpec>| {

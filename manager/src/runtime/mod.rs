@@ -32,8 +32,28 @@ use crate::seal::{DataKey, KeyFiles, UnlockKey, Wrapping};
 use crate::store::{Store, StoreError};
 
 const MANAGER_STATE_FILE: &str = "manager.json";
-/// The network every task joins unless its service names others.
-pub const DEFAULT_NETWORK: (&str, &str, &str, u32) = ("default", "10.0.1.0/24", "10.0.1.1", 4097);
+/// The network every task joins unless its service names others:
+/// (name, subnet, gateway, VNI).
+const DEFAULT_NETWORK: (&str, &str, &str, u32) = ("default", "10.0.1.0/24", "10.0.1.1", 4097);
+
+/// The default network as `swarm init` makes it, with id `id`.
+pub fn default_network(id: &str) -> Network {
+    let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
+    Network {
+        meta: Some(Meta {
+            id: id.to_string(),
+            ..Default::default()
+        }),
+        spec: Some(NetworkSpec {
+            name: name.into(),
+            driver: "overlay".into(),
+            ..Default::default()
+        }),
+        vni,
+        subnet: subnet.into(),
+        gateway: gateway.into(),
+    }
+}
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone)]

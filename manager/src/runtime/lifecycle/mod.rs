@@ -130,21 +130,7 @@ impl Manager {
                         .unwrap_or_default(),
                     root_rotation: None,
                 });
-                let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
-                tx.put(Network {
-                    meta: Some(Meta {
-                        id: network_id.clone(),
-                        ..Default::default()
-                    }),
-                    spec: Some(NetworkSpec {
-                        name: name.into(),
-                        driver: "overlay".into(),
-                        ..Default::default()
-                    }),
-                    vni,
-                    subnet: subnet.into(),
-                    gateway: gateway.into(),
-                });
+                tx.put(default_network(&network_id));
                 tx.put(Node {
                     meta: Some(Meta {
                         id: node_id.clone(),
