@@ -6,6 +6,7 @@
 
 mod access;
 mod bundles;
+pub(crate) mod networks;
 mod nodes;
 pub mod port;
 mod queries;
@@ -96,6 +97,10 @@ impl Control for ControlApi {
         if let Some(spec) = &request.spec {
             validate::heartbeat_period(spec.heartbeat_period_ms)?;
         }
+        validate::addr_pool(
+            &request.default_addr_pool,
+            request.default_addr_pool_mask_length,
+        )?;
         if request.force_new_cluster && self.manager.member().is_ok() {
             let (cluster_id, node_id) = self.manager.force_new_cluster().await?;
             return Ok(Response::new(InitClusterResponse {
@@ -537,5 +542,64 @@ impl Control for ControlApi {
             .read(|s| Ok(s.networks.values().cloned().collect::<Vec<_>>()))
             .await?;
         Ok(Response::new(ListNetworksResponse { networks }))
+    }
+
+    async fn create_network(
+        &self,
+        request: Request<CreateNetworkRequest>,
+    ) -> Result<Response<CreateNetworkResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("a network spec is required"))?;
+        validate::network_spec(&spec)?;
+        let id = crate::ids::new_id();
+        let network = self
+            .write(|state, tx| networks::create(state, tx, &id, spec))
+            .await?;
+        Ok(Response::new(CreateNetworkResponse {
+            network: Some(network),
+        }))
+    }
+
+    async fn get_network(
+        &self,
+        request: Request<GetNetworkRequest>,
+    ) -> Result<Response<GetNetworkResponse>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let reference = request.into_inner().id_or_name;
+        let network = self
+            .read(|s| {
+                s.find_network(&reference)
+                    .cloned()
+                    .map_err(StoreError::NotFound)
+            })
+            .await?;
+        Ok(Response::new(GetNetworkResponse {
+            network: Some(network),
+        }))
+    }
+
+    async fn remove_network(
+        &self,
+        request: Request<RemoveNetworkRequest>,
+    ) -> Result<Response<RemoveNetworkResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let reference = request.into_inner().id_or_name;
+        self.write(|state, tx| networks::remove(state, tx, &reference))
+            .await?;
+        Ok(Response::new(RemoveNetworkResponse {}))
+    }
+
+    async fn prune_networks(
+        &self,
+        request: Request<PruneNetworksRequest>,
+    ) -> Result<Response<PruneNetworksResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let removed = self
+            .write(|state, tx| Ok(networks::prune(state, tx)))
+            .await?;
+        Ok(Response::new(PruneNetworksResponse { removed }))
     }
 }

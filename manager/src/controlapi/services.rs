@@ -3,7 +3,7 @@
 
 use shoal_proto::types::v1::{Meta, Service, ServiceSpec, TaskState, UpdateStatus};
 
-use super::secrets;
+use super::{networks, secrets};
 use crate::store::{Kind, State, StoreError, Tx};
 
 fn named<'a>(state: &'a State, name: &str) -> Option<&'a Service> {
@@ -27,6 +27,7 @@ pub fn create(
         )));
     }
     secrets::resolve(state, &mut spec)?;
+    networks::check_service_networks(state, &spec)?;
     let endpoint_ports = crate::allocator::allocate_ports(state, id, &spec, &[])?;
     let service = Service {
         meta: Some(Meta {
@@ -63,6 +64,7 @@ pub fn update(
         .map(|m| m.id.clone())
         .unwrap_or_default();
     secrets::resolve(state, &mut spec)?;
+    networks::check_service_networks(state, &spec)?;
     let old_spec = current.spec.clone().unwrap_or_default();
     if spec.name != old_spec.name && named(state, &spec.name).is_some() {
         return Err(StoreError::AlreadyExists(format!(

@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 
 use shoal_proto::types::v1::{
-    service_spec::Mode, ContainerSpec, ResourceRequirements, RestartPolicy, SecretSpec,
-    ServiceSpec, TaskSpec, UpdateConfig,
+    service_spec::Mode, ContainerSpec, NetworkSpec, ResourceRequirements, RestartPolicy,
+    SecretSpec, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use crate::store::StoreError;
@@ -107,31 +107,16 @@ pub const MIN_HEARTBEAT_PERIOD_MS: u32 = 100;
 /// `--dispatcher-heartbeat`: an hour. A node is down after a few missed
 /// periods; slower than this, a dead node goes unnoticed for hours.
 pub const MAX_HEARTBEAT_PERIOD_MS: u32 = 3_600_000;
+/// Address pools at `swarm init`: a handful is all anyone needs.
+pub const MAX_ADDR_POOLS: usize = 64;
+/// Network blocks of at most /29: room for a gateway and a few tasks.
+pub const MAX_POOL_MASK_LENGTH: u32 = 29;
 
 // ------------------------------------------------------------- the checks
 
 pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
     let invalid = |m: String| Err(StoreError::InvalidArgument(m));
-    if spec.name.is_empty() {
-        return invalid("the service needs a name".into());
-    }
-    // Names become DNS names and kernel object labels: keep them plain.
-    let name_ok = spec.name.len() <= 63
-        && spec
-            .name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
-        && spec
-            .name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric());
-    if !name_ok {
-        return invalid(format!(
-            "invalid service name {:?}: use up to 63 letters, digits, '-', '_' or '.', starting with a letter or digit",
-            spec.name
-        ));
-    }
+    object_name("service", &spec.name)?;
     let subject = format!("service {}", spec.name);
     let s = subject.as_str();
     let container = spec.task.as_ref().and_then(|t| t.container.as_ref());
@@ -533,7 +518,96 @@ pub fn heartbeat_period(period_ms: u32) -> Result<(), StoreError> {
     )
 }
 
+/// A network spec before the allocator looks at it (which checks the
+/// addresses against the cluster's other networks).
+pub fn network_spec(spec: &NetworkSpec) -> Result<(), StoreError> {
+    object_name("network", &spec.name)?;
+    match spec.driver.as_str() {
+        "" | "overlay" => {}
+        other => {
+            return Err(StoreError::InvalidArgument(format!(
+                "network {}: driver {other} is not supported: shoal's networks span the cluster (-d overlay)",
+                spec.name
+            )))
+        }
+    }
+    let subject = format!("network {}", spec.name);
+    field(&subject, "subnet", "--subnet", &spec.subnet)?;
+    field(&subject, "gateway", "--gateway", &spec.gateway)?;
+    field(&subject, "ip range", "--ip-range", &spec.ip_range)?;
+    labels(
+        &subject,
+        "network",
+        "network create --label, networks.labels",
+        &spec.labels,
+    )
+}
+
+/// `swarm init --default-addr-pool CIDR... --default-addr-pool-mask-length N`.
+pub fn addr_pool(pools: &[String], mask_length: u32) -> Result<(), StoreError> {
+    let invalid = |m: String| Err(StoreError::InvalidArgument(m));
+    if pools.len() > MAX_ADDR_POOLS {
+        return invalid(format!(
+            "{} default address pools (--default-addr-pool) is more than shoal allows (max {MAX_ADDR_POOLS})",
+            pools.len()
+        ));
+    }
+    let mut parsed = Vec::new();
+    for pool in pools {
+        let Some(subnet) = crate::allocator::Subnet::parse(pool) else {
+            return invalid(format!(
+                "invalid default address pool {pool:?} (--default-addr-pool): expected an IPv4 CIDR such as 10.20.0.0/16"
+            ));
+        };
+        if let Some(other) = parsed
+            .iter()
+            .find(|p: &&crate::allocator::Subnet| p.overlaps(&subnet))
+        {
+            return invalid(format!(
+                "default address pools {other} and {subnet} overlap"
+            ));
+        }
+        parsed.push(subnet);
+    }
+    if mask_length != 0 {
+        let widest = parsed
+            .iter()
+            .map(|p| u32::from(p.prefix))
+            .max()
+            .unwrap_or(8);
+        if !(widest..=MAX_POOL_MASK_LENGTH).contains(&mask_length) {
+            return invalid(format!(
+                "default address pool mask length {mask_length} (--default-addr-pool-mask-length) must be between {widest} (the pool's own) and {MAX_POOL_MASK_LENGTH}"
+            ));
+        }
+    }
+    Ok(())
+}
+
 // ------------------------------------------------------------- helpers
+
+/// Names become DNS names and kernel object labels: keep them plain.
+fn object_name(kind: &str, name: &str) -> Result<(), StoreError> {
+    if name.is_empty() {
+        return Err(StoreError::InvalidArgument(format!(
+            "the {kind} needs a name"
+        )));
+    }
+    let name_ok = name.len() <= 63
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric());
+    if !name_ok {
+        return Err(StoreError::InvalidArgument(format!(
+            "invalid {kind} name {name:?}: use up to 63 letters, digits, '-', '_' or '.', starting with a letter or digit"
+        )));
+    }
+    Ok(())
+}
 
 fn labels(
     s: &str,

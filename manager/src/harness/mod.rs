@@ -327,30 +327,21 @@ impl Harness {
         id
     }
 
-    /// A network of the cluster (as `network create` makes one); returns its id.
+    /// A network made as `network create --subnet --gateway` makes it;
+    /// returns its id.
     pub async fn add_network(&self, name: &str, subnet: &str, gateway: &str) -> String {
         let id = format!("network-{name}");
-        let network = Network {
-            meta: Some(Meta {
-                id: id.clone(),
-                ..Default::default()
-            }),
-            spec: Some(NetworkSpec {
-                name: name.into(),
-                driver: "overlay".into(),
-                ..Default::default()
-            }),
-            vni: 4200,
+        let spec = NetworkSpec {
+            name: name.into(),
             subnet: subnet.into(),
             gateway: gateway.into(),
+            ..Default::default()
         };
+        crate::controlapi::validate::network_spec(&spec).expect("a valid network spec");
         self.store
-            .update(|_, tx| {
-                tx.put(network);
-                Ok(())
-            })
+            .update(|s, tx| crate::controlapi::networks::create(s, tx, &id, spec))
             .await
-            .expect("write the network");
+            .expect("create the network");
         id
     }
 

@@ -52,6 +52,7 @@ pub fn default_network(id: &str) -> Network {
         vni,
         subnet: subnet.into(),
         gateway: gateway.into(),
+        ip_range: String::new(),
     }
 }
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);

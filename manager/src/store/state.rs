@@ -148,6 +148,13 @@ impl State {
         })
     }
 
+    /// The network a reference names: full id, exact name, or unique id prefix.
+    pub fn find_network(&self, reference: &str) -> Result<&Network, String> {
+        find_by_reference(&self.networks, reference, "network", |n| {
+            n.spec.as_ref().map(|spec| spec.name.as_str())
+        })
+    }
+
     pub fn tasks_of_service<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> {
         self.tasks
             .values()

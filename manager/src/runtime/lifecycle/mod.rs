@@ -129,6 +129,8 @@ impl Manager {
                         .map(|k| k.to_string())
                         .unwrap_or_default(),
                     root_rotation: None,
+                    default_addr_pool: request.default_addr_pool.clone(),
+                    default_addr_pool_mask_length: request.default_addr_pool_mask_length,
                 });
                 tx.put(default_network(&network_id));
                 tx.put(Node {

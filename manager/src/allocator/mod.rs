@@ -1,6 +1,8 @@
-//! The allocator: network resources. Published ports are allocated (and
-//! clashes refused) when a service is written; task addresses are given to
-//! new tasks here, which moves them to pending for the scheduler.
+//! The allocator: network resources. Networks get their VXLAN id and subnet
+//! when they are created (`networks.rs`) and published ports when a service
+//! is written (`ports.rs`), so a refusal changes nothing; task addresses are
+//! given to new tasks here (a leader component), which moves them to
+//! pending for the scheduler.
 //!
 //! Addresses are handed out serially, as Swarm's IPAM does: each network
 //! goes on from the address it gave last and wraps around at the end, so a
@@ -12,17 +14,19 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_proto::types::v1::{
-    Network, NetworkAttachment, PortConfig, PortProtocol, PublishMode, Service, ServiceSpec,
-    TaskState,
-};
+use shoal_proto::types::v1::{Network, NetworkAttachment, Service, TaskState};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
-use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
+mod networks;
+mod ports;
+mod subnet;
 
-/// Where Swarm picks published ports the user left to the cluster.
-const DYNAMIC_PORTS: std::ops::RangeInclusive<u32> = 30000..=32767;
+pub use networks::{allocate_network, DEFAULT_POOL, DEFAULT_POOL_MASK_LENGTH};
+pub use ports::allocate_ports;
+pub use subnet::Subnet;
+
+use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 pub struct Allocator {
     store: Arc<Store>,
@@ -65,119 +69,6 @@ impl Allocator {
 
 fn relevant(change: &Change) -> bool {
     matches!(change, Change::Put { new, .. } if new.kind() == Kind::Task)
-}
-
-fn protocol_name(protocol: i32) -> &'static str {
-    if protocol == PortProtocol::Udp as i32 {
-        "udp"
-    } else {
-        "tcp"
-    }
-}
-
-/// The ports a service publishes, with the cluster's choice filled in where
-/// the spec left the published port 0. Refuses a port another service holds.
-pub fn allocate_ports(
-    state: &State,
-    service_id: &str,
-    spec: &ServiceSpec,
-    current: &[PortConfig],
-) -> Result<Vec<PortConfig>, StoreError> {
-    let mut taken: HashSet<(i32, u32)> = HashSet::new();
-    let mut owner = std::collections::HashMap::new();
-    for other in state.services.values() {
-        let id = other.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("");
-        if id == service_id {
-            continue;
-        }
-        for p in &other.endpoint_ports {
-            if p.published_port != 0 && p.publish_mode == PublishMode::Ingress as i32 {
-                taken.insert((p.protocol, p.published_port));
-                owner.insert(
-                    (p.protocol, p.published_port),
-                    other.spec.clone().unwrap_or_default().name,
-                );
-            }
-        }
-    }
-    let ports = spec
-        .endpoint
-        .as_ref()
-        .map(|e| e.ports.clone())
-        .unwrap_or_default();
-    let mut seen = HashSet::new();
-    let mut out = Vec::new();
-    for mut port in ports {
-        if port.target_port == 0 || port.target_port > 65535 || port.published_port > 65535 {
-            return Err(StoreError::InvalidArgument(format!(
-                "invalid port {}:{}: ports must be between 1 and 65535",
-                port.published_port, port.target_port
-            )));
-        }
-        let ingress = port.publish_mode == PublishMode::Ingress as i32;
-        if port.published_port == 0 && ingress {
-            // Keep what an earlier write picked, so an update does not move it.
-            port.published_port = current
-                .iter()
-                .find(|c| c.target_port == port.target_port && c.protocol == port.protocol)
-                .map(|c| c.published_port)
-                .filter(|p| !taken.contains(&(port.protocol, *p)))
-                .or_else(|| {
-                    DYNAMIC_PORTS.clone().find(|p| {
-                        !taken.contains(&(port.protocol, *p))
-                            && !seen.contains(&(port.protocol, *p))
-                    })
-                })
-                .ok_or_else(|| StoreError::Unavailable("no free dynamic port left".into()))?;
-        }
-        let key = (port.protocol, port.published_port);
-        if port.published_port != 0 {
-            if ingress && taken.contains(&key) {
-                return Err(StoreError::InvalidArgument(format!(
-                    "port {}/{} is already published by service {}",
-                    port.published_port,
-                    protocol_name(port.protocol),
-                    owner.get(&key).cloned().unwrap_or_default()
-                )));
-            }
-            if !seen.insert(key) {
-                return Err(StoreError::InvalidArgument(format!(
-                    "port {}/{} is published twice",
-                    port.published_port,
-                    protocol_name(port.protocol)
-                )));
-            }
-        }
-        out.push(port);
-    }
-    Ok(out)
-}
-
-/// An IPv4 subnet in CIDR form.
-#[derive(Debug, Clone, Copy)]
-pub struct Subnet {
-    pub base: Ipv4Addr,
-    pub prefix: u8,
-}
-
-impl Subnet {
-    pub fn parse(cidr: &str) -> Option<Subnet> {
-        let (addr, prefix) = cidr.split_once('/')?;
-        let prefix: u8 = prefix.parse().ok().filter(|p| *p <= 30)?;
-        let addr: Ipv4Addr = addr.parse().ok()?;
-        let mask = u32::MAX.checked_shl(32 - prefix as u32).unwrap_or(0);
-        Some(Subnet {
-            base: Ipv4Addr::from(u32::from(addr) & mask),
-            prefix,
-        })
-    }
-
-    /// Usable host addresses: not the network, not the broadcast.
-    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
-        let base = u32::from(self.base);
-        let size = 1u32 << (32 - self.prefix as u32);
-        (1..size - 1).map(move |i| Ipv4Addr::from(base + i))
-    }
 }
 
 fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
@@ -275,8 +166,12 @@ fn attach(
         .map(|m| m.id.clone())
         .unwrap_or_default();
     let subnet = Subnet::parse(&network.subnet)?;
+    // Task addresses come from the network's ip range where it has one.
+    let range = Subnet::parse(&network.ip_range).unwrap_or(subnet);
     let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
-    let free = |ip: &Ipv4Addr| Some(*ip) != gateway && !used.contains(&(id.clone(), *ip));
+    let free = |ip: &Ipv4Addr| {
+        Some(*ip) != gateway && subnet.contains(*ip) && !used.contains(&(id.clone(), *ip))
+    };
     let after = last_given.get(&id).copied().or_else(|| {
         used.iter()
             .filter(|(network, _)| *network == id)
@@ -284,12 +179,12 @@ fn attach(
             .max()
     });
     let ip = match after {
-        Some(after) => subnet
+        Some(after) => range
             .hosts()
             .skip_while(|ip| *ip <= after)
-            .chain(subnet.hosts().take_while(|ip| *ip <= after))
+            .chain(range.hosts().take_while(|ip| *ip <= after))
             .find(free)?,
-        None => subnet.hosts().find(free)?,
+        None => range.hosts().find(free)?,
     };
     used.insert((id.clone(), ip));
     last_given.insert(id.clone(), ip);
@@ -396,6 +291,44 @@ mod harness_tests {
             })
             .await;
         assert_eq!(address(&replacement), "10.0.1.5/24");
+    }
+
+    #[tokio::test]
+    async fn tasks_of_a_created_network_get_addresses_from_its_ip_range() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        let spec = shoal_proto::types::v1::NetworkSpec {
+            name: "backend".into(),
+            subnet: "10.70.0.0/24".into(),
+            ip_range: "10.70.0.64/28".into(),
+            ..Default::default()
+        };
+        crate::controlapi::validate::network_spec(&spec).unwrap();
+        harness
+            .store
+            .update(|s, tx| crate::controlapi::networks::create(s, tx, "backend-id", spec))
+            .await
+            .unwrap();
+        let mut db = service("db", "db", 3);
+        db.networks = vec!["backend".into()];
+        let db = harness.create_service(db).await;
+        let tasks = harness
+            .until("3 running", |s| {
+                let tasks = running(s, &db);
+                (tasks.len() == 3).then_some(tasks)
+            })
+            .await;
+        let mut addresses: Vec<String> = tasks.iter().map(address).collect();
+        addresses.sort();
+        assert_eq!(
+            addresses,
+            ["10.70.0.65/24", "10.70.0.66/24", "10.70.0.67/24"]
+        );
+        let attachment = &tasks[0].networks[0];
+        assert_eq!(
+            (attachment.vni, attachment.gateway.as_str()),
+            (4096, "10.70.0.1")
+        );
     }
 
     #[tokio::test]
