@@ -1,6 +1,7 @@
-//! Services as `service inspect` shows them: JSON shaped like docker's
-//! (`Spec.TaskTemplate.ContainerSpec.Image`, durations in nanoseconds,
-//! enums by name) and docker's `--pretty` text.
+//! Objects as the inspect commands show them: services as `service inspect`
+//! (JSON shaped like docker's: `Spec.TaskTemplate.ContainerSpec.Image`,
+//! durations in nanoseconds, enums by name, and docker's `--pretty` text),
+//! networks as `docker network inspect` shows a swarm overlay network.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -8,13 +9,14 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use shoal_proto::types::v1::{
-    restart_policy, service_spec, update_config, update_status, ContainerSpec, PortConfig,
+    restart_policy, service_spec, update_config, update_status, ContainerSpec, Network, PortConfig,
     PublishMode, ResourceRequirements, RestartPolicy, Service, ServiceSpec, UpdateConfig,
     UpdateStatus,
 };
 
 use super::parse::{format_duration, protocol_name};
-use crate::output::rfc3339;
+use super::{collect_errors, Error};
+use crate::output::{rfc3339, write_json};
 
 fn nanos(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
@@ -25,6 +27,63 @@ fn sorted(labels: &HashMap<String, String>) -> BTreeMap<&str, &str> {
         .iter()
         .map(|(k, v)| (k.as_str(), v.as_str()))
         .collect()
+}
+
+/// An inspect command's output: the JSON array of the objects found, then
+/// every reference that failed as the command's error. When every one
+/// failed, only the errors.
+pub fn write_inspected(
+    found: Vec<Value>,
+    errors: Vec<Error>,
+    out: &mut dyn std::io::Write,
+) -> Result<(), Error> {
+    if !found.is_empty() || errors.is_empty() {
+        write_json(&Value::Array(found), out)?;
+    }
+    collect_errors(errors)
+}
+
+/// docker's `network inspect` of a swarm overlay network (what a manager
+/// answers for one with no local containers).
+pub fn network_json(network: &Network) -> Value {
+    let meta = network.meta.clone().unwrap_or_default();
+    let spec = network.spec.clone().unwrap_or_default();
+    let mut config = Map::new();
+    config.insert("Subnet".into(), json!(network.subnet));
+    config.insert("Gateway".into(), json!(network.gateway));
+    if !network.ip_range.is_empty() {
+        config.insert("IPRange".into(), json!(network.ip_range));
+    }
+    let mut options = Map::new();
+    options.insert(
+        "com.docker.network.driver.overlay.vxlanid_list".into(),
+        json!(network.vni.to_string()),
+    );
+    if spec.encrypted {
+        options.insert("encrypted".into(), json!(""));
+    }
+    json!({
+        "Name": spec.name,
+        "Id": meta.id,
+        "Created": rfc3339(meta.created_at),
+        "Scope": super::network::SCOPE,
+        "Driver": super::network::driver(network),
+        "EnableIPv4": true,
+        "EnableIPv6": false,
+        "IPAM": {
+            "Driver": "default",
+            "Options": null,
+            "Config": [Value::Object(config)],
+        },
+        "Internal": spec.internal,
+        "Attachable": spec.attachable,
+        "Ingress": false,
+        "ConfigFrom": { "Network": "" },
+        "ConfigOnly": false,
+        "Containers": null,
+        "Options": Value::Object(options),
+        "Labels": sorted(&spec.labels),
+    })
 }
 
 pub fn service_json(service: &Service) -> Value {
@@ -441,5 +500,88 @@ mod tests {
             text.contains(" PublishedPort = 8080\n  Protocol = udp\n"),
             "{text}"
         );
+    }
+
+    #[test]
+    fn network_json_has_the_keys_of_docker_network_inspect() {
+        let mut network = Network {
+            meta: Some(shoal_proto::types::v1::Meta {
+                id: "k3x9v2m4n8q1w7e5r6t0y2u4i".into(),
+                created_at: 1_709_210_096_789,
+                ..Default::default()
+            }),
+            spec: Some(shoal_proto::types::v1::NetworkSpec {
+                name: "backend".into(),
+                labels: [("team".to_string(), "a".to_string())].into(),
+                attachable: true,
+                ..Default::default()
+            }),
+            vni: 4097,
+            subnet: "10.55.0.0/24".into(),
+            gateway: "10.55.0.1".into(),
+            ip_range: String::new(),
+        };
+        let v = network_json(&network);
+        let mut keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        keys.sort();
+        // docker 28's keys for a swarm network seen from a manager (no Peers: no local containers).
+        assert_eq!(
+            keys,
+            [
+                "Attachable",
+                "ConfigFrom",
+                "ConfigOnly",
+                "Containers",
+                "Created",
+                "Driver",
+                "EnableIPv4",
+                "EnableIPv6",
+                "IPAM",
+                "Id",
+                "Ingress",
+                "Internal",
+                "Labels",
+                "Name",
+                "Options",
+                "Scope"
+            ]
+        );
+        assert_eq!(v["Name"], "backend");
+        assert_eq!(v["Id"], "k3x9v2m4n8q1w7e5r6t0y2u4i");
+        assert_eq!(v["Created"], "2024-02-29T12:34:56.789Z");
+        assert_eq!(v["Scope"], "swarm");
+        assert_eq!(v["Driver"], "overlay", "an empty driver is overlay");
+        assert_eq!(v["EnableIPv6"], false);
+        assert_eq!(
+            v["IPAM"],
+            json!({
+                "Driver": "default",
+                "Options": null,
+                "Config": [{ "Subnet": "10.55.0.0/24", "Gateway": "10.55.0.1" }],
+            })
+        );
+        assert_eq!(
+            (v["Internal"].clone(), v["Attachable"].clone()),
+            (json!(false), json!(true))
+        );
+        assert_eq!(v["Ingress"], false);
+        assert_eq!(
+            v["Options"],
+            json!({ "com.docker.network.driver.overlay.vxlanid_list": "4097" })
+        );
+        assert_eq!(v["Labels"], json!({ "team": "a" }));
+
+        network.ip_range = "10.55.0.128/25".into();
+        if let Some(spec) = network.spec.as_mut() {
+            spec.encrypted = true;
+        }
+        let v = network_json(&network);
+        assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.55.0.128/25");
+        assert_eq!(v["Options"]["encrypted"], "");
     }
 }

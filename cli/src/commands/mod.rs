@@ -7,6 +7,7 @@ pub mod ca;
 pub mod context;
 mod converge;
 pub mod inspect;
+pub mod network;
 pub mod node;
 pub mod parse;
 pub mod secret;
@@ -92,6 +93,9 @@ pub enum Command {
     /// Manage secrets
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Manage networks
+    #[command(subcommand)]
+    Network(network::NetworkCommand),
     /// Manage contexts: named managers and the client bundles to reach them
     #[command(subcommand)]
     Context(context::ContextCommand),
@@ -213,9 +217,26 @@ pub async fn execute(
         Command::Service(c) => service::run(session, c, io).await,
         Command::Stack(c) => stack::run(session, c, io).await,
         Command::Secret(c) => secret::run(session, c, io).await,
+        Command::Network(c) => network::run(session, c, io).await,
         // Context commands need no manager; run them as `run` does.
         Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),
     }
+}
+
+/// docker's confirmation prompt: `message [y/N] ` on `out`, then a line of
+/// `input`; only `y` (any case) is a yes, and so is nothing else (end of input too).
+pub(crate) fn confirm(
+    out: &mut dyn Write,
+    input: &mut dyn std::io::BufRead,
+    message: &str,
+) -> Result<bool, Error> {
+    write!(out, "{message} [y/N] ")?;
+    out.flush()?;
+    let mut answer = String::new();
+    input
+        .read_line(&mut answer)
+        .map_err(|e| Error::Input(format!("read the answer from stdin: {e}")))?;
+    Ok(answer.trim().eq_ignore_ascii_case("y"))
 }
 
 /// Runs each of `items`, carrying on past failures (like `docker service rm a b`), and
@@ -225,5 +246,27 @@ pub(crate) fn collect_errors(mut errors: Vec<Error>) -> Result<(), Error> {
         0 => Ok(()),
         1 => Err(errors.remove(0)),
         _ => Err(Error::Many(errors)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn confirm_asks_like_docker_and_takes_only_y() {
+        for (answer, yes) in [
+            ("y\n", true),
+            ("Y\n", true),
+            (" y \n", true),
+            ("yes\n", false),
+            ("\n", false),
+            ("", false),
+        ] {
+            let mut out = Vec::new();
+            let got = confirm(&mut out, &mut answer.as_bytes(), "Sure?").expect("confirm");
+            assert_eq!(got, yes, "{answer:?}");
+            assert_eq!(out, b"Sure? [y/N] ");
+        }
     }
 }

@@ -13,9 +13,9 @@ use shoal_proto::types::v1::{service_spec, PortConfig, Service, ServiceSpec, Tas
 use super::converge::{self, Wait};
 use super::spec::{self, Mode, SpecFlags};
 use super::tasks::{self, PsFlags};
-use super::{collect_errors, inspect, parse, Error, Io};
+use super::{collect_errors, inspect, network, parse, Error, Io};
 use crate::client::Session;
-use crate::output::{short_id, write_json, Listing};
+use crate::output::{short_id, Listing};
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
@@ -84,6 +84,9 @@ pub struct CreateArgs {
     /// Give the service a secret (NAME or source=,target=,uid=,gid=,mode=)
     #[arg(long, value_name = "SECRET", value_parser = super::secret::reference)]
     pub secret: Vec<shoal_proto::types::v1::SecretReference>,
+    /// Network attachments (NAME or name=NAME[,alias=ALIAS]; default: the swarm's default network)
+    #[arg(long, value_name = "NETWORK", value_parser = network::attachment)]
+    pub network: Vec<network::Attachment>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -178,6 +181,12 @@ pub struct UpdateArgs {
     /// Remove a secret by name
     #[arg(long, value_name = "SECRET")]
     pub secret_rm: Vec<String>,
+    /// Add a network (NAME or name=NAME[,alias=ALIAS])
+    #[arg(long, value_name = "NETWORK", value_parser = network::attachment)]
+    pub network_add: Vec<network::Attachment>,
+    /// Remove a network (name or id)
+    #[arg(long, value_name = "NETWORK")]
+    pub network_rm: Vec<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -231,6 +240,7 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     if let Some(task) = spec.task.as_mut() {
         task.secrets = args.secret.clone();
     }
+    spec.networks = args.network.iter().map(|a| a.target.clone()).collect();
     Ok(spec)
 }
 
@@ -241,6 +251,7 @@ pub async fn create(
     io: &mut Io<'_>,
 ) -> Result<String, Error> {
     let spec = create_spec(&args)?;
+    network::warn_ignored_aliases(&args.network, io)?;
     let service = session
         .client
         .create_service(CreateServiceRequest { spec: Some(spec) })
@@ -480,9 +491,9 @@ pub async fn inspect(
             }
             io.out.write_all(inspect::pretty(service).as_bytes())?;
         }
-    } else if !found.is_empty() || errors.is_empty() {
+    } else {
         let objects = found.iter().map(inspect::service_json).collect();
-        write_json(&serde_json::Value::Array(objects), io.out)?;
+        return inspect::write_inspected(objects, errors, io.out);
     }
     collect_errors(errors)
 }
@@ -597,7 +608,17 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
 
 pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
     let service = get(session, &args.service).await?;
-    let spec = updated_spec(service.spec.clone().unwrap_or_default(), &args)?;
+    let mut spec = updated_spec(service.spec.clone().unwrap_or_default(), &args)?;
+    if !args.network_add.is_empty() || !args.network_rm.is_empty() {
+        let known = network::list(session).await?;
+        network::edit_service_networks(
+            &mut spec.networks,
+            &args.network_add,
+            &args.network_rm,
+            &known,
+        )?;
+        network::warn_ignored_aliases(&args.network_add, io)?;
+    }
     let updated = send_update(session, &service, spec).await?;
     writeln!(io.out, "{}", args.service)?;
     let rolled = updated.spec_version != service.spec_version;
@@ -706,6 +727,26 @@ mod tests {
         assert_eq!((ports[0].published_port, ports[0].target_port), (8080, 80));
         assert!(!args.wait.detach);
         assert_eq!(args.wait.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn create_attaches_the_named_networks_in_order() {
+        let args = create_args(&[
+            "--network",
+            "backend",
+            "--network",
+            "name=front,alias=web",
+            "busybox",
+        ]);
+        let spec = create_spec(&args).expect("spec");
+        assert_eq!(spec.networks, ["backend", "front"]);
+        assert_eq!(args.network[1].aliases, ["web"]);
+        let none = create_spec(&create_args(&["busybox"])).expect("spec");
+        assert!(none.networks.is_empty(), "the manager's default network");
+        let bad =
+            Cli::try_parse_from(["shoal", "service", "create", "--network", "x=y", "busybox"])
+                .expect_err("refused");
+        assert_eq!(bad.exit_code(), 2);
     }
 
     #[test]

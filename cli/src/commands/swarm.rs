@@ -106,6 +106,13 @@ pub struct InitArgs {
     /// Enable manager autolocking (a restarted manager needs the unlock key)
     #[arg(long)]
     pub autolock: bool,
+    /// Default address pool in CIDR format, where networks without --subnet get
+    /// theirs (repeatable or comma-separated) [default: 10.0.0.0/8]
+    #[arg(long, value_name = "CIDR", value_delimiter = ',')]
+    pub default_addr_pool: Vec<String>,
+    /// Default address pool subnet mask length [default: 24]
+    #[arg(long, value_name = "N")]
+    pub default_addr_pool_mask_length: Option<u32>,
 }
 
 pub async fn run(
@@ -126,19 +133,26 @@ pub async fn run(
     }
 }
 
+/// What `swarm init` asks of the manager for `args`.
+pub fn init_request(args: &InitArgs) -> Result<InitClusterRequest, Error> {
+    Ok(InitClusterRequest {
+        advertise_addr: advertise_addr(args)?,
+        spec: Some(shoal_proto::types::v1::ClusterSpec {
+            autolock: args.autolock,
+            ..Default::default()
+        }),
+        hostname: local_hostname(),
+        force_new_cluster: args.force_new_cluster,
+        default_addr_pool: args.default_addr_pool.clone(),
+        // 0: the manager's default, /24 as docker's.
+        default_addr_pool_mask_length: args.default_addr_pool_mask_length.unwrap_or(0),
+    })
+}
+
 pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let advertise_addr = advertise_addr(&args)?;
     let response = session
         .client
-        .init_cluster(InitClusterRequest {
-            advertise_addr,
-            spec: Some(shoal_proto::types::v1::ClusterSpec {
-                autolock: args.autolock,
-                ..Default::default()
-            }),
-            hostname: local_hostname(),
-            force_new_cluster: args.force_new_cluster,
-        })
+        .init_cluster(init_request(&args)?)
         .await?
         .into_inner();
     if args.force_new_cluster {
@@ -471,7 +485,46 @@ mod tests {
             listen_addr: listen.map(str::to_string),
             force_new_cluster: false,
             autolock: false,
+            default_addr_pool: vec![],
+            default_addr_pool_mask_length: None,
         }
+    }
+
+    fn parsed_init(argv: &[&str]) -> InitArgs {
+        use clap::Parser;
+        let mut full = vec!["shoal", "swarm", "init"];
+        full.extend_from_slice(argv);
+        match crate::commands::Cli::try_parse_from(full)
+            .expect("parses")
+            .command
+        {
+            crate::commands::Command::Swarm(SwarmCommand::Init(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn address_pools_go_to_the_init_request() {
+        let request = init_request(&parsed_init(&[
+            "--default-addr-pool",
+            "10.20.0.0/16",
+            "--default-addr-pool",
+            "10.30.0.0/16,10.40.0.0/16",
+            "--default-addr-pool-mask-length",
+            "26",
+        ]))
+        .expect("request");
+        assert_eq!(
+            request.default_addr_pool,
+            ["10.20.0.0/16", "10.30.0.0/16", "10.40.0.0/16"]
+        );
+        assert_eq!(request.default_addr_pool_mask_length, 26);
+        let plain = init_request(&parsed_init(&[])).expect("request");
+        assert!(plain.default_addr_pool.is_empty());
+        assert_eq!(
+            plain.default_addr_pool_mask_length, 0,
+            "the manager's default"
+        );
     }
 
     #[test]

@@ -1,0 +1,281 @@
+//! Overlay networks through the `shoal` CLI on a one-host lab, as docker's
+//! `network` commands behave: create prints the id, ls and inspect show
+//! docker's columns and keys, names and subnets are unique, a service's
+//! task gets its address from the network it names, a network in use is
+//! not removed (naming the service, exit 1, the other networks of the same
+//! `rm` still go), and prune removes what nothing uses.
+
+use std::net::Ipv4Addr;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::require_root;
+
+fn lab(name: &str) -> Lab {
+    require_root();
+    let config = LabConfig {
+        replace: true,
+        ..LabConfig::new(name)
+    };
+    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
+}
+
+fn ok(lab: &Lab, args: &[&str]) -> String {
+    lab.shoal_ok(args)
+        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
+}
+
+/// Runs a command the manager (or the CLI) must refuse with exit status 1;
+/// returns its stdout and stderr.
+fn refused(lab: &Lab, args: &[&str]) -> (String, String) {
+    let out = lab.shoal(args).expect("run shoal");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "shoal {} was not refused: {stdout}{stderr}",
+        args.join(" ")
+    );
+    (stdout, stderr)
+}
+
+/// `network ls` rows as (id, name, driver, scope), after checking docker's header.
+fn ls(lab: &Lab) -> Vec<[String; 4]> {
+    let text = ok(lab, &["network", "ls"]);
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines
+        .next()
+        .expect("header")
+        .split("  ")
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .collect();
+    assert_eq!(header, ["NETWORK ID", "NAME", "DRIVER", "SCOPE"], "{text}");
+    lines
+        .map(|l| {
+            let cells: Vec<&str> = l.split_whitespace().collect();
+            assert_eq!(cells.len(), 4, "{l}");
+            [0, 1, 2, 3].map(|i| cells[i].to_string())
+        })
+        .collect()
+}
+
+fn in_subnet(addr: Ipv4Addr, base: Ipv4Addr, prefix: u32) -> bool {
+    let mask = u32::MAX << (32 - prefix);
+    u32::from(addr) & mask == u32::from(base) & mask
+}
+
+/// The network attachments (network name, address) of the service's tasks
+/// that should run, as the manager's ListTasks reports them.
+fn attachments(lab: &Lab, service: &str) -> Vec<(String, String)> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut client = lab.control_client("m1").await.expect("control client");
+        let services = client
+            .list_services(shoal_proto::control::v1::ListServicesRequest {
+                names: vec![service.to_string()],
+                labels: vec![],
+            })
+            .await
+            .expect("list services")
+            .into_inner()
+            .services;
+        let id = services[0].meta.as_ref().expect("meta").id.clone();
+        client
+            .list_tasks(shoal_proto::control::v1::ListTasksRequest {
+                service_ids: vec![id],
+                only_desired_running: true,
+                ..Default::default()
+            })
+            .await
+            .expect("list tasks")
+            .into_inner()
+            .tasks
+            .iter()
+            .flat_map(|t| t.networks.iter())
+            .map(|a| (a.network_name.clone(), a.address.clone()))
+            .collect()
+    })
+}
+
+/// IPv4 addresses inside a process's network namespace.
+fn addresses_in(pid: u32) -> Vec<Ipv4Addr> {
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["ip", "-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("nsenter");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
+        .collect()
+}
+
+#[test]
+fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
+    let lab = lab("t-networks");
+    let image = format!("{}/web:v1", lab.registry());
+    let backend_net = Ipv4Addr::new(10, 55, 0, 0);
+
+    // Create: the id, alone on stdout.
+    let id = ok(
+        &lab,
+        &[
+            "network",
+            "create",
+            "-d",
+            "overlay",
+            "--subnet",
+            "10.55.0.0/24",
+            "--label",
+            "team=a",
+            "backend",
+        ],
+    )
+    .trim()
+    .to_string();
+    assert!(
+        id.len() > 12 && id.chars().all(|c| c.is_ascii_alphanumeric()),
+        "not an id: {id:?}"
+    );
+
+    // ls: the default network and backend, overlay, swarm scope, short ids.
+    let rows = ls(&lab);
+    let row = |name: &str| {
+        rows.iter()
+            .find(|r| r[1] == name)
+            .unwrap_or_else(|| panic!("no {name} in {rows:?}"))
+            .clone()
+    };
+    assert_eq!(row("backend"), [&id[..12], "backend", "overlay", "swarm"]);
+    assert_eq!(row("default")[2..], ["overlay", "swarm"]);
+    let quiet = ok(&lab, &["network", "ls", "-q", "--no-trunc"]);
+    assert!(quiet.lines().any(|l| l == id), "{quiet}");
+
+    // inspect: docker's shape for a swarm overlay network.
+    let inspect: Value =
+        serde_json::from_str(&ok(&lab, &["network", "inspect", "backend"])).expect("json");
+    let net = &inspect[0];
+    assert_eq!(net["Name"], "backend");
+    assert_eq!(net["Id"], id.as_str());
+    assert_eq!(
+        (net["Driver"].as_str(), net["Scope"].as_str()),
+        (Some("overlay"), Some("swarm"))
+    );
+    assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "10.55.0.0/24");
+    assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "10.55.0.1");
+    assert_eq!(net["Labels"]["team"], "a");
+    let vni: u32 = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
+        .as_str()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no vxlan id: {net}"));
+    assert!(vni > 0, "{net}");
+
+    // Names and subnets are the network's own.
+    let (_, err) = refused(&lab, &["network", "create", "backend"]);
+    assert!(err.contains("already exists"), "{err}");
+    let (_, err) = refused(
+        &lab,
+        &["network", "create", "--subnet", "10.55.0.128/25", "other"],
+    );
+    assert!(err.contains("overlaps network backend"), "{err}");
+    let (_, err) = refused(
+        &lab,
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "lost",
+            "--network",
+            "nowhere",
+            &image,
+        ],
+    );
+    assert!(err.contains("network nowhere not found"), "{err}");
+
+    // A service on backend: its task's address comes from 10.55.0.0/24.
+    ok(
+        &lab,
+        &[
+            "service",
+            "create",
+            "-q",
+            "--name",
+            "db",
+            "--network",
+            "backend",
+            &image,
+        ],
+    );
+    let attached = attachments(&lab, "db");
+    assert_eq!(attached.len(), 1, "{attached:?}");
+    assert_eq!(attached[0].0, "backend");
+    let addr: Ipv4Addr = attached[0]
+        .1
+        .split('/')
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("bad address {attached:?}"));
+    assert!(in_subnet(addr, backend_net, 24), "{addr} not in backend");
+    let pid = lab
+        .wait_until("db's task runs", Duration::from_secs(20), || {
+            lab.running_task_pids("m1")
+                .map_err(|e| e.to_string())?
+                .first()
+                .copied()
+                .ok_or_else(|| "no task yet".to_string())
+        })
+        .expect("running task");
+    let inside = addresses_in(pid);
+    assert!(
+        inside.contains(&addr),
+        "the task has {inside:?}, not {addr}"
+    );
+
+    // In use: refused naming the service, exit 1; the other network of the same rm goes.
+    ok(&lab, &["network", "create", "spare"]);
+    let (out, err) = refused(&lab, &["network", "rm", "backend", "spare"]);
+    assert!(err.contains("in use by service db"), "{err}");
+    assert_eq!(out, "spare\n");
+    assert!(ls(&lab).iter().any(|r| r[1] == "backend"));
+
+    // Once the service and its task are gone, the network goes too.
+    ok(&lab, &["service", "rm", "db"]);
+    lab.wait_until("network rm backend", Duration::from_secs(30), || {
+        let out = lab
+            .shoal(["network", "rm", "backend"])
+            .map_err(|e| e.to_string())?;
+        if out.status.success() {
+            Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        } else {
+            Err(String::from_utf8_lossy(&out.stderr).into_owned())
+        }
+    })
+    .map(|out| assert_eq!(out, "backend\n"))
+    .expect("backend removed");
+    // rm -f of a network that is not there is no error (docker's).
+    ok(&lab, &["network", "rm", "-f", "backend"]);
+
+    // Prune: asks first (no answer, nothing goes), then with -f removes the unused one.
+    ok(&lab, &["network", "create", "unused"]);
+    let asked = ok(&lab, &["network", "prune"]);
+    assert_eq!(
+        asked,
+        "WARNING! This will remove all custom networks not used by at least one container.\n\
+         Are you sure you want to continue? [y/N] "
+    );
+    assert!(ls(&lab).iter().any(|r| r[1] == "unused"));
+    let pruned = ok(&lab, &["network", "prune", "-f"]);
+    assert_eq!(pruned, "Deleted Networks:\nunused\n\n");
+    let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(names, ["default"], "the default network stays");
+
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
