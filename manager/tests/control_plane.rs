@@ -35,6 +35,7 @@ fn web_spec(name: &str, replicas: u64, published: u32, marker: &str) -> ServiceS
                 published_port: published,
                 ..Default::default()
             }],
+            ..Default::default()
         }),
         ..Default::default()
     }
@@ -585,4 +586,31 @@ async fn out_of_range_durations_and_counts_are_refused_and_nothing_is_created() 
         .into_inner()
         .services;
     assert_eq!(services.len(), 1);
+}
+
+/// A manager with nothing to do stays idle: no component spins (a watch
+/// that resolves at once, a loop without a wait). A busy loop takes a
+/// whole core; an idle manager's heartbeats and timers take a few ms.
+#[tokio::test]
+async fn an_idle_leader_uses_almost_no_cpu() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = ManagerProcess::start(dir.path(), free_port());
+    let mut control = manager.control().await;
+    control
+        .init_cluster(InitClusterRequest {
+            advertise_addr: "127.0.0.1".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    // Past start-up and the first passes of every component.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = manager.cpu_time();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let used = manager.cpu_time() - before;
+    assert!(
+        used < Duration::from_millis(600),
+        "an idle manager used {used:?} of CPU in 3 s:\n{}",
+        manager.log()
+    );
 }

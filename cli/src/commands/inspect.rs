@@ -106,11 +106,18 @@ pub fn service_json(service: &Service) -> Value {
         .and_then(|s| s.endpoint.as_ref())
         .map(|e| e.ports.as_slice())
         .unwrap_or(&[]);
+    let virtual_ips: Vec<Value> = service
+        .virtual_ips
+        .iter()
+        .map(|v| json!({ "NetworkID": v.network_id, "Addr": v.addr }))
+        .collect();
+    let mode = endpoint_mode(service.spec.as_ref());
     object.insert(
         "Endpoint".into(),
         json!({
-            "Spec": { "Ports": ports_json(spec_ports) },
+            "Spec": { "Mode": mode, "Ports": ports_json(spec_ports) },
             "Ports": ports_json(&service.endpoint_ports),
+            "VirtualIPs": virtual_ips,
         }),
     );
     if let Some(status) = &service.update_status {
@@ -160,7 +167,7 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
         .unwrap_or(&[]);
     object.insert(
         "EndpointSpec".into(),
-        json!({ "Mode": "vip", "Ports": ports_json(ports) }),
+        json!({ "Mode": endpoint_mode(Some(spec)), "Ports": ports_json(ports) }),
     );
     let networks: Vec<Value> = spec
         .networks
@@ -280,6 +287,17 @@ pub fn publish_mode_name(raw: i32) -> &'static str {
     match PublishMode::try_from(raw).unwrap_or(PublishMode::Ingress) {
         PublishMode::Ingress => "ingress",
         PublishMode::Host => "host",
+    }
+}
+
+/// `vip` or `dnsrr`, as docker names them.
+fn endpoint_mode(spec: Option<&shoal_proto::types::v1::ServiceSpec>) -> &'static str {
+    use shoal_proto::types::v1::endpoint_spec::Mode;
+    let mode = spec.and_then(|s| s.endpoint.as_ref()).map_or(0, |e| e.mode);
+    if mode == Mode::Dnsrr as i32 {
+        "dnsrr"
+    } else {
+        "vip"
     }
 }
 
@@ -445,6 +463,7 @@ mod tests {
             .insert("com.docker.stack.namespace".into(), "web".into());
         spec.endpoint = Some(shoal_proto::types::v1::EndpointSpec {
             ports: parse::publish("8080:80/udp").expect("port"),
+            ..Default::default()
         });
         Service {
             meta: Some(shoal_proto::types::v1::Meta {

@@ -750,6 +750,18 @@ mod tests {
     }
 
     #[test]
+    fn endpoint_mode_dnsrr_asks_for_no_virtual_ip() {
+        use shoal_proto::types::v1::endpoint_spec::Mode;
+        let spec =
+            create_spec(&create_args(&["--endpoint-mode", "dnsrr", "busybox"])).expect("spec");
+        assert_eq!(spec.endpoint.unwrap().mode, Mode::Dnsrr as i32);
+        let default = create_spec(&create_args(&["busybox"])).expect("spec");
+        assert_eq!(default.endpoint.map_or(0, |e| e.mode), Mode::Vip as i32);
+        let bad = Cli::try_parse_from(["shoal", "service", "create", "--endpoint-mode", "lb", "x"]);
+        assert!(bad.is_err(), "only vip and dnsrr");
+    }
+
+    #[test]
     fn create_without_name_generates_one_from_the_image() {
         let spec = create_spec(&create_args(&["-d", "registry:5000/team/web:v1"])).expect("spec");
         assert!(spec.name.starts_with("web-"), "{}", spec.name);

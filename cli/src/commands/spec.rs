@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use shoal_proto::types::v1::{
-    restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec, GlobalMode,
-    PortConfig, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec, UpdateConfig,
+    endpoint_spec, restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec,
+    GlobalMode, PortConfig, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use super::parse;
@@ -29,6 +29,12 @@ pub enum RestartCondition {
 pub enum UpdateOrder {
     StopFirst,
     StartFirst,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EndpointMode {
+    Vip,
+    Dnsrr,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -90,6 +96,9 @@ pub struct SpecFlags {
     /// Failure rate to tolerate during an update (0 to 1)
     #[arg(long, value_name = "RATIO")]
     pub update_max_failure_ratio: Option<f32>,
+    /// Endpoint mode (vip or dnsrr)
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub endpoint_mode: Option<EndpointMode>,
 }
 
 impl SpecFlags {
@@ -97,6 +106,13 @@ impl SpecFlags {
     pub fn apply(&self, spec: &mut ServiceSpec) -> Result<(), Error> {
         if let Some(replicas) = self.replicas {
             set_replicas(spec, replicas)?;
+        }
+        if let Some(mode) = self.endpoint_mode {
+            let endpoint = spec.endpoint.get_or_insert_with(EndpointSpec::default);
+            endpoint.mode = match mode {
+                EndpointMode::Vip => endpoint_spec::Mode::Vip,
+                EndpointMode::Dnsrr => endpoint_spec::Mode::Dnsrr,
+            } as i32;
         }
         let container = container_mut(spec);
         if let Some(user) = &self.user {

@@ -563,7 +563,10 @@ impl Converter<'_> {
         });
         spec.update = update;
         if !ports.is_empty() {
-            spec.endpoint = Some(EndpointSpec { ports });
+            spec.endpoint = Some(EndpointSpec {
+                ports,
+                ..Default::default()
+            });
         }
         Ok(spec)
     }

@@ -14,17 +14,19 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_proto::types::v1::{Network, NetworkAttachment, Service, TaskState};
+use shoal_proto::types::v1::{Network, NetworkAttachment, ServiceSpec, TaskState};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
 mod networks;
 mod ports;
 mod subnet;
+mod vips;
 
 pub use networks::{allocate_network, DEFAULT_POOL, DEFAULT_POOL_MASK_LENGTH};
 pub use ports::allocate_ports;
 pub use subnet::Subnet;
+pub use vips::allocate_vips;
 
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
@@ -72,21 +74,7 @@ fn relevant(change: &Change) -> bool {
 }
 
 fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
-    let default_network = state
-        .cluster()
-        .map(|c| c.default_network_id.clone())
-        .unwrap_or_default();
-    let mut used: HashSet<(String, Ipv4Addr)> = HashSet::new();
-    for task in state.tasks.values() {
-        if task.observed_state().is_terminal() {
-            continue;
-        }
-        for a in &task.networks {
-            if let Some(ip) = a.address.split('/').next().and_then(|ip| ip.parse().ok()) {
-                used.insert((a.network_id.clone(), ip));
-            }
-        }
-    }
+    let mut used = used_addresses(state);
     for task in state.tasks.values() {
         if task.observed_state() != TaskState::New {
             continue;
@@ -101,7 +89,12 @@ fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
             tx.put(task);
             continue;
         }
-        let networks = networks_of(state, &task.service_id, &default_network);
+        let spec = state
+            .services
+            .get(&task.service_id)
+            .and_then(|s| s.spec.clone())
+            .unwrap_or_default();
+        let networks = networks_of(state, &spec);
         let mut attachments = Vec::new();
         let mut failure = None;
         for network in networks {
@@ -134,25 +127,50 @@ fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
     }
 }
 
-fn networks_of<'a>(state: &'a State, service_id: &str, default_network: &str) -> Vec<&'a Network> {
-    let names: Vec<String> = state
-        .services
-        .get(service_id)
-        .and_then(|s: &Service| s.spec.as_ref())
-        .map(|s| s.networks.clone())
-        .unwrap_or_default();
-    if names.is_empty() {
-        return state.networks.get(default_network).into_iter().collect();
+/// The networks a service's tasks attach to: those its spec names, or the
+/// cluster's default network when it names none.
+pub(crate) fn networks_of<'a>(state: &'a State, spec: &ServiceSpec) -> Vec<&'a Network> {
+    if spec.networks.is_empty() {
+        let default = state
+            .cluster()
+            .map_or("", |c| c.default_network_id.as_str());
+        return state.networks.get(default).into_iter().collect();
     }
-    state
+    let mut networks: Vec<&Network> = Vec::new();
+    for network in spec
         .networks
-        .values()
-        .filter(|n| {
-            let id = n.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("");
-            let name = n.spec.as_ref().map(|s| s.name.as_str()).unwrap_or("");
-            names.iter().any(|want| want == id || want == name)
-        })
-        .collect()
+        .iter()
+        .filter_map(|r| state.find_network(r).ok())
+    {
+        if !networks.iter().any(|n| n.meta == network.meta) {
+            networks.push(network);
+        }
+    }
+    networks
+}
+
+/// Every address in use, per network: live tasks' and services' virtual IPs.
+fn used_addresses(state: &State) -> HashSet<(String, Ipv4Addr)> {
+    let ip_of = |cidr: &str| cidr.split('/').next().and_then(|ip| ip.parse().ok());
+    let mut used = HashSet::new();
+    for task in state.tasks.values() {
+        if task.observed_state().is_terminal() {
+            continue;
+        }
+        for a in &task.networks {
+            if let Some(ip) = ip_of(&a.address) {
+                used.insert((a.network_id.clone(), ip));
+            }
+        }
+    }
+    for service in state.services.values() {
+        for vip in &service.virtual_ips {
+            if let Some(ip) = ip_of(&vip.addr) {
+                used.insert((vip.network_id.clone(), ip));
+            }
+        }
+    }
+    used
 }
 
 fn attach(
@@ -276,21 +294,22 @@ mod harness_tests {
             .await;
         let mut addresses: Vec<String> = tasks.iter().map(address).collect();
         addresses.sort();
-        assert_eq!(addresses, ["10.0.1.2/24", "10.0.1.3/24", "10.0.1.4/24"]);
+        // .2 is the service's virtual IP.
+        assert_eq!(addresses, ["10.0.1.3/24", "10.0.1.4/24", "10.0.1.5/24"]);
         let attachment = &tasks[0].networks[0];
         assert_eq!(attachment.network_name, "default");
         assert_eq!(attachment.gateway, "10.0.1.1");
 
-        // The task holding .2 dies: its replacement gets the next address,
-        // and .2 stays unused until the subnet wraps around.
-        let holder = tasks.iter().find(|t| address(t) == "10.0.1.2/24").unwrap();
+        // The task holding .3 dies: its replacement gets the next address,
+        // and .3 stays unused until the subnet wraps around.
+        let holder = tasks.iter().find(|t| address(t) == "10.0.1.3/24").unwrap();
         harness.exit(&id(holder), 1).await;
         let replacement = harness
             .until("the replacement running", |s| {
                 running(s, &web).into_iter().find(|t| t.slot == holder.slot)
             })
             .await;
-        assert_eq!(address(&replacement), "10.0.1.5/24");
+        assert_eq!(address(&replacement), "10.0.1.6/24");
     }
 
     #[tokio::test]
@@ -322,7 +341,7 @@ mod harness_tests {
         addresses.sort();
         assert_eq!(
             addresses,
-            ["10.70.0.65/24", "10.70.0.66/24", "10.70.0.67/24"]
+            ["10.70.0.66/24", "10.70.0.67/24", "10.70.0.68/24"]
         );
         let attachment = &tasks[0].networks[0];
         assert_eq!(
@@ -335,13 +354,13 @@ mod harness_tests {
     async fn a_full_subnet_is_a_clear_error_and_freed_addresses_are_given_again() {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
-        // 10.0.9.0/29: .1 is the gateway, .2 to .6 for tasks.
+        // 10.0.9.0/29: .1 is the gateway, .2 to .6 for the virtual IP and tasks.
         harness.add_network("tiny", "10.0.9.0/29", "10.0.9.1").await;
-        let mut spec = service("big", "big", 6);
+        let mut spec = service("big", "big", 5);
         spec.networks = vec!["tiny".into()];
         let big = harness.create_service(spec).await;
         harness
-            .until("5 running", |s| (running(s, &big).len() == 5).then_some(()))
+            .until("4 running", |s| (running(s, &big).len() == 4).then_some(()))
             .await;
         harness.settle().await;
         let waiting: Vec<Task> = harness
@@ -362,18 +381,18 @@ mod harness_tests {
                 tasks_of(s, &big).is_empty().then_some(())
             })
             .await;
-        let mut spec = service("next", "next", 5);
+        let mut spec = service("next", "next", 4);
         spec.networks = vec!["tiny".into()];
         let next = harness.create_service(spec).await;
         let tasks = harness
-            .until("5 running on the freed addresses", |s| {
+            .until("4 running on the freed addresses", |s| {
                 let tasks = running(s, &next);
-                (tasks.len() == 5).then_some(tasks)
+                (tasks.len() == 4).then_some(tasks)
             })
             .await;
         let mut addresses: Vec<String> = tasks.iter().map(address).collect();
         addresses.sort();
         addresses.dedup();
-        assert_eq!(addresses.len(), 5);
+        assert_eq!(addresses.len(), 4);
     }
 }

@@ -32,14 +32,16 @@ pub fn create(
     Ok(network)
 }
 
-/// The services whose spec names the network, by name.
+/// The services whose spec names the network (by name, id or id prefix),
+/// by name.
 pub fn users(state: &State, network: &Network) -> Vec<String> {
-    let (id, name) = (id_of(network), name_of(network));
+    let id = id_of(network);
+    let names_it = |reference: &String| state.find_network(reference).ok().map(id_of) == Some(id);
     let mut users: Vec<String> = state
         .services
         .values()
         .filter_map(|s| s.spec.as_ref())
-        .filter(|spec| spec.networks.iter().any(|n| n == id || n == name))
+        .filter(|spec| spec.networks.iter().any(names_it))
         .map(|spec| spec.name.clone())
         .collect();
     users.sort();

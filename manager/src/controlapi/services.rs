@@ -29,6 +29,7 @@ pub fn create(
     secrets::resolve(state, &mut spec)?;
     networks::check_service_networks(state, &spec)?;
     let endpoint_ports = crate::allocator::allocate_ports(state, id, &spec, &[])?;
+    let virtual_ips = crate::allocator::allocate_vips(state, id, &spec, &[])?;
     let service = Service {
         meta: Some(Meta {
             id: id.to_string(),
@@ -39,6 +40,7 @@ pub fn create(
         endpoint_ports,
         update_status: None,
         spec_version: 1,
+        virtual_ips,
     };
     tx.put(service.clone());
     Ok(service)
@@ -75,6 +77,7 @@ pub fn update(
     let mut service = current.clone();
     service.endpoint_ports =
         crate::allocator::allocate_ports(state, &id, &spec, &current.endpoint_ports)?;
+    service.virtual_ips = crate::allocator::allocate_vips(state, &id, &spec, &current.virtual_ips)?;
     let rolls = spec.task != old_spec.task
         || service.endpoint_ports != current.endpoint_ports
         || spec.networks != old_spec.networks

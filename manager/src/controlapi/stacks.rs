@@ -174,6 +174,7 @@ mod tests {
                     published_port: published,
                     ..Default::default()
                 }],
+                ..Default::default()
             }),
             ..Default::default()
         }

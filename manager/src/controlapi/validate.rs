@@ -794,6 +794,7 @@ mod tests {
                     published_port: 8080,
                     ..Default::default()
                 }],
+                ..Default::default()
             }),
             networks: vec!["backend".into()],
         }

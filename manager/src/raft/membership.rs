@@ -78,6 +78,9 @@ impl Membership for RaftMembership {
 
     fn changed(&self) -> BoxFuture<'static, ()> {
         let mut metrics = self.raft.metrics();
+        // A receiver cloned from Raft's own has seen nothing: without
+        // this, `changed` would resolve at once, every time.
+        metrics.borrow_and_update();
         Box::pin(async move {
             if metrics.changed().await.is_err() {
                 // Raft is gone: nothing will change any more.
