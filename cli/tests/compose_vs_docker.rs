@@ -339,6 +339,7 @@ fn compare_stack(fixture: &str, docker: &Value, ours: &Stack, docker_stderr: &st
             .unwrap_or_else(|| panic!("{fixture}: docker lacks service {}", s.name));
         compare_service(fixture, &s.name, docker_service, &s.spec);
     }
+    compare_networks(fixture, docker, ours);
     // Docker warns about each host address it drops; shoal must warn about the same ones.
     let docker_ip_warnings = docker_stderr.matches("ignoring IP-address").count();
     let our_ip_warnings = ours
@@ -350,6 +351,86 @@ fn compare_stack(fixture: &str, docker: &Value, ours: &Stack, docker_stderr: &st
         our_ip_warnings, docker_ip_warnings,
         "{fixture}: host address warnings"
     );
+}
+
+/// Top-level networks and the networks each service names.
+fn compare_networks(fixture: &str, docker: &Value, ours: &Stack) {
+    let docker_networks = match docker.get("networks") {
+        Some(Value::Mapping(m)) => m.clone(),
+        _ => Default::default(),
+    };
+    let mut docker_keys: Vec<String> = docker_networks.keys().map(str_of).collect();
+    let mut our_keys: Vec<String> = ours.networks.iter().map(|n| n.key.clone()).collect();
+    docker_keys.sort();
+    our_keys.sort();
+    assert_eq!(our_keys, docker_keys, "{fixture}: network keys");
+    for network in &ours.networks {
+        let ctx = format!("{fixture}: network {}", network.key);
+        let d = &docker_networks[network.key.as_str()];
+        let get = |k: &str| d.get(k);
+        let external = get("external").and_then(Value::as_bool).unwrap_or(false);
+        assert_eq!(network.external, external, "{ctx}: external");
+        let expected_name = match (get("name").map(str_of), external) {
+            (Some(name), _) => name,
+            (None, true) => network.key.clone(),
+            (None, false) => format!("stack_{}", network.key),
+        };
+        assert_eq!(network.cluster_name("stack"), expected_name, "{ctx}: name");
+        if external {
+            continue;
+        }
+        let spec = &network.spec;
+        let driver = get("driver").map(str_of).unwrap_or_default();
+        let driver = if driver.is_empty() {
+            "overlay".into()
+        } else {
+            driver
+        };
+        assert_eq!(spec.driver, driver, "{ctx}: driver");
+        for (key, ours) in [("attachable", spec.attachable), ("internal", spec.internal)] {
+            let theirs = get(key).and_then(Value::as_bool).unwrap_or(false);
+            assert_eq!(ours, theirs, "{ctx}: {key}");
+        }
+        let encrypted = get("driver_opts")
+            .and_then(|o| o.get("encrypted"))
+            .is_some();
+        assert_eq!(spec.encrypted, encrypted, "{ctx}: driver_opts.encrypted");
+        assert_eq!(spec.labels, map_of(get("labels")), "{ctx}: labels");
+        let subnet = get("ipam")
+            .and_then(|i| i.get("config"))
+            .and_then(|c| c.get(0))
+            .and_then(|c| c.get("subnet"))
+            .map(str_of)
+            .unwrap_or_default();
+        assert_eq!(spec.subnet, subnet, "{ctx}: subnet");
+    }
+    let docker_services = match docker.get("services") {
+        Some(Value::Mapping(m)) => m.clone(),
+        _ => Default::default(),
+    };
+    for service in &ours.services {
+        let theirs = docker_services
+            .get(service.name.as_str())
+            .and_then(|s| s.get("networks"));
+        let mut theirs: Vec<String> = match theirs {
+            Some(Value::Mapping(m)) => m.keys().map(str_of).collect(),
+            Some(Value::Sequence(items)) => items.iter().map(str_of).collect(),
+            _ => Vec::new(),
+        };
+        // Docker's implicit `default` network is not made per stack yet:
+        // shoal leaves the service on the cluster's default network.
+        if !ours.networks.iter().any(|n| n.key == "default") {
+            theirs.retain(|n| n != "default");
+        }
+        theirs.sort();
+        let mut mine = service.spec.networks.clone();
+        mine.sort();
+        assert_eq!(
+            mine, theirs,
+            "{fixture}: service {}: networks",
+            service.name
+        );
+    }
 }
 
 #[test]

@@ -279,3 +279,78 @@ fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
 
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
+
+#[test]
+fn a_stack_brings_its_networks_and_takes_them_away() {
+    let lab = lab("t-net-stack");
+    let image = format!("{}/web:v1", lab.registry());
+    let dir = tempfile::tempdir().expect("tempdir");
+    let write = |name: &str, text: String| {
+        let file = dir.path().join(name);
+        std::fs::write(&file, text).expect("write");
+        file.to_string_lossy().into_owned()
+    };
+
+    // An external network that is not there refuses the whole stack.
+    let lost = write(
+        "lost.yml",
+        format!(
+            "services:\n  web:\n    image: {image}\n    networks: [outside, backend]\n\
+             networks:\n  outside:\n    external: true\n  backend: {{}}\n"
+        ),
+    );
+    let (_, err) = refused(&lab, &["stack", "deploy", "-c", &lost, "lost"]);
+    assert!(
+        err.contains(
+            "network \"outside\" is declared as external, but could not be found. You need to \
+             create a swarm-scoped network before the stack is deployed"
+        ),
+        "{err}"
+    );
+    let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(names, ["default"], "a refused stack left a network behind");
+    assert!(ok(&lab, &["service", "ls", "-q"]).trim().is_empty());
+
+    // The stack's network, made with the subnet the file asks for.
+    let file = write(
+        "shop.yml",
+        format!(
+            "services:\n  db:\n    image: {image}\n    networks: [backend]\n\
+             networks:\n  backend:\n    ipam:\n      config:\n        - subnet: 10.66.0.0/24\n"
+        ),
+    );
+    let out = ok(&lab, &["stack", "deploy", "-c", &file, "shop"]);
+    assert!(out.contains("Creating network shop_backend\n"), "{out}");
+    assert!(out.contains("Creating service shop_db\n"), "{out}");
+    let row = ls(&lab)
+        .into_iter()
+        .find(|r| r[1] == "shop_backend")
+        .expect("shop_backend in network ls");
+    assert_eq!(row[2..], ["overlay", "swarm"]);
+    let inspect: Value =
+        serde_json::from_str(&ok(&lab, &["network", "inspect", "shop_backend"])).expect("json");
+    assert_eq!(inspect[0]["Labels"]["com.docker.stack.namespace"], "shop");
+    let attached = attachments(&lab, "shop_db");
+    let addr: Ipv4Addr = attached
+        .iter()
+        .find(|(name, _)| name == "shop_backend")
+        .and_then(|(_, a)| a.split('/').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no address on shop_backend: {attached:?}"));
+    assert!(
+        in_subnet(addr, Ipv4Addr::new(10, 66, 0, 0), 24),
+        "{addr} not in 10.66.0.0/24"
+    );
+
+    // Deployed again, the network is kept as it is.
+    let again = ok(&lab, &["stack", "deploy", "-c", &file, "shop"]);
+    assert!(!again.contains("Creating network"), "{again}");
+
+    // stack rm takes the network away with the service.
+    let out = ok(&lab, &["stack", "rm", "shop"]);
+    assert!(out.contains("Removing service shop_db\n"), "{out}");
+    assert!(out.contains("Removing network shop_backend\n"), "{out}");
+    let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(names, ["default"], "the stack's network stayed");
+
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}

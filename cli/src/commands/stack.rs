@@ -9,7 +9,7 @@ use clap::{ArgAction, Args, Subcommand};
 use serde_json::json;
 use shoal_proto::control::v1::stack_change::Action;
 use shoal_proto::control::v1::DeployStackRequest;
-use shoal_proto::types::v1::{SecretSpec, Service, ServiceSpec};
+use shoal_proto::types::v1::{NetworkSpec, SecretSpec, Service, ServiceSpec};
 
 use super::converge::{self, Wait};
 use super::service::{self, service_id, service_name};
@@ -154,9 +154,22 @@ fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
     let mut defined_in: HashMap<String, &Path> = HashMap::new();
     let mut warnings = Vec::new();
+    let mut networks: Vec<NetworkSpec> = Vec::new();
+    let mut external_networks: Vec<String> = Vec::new();
     for file in files {
         let loaded = compose::load_file(file, &env)?;
         warnings.extend(loaded.warnings.iter().cloned());
+        let (own, external) = loaded.used_networks(stack);
+        for spec in own {
+            if !networks.iter().any(|n| n.name == spec.name) {
+                networks.push(spec);
+            }
+        }
+        for name in external {
+            if !external_networks.contains(&name) {
+                external_networks.push(name);
+            }
+        }
         for secret in loaded.secrets.iter().filter(|s| !s.external) {
             let name = secret.cluster_name(stack);
             let Some(path) = &secret.file else { continue };
@@ -188,6 +201,8 @@ fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
     Ok(Loaded {
         specs,
         secrets,
+        networks,
+        external_networks,
         warnings,
     })
 }
@@ -198,6 +213,10 @@ pub struct Loaded {
     pub specs: Vec<ServiceSpec>,
     /// Secrets the stack makes from files: cluster name and value.
     pub secrets: Vec<(String, Vec<u8>)>,
+    /// The stack's own networks, named and labelled for the cluster.
+    pub networks: Vec<NetworkSpec>,
+    /// Networks the stack uses that must exist already.
+    pub external_networks: Vec<String>,
     pub warnings: Vec<String>,
 }
 
@@ -222,6 +241,8 @@ pub async fn deploy_loaded(
     let Loaded {
         specs,
         secrets,
+        networks,
+        external_networks,
         warnings,
     } = loaded;
     for warning in &warnings {
@@ -240,6 +261,8 @@ pub async fn deploy_loaded(
             .collect(),
         services: specs,
         prune: args.prune,
+        networks,
+        external_networks,
     };
     // One transaction: a deploy refused anywhere changes nothing.
     let changes = session
@@ -253,6 +276,7 @@ pub async fn deploy_loaded(
         let (kind, name, id) = (change.kind.as_str(), &change.name, &change.id);
         match (kind, change.action()) {
             (_, Action::Unchanged) => {}
+            ("network", _) => writeln!(io.out, "Creating network {name}")?,
             ("secret", _) => writeln!(io.out, "Creating secret {name}")?,
             (_, Action::Removed) => writeln!(io.out, "Removing service {name}")?,
             (_, Action::Created) => {
@@ -335,16 +359,6 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
     let mut errors = Vec::new();
     for name in &args.names {
         let services = stack_services(session, name).await?;
-        if services.is_empty() {
-            writeln!(io.err, "Nothing found in stack: {name}")?;
-            continue;
-        }
-        for service in &services {
-            writeln!(io.out, "Removing service {}", service_name(service))?;
-            if let Err(e) = service::remove(session, service).await {
-                errors.push(e);
-            }
-        }
         let request = shoal_proto::control::v1::ListSecretsRequest {
             labels: vec![format!("{}={name}", compose::LABEL_NAMESPACE)],
         };
@@ -354,6 +368,27 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
             .await?
             .into_inner()
             .secrets;
+        let networks: Vec<String> = super::network::list(session)
+            .await?
+            .iter()
+            .filter(|n| {
+                n.spec
+                    .as_ref()
+                    .and_then(|s| s.labels.get(LABEL_NAMESPACE))
+                    .is_some_and(|stack| stack == name)
+            })
+            .map(|n| super::network::network_name(n).to_string())
+            .collect();
+        if services.is_empty() && secrets.is_empty() && networks.is_empty() {
+            writeln!(io.err, "Nothing found in stack: {name}")?;
+            continue;
+        }
+        for service in &services {
+            writeln!(io.out, "Removing service {}", service_name(service))?;
+            if let Err(e) = service::remove(session, service).await {
+                errors.push(e);
+            }
+        }
         for secret in secrets {
             let secret_name = secret.spec.map(|s| s.name).unwrap_or_default();
             writeln!(io.out, "Removing secret {secret_name}")?;
@@ -364,8 +399,39 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
                 errors.push(Error::Rpc(e));
             }
         }
+        for network in networks {
+            writeln!(io.out, "Removing network {network}")?;
+            if let Err(e) = remove_network(session, &network).await {
+                errors.push(e);
+            }
+        }
     }
     collect_errors(errors)
+}
+
+/// How long `stack rm` waits for the tasks of the removed services to leave a
+/// network before giving up on removing it.
+const NETWORK_DETACH_WAIT: Duration = Duration::from_secs(10);
+
+/// Removes a stack network, retrying while the manager says tasks of the
+/// services just removed are still attached to it.
+async fn remove_network(session: &mut Session, name: &str) -> Result<(), Error> {
+    let deadline = tokio::time::Instant::now() + NETWORK_DETACH_WAIT;
+    loop {
+        let request = shoal_proto::control::v1::RemoveNetworkRequest {
+            id_or_name: name.to_string(),
+        };
+        match session.client.remove_network(request).await {
+            Ok(_) => return Ok(()),
+            Err(e) if e.code() == tonic::Code::NotFound => return Ok(()),
+            Err(e)
+                if e.message().contains("attached") && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+            }
+            Err(e) => return Err(Error::Rpc(e)),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -31,6 +31,7 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_grace_period",
     "restart",
     "secrets",
+    "networks",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -230,6 +231,48 @@ impl Converter<'_> {
                 }
             };
             out.push(reference);
+        }
+        Ok(out)
+    }
+
+    /// A service's `networks`: a list of keys, or a mapping of keys to
+    /// per-network settings (none honoured yet: each is named in a warning).
+    /// Keys are those of the top-level `networks`; the stack maps them to
+    /// cluster names.
+    fn networks(&mut self, service: &str, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        match node {
+            Node::Seq(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    out.push(self.string(item, &path.index(i))?);
+                }
+            }
+            Node::Map(entries) => {
+                for (network, settings) in entries {
+                    if let Node::Map(settings) = settings {
+                        for (key, _) in settings {
+                            if key.starts_with("x-") {
+                                continue;
+                            }
+                            let what = if key == "aliases" {
+                                "aliases are not honoured yet and were ignored".to_string()
+                            } else {
+                                format!("key {key:?} is not supported yet and was ignored")
+                            };
+                            self.warnings
+                                .push(format!("service {service:?}: network {network:?}: {what}"));
+                        }
+                    }
+                    out.push(network.clone());
+                }
+            }
+            Node::Null => {}
+            other => {
+                return Err(self.src.invalid(
+                    path,
+                    format!("must be a list or mapping, not {}", other.type_name()),
+                ))
+            }
         }
         Ok(out)
     }
@@ -498,6 +541,7 @@ impl Converter<'_> {
                 "restart" => legacy_restart = Some((value, p)),
                 "ports" => ports = self.ports(name, value, &p)?,
                 "secrets" => secrets = self.secret_references(value, &p)?,
+                "networks" => spec.networks = self.networks(name, value, &p)?,
                 "deploy" => {
                     let deploy_entries = match value {
                         Node::Map(e) => e.as_slice(),

@@ -20,7 +20,7 @@ mod source;
 use std::collections::{BTreeSet, HashMap};
 use std::path::Path;
 
-use shoal_proto::types::v1::ServiceSpec;
+use shoal_proto::types::v1::{NetworkSpec, ServiceSpec};
 
 pub use error::{ComposeError, Location};
 
@@ -39,6 +39,8 @@ pub struct Stack {
     pub services: Vec<StackService>,
     /// The top-level `secrets`, in the order of the file.
     pub secrets: Vec<StackSecret>,
+    /// The top-level `networks`, in the order of the file.
+    pub networks: Vec<StackNetwork>,
     /// Things the user should know about: ignored keys, unset variables, ignored host addresses.
     pub warnings: Vec<String>,
 }
@@ -68,6 +70,41 @@ impl StackSecret {
     }
 }
 
+/// A top-level network: made by the stack (overlay), or external (it must
+/// exist in the cluster already).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackNetwork {
+    /// The key in the compose file, which services refer to.
+    pub key: String,
+    /// The network's name in the cluster: `<stack>_<key>` unless `name:` is
+    /// given, or the external name.
+    pub name: Option<String>,
+    pub external: bool,
+    /// What the stack asks for (driver, subnet, options, labels), without
+    /// the name and the stack's label.
+    pub spec: NetworkSpec,
+}
+
+impl StackNetwork {
+    pub fn cluster_name(&self, stack_name: &str) -> String {
+        match (&self.name, self.external) {
+            (Some(name), _) => name.clone(),
+            (None, true) => self.key.clone(),
+            (None, false) => format!("{stack_name}_{}", self.key),
+        }
+    }
+
+    /// The spec `stack deploy` creates the network from: named for the
+    /// cluster and labelled with the stack, as docker does.
+    pub fn spec_for(&self, stack_name: &str) -> NetworkSpec {
+        let mut spec = self.spec.clone();
+        spec.name = self.cluster_name(stack_name);
+        spec.labels
+            .insert(LABEL_NAMESPACE.to_string(), stack_name.to_string());
+        spec
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct StackService {
     /// The service's name in the compose file.
@@ -78,11 +115,36 @@ pub struct StackService {
 }
 
 impl Stack {
+    /// The networks stack `stack_name` uses: those its services name (as
+    /// docker, a network no service names is neither created nor checked),
+    /// the stack's own ones as specs to create, and the names of the
+    /// external ones.
+    pub fn used_networks(&self, stack_name: &str) -> (Vec<NetworkSpec>, Vec<String>) {
+        let mut own = Vec::new();
+        let mut external = Vec::new();
+        for network in &self.networks {
+            let used = self
+                .services
+                .iter()
+                .any(|s| s.spec.networks.contains(&network.key));
+            if !used {
+                continue;
+            }
+            if network.external {
+                external.push(network.cluster_name(stack_name));
+            } else {
+                own.push(network.spec_for(stack_name));
+            }
+        }
+        (own, external)
+    }
+
     /// The specs to deploy as stack `stack_name`: each service is named `<stack>_<service>`
     /// and labelled like docker labels stack services (namespace on service and container,
     /// image on the service).
     pub fn into_service_specs(self, stack_name: &str) -> Vec<ServiceSpec> {
         let secrets = self.secrets;
+        let networks = self.networks;
         self.services
             .into_iter()
             .map(|s| {
@@ -97,6 +159,11 @@ impl Stack {
                             }
                             reference.secret_name = secret.cluster_name(stack_name);
                         }
+                    }
+                }
+                for reference in &mut spec.networks {
+                    if let Some(network) = networks.iter().find(|n| &n.key == reference) {
+                        *reference = network.cluster_name(stack_name);
                     }
                 }
                 spec.name = format!("{stack_name}_{}", s.name);
@@ -136,7 +203,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("memswap_limit", "Set resource limits using deploy.resources"),
 ];
 
-const TOP_LEVEL_UNSUPPORTED: &[&str] = &["networks", "volumes", "configs"];
+const TOP_LEVEL_UNSUPPORTED: &[&str] = &["volumes", "configs"];
 
 /// Loads compose text; `source_name` names it in errors (usually the file path).
 pub fn load_str(
@@ -213,7 +280,9 @@ pub fn load_str(
     }
 
     let secrets = top_level_secrets(&src, &doc, &root)?;
+    let networks = top_level_networks(&doc, &mut warnings);
     let mut services = Vec::new();
+    let mut network_warnings = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {
         let mut conv = convert::Converter {
             src: &src,
@@ -233,15 +302,41 @@ pub fn load_str(
                     format!("refers to undefined secret {}", reference.secret_name),
                 ));
             }
+            let mut spec = spec;
+            // Docker's implicit `default` network (`<stack>_default`) is not
+            // made yet: such a service stays on the cluster's default network.
+            if spec.networks.iter().any(|n| n == "default")
+                && !networks.iter().any(|n| n.key == "default")
+            {
+                network_warnings.push(format!(
+                    "service {name:?}: network \"default\" is not made per stack yet: the \
+                     service is on the cluster's default network"
+                ));
+                spec.networks.retain(|n| n != "default");
+            }
+            if let Some(undefined) = spec
+                .networks
+                .iter()
+                .find(|r| !networks.iter().any(|n| &&n.key == r))
+            {
+                // Docker's loader lets this pass and its deploy fails on it;
+                // shoal refuses it here, in docker's words.
+                return Err(src.invalid(
+                    &root.key("services").key(name).key("networks"),
+                    format!("undefined network {undefined:?}"),
+                ));
+            }
             services.push(StackService {
                 name: name.clone(),
                 spec,
             });
         }
     }
+    warnings.extend(network_warnings);
     Ok(Stack {
         services,
         secrets,
+        networks,
         warnings,
     })
 }
@@ -295,6 +390,121 @@ fn top_level_secrets(
         out.push(secret);
     }
     Ok(out)
+}
+
+/// The top-level `networks` (already checked against the schema), with
+/// warnings for what shoal cannot honour.
+fn top_level_networks(doc: &Node, warnings: &mut Vec<String>) -> Vec<StackNetwork> {
+    let Some(Node::Map(entries)) = doc.get("networks") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (key, value) in entries {
+        let mut network = StackNetwork {
+            key: key.clone(),
+            name: value.get("name").and_then(Node::scalar_string),
+            external: false,
+            spec: NetworkSpec::default(),
+        };
+        match value.get("external") {
+            Some(Node::Bool(b)) => network.external = *b,
+            Some(external @ Node::Map(_)) => {
+                network.external = true;
+                if let Some(name) = external.get("name").and_then(Node::scalar_string) {
+                    network.name = Some(name);
+                }
+            }
+            _ => {}
+        }
+        if network.external {
+            // Docker uses an external network as it is, whatever else is
+            // written for it.
+            out.push(network);
+            continue;
+        }
+        let mut ignored = |what: String| {
+            warnings.push(format!(
+                "network {key:?}: {what} is not supported yet and was ignored"
+            ))
+        };
+        let spec = &mut network.spec;
+        let Node::Map(fields) = value else {
+            spec.driver = "overlay".into();
+            out.push(network);
+            continue;
+        };
+        for (field, v) in fields {
+            match field.as_str() {
+                "driver" => spec.driver = v.scalar_string().unwrap_or_default(),
+                "attachable" => spec.attachable = matches!(v, Node::Bool(true)),
+                "internal" => spec.internal = matches!(v, Node::Bool(true)),
+                "labels" => spec.labels = labels_of(v),
+                "driver_opts" => {
+                    if let Node::Map(opts) = v {
+                        for (opt, _) in opts {
+                            if opt == "encrypted" {
+                                // Docker's overlay driver encrypts when the
+                                // option is there, whatever its value.
+                                spec.encrypted = true;
+                            } else {
+                                ignored(format!("driver option {opt:?}"));
+                            }
+                        }
+                    }
+                }
+                "ipam" => {
+                    if let Some(driver) = v.get("driver").and_then(Node::scalar_string) {
+                        if driver != "default" && !driver.is_empty() {
+                            ignored(format!("ipam driver {driver:?}"));
+                        }
+                    }
+                    if let Some(Node::Seq(configs)) = v.get("config") {
+                        if let Some(first) = configs.first() {
+                            let text = |k: &str| {
+                                first
+                                    .get(k)
+                                    .and_then(Node::scalar_string)
+                                    .unwrap_or_default()
+                            };
+                            spec.subnet = text("subnet");
+                            spec.gateway = text("gateway");
+                            spec.ip_range = text("ip_range");
+                        }
+                        if configs.len() > 1 {
+                            ignored("an ipam config entry after the first".to_string());
+                        }
+                    }
+                }
+                "name" | "external" => {}
+                other if other.starts_with("x-") => {}
+                other => ignored(format!("key {other:?}")),
+            }
+        }
+        if spec.driver.is_empty() {
+            spec.driver = "overlay".into();
+        }
+        out.push(network);
+    }
+    out
+}
+
+/// `labels` as a list of `K=V` or a mapping (checked by the schema).
+fn labels_of(node: &Node) -> HashMap<String, String> {
+    match node {
+        Node::Map(entries) => entries
+            .iter()
+            .map(|(k, v)| (k.clone(), v.scalar_string().unwrap_or_default()))
+            .collect(),
+        Node::Seq(items) => items
+            .iter()
+            .filter_map(Node::scalar_string)
+            .map(|text| match text.split_once('=') {
+                Some((k, v)) => (k.to_string(), v.to_string()),
+                None => (text, String::new()),
+            })
+            .collect(),
+        _ => HashMap::new(),
+    }
 }
 
 fn parse(src: &Source) -> Result<Node, ComposeError> {

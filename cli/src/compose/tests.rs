@@ -456,11 +456,9 @@ fn unsupported_keys_warn_with_service_and_path() {
     ));
     let w = &stack.warnings;
     for expected in [
-        "service \"web\": key \"networks\" is not supported yet and was ignored",
         "service \"web\": key \"healthcheck\" is not supported yet and was ignored",
         "service \"web\": key \"deploy.placement\" is not supported yet and was ignored",
         "service \"web\": key \"deploy.resources\" is not supported yet and was ignored",
-        "key \"networks\" is not supported yet and was ignored",
         "key \"volumes\" is not supported yet and was ignored",
     ] {
         assert!(
@@ -468,7 +466,7 @@ fn unsupported_keys_warn_with_service_and_path() {
             "missing {expected:?} in {w:?}"
         );
     }
-    assert_eq!(w.len(), 6, "{w:?}");
+    assert_eq!(w.len(), 4, "{w:?}");
 }
 
 #[test]
@@ -777,4 +775,108 @@ fn a_service_using_an_undefined_secret_is_an_error() {
         "version: \"3.8\"\nservices:\n  web:\n    image: web:v1\n    secrets:\n      - nope\n",
     );
     assert!(err.to_string().contains("undefined secret nope"), "{err}");
+}
+
+const NETWORKS: &str = concat!(
+    "version: \"3.8\"\n",
+    "services:\n",
+    "  web:\n    image: nginx\n    networks: [front, legacy, shared]\n",
+    "  db:\n    image: postgres\n    networks:\n",
+    "      back:\n        aliases: [database]\n        ipv4_address: 10.30.0.9\n",
+    "      front:\n",
+    "networks:\n",
+    "  front:\n    driver_opts:\n      encrypted: \"\"\n    attachable: true\n    labels: [tier=web]\n",
+    "  back:\n    name: custom_back\n    internal: true\n",
+    "    ipam:\n      config:\n        - subnet: 10.30.0.0/24\n",
+    "  legacy:\n    external:\n      name: old_net\n",
+    "  shared:\n    external: true\n",
+    "  unused: {}\n",
+);
+
+#[test]
+fn service_networks_as_list_or_map_resolve_to_cluster_names() {
+    let stack = load(NETWORKS);
+    let web = &stack.services[0].spec;
+    assert_eq!(web.networks, ["front", "legacy", "shared"]);
+    let db = &stack.services[1].spec;
+    assert_eq!(db.networks, ["back", "front"]);
+
+    let (own, external) = stack.used_networks("shop");
+    let names: Vec<&str> = own.iter().map(|n| n.name.as_str()).collect();
+    // `unused` is named by no service: as docker, it is not made.
+    assert_eq!(names, ["shop_front", "custom_back"]);
+    assert_eq!(external, ["old_net", "shared"]);
+
+    let specs = stack.into_service_specs("shop");
+    assert_eq!(specs[0].networks, ["shop_front", "old_net", "shared"]);
+    assert_eq!(specs[1].networks, ["custom_back", "shop_front"]);
+}
+
+#[test]
+fn network_options_become_the_network_spec() {
+    let stack = load(NETWORKS);
+    let (own, _) = stack.used_networks("shop");
+    let front = &own[0];
+    assert_eq!(front.driver, "overlay");
+    assert!(front.encrypted, "encrypted: \"\" turns encryption on");
+    assert!(front.attachable);
+    assert!(!front.internal);
+    assert_eq!(front.labels["tier"], "web");
+    assert_eq!(front.labels[LABEL_NAMESPACE], "shop");
+    let back = &own[1];
+    assert_eq!(back.subnet, "10.30.0.0/24");
+    assert!(back.internal);
+    assert!(!back.encrypted);
+    assert_eq!(back.labels[LABEL_NAMESPACE], "shop");
+
+    let legacy = &stack.networks[2];
+    assert!(legacy.external);
+    assert_eq!(legacy.cluster_name("shop"), "old_net");
+    let shared = &stack.networks[3];
+    assert!(shared.external);
+    assert_eq!(shared.cluster_name("shop"), "shared");
+}
+
+#[test]
+fn network_settings_shoal_cannot_honour_are_named() {
+    let stack = load(NETWORKS);
+    assert_eq!(
+        stack.warnings,
+        [
+            "service \"db\": network \"back\": aliases are not honoured yet and were ignored",
+            "service \"db\": network \"back\": key \"ipv4_address\" is not supported yet and was ignored",
+        ]
+    );
+    let stack = load(concat!(
+        "services:\n  web:\n    image: x\n    networks: [net, default]\n",
+        "networks:\n  net:\n    driver: bridge\n    driver_opts:\n      com.docker.network.mtu: 1400\n",
+        "    ipam:\n      driver: custom\n      config:\n        - subnet: 10.1.0.0/24\n        - subnet: 10.2.0.0/24\n",
+    ));
+    let (own, _) = stack.used_networks("s");
+    // Another driver is passed on: the manager refuses it.
+    assert_eq!(own[0].driver, "bridge");
+    assert_eq!(own[0].subnet, "10.1.0.0/24");
+    assert_eq!(stack.services[0].spec.networks, ["net"]);
+    for expected in [
+        "network \"net\": driver option \"com.docker.network.mtu\" is not supported yet and was ignored",
+        "network \"net\": ipam driver \"custom\" is not supported yet and was ignored",
+        "network \"net\": an ipam config entry after the first is not supported yet and was ignored",
+        "service \"web\": network \"default\" is not made per stack yet: the service is on the cluster's default network",
+    ] {
+        assert!(
+            stack.warnings.iter().any(|w| w == expected),
+            "missing {expected:?} in {:?}",
+            stack.warnings
+        );
+    }
+}
+
+#[test]
+fn a_service_on_an_undefined_network_is_refused() {
+    let e = load_err("services:\n  web:\n    image: x\n    networks: [nowhere]\n");
+    assert!(
+        e.to_string().contains("undefined network \"nowhere\""),
+        "{e}"
+    );
+    assert!(e.to_string().contains("services.web.networks"), "{e}");
 }

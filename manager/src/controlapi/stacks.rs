@@ -1,4 +1,4 @@
-//! `DeployStack`: a stack's secrets and services written in one
+//! `DeployStack`: a stack's networks, secrets and services written in one
 //! transaction, so a deploy that fails anywhere changes nothing. Each step
 //! sees the steps before it (a service the secret this deploy creates, the
 //! ports an earlier service took or a pruned one freed) through a working
@@ -8,7 +8,7 @@ use shoal_proto::control::v1::stack_change::Action;
 use shoal_proto::control::v1::{DeployStackRequest, StackChange};
 use shoal_proto::types::v1::{Service, ServiceSpec};
 
-use super::{secrets, services};
+use super::{networks, secrets, services};
 use crate::store::{Kind, Object, State, StoreError, Tx, Write};
 
 /// The label that ties a service or secret to its stack (Docker's).
@@ -29,6 +29,44 @@ pub fn deploy(
         action: action as i32,
         rolls,
     };
+
+    // Networks first: the services below may name them.
+    for name in &request.external_networks {
+        if working.find_network(name).is_err() {
+            return Err(StoreError::NotFound(format!(
+                "network {name:?} is declared as external, but could not be found. You need to \
+                 create a swarm-scoped network before the stack is deployed"
+            )));
+        }
+    }
+    for spec in request.networks {
+        let name = spec.name.clone();
+        if let Some(existing) = working
+            .networks
+            .values()
+            .find(|n| n.spec.as_ref().is_some_and(|x| x.name == name))
+        {
+            // An existing network is used as it is (docker's behaviour).
+            changes.push(change(
+                "network",
+                &name,
+                id_of(&existing.meta),
+                Action::Unchanged,
+                false,
+            ));
+            continue;
+        }
+        let id = crate::ids::new_id();
+        let network = networks::create(&working, tx, &id, spec)?;
+        changes.push(change(
+            "network",
+            &name,
+            id_of(&network.meta),
+            Action::Created,
+            false,
+        ));
+        working.apply(Write::Put(Object::Network(network)), 0);
+    }
 
     for spec in request.secrets {
         let name = spec.name.clone();
@@ -190,6 +228,7 @@ mod tests {
             }],
             services,
             prune: true,
+            ..Default::default()
         }
     }
 
@@ -282,5 +321,105 @@ mod tests {
             .await
             .expect_err("not part of the stack");
         assert!(err.to_string().contains("not part of stack st"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_stack_brings_its_networks_in_the_same_transaction() {
+        use shoal_proto::types::v1::{Cluster, Meta, NetworkSpec};
+        let store = Store::in_memory();
+        store
+            .update(|_, tx| {
+                tx.put(Cluster {
+                    meta: Some(Meta {
+                        id: "cluster".into(),
+                        ..Default::default()
+                    }),
+                    default_network_id: "default-id".into(),
+                    ..Default::default()
+                });
+                tx.put(crate::runtime::default_network("default-id"));
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let backend = NetworkSpec {
+            name: "st_backend".into(),
+            labels: [(LABEL_NAMESPACE.to_string(), "st".to_string())].into(),
+            driver: "overlay".into(),
+            subnet: "10.20.0.0/24".into(),
+            ..Default::default()
+        };
+        let mut db = spec("db", 0, None);
+        db.networks = vec!["st_backend".into()];
+        let with_network = |external: Vec<String>| DeployStackRequest {
+            namespace: "st".into(),
+            networks: vec![backend.clone()],
+            external_networks: external,
+            services: vec![db.clone()],
+            ..Default::default()
+        };
+        // Deployed and told whether the transaction wrote anything.
+        let deploy = |r: DeployStackRequest| {
+            let store = store.clone();
+            async move {
+                store
+                    .update(|state, tx| {
+                        let changes = deploy(state, tx, r)?;
+                        Ok((changes, tx.is_empty()))
+                    })
+                    .await
+            }
+        };
+
+        // A missing external network refuses all of it.
+        let err = deploy(with_network(vec!["outside".into()]))
+            .await
+            .expect_err("missing external network");
+        assert_eq!(
+            err.to_string(),
+            "network \"outside\" is declared as external, but could not be found. You need to \
+             create a swarm-scoped network before the stack is deployed"
+        );
+        assert!(store.view(|s| s.services.is_empty()));
+        assert_eq!(store.view(|s| s.networks.len()), 1, "only the default");
+
+        // The network and the service on it come together.
+        let (changes, _) = deploy(with_network(vec!["default".into()]))
+            .await
+            .expect("deploy");
+        let created: Vec<(&str, &str)> = changes
+            .iter()
+            .filter(|c| c.action() == Action::Created)
+            .map(|c| (c.kind.as_str(), c.name.as_str()))
+            .collect();
+        assert_eq!(created, [("network", "st_backend"), ("service", "st_db")]);
+        let network = store.view(|s| s.find_network("st_backend").cloned().unwrap());
+        assert_eq!(network.subnet, "10.20.0.0/24");
+        assert_ne!(network.vni, 0);
+        let service = store.view(|s| s.services.values().next().cloned().unwrap());
+        assert_eq!(service.spec.unwrap().networks, ["st_backend"]);
+
+        // Deployed again as it is, nothing is written.
+        let (changes, empty) = deploy(with_network(vec!["default".into()]))
+            .await
+            .expect("deploy again");
+        assert!(
+            changes.iter().all(|c| c.action() == Action::Unchanged),
+            "{changes:?}"
+        );
+        assert!(empty, "an unchanged stack wrote something");
+
+        // A network the allocator refuses (an overlapping subnet) refuses
+        // the whole deploy.
+        let mut other = with_network(vec![]);
+        other.namespace = "st".into();
+        other.networks[0].name = "st_overlap".into();
+        other.networks[0].subnet = "10.20.0.0/16".into();
+        let mut web = spec("web", 0, None);
+        web.networks = vec!["st_overlap".into()];
+        other.services = vec![web];
+        deploy(other).await.expect_err("overlapping subnet");
+        assert_eq!(store.view(|s| s.services.len()), 1);
+        assert_eq!(store.view(|s| s.networks.len()), 2);
     }
 }
