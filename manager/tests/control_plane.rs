@@ -275,14 +275,7 @@ async fn the_control_api_over_tcp_refuses_callers_without_a_manager_certificate(
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let manager = ManagerProcess::start(dir.path(), port);
-    let mut control = manager.control().await;
-    control
-        .init_cluster(InitClusterRequest {
-            advertise_addr: "127.0.0.1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    manager.initialised().await;
     // A certificate from another cluster's CA does not even get through TLS.
     let other = tempfile::tempdir().unwrap();
     let other_port = free_port();
@@ -422,14 +415,7 @@ async fn node_certificates_renew_with_the_cluster_expiry_and_keep_their_identity
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();
     let manager = ManagerProcess::start(dir.path(), port);
-    let mut control = manager.control().await;
-    control
-        .init_cluster(InitClusterRequest {
-            advertise_addr: "127.0.0.1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut control = manager.initialised().await;
     let too_short = control
         .update_cert_expiry(UpdateCertExpiryRequest { expiry_ms: 60_000 })
         .await
@@ -492,14 +478,7 @@ async fn out_of_range_durations_and_counts_are_refused_and_nothing_is_created() 
     let _ = rustls::crypto::ring::default_provider().install_default();
     let dir = tempfile::tempdir().unwrap();
     let manager = ManagerProcess::start(dir.path(), free_port());
-    let mut control = manager.control().await;
-    control
-        .init_cluster(InitClusterRequest {
-            advertise_addr: "127.0.0.1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    let mut control = manager.initialised().await;
 
     let with_restart_window = |window_ms| {
         let mut spec = web_spec("web", 1, 8080, "m");
@@ -595,14 +574,7 @@ async fn out_of_range_durations_and_counts_are_refused_and_nothing_is_created() 
 async fn an_idle_leader_uses_almost_no_cpu() {
     let dir = tempfile::tempdir().unwrap();
     let manager = ManagerProcess::start(dir.path(), free_port());
-    let mut control = manager.control().await;
-    control
-        .init_cluster(InitClusterRequest {
-            advertise_addr: "127.0.0.1".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap();
+    manager.initialised().await;
     // Past start-up and the first passes of every component.
     tokio::time::sleep(Duration::from_secs(1)).await;
     let before = manager.cpu_time();

@@ -126,26 +126,9 @@ pub fn check_service_networks(state: &State, spec: &ServiceSpec) -> Result<(), S
 mod tests {
     use super::*;
     use crate::store::Store;
-    use shoal_proto::types::v1::{Cluster, Meta};
 
     async fn store() -> std::sync::Arc<Store> {
-        let store = Store::in_memory();
-        store
-            .update(|_, tx| {
-                tx.put(Cluster {
-                    meta: Some(Meta {
-                        id: "cluster".into(),
-                        ..Default::default()
-                    }),
-                    default_network_id: "default-id".into(),
-                    ..Default::default()
-                });
-                tx.put(crate::runtime::default_network("default-id"));
-                Ok(())
-            })
-            .await
-            .unwrap();
-        store
+        crate::harness::initialised_store(crate::clock::Clock::system()).await
     }
 
     fn spec(name: &str) -> NetworkSpec {

@@ -325,23 +325,8 @@ mod tests {
 
     #[tokio::test]
     async fn a_stack_brings_its_networks_in_the_same_transaction() {
-        use shoal_proto::types::v1::{Cluster, Meta, NetworkSpec};
-        let store = Store::in_memory();
-        store
-            .update(|_, tx| {
-                tx.put(Cluster {
-                    meta: Some(Meta {
-                        id: "cluster".into(),
-                        ..Default::default()
-                    }),
-                    default_network_id: "default-id".into(),
-                    ..Default::default()
-                });
-                tx.put(crate::runtime::default_network("default-id"));
-                Ok(())
-            })
-            .await
-            .unwrap();
+        use shoal_proto::types::v1::NetworkSpec;
+        let store = crate::harness::initialised_store(crate::clock::Clock::system()).await;
         let backend = NetworkSpec {
             name: "st_backend".into(),
             labels: [(LABEL_NAMESPACE.to_string(), "st".to_string())].into(),

@@ -69,15 +69,7 @@ impl Harness {
     /// The harness with these components (a test may wrap one).
     pub async fn start_with(specs: Vec<Spec>) -> Harness {
         let (clock, hand) = Clock::manual(EPOCH);
-        let store = Store::in_memory_with_clock(clock.clone());
-        store
-            .update(|_, tx| {
-                tx.put(cluster());
-                tx.put(crate::runtime::default_network(DEFAULT_NETWORK_ID));
-                Ok(())
-            })
-            .await
-            .expect("write the cluster");
+        let store = initialised_store(clock.clone()).await;
         let heartbeats = Arc::new(Heartbeats::new(HEARTBEAT, clock));
         let membership = Arc::new(FakeMembership::new(1));
         let env = LeaderEnv {
@@ -413,6 +405,21 @@ async fn record_creations(
             }
         }
     }
+}
+
+/// An in-memory store on `clock` holding what `swarm init` writes for
+/// the control loop: the cluster and its default network.
+pub async fn initialised_store(clock: Clock) -> Arc<Store> {
+    let store = Store::in_memory_with_clock(clock);
+    store
+        .update(|_, tx| {
+            tx.put(cluster());
+            tx.put(crate::runtime::default_network(DEFAULT_NETWORK_ID));
+            Ok(())
+        })
+        .await
+        .expect("write the cluster");
+    store
 }
 
 /// The service's tasks, oldest first.

@@ -85,6 +85,19 @@ impl ManagerProcess {
         }
     }
 
+    /// The control client of a manager that ran `swarm init` on 127.0.0.1.
+    pub async fn initialised(&self) -> ControlClient<Channel> {
+        let mut control = self.control().await;
+        control
+            .init_cluster(shoal_proto::control::v1::InitClusterRequest {
+                advertise_addr: "127.0.0.1".into(),
+                ..Default::default()
+            })
+            .await
+            .unwrap();
+        control
+    }
+
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("manager.log")).unwrap_or_default()
     }
