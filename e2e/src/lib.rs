@@ -13,3 +13,15 @@ pub fn require_root() {
          run the suite as root, as CI does (./scripts/test)"
     );
 }
+
+/// A lab for a test: root required (see [`require_root`]), and an earlier
+/// lab of the same name, left by a crashed run, replaced.
+#[track_caller]
+pub fn test_lab(config: lab::LabConfig) -> lab::Lab {
+    require_root();
+    lab::Lab::up(lab::LabConfig {
+        replace: true,
+        ..config
+    })
+    .unwrap_or_else(|e| panic!("lab up: {e}"))
+}

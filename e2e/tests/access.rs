@@ -7,15 +7,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use shoal_e2e::lab::{Lab, LabConfig};
-use shoal_e2e::require_root;
+use shoal_e2e::test_lab;
 
 fn lab(name: &str) -> Lab {
-    require_root();
-    let config = LabConfig {
-        replace: true,
-        ..LabConfig::new(name)
-    };
-    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
+    test_lab(LabConfig::new(name))
 }
 
 /// The CLI with its own config dir and nothing of the caller's environment

@@ -8,18 +8,15 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{Lab, LabConfig};
-use shoal_e2e::require_root;
+use shoal_e2e::{require_root, test_lab};
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
 use shoal_proto::dispatcher::v1::SessionRequest;
 
 fn lab(name: &str) -> Lab {
-    require_root();
-    let config = LabConfig {
+    test_lab(LabConfig {
         workers: 2,
-        replace: true,
         ..LabConfig::new(name)
-    };
-    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
+    })
 }
 
 /// The CLI against m1 over TCP with the certificate bundle in `tls_dir`.

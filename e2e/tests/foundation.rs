@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{self, Lab, LabConfig};
-use shoal_e2e::require_root;
+use shoal_e2e::test_lab;
 
 const STACK: &str = "web";
 const PUBLISHED_PORT: u16 = 8080;
@@ -18,12 +18,7 @@ fn compose_file() -> String {
 }
 
 fn lab(name: &str) -> Lab {
-    require_root();
-    let config = LabConfig {
-        replace: true,
-        ..LabConfig::new(name)
-    };
-    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
+    test_lab(LabConfig::new(name))
 }
 
 /// `ctr` against m1's containerd, in shoal's containerd namespace.

@@ -11,15 +11,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 use shoal_e2e::lab::{Lab, LabConfig};
-use shoal_e2e::require_root;
+use shoal_e2e::test_lab;
 
 fn lab(name: &str) -> Lab {
-    require_root();
-    let config = LabConfig {
-        replace: true,
-        ..LabConfig::new(name)
-    };
-    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
+    test_lab(LabConfig::new(name))
 }
 
 fn ok(lab: &Lab, args: &[&str]) -> String {

@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shoal_e2e::lab::{Lab, LabConfig};
-use shoal_e2e::require_root;
+use shoal_e2e::{require_root, test_lab};
 
 const MANAGERS: [&str; 3] = ["m1", "m2", "m3"];
 const MANAGER: &str = "shoal-manager";
@@ -22,14 +22,11 @@ const MANAGER: &str = "shoal-manager";
 const HANG: Duration = Duration::from_secs(15);
 
 fn lab(name: &str) -> Lab {
-    require_root();
-    let config = LabConfig {
+    test_lab(LabConfig {
         managers: 3,
         workers: 0,
-        replace: true,
         ..LabConfig::new(name)
-    };
-    Lab::up(config).unwrap_or_else(|e| panic!("lab up: {e}"))
+    })
 }
 
 /// What one CLI call did.

@@ -75,6 +75,9 @@ fn relevant(change: &Change) -> bool {
 
 fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
     let mut used = used_addresses(state);
+    // A task whose service is gone gets the default network (and is shut
+    // down by the orchestrator soon after).
+    let no_spec = ServiceSpec::default();
     for task in state.tasks.values() {
         if task.observed_state() != TaskState::New {
             continue;
@@ -92,9 +95,9 @@ fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
         let spec = state
             .services
             .get(&task.service_id)
-            .and_then(|s| s.spec.clone())
-            .unwrap_or_default();
-        let networks = networks_of(state, &spec);
+            .and_then(|s| s.spec.as_ref())
+            .unwrap_or(&no_spec);
+        let networks = networks_of(state, spec);
         let mut attachments = Vec::new();
         let mut failure = None;
         for network in networks {
