@@ -14,7 +14,7 @@ use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use shoal_proto::types::v1::{Network, NetworkAttachment, ServiceSpec, TaskState};
+use shoal_proto::types::v1::{Network, NetworkAttachment, PublishMode, ServiceSpec, TaskState};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
@@ -23,7 +23,7 @@ mod ports;
 mod subnet;
 mod vips;
 
-pub use networks::{allocate_network, DEFAULT_POOL, DEFAULT_POOL_MASK_LENGTH};
+pub use networks::{allocate_network, ingress_spec, DEFAULT_POOL, DEFAULT_POOL_MASK_LENGTH};
 pub use ports::allocate_ports;
 pub use subnet::Subnet;
 pub use vips::allocate_vips;
@@ -75,7 +75,7 @@ fn relevant(change: &Change) -> bool {
 
 fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
     let mut used = used_addresses(state);
-    // A task whose service is gone gets the default network (and is shut
+    // A task whose service is gone gets the ingress network (and is shut
     // down by the orchestrator soon after).
     let no_spec = ServiceSpec::default();
     for task in state.tasks.values() {
@@ -130,15 +130,38 @@ fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
     }
 }
 
-/// The networks a service's tasks attach to: those its spec names, or the
-/// cluster's default network when it names none.
-pub(crate) fn networks_of<'a>(state: &'a State, spec: &ServiceSpec) -> Vec<&'a Network> {
-    if spec.networks.is_empty() {
-        let default = state
-            .cluster()
-            .map_or("", |c| c.default_network_id.as_str());
-        return state.networks.get(default).into_iter().collect();
-    }
+/// The cluster's ingress network (`swarm init` makes it: Swarm's `ingress`,
+/// the network `Cluster.default_network_id` names).
+pub fn ingress(state: &State) -> Option<&Network> {
+    state
+        .cluster()
+        .and_then(|c| state.networks.get(&c.default_network_id))
+}
+
+/// Whether the network is the cluster's ingress network.
+pub fn is_ingress(state: &State, network: &Network) -> bool {
+    let id = network.meta.as_ref().map_or("", |m| m.id.as_str());
+    !id.is_empty() && state.cluster().is_some_and(|c| c.default_network_id == id)
+}
+
+/// Whether the service publishes a port in ingress mode (Swarm's
+/// `IsIngressNetworkNeeded`: the routing mesh reaches its tasks over the
+/// ingress network).
+pub fn publishes_ingress(spec: &ServiceSpec) -> bool {
+    spec.endpoint.as_ref().is_some_and(|e| {
+        e.ports
+            .iter()
+            .any(|p| p.publish_mode == PublishMode::Ingress as i32)
+    })
+}
+
+/// The networks a service's tasks attach to, and it has a virtual IP on;
+/// the one rule, read by task addresses, virtual IPs and `network rm`:
+/// the networks its spec names, in its order, then the ingress network
+/// when it publishes a port in ingress mode (Swarm's rule); a service that
+/// names no network is on the ingress network alone (unlike Swarm, which
+/// leaves its tasks on no overlay: they need a network for outbound access).
+pub fn networks_of<'a>(state: &'a State, spec: &ServiceSpec) -> Vec<&'a Network> {
     let mut networks: Vec<&Network> = Vec::new();
     for network in spec
         .networks
@@ -147,6 +170,13 @@ pub(crate) fn networks_of<'a>(state: &'a State, spec: &ServiceSpec) -> Vec<&'a N
     {
         if !networks.iter().any(|n| n.meta == network.meta) {
             networks.push(network);
+        }
+    }
+    if spec.networks.is_empty() || publishes_ingress(spec) {
+        if let Some(ingress) = ingress(state) {
+            if !networks.iter().any(|n| n.meta == ingress.meta) {
+                networks.push(ingress);
+            }
         }
     }
     networks
@@ -298,21 +328,100 @@ mod harness_tests {
         let mut addresses: Vec<String> = tasks.iter().map(address).collect();
         addresses.sort();
         // .2 is the service's virtual IP.
-        assert_eq!(addresses, ["10.0.1.3/24", "10.0.1.4/24", "10.0.1.5/24"]);
+        assert_eq!(addresses, ["10.0.0.3/24", "10.0.0.4/24", "10.0.0.5/24"]);
         let attachment = &tasks[0].networks[0];
-        assert_eq!(attachment.network_name, "default");
-        assert_eq!(attachment.gateway, "10.0.1.1");
+        assert_eq!(tasks[0].networks.len(), 1);
+        assert_eq!(attachment.network_name, "ingress");
+        assert_eq!(
+            (attachment.vni, attachment.gateway.as_str()),
+            (4096, "10.0.0.1")
+        );
 
         // The task holding .3 dies: its replacement gets the next address,
         // and .3 stays unused until the subnet wraps around.
-        let holder = tasks.iter().find(|t| address(t) == "10.0.1.3/24").unwrap();
+        let holder = tasks.iter().find(|t| address(t) == "10.0.0.3/24").unwrap();
         harness.exit(&id(holder), 1).await;
         let replacement = harness
             .until("the replacement running", |s| {
                 running(s, &web).into_iter().find(|t| t.slot == holder.slot)
             })
             .await;
-        assert_eq!(address(&replacement), "10.0.1.6/24");
+        assert_eq!(address(&replacement), "10.0.0.6/24");
+    }
+
+    fn names(task: &Task) -> Vec<&str> {
+        task.networks
+            .iter()
+            .map(|a| a.network_name.as_str())
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_service_publishing_in_ingress_mode_is_on_the_ingress_network_too() {
+        use shoal_proto::types::v1::{EndpointSpec, PortConfig, PublishMode};
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        let backend = harness.add_network("backend", "10.80.0.0/24", "").await;
+        let ports = |mode: PublishMode| EndpointSpec {
+            ports: vec![PortConfig {
+                target_port: 80,
+                published_port: 8080,
+                publish_mode: mode as i32,
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let mut spec = service("api", "api", 1);
+        spec.networks = vec!["backend".into()];
+        let api = harness.create_service(spec).await;
+        let first = harness
+            .until("api running", |s| running(s, &api).into_iter().next())
+            .await;
+        assert_eq!(names(&first), ["backend"], "no port, no ingress");
+        assert_eq!(harness.service(&api).virtual_ips.len(), 1);
+
+        // A port in host mode does not need the routing mesh.
+        harness
+            .update_service(&api, |s| s.endpoint = Some(ports(PublishMode::Host)))
+            .await;
+        let host = harness
+            .until("api rolled with a host port", |s| {
+                running(s, &api).into_iter().find(|t| t.meta != first.meta)
+            })
+            .await;
+        assert_eq!(names(&host), ["backend"]);
+
+        // Published in ingress mode: its own network first, then ingress,
+        // with a virtual IP on each.
+        harness
+            .update_service(&api, |s| s.endpoint = Some(ports(PublishMode::Ingress)))
+            .await;
+        let meshed = harness
+            .until("api rolled onto ingress", |s| {
+                running(s, &api)
+                    .into_iter()
+                    .find(|t| t.meta != first.meta && t.meta != host.meta)
+            })
+            .await;
+        assert_eq!(names(&meshed), ["backend", "ingress"]);
+        assert!(
+            meshed.networks[1].address.starts_with("10.0.0."),
+            "{meshed:?}"
+        );
+        let vips = harness.service(&api).virtual_ips;
+        let on: Vec<&str> = vips.iter().map(|v| v.network_id.as_str()).collect();
+        assert_eq!(on, [backend.as_str(), crate::harness::DEFAULT_NETWORK_ID]);
+
+        // A service naming no network is on ingress once, ports or not.
+        let mut spec = service("web", "web", 1);
+        spec.endpoint = Some(ports(PublishMode::Ingress));
+        spec.endpoint.as_mut().unwrap().ports[0].published_port = 8081;
+        let web = harness.create_service(spec).await;
+        let task = harness
+            .until("web running", |s| running(s, &web).into_iter().next())
+            .await;
+        assert_eq!(names(&task), ["ingress"]);
+        assert_eq!(harness.service(&web).virtual_ips.len(), 1);
     }
 
     #[tokio::test]
@@ -349,7 +458,7 @@ mod harness_tests {
         let attachment = &tasks[0].networks[0];
         assert_eq!(
             (attachment.vni, attachment.gateway.as_str()),
-            (4096, "10.70.0.1")
+            (4097, "10.70.0.1")
         );
     }
 

@@ -17,6 +17,21 @@ pub const DEFAULT_POOL_MASK_LENGTH: u32 = 24;
 /// VXLAN ids below this are left to the hosts' own use (Swarm's rule).
 const FIRST_VNI: u32 = 4096;
 const LAST_VNI: u32 = (1 << 24) - 1;
+/// The cluster's ingress network, as Swarm names it.
+const INGRESS: &str = "ingress";
+
+/// The spec `swarm init` makes the ingress network from (Swarm's: no
+/// labels, not attachable); the rest is allocated as for any network, on a
+/// cluster that has none yet: VXLAN id 4096 and the first block of the
+/// address pool (10.0.0.0/24, gateway 10.0.0.1, on Swarm's default pool).
+/// Every later network is allocated around it.
+pub fn ingress_spec() -> NetworkSpec {
+    NetworkSpec {
+        name: INGRESS.into(),
+        driver: "overlay".into(),
+        ..Default::default()
+    }
+}
 
 fn invalid(message: String) -> StoreError {
     StoreError::InvalidArgument(message)
@@ -103,6 +118,8 @@ pub fn allocate_network(
         subnet: subnet.to_string(),
         gateway: gateway.to_string(),
         ip_range,
+        // Not the ingress network (only `swarm init` makes that one).
+        ..Default::default()
     })
 }
 
@@ -183,12 +200,64 @@ mod tests {
 
     #[test]
     fn a_network_gets_the_first_free_block_and_vni_and_its_first_host_as_gateway() {
-        let state = state_with(&[("default", "10.0.1.0/24", 4097), ("a", "10.0.0.0/24", 4096)]);
+        let state = state_with(&[("ingress", "10.0.0.0/24", 4096), ("a", "10.0.1.0/24", 4097)]);
         let network = allocate_network(&state, "id1", &spec("backend")).unwrap();
         assert_eq!(network.subnet, "10.0.2.0/24");
         assert_eq!(network.gateway, "10.0.2.1");
         assert_eq!(network.vni, 4098);
         assert_eq!(network.spec.unwrap().driver, "overlay");
+    }
+
+    #[test]
+    fn the_ingress_network_is_swarms_and_nothing_else_gets_its_vni_or_subnet() {
+        let mut state = State::default();
+        let ingress = allocate_network(&state, "ingress-id", &ingress_spec()).unwrap();
+        assert_eq!(
+            (
+                ingress.spec.as_ref().unwrap().name.as_str(),
+                ingress.vni,
+                ingress.subnet.as_str(),
+                ingress.gateway.as_str()
+            ),
+            ("ingress", 4096, "10.0.0.0/24", "10.0.0.1")
+        );
+        state.networks.insert("ingress-id".into(), ingress);
+        // Swarm's default pool starts at 10.0.0.0/24: the next network
+        // skips the ingress's block and VXLAN id.
+        let next = allocate_network(&state, "id1", &spec("backend")).unwrap();
+        assert_eq!((next.vni, next.subnet.as_str()), (4097, "10.0.1.0/24"));
+        state.networks.insert("id1".into(), next);
+        // A freed VXLAN id is given again, never the ingress's.
+        state.networks.remove("id1");
+        let again = allocate_network(&state, "id2", &spec("other")).unwrap();
+        assert_eq!(again.vni, 4097);
+        let mut wanted = spec("web");
+        wanted.subnet = "10.0.0.0/16".into();
+        let clash = allocate_network(&state, "id3", &wanted).unwrap_err();
+        assert_eq!(
+            clash.to_string(),
+            "subnet 10.0.0.0/16 overlaps network ingress (10.0.0.0/24)"
+        );
+
+        // On a cluster's own pool, the ingress gets its first block (Swarm's).
+        let mut state = State::default();
+        state.clusters.insert(
+            "c".into(),
+            Cluster {
+                default_addr_pool: vec!["10.20.0.0/16".into()],
+                default_addr_pool_mask_length: 26,
+                ..Default::default()
+            },
+        );
+        let ingress = allocate_network(&state, "ingress-id", &ingress_spec()).unwrap();
+        assert_eq!(
+            (
+                ingress.vni,
+                ingress.subnet.as_str(),
+                ingress.gateway.as_str()
+            ),
+            (4096, "10.20.0.0/26", "10.20.0.1")
+        );
     }
 
     #[test]
@@ -214,15 +283,15 @@ mod tests {
 
     #[test]
     fn a_given_subnet_gateway_and_range_are_checked() {
-        let state = state_with(&[("default", "10.0.1.0/24", 4097)]);
+        let state = state_with(&[("ingress", "10.0.0.0/24", 4096)]);
         let mut wanted = spec("web");
-        wanted.subnet = "10.0.1.128/25".into();
+        wanted.subnet = "10.0.0.128/25".into();
         let clash = allocate_network(&state, "1", &wanted)
             .unwrap_err()
             .to_string();
         assert_eq!(
             clash,
-            "subnet 10.0.1.128/25 overlaps network default (10.0.1.0/24)"
+            "subnet 10.0.0.128/25 overlaps network ingress (10.0.0.0/24)"
         );
 
         wanted.subnet = "192.168.5.0/24".into();

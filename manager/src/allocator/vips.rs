@@ -77,8 +77,9 @@ mod tests {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
         let backend = harness.add_network("backend", "10.80.0.0/24", "").await;
+        harness.add_network("front", "10.81.0.0/24", "").await;
         let mut spec = service("api", "api", 2);
-        spec.networks = vec!["default".into(), "backend".into()];
+        spec.networks = vec!["front".into(), "backend".into()];
         let api = harness.create_service(spec).await;
         let vips = harness.service(&api).virtual_ips;
         assert_eq!(vips.len(), 2, "{vips:?}");
@@ -110,7 +111,7 @@ mod tests {
         assert_eq!(harness.service(&api).virtual_ips, vips);
         // Leaving a network gives its address back.
         harness
-            .update_service(&api, |s| s.networks = vec!["default".into()])
+            .update_service(&api, |s| s.networks = vec!["front".into()])
             .await;
         let left = harness.service(&api).virtual_ips;
         assert_eq!(left.len(), 1);

@@ -1,5 +1,6 @@
 //! Network writes as store transactions: `network create|rm|prune`, and
-//! the check that a service names networks that exist.
+//! the check that a service names networks that exist (and not the
+//! ingress network, which never goes).
 
 use shoal_proto::types::v1::{Network, NetworkSpec, ServiceSpec, TaskState};
 
@@ -62,16 +63,41 @@ fn attached_tasks(state: &State, network: &Network) -> usize {
         .count()
 }
 
+/// The services on the ingress network (naming no network, or publishing a
+/// port in ingress mode), by name.
+fn ingress_dependents(state: &State) -> Vec<String> {
+    let mut names: Vec<String> = state
+        .services
+        .values()
+        .filter_map(|s| s.spec.as_ref())
+        .filter(|spec| {
+            crate::allocator::networks_of(state, spec)
+                .iter()
+                .any(|n| crate::allocator::is_ingress(state, n))
+        })
+        .map(|spec| spec.name.clone())
+        .collect();
+    names.sort();
+    names
+}
+
 /// Why the network cannot go now, if it cannot.
 fn refusal(state: &State, network: &Network) -> Option<String> {
     let name = name_of(network);
-    let default = state
-        .cluster()
-        .is_some_and(|c| c.default_network_id == id_of(network));
-    if default {
-        return Some(format!(
-            "network {name} is the cluster's default network and cannot be removed"
-        ));
+    if crate::allocator::is_ingress(state, network) {
+        // Docker's words. Unlike docker, shoal has no `network create
+        // --ingress` to make another one: the ingress network stays.
+        let dependents = ingress_dependents(state);
+        return Some(match dependents.as_slice() {
+            [] => format!("{name} is a pre-defined network and cannot be removed"),
+            [one] => {
+                format!("ingress network cannot be removed because service {one} depends on it")
+            }
+            many => format!(
+                "ingress network cannot be removed because services {} depend on it",
+                many.join(", ")
+            ),
+        });
     }
     let users = users(state, network);
     if !users.is_empty() {
@@ -112,12 +138,20 @@ pub fn prune(state: &State, tx: &mut Tx) -> Vec<String> {
     removed
 }
 
-/// A service may only name networks that exist (by name, id or id prefix).
+/// A service may only name networks that exist (by name, id or id prefix),
+/// and never the ingress network: it is on it when it publishes a port in
+/// ingress mode (Swarm's rule and words).
 pub fn check_service_networks(state: &State, spec: &ServiceSpec) -> Result<(), StoreError> {
     for reference in &spec.networks {
-        state
+        let network = state
             .find_network(reference)
             .map_err(|e| StoreError::NotFound(format!("service {}: {e}", spec.name)))?;
+        if crate::allocator::is_ingress(state, network) {
+            return Err(StoreError::InvalidArgument(format!(
+                "Service cannot be explicitly attached to the ingress network {:?}",
+                name_of(network)
+            )));
+        }
     }
     Ok(())
 }
@@ -145,8 +179,9 @@ mod tests {
             .update(|s, tx| create(s, tx, "backend-id", spec("backend")))
             .await
             .unwrap();
-        assert_eq!(backend.vni, 4096);
-        assert_eq!(backend.subnet, "10.0.0.0/24");
+        // The ingress network holds VXLAN id 4096 and 10.0.0.0/24.
+        assert_eq!(backend.vni, 4097);
+        assert_eq!(backend.subnet, "10.0.1.0/24");
         let again = store
             .update(|s, tx| create(s, tx, "other-id", spec("backend")))
             .await
@@ -170,11 +205,14 @@ mod tests {
             refused.to_string(),
             "network backend is in use by service db"
         );
-        let default = store
-            .update(|s, tx| remove(s, tx, "default"))
+        let ingress = store
+            .update(|s, tx| remove(s, tx, "ingress"))
             .await
             .unwrap_err();
-        assert!(default.to_string().contains("default network"), "{default}");
+        assert_eq!(
+            ingress.to_string(),
+            "ingress is a pre-defined network and cannot be removed"
+        );
 
         store
             .update(|s, tx| create(s, tx, "spare-id", spec("spare")))
@@ -196,8 +234,119 @@ mod tests {
         assert_eq!(
             store.view(|s| s.networks.len()),
             1,
-            "only the default is left"
+            "only the ingress network is left"
         );
+    }
+
+    fn publishing(mut spec: ServiceSpec) -> ServiceSpec {
+        spec.endpoint = Some(shoal_proto::types::v1::EndpointSpec {
+            ports: vec![shoal_proto::types::v1::PortConfig {
+                target_port: 80,
+                published_port: 8080,
+                ..Default::default()
+            }],
+            ..Default::default()
+        });
+        spec
+    }
+
+    #[tokio::test]
+    async fn the_ingress_network_stays_and_names_the_services_that_depend_on_it() {
+        let store = store().await;
+        let rm = |reference: &'static str| {
+            let store = store.clone();
+            async move {
+                store
+                    .update(|s, tx| remove(s, tx, reference))
+                    .await
+                    .unwrap_err()
+                    .to_string()
+            }
+        };
+        let ingress_id = crate::harness::DEFAULT_NETWORK_ID;
+        store
+            .update(|s, tx| create(s, tx, "backend-id", spec("backend")))
+            .await
+            .unwrap();
+        // On backend and publishing a port in ingress mode: on ingress too.
+        let mut web = publishing(crate::harness::service("web", "web", 1));
+        web.networks = vec!["backend".into()];
+        store
+            .update(|s, tx| crate::controlapi::services::create(s, tx, "web-id", web))
+            .await
+            .unwrap();
+        assert_eq!(
+            rm("ingress").await,
+            "ingress network cannot be removed because service web depends on it"
+        );
+        assert_eq!(
+            rm(ingress_id).await,
+            "ingress network cannot be removed because service web depends on it",
+            "by id as by name"
+        );
+        // Naming no network: on ingress alone.
+        let plain = crate::harness::service("plain", "plain", 1);
+        store
+            .update(|s, tx| crate::controlapi::services::create(s, tx, "plain-id", plain))
+            .await
+            .unwrap();
+        assert_eq!(
+            rm("ingress").await,
+            "ingress network cannot be removed because services plain, web depend on it"
+        );
+        // Pruned never, used or not.
+        store
+            .update(|s, tx| {
+                for id in ["web-id", "plain-id"] {
+                    crate::controlapi::services::remove(s, tx, &s.services[id].clone());
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        assert_eq!(
+            rm("ingress").await,
+            "ingress is a pre-defined network and cannot be removed"
+        );
+        let pruned = store.update(|s, tx| Ok(prune(s, tx))).await.unwrap();
+        assert_eq!(pruned, ["backend"]);
+        assert!(store.view(|s| s.networks.contains_key(ingress_id)));
+    }
+
+    #[tokio::test]
+    async fn a_service_cannot_name_the_ingress_network() {
+        let store = store().await;
+        let explicit = "Service cannot be explicitly attached to the ingress network \"ingress\"";
+        let ingress_id = crate::harness::DEFAULT_NETWORK_ID.to_string();
+        for reference in ["ingress".to_string(), ingress_id] {
+            let mut web = publishing(crate::harness::service("web", "web", 1));
+            web.networks = vec![reference];
+            let refused = store
+                .update(|s, tx| crate::controlapi::services::create(s, tx, "web-id", web))
+                .await
+                .unwrap_err();
+            assert_eq!(refused.to_string(), explicit);
+        }
+        assert!(store.view(|s| s.services.is_empty()));
+
+        // Nor be updated onto it (`service update --network-add ingress`).
+        let web = crate::harness::service("web", "web", 1);
+        store
+            .update(|s, tx| crate::controlapi::services::create(s, tx, "web-id", web))
+            .await
+            .unwrap();
+        let refused = store
+            .update(|s, tx| {
+                let current = s.services["web-id"].clone();
+                let mut spec = current.spec.clone().unwrap();
+                spec.networks = vec!["ingress".into()];
+                crate::controlapi::services::update(s, tx, &current, spec).map(|_| ())
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(refused.to_string(), explicit);
+        let kept = store.view(|s| s.services["web-id"].spec.clone().unwrap());
+        assert!(kept.networks.is_empty());
     }
 
     #[tokio::test]

@@ -366,10 +366,10 @@ mod tests {
              create a swarm-scoped network before the stack is deployed"
         );
         assert!(store.view(|s| s.services.is_empty()));
-        assert_eq!(store.view(|s| s.networks.len()), 1, "only the default");
+        assert_eq!(store.view(|s| s.networks.len()), 1, "only the ingress");
 
         // The network and the service on it come together.
-        let (changes, _) = deploy(with_network(vec!["default".into()]))
+        let (changes, _) = deploy(with_network(vec!["ingress".into()]))
             .await
             .expect("deploy");
         let created: Vec<(&str, &str)> = changes
@@ -385,7 +385,7 @@ mod tests {
         assert_eq!(service.spec.unwrap().networks, ["st_backend"]);
 
         // Deployed again as it is, nothing is written.
-        let (changes, empty) = deploy(with_network(vec!["default".into()]))
+        let (changes, empty) = deploy(with_network(vec!["ingress".into()]))
             .await
             .expect("deploy again");
         assert!(

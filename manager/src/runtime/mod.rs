@@ -32,28 +32,28 @@ use crate::seal::{DataKey, KeyFiles, UnlockKey, Wrapping};
 use crate::store::{Store, StoreError};
 
 const MANAGER_STATE_FILE: &str = "manager.json";
-/// The network every task joins unless its service names others:
-/// (name, subnet, gateway, VNI).
-const DEFAULT_NETWORK: (&str, &str, &str, u32) = ("default", "10.0.1.0/24", "10.0.1.1", 4097);
+/// The ingress network `swarm init` makes for `cluster`, with id `id`
+/// (Swarm's: named `ingress`, VXLAN id 4096, the first block of the
+/// cluster's address pool: 10.0.0.0/24 and gateway 10.0.0.1 on Swarm's
+/// default pool). The routing mesh reaches tasks over it, and it is the
+/// network of services that name none (`allocator::networks_of`).
+pub fn ingress_network(id: &str, cluster: &Cluster) -> Result<Network, StoreError> {
+    let mut state = crate::store::State::default();
+    let cluster_id = cluster.meta.as_ref().map_or("", |m| m.id.as_str());
+    state
+        .clusters
+        .insert(cluster_id.to_string(), cluster.clone());
+    let mut network =
+        crate::allocator::allocate_network(&state, id, &crate::allocator::ingress_spec())?;
+    network.ingress = true;
+    Ok(network)
+}
 
-/// The default network as `swarm init` makes it, with id `id`.
+/// The cluster's default network: the ingress network of a cluster on
+/// Swarm's default address pool (10.0.0.0/24), with id `id`.
 pub fn default_network(id: &str) -> Network {
-    let (name, subnet, gateway, vni) = DEFAULT_NETWORK;
-    Network {
-        meta: Some(Meta {
-            id: id.to_string(),
-            ..Default::default()
-        }),
-        spec: Some(NetworkSpec {
-            name: name.into(),
-            driver: "overlay".into(),
-            ..Default::default()
-        }),
-        vni,
-        subnet: subnet.into(),
-        gateway: gateway.into(),
-        ip_range: String::new(),
-    }
+    ingress_network(id, &Cluster::default())
+        .expect("Swarm's default address pool has room for the ingress network")
 }
 const DEFAULT_HEARTBEAT: Duration = Duration::from_secs(5);
 

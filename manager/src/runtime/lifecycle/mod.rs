@@ -97,7 +97,7 @@ impl Manager {
         running
             .store
             .update(|_, tx| {
-                tx.put(Cluster {
+                let cluster = Cluster {
                     meta: Some(Meta {
                         id: cluster_id.clone(),
                         ..Default::default()
@@ -131,8 +131,9 @@ impl Manager {
                     root_rotation: None,
                     default_addr_pool: request.default_addr_pool.clone(),
                     default_addr_pool_mask_length: request.default_addr_pool_mask_length,
-                });
-                tx.put(default_network(&network_id));
+                };
+                tx.put(ingress_network(&network_id, &cluster)?);
+                tx.put(cluster);
                 tx.put(Node {
                     meta: Some(Meta {
                         id: node_id.clone(),
