@@ -412,16 +412,13 @@ fn compare_networks(fixture: &str, docker: &Value, ours: &Stack) {
         let theirs = docker_services
             .get(service.name.as_str())
             .and_then(|s| s.get("networks"));
+        // `stack config` shows the file's own keys; the implicit `default`
+        // of a service naming none comes later, at deploy, in both.
         let mut theirs: Vec<String> = match theirs {
             Some(Value::Mapping(m)) => m.keys().map(str_of).collect(),
             Some(Value::Sequence(items)) => items.iter().map(str_of).collect(),
             _ => Vec::new(),
         };
-        // Docker's implicit `default` network is not made per stack yet:
-        // shoal leaves the service on the cluster's default network.
-        if !ours.networks.iter().any(|n| n.key == "default") {
-            theirs.retain(|n| n != "default");
-        }
         theirs.sort();
         let mut mine = service.spec.networks.clone();
         mine.sort();

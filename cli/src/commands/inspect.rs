@@ -77,7 +77,7 @@ pub fn network_json(network: &Network) -> Value {
         },
         "Internal": spec.internal,
         "Attachable": spec.attachable,
-        "Ingress": false,
+        "Ingress": network.ingress,
         "ConfigFrom": { "Network": "" },
         "ConfigOnly": false,
         "Containers": null,
@@ -538,7 +538,7 @@ mod tests {
             vni: 4097,
             subnet: "10.55.0.0/24".into(),
             gateway: "10.55.0.1".into(),
-            ip_range: String::new(),
+            ..Default::default()
         };
         let v = network_json(&network);
         let mut keys: Vec<&str> = v
@@ -602,5 +602,29 @@ mod tests {
         let v = network_json(&network);
         assert_eq!(v["IPAM"]["Config"][0]["IPRange"], "10.55.0.128/25");
         assert_eq!(v["Options"]["encrypted"], "");
+
+        // The cluster's ingress network, as docker shows its own.
+        let ingress = Network {
+            spec: Some(shoal_proto::types::v1::NetworkSpec {
+                name: "ingress".into(),
+                driver: "overlay".into(),
+                ..Default::default()
+            }),
+            vni: 4096,
+            subnet: "10.0.0.0/24".into(),
+            gateway: "10.0.0.1".into(),
+            ingress: true,
+            ..Default::default()
+        };
+        let v = network_json(&ingress);
+        assert_eq!(v["Ingress"], true);
+        assert_eq!(
+            (v["Attachable"].clone(), v["Labels"].clone()),
+            (json!(false), json!({}))
+        );
+        assert_eq!(
+            v["Options"],
+            json!({ "com.docker.network.driver.overlay.vxlanid_list": "4096" })
+        );
     }
 }

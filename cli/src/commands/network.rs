@@ -571,7 +571,7 @@ mod tests {
             spec.driver.clear();
             spec.labels.insert("team".into(), "a".into());
         }
-        let networks = [network("d3f4u1tn3tw0rk1d000000000", "default"), backend];
+        let networks = [network("d3f4u1tn3tw0rk1d000000000", "ingress"), backend];
         let mut out = Vec::new();
         network_listing(&networks, false)
             .write(Format::Table, &mut out)
@@ -579,7 +579,7 @@ mod tests {
         assert_eq!(
             String::from_utf8(out).expect("utf8"),
             "NETWORK ID     NAME      DRIVER    SCOPE\n\
-             d3f4u1tn3tw0   default   overlay   swarm\n\
+             d3f4u1tn3tw0   ingress   overlay   swarm\n\
              k3x9v2m4n8q1   backend   overlay   swarm\n"
         );
         let listing = network_listing(&networks, true);

@@ -500,6 +500,30 @@ mod tests {
     }
 
     #[test]
+    fn services_naming_no_network_bring_the_stacks_default_network_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let a = write(
+            dir.path(),
+            "a.yml",
+            "services:\n  web:\n    image: busybox\n",
+        );
+        let b = write(
+            dir.path(),
+            "b.yml",
+            "services:\n  db:\n    image: busybox\n    networks: [default, back]\n\
+             networks:\n  back:\n",
+        );
+        let loaded = load(&[a, b], "shop").expect("load");
+        let names: Vec<&str> = loaded.networks.iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(names, ["shop_default", "shop_back"]);
+        assert_eq!(loaded.networks[0].driver, "overlay");
+        assert_eq!(loaded.networks[0].labels[LABEL_NAMESPACE], "shop");
+        assert!(loaded.external_networks.is_empty());
+        assert_eq!(loaded.specs[0].networks, ["shop_default"]);
+        assert_eq!(loaded.specs[1].networks, ["shop_default", "shop_back"]);
+    }
+
+    #[test]
     fn a_compose_error_names_the_place() {
         let dir = tempfile::tempdir().expect("tempdir");
         let bad = write(dir.path(), "bad.yml", "services:\n  web:\n    image: [\n");

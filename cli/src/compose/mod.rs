@@ -31,6 +31,9 @@ use source::Source;
 pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
 /// Label docker puts on each stack service with the image as written in the compose file.
 pub const LABEL_IMAGE: &str = "com.docker.stack.image";
+/// The network key of services that name none: docker's stack makes it as
+/// `<stack>_default` (overlay) unless the file declares `default` itself.
+pub const DEFAULT_NETWORK: &str = "default";
 
 /// A loaded compose file.
 #[derive(Debug, Clone, PartialEq)]
@@ -114,19 +117,50 @@ pub struct StackService {
     pub spec: ServiceSpec,
 }
 
+impl StackService {
+    /// The network keys the service is on: those it names, or docker's
+    /// `default` when it names none (docker/cli's `convertServiceNetworks`).
+    pub fn network_keys(&self) -> Vec<&str> {
+        if self.spec.networks.is_empty() {
+            vec![DEFAULT_NETWORK]
+        } else {
+            self.spec.networks.iter().map(String::as_str).collect()
+        }
+    }
+}
+
 impl Stack {
-    /// The networks stack `stack_name` uses: those its services name (as
-    /// docker, a network no service names is neither created nor checked),
-    /// the stack's own ones as specs to create, and the names of the
-    /// external ones.
+    /// The stack's networks by key: the top-level ones, and docker's
+    /// implicit `default` (overlay, `<stack>_default`) when the file does
+    /// not declare one.
+    fn networks_by_key(&self) -> Vec<StackNetwork> {
+        let mut networks = self.networks.clone();
+        if !networks.iter().any(|n| n.key == DEFAULT_NETWORK) {
+            networks.push(StackNetwork {
+                key: DEFAULT_NETWORK.to_string(),
+                name: None,
+                external: false,
+                spec: NetworkSpec {
+                    driver: "overlay".into(),
+                    ..Default::default()
+                },
+            });
+        }
+        networks
+    }
+
+    /// The networks stack `stack_name` uses: those its services are on (as
+    /// docker, a network no service is on is neither created nor checked;
+    /// a service that names none is on `default`), the stack's own ones as
+    /// specs to create, and the names of the external ones.
     pub fn used_networks(&self, stack_name: &str) -> (Vec<NetworkSpec>, Vec<String>) {
         let mut own = Vec::new();
         let mut external = Vec::new();
-        for network in &self.networks {
+        for network in &self.networks_by_key() {
             let used = self
                 .services
                 .iter()
-                .any(|s| s.spec.networks.contains(&network.key));
+                .any(|s| s.network_keys().contains(&network.key.as_str()));
             if !used {
                 continue;
             }
@@ -143,12 +177,15 @@ impl Stack {
     /// and labelled like docker labels stack services (namespace on service and container,
     /// image on the service).
     pub fn into_service_specs(self, stack_name: &str) -> Vec<ServiceSpec> {
+        let networks = self.networks_by_key();
         let secrets = self.secrets;
-        let networks = self.networks;
         self.services
             .into_iter()
             .map(|s| {
                 let mut spec = s.spec;
+                if spec.networks.is_empty() {
+                    spec.networks = vec![DEFAULT_NETWORK.to_string()];
+                }
                 if let Some(task) = spec.task.as_mut() {
                     for reference in &mut task.secrets {
                         if let Some(secret) =
@@ -282,7 +319,6 @@ pub fn load_str(
     let secrets = top_level_secrets(&src, &doc, &root)?;
     let networks = top_level_networks(&doc, &mut warnings);
     let mut services = Vec::new();
-    let mut network_warnings = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {
         let mut conv = convert::Converter {
             src: &src,
@@ -302,21 +338,11 @@ pub fn load_str(
                     format!("refers to undefined secret {}", reference.secret_name),
                 ));
             }
-            let mut spec = spec;
-            // Docker's implicit `default` network (`<stack>_default`) is not
-            // made yet: such a service stays on the cluster's default network.
-            if spec.networks.iter().any(|n| n == "default")
-                && !networks.iter().any(|n| n.key == "default")
-            {
-                network_warnings.push(format!(
-                    "service {name:?}: network \"default\" is not made per stack yet: the \
-                     service is on the cluster's default network"
-                ));
-                spec.networks.retain(|n| n != "default");
-            }
+            // `default` needs no declaration: the stack makes it (docker's rule).
             if let Some(undefined) = spec
                 .networks
                 .iter()
+                .filter(|r| *r != DEFAULT_NETWORK)
                 .find(|r| !networks.iter().any(|n| &&n.key == r))
             {
                 // Docker's loader lets this pass and its deploy fails on it;
@@ -332,7 +358,6 @@ pub fn load_str(
             });
         }
     }
-    warnings.extend(network_warnings);
     Ok(Stack {
         services,
         secrets,

@@ -856,12 +856,11 @@ fn network_settings_shoal_cannot_honour_are_named() {
     // Another driver is passed on: the manager refuses it.
     assert_eq!(own[0].driver, "bridge");
     assert_eq!(own[0].subnet, "10.1.0.0/24");
-    assert_eq!(stack.services[0].spec.networks, ["net"]);
+    assert_eq!(stack.services[0].spec.networks, ["net", "default"]);
     for expected in [
         "network \"net\": driver option \"com.docker.network.mtu\" is not supported yet and was ignored",
         "network \"net\": ipam driver \"custom\" is not supported yet and was ignored",
         "network \"net\": an ipam config entry after the first is not supported yet and was ignored",
-        "service \"web\": network \"default\" is not made per stack yet: the service is on the cluster's default network",
     ] {
         assert!(
             stack.warnings.iter().any(|w| w == expected),
@@ -869,6 +868,63 @@ fn network_settings_shoal_cannot_honour_are_named() {
             stack.warnings
         );
     }
+}
+
+#[test]
+fn services_naming_no_network_are_on_the_stacks_default_network() {
+    // docker/cli's convert.Networks: a service without `networks:` is on
+    // `default`, made as `<stack>_default` (overlay, the stack's label).
+    let stack = load(concat!(
+        "services:\n",
+        "  web:\n    image: nginx\n",
+        "  api:\n    image: api\n    networks: [default, back]\n",
+        "  db:\n    image: postgres\n    networks: [back]\n",
+        "networks:\n  back: {}\n",
+    ));
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    // As `docker stack config` shows it: only what the file says.
+    assert!(stack.services[0].spec.networks.is_empty());
+    assert_eq!(stack.networks.len(), 1);
+    let (own, external) = stack.used_networks("shop");
+    let names: Vec<&str> = own.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["shop_back", "shop_default"]);
+    assert!(external.is_empty());
+    let default = &own[1];
+    assert_eq!(default.driver, "overlay");
+    assert_eq!(
+        default.labels,
+        [(LABEL_NAMESPACE.to_string(), "shop".to_string())].into()
+    );
+    assert!(!default.attachable && !default.internal && !default.encrypted);
+    assert!(default.subnet.is_empty(), "left to the cluster's pool");
+    let specs = stack.into_service_specs("shop");
+    assert_eq!(specs[0].networks, ["shop_default"]);
+    assert_eq!(specs[1].networks, ["shop_default", "shop_back"]);
+    assert_eq!(specs[2].networks, ["shop_back"]);
+
+    // Every service names its networks: no default network.
+    let stack = load("services:\n  db:\n    image: x\n    networks: [back]\nnetworks:\n  back:\n");
+    let (own, _) = stack.used_networks("shop");
+    let names: Vec<&str> = own.iter().map(|n| n.name.as_str()).collect();
+    assert_eq!(names, ["shop_back"]);
+
+    // The file's own `default`: as it says, external or not.
+    let stack = load(concat!(
+        "services:\n  web:\n    image: x\n",
+        "networks:\n  default:\n    external:\n      name: shared\n",
+    ));
+    let (own, external) = stack.used_networks("shop");
+    assert!(own.is_empty(), "{own:?}");
+    assert_eq!(external, ["shared"]);
+    assert_eq!(stack.into_service_specs("shop")[0].networks, ["shared"]);
+    let stack = load(concat!(
+        "services:\n  web:\n    image: x\n",
+        "networks:\n  default:\n    driver_opts:\n      encrypted: \"\"\n",
+    ));
+    let (own, _) = stack.used_networks("shop");
+    assert_eq!(own.len(), 1);
+    assert_eq!(own[0].name, "shop_default");
+    assert!(own[0].encrypted);
 }
 
 #[test]
