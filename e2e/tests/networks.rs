@@ -1,9 +1,12 @@
 //! Overlay networks through the `shoal` CLI on a one-host lab, as docker's
-//! `network` commands behave: create prints the id, ls and inspect show
-//! docker's columns and keys, names and subnets are unique, a service's
-//! task gets its address from the network it names, a network in use is
-//! not removed (naming the service, exit 1, the other networks of the same
-//! `rm` still go), and prune removes what nothing uses.
+//! `network` commands behave: `swarm init` makes Swarm's `ingress` network
+//! (10.0.0.0/24, VXLAN id 4096), which is never removed nor named by a
+//! service; create prints the id, ls and inspect show docker's columns and
+//! keys, names and subnets are unique, a service's task gets its address
+//! from the network it names, a network in use is not removed (naming the
+//! service, exit 1, the other networks of the same `rm` still go), and
+//! prune removes what nothing uses. A stack's services that name no
+//! network are on `<stack>_default`, made and removed with the stack.
 
 use std::net::Ipv4Addr;
 use std::process::Command;
@@ -118,6 +121,44 @@ fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
     let image = format!("{}/web:v1", lab.registry());
     let backend_net = Ipv4Addr::new(10, 55, 0, 0);
 
+    // Right after init: Swarm's ingress network, alone.
+    let rows = ls(&lab);
+    assert_eq!(rows.len(), 1, "{rows:?}");
+    assert_eq!(rows[0][1..], ["ingress", "overlay", "swarm"]);
+    let inspect: Value =
+        serde_json::from_str(&ok(&lab, &["network", "inspect", "ingress"])).expect("json");
+    let ingress = &inspect[0];
+    assert_eq!(ingress["Ingress"], true, "{ingress}");
+    assert_eq!(ingress["Attachable"], false, "{ingress}");
+    assert_eq!(ingress["IPAM"]["Config"][0]["Subnet"], "10.0.0.0/24");
+    assert_eq!(ingress["IPAM"]["Config"][0]["Gateway"], "10.0.0.1");
+    assert_eq!(
+        ingress["Options"]["com.docker.network.driver.overlay.vxlanid_list"],
+        "4096"
+    );
+    let (_, err) = refused(&lab, &["network", "rm", "ingress"]);
+    assert!(
+        err.contains("ingress is a pre-defined network and cannot be removed"),
+        "{err}"
+    );
+    let (_, err) = refused(
+        &lab,
+        &[
+            "service",
+            "create",
+            "-d",
+            "--name",
+            "mesh",
+            "--network",
+            "ingress",
+            &image,
+        ],
+    );
+    assert!(
+        err.contains("Service cannot be explicitly attached to the ingress network \"ingress\""),
+        "{err}"
+    );
+
     // Create: the id, alone on stdout.
     let id = ok(
         &lab,
@@ -140,7 +181,7 @@ fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
         "not an id: {id:?}"
     );
 
-    // ls: the default network and backend, overlay, swarm scope, short ids.
+    // ls: ingress and backend, overlay, swarm scope, short ids.
     let rows = ls(&lab);
     let row = |name: &str| {
         rows.iter()
@@ -149,7 +190,7 @@ fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
             .clone()
     };
     assert_eq!(row("backend"), [&id[..12], "backend", "overlay", "swarm"]);
-    assert_eq!(row("default")[2..], ["overlay", "swarm"]);
+    assert_eq!(row("ingress")[2..], ["overlay", "swarm"]);
     let quiet = ok(&lab, &["network", "ls", "-q", "--no-trunc"]);
     assert!(quiet.lines().any(|l| l == id), "{quiet}");
 
@@ -166,11 +207,12 @@ fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
     assert_eq!(net["IPAM"]["Config"][0]["Subnet"], "10.55.0.0/24");
     assert_eq!(net["IPAM"]["Config"][0]["Gateway"], "10.55.0.1");
     assert_eq!(net["Labels"]["team"], "a");
+    assert_eq!(net["Ingress"], false);
     let vni: u32 = net["Options"]["com.docker.network.driver.overlay.vxlanid_list"]
         .as_str()
         .and_then(|v| v.parse().ok())
         .unwrap_or_else(|| panic!("no vxlan id: {net}"));
-    assert!(vni > 0, "{net}");
+    assert!(vni > 4096, "the ingress network holds 4096: {net}");
 
     // Names and subnets are the network's own.
     let (_, err) = refused(&lab, &["network", "create", "backend"]);
@@ -270,7 +312,7 @@ fn networks_are_created_listed_inspected_used_and_removed_like_docker() {
     let pruned = ok(&lab, &["network", "prune", "-f"]);
     assert_eq!(pruned, "Deleted Networks:\nunused\n\n");
     let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
-    assert_eq!(names, ["default"], "the default network stays");
+    assert_eq!(names, ["ingress"], "the ingress network stays");
 
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
@@ -303,7 +345,7 @@ fn a_stack_brings_its_networks_and_takes_them_away() {
         "{err}"
     );
     let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
-    assert_eq!(names, ["default"], "a refused stack left a network behind");
+    assert_eq!(names, ["ingress"], "a refused stack left a network behind");
     assert!(ok(&lab, &["service", "ls", "-q"]).trim().is_empty());
 
     // The stack's network, made with the subnet the file asks for.
@@ -345,7 +387,75 @@ fn a_stack_brings_its_networks_and_takes_them_away() {
     assert!(out.contains("Removing service shop_db\n"), "{out}");
     assert!(out.contains("Removing network shop_backend\n"), "{out}");
     let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
-    assert_eq!(names, ["default"], "the stack's network stayed");
+    assert_eq!(names, ["ingress"], "the stack's network stayed");
+
+    // A service that names no network is on `<stack>_default`, and, as it
+    // publishes a port, on ingress too (the routing mesh reaches it there).
+    let plain = write(
+        "plain.yml",
+        format!("services:\n  web:\n    image: {image}\n    ports: [\"8080:80\"]\n"),
+    );
+    let out = ok(&lab, &["stack", "deploy", "-c", &plain, "plain"]);
+    assert!(out.contains("Creating network plain_default\n"), "{out}");
+    assert!(out.contains("Creating service plain_web\n"), "{out}");
+    let row = ls(&lab)
+        .into_iter()
+        .find(|r| r[1] == "plain_default")
+        .expect("plain_default in network ls");
+    assert_eq!(row[2..], ["overlay", "swarm"]);
+    let inspect: Value =
+        serde_json::from_str(&ok(&lab, &["network", "inspect", "plain_default"])).expect("json");
+    let net = &inspect[0];
+    assert_eq!(net["Labels"]["com.docker.stack.namespace"], "plain");
+    let subnet = net["IPAM"]["Config"][0]["Subnet"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no subnet: {net}"));
+    let (base, prefix) = subnet.split_once('/').expect("a CIDR");
+    let (base, prefix): (Ipv4Addr, u32) = (
+        base.parse().expect("subnet address"),
+        prefix.parse().expect("prefix"),
+    );
+    assert!(
+        !in_subnet(base, Ipv4Addr::new(10, 0, 0, 0), 24),
+        "{subnet} is the ingress's"
+    );
+    let attached = attachments(&lab, "plain_web");
+    let names: Vec<&str> = attached.iter().map(|(n, _)| n.as_str()).collect();
+    assert_eq!(names, ["plain_default", "ingress"], "{attached:?}");
+    let ip = |cidr: &str| -> Ipv4Addr {
+        cidr.split('/')
+            .next()
+            .and_then(|a| a.parse().ok())
+            .unwrap_or_else(|| panic!("bad address {cidr}"))
+    };
+    let (own, mesh) = (ip(&attached[0].1), ip(&attached[1].1));
+    assert!(in_subnet(own, base, prefix), "{own} not in {subnet}");
+    assert!(
+        in_subnet(mesh, Ipv4Addr::new(10, 0, 0, 0), 24),
+        "{mesh} not on ingress"
+    );
+    lab.wait_until(
+        "plain_web's task has its address",
+        Duration::from_secs(20),
+        || {
+            let pids = lab.running_task_pids("m1").map_err(|e| e.to_string())?;
+            pids.iter()
+                .map(|pid| addresses_in(*pid))
+                .find(|inside| inside.contains(&own))
+                .ok_or_else(|| format!("no running task holds {own}"))
+        },
+    )
+    .expect("the task on plain_default");
+    let (_, err) = refused(&lab, &["network", "rm", "ingress"]);
+    assert!(
+        err.contains("ingress network cannot be removed because service plain_web depends on it"),
+        "{err}"
+    );
+
+    let out = ok(&lab, &["stack", "rm", "plain"]);
+    assert!(out.contains("Removing network plain_default\n"), "{out}");
+    let names: Vec<String> = ls(&lab).into_iter().map(|r| r[1].clone()).collect();
+    assert_eq!(names, ["ingress"], "plain_default stayed");
 
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
