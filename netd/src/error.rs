@@ -38,6 +38,16 @@ pub enum Error {
     #[error("nftables: {0}")]
     NftJson(#[from] serde_json::Error),
 
+    /// The DNS server could not open a socket where it was asked to answer
+    /// (the address is not on this host yet, or the port is taken).
+    #[error("DNS: cannot listen on {proto} {addr}: {source}")]
+    DnsListen {
+        proto: &'static str,
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("a worker thread of netd stopped unexpectedly while {0}")]
     Thread(&'static str),
 

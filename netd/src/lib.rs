@@ -4,7 +4,8 @@
 //! best-effort `teardown` ([`netns`], [`bridge`], [`vxlan`], [`veth`],
 //! [`nft`], [`sysctl`]); [`dataplane::Dataplane`] ties them together and
 //! holds the desired state; [`server`] is the local gRPC API the agent
-//! calls; [`manager_watch`] feeds the managers' network view in.
+//! calls; [`manager_watch`] feeds the managers' network view in; [`dns`]
+//! is the embedded DNS server tasks ask for service names.
 //!
 //! Architecture invariant: netd changes the kernel only through rtnetlink
 //! and `nft -j` on its own table `inet shoal`; it never runs `ip`, and it
@@ -15,6 +16,7 @@ pub mod bridge;
 pub mod cidr;
 pub mod client;
 pub mod dataplane;
+pub mod dns;
 pub mod error;
 pub mod link;
 pub mod manager_watch;
