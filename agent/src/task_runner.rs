@@ -118,16 +118,14 @@ impl Runner {
             .map_err(|e| (TaskState::Rejected, e))?;
         let mut netd = crate::local_api::netd(&self.ctx.netd_socket)
             .map_err(|e| (TaskState::Rejected, format!("netd: {e}")))?;
-        let hostname = if container.hostname.is_empty() {
-            self.id.chars().take(12).collect()
-        } else {
-            container.hostname.clone()
-        };
+        let hostname = task.hostname();
+        let dns = container.dns_config.clone().unwrap_or_default();
         let attached = netd
             .attach_task(AttachTaskRequest {
                 task_id: self.id.clone(),
                 networks: task.networks.clone(),
                 hostname: hostname.clone(),
+                dns_upstreams: dns.nameservers.clone(),
             })
             .await
             .map_err(|e| {
@@ -169,8 +167,13 @@ impl Runner {
             service_id: task.service_id.clone(),
             service_name: task.service_name.clone(),
             hostname,
-            netns: Some(PathBuf::from(attached.netns_path)),
+            netns: Some(PathBuf::from(&attached.netns_path)),
             address,
+            // The embedded DNS server answers service names and forwards
+            // the rest (to the task's own nameservers, if it has any).
+            dns_servers: attached.dns_server.parse().into_iter().collect(),
+            dns_search: dns.search.clone(),
+            dns_options: dns.options.clone(),
             stop_signal: container.stop_signal.clone(),
             read_only_files,
             stop_grace: Duration::from_millis(if container.stop_grace_period_ms == 0 {

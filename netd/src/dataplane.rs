@@ -6,7 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
 
 use shoal_proto::dispatcher::v1::{NetworkView, ServiceEndpoints};
@@ -15,12 +15,15 @@ use shoal_proto::types::v1::{PortProtocol, PublishMode};
 use tokio::sync::Mutex;
 
 use crate::attachment::AttachmentStore;
+use crate::dns::DnsServer;
 use crate::error::{Error, Result};
 use crate::netns::{self, NetnsDir};
 use crate::network::{self, OverlayNetwork};
+use crate::nft::vip::{self, Vip};
 use crate::nft::{self, NatNetwork, Protocol, PublishedPort, Ruleset};
+use crate::peers::{self, RemoteTasks};
 use crate::veth::{self, TaskVeth};
-use crate::{bridge, names, sysctl, vxlan};
+use crate::{bridge, link, names, sysctl, vxlan};
 
 /// Sysctls of the host namespace netd depends on: forwarding between the
 /// bridges and the outside, and DNAT of loopback traffic to the bridges.
@@ -35,13 +38,44 @@ pub struct Dataplane {
     host: rtnetlink::Handle,
     netns: NetnsDir,
     records: AttachmentStore,
+    /// Answers the tasks' names on every local network's gateway.
+    dns: DnsServer,
+    dns_port: u16,
     state: Mutex<State>,
+}
+
+/// How netd's embedded DNS server runs.
+#[derive(Debug, Clone)]
+pub struct DataplaneConfig {
+    /// Where it answers on each gateway (53; tests pick another).
+    pub dns_port: u16,
+    /// Where names no task or service has go, for tasks without their own
+    /// `--dns` (normally the node's resolv.conf); empty: nowhere (NXDOMAIN).
+    pub dns_upstreams: Vec<SocketAddr>,
+}
+
+impl Default for DataplaneConfig {
+    fn default() -> Self {
+        DataplaneConfig {
+            dns_port: 53,
+            dns_upstreams: Vec::new(),
+        }
+    }
 }
 
 #[derive(Default)]
 struct State {
     /// Networks of the last view.
     view_networks: BTreeMap<String, OverlayNetwork>,
+    /// The last view's node id, nodes and task addresses: the overlays'
+    /// peers.
+    view_peers: ViewPeers,
+    /// The remote tasks last programmed per network (skips rewrites that
+    /// change nothing; empty after a restart, so the first view syncs all).
+    programmed: BTreeMap<String, RemoteTasks>,
+    /// The node's underlay MTU, once known (from its address in the view).
+    underlay_mtu: Option<u32>,
+    wireguard_public_key: String,
     attachments: BTreeMap<String, TaskAttachment>,
     /// The services of the last view; `None` until the first view.
     view_services: Option<Vec<ServiceEndpoints>>,
@@ -50,19 +84,80 @@ struct State {
     draining: BTreeSet<String>,
     /// The last batch applied, to skip rewrites that change nothing.
     last_nft: Option<String>,
+    /// Per attached task, the VIPs its namespace balances now.
+    task_vips: BTreeMap<String, Vec<Vip>>,
+}
+
+#[derive(Default)]
+struct ViewPeers {
+    node_id: String,
+    /// Ready nodes: node id -> underlay address.
+    nodes: BTreeMap<String, IpAddr>,
+    /// Network id -> every live task address on it, with its node.
+    addresses: BTreeMap<String, Vec<(Ipv4Addr, String)>>,
+}
+
+impl ViewPeers {
+    fn from_view(view: &NetworkView) -> ViewPeers {
+        let nodes = view
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.node_id.clone(), n.addr.parse().ok()?)))
+            .collect();
+        let mut addresses: BTreeMap<String, Vec<(Ipv4Addr, String)>> = BTreeMap::new();
+        for a in &view.addresses {
+            if let Ok(ip) = a.address.parse() {
+                addresses
+                    .entry(a.network_id.clone())
+                    .or_default()
+                    .push((ip, a.node_id.clone()));
+            }
+        }
+        ViewPeers {
+            node_id: view.node_id.clone(),
+            nodes,
+            addresses,
+        }
+    }
+
+    /// The tasks of `network` on other ready nodes, with their node's VTEP.
+    fn remote_tasks(&self, network: &str) -> RemoteTasks {
+        self.addresses
+            .get(network)
+            .into_iter()
+            .flatten()
+            .filter(|(_, node)| *node != self.node_id)
+            .filter_map(|(ip, node)| Some((*ip, *self.nodes.get(node)?)))
+            .collect()
+    }
+
+    fn own_addr(&self) -> Option<IpAddr> {
+        self.nodes.get(&self.node_id).copied()
+    }
 }
 
 impl State {
-    /// Networks that need a bridge and NAT: the view's and those of
-    /// attached tasks (an attach may come before the view names the network).
+    /// Networks this node builds: those its tasks use (an attach may come
+    /// before the view names the network) and the routing mesh's, with
+    /// the node's MTU.
     fn networks(&self) -> BTreeMap<String, OverlayNetwork> {
-        let mut nets = self.view_networks.clone();
+        let mut nets: BTreeMap<String, OverlayNetwork> = self
+            .view_networks
+            .iter()
+            .filter(|(_, n)| n.ingress)
+            .map(|(id, n)| (id.clone(), n.clone()))
+            .collect();
         for record in self.attachments.values() {
             for att in &record.networks {
-                if let Ok(net) = OverlayNetwork::from_attachment(att) {
+                if let Some(net) = self.view_networks.get(&att.network_id) {
+                    nets.entry(net.id.clone()).or_insert_with(|| net.clone());
+                } else if let Ok(net) = OverlayNetwork::from_attachment(att) {
                     nets.entry(net.id.clone()).or_insert(net);
                 }
             }
+        }
+        for net in nets.values_mut() {
+            net.mtu = network::mtu_over(self.underlay_mtu, net.encrypted);
         }
         nets
     }
@@ -74,6 +169,11 @@ impl Dataplane {
     /// exists are kept as they are (running tasks keep their network);
     /// leftovers of tasks whose namespace is gone are removed.
     pub async fn open(state_dir: &Path) -> Result<Dataplane> {
+        Dataplane::open_with(state_dir, DataplaneConfig::default()).await
+    }
+
+    /// As [`Dataplane::open`], with the DNS server's settings.
+    pub async fn open_with(state_dir: &Path, config: DataplaneConfig) -> Result<Dataplane> {
         let host_ns = netns::current()?;
         let host = netns::netlink_in(&host_ns).await?;
         let netns = NetnsDir::prepare(state_dir.join("netns"))?;
@@ -86,6 +186,8 @@ impl Dataplane {
             host,
             netns,
             records,
+            dns: DnsServer::new(config.dns_upstreams),
+            dns_port: config.dns_port,
             state: Mutex::new(State::default()),
         };
         dp.adopt().await?;
@@ -145,30 +247,53 @@ impl Dataplane {
             }
         }
         state.view_networks = networks;
+        state.view_peers = ViewPeers::from_view(view);
+        if state.underlay_mtu.is_none() {
+            if let Some(addr) = state.view_peers.own_addr() {
+                match link::mtu_of_address(&self.host, addr).await {
+                    Ok(mtu) => state.underlay_mtu = mtu,
+                    Err(e) => errors.push(e),
+                }
+            }
+        }
         let wanted = state.networks();
         for net in wanted.values() {
-            if let Err(e) = self.ensure_network(net).await {
+            if let Err(e) = self.ensure_network(&mut state, net).await {
                 errors.push(e);
             }
         }
-        if let Err(e) = self.remove_unused_networks(&wanted).await {
+        if let Err(e) = self.remove_unused_networks(&mut state, &wanted).await {
             errors.push(e);
         }
         state.view_services = Some(view.services.clone());
         if let Err(e) = self.sync_nft(&mut state).await {
             errors.push(e);
         }
+        if let Err(e) = self.sync_vips(&mut state).await {
+            errors.push(e);
+        }
+        if let Err(e) = self.sync_dns(&state).await {
+            errors.push(e);
+        }
         Error::collect(errors)
     }
 
-    async fn ensure_network(&self, net: &OverlayNetwork) -> Result<u32> {
+    /// Builds the network's bridge and VXLAN device and programs its
+    /// remote tasks; returns the bridge's index.
+    async fn ensure_network(&self, state: &mut State, net: &OverlayNetwork) -> Result<u32> {
         let br = bridge::apply(&self.host, net).await?;
-        vxlan::apply(&self.host, net, br.index).await?;
+        let vx = vxlan::apply(&self.host, net, br.index).await?;
+        let remote = state.view_peers.remote_tasks(&net.id);
+        if state.programmed.get(&net.id) != Some(&remote) {
+            peers::sync(&self.host, vx.index, &remote).await?;
+            state.programmed.insert(net.id.clone(), remote);
+        }
         Ok(br.index)
     }
 
     async fn remove_unused_networks(
         &self,
+        state: &mut State,
         wanted: &BTreeMap<String, OverlayNetwork>,
     ) -> Result<()> {
         let mut errors = Vec::new();
@@ -177,6 +302,7 @@ impl Dataplane {
                 continue;
             }
             tracing::info!(network = %id, bridge = %br.name, "removing network no longer in use");
+            state.programmed.remove(&id);
             if let Err(e) = vxlan::teardown(&self.host, &names::vxlan_name(&id)).await {
                 errors.push(e);
             }
@@ -203,19 +329,8 @@ impl Dataplane {
                 ),
             ));
         }
-        let mut plan = Vec::new();
-        for (i, att) in req.networks.iter().enumerate() {
-            let net = OverlayNetwork::from_attachment(att)?;
-            let address = network::task_address(&net, att)?;
-            let veth = TaskVeth {
-                host_name: names::veth_host_name(task_id, i),
-                task_ifname: names::task_ifname(i),
-                address,
-                gateway: (i == 0).then_some(net.gateway),
-            };
-            plan.push((net, veth));
-        }
         let mut state = self.state.lock().await;
+        let plan = plan_interfaces(&state, req)?;
         let prefix = names::veth_host_name(task_id, 0);
         if let Some(other) = state
             .attachments
@@ -229,9 +344,13 @@ impl Dataplane {
         }
 
         let ns_created = self.netns.ensure(task_id).await?;
+        if ns_created {
+            // A new namespace has no table.
+            state.task_vips.insert(task_id.to_string(), Vec::new());
+        }
         let mut created_veths = Vec::new();
         let result = self
-            .attach_interfaces(task_id, &plan, &mut created_veths)
+            .attach_interfaces(&mut state, task_id, &plan, &mut created_veths)
             .await;
         if let Err(e) = result {
             for name in created_veths.iter().rev() {
@@ -262,16 +381,23 @@ impl Dataplane {
             task_id: task_id.to_string(),
             netns_path: path.to_string_lossy().into_owned(),
             networks: req.networks.clone(),
+            dns_upstreams: req.dns_upstreams.clone(),
+            hostname: req.hostname.clone(),
         };
         self.records.save(&record)?;
         state.attachments.insert(task_id.to_string(), record);
         self.sync_nft(&mut state).await?;
+        // Before the container starts: its first connection to a VIP
+        // must already be balanced, its first name answered.
+        self.sync_vips(&mut state).await?;
+        self.sync_dns(&state).await?;
         tracing::info!(task = %task_id, netns = %path.display(), "task attached");
         Ok(path)
     }
 
     async fn attach_interfaces(
         &self,
+        state: &mut State,
         task_id: &str,
         plan: &[(OverlayNetwork, TaskVeth)],
         created: &mut Vec<String>,
@@ -279,7 +405,7 @@ impl Dataplane {
         let task_ns = self.netns.open(task_id)?;
         let task = netns::netlink_in(&task_ns).await?;
         for (net, veth) in plan {
-            let bridge = self.ensure_network(net).await?;
+            let bridge = self.ensure_network(state, net).await?;
             let (_, made) = veth.apply(&self.host, &task_ns, &task, bridge).await?;
             if made {
                 created.push(veth.host_name.clone());
@@ -302,10 +428,12 @@ impl Dataplane {
         if removed.is_ok() {
             state.attachments.remove(task_id);
             state.draining.remove(task_id);
+            state.task_vips.remove(task_id);
             tracing::info!(task = %task_id, "task detached");
         }
         let synced = self.sync_nft(&mut state).await;
-        removed.and(synced)
+        let named = self.sync_dns(&state).await;
+        removed.and(synced).and(named)
     }
 
     async fn remove_task(&self, task_id: &str, interfaces: usize) -> Result<()> {
@@ -335,7 +463,15 @@ impl Dataplane {
         if state.draining.insert(task_id.to_string()) {
             tracing::info!(task = %task_id, "task drained from the load balancers");
         }
-        self.sync_nft(&mut state).await
+        self.sync_nft(&mut state).await?;
+        self.sync_vips(&mut state).await?;
+        self.sync_dns(&state).await
+    }
+
+    /// The public key of the node's WireGuard mesh, announced to the
+    /// managers; empty while the node has none.
+    pub async fn wireguard_public_key(&self) -> String {
+        self.state.lock().await.wireguard_public_key.clone()
     }
 
     pub async fn list_attachments(&self) -> Vec<TaskAttachment> {
@@ -348,6 +484,58 @@ impl Dataplane {
             .collect()
     }
 
+    /// Listens on the gateway of every network built here (and on no
+    /// other), and answers from a table of the current view and tasks.
+    async fn sync_dns(&self, state: &State) -> Result<()> {
+        let networks = state.networks();
+        let services = backend_services(state);
+        let table = crate::discovery::name_table(&services, &state.attachments, &networks);
+        self.dns.set_table(std::sync::Arc::new(table));
+        let wanted: BTreeSet<SocketAddr> = networks
+            .values()
+            .map(|n| SocketAddr::V4(SocketAddrV4::new(n.gateway, self.dns_port)))
+            .collect();
+        let mut errors = Vec::new();
+        for addr in self.dns.listening() {
+            if !wanted.contains(&addr) {
+                self.dns.unlisten(addr).await;
+            }
+        }
+        for addr in wanted {
+            if let Err(e) = self.dns.listen(addr).await {
+                errors.push(e);
+            }
+        }
+        Error::collect(errors)
+    }
+
+    /// Rewrites the VIP table of every attached task whose VIPs changed.
+    async fn sync_vips(&self, state: &mut State) -> Result<()> {
+        let mut errors = Vec::new();
+        let tasks: Vec<(String, Vec<Vip>)> = state
+            .attachments
+            .iter()
+            .map(|(id, record)| (id.clone(), task_vips(state, record)))
+            .collect();
+        for (task_id, vips) in tasks {
+            // Unknown (adopted after a restart): written once, whatever it is.
+            if state.task_vips.get(&task_id) == Some(&vips) {
+                continue;
+            }
+            let applied = match self.netns.open(&task_id) {
+                Ok(ns) => nft::apply(&ns, &vip::batch(&vips)).await,
+                Err(e) => Err(e),
+            };
+            match applied {
+                Ok(()) => {
+                    state.task_vips.insert(task_id, vips);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        Error::collect(errors)
+    }
+
     async fn sync_nft(&self, state: &mut State) -> Result<()> {
         let networks: BTreeSet<NatNetwork> = state
             .networks()
@@ -355,6 +543,7 @@ impl Dataplane {
             .map(|n| NatNetwork {
                 bridge: n.bridge_name(),
                 subnet: n.subnet,
+                internal: n.internal,
             })
             .collect();
         let ruleset = Ruleset {
@@ -378,6 +567,105 @@ impl Dataplane {
         state.last_nft = Some(json);
         Ok(())
     }
+}
+
+/// The view's services with draining tasks taken out of their backends.
+fn backend_services(state: &State) -> Vec<ServiceEndpoints> {
+    let mut services = state.view_services.clone().unwrap_or_default();
+    for svc in &mut services {
+        svc.backends
+            .retain(|b| !state.draining.contains(&b.task_id));
+    }
+    services
+}
+
+/// The address a task's resolv.conf names: the embedded DNS server
+/// answers on the gateway of every network on the node, and a task asks
+/// the one of its first network.
+pub fn dns_server(req: &AttachTaskRequest) -> Option<Ipv4Addr> {
+    let first = req.networks.first()?;
+    first.gateway.split('/').next()?.parse().ok()
+}
+
+/// The VIPs a task's namespace balances: every service in endpoint mode
+/// vip with an address on one of the task's networks, over its running
+/// tasks on that network. Not on the ingress network: as in Swarm it
+/// carries the routing mesh only, no service discovery.
+fn task_vips(state: &State, record: &TaskAttachment) -> Vec<Vip> {
+    let Some(services) = &state.view_services else {
+        return Vec::new();
+    };
+    let nets = state.networks();
+    let mut vips = Vec::new();
+    for att in &record.networks {
+        if nets.get(&att.network_id).is_none_or(|n| n.ingress) {
+            continue;
+        }
+        for svc in services {
+            let Some(addr) = svc
+                .virtual_ips
+                .iter()
+                .find(|v| v.network_id == att.network_id)
+                .and_then(|v| v.addr.split('/').next()?.parse().ok())
+            else {
+                continue;
+            };
+            let mut backends: Vec<Ipv4Addr> = svc
+                .backends
+                .iter()
+                .filter(|b| b.network_id == att.network_id && !state.draining.contains(&b.task_id))
+                .filter_map(|b| b.address.parse().ok())
+                .collect();
+            backends.sort();
+            backends.dedup();
+            vips.push(Vip {
+                addr,
+                backends,
+                service_name: svc.service_name.clone(),
+            });
+        }
+    }
+    vips.sort();
+    vips.dedup_by(|a, b| a.addr == b.addr);
+    vips
+}
+
+/// The task's interfaces, one per network in the request's order, checked
+/// before anything is created. The default route goes through the first
+/// network that is not internal; a task only on internal networks has no
+/// route out.
+fn plan_interfaces(
+    state: &State,
+    req: &AttachTaskRequest,
+) -> Result<Vec<(OverlayNetwork, TaskVeth)>> {
+    let task_id = req.task_id.as_str();
+    let known = state.networks();
+    let mut plan = Vec::new();
+    let mut routed = false;
+    for (i, att) in req.networks.iter().enumerate() {
+        let mut net = OverlayNetwork::from_attachment(att)?;
+        if let Some(view) = known
+            .get(&net.id)
+            .or_else(|| state.view_networks.get(&net.id))
+        {
+            net.mtu = network::mtu_over(state.underlay_mtu, view.encrypted);
+            net.encrypted = view.encrypted;
+            net.internal = view.internal;
+            net.ingress = view.ingress;
+        }
+        let address = network::task_address(&net, att)?;
+        let gateway = (!routed && !net.internal).then_some(net.gateway);
+        routed |= gateway.is_some();
+        let veth = TaskVeth {
+            host_name: names::veth_host_name(task_id, i),
+            task_ifname: names::task_ifname(i),
+            address,
+            gateway,
+            mtu: net.mtu,
+        };
+        plan.push((net, veth));
+    }
+    Ok(plan)
 }
 
 /// The ingress-mode published ports of a view, with their backends.

@@ -42,6 +42,9 @@ pub struct LinkState {
     pub alias: Option<String>,
     pub up: bool,
     pub vni: Option<u32>,
+    /// A VXLAN device's ARP proxy (answers from its neighbour entries).
+    pub vxlan_proxy: bool,
+    pub mtu: u32,
 }
 
 impl LinkState {
@@ -54,10 +57,13 @@ impl LinkState {
             alias: None,
             up: msg.header.flags.contains(LinkFlags::Up),
             vni: None,
+            vxlan_proxy: false,
+            mtu: 0,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => state.name = n.clone(),
+                LinkAttribute::Mtu(m) => state.mtu = *m,
                 LinkAttribute::IfAlias(a) => state.alias = Some(a.clone()),
                 LinkAttribute::Controller(c) if *c != 0 => state.controller = Some(*c),
                 LinkAttribute::LinkInfo(infos) => {
@@ -65,10 +71,13 @@ impl LinkState {
                         match info {
                             LinkInfo::Kind(k) => state.kind = Some(k.clone()),
                             LinkInfo::Data(InfoData::Vxlan(v)) => {
-                                state.vni = v.iter().find_map(|i| match i {
-                                    InfoVxlan::Id(id) => Some(*id),
-                                    _ => None,
-                                });
+                                for i in v {
+                                    match i {
+                                        InfoVxlan::Id(id) => state.vni = Some(*id),
+                                        InfoVxlan::Proxy(p) => state.vxlan_proxy = *p,
+                                        _ => {}
+                                    }
+                                }
                             }
                             _ => {}
                         }
@@ -135,6 +144,18 @@ pub async fn set_controller(handle: &Handle, link: &LinkState, controller: u32) 
         )))
 }
 
+pub async fn set_mtu(handle: &Handle, link: &LinkState, mtu: u32) -> Result<()> {
+    if link.mtu == mtu {
+        return Ok(());
+    }
+    handle
+        .link()
+        .set(LinkUnspec::new_with_index(link.index).mtu(mtu).build())
+        .execute()
+        .await
+        .map_err(Error::netlink(format!("set MTU of {} to {mtu}", link.name)))
+}
+
 pub async fn set_alias(handle: &Handle, link: &LinkState, alias: &str) -> Result<()> {
     if link.alias.as_deref() == Some(alias) {
         return Ok(());
@@ -173,5 +194,36 @@ pub async fn delete(handle: &Handle, name: &str) -> Result<()> {
         Ok(()) => Ok(()),
         Err(e) if errno(&e) == Some(ENODEV) => Ok(()),
         Err(e) => Err(Error::netlink(format!("delete link {name}"))(e)),
+    }
+}
+
+/// The MTU of the interface that holds `addr` (the node's underlay
+/// address), or `None` when no interface here holds it.
+pub async fn mtu_of_address(handle: &Handle, addr: IpAddr) -> Result<Option<u32>> {
+    use netlink_packet_route::address::AddressAttribute;
+    let mut addresses = handle.address().get().execute();
+    let mut index = None;
+    while let Some(msg) = addresses
+        .try_next()
+        .await
+        .map_err(Error::netlink("list addresses"))?
+    {
+        let holds = msg.attributes.iter().any(|a| match a {
+            AddressAttribute::Local(ip) | AddressAttribute::Address(ip) => *ip == addr,
+            _ => false,
+        });
+        if holds {
+            index = Some(msg.header.index);
+            break;
+        }
+    }
+    let Some(index) = index else {
+        return Ok(None);
+    };
+    let mut links = handle.link().get().match_index(index).execute();
+    match links.try_next().await {
+        Ok(Some(msg)) => Ok(Some(LinkState::from_message(&msg).mtu).filter(|m| *m > 0)),
+        Ok(None) => Ok(None),
+        Err(e) => Err(Error::netlink(format!("get link {index}"))(e)),
     }
 }

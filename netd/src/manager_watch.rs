@@ -88,7 +88,9 @@ impl ManagerWatch {
             .await
             .map_err(|e| fail(false)(e.to_string()))?;
         let mut stream = DispatcherClient::new(channel)
-            .watch_network(WatchNetworkRequest {})
+            .watch_network(WatchNetworkRequest {
+                wireguard_public_key: self.dataplane.wireguard_public_key().await,
+            })
             .await
             .map_err(|e| fail(false)(e.to_string()))?
             .into_inner();

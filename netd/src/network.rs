@@ -12,12 +12,27 @@ use crate::names;
 /// Largest VNI a VXLAN header carries (24 bits).
 const VNI_MAX: u32 = (1 << 24) - 1;
 
+/// MTU of an overlay on a 1500-byte underlay: 50 bytes of VXLAN
+/// encapsulation (outer IPv4, UDP, VXLAN and inner Ethernet headers).
+pub const DEFAULT_MTU: u32 = 1450;
+/// VXLAN's overhead over IPv4.
+pub const VXLAN_OVERHEAD: u32 = 50;
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OverlayNetwork {
     pub id: String,
     pub vni: u32,
     pub subnet: Ipv4Cidr,
     pub gateway: Ipv4Addr,
+    /// Of the VXLAN device and every task interface on the network; set
+    /// by the data plane from the node's underlay.
+    pub mtu: u32,
+    /// Known from the managers' view only; an attach request does not say.
+    pub encrypted: bool,
+    /// No route out of the node (no NAT, no default route through it).
+    pub internal: bool,
+    /// The routing mesh's network: built on every node.
+    pub ingress: bool,
 }
 
 impl OverlayNetwork {
@@ -55,6 +70,10 @@ impl OverlayNetwork {
             vni,
             subnet,
             gateway,
+            mtu: DEFAULT_MTU,
+            encrypted: false,
+            internal: false,
+            ingress: false,
         })
     }
 
@@ -64,7 +83,13 @@ impl OverlayNetwork {
             .as_ref()
             .map(|m| m.id.as_str())
             .unwrap_or_default();
-        OverlayNetwork::new(id, network.vni, &network.subnet, &network.gateway)
+        let spec = network.spec.clone().unwrap_or_default();
+        Ok(OverlayNetwork {
+            encrypted: spec.encrypted,
+            internal: spec.internal,
+            ingress: network.ingress,
+            ..OverlayNetwork::new(id, network.vni, &network.subnet, &network.gateway)?
+        })
     }
 
     pub fn from_attachment(att: &NetworkAttachment) -> Result<OverlayNetwork> {
@@ -86,6 +111,22 @@ impl OverlayNetwork {
     pub fn vxlan_name(&self) -> String {
         names::vxlan_name(&self.id)
     }
+}
+
+/// Encapsulation overhead of an encrypted network: VXLAN over IPv6 mesh
+/// addresses (70 bytes) inside WireGuard over IPv6 (80 bytes).
+pub const ENCRYPTED_OVERHEAD: u32 = 150;
+
+/// The MTU of an overlay over an underlay of `underlay` bytes (1500 when
+/// not known yet).
+pub fn mtu_over(underlay: Option<u32>, encrypted: bool) -> u32 {
+    let underlay = underlay.unwrap_or(1500);
+    let overhead = if encrypted {
+        ENCRYPTED_OVERHEAD
+    } else {
+        VXLAN_OVERHEAD
+    };
+    underlay.saturating_sub(overhead).max(576)
 }
 
 /// A task's address on a network, checked against the network.

@@ -76,6 +76,9 @@ impl Netd for NetdService {
         })?;
         Ok(Response::new(AttachTaskResponse {
             netns_path: path.to_string_lossy().into_owned(),
+            dns_server: crate::dataplane::dns_server(&req)
+                .map(|ip| ip.to_string())
+                .unwrap_or_default(),
         }))
     }
 

@@ -14,10 +14,6 @@ use crate::cidr::Ipv4Cidr;
 use crate::error::{errno, Error, Result};
 use crate::link::{self, LinkState, EEXIST};
 
-/// MTU of task interfaces: the VXLAN device's (1500 minus 50 bytes of
-/// encapsulation), so packets fit the overlay once it spans hosts.
-pub const OVERLAY_MTU: u32 = 1450;
-
 #[derive(Debug, Clone)]
 pub struct TaskVeth {
     /// Host end, in the host namespace.
@@ -25,8 +21,11 @@ pub struct TaskVeth {
     /// Task end, in the task namespace.
     pub task_ifname: String,
     pub address: Ipv4Cidr,
-    /// Default route of the task; only on its first network.
+    /// Default route of the task; only on its first network that is not
+    /// internal.
     pub gateway: Option<Ipv4Addr>,
+    /// The network's MTU (its VXLAN device's), so packets fit the overlay.
+    pub mtu: u32,
 }
 
 impl TaskVeth {
@@ -61,6 +60,7 @@ impl TaskVeth {
             }
         };
         let configured = async {
+            link::set_mtu(host, &host_end, self.mtu).await?;
             link::set_controller(host, &host_end, bridge).await?;
             link::set_up(host, &host_end).await?;
             self.configure_task_end(task).await
@@ -78,12 +78,12 @@ impl TaskVeth {
     async fn create(&self, host: &Handle, task_ns: &File) -> Result<()> {
         let peer = LinkUnspec::new_with_name(&self.task_ifname)
             .address(link::mac_for(self.address.addr).to_vec())
-            .mtu(OVERLAY_MTU)
+            .mtu(self.mtu)
             .setns_by_fd(task_ns.as_raw_fd())
             .build();
         let msg = LinkMessageBuilder::<LinkVeth>::new_with_info_kind(InfoKind::Veth)
             .name(self.host_name.clone())
-            .mtu(OVERLAY_MTU)
+            .mtu(self.mtu)
             .set_info_data(InfoData::Veth(InfoVeth::Peer(peer)))
             .build();
         match host.link().add(msg).execute().await {
@@ -110,6 +110,7 @@ impl TaskVeth {
                 "missing in the task namespace",
             )
         })?;
+        link::set_mtu(task, &end, self.mtu).await?;
         link::add_address(task, &end, self.address).await?;
         link::set_up(task, &end).await?;
         if let Some(gateway) = self.gateway {

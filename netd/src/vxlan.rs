@@ -1,8 +1,8 @@
 //! The VXLAN device of an overlay network, enslaved to its bridge.
 //!
-//! Forwarding is static: learning is off and there is no multicast group.
-//! Remote nodes (VTEPs) are added as FDB entries on this device when
-//! multi-host networking lands; the device itself does not change for that.
+//! Forwarding is static: learning is off, there is no multicast group, and
+//! the device answers ARP for remote tasks itself (`proxy`) from the
+//! entries [`crate::peers`] programs.
 
 use netlink_packet_route::link::InfoKind;
 use rtnetlink::{Handle, LinkVxlan};
@@ -19,7 +19,11 @@ pub const VXLAN_PORT: u16 = 4789;
 pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result<LinkState> {
     let name = net.vxlan_name();
     if let Some(existing) = link::get(handle, &name).await? {
-        if existing.kind == Some(InfoKind::Vxlan) && existing.vni == Some(net.vni) {
+        if existing.kind == Some(InfoKind::Vxlan)
+            && existing.vni == Some(net.vni)
+            && existing.vxlan_proxy
+        {
+            link::set_mtu(handle, &existing, net.mtu).await?;
             link::set_controller(handle, &existing, bridge).await?;
             link::set_up(handle, &existing).await?;
             return Ok(existing);
@@ -30,12 +34,15 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result
                 format!("a link of kind {:?} already has this name", existing.kind),
             ));
         }
-        // Ours but for another VNI (the network was re-created): replace it.
+        // Ours but for another VNI (the network was re-created), or made by
+        // an older netd without the ARP proxy: replace it.
         link::delete(handle, &name).await?;
     }
     let msg = LinkVxlan::new(&name, net.vni)
         .port(VXLAN_PORT)
         .learning(false)
+        .proxy(true)
+        .mtu(net.mtu)
         .build();
     match handle.link().add(msg).execute().await {
         Ok(()) => {}

@@ -18,6 +18,7 @@ fn attach_req(task: &str, address: &str) -> AttachTaskRequest {
         task_id: task.into(),
         networks: vec![attachment(address)],
         hostname: task.into(),
+        ..Default::default()
     }
 }
 
@@ -119,6 +120,7 @@ fn attach_is_idempotent_and_failed_attach_leaves_nothing() {
         task_id: "task-broken".into(),
         networks: vec![attachment("10.0.1.9/24"), other],
         hostname: String::new(),
+        ..Default::default()
     };
     let err = host.block_on(|| {
         let state = state.clone();

@@ -46,6 +46,7 @@ fn grpc_attach_list_detach_over_unix_socket() {
             task_id: "task-grpc-1".into(),
             networks: vec![attachment("10.0.1.5/24")],
             hostname: "web".into(),
+            ..Default::default()
         };
         let path = client
             .attach_task(req.clone())
@@ -82,6 +83,7 @@ fn grpc_attach_list_detach_over_unix_socket() {
                 task_id: "../escape".into(),
                 networks: vec![attachment("10.0.1.6/24")],
                 hostname: String::new(),
+                ..Default::default()
             })
             .await
             .expect_err("bad task id accepted");

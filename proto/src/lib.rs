@@ -2,6 +2,10 @@
 //! the few helpers that every user of a type needs (names of states, parsing
 //! of ids). No logic beyond that lives here.
 
+/// The label naming a service's or network's stack (Docker's key, so
+/// `docker`-style filters and tools keep working).
+pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
+
 pub mod types {
     pub mod v1 {
         tonic::include_proto!("shoal.types.v1");

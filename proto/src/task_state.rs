@@ -47,6 +47,28 @@ impl Task {
     pub fn desired(&self) -> TaskState {
         task_state(self.desired_state)
     }
+
+    /// The container's hostname: the spec's, or the task id's first 12
+    /// characters (Docker's container-id convention). One rule for the
+    /// agent (`/etc/hostname`) and the managers (DNS names of tasks).
+    pub fn hostname(&self) -> String {
+        let spec = self
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.as_ref())
+            .map(|c| c.hostname.as_str())
+            .unwrap_or_default();
+        if spec.is_empty() {
+            let id = self
+                .meta
+                .as_ref()
+                .map(|m| m.id.as_str())
+                .unwrap_or_default();
+            id.chars().take(12).collect()
+        } else {
+            spec.to_string()
+        }
+    }
 }
 
 #[cfg(test)]

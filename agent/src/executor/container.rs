@@ -337,6 +337,9 @@ impl Executor {
             if !run.dns_search.is_empty() {
                 text.push_str(&format!("search {}\n", run.dns_search.join(" ")));
             }
+            if !run.dns_options.is_empty() {
+                text.push_str(&format!("options {}\n", run.dns_options.join(" ")));
+            }
             Some(write("resolv.conf", text)?)
         } else if host_network {
             std::fs::read_to_string("/etc/resolv.conf")

@@ -110,6 +110,8 @@ pub struct ContainerRun {
     /// sharing the host network).
     pub dns_servers: Vec<IpAddr>,
     pub dns_search: Vec<String>,
+    /// `options` of `/etc/resolv.conf` (`ndots:2`, ...).
+    pub dns_options: Vec<String>,
     /// Signal name (`SIGTERM`, `TERM`) or number; empty means SIGTERM.
     pub stop_signal: String,
     /// Time between the stop signal and SIGKILL.

@@ -28,7 +28,7 @@ use node::{KeyPath, Node};
 use source::Source;
 
 /// Label docker puts on every object of a stack.
-pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
+pub const LABEL_NAMESPACE: &str = shoal_proto::STACK_NAMESPACE_LABEL;
 /// Label docker puts on each stack service with the image as written in the compose file.
 pub const LABEL_IMAGE: &str = "com.docker.stack.image";
 /// The network key of services that name none: docker's stack makes it as

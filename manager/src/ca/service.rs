@@ -189,6 +189,7 @@ impl CertificateAuthority for CaService {
                     manager_status: None,
                     role: node_role as i32,
                     cert_root_digest: String::new(),
+                    wireguard_public_key: String::new(),
                 });
                 Ok(())
             })

@@ -12,7 +12,7 @@ use super::{networks, secrets, services};
 use crate::store::{Kind, Object, State, StoreError, Tx, Write};
 
 /// The label that ties a service or secret to its stack (Docker's).
-pub const LABEL_NAMESPACE: &str = "com.docker.stack.namespace";
+pub const LABEL_NAMESPACE: &str = shoal_proto::STACK_NAMESPACE_LABEL;
 
 pub fn deploy(
     state: &State,

@@ -93,6 +93,13 @@ pub const MAX_SECRET_MODE: u32 = 0o7777;
 pub const MAX_FIELD_BYTES: usize = 4 * KIB as usize;
 /// `--hostname`: Linux's `HOST_NAME_MAX` (64); `sethostname` refuses more.
 pub const MAX_HOSTNAME_BYTES: usize = 64;
+/// `--network name=N,alias=A`: aliases of a service on one network.
+pub const MAX_ALIASES: usize = 64;
+/// `--dns`, `--dns-search`, `--dns-option`: entries of each (glibc reads
+/// at most 3 nameservers and 6 search domains; a few more do no harm).
+pub const MAX_DNS_ENTRIES: usize = 16;
+/// A DNS name (an alias, a search domain): RFC 1035's 253 characters.
+pub const MAX_DNS_NAME_BYTES: usize = 253;
 /// A secret's value: Swarm's limit, 500 KiB.
 pub const MAX_SECRET_BYTES: usize = 500 * KIB as usize;
 /// `--cert-expiry`: at least an hour (Swarm's minimum) and stored in hours.
@@ -166,6 +173,78 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
     )?;
     for network in &spec.networks {
         field(s, "network name", "--network, networks", network)?;
+    }
+    for entry in &spec.network_aliases {
+        if !spec.networks.contains(&entry.network) {
+            return invalid(format!(
+                "{s}: aliases for network {} that the service is not attached to",
+                entry.network
+            ));
+        }
+        list_len(
+            s,
+            &format!("aliases on network {}", entry.network),
+            "--network alias=, networks.aliases",
+            entry.aliases.len(),
+            MAX_ALIASES,
+        )?;
+        for alias in &entry.aliases {
+            dns_name(s, "alias", "--network alias=, networks.aliases", alias)?;
+        }
+    }
+    Ok(())
+}
+
+/// A name others look up: labels of letters, digits, `-` and `_`,
+/// separated by dots, 63 bytes each, 253 in all.
+fn dns_name(s: &str, what: &str, flags: &str, name: &str) -> Result<(), StoreError> {
+    let labels_ok = name.trim_end_matches('.').split('.').all(|l| {
+        !l.is_empty()
+            && l.len() <= 63
+            && l.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    });
+    if name.is_empty() || name.len() > MAX_DNS_NAME_BYTES || !labels_ok {
+        return Err(refusal(
+            s,
+            format!(
+                "invalid {what} {name:?} ({flags}): use DNS labels of up to 63 letters, digits, '-' or '_', separated by dots"
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn dns_config(s: &str, dns: &shoal_proto::types::v1::DnsConfig) -> Result<(), StoreError> {
+    let lists = [
+        ("nameservers", "--dns, dns", &dns.nameservers),
+        ("search domains", "--dns-search, dns_search", &dns.search),
+        ("resolver options", "--dns-option, dns_opt", &dns.options),
+    ];
+    for (plural, flags, list) in lists {
+        list_len(s, plural, flags, list.len(), MAX_DNS_ENTRIES)?;
+    }
+    for server in &dns.nameservers {
+        if server.parse::<std::net::IpAddr>().is_err() {
+            return Err(refusal(
+                s,
+                format!("invalid nameserver {server:?} (--dns, dns): an IP address"),
+            ));
+        }
+    }
+    for domain in &dns.search {
+        dns_name(s, "search domain", "--dns-search, dns_search", domain)?;
+    }
+    for option in &dns.options {
+        if option.is_empty()
+            || option.len() > 64
+            || option.chars().any(|c| c.is_whitespace() || c.is_control())
+        {
+            return Err(refusal(
+                s,
+                format!("invalid resolver option {option:?} (--dns-option, dns_opt)"),
+            ));
+        }
     }
     Ok(())
 }
@@ -296,6 +375,9 @@ fn container_spec(s: &str, c: &ContainerSpec) -> Result<(), StoreError> {
         ));
     }
     labels(s, "container", "--container-label, labels", &c.labels)?;
+    if let Some(dns) = &c.dns_config {
+        dns_config(s, dns)?;
+    }
     at_most(
         s,
         format!("stop grace period {}", duration(c.stop_grace_period_ms)),
@@ -758,6 +840,11 @@ mod tests {
                     stop_signal: "SIGQUIT".into(),
                     stop_grace_period_ms: 30_000,
                     hostname: "web".into(),
+                    dns_config: Some(shoal_proto::types::v1::DnsConfig {
+                        nameservers: vec!["10.1.0.53".into()],
+                        search: vec!["corp.example".into()],
+                        options: vec!["ndots:2".into()],
+                    }),
                 }),
                 restart: Some(RestartPolicy {
                     condition: 0,
@@ -797,6 +884,10 @@ mod tests {
                 ..Default::default()
             }),
             networks: vec!["backend".into()],
+            network_aliases: vec![shoal_proto::types::v1::NetworkAliasesSpec {
+                network: "backend".into(),
+                aliases: vec!["www".into(), "web.internal".into()],
+            }],
         }
     }
 
@@ -897,6 +988,13 @@ mod tests {
             .collect();
         spec.endpoint.as_mut().unwrap().ports = vec![PortConfig::default(); MAX_PORTS];
         spec.networks = vec!["n".into(); MAX_NETWORKS];
+        spec.networks[0] = "backend".into();
+        spec.network_aliases[0].aliases = vec!["a".into(); MAX_ALIASES];
+        *dns(&mut spec) = shoal_proto::types::v1::DnsConfig {
+            nameservers: vec!["10.0.0.1".into(); MAX_DNS_ENTRIES],
+            search: vec![format!("{}.example", "d".repeat(63)); MAX_DNS_ENTRIES],
+            options: vec!["o".repeat(64); MAX_DNS_ENTRIES],
+        };
         service_spec(&spec).unwrap();
 
         // The smallest limits that mean something, and sizes at the limit.
@@ -982,6 +1080,52 @@ mod tests {
                     "deploy.update_config.monitor",
                     "(max 168h)",
                 ],
+            ),
+        ]);
+    }
+
+    fn dns(spec: &mut ServiceSpec) -> &mut shoal_proto::types::v1::DnsConfig {
+        spec.task
+            .as_mut()
+            .unwrap()
+            .container
+            .as_mut()
+            .unwrap()
+            .dns_config
+            .as_mut()
+            .unwrap()
+    }
+
+    #[test]
+    fn bad_aliases_and_resolver_settings_are_refused_naming_the_flag() {
+        refused(&[
+            (
+                |s| s.network_aliases[0].aliases.push("no spaces".into()),
+                &["invalid alias \"no spaces\"", "--network alias="],
+            ),
+            (
+                |s| s.network_aliases[0].network = "front".into(),
+                &["aliases for network front", "not attached"],
+            ),
+            (
+                |s| s.network_aliases[0].aliases = vec!["a".into(); MAX_ALIASES + 1],
+                &["65 aliases on network backend", "(max 64)"],
+            ),
+            (
+                |s| dns(s).nameservers.push("dns.example".into()),
+                &["invalid nameserver \"dns.example\"", "--dns"],
+            ),
+            (
+                |s| dns(s).search.push("-bad..domain".into()),
+                &["invalid search domain", "--dns-search"],
+            ),
+            (
+                |s| dns(s).options.push("ndots 2".into()),
+                &["invalid resolver option", "--dns-option"],
+            ),
+            (
+                |s| dns(s).nameservers = vec!["10.0.0.1".into(); MAX_DNS_ENTRIES + 1],
+                &["17 nameservers", "(max 16)"],
             ),
         ]);
     }

@@ -165,8 +165,42 @@ impl DispatcherRpc for Dispatcher {
         request: Request<WatchNetworkRequest>,
     ) -> Result<Response<Self::WatchNetworkStream>, Status> {
         let peer = self.node_of(&request)?;
+        let key = request.into_inner().wireguard_public_key;
+        if !key.is_empty() {
+            record_wireguard_key(&self.store, &peer.node_id, key).await?;
+        }
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::spawn(network_view::stream(self.store.clone(), peer.node_id, tx));
         Ok(Response::new(ReceiverStream::new(rx)))
     }
+}
+
+/// Records the public key a node's netd announced (a new one after a key
+/// rotation); its peers get it with their next view. Only the well-formed
+/// shape of a key is checked here; netd checks it again before use.
+async fn record_wireguard_key(store: &Store, node_id: &str, key: String) -> Result<(), Status> {
+    use base64::Engine;
+    let decoded = base64::engine::general_purpose::STANDARD
+        .decode(&key)
+        .map_err(|_| Status::invalid_argument("wireguard public key: not base64"))?;
+    if decoded.len() != 32 {
+        return Err(Status::invalid_argument(
+            "wireguard public key: not 32 bytes",
+        ));
+    }
+    store
+        .update(|state, tx| {
+            let Some(node) = state.nodes.get(node_id) else {
+                return Err(StoreError::NotFound(format!("node {node_id} not found")));
+            };
+            if node.wireguard_public_key != key {
+                let mut node = node.clone();
+                node.wireguard_public_key = key.clone();
+                tx.put(node);
+            }
+            Ok(())
+        })
+        .await
+        .map_err(Status::from)?;
+    Ok(())
 }

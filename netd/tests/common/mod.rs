@@ -369,8 +369,10 @@ pub fn service(
                 node_id: "node1".into(),
                 address: (*addr).into(),
                 network_id: NET_ID.into(),
+                hostname: (*task).into(),
             })
             .collect(),
+        ..Default::default()
     }
 }
 
@@ -378,6 +380,6 @@ pub fn view(services: Vec<ServiceEndpoints>) -> NetworkView {
     NetworkView {
         networks: vec![network()],
         services,
-        managers: Vec::new(),
+        ..Default::default()
     }
 }

@@ -36,6 +36,8 @@ use crate::cidr::Ipv4Cidr;
 use crate::error::Result;
 use crate::netns;
 
+pub mod vip;
+
 pub const TABLE: &str = "shoal";
 pub const FAMILY: NfFamily = NfFamily::INet;
 
@@ -44,12 +46,15 @@ pub const CHAIN_OUTPUT: &str = "nat-output";
 pub const CHAIN_POSTROUTING: &str = "nat-postrouting";
 pub const CHAIN_PUBLISHED: &str = "published";
 pub const CHAIN_REFUSE: &str = "refuse";
+pub const CHAIN_ISOLATE: &str = "isolate";
 
 /// An overlay network as NAT sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct NatNetwork {
     pub bridge: String,
     pub subnet: Ipv4Cidr,
+    /// No outbound NAT, no forwarding out of the bridge.
+    pub internal: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -132,6 +137,7 @@ impl Ruleset {
         );
         rewrite(CHAIN_OUTPUT, vec![rule(CHAIN_OUTPUT, to_published(), None)]);
         rewrite(CHAIN_POSTROUTING, postrouting_rules(&self.networks));
+        rewrite(CHAIN_ISOLATE, isolation_rules(&self.networks));
         if let Some(ports) = &self.ports {
             let (published, refuse) = port_rules(ports);
             rewrite(CHAIN_PUBLISHED, published);
@@ -155,7 +161,7 @@ pub async fn apply(ns: &File, nftables: &Nftables<'_>) -> Result<()> {
     .await
 }
 
-fn table() -> Table<'static> {
+pub(crate) fn table() -> Table<'static> {
     Table {
         family: FAMILY,
         name: TABLE.into(),
@@ -163,7 +169,7 @@ fn table() -> Table<'static> {
     }
 }
 
-fn regular_chain(name: &'static str) -> Chain<'static> {
+pub(crate) fn regular_chain(name: &'static str) -> Chain<'static> {
     Chain {
         family: FAMILY,
         table: TABLE.into(),
@@ -172,7 +178,12 @@ fn regular_chain(name: &'static str) -> Chain<'static> {
     }
 }
 
-fn base_chain(name: &'static str, kind: NfChainType, hook: NfHook, prio: i32) -> Chain<'static> {
+pub(crate) fn base_chain(
+    name: &'static str,
+    kind: NfChainType,
+    hook: NfHook,
+    prio: i32,
+) -> Chain<'static> {
     Chain {
         _type: Some(kind),
         hook: Some(hook),
@@ -194,11 +205,12 @@ fn chains() -> Vec<Chain<'static>> {
             100,
         ),
         base_chain(CHAIN_REFUSE, NfChainType::Filter, NfHook::Input, 0),
+        base_chain(CHAIN_ISOLATE, NfChainType::Filter, NfHook::Forward, 0),
         regular_chain(CHAIN_PUBLISHED),
     ]
 }
 
-fn rule(
+pub(crate) fn rule(
     chain: &'static str,
     expr: Vec<Statement<'static>>,
     comment: Option<String>,
@@ -213,15 +225,19 @@ fn rule(
     }
 }
 
-fn m(left: Expression<'static>, right: Expression<'static>, op: Operator) -> Statement<'static> {
+pub(crate) fn m(
+    left: Expression<'static>,
+    right: Expression<'static>,
+    op: Operator,
+) -> Statement<'static> {
     Statement::Match(Match { left, right, op })
 }
 
-fn meta(key: MetaKey) -> Expression<'static> {
+pub(crate) fn meta(key: MetaKey) -> Expression<'static> {
     Expression::Named(NamedExpression::Meta(Meta { key }))
 }
 
-fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
+pub(crate) fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     Expression::Named(NamedExpression::Payload(Payload::PayloadField(
         PayloadField {
             protocol: protocol.into(),
@@ -230,7 +246,7 @@ fn payload(protocol: &'static str, field: &'static str) -> Expression<'static> {
     )))
 }
 
-fn prefix(cidr: Ipv4Cidr) -> Expression<'static> {
+pub(crate) fn prefix(cidr: Ipv4Cidr) -> Expression<'static> {
     Expression::Named(NamedExpression::Prefix(Prefix {
         addr: Box::new(Expression::String(cidr.network().to_string().into())),
         len: u32::from(cidr.len),
@@ -260,7 +276,7 @@ fn masquerade() -> Statement<'static> {
     Statement::Masquerade(None)
 }
 
-fn ipv4() -> Statement<'static> {
+pub(crate) fn ipv4() -> Statement<'static> {
     m(
         meta(MetaKey::Nfproto),
         Expression::String("ipv4".into()),
@@ -298,6 +314,9 @@ fn postrouting_rules(networks: &[NatNetwork]) -> Vec<Rule<'static>> {
             ],
             Some(format!("hairpin on {}", net.bridge)),
         ));
+        if net.internal {
+            continue;
+        }
         rules.push(rule(
             CHAIN_POSTROUTING,
             vec![
@@ -310,6 +329,60 @@ fn postrouting_rules(networks: &[NatNetwork]) -> Vec<Rule<'static>> {
         ));
     }
     rules
+}
+
+/// Networks do not reach each other through the node (a task reaches
+/// another network's tasks only by being attached to it), and an internal
+/// network reaches nothing beyond its bridge. Connections the routing mesh
+/// DNAT-ed are let through: a task may use a published port.
+fn isolation_rules(networks: &[NatNetwork]) -> Vec<Rule<'static>> {
+    let mut rules = vec![rule(
+        CHAIN_ISOLATE,
+        vec![ct_status_dnat(), Statement::Accept(None)],
+        Some("published ports".into()),
+    )];
+    let wildcard = || Expression::String(format!("{}*", crate::names::BRIDGE_PREFIX).into());
+    for net in networks {
+        let bridge = || Expression::String(net.bridge.clone().into());
+        let mut expr = vec![m(meta(MetaKey::Iifname), bridge(), Operator::EQ)];
+        if !net.internal {
+            expr.push(m(meta(MetaKey::Oifname), wildcard(), Operator::EQ));
+        }
+        expr.push(m(meta(MetaKey::Oifname), bridge(), Operator::NEQ));
+        expr.push(Statement::Drop(None));
+        let comment = if net.internal {
+            format!("{} is internal", net.bridge)
+        } else {
+            format!("{} reaches no other network", net.bridge)
+        };
+        rules.push(rule(CHAIN_ISOLATE, expr, Some(comment)));
+    }
+    rules
+}
+
+/// The DNAT target that takes turns over `backends` (at least one).
+pub(crate) fn round_robin(backends: &[Ipv4Addr]) -> Expression<'static> {
+    if backends.len() == 1 {
+        return Expression::String(backends[0].to_string().into());
+    }
+    let items = backends
+        .iter()
+        .zip(0u32..)
+        .map(|(ip, i)| {
+            SetItem::Mapping(
+                Expression::Number(i),
+                Expression::String(ip.to_string().into()),
+            )
+        })
+        .collect();
+    Expression::Named(NamedExpression::Map(Box::new(Map {
+        key: Expression::Named(NamedExpression::Numgen(Numgen {
+            mode: NgMode::Inc,
+            ng_mod: u32::try_from(backends.len()).unwrap_or(u32::MAX),
+            offset: None,
+        })),
+        data: Expression::Named(NamedExpression::Set(items)),
+    })))
 }
 
 /// Rules of `published` and `refuse`. A port published twice (which the
@@ -355,29 +428,7 @@ fn port_rules(ports: &[PublishedPort]) -> (Vec<Rule<'static>>, Vec<Rule<'static>
             refuse.push(rule(CHAIN_REFUSE, expr, comment));
             continue;
         }
-        let addr = if p.backends.len() == 1 {
-            Expression::String(p.backends[0].to_string().into())
-        } else {
-            let items = p
-                .backends
-                .iter()
-                .zip(0u32..)
-                .map(|(ip, i)| {
-                    SetItem::Mapping(
-                        Expression::Number(i),
-                        Expression::String(ip.to_string().into()),
-                    )
-                })
-                .collect();
-            Expression::Named(NamedExpression::Map(Box::new(Map {
-                key: Expression::Named(NamedExpression::Numgen(Numgen {
-                    mode: NgMode::Inc,
-                    ng_mod: u32::try_from(p.backends.len()).unwrap_or(u32::MAX),
-                    offset: None,
-                })),
-                data: Expression::Named(NamedExpression::Set(items)),
-            })))
-        };
+        let addr = round_robin(&p.backends);
         let mut expr = vec![ipv4()];
         expr.extend(port_match());
         expr.push(Statement::DNAT(Some(NAT {
