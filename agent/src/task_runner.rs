@@ -173,7 +173,13 @@ impl Runner {
             // the rest (to the task's own nameservers, if it has any).
             dns_servers: attached.dns_server.parse().into_iter().collect(),
             dns_search: dns.search.clone(),
-            dns_options: dns.options.clone(),
+            // Docker's default in swarm tasks: a name with dots is asked
+            // as it is first, not after every search domain.
+            dns_options: if dns.options.is_empty() {
+                vec!["ndots:0".into()]
+            } else {
+                dns.options.clone()
+            },
             stop_signal: container.stop_signal.clone(),
             read_only_files,
             stop_grace: Duration::from_millis(if container.stop_grace_period_ms == 0 {

@@ -22,7 +22,7 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork) -> Result<LinkState> {
                 .link()
                 .add(
                     LinkBridge::new(&name)
-                        .address(link::mac_for(net.gateway).to_vec())
+                        .address(net.bridge_mac().to_vec())
                         .build(),
                 )
                 .execute()
@@ -55,7 +55,15 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork) -> Result<LinkState> {
         ));
     }
     link::set_alias(handle, &bridge, &alias).await?;
+    link::set_mac(handle, &bridge, net.bridge_mac()).await?;
     link::add_address(handle, &bridge, net.gateway_cidr()).await?;
+    if let Some(own) = net.node_address {
+        let cidr = crate::cidr::Ipv4Cidr {
+            addr: own,
+            len: net.subnet.len,
+        };
+        link::add_address(handle, &bridge, cidr).await?;
+    }
     link::set_up(handle, &bridge).await?;
     Ok(bridge)
 }

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 
 use shoal_proto::dispatcher::v1::{NetworkView, ServiceEndpoints};
 use shoal_proto::netd::v1::{AttachTaskRequest, TaskAttachment};
-use shoal_proto::types::v1::{PortProtocol, PublishMode};
 use tokio::sync::Mutex;
 
 use crate::attachment::AttachmentStore;
@@ -20,10 +19,10 @@ use crate::error::{Error, Result};
 use crate::netns::{self, NetnsDir};
 use crate::network::{self, OverlayNetwork};
 use crate::nft::vip::{self, Vip};
-use crate::nft::{self, NatNetwork, Protocol, PublishedPort, Ruleset};
+use crate::nft::{self, NatNetwork, Ruleset};
 use crate::peers::{self, RemoteTasks};
 use crate::veth::{self, TaskVeth};
-use crate::{bridge, link, names, sysctl, vxlan};
+use crate::{balancing, bridge, link, names, sysctl, vxlan};
 
 /// Sysctls of the host namespace netd depends on: forwarding between the
 /// bridges and the outside, and DNAT of loopback traffic to the bridges.
@@ -95,6 +94,8 @@ struct ViewPeers {
     nodes: BTreeMap<String, IpAddr>,
     /// Network id -> every live task address on it, with its node.
     addresses: BTreeMap<String, Vec<(Ipv4Addr, String)>>,
+    /// Node id -> its own address on the ingress network.
+    ingress: BTreeMap<String, Ipv4Addr>,
 }
 
 impl ViewPeers {
@@ -113,21 +114,36 @@ impl ViewPeers {
                     .push((ip, a.node_id.clone()));
             }
         }
+        let ingress = view
+            .nodes
+            .iter()
+            .filter_map(|n| Some((n.node_id.clone(), n.ingress_address.parse().ok()?)))
+            .collect();
         ViewPeers {
             node_id: view.node_id.clone(),
             nodes,
             addresses,
+            ingress,
         }
     }
 
-    /// The tasks of `network` on other ready nodes, with their node's VTEP.
-    fn remote_tasks(&self, network: &str) -> RemoteTasks {
+    /// The tasks of `network` on other ready nodes, with their node's VTEP;
+    /// on the ingress network also the other nodes' own addresses (the
+    /// sources of the connections their routing mesh forwards here).
+    fn remote_tasks(&self, network: &OverlayNetwork) -> RemoteTasks {
+        let nodes_on_ingress = self
+            .ingress
+            .iter()
+            .filter(|_| network.ingress)
+            .map(|(node, ip)| (*ip, node));
         self.addresses
-            .get(network)
+            .get(&network.id)
             .into_iter()
             .flatten()
-            .filter(|(_, node)| *node != self.node_id)
-            .filter_map(|(ip, node)| Some((*ip, *self.nodes.get(node)?)))
+            .map(|(ip, node)| (*ip, node))
+            .chain(nodes_on_ingress)
+            .filter(|(_, node)| **node != self.node_id)
+            .filter_map(|(ip, node)| Some((ip, *self.nodes.get(node)?)))
             .collect()
     }
 
@@ -156,10 +172,19 @@ impl State {
                 }
             }
         }
+        let own_ingress = self.view_peers.ingress.get(&self.view_peers.node_id);
         for net in nets.values_mut() {
             net.mtu = network::mtu_over(self.underlay_mtu, net.encrypted);
+            if net.ingress {
+                net.node_address = own_ingress.copied();
+            }
         }
         nets
+    }
+
+    /// The ingress network as this node builds it.
+    fn ingress_network(&self) -> Option<OverlayNetwork> {
+        self.networks().into_values().find(|n| n.ingress)
     }
 }
 
@@ -283,7 +308,7 @@ impl Dataplane {
     async fn ensure_network(&self, state: &mut State, net: &OverlayNetwork) -> Result<u32> {
         let br = bridge::apply(&self.host, net).await?;
         let vx = vxlan::apply(&self.host, net, br.index).await?;
-        let remote = state.view_peers.remote_tasks(&net.id);
+        let remote = state.view_peers.remote_tasks(net);
         if state.programmed.get(&net.id) != Some(&remote) {
             peers::sync(&self.host, vx.index, &remote).await?;
             state.programmed.insert(net.id.clone(), remote);
@@ -512,10 +537,15 @@ impl Dataplane {
     /// Rewrites the VIP table of every attached task whose VIPs changed.
     async fn sync_vips(&self, state: &mut State) -> Result<()> {
         let mut errors = Vec::new();
+        let networks = state.networks();
         let tasks: Vec<(String, Vec<Vip>)> = state
             .attachments
             .iter()
-            .map(|(id, record)| (id.clone(), task_vips(state, record)))
+            .map(|(id, record)| {
+                let services = state.view_services.as_deref().unwrap_or_default();
+                let vips = balancing::task_vips(services, &state.draining, &networks, record);
+                (id.clone(), vips)
+            })
             .collect();
         for (task_id, vips) in tasks {
             // Unknown (adopted after a restart): written once, whatever it is.
@@ -544,14 +574,19 @@ impl Dataplane {
                 bridge: n.bridge_name(),
                 subnet: n.subnet,
                 internal: n.internal,
+                mesh_source: n.node_address,
             })
             .collect();
         let ruleset = Ruleset {
             networks: networks.into_iter().collect(),
-            ports: state
-                .view_services
-                .as_ref()
-                .map(|services| published_ports(services, &state.draining)),
+            ports: state.view_services.as_ref().map(|services| {
+                let ingress = state.ingress_network();
+                let mesh = balancing::Mesh {
+                    node_id: &state.view_peers.node_id,
+                    ingress: ingress.as_ref().map(|n| n.id.as_str()),
+                };
+                balancing::published_ports(services, &state.draining, &mesh)
+            }),
         };
         if ruleset.networks.is_empty() && ruleset.ports.is_none() {
             // Nothing known yet (fresh start before the first view): leave
@@ -585,49 +620,6 @@ fn backend_services(state: &State) -> Vec<ServiceEndpoints> {
 pub fn dns_server(req: &AttachTaskRequest) -> Option<Ipv4Addr> {
     let first = req.networks.first()?;
     first.gateway.split('/').next()?.parse().ok()
-}
-
-/// The VIPs a task's namespace balances: every service in endpoint mode
-/// vip with an address on one of the task's networks, over its running
-/// tasks on that network. Not on the ingress network: as in Swarm it
-/// carries the routing mesh only, no service discovery.
-fn task_vips(state: &State, record: &TaskAttachment) -> Vec<Vip> {
-    let Some(services) = &state.view_services else {
-        return Vec::new();
-    };
-    let nets = state.networks();
-    let mut vips = Vec::new();
-    for att in &record.networks {
-        if nets.get(&att.network_id).is_none_or(|n| n.ingress) {
-            continue;
-        }
-        for svc in services {
-            let Some(addr) = svc
-                .virtual_ips
-                .iter()
-                .find(|v| v.network_id == att.network_id)
-                .and_then(|v| v.addr.split('/').next()?.parse().ok())
-            else {
-                continue;
-            };
-            let mut backends: Vec<Ipv4Addr> = svc
-                .backends
-                .iter()
-                .filter(|b| b.network_id == att.network_id && !state.draining.contains(&b.task_id))
-                .filter_map(|b| b.address.parse().ok())
-                .collect();
-            backends.sort();
-            backends.dedup();
-            vips.push(Vip {
-                addr,
-                backends,
-                service_name: svc.service_name.clone(),
-            });
-        }
-    }
-    vips.sort();
-    vips.dedup_by(|a, b| a.addr == b.addr);
-    vips
 }
 
 /// The task's interfaces, one per network in the request's order, checked
@@ -666,57 +658,4 @@ fn plan_interfaces(
         plan.push((net, veth));
     }
     Ok(plan)
-}
-
-/// The ingress-mode published ports of a view, with their backends.
-fn published_ports(
-    services: &[ServiceEndpoints],
-    draining: &BTreeSet<String>,
-) -> Vec<PublishedPort> {
-    let mut ports = Vec::new();
-    for svc in services {
-        let mut backends: Vec<Ipv4Addr> = svc
-            .backends
-            .iter()
-            .filter(|b| !draining.contains(&b.task_id))
-            .filter_map(|b| match b.address.split('/').next().unwrap_or_default().parse() {
-                Ok(ip) => Some(ip),
-                Err(_) => {
-                    tracing::warn!(service = %svc.service_name, address = %b.address, "ignoring backend with a bad address");
-                    None
-                }
-            })
-            .collect();
-        backends.sort();
-        backends.dedup();
-        for p in &svc.ports {
-            if p.publish_mode != PublishMode::Ingress as i32 || p.published_port == 0 {
-                continue;
-            }
-            let protocol = match PortProtocol::try_from(p.protocol) {
-                Ok(PortProtocol::Tcp) => Protocol::Tcp,
-                Ok(PortProtocol::Udp) => Protocol::Udp,
-                Err(_) => continue,
-            };
-            let (Ok(published), Ok(target)) = (
-                u16::try_from(p.published_port),
-                u16::try_from(p.target_port),
-            ) else {
-                tracing::warn!(service = %svc.service_name, "ignoring port outside 1..65535");
-                continue;
-            };
-            if target == 0 {
-                continue;
-            }
-            ports.push(PublishedPort {
-                protocol,
-                published,
-                target,
-                service_id: svc.service_id.clone(),
-                service_name: svc.service_name.clone(),
-                backends: backends.clone(),
-            });
-        }
-    }
-    ports
 }

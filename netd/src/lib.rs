@@ -12,6 +12,7 @@
 //! never reads or writes other nftables tables.
 
 pub mod attachment;
+pub mod balancing;
 pub mod bridge;
 pub mod cidr;
 pub mod client;

@@ -45,6 +45,7 @@ pub struct LinkState {
     /// A VXLAN device's ARP proxy (answers from its neighbour entries).
     pub vxlan_proxy: bool,
     pub mtu: u32,
+    pub mac: Option<[u8; 6]>,
 }
 
 impl LinkState {
@@ -59,11 +60,13 @@ impl LinkState {
             vni: None,
             vxlan_proxy: false,
             mtu: 0,
+            mac: None,
         };
         for attr in &msg.attributes {
             match attr {
                 LinkAttribute::IfName(n) => state.name = n.clone(),
                 LinkAttribute::Mtu(m) => state.mtu = *m,
+                LinkAttribute::Address(a) => state.mac = <[u8; 6]>::try_from(a.as_slice()).ok(),
                 LinkAttribute::IfAlias(a) => state.alias = Some(a.clone()),
                 LinkAttribute::Controller(c) if *c != 0 => state.controller = Some(*c),
                 LinkAttribute::LinkInfo(infos) => {
@@ -154,6 +157,22 @@ pub async fn set_mtu(handle: &Handle, link: &LinkState, mtu: u32) -> Result<()> 
         .execute()
         .await
         .map_err(Error::netlink(format!("set MTU of {} to {mtu}", link.name)))
+}
+
+pub async fn set_mac(handle: &Handle, link: &LinkState, mac: [u8; 6]) -> Result<()> {
+    if link.mac == Some(mac) {
+        return Ok(());
+    }
+    handle
+        .link()
+        .set(
+            LinkUnspec::new_with_index(link.index)
+                .address(mac.to_vec())
+                .build(),
+        )
+        .execute()
+        .await
+        .map_err(Error::netlink(format!("set the MAC of {}", link.name)))
 }
 
 pub async fn set_alias(handle: &Handle, link: &LinkState, alias: &str) -> Result<()> {

@@ -1,12 +1,13 @@
 //! `shoal-netd`: the node's network daemon.
 
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use shoal_netd::manager_watch::ManagerWatch;
-use shoal_netd::Dataplane;
+use shoal_netd::{Dataplane, DataplaneConfig};
 use tokio::signal::unix::{signal, SignalKind};
 
 #[derive(Debug, Parser)]
@@ -32,6 +33,36 @@ struct Args {
     /// A manager's address (host:port) to watch the network view from.
     #[arg(long, env = "SHOAL_MANAGER", default_value = "127.0.0.1:4242")]
     manager: String,
+    /// Where the embedded DNS server forwards names that are not the
+    /// cluster's, for tasks without their own `--dns` (ADDR or ADDR:PORT,
+    /// repeatable); `none` forwards nowhere (unknown names get NXDOMAIN).
+    /// Default: the nameservers of this host's /etc/resolv.conf.
+    #[arg(
+        long = "dns-upstream",
+        env = "SHOAL_NETD_DNS_UPSTREAMS",
+        value_delimiter = ','
+    )]
+    dns_upstreams: Vec<String>,
+}
+
+/// The embedded DNS server's default upstreams, from the flags or the
+/// host's resolv.conf.
+fn dns_upstreams(flags: &[String]) -> anyhow::Result<Vec<SocketAddr>> {
+    if flags.is_empty() {
+        let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        return Ok(shoal_netd::dns::upstreams_from_resolv_conf(&text));
+    }
+    if flags.iter().any(|f| f == "none") {
+        return Ok(Vec::new());
+    }
+    flags
+        .iter()
+        .map(|f| {
+            f.parse::<SocketAddr>()
+                .or_else(|_| f.parse::<IpAddr>().map(|ip| SocketAddr::new(ip, 53)))
+                .with_context(|| format!("--dns-upstream {f:?}: not an address or address:port"))
+        })
+        .collect()
 }
 
 #[tokio::main]
@@ -44,8 +75,12 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let args = Args::parse();
 
+    let config = DataplaneConfig {
+        dns_upstreams: dns_upstreams(&args.dns_upstreams)?,
+        ..DataplaneConfig::default()
+    };
     let dataplane = Arc::new(
-        Dataplane::open(&args.state_dir)
+        Dataplane::open_with(&args.state_dir, config)
             .await
             .with_context(|| format!("open the data plane in {}", args.state_dir.display()))?,
     );

@@ -33,6 +33,10 @@ pub struct OverlayNetwork {
     pub internal: bool,
     /// The routing mesh's network: built on every node.
     pub ingress: bool,
+    /// The node's own address on the network (the ingress network's, once
+    /// the managers gave one): on the bridge beside the gateway, and the
+    /// bridge's MAC derives from it, so other nodes reach this node there.
+    pub node_address: Option<Ipv4Addr>,
 }
 
 impl OverlayNetwork {
@@ -74,6 +78,7 @@ impl OverlayNetwork {
             encrypted: false,
             internal: false,
             ingress: false,
+            node_address: None,
         })
     }
 
@@ -102,6 +107,13 @@ impl OverlayNetwork {
             addr: self.gateway,
             len: self.subnet.len,
         }
+    }
+
+    /// The bridge's MAC: derived from the node's own address where it has
+    /// one (unique across nodes, so a frame for it crosses the overlay to
+    /// the right node), else from the gateway.
+    pub fn bridge_mac(&self) -> [u8; 6] {
+        crate::link::mac_for(self.node_address.unwrap_or(self.gateway))
     }
 
     pub fn bridge_name(&self) -> String {

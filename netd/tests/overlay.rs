@@ -58,6 +58,13 @@ fn view(node: &str, ready: &[(&str, &str)], tasks: &[(&str, &str, &str)]) -> Net
                 node_id: (*id).into(),
                 addr: (*addr).into(),
                 wireguard_public_key: String::new(),
+                // Used where the network is the ingress network.
+                ingress_address: if *id == NODE1.0 {
+                    "10.0.1.254"
+                } else {
+                    "10.0.1.253"
+                }
+                .into(),
             })
             .collect(),
         addresses: tasks
@@ -451,4 +458,88 @@ fn networks_do_not_reach_each_other_and_an_internal_one_has_no_way_out() {
     );
     let err = read_line_from(&beta, outside).expect_err("internal task went out");
     assert_eq!(err.raw_os_error(), Some(nix::libc::ENETUNREACH), "{err}");
+}
+
+#[test]
+fn a_published_port_answers_on_a_node_without_tasks_and_reaches_them_on_another() {
+    use shoal_proto::dispatcher::v1::{Backend, ServiceEndpoints};
+    use shoal_proto::types::v1::{PortConfig, PortProtocol, PublishMode};
+    let (one, two) = two_nodes("mesh");
+    let mut ingress = network();
+    ingress.ingress = true;
+    let tasks = [("task-webA-0001", NODE1.0, "10.0.1.3")];
+    let both = [NODE1, NODE2];
+    let web = |mode: PublishMode| ServiceEndpoints {
+        service_id: "svc-web".into(),
+        service_name: "web".into(),
+        ports: vec![PortConfig {
+            protocol: PortProtocol::Tcp as i32,
+            target_port: 7000,
+            published_port: 8080,
+            publish_mode: mode as i32,
+            ..Default::default()
+        }],
+        backends: vec![Backend {
+            task_id: tasks[0].0.into(),
+            node_id: NODE1.0.into(),
+            address: tasks[0].2.into(),
+            network_id: NET_ID.into(),
+            hostname: "web-a".into(),
+        }],
+        ..Default::default()
+    };
+    let with = |node: &str, mode: PublishMode| NetworkView {
+        networks: vec![ingress.clone()],
+        services: vec![web(mode)],
+        ..view(node, &both, &tasks)
+    };
+    let v1 = with(NODE1.0, PublishMode::Ingress);
+    let state1 = one.state_dir().to_path_buf();
+    let web_a = one.block_on(|| async move {
+        let dp = Dataplane::open(&state1).await.expect("open 1");
+        dp.apply_view(&v1).await.expect("view 1");
+        dp.attach_task(&attach(tasks[0].0, "10.0.1.3/24"))
+            .await
+            .expect("web a")
+    });
+    let v2 = with(NODE2.0, PublishMode::Ingress);
+    let state2 = two.state_dir().to_path_buf();
+    two.block_on(|| async move {
+        let dp = Dataplane::open(&state2).await.expect("open 2");
+        dp.apply_view(&v2).await.expect("view 2");
+    });
+    // Node two builds the ingress network with no task of its own on it.
+    let bridge = link(&two.links(), "sh-netalpha00")
+        .cloned()
+        .expect("ingress bridge on node two");
+    assert_eq!(ipv4_addrs(&bridge), ["10.0.1.1/24", "10.0.1.253/24"]);
+    serve_peer_addr(&web_a, 7000, "a");
+
+    // From node two's outside client, to node two's own address.
+    let on_two: SocketAddr = format!("{HOST_ADDR}:8080").parse().expect("addr");
+    assert_eq!(
+        read_line_from(&two.client.path(), on_two).expect("through node two's mesh"),
+        "a 10.0.1.253"
+    );
+    // Host mode: only node one, where the task is, opens the port.
+    let v2 = with(NODE2.0, PublishMode::Host);
+    let state2 = two.state_dir().to_path_buf();
+    two.block_on(|| async move {
+        let dp = Dataplane::open(&state2).await.expect("reopen 2");
+        dp.apply_view(&v2).await.expect("host mode on two");
+    });
+    let v1 = with(NODE1.0, PublishMode::Host);
+    let state1 = one.state_dir().to_path_buf();
+    one.block_on(|| async move {
+        let dp = Dataplane::open(&state1).await.expect("reopen 1");
+        dp.apply_view(&v1).await.expect("host mode on one");
+    });
+    assert!(
+        read_line_from(&two.client.path(), on_two).is_err(),
+        "node two still answers"
+    );
+    let on_one: SocketAddr = format!("{HOST_ADDR}:8080").parse().expect("addr");
+    assert!(read_line_from(&one.client.path(), on_one)
+        .expect("node one answers at its task")
+        .starts_with("a "));
 }

@@ -102,6 +102,10 @@ pub fn netd_args(dirs: &NodeDirs, manager: &str) -> Vec<String> {
         dirs.netd_socket().to_string_lossy().into_owned(),
         "--manager".into(),
         manager.into(),
+        // Tests send nothing beyond the lab: names that are not the
+        // cluster's get NXDOMAIN instead of going to the machine's resolvers.
+        "--dns-upstream".into(),
+        "none".into(),
     ]
 }
 

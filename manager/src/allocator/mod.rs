@@ -62,7 +62,9 @@ impl Allocator {
         self.store
             .update(|state, tx| {
                 let mut last_given = self.last_given.lock().unwrap_or_else(|e| e.into_inner());
-                allocate_tasks(state, tx, &mut last_given);
+                let mut used = used_addresses(state);
+                allocate_nodes(state, tx, &mut used);
+                allocate_tasks(state, tx, &mut used, &mut last_given);
                 Ok(())
             })
             .await
@@ -70,11 +72,50 @@ impl Allocator {
 }
 
 fn relevant(change: &Change) -> bool {
-    matches!(change, Change::Put { new, .. } if new.kind() == Kind::Task)
+    matches!(change, Change::Put { new, .. } if matches!(new.kind(), Kind::Task | Kind::Node))
 }
 
-fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
-    let mut used = used_addresses(state);
+/// Gives every node without one an address on the ingress network (as
+/// Swarm's ingress sandbox has): the routing mesh on that node forwards
+/// connections to other nodes' tasks from it. From the top of the range
+/// down, out of the way of task addresses (which go up); freed with the
+/// node.
+fn allocate_nodes(state: &State, tx: &mut Tx, used: &mut HashSet<(String, Ipv4Addr)>) {
+    let Some(ingress) = ingress(state) else {
+        return;
+    };
+    let network_id = ingress.meta.as_ref().map_or("", |m| m.id.as_str());
+    let Some(subnet) = Subnet::parse(&ingress.subnet) else {
+        return;
+    };
+    let range = Subnet::parse(&ingress.ip_range).unwrap_or(subnet);
+    let gateway: Option<Ipv4Addr> = ingress.gateway.parse().ok();
+    for node in state.nodes.values() {
+        if !node.ingress_address.is_empty() {
+            continue;
+        }
+        let free = range
+            .hosts()
+            .rev()
+            .find(|ip| Some(*ip) != gateway && !used.contains(&(network_id.to_string(), *ip)));
+        let Some(ip) = free else {
+            let id = node.meta.as_ref().map_or("", |m| m.id.as_str());
+            tracing::warn!(node = %id, "the ingress network has no free address for the node");
+            continue;
+        };
+        used.insert((network_id.to_string(), ip));
+        let mut node = node.clone();
+        node.ingress_address = format!("{ip}/{}", subnet.prefix);
+        tx.put(node);
+    }
+}
+
+fn allocate_tasks(
+    state: &State,
+    tx: &mut Tx,
+    used: &mut HashSet<(String, Ipv4Addr)>,
+    last_given: &mut LastGiven,
+) {
     // A task whose service is gone gets the ingress network (and is shut
     // down by the orchestrator soon after).
     let no_spec = ServiceSpec::default();
@@ -101,7 +142,7 @@ fn allocate_tasks(state: &State, tx: &mut Tx, last_given: &mut LastGiven) {
         let mut attachments = Vec::new();
         let mut failure = None;
         for network in networks {
-            match attach(network, &mut used, last_given) {
+            match attach(network, used, last_given) {
                 Some(a) => attachments.push(a),
                 None => {
                     failure = Some(format!(
@@ -182,7 +223,8 @@ pub fn networks_of<'a>(state: &'a State, spec: &ServiceSpec) -> Vec<&'a Network>
     networks
 }
 
-/// Every address in use, per network: live tasks' and services' virtual IPs.
+/// Every address in use, per network: live tasks', services' virtual IPs
+/// and nodes' ingress addresses.
 fn used_addresses(state: &State) -> HashSet<(String, Ipv4Addr)> {
     let ip_of = |cidr: &str| cidr.split('/').next().and_then(|ip| ip.parse().ok());
     let mut used = HashSet::new();
@@ -193,6 +235,16 @@ fn used_addresses(state: &State) -> HashSet<(String, Ipv4Addr)> {
         for a in &task.networks {
             if let Some(ip) = ip_of(&a.address) {
                 used.insert((a.network_id.clone(), ip));
+            }
+        }
+    }
+    if let Some(ingress_id) = ingress(state)
+        .and_then(|n| n.meta.as_ref())
+        .map(|m| m.id.clone())
+    {
+        for node in state.nodes.values() {
+            if let Some(ip) = ip_of(&node.ingress_address) {
+                used.insert((ingress_id.clone(), ip));
             }
         }
     }
@@ -347,6 +399,32 @@ mod harness_tests {
             })
             .await;
         assert_eq!(address(&replacement), "10.0.0.6/24");
+    }
+
+    #[tokio::test]
+    async fn every_node_gets_its_own_ingress_address_from_the_top_apart_from_tasks() {
+        let harness = Harness::start().await;
+        let n1 = harness.add_node("n1").await;
+        let n2 = harness.add_node("n2").await;
+        let web = harness.create_service(service("web", "web", 2)).await;
+        let tasks = harness
+            .until("2 running", |s| {
+                let tasks = running(s, &web);
+                (tasks.len() == 2).then_some(tasks)
+            })
+            .await;
+        let of = |id: &str| {
+            harness
+                .store
+                .view(|s| s.nodes.get(id).map(|n| n.ingress_address.clone()))
+                .unwrap_or_default()
+        };
+        let mut nodes = [of(&n1), of(&n2)];
+        nodes.sort();
+        assert_eq!(nodes, ["10.0.0.253/24", "10.0.0.254/24"]);
+        for t in &tasks {
+            assert!(!nodes.contains(&address(t)), "{} taken twice", address(t));
+        }
     }
 
     fn names(task: &Task) -> Vec<&str> {

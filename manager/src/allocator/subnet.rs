@@ -35,7 +35,7 @@ impl Subnet {
     }
 
     /// Usable host addresses: not the network, not the broadcast.
-    pub fn hosts(&self) -> impl Iterator<Item = Ipv4Addr> {
+    pub fn hosts(&self) -> impl DoubleEndedIterator<Item = Ipv4Addr> {
         let base = u32::from(self.base);
         let last = self.last();
         (base + 1..last).map(Ipv4Addr::from)

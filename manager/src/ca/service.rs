@@ -190,6 +190,7 @@ impl CertificateAuthority for CaService {
                     role: node_role as i32,
                     cert_root_digest: String::new(),
                     wireguard_public_key: String::new(),
+                    ingress_address: String::new(),
                 });
                 Ok(())
             })

@@ -113,6 +113,7 @@ pub fn view(state: &State, node_id: &str) -> NetworkView {
                 node_id: n.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
                 addr,
                 wireguard_public_key: n.wireguard_public_key.clone(),
+                ingress_address: bare(&n.ingress_address),
             })
         })
         .collect();

@@ -380,6 +380,7 @@ pub fn view(services: Vec<ServiceEndpoints>) -> NetworkView {
     NetworkView {
         networks: vec![network()],
         services,
+        node_id: "node1".into(),
         ..Default::default()
     }
 }

@@ -163,6 +163,7 @@ impl Manager {
                     role: NodeRole::Manager as i32,
                     cert_root_digest: String::new(),
                     wireguard_public_key: String::new(),
+                    ingress_address: String::new(),
                 });
                 Ok(())
             })
