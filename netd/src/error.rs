@@ -48,6 +48,14 @@ pub enum Error {
         source: std::io::Error,
     },
 
+    /// The WireGuard mesh device (kernel or boringtun) failed a step.
+    #[error("WireGuard: {op}: {source}")]
+    WireGuard {
+        op: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+
     #[error("a worker thread of netd stopped unexpectedly while {0}")]
     Thread(&'static str),
 

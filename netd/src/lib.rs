@@ -10,6 +10,9 @@
 //! Architecture invariant: netd changes the kernel only through rtnetlink
 //! and `nft -j` on its own table `inet shoal`; it never runs `ip`, and it
 //! never reads or writes other nftables tables.
+//!
+//! [`wireguard`] is the node's WireGuard mesh for encrypted networks
+//! (kernel WireGuard, or boringtun where the kernel has none).
 
 pub mod attachment;
 pub mod balancing;
@@ -31,6 +34,7 @@ pub mod server;
 pub mod sysctl;
 pub mod veth;
 pub mod vxlan;
+pub mod wireguard;
 
 pub use dataplane::{Dataplane, DataplaneConfig};
 pub use error::{Error, Result};
