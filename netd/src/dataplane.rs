@@ -22,6 +22,7 @@ use crate::nft::vip::{self, Vip};
 use crate::nft::{self, NatNetwork, Ruleset};
 use crate::peers::{self, RemoteTasks};
 use crate::veth::{self, TaskVeth};
+use crate::wireguard::{self, Mesh, MeshConfig, MeshPeer, NodeKey};
 use crate::{balancing, bridge, link, names, sysctl, vxlan};
 
 /// Sysctls of the host namespace netd depends on: forwarding between the
@@ -40,6 +41,12 @@ pub struct Dataplane {
     /// Answers the tasks' names on every local network's gateway.
     dns: DnsServer,
     dns_port: u16,
+    /// The node's WireGuard mesh: up while an encrypted network is built
+    /// here, gone otherwise (plain networks pay nothing for it).
+    mesh: Mesh,
+    /// Made on this node, never leaves it; its public half goes to the
+    /// managers.
+    key: NodeKey,
     state: Mutex<State>,
 }
 
@@ -74,7 +81,8 @@ struct State {
     programmed: BTreeMap<String, RemoteTasks>,
     /// The node's underlay MTU, once known (from its address in the view).
     underlay_mtu: Option<u32>,
-    wireguard_public_key: String,
+    /// The mesh as last ensured (`None`: down).
+    mesh: Option<Vec<MeshPeer>>,
     attachments: BTreeMap<String, TaskAttachment>,
     /// The services of the last view; `None` until the first view.
     view_services: Option<Vec<ServiceEndpoints>>,
@@ -96,6 +104,8 @@ struct ViewPeers {
     addresses: BTreeMap<String, Vec<(Ipv4Addr, String)>>,
     /// Node id -> its own address on the ingress network.
     ingress: BTreeMap<String, Ipv4Addr>,
+    /// Node id -> its WireGuard public key.
+    keys: BTreeMap<String, String>,
 }
 
 impl ViewPeers {
@@ -119,11 +129,18 @@ impl ViewPeers {
             .iter()
             .filter_map(|n| Some((n.node_id.clone(), n.ingress_address.parse().ok()?)))
             .collect();
+        let keys = view
+            .nodes
+            .iter()
+            .filter(|n| !n.wireguard_public_key.is_empty())
+            .map(|n| (n.node_id.clone(), n.wireguard_public_key.clone()))
+            .collect();
         ViewPeers {
             node_id: view.node_id.clone(),
             nodes,
             addresses,
             ingress,
+            keys,
         }
     }
 
@@ -143,12 +160,38 @@ impl ViewPeers {
             .map(|(ip, node)| (*ip, node))
             .chain(nodes_on_ingress)
             .filter(|(_, node)| **node != self.node_id)
-            .filter_map(|(ip, node)| Some((ip, *self.nodes.get(node)?)))
+            .filter_map(|(ip, node)| {
+                let vtep = if network.encrypted {
+                    // Through the mesh: the peer's WireGuard address.
+                    IpAddr::V6(wireguard::mesh_addr(node))
+                } else {
+                    *self.nodes.get(node)?
+                };
+                self.nodes.contains_key(node).then_some((ip, vtep))
+            })
             .collect()
     }
 
     fn own_addr(&self) -> Option<IpAddr> {
         self.nodes.get(&self.node_id).copied()
+    }
+
+    /// Every other ready node that announced a WireGuard key.
+    fn mesh_peers(&self) -> Vec<MeshPeer> {
+        self.keys
+            .iter()
+            .filter(|(node, _)| **node != self.node_id)
+            .filter_map(|(node, key)| {
+                Some(MeshPeer {
+                    node_id: node.clone(),
+                    public_key: key.clone(),
+                    endpoint: SocketAddr::new(
+                        *self.nodes.get(node)?,
+                        wireguard::DEFAULT_LISTEN_PORT,
+                    ),
+                })
+            })
+            .collect()
     }
 }
 
@@ -172,14 +215,26 @@ impl State {
                 }
             }
         }
-        let own_ingress = self.view_peers.ingress.get(&self.view_peers.node_id);
         for net in nets.values_mut() {
-            net.mtu = network::mtu_over(self.underlay_mtu, net.encrypted);
-            if net.ingress {
-                net.node_address = own_ingress.copied();
-            }
+            self.as_built_here(net);
         }
         nets
+    }
+
+    /// Fills in what this node decides about a network: its MTU, the
+    /// node's own address on ingress, the mesh source of an encrypted one.
+    fn as_built_here(&self, net: &mut OverlayNetwork) {
+        net.mtu = network::mtu_over(self.underlay_mtu, net.encrypted);
+        if net.ingress {
+            net.node_address = self
+                .view_peers
+                .ingress
+                .get(&self.view_peers.node_id)
+                .copied();
+        }
+        if net.encrypted && !self.view_peers.node_id.is_empty() {
+            net.vtep_local = Some(wireguard::mesh_addr(&self.view_peers.node_id));
+        }
     }
 
     /// The ingress network as this node builds it.
@@ -206,6 +261,11 @@ impl Dataplane {
         for (key, value) in HOST_SYSCTLS {
             sysctl::set(&host_ns, key, value).await?;
         }
+        let mesh = Mesh::new(
+            host_ns
+                .try_clone()
+                .map_err(Error::io("duplicate", "the host namespace handle"))?,
+        );
         let dp = Dataplane {
             host_ns,
             host,
@@ -213,6 +273,8 @@ impl Dataplane {
             records,
             dns: DnsServer::new(config.dns_upstreams),
             dns_port: config.dns_port,
+            mesh,
+            key: NodeKey::load_or_create(state_dir)?,
             state: Mutex::new(State::default()),
         };
         dp.adopt().await?;
@@ -282,6 +344,9 @@ impl Dataplane {
             }
         }
         let wanted = state.networks();
+        if let Err(e) = self.sync_mesh(&mut state, &wanted).await {
+            errors.push(e);
+        }
         for net in wanted.values() {
             if let Err(e) = self.ensure_network(&mut state, net).await {
                 errors.push(e);
@@ -427,6 +492,14 @@ impl Dataplane {
         plan: &[(OverlayNetwork, TaskVeth)],
         created: &mut Vec<String>,
     ) -> Result<()> {
+        if plan.iter().any(|(n, _)| n.encrypted) {
+            // The VXLAN device of an encrypted network sends from the mesh.
+            let mut nets = state.networks();
+            for (n, _) in plan {
+                nets.entry(n.id.clone()).or_insert_with(|| n.clone());
+            }
+            self.sync_mesh(state, &nets).await?;
+        }
         let task_ns = self.netns.open(task_id)?;
         let task = netns::netlink_in(&task_ns).await?;
         for (net, veth) in plan {
@@ -494,9 +567,10 @@ impl Dataplane {
     }
 
     /// The public key of the node's WireGuard mesh, announced to the
-    /// managers; empty while the node has none.
+    /// managers (always: a peer may need it before this node builds an
+    /// encrypted network).
     pub async fn wireguard_public_key(&self) -> String {
-        self.state.lock().await.wireguard_public_key.clone()
+        self.key.public_key()
     }
 
     pub async fn list_attachments(&self) -> Vec<TaskAttachment> {
@@ -507,6 +581,47 @@ impl Dataplane {
             .values()
             .cloned()
             .collect()
+    }
+
+    /// Brings the WireGuard mesh up (peers: every other ready node) while
+    /// an encrypted network is built here, and down when none is.
+    async fn sync_mesh(
+        &self,
+        state: &mut State,
+        networks: &BTreeMap<String, OverlayNetwork>,
+    ) -> Result<()> {
+        let needed = networks.values().any(|n| n.encrypted) && !state.view_peers.node_id.is_empty();
+        if !needed {
+            if state.mesh.take().is_some() {
+                tracing::info!("no encrypted network here any more: WireGuard mesh down");
+                self.mesh.teardown().await?;
+            }
+            return Ok(());
+        }
+        let peers = state.view_peers.mesh_peers();
+        if state.mesh.as_ref() == Some(&peers) {
+            return Ok(());
+        }
+        let config = MeshConfig {
+            node_id: state.view_peers.node_id.clone(),
+            key: self.key.clone(),
+            listen_port: wireguard::DEFAULT_LISTEN_PORT,
+            underlay_mtu: state.underlay_mtu.unwrap_or(1500),
+            peers: peers.clone(),
+        };
+        let report = self.mesh.ensure(&config).await?;
+        for refused in &report.refused {
+            tracing::warn!(node = %refused.node_id, error = %refused.error, "WireGuard peer refused");
+        }
+        tracing::info!(
+            backend = %report.backend,
+            peers = peers.len(),
+            added = report.added.len(),
+            removed = report.removed.len(),
+            "WireGuard mesh up to date"
+        );
+        state.mesh = Some(peers);
+        Ok(())
     }
 
     /// Listens on the gateway of every network built here (and on no
@@ -636,14 +751,13 @@ fn plan_interfaces(
     let mut routed = false;
     for (i, att) in req.networks.iter().enumerate() {
         let mut net = OverlayNetwork::from_attachment(att)?;
-        if let Some(view) = known
-            .get(&net.id)
-            .or_else(|| state.view_networks.get(&net.id))
-        {
-            net.mtu = network::mtu_over(state.underlay_mtu, view.encrypted);
-            net.encrypted = view.encrypted;
-            net.internal = view.internal;
-            net.ingress = view.ingress;
+        if let Some(built) = known.get(&net.id) {
+            net = built.clone();
+        } else if let Some(view) = state.view_networks.get(&net.id) {
+            net = view.clone();
+            state.as_built_here(&mut net);
+        } else {
+            state.as_built_here(&mut net);
         }
         let address = network::task_address(&net, att)?;
         let gateway = (!routed && !net.internal).then_some(net.gateway);

@@ -46,6 +46,8 @@ pub struct LinkState {
     pub vxlan_proxy: bool,
     pub mtu: u32,
     pub mac: Option<[u8; 6]>,
+    /// A VXLAN device's IPv6 source (encrypted networks: the mesh address).
+    pub vxlan_local6: Option<std::net::Ipv6Addr>,
 }
 
 impl LinkState {
@@ -61,6 +63,7 @@ impl LinkState {
             vxlan_proxy: false,
             mtu: 0,
             mac: None,
+            vxlan_local6: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -78,6 +81,7 @@ impl LinkState {
                                     match i {
                                         InfoVxlan::Id(id) => state.vni = Some(*id),
                                         InfoVxlan::Proxy(p) => state.vxlan_proxy = *p,
+                                        InfoVxlan::Local6(a) => state.vxlan_local6 = Some(*a),
                                         _ => {}
                                     }
                                 }

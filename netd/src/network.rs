@@ -37,6 +37,10 @@ pub struct OverlayNetwork {
     /// the managers gave one): on the bridge beside the gateway, and the
     /// bridge's MAC derives from it, so other nodes reach this node there.
     pub node_address: Option<Ipv4Addr>,
+    /// Where the VXLAN device sends from: the node's WireGuard mesh
+    /// address on an encrypted network (so every packet goes through the
+    /// mesh), none (the routing decides) on a plain one.
+    pub vtep_local: Option<std::net::Ipv6Addr>,
 }
 
 impl OverlayNetwork {
@@ -79,6 +83,7 @@ impl OverlayNetwork {
             internal: false,
             ingress: false,
             node_address: None,
+            vtep_local: None,
         })
     }
 

@@ -22,6 +22,7 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result
         if existing.kind == Some(InfoKind::Vxlan)
             && existing.vni == Some(net.vni)
             && existing.vxlan_proxy
+            && existing.vxlan_local6 == net.vtep_local
         {
             link::set_mtu(handle, &existing, net.mtu).await?;
             link::set_controller(handle, &existing, bridge).await?;
@@ -34,16 +35,19 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result
                 format!("a link of kind {:?} already has this name", existing.kind),
             ));
         }
-        // Ours but for another VNI (the network was re-created), or made by
-        // an older netd without the ARP proxy: replace it.
+        // Ours but for another VNI (the network was re-created), made by
+        // an older netd without the ARP proxy, or with another source (the
+        // network became encrypted): replace it.
         link::delete(handle, &name).await?;
     }
-    let msg = LinkVxlan::new(&name, net.vni)
+    let mut builder = LinkVxlan::new(&name, net.vni)
         .port(VXLAN_PORT)
         .learning(false)
-        .proxy(true)
-        .mtu(net.mtu)
-        .build();
+        .proxy(true);
+    if let Some(local) = net.vtep_local {
+        builder = builder.local6(local);
+    }
+    let msg = builder.mtu(net.mtu).build();
     match handle.link().add(msg).execute().await {
         Ok(()) => {}
         Err(e) if errno(&e) == Some(EEXIST) => {}

@@ -543,3 +543,180 @@ fn a_published_port_answers_on_a_node_without_tasks_and_reaches_them_on_another(
         .expect("node one answers at its task")
         .starts_with("a "));
 }
+
+/// A node's data plane kept open for a whole test (the WireGuard mesh of
+/// a userspace device lives as long as its `Dataplane`), on a thread inside
+/// the node's namespace.
+struct LiveNode {
+    tx: std::sync::mpsc::Sender<Cmd>,
+}
+
+enum Cmd {
+    Key(std::sync::mpsc::Sender<String>),
+    View(NetworkView, std::sync::mpsc::Sender<()>),
+    Attach(
+        AttachTaskRequest,
+        std::sync::mpsc::Sender<std::path::PathBuf>,
+    ),
+}
+
+impl LiveNode {
+    fn open(host: &Host) -> LiveNode {
+        let (tx, rx) = std::sync::mpsc::channel::<Cmd>();
+        let state = host.state_dir().to_path_buf();
+        spawn_in(&host.ns.path(), move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async move {
+                let dp = Dataplane::open(&state).await.expect("open");
+                while let Ok(cmd) = rx.recv() {
+                    match cmd {
+                        Cmd::Key(reply) => {
+                            let _ = reply.send(dp.wireguard_public_key().await);
+                        }
+                        Cmd::View(view, reply) => {
+                            dp.apply_view(&view).await.expect("apply view");
+                            let _ = reply.send(());
+                        }
+                        Cmd::Attach(req, reply) => {
+                            let _ = reply.send(dp.attach_task(&req).await.expect("attach"));
+                        }
+                    }
+                }
+            });
+        });
+        LiveNode { tx }
+    }
+
+    fn ask<T>(&self, cmd: impl FnOnce(std::sync::mpsc::Sender<T>) -> Cmd) -> T {
+        let (reply, answer) = std::sync::mpsc::channel();
+        self.tx.send(cmd(reply)).expect("node thread");
+        answer.recv().expect("node thread answered")
+    }
+}
+
+/// Sends `marker` to the echo server at `addr` from inside `netns`; the echo.
+fn echo(netns: &std::path::Path, addr: SocketAddr, marker: &str) -> Option<String> {
+    eventually(Duration::from_secs(5), || {
+        in_ns(netns, || {
+            use std::io::{BufRead, BufReader, Write};
+            let mut s = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+            s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+            s.write_all(format!("{marker}\n").as_bytes()).ok()?;
+            let mut line = String::new();
+            BufReader::new(s).read_line(&mut line).ok()?;
+            Some(line.trim().to_string())
+        })
+    })
+}
+
+#[test]
+fn an_encrypted_network_crosses_the_underlay_only_inside_wireguard() {
+    use shoal_proto::types::v1::{Meta, Network, NetworkAttachment, NetworkSpec};
+    let (mut one, two) = two_nodes("wg");
+    let secret = Network {
+        meta: Some(Meta {
+            id: "netsecret001".into(),
+            ..Default::default()
+        }),
+        spec: Some(NetworkSpec {
+            encrypted: true,
+            ..Default::default()
+        }),
+        vni: 4200,
+        subnet: "10.0.5.0/24".into(),
+        gateway: "10.0.5.1".into(),
+        ..Default::default()
+    };
+    let on_secret = |task: &str, address: &str| AttachTaskRequest {
+        task_id: task.into(),
+        networks: vec![NetworkAttachment {
+            network_id: "netsecret001".into(),
+            network_name: "secret".into(),
+            vni: 4200,
+            address: address.into(),
+            gateway: "10.0.5.1".into(),
+            subnet: "10.0.5.0/24".into(),
+        }],
+        hostname: task.into(),
+        ..Default::default()
+    };
+    let (n1, n2) = (LiveNode::open(&one), LiveNode::open(&two));
+    let keys = [n1.ask(Cmd::Key), n2.ask(Cmd::Key)];
+    let view_for = |node: &str| {
+        let mut v = view(
+            node,
+            &[NODE1, NODE2],
+            &[
+                ("task-plain-001", NODE1.0, "10.0.1.2"),
+                ("task-plain-002", NODE2.0, "10.0.1.3"),
+            ],
+        );
+        v.networks.push(secret.clone());
+        for (peer, key) in v.nodes.iter_mut().zip(&keys) {
+            peer.wireguard_public_key = key.clone();
+        }
+        for (task, node, addr) in [
+            ("task-secrt-001", NODE1.0, "10.0.5.2"),
+            ("task-secrt-002", NODE2.0, "10.0.5.3"),
+        ] {
+            v.addresses.push(TaskAddress {
+                task_id: task.into(),
+                node_id: node.into(),
+                network_id: "netsecret001".into(),
+                address: addr.into(),
+            });
+        }
+        v
+    };
+    n1.ask(|r| Cmd::View(view_for(NODE1.0), r));
+    n2.ask(|r| Cmd::View(view_for(NODE2.0), r));
+    let plain1 = n1.ask(|r| Cmd::Attach(attach("task-plain-001", "10.0.1.2/24"), r));
+    let plain2 = n2.ask(|r| Cmd::Attach(attach("task-plain-002", "10.0.1.3/24"), r));
+    let secret1 = n1.ask(|r| Cmd::Attach(on_secret("task-secrt-001", "10.0.5.2/24"), r));
+    let secret2 = n2.ask(|r| Cmd::Attach(on_secret("task-secrt-002", "10.0.5.3/24"), r));
+    one.spawn_in(
+        &plain2,
+        &["busybox", "nc", "-ll", "-p", "7000", "-e", "cat"],
+    );
+    one.spawn_in(
+        &secret2,
+        &["busybox", "nc", "-ll", "-p", "7000", "-e", "cat"],
+    );
+
+    // The encrypted network's MTU leaves room for VXLAN inside WireGuard.
+    let links = links_in(&secret1);
+    assert_eq!(link(&links, "eth0").expect("eth0")["mtu"], 1350);
+
+    let capture = Capture::start(&one.ns.path(), "under");
+    let marker = "shoal-marker-7f3a9c";
+    assert_eq!(
+        echo(&secret1, "10.0.5.3:7000".parse().expect("addr"), marker).as_deref(),
+        Some(marker),
+        "no exchange over the encrypted network"
+    );
+    let frames = capture.finish();
+    assert!(
+        !contains(&frames, marker.as_bytes()),
+        "the marker crossed the underlay in the clear"
+    );
+    assert!(
+        contains(&frames, &51820u16.to_be_bytes()),
+        "no WireGuard traffic seen: the capture saw {} frames",
+        frames.len()
+    );
+
+    // The same exchange on the plain network is readable (the capture works).
+    let capture = Capture::start(&one.ns.path(), "under");
+    let marker = "shoal-plain-0b1d2e";
+    assert_eq!(
+        echo(&plain1, "10.0.1.3:7000".parse().expect("addr"), marker).as_deref(),
+        Some(marker)
+    );
+    assert!(
+        contains(&capture.finish(), marker.as_bytes()),
+        "the capture saw nothing"
+    );
+}
