@@ -1,5 +1,6 @@
 pub mod fixtures;
 pub mod lab;
+pub mod probe;
 
 /// Fails the calling test unless it runs as root. The lab and the fixtures
 /// make network namespaces, bridges and nftables rules and run containerd,

@@ -12,7 +12,7 @@ mod status_batcher;
 use shoal_identity::{PeerIdentity, Role};
 use shoal_proto::dispatcher::v1::dispatcher_server::Dispatcher as DispatcherRpc;
 use shoal_proto::dispatcher::v1::*;
-use shoal_proto::types::v1::{NodeState, NodeStatus};
+use shoal_proto::types::v1::{Node, NodeState, NodeStatus};
 use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
@@ -98,11 +98,7 @@ impl DispatcherRpc for Dispatcher {
                     .get(&node_id)
                     .cloned()
                     .ok_or_else(|| StoreError::NotFound(format!("node {node_id} not found")))?;
-                let addr = if description.addr.is_empty() {
-                    remote.clone().unwrap_or_default()
-                } else {
-                    description.addr.clone()
-                };
+                let addr = data_path_addr(&description.addr, remote.as_deref(), &node);
                 node.description = Some(description.clone());
                 node.cert_root_digest = cert_root_digest.clone().unwrap_or_default();
                 node.status = Some(NodeStatus {
@@ -203,4 +199,56 @@ async fn record_wireguard_key(store: &Store, node_id: &str, key: String) -> Resu
         .await
         .map_err(Status::from)?;
     Ok(())
+}
+
+/// The address other nodes reach a node on (its VXLAN and WireGuard
+/// endpoint): the one its agent advertises, else the one its session
+/// comes from; but an agent talking to the manager on its own host comes
+/// from loopback, and then the manager's advertised address is the
+/// node's.
+fn data_path_addr(advertised: &str, remote: Option<&str>, node: &Node) -> String {
+    if !advertised.is_empty() {
+        return advertised.to_string();
+    }
+    let loopback = remote
+        .and_then(|r| r.parse::<std::net::IpAddr>().ok())
+        .is_some_and(|ip| ip.is_loopback());
+    let manager_host = node
+        .manager_status
+        .as_ref()
+        .and_then(|m| m.addr.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip().to_string());
+    match (loopback, manager_host) {
+        (true, Some(host)) => host,
+        _ => remote.unwrap_or_default().to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::types::v1::ManagerStatus;
+
+    #[test]
+    fn a_node_is_reached_at_its_advertised_address_never_at_loopback() {
+        let manager = Node {
+            manager_status: Some(ManagerStatus {
+                addr: "10.201.2.11:4242".into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let worker = Node::default();
+        assert_eq!(
+            data_path_addr("10.9.9.9", Some("10.1.1.1"), &worker),
+            "10.9.9.9"
+        );
+        assert_eq!(data_path_addr("", Some("10.1.1.1"), &worker), "10.1.1.1");
+        // The manager's own agent talks to it over loopback.
+        assert_eq!(
+            data_path_addr("", Some("127.0.0.1"), &manager),
+            "10.201.2.11"
+        );
+        assert_eq!(data_path_addr("", Some("10.1.1.1"), &manager), "10.1.1.1");
+    }
 }
