@@ -205,6 +205,31 @@ fn compare_service(fixture: &str, name: &str, docker: &Value, spec: &ServiceSpec
     assert_eq!(c.env, env, "{ctx}: environment");
     assert_eq!(c.labels, map_of(get("labels")), "{ctx}: labels");
 
+    // `dns` and `dns_search` as docker's convertDNSConfig reads them:
+    // nameservers as IP addresses (written back in their usual form), no
+    // settings when neither lists anything; empty entries name nothing.
+    let nameservers: Vec<String> = list_of(get("dns"))
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .map(|s| {
+            s.parse::<std::net::IpAddr>()
+                .unwrap_or_else(|_| panic!("{ctx}: docker's dns {s:?} is no IP address"))
+                .to_string()
+        })
+        .collect();
+    let search: Vec<String> = list_of(get("dns_search"))
+        .into_iter()
+        .filter(|s| !s.is_empty())
+        .collect();
+    let expected_dns = (!nameservers.is_empty() || !search.is_empty()).then(|| {
+        shoal_proto::types::v1::DnsConfig {
+            nameservers,
+            search,
+            options: Vec::new(),
+        }
+    });
+    assert_eq!(c.dns_config, expected_dns, "{ctx}: dns, dns_search");
+
     let ports: Vec<(u32, u32, i32, i32)> = match get("ports") {
         None => Vec::new(),
         Some(Value::Sequence(items)) => items
@@ -427,6 +452,32 @@ fn compare_networks(fixture: &str, docker: &Value, ours: &Stack) {
             "{fixture}: service {}: networks",
             service.name
         );
+        // Each network's aliases (by the file's key; the stack maps both to
+        // the deployed name), none for a network without.
+        let mut their_aliases: Vec<(String, Vec<String>)> = match docker_services
+            .get(service.name.as_str())
+            .and_then(|s| s.get("networks"))
+        {
+            Some(Value::Mapping(m)) => m
+                .iter()
+                .map(|(k, v)| (str_of(k), list_of(v.get("aliases"))))
+                .filter(|(_, aliases)| !aliases.is_empty())
+                .collect(),
+            _ => Vec::new(),
+        };
+        their_aliases.sort();
+        let mut my_aliases: Vec<(String, Vec<String>)> = service
+            .spec
+            .network_aliases
+            .iter()
+            .map(|a| (a.network.clone(), a.aliases.clone()))
+            .collect();
+        my_aliases.sort();
+        assert_eq!(
+            my_aliases, their_aliases,
+            "{fixture}: service {}: network aliases",
+            service.name
+        );
     }
 }
 
@@ -504,6 +555,7 @@ fn errors_point_at_the_offending_line() {
         ("err_yaml_syntax.yml", 5, 1),
         ("err_bad_port.yml", 5, 9),
         ("err_duplicate_key.yml", 3, 5),
+        ("shoal_rejects_bad_nameserver.yml", 5, 20),
     ];
     let env = HashMap::new();
     for (file, line, column) in cases {

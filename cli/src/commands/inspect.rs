@@ -145,6 +145,30 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
         "Placement".into(),
         json!({ "Constraints": task.constraints }),
     );
+    // Where docker keeps a service's networks (its top-level
+    // `Spec.Networks` is deprecated), each with its aliases; left out when
+    // there are none, as docker does.
+    let networks: Vec<Value> = spec
+        .networks
+        .iter()
+        .map(|n| {
+            let mut attachment = Map::new();
+            attachment.insert("Target".into(), json!(n));
+            let aliases: Vec<&String> = spec
+                .network_aliases
+                .iter()
+                .filter(|a| &a.network == n)
+                .flat_map(|a| &a.aliases)
+                .collect();
+            if !aliases.is_empty() {
+                attachment.insert("Aliases".into(), json!(aliases));
+            }
+            Value::Object(attachment)
+        })
+        .collect();
+    if !networks.is_empty() {
+        template.insert("Networks".into(), json!(networks));
+    }
     let mode = match &spec.mode {
         Some(service_spec::Mode::Global(_)) => json!({ "Global": {} }),
         Some(service_spec::Mode::Replicated(r)) => {
@@ -169,12 +193,6 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
         "EndpointSpec".into(),
         json!({ "Mode": endpoint_mode(Some(spec)), "Ports": ports_json(ports) }),
     );
-    let networks: Vec<Value> = spec
-        .networks
-        .iter()
-        .map(|n| json!({ "Target": n }))
-        .collect();
-    object.insert("Networks".into(), json!(networks));
     Value::Object(object)
 }
 
@@ -203,6 +221,19 @@ fn container_json(c: &ContainerSpec) -> Value {
         json!(nanos(c.stop_grace_period_ms)),
         c.stop_grace_period_ms > 0,
     );
+    if let Some(dns) = &c.dns_config {
+        let mut config = Map::new();
+        for (key, list) in [
+            ("Nameservers", &dns.nameservers),
+            ("Search", &dns.search),
+            ("Options", &dns.options),
+        ] {
+            if !list.is_empty() {
+                config.insert(key.into(), json!(list));
+            }
+        }
+        object.insert("DNSConfig".into(), Value::Object(config));
+    }
     Value::Object(object)
 }
 
@@ -504,6 +535,68 @@ mod tests {
         assert_eq!(port["Protocol"], "udp");
         assert_eq!(port["PublishedPort"], 8080);
         assert_eq!(port["PublishMode"], "ingress");
+    }
+
+    #[test]
+    fn inspect_shows_networks_with_aliases_hostname_and_dns_where_docker_does() {
+        let mut service = sample();
+        let spec = service.spec.as_mut().expect("spec");
+        spec.networks = vec!["backend".into(), "front".into()];
+        spec.network_aliases = vec![shoal_proto::types::v1::NetworkAliasesSpec {
+            network: "backend".into(),
+            aliases: vec!["db".into(), "primary".into()],
+        }];
+        let container = crate::commands::spec::container_mut(spec);
+        container.hostname = "web-host".into();
+        container.dns_config = Some(shoal_proto::types::v1::DnsConfig {
+            nameservers: vec!["10.0.0.2".into()],
+            search: vec!["example.com".into()],
+            options: vec!["ndots:2".into()],
+        });
+        let v = service_json(&service);
+        let template = &v["Spec"]["TaskTemplate"];
+        assert_eq!(
+            template["Networks"],
+            json!([
+                { "Target": "backend", "Aliases": ["db", "primary"] },
+                { "Target": "front" },
+            ])
+        );
+        assert!(
+            v["Spec"].get("Networks").is_none(),
+            "docker's deprecated place"
+        );
+        let c = &template["ContainerSpec"];
+        assert_eq!(c["Hostname"], "web-host");
+        assert_eq!(
+            c["DNSConfig"],
+            json!({
+                "Nameservers": ["10.0.0.2"],
+                "Search": ["example.com"],
+                "Options": ["ndots:2"],
+            })
+        );
+
+        // Without them: no Hostname, no DNSConfig (docker's omitempty), no networks.
+        let v = service_json(&sample());
+        let c = &v["Spec"]["TaskTemplate"]["ContainerSpec"];
+        assert!(
+            c.get("Hostname").is_none() && c.get("DNSConfig").is_none(),
+            "{c}"
+        );
+        assert!(v["Spec"]["TaskTemplate"].get("Networks").is_none());
+        // Only the lists that have entries, as docker's omitempty.
+        let mut service = sample();
+        crate::commands::spec::container_mut(service.spec.as_mut().expect("spec")).dns_config =
+            Some(shoal_proto::types::v1::DnsConfig {
+                search: vec!["example.com".into()],
+                ..Default::default()
+            });
+        let v = service_json(&service);
+        assert_eq!(
+            v["Spec"]["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
+            json!({ "Search": ["example.com"] })
+        );
     }
 
     #[test]

@@ -254,6 +254,23 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_managers_refusal_reaches_the_user_as_it_said_it() {
+        // What the CLI passes through (aliases, search domains, options) the
+        // manager checks; its message, naming the flag, is the error shown.
+        let said =
+            "service web: invalid alias \"no spaces\" (--network alias=, networks.aliases): \
+                    use DNS labels of up to 63 letters, digits, '-' or '_', separated by dots";
+        let error = Error::from(tonic::Status::invalid_argument(said));
+        assert_eq!(error.to_string(), said);
+        assert_eq!(error.exit_code(), 1);
+        let bare = Error::from(tonic::Status::invalid_argument(""));
+        assert_eq!(
+            bare.to_string(),
+            "the manager answered: Client specified an invalid argument"
+        );
+    }
+
+    #[test]
     fn confirm_asks_like_docker_and_takes_only_y() {
         for (answer, yes) in [
             ("y\n", true),

@@ -7,7 +7,7 @@ use shoal_proto::control::v1::{
     CreateNetworkRequest, GetNetworkRequest, ListNetworksRequest, PruneNetworksRequest,
     RemoveNetworkRequest,
 };
-use shoal_proto::types::v1::{Network, NetworkSpec};
+use shoal_proto::types::v1::{Network, NetworkAliasesSpec, NetworkSpec, ServiceSpec};
 
 use super::{collect_errors, confirm, inspect, parse, Error, Io};
 use crate::client::Session;
@@ -346,7 +346,8 @@ pub fn prune_report(removed: &[String]) -> String {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Attachment {
     pub target: String,
-    /// Accepted for docker's syntax; shoal has no per-network aliases yet.
+    /// Extra DNS names of the service on this network (`alias=`, repeatable);
+    /// the manager checks that they are DNS names.
     pub aliases: Vec<String>,
 }
 
@@ -368,7 +369,13 @@ pub fn attachment(text: &str) -> Result<Attachment, String> {
             .ok_or_else(|| format!("invalid field {field:?}: expected key=value"))?;
         match key.trim() {
             "name" => attachment.target = value.trim().to_string(),
-            "alias" => attachment.aliases.push(value.trim().to_string()),
+            "alias" => {
+                let alias = value.trim();
+                if alias.is_empty() {
+                    return Err("--network alias= needs a name".into());
+                }
+                attachment.aliases.push(alias.to_string());
+            }
             other @ ("driver-opt" | "ip" | "ip6" | "mac-address" | "link-local-ip"
             | "gw-priority") => {
                 return Err(format!(
@@ -402,12 +409,39 @@ fn resolve<'a>(known: &'a [Network], reference: &str) -> Option<&'a str> {
     }
 }
 
+/// The `network_aliases` of a service spec for `attachments`: one entry per
+/// network that has aliases, named as the attachment names it (so exactly
+/// as it is in the spec's `networks`), aliases in the order given.
+pub fn aliases_of(attachments: &[Attachment]) -> Vec<NetworkAliasesSpec> {
+    let mut out: Vec<NetworkAliasesSpec> = Vec::new();
+    for attachment in attachments.iter().filter(|a| !a.aliases.is_empty()) {
+        let entry = match out.iter_mut().position(|e| e.network == attachment.target) {
+            Some(i) => &mut out[i],
+            None => {
+                out.push(NetworkAliasesSpec {
+                    network: attachment.target.clone(),
+                    aliases: Vec::new(),
+                });
+                out.last_mut().expect("just pushed")
+            }
+        };
+        for alias in &attachment.aliases {
+            if !entry.aliases.contains(alias) {
+                entry.aliases.push(alias.clone());
+            }
+        }
+    }
+    out
+}
+
 /// `service update --network-rm R... --network-add A...`: edits a service's
-/// network list, matching networks however each side names them. Removing
-/// a network the service is not on does nothing (docker's way); adding one
-/// it is on is refused.
+/// networks and their aliases, matching networks however each side names
+/// them. A removed network takes its aliases with it; removing a network the
+/// service is not on does nothing (docker's way); adding one it is on is
+/// refused (to change a network's aliases, remove it and add it again in
+/// one update).
 pub fn edit_service_networks(
-    networks: &mut Vec<String>,
+    spec: &mut ServiceSpec,
     add: &[Attachment],
     rm: &[String],
     known: &[Network],
@@ -416,33 +450,23 @@ pub fn edit_service_networks(
         a == b || resolve(known, a).is_some_and(|id| Some(id) == resolve(known, b))
     };
     for reference in rm {
-        if resolve(known, reference).is_none() && !networks.contains(reference) {
+        if resolve(known, reference).is_none() && !spec.networks.contains(reference) {
             return Err(Error::Input(format!("network {reference} not found")));
         }
-        networks.retain(|n| !same(n, reference));
+        spec.networks.retain(|n| !same(n, reference));
+        spec.network_aliases
+            .retain(|entry| !same(&entry.network, reference));
     }
     for attachment in add {
-        if networks.iter().any(|n| same(n, &attachment.target)) {
+        if spec.networks.iter().any(|n| same(n, &attachment.target)) {
             return Err(Error::Input(format!(
                 "service is already attached to network {}",
                 attachment.target
             )));
         }
-        networks.push(attachment.target.clone());
+        spec.networks.push(attachment.target.clone());
     }
-    Ok(())
-}
-
-/// Warns that `--network ...,alias=` is not honoured (yet).
-pub fn warn_ignored_aliases(attachments: &[Attachment], io: &mut Io<'_>) -> Result<(), Error> {
-    for a in attachments.iter().filter(|a| !a.aliases.is_empty()) {
-        writeln!(
-            io.err,
-            "WARNING: network {}: aliases ({}) are not supported yet and were ignored",
-            a.target,
-            a.aliases.join(", ")
-        )?;
-    }
+    spec.network_aliases.extend(aliases_of(add));
     Ok(())
 }
 
@@ -623,6 +647,68 @@ mod tests {
     }
 
     #[test]
+    fn network_aliases_are_parsed_and_empty_ones_refused() {
+        let long = attachment("name=backend, alias=db ,alias=primary").expect("spaces trimmed");
+        assert_eq!(long.aliases, ["db", "primary"]);
+        assert_eq!(
+            attachment("name=backend,alias=").expect_err("empty alias"),
+            "--network alias= needs a name"
+        );
+        let usage = Cli::try_parse_from([
+            "shoal",
+            "service",
+            "create",
+            "--network",
+            "name=backend,alias=",
+            "busybox",
+        ])
+        .expect_err("refused");
+        assert_eq!(usage.exit_code(), 2);
+        assert!(usage.to_string().contains("alias= needs a name"), "{usage}");
+    }
+
+    #[test]
+    fn aliases_of_groups_aliases_by_the_network_as_written() {
+        let a = |t: &str, aliases: &[&str]| Attachment {
+            target: t.into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+        };
+        assert_eq!(
+            aliases_of(&[
+                a("backend", &["db", "primary"]),
+                a("front", &[]),
+                a("backend", &["db", "pg"]),
+                a("aaaa1111", &["x"]),
+            ]),
+            [
+                NetworkAliasesSpec {
+                    network: "backend".into(),
+                    aliases: vec!["db".into(), "primary".into(), "pg".into()],
+                },
+                NetworkAliasesSpec {
+                    network: "aaaa1111".into(),
+                    aliases: vec!["x".into()],
+                },
+            ]
+        );
+        assert!(aliases_of(&[a("front", &[])]).is_empty());
+    }
+
+    fn on(networks: &[&str], aliases: &[(&str, &[&str])]) -> ServiceSpec {
+        ServiceSpec {
+            networks: networks.iter().map(|s| s.to_string()).collect(),
+            network_aliases: aliases
+                .iter()
+                .map(|(n, a)| NetworkAliasesSpec {
+                    network: n.to_string(),
+                    aliases: a.iter().map(|s| s.to_string()).collect(),
+                })
+                .collect(),
+            ..Default::default()
+        }
+    }
+
+    #[test]
     fn service_network_edits_match_names_ids_and_prefixes() {
         let known = [
             network("aaaa1111", "backend"),
@@ -633,30 +719,71 @@ mod tests {
             target: t.into(),
             aliases: vec![],
         };
-        let mut networks = vec!["aaaa1111".to_string(), "front".to_string()];
+        let mut spec = on(&["aaaa1111", "front"], &[]);
         edit_service_networks(
-            &mut networks,
+            &mut spec,
             &[add("spare")],
             &["backend".into(), "bbbb".into()],
             &known,
         )
         .expect("edit");
-        assert_eq!(networks, ["spare"]);
-        let again = edit_service_networks(&mut networks, &[add("cccc3333")], &[], &known)
+        assert_eq!(spec.networks, ["spare"]);
+        let again = edit_service_networks(&mut spec, &[add("cccc3333")], &[], &known)
             .expect_err("already on it");
         assert_eq!(
             again.to_string(),
             "service is already attached to network cccc3333"
         );
         // Not on it: nothing to do; unknown anywhere: refused.
-        edit_service_networks(&mut networks, &[], &["front".into()], &known).expect("noop");
-        assert_eq!(networks, ["spare"]);
-        let err = edit_service_networks(&mut networks, &[], &["nowhere".into()], &known)
+        edit_service_networks(&mut spec, &[], &["front".into()], &known).expect("noop");
+        assert_eq!(spec.networks, ["spare"]);
+        let err = edit_service_networks(&mut spec, &[], &["nowhere".into()], &known)
             .expect_err("unknown");
         assert_eq!(err.to_string(), "network nowhere not found");
         // A reference to a network that is gone can still be dropped by its text.
-        let mut stale = vec!["gone".to_string()];
+        let mut stale = on(&["gone"], &[("gone", &["old"])]);
         edit_service_networks(&mut stale, &[], &["gone".into()], &known).expect("stale");
-        assert!(stale.is_empty());
+        assert!(stale.networks.is_empty());
+        assert!(stale.network_aliases.is_empty());
+    }
+
+    #[test]
+    fn network_add_brings_its_aliases_and_network_rm_takes_them_away() {
+        let known = [network("aaaa1111", "backend"), network("bbbb2222", "front")];
+        let mut spec = on(
+            &["aaaa1111", "front"],
+            &[("aaaa1111", &["db"]), ("front", &["web"])],
+        );
+        // Removed by name while the spec names it by id: its aliases go too.
+        edit_service_networks(&mut spec, &[], &["backend".into()], &known).expect("rm");
+        assert_eq!(spec, on(&["front"], &[("front", &["web"])]));
+
+        let add = attachment("name=backend,alias=db,alias=primary").expect("attachment");
+        edit_service_networks(&mut spec, &[add], &[], &known).expect("add");
+        assert_eq!(
+            spec,
+            on(
+                &["front", "backend"],
+                &[("front", &["web"]), ("backend", &["db", "primary"])]
+            )
+        );
+
+        // New aliases on a network the service is on: remove and add it again.
+        let add = attachment("name=bbbb2222,alias=www").expect("attachment");
+        let refused =
+            edit_service_networks(&mut spec.clone(), std::slice::from_ref(&add), &[], &known)
+                .expect_err("already attached");
+        assert!(
+            refused.to_string().contains("already attached"),
+            "{refused}"
+        );
+        edit_service_networks(&mut spec, &[add], &["front".into()], &known).expect("re-add");
+        assert_eq!(
+            spec,
+            on(
+                &["backend", "bbbb2222"],
+                &[("backend", &["db", "primary"]), ("bbbb2222", &["www"])]
+            )
+        );
     }
 }

@@ -139,6 +139,42 @@ pub fn key_value(input: &str) -> Result<(String, String), String> {
     Ok((key.to_string(), value.to_string()))
 }
 
+/// `--dns`, `--dns-add`: an IP address, written as docker writes it back
+/// (`2001:db8:0:0::1` becomes `2001:db8::1`); docker's check and words.
+pub fn ip_address(input: &str) -> Result<String, String> {
+    input
+        .trim()
+        .parse::<std::net::IpAddr>()
+        .map(|ip| ip.to_string())
+        .map_err(|_| format!("IP address is not correctly formatted: {input}"))
+}
+
+/// `--dns-search`, `--dns-search-add`: a domain for the resolver's search
+/// list, checked as docker checks it (letters, digits and `-` in dot
+/// separated labels, at least one letter; a trailing dot is dropped), or
+/// `.` for none.
+pub fn dns_search(input: &str) -> Result<String, String> {
+    let text = input.trim_matches(' ');
+    if text == "." {
+        return Ok(text.to_string());
+    }
+    let domain = text.strip_suffix('.').unwrap_or(text);
+    let label_ok = |l: &str| {
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+    };
+    if domain.len() < 255
+        && domain.chars().any(|c| c.is_ascii_alphabetic())
+        && domain.split('.').all(label_ok)
+    {
+        Ok(domain.to_string())
+    } else {
+        Err(format!("{input} is not a valid domain"))
+    }
+}
+
 /// `service scale NAME=REPLICAS`.
 pub fn scale(input: &str) -> Result<(String, u64), String> {
     let (name, count) = input.split_once('=').ok_or_else(|| {
@@ -468,5 +504,46 @@ mod tests {
         assert_eq!(shell_words("  "), Ok(vec![]));
         assert_eq!(shell_words("''"), Ok(vec![String::new()]));
         assert!(shell_words("'open").is_err());
+    }
+
+    #[test]
+    fn dns_servers_are_ip_addresses_written_back_as_docker_does() {
+        assert_eq!(ip_address("10.0.0.2"), Ok("10.0.0.2".into()));
+        assert_eq!(ip_address(" 1.1.1.1 "), Ok("1.1.1.1".into()));
+        assert_eq!(ip_address("2001:db8:0:0:0:0:0:1"), Ok("2001:db8::1".into()));
+        for bad in ["not-an-ip", "", "10.0.0", "10.0.0.1:53", "dns.example"] {
+            assert_eq!(
+                ip_address(bad),
+                Err(format!("IP address is not correctly formatted: {bad}")),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn dns_search_domains_are_checked_as_docker_checks_them() {
+        assert_eq!(dns_search("example.com"), Ok("example.com".into()));
+        assert_eq!(dns_search("svc.example.com."), Ok("svc.example.com".into()));
+        assert_eq!(dns_search("a-1.b2"), Ok("a-1.b2".into()));
+        assert_eq!(
+            dns_search("."),
+            Ok(".".into()),
+            "docker's \"no search domain\""
+        );
+        for bad in [
+            "",
+            "-bad.example",
+            "bad-.example",
+            "a..b",
+            "under_score.example",
+            "1.2.3.4",
+        ] {
+            assert_eq!(
+                dns_search(bad),
+                Err(format!("{bad} is not a valid domain")),
+                "{bad:?}"
+            );
+        }
+        assert!(dns_search(&format!("{}.example", "a".repeat(250))).is_err());
     }
 }

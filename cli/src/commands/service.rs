@@ -84,9 +84,19 @@ pub struct CreateArgs {
     /// Give the service a secret (NAME or source=,target=,uid=,gid=,mode=)
     #[arg(long, value_name = "SECRET", value_parser = super::secret::reference)]
     pub secret: Vec<shoal_proto::types::v1::SecretReference>,
-    /// Network attachments (NAME or name=NAME[,alias=ALIAS]; default: the swarm's default network)
+    /// Network attachments: NAME, or name=NAME[,alias=ALIAS...] with extra DNS names of the
+    /// service on it (default: the swarm's default network)
     #[arg(long, value_name = "NETWORK", value_parser = network::attachment)]
     pub network: Vec<network::Attachment>,
+    /// Set custom DNS servers
+    #[arg(long, value_name = "IP", value_parser = parse::ip_address)]
+    pub dns: Vec<String>,
+    /// Set custom DNS search domains
+    #[arg(long, value_name = "DOMAIN", value_parser = parse::dns_search)]
+    pub dns_search: Vec<String>,
+    /// Set DNS options
+    #[arg(long, value_name = "OPTION")]
+    pub dns_option: Vec<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -181,12 +191,30 @@ pub struct UpdateArgs {
     /// Remove a secret by name
     #[arg(long, value_name = "SECRET")]
     pub secret_rm: Vec<String>,
-    /// Add a network (NAME or name=NAME[,alias=ALIAS])
+    /// Add a network (NAME or name=NAME[,alias=ALIAS...])
     #[arg(long, value_name = "NETWORK", value_parser = network::attachment)]
     pub network_add: Vec<network::Attachment>,
-    /// Remove a network (name or id)
+    /// Remove a network (name or id), with the service's aliases on it
     #[arg(long, value_name = "NETWORK")]
     pub network_rm: Vec<String>,
+    /// Add or update a custom DNS server
+    #[arg(long, value_name = "IP", value_parser = parse::ip_address)]
+    pub dns_add: Vec<String>,
+    /// Remove a custom DNS server
+    #[arg(long, value_name = "IP")]
+    pub dns_rm: Vec<String>,
+    /// Add or update a custom DNS search domain
+    #[arg(long, value_name = "DOMAIN", value_parser = parse::dns_search)]
+    pub dns_search_add: Vec<String>,
+    /// Remove a DNS search domain
+    #[arg(long, value_name = "DOMAIN")]
+    pub dns_search_rm: Vec<String>,
+    /// Add or update a DNS option
+    #[arg(long, value_name = "OPTION")]
+    pub dns_option_add: Vec<String>,
+    /// Remove a DNS option
+    #[arg(long, value_name = "OPTION")]
+    pub dns_option_rm: Vec<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -233,6 +261,7 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     container
         .labels
         .extend(args.container_label.iter().cloned());
+    container.dns_config = spec::dns_config(&args.dns, &args.dns_search, &args.dns_option);
     let ports: Vec<PortConfig> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
     if !ports.is_empty() {
         *spec::ports_mut(&mut spec) = ports;
@@ -241,6 +270,7 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
         task.secrets = args.secret.clone();
     }
     spec.networks = args.network.iter().map(|a| a.target.clone()).collect();
+    spec.network_aliases = network::aliases_of(&args.network);
     Ok(spec)
 }
 
@@ -251,7 +281,6 @@ pub async fn create(
     io: &mut Io<'_>,
 ) -> Result<String, Error> {
     let spec = create_spec(&args)?;
-    network::warn_ignored_aliases(&args.network, io)?;
     let service = session
         .client
         .create_service(CreateServiceRequest { spec: Some(spec) })
@@ -587,6 +616,21 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
     container
         .labels
         .extend(args.container_label_add.iter().cloned());
+    spec::edit_dns(
+        container,
+        spec::ListEdit {
+            add: &args.dns_add,
+            rm: &args.dns_rm,
+        },
+        spec::ListEdit {
+            add: &args.dns_search_add,
+            rm: &args.dns_search_rm,
+        },
+        spec::ListEdit {
+            add: &args.dns_option_add,
+            rm: &args.dns_option_rm,
+        },
+    );
     if !args.secret_rm.is_empty() || !args.secret_add.is_empty() {
         let task = spec.task.get_or_insert_with(Default::default);
         task.secrets.retain(|r| {
@@ -611,13 +655,7 @@ pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) ->
     let mut spec = updated_spec(service.spec.clone().unwrap_or_default(), &args)?;
     if !args.network_add.is_empty() || !args.network_rm.is_empty() {
         let known = network::list(session).await?;
-        network::edit_service_networks(
-            &mut spec.networks,
-            &args.network_add,
-            &args.network_rm,
-            &known,
-        )?;
-        network::warn_ignored_aliases(&args.network_add, io)?;
+        network::edit_service_networks(&mut spec, &args.network_add, &args.network_rm, &known)?;
     }
     let updated = send_update(session, &service, spec).await?;
     writeln!(io.out, "{}", args.service)?;
@@ -740,13 +778,126 @@ mod tests {
         ]);
         let spec = create_spec(&args).expect("spec");
         assert_eq!(spec.networks, ["backend", "front"]);
-        assert_eq!(args.network[1].aliases, ["web"]);
+        assert_eq!(
+            spec.network_aliases,
+            [shoal_proto::types::v1::NetworkAliasesSpec {
+                network: "front".into(),
+                aliases: vec!["web".into()],
+            }]
+        );
         let none = create_spec(&create_args(&["busybox"])).expect("spec");
         assert!(none.networks.is_empty(), "the manager's default network");
+        assert!(none.network_aliases.is_empty());
         let bad =
             Cli::try_parse_from(["shoal", "service", "create", "--network", "x=y", "busybox"])
                 .expect_err("refused");
         assert_eq!(bad.exit_code(), 2);
+    }
+
+    #[test]
+    fn network_aliases_go_with_the_network_as_it_is_written() {
+        let spec = create_spec(&create_args(&[
+            "--network",
+            "name=backend,alias=db,alias=primary",
+            "--network",
+            "name=k3x9v2m4,alias=cache",
+            "busybox",
+        ]))
+        .expect("spec");
+        assert_eq!(spec.networks, ["backend", "k3x9v2m4"]);
+        let aliases: Vec<(&str, Vec<&str>)> = spec
+            .network_aliases
+            .iter()
+            .map(|a| {
+                (
+                    a.network.as_str(),
+                    a.aliases.iter().map(String::as_str).collect(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            aliases,
+            [
+                ("backend", vec!["db", "primary"]),
+                ("k3x9v2m4", vec!["cache"])
+            ]
+        );
+    }
+
+    fn container(spec: &ServiceSpec) -> &shoal_proto::types::v1::ContainerSpec {
+        spec.task
+            .as_ref()
+            .and_then(|t| t.container.as_ref())
+            .expect("container")
+    }
+
+    #[test]
+    fn create_takes_dockers_hostname_and_dns_flags() {
+        let spec = create_spec(&create_args(&[
+            "--hostname",
+            "web-host",
+            "--dns",
+            "10.0.0.2",
+            "--dns",
+            "2001:db8:0:0:0:0:0:53",
+            "--dns-search",
+            "svc.example.",
+            "--dns-search",
+            "example.com",
+            "--dns-option",
+            "ndots:2",
+            "--dns-option",
+            "use-vc",
+            "busybox",
+        ]))
+        .expect("spec");
+        let c = container(&spec);
+        assert_eq!(c.hostname, "web-host");
+        assert_eq!(
+            c.dns_config,
+            Some(shoal_proto::types::v1::DnsConfig {
+                nameservers: vec!["10.0.0.2".into(), "2001:db8::53".into()],
+                search: vec!["svc.example".into(), "example.com".into()],
+                options: vec!["ndots:2".into(), "use-vc".into()],
+            })
+        );
+        let plain = create_spec(&create_args(&["busybox"])).expect("spec");
+        assert_eq!(container(&plain).hostname, "");
+        assert_eq!(container(&plain).dns_config, None, "no flag: no settings");
+    }
+
+    #[test]
+    fn bad_dns_servers_and_search_domains_are_usage_errors_in_dockers_words() {
+        for (flags, message) in [
+            (
+                ["service", "create", "--dns", "not-an-ip", "busybox"],
+                "IP address is not correctly formatted: not-an-ip",
+            ),
+            (
+                [
+                    "service",
+                    "create",
+                    "--dns-search",
+                    "bad-.example",
+                    "busybox",
+                ],
+                "bad-.example is not a valid domain",
+            ),
+            (
+                ["service", "update", "--dns-add", "10.0.0", "web"],
+                "IP address is not correctly formatted: 10.0.0",
+            ),
+            (
+                ["service", "update", "--dns-search-add", "a..b", "web"],
+                "a..b is not a valid domain",
+            ),
+        ] {
+            let mut argv = vec!["shoal"];
+            argv.extend_from_slice(&flags);
+            let err = Cli::try_parse_from(&argv).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{argv:?}");
+            assert!(err.to_string().contains(message), "{argv:?}: {err}");
+        }
     }
 
     #[test]
@@ -867,6 +1018,83 @@ mod tests {
 
         let untouched = updated_spec(original.clone(), &update_args(&["web"])).expect("noop");
         assert_eq!(untouched, original);
+    }
+
+    #[test]
+    fn update_edits_hostname_and_dns_settings() {
+        let original = create_spec(&create_args(&[
+            "--name",
+            "web",
+            "--hostname",
+            "old",
+            "--dns",
+            "10.0.0.2",
+            "--dns",
+            "10.0.0.3",
+            "--dns-search",
+            "a.example",
+            "--dns-option",
+            "ndots:2",
+            "busybox",
+        ]))
+        .expect("spec");
+        let spec = updated_spec(
+            original.clone(),
+            &update_args(&[
+                "--hostname",
+                "new",
+                "--dns-add",
+                "1.1.1.1",
+                "--dns-add",
+                "10.0.0.2",
+                "--dns-rm",
+                "10.0.0.3",
+                "--dns-search-add",
+                "b.example",
+                "--dns-search-rm",
+                "a.example",
+                "--dns-option-add",
+                "edns0",
+                "--dns-option-rm",
+                "ndots:2",
+                "web",
+            ]),
+        )
+        .expect("update");
+        let c = container(&spec);
+        assert_eq!(c.hostname, "new");
+        assert_eq!(
+            c.dns_config,
+            Some(shoal_proto::types::v1::DnsConfig {
+                nameservers: vec!["10.0.0.2".into(), "1.1.1.1".into()],
+                search: vec!["b.example".into()],
+                options: vec!["edns0".into()],
+            })
+        );
+        // The other fields are left alone.
+        assert_eq!(c.image, "busybox");
+        assert_eq!(spec.networks, original.networks);
+
+        // Removing everything leaves no settings; --hostname "" clears the hostname.
+        let cleared = updated_spec(
+            spec,
+            &update_args(&[
+                "--hostname",
+                "",
+                "--dns-rm",
+                "10.0.0.2",
+                "--dns-rm",
+                "1.1.1.1",
+                "--dns-search-rm",
+                "b.example",
+                "--dns-option-rm",
+                "edns0",
+                "web",
+            ]),
+        )
+        .expect("update");
+        assert_eq!(container(&cleared).hostname, "");
+        assert_eq!(container(&cleared).dns_config, None);
     }
 
     #[test]

@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use shoal_proto::types::v1::{
-    endpoint_spec, restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec,
-    GlobalMode, PortConfig, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec, UpdateConfig,
+    endpoint_spec, restart_policy, service_spec, update_config, ContainerSpec, DnsConfig,
+    EndpointSpec, GlobalMode, PortConfig, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec,
+    UpdateConfig,
 };
 
 use super::parse;
@@ -57,6 +58,9 @@ pub struct SpecFlags {
     /// Working directory inside the container
     #[arg(short, long, value_name = "DIR")]
     pub workdir: Option<String>,
+    /// Container hostname
+    #[arg(long, value_name = "HOSTNAME")]
+    pub hostname: Option<String>,
     /// Overwrite the default ENTRYPOINT of the image
     #[arg(long, value_name = "CMD", value_parser = parse::words)]
     pub entrypoint: Option<parse::Words>,
@@ -120,6 +124,9 @@ impl SpecFlags {
         }
         if let Some(dir) = &self.workdir {
             container.workdir = dir.clone();
+        }
+        if let Some(hostname) = &self.hostname {
+            container.hostname = hostname.clone();
         }
         if let Some(entrypoint) = &self.entrypoint {
             container.command = entrypoint.0.clone();
@@ -251,6 +258,72 @@ pub fn ports_mut(spec: &mut ServiceSpec) -> &mut Vec<PortConfig> {
         .ports
 }
 
+/// `service create --dns ... --dns-search ... --dns-option ...`: the
+/// container's resolver settings, or none when no flag names any.
+pub fn dns_config(
+    nameservers: &[String],
+    search: &[String],
+    options: &[String],
+) -> Option<DnsConfig> {
+    let config = DnsConfig {
+        nameservers: nameservers.to_vec(),
+        search: search.to_vec(),
+        options: options.to_vec(),
+    };
+    (config != DnsConfig::default()).then_some(config)
+}
+
+/// What `service update` adds to and removes from one list of the resolver
+/// settings (`--dns-add`/`--dns-rm`, ...).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ListEdit<'a> {
+    pub add: &'a [String],
+    pub rm: &'a [String],
+}
+
+impl ListEdit<'_> {
+    fn is_empty(&self) -> bool {
+        self.add.is_empty() && self.rm.is_empty()
+    }
+
+    /// docker's edit of a DNS list: the entries there, then the added ones,
+    /// each once, without the removed ones (also when just added). Unlike
+    /// docker, the list is not sorted afterwards: the order of nameservers
+    /// and search domains is the order the resolver tries them in.
+    fn apply(&self, list: &mut Vec<String>, same: impl Fn(&str, &str) -> bool) {
+        let mut out: Vec<String> = Vec::with_capacity(list.len() + self.add.len());
+        for entry in list.iter().chain(self.add) {
+            if !out.iter().any(|e| e == entry) && !self.rm.iter().any(|r| same(r, entry)) {
+                out.push(entry.clone());
+            }
+        }
+        *list = out;
+    }
+}
+
+/// `service update --dns-add/--dns-rm --dns-search-add/--dns-search-rm
+/// --dns-option-add/--dns-option-rm`: edits the container's resolver
+/// settings; without any of these flags it is left as it is, and settings
+/// left with nothing in them are none.
+pub fn edit_dns(
+    container: &mut ContainerSpec,
+    nameservers: ListEdit<'_>,
+    search: ListEdit<'_>,
+    options: ListEdit<'_>,
+) {
+    if nameservers.is_empty() && search.is_empty() && options.is_empty() {
+        return;
+    }
+    let mut config = container.dns_config.take().unwrap_or_default();
+    // A server to remove matches however its address is written.
+    nameservers.apply(&mut config.nameservers, |rm, entry| {
+        parse::ip_address(rm).is_ok_and(|ip| ip == entry) || rm == entry
+    });
+    search.apply(&mut config.search, |rm, entry| rm == entry);
+    options.apply(&mut config.options, |rm, entry| rm == entry);
+    container.dns_config = (config != DnsConfig::default()).then_some(config);
+}
+
 /// Sets `KEY=VALUE` entries in an env list, replacing an existing entry of the same key.
 pub fn env_add(env: &mut Vec<String>, entry: &str) {
     let key = env_key(entry);
@@ -343,6 +416,112 @@ mod tests {
         let mut spec = new_spec("agent".into(), "busybox".into(), vec![], Mode::Global);
         let err = set_replicas(&mut spec, 2).expect_err("global");
         assert!(err.to_string().contains("replicated mode"), "{err}");
+    }
+
+    #[test]
+    fn hostname_flag_sets_the_container_hostname() {
+        let mut spec = new_spec("web".into(), "busybox".into(), vec![], Mode::Replicated);
+        SpecFlags {
+            hostname: Some("web-1".into()),
+            ..Default::default()
+        }
+        .apply(&mut spec)
+        .expect("apply");
+        assert_eq!(container_mut(&mut spec).hostname, "web-1");
+        SpecFlags::default().apply(&mut spec).expect("apply");
+        assert_eq!(container_mut(&mut spec).hostname, "web-1", "kept");
+        SpecFlags {
+            hostname: Some(String::new()),
+            ..Default::default()
+        }
+        .apply(&mut spec)
+        .expect("apply");
+        assert_eq!(
+            container_mut(&mut spec).hostname,
+            "",
+            "--hostname \"\" clears it"
+        );
+    }
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn dns_config_is_none_without_flags() {
+        assert_eq!(dns_config(&[], &[], &[]), None);
+        assert_eq!(
+            dns_config(&strings(&["10.0.0.2"]), &[], &strings(&["ndots:2"])),
+            Some(DnsConfig {
+                nameservers: strings(&["10.0.0.2"]),
+                search: vec![],
+                options: strings(&["ndots:2"]),
+            })
+        );
+    }
+
+    #[test]
+    fn dns_edits_add_once_remove_and_keep_the_order() {
+        let mut container = ContainerSpec {
+            dns_config: dns_config(
+                &strings(&["10.0.0.2", "2001:db8::1"]),
+                &strings(&["b.example", "a.example"]),
+                &strings(&["ndots:2"]),
+            ),
+            ..Default::default()
+        };
+        let add = strings(&["1.1.1.1", "10.0.0.2"]);
+        let rm = strings(&["2001:db8:0:0::1"]);
+        let search_add = strings(&["c.example"]);
+        let search_rm = strings(&["a.example", "nowhere.example"]);
+        let option_add = strings(&["use-vc", "edns0"]);
+        let option_rm = strings(&["use-vc"]);
+        edit_dns(
+            &mut container,
+            ListEdit { add: &add, rm: &rm },
+            ListEdit {
+                add: &search_add,
+                rm: &search_rm,
+            },
+            ListEdit {
+                add: &option_add,
+                rm: &option_rm,
+            },
+        );
+        assert_eq!(
+            container.dns_config,
+            Some(DnsConfig {
+                nameservers: strings(&["10.0.0.2", "1.1.1.1"]),
+                search: strings(&["b.example", "c.example"]),
+                options: strings(&["ndots:2", "edns0"]),
+            })
+        );
+        // No DNS flag: untouched.
+        let before = container.clone();
+        edit_dns(
+            &mut container,
+            ListEdit::default(),
+            ListEdit::default(),
+            ListEdit::default(),
+        );
+        assert_eq!(container, before);
+        // Everything removed: no settings at all.
+        let all = strings(&["10.0.0.2", "1.1.1.1"]);
+        let search = strings(&["b.example", "c.example"]);
+        let options = strings(&["ndots:2", "edns0"]);
+        edit_dns(
+            &mut container,
+            ListEdit { add: &[], rm: &all },
+            ListEdit {
+                add: &[],
+                rm: &search,
+            },
+            ListEdit {
+                add: &[],
+                rm: &options,
+            },
+        );
+        assert_eq!(container.dns_config, None);
     }
 
     #[test]

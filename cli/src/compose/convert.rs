@@ -4,9 +4,9 @@
 use std::collections::{BTreeMap, HashMap};
 
 use shoal_proto::types::v1::{
-    restart_policy, service_spec, update_config, ContainerSpec, EndpointSpec, GlobalMode,
-    PortConfig, PortProtocol, PublishMode, ReplicatedMode, RestartPolicy, SecretReference,
-    ServiceSpec, TaskSpec, UpdateConfig,
+    restart_policy, service_spec, update_config, ContainerSpec, DnsConfig, EndpointSpec,
+    GlobalMode, NetworkAliasesSpec, PortConfig, PortProtocol, PublishMode, ReplicatedMode,
+    RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use super::duration::parse_go_duration;
@@ -27,6 +27,8 @@ const SERVICE_KEYS: &[&str] = &[
     "user",
     "working_dir",
     "hostname",
+    "dns",
+    "dns_search",
     "stop_signal",
     "stop_grace_period",
     "restart",
@@ -236,11 +238,18 @@ impl Converter<'_> {
     }
 
     /// A service's `networks`: a list of keys, or a mapping of keys to
-    /// per-network settings (none honoured yet: each is named in a warning).
+    /// per-network settings, of which `aliases` become the service's extra
+    /// DNS names on that network and the others are named in a warning.
     /// Keys are those of the top-level `networks`; the stack maps them to
-    /// cluster names.
-    fn networks(&mut self, service: &str, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+    /// cluster names (in both lists).
+    fn networks(
+        &mut self,
+        service: &str,
+        node: &Node,
+        path: &KeyPath,
+    ) -> Result<(Vec<String>, Vec<NetworkAliasesSpec>)> {
         let mut out = Vec::new();
+        let mut aliases = Vec::new();
         match node {
             Node::Seq(items) => {
                 for (i, item) in items.iter().enumerate() {
@@ -250,17 +259,23 @@ impl Converter<'_> {
             Node::Map(entries) => {
                 for (network, settings) in entries {
                     if let Node::Map(settings) = settings {
-                        for (key, _) in settings {
+                        for (key, value) in settings {
                             if key.starts_with("x-") {
                                 continue;
                             }
-                            let what = if key == "aliases" {
-                                "aliases are not honoured yet and were ignored".to_string()
-                            } else {
-                                format!("key {key:?} is not supported yet and was ignored")
-                            };
-                            self.warnings
-                                .push(format!("service {service:?}: network {network:?}: {what}"));
+                            if key == "aliases" {
+                                let names = self.string_list(value, &path.key(network).key(key))?;
+                                if !names.is_empty() {
+                                    aliases.push(NetworkAliasesSpec {
+                                        network: network.clone(),
+                                        aliases: names.into_iter().map(|(name, _)| name).collect(),
+                                    });
+                                }
+                                continue;
+                            }
+                            self.warnings.push(format!(
+                                "service {service:?}: network {network:?}: key {key:?} is not supported yet and was ignored"
+                            ));
                         }
                     }
                     out.push(network.clone());
@@ -274,7 +289,58 @@ impl Converter<'_> {
                 ))
             }
         }
+        Ok((out, aliases))
+    }
+
+    /// docker's `string_or_list` (`dns`, `dns_search`) and `list_of_strings`:
+    /// the strings, each with its path.
+    fn string_list(&self, node: &Node, path: &KeyPath) -> Result<Vec<(String, KeyPath)>> {
+        match node {
+            Node::Str(s) => Ok(vec![(s.clone(), path.clone())]),
+            Node::Seq(items) => items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| {
+                    let p = path.index(i);
+                    Ok((self.string(item, &p)?, p))
+                })
+                .collect(),
+            other => Err(self.src.invalid(
+                path,
+                format!("must be a string or list, not {}", other.type_name()),
+            )),
+        }
+    }
+
+    /// `dns`: the nameservers, as docker's convert reads them (IP addresses,
+    /// written back as docker writes them). An address that is not one is
+    /// refused here, at its line (docker's loader lets it through and its
+    /// deploy drops it or fails on it later); an empty entry (`dns: ${UNSET}`)
+    /// names no server.
+    fn nameservers(&self, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+        let mut out = Vec::new();
+        for (entry, p) in self.string_list(node, path)? {
+            if entry.is_empty() {
+                continue;
+            }
+            let ip = entry.trim().parse::<std::net::IpAddr>().map_err(|_| {
+                self.src
+                    .invalid(&p, format!("must be an IP address, not {entry:?}"))
+            })?;
+            out.push(ip.to_string());
+        }
         Ok(out)
+    }
+
+    /// `dns_search`: the search domains as written (the manager checks
+    /// them); an empty entry names none.
+    fn search_domains(&self, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+        Ok(self
+            .string_list(node, path)?
+            .into_iter()
+            .map(|(entry, _)| entry)
+            .filter(|entry| !entry.is_empty())
+            .collect())
     }
 
     fn ports(&mut self, service: &str, node: &Node, path: &KeyPath) -> Result<Vec<PortConfig>> {
@@ -516,6 +582,7 @@ impl Converter<'_> {
         let mut mode = String::new();
         let mut ports = Vec::new();
         let mut secrets = Vec::new();
+        let mut dns = DnsConfig::default();
         for (key, value) in entries {
             let p = path.key(key);
             if key.starts_with("x-") {
@@ -534,6 +601,8 @@ impl Converter<'_> {
                 "user" => container.user = self.string(value, &p)?,
                 "working_dir" => container.workdir = self.string(value, &p)?,
                 "hostname" => container.hostname = self.string(value, &p)?,
+                "dns" => dns.nameservers = self.nameservers(value, &p)?,
+                "dns_search" => dns.search = self.search_domains(value, &p)?,
                 "stop_signal" => container.stop_signal = self.string(value, &p)?,
                 "stop_grace_period" => {
                     container.stop_grace_period_ms = self.duration_ms(value, &p)?
@@ -541,7 +610,9 @@ impl Converter<'_> {
                 "restart" => legacy_restart = Some((value, p)),
                 "ports" => ports = self.ports(name, value, &p)?,
                 "secrets" => secrets = self.secret_references(value, &p)?,
-                "networks" => spec.networks = self.networks(name, value, &p)?,
+                "networks" => {
+                    (spec.networks, spec.network_aliases) = self.networks(name, value, &p)?
+                }
                 "deploy" => {
                     let deploy_entries = match value {
                         Node::Map(e) => e.as_slice(),
@@ -599,6 +670,10 @@ impl Converter<'_> {
                 ))
             }
         });
+        // docker's convertDNSConfig: settings only when there is one.
+        if dns != DnsConfig::default() {
+            container.dns_config = Some(dns);
+        }
         spec.task = Some(TaskSpec {
             container: Some(container),
             restart,

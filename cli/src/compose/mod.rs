@@ -198,7 +198,13 @@ impl Stack {
                         }
                     }
                 }
-                for reference in &mut spec.networks {
+                // A network's aliases name it exactly as the service's
+                // networks do: its name in the cluster.
+                let references = spec
+                    .networks
+                    .iter_mut()
+                    .chain(spec.network_aliases.iter_mut().map(|a| &mut a.network));
+                for reference in references {
                     if let Some(network) = networks.iter().find(|n| &n.key == reference) {
                         *reference = network.cluster_name(stack_name);
                     }

@@ -813,6 +813,151 @@ fn service_networks_as_list_or_map_resolve_to_cluster_names() {
 }
 
 #[test]
+fn network_aliases_go_with_the_networks_deployed_name() {
+    let stack = load(concat!(
+        "services:\n",
+        "  db:\n    image: postgres\n    networks:\n",
+        "      back:\n        aliases: [database, primary]\n",
+        "      front:\n        aliases: []\n",
+        "      legacy:\n        aliases: [pg]\n",
+        "      default:\n        aliases: [db-default]\n",
+        "      named:\n",
+        "networks:\n",
+        "  back: {}\n  front: {}\n",
+        "  legacy:\n    external:\n      name: old_net\n",
+        "  named:\n    name: custom\n",
+    ));
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    let db = &stack.services[0].spec;
+    assert_eq!(db.networks, ["back", "front", "legacy", "default", "named"]);
+    let keyed: Vec<(&str, &[String])> = db
+        .network_aliases
+        .iter()
+        .map(|a| (a.network.as_str(), a.aliases.as_slice()))
+        .collect();
+    assert_eq!(
+        keyed,
+        [
+            ("back", &strings(&["database", "primary"])[..]),
+            ("legacy", &strings(&["pg"])[..]),
+            ("default", &strings(&["db-default"])[..]),
+        ],
+        "an empty aliases list gives no entry"
+    );
+    let spec = &stack.into_service_specs("shop")[0];
+    assert_eq!(
+        spec.networks,
+        [
+            "shop_back",
+            "shop_front",
+            "old_net",
+            "shop_default",
+            "custom"
+        ]
+    );
+    let deployed: Vec<&str> = spec
+        .network_aliases
+        .iter()
+        .map(|a| a.network.as_str())
+        .collect();
+    assert_eq!(deployed, ["shop_back", "old_net", "shop_default"]);
+    for entry in &spec.network_aliases {
+        assert!(spec.networks.contains(&entry.network), "{entry:?}");
+    }
+}
+
+#[test]
+fn network_aliases_must_be_a_list_of_distinct_strings() {
+    let e = load_err(
+        "services:\n  web:\n    image: x\n    networks:\n      n:\n        aliases: www\n\
+         networks:\n  n:\n",
+    );
+    assert!(e.to_string().contains("aliases"), "{e}");
+    let e = load_err(
+        "services:\n  web:\n    image: x\n    networks:\n      n:\n        aliases: [a, a]\n\
+         networks:\n  n:\n",
+    );
+    assert!(e.to_string().contains("duplicate"), "{e}");
+}
+
+#[test]
+fn dns_and_dns_search_take_a_string_or_a_list() {
+    let stack = load(concat!(
+        "services:\n",
+        "  one:\n    image: x\n    hostname: one-host\n    dns: 10.0.0.2\n    dns_search: example.com\n",
+        "  many:\n    image: x\n    dns: [1.1.1.1, \"2001:db8:0:0:0:0:0:53\"]\n",
+        "    dns_search: [a.example, b.example]\n",
+        "  none:\n    image: x\n",
+    ));
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    let dns = |i: usize| container(&stack.services[i].spec).dns_config.clone();
+    assert_eq!(container(&stack.services[0].spec).hostname, "one-host");
+    assert_eq!(
+        dns(0),
+        Some(shoal_proto::types::v1::DnsConfig {
+            nameservers: strings(&["10.0.0.2"]),
+            search: strings(&["example.com"]),
+            options: vec![],
+        })
+    );
+    assert_eq!(
+        dns(1),
+        Some(shoal_proto::types::v1::DnsConfig {
+            nameservers: strings(&["1.1.1.1", "2001:db8::53"]),
+            search: strings(&["a.example", "b.example"]),
+            options: vec![],
+        }),
+        "addresses written back as docker writes them"
+    );
+    assert_eq!(
+        dns(2),
+        None,
+        "docker's convertDNSConfig: none without either key"
+    );
+    // Only one of them: settings with that one.
+    let stack = load("services:\n  web:\n    image: x\n    dns_search: [svc.example]\n");
+    let c = container(only(&stack));
+    assert_eq!(
+        c.dns_config
+            .as_ref()
+            .map(|d| (d.nameservers.len(), d.search.clone())),
+        Some((0, strings(&["svc.example"])))
+    );
+}
+
+#[test]
+fn empty_dns_entries_name_nothing() {
+    let stack = load_with(
+        "services:\n  web:\n    image: x\n    dns: ${DNS}\n    dns_search: [\"\"]\n",
+        &[("DNS", "")],
+    );
+    assert_eq!(container(only(&stack)).dns_config, None);
+}
+
+#[test]
+fn a_nameserver_that_is_no_ip_address_is_refused_at_its_line() {
+    let e = load_err("services:\n  web:\n    image: x\n    dns: [1.1.1.1, not-an-ip]\n");
+    assert_eq!(
+        e.to_string(),
+        "stack.yml (line 4, column 20): services.web.dns.1 must be an IP address, not \"not-an-ip\""
+    );
+    let e = load_err("services:\n  web:\n    image: x\n    dns: dns.example\n");
+    assert!(
+        e.to_string()
+            .contains("services.web.dns must be an IP address"),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(4, 10));
+}
+
+#[test]
+fn dns_opt_is_not_in_dockers_3_x_schema() {
+    // docker stack config refuses it too ("Additional property dns_opt is not allowed").
+    let e = load_err("version: \"3.8\"\nservices:\n  web:\n    image: x\n    dns_opt: [ndots:2]\n");
+    assert!(e.to_string().contains("dns_opt"), "{e}");
+}
+
+#[test]
 fn network_options_become_the_network_spec() {
     let stack = load(NETWORKS);
     let (own, _) = stack.used_networks("shop");
@@ -842,11 +987,23 @@ fn network_settings_shoal_cannot_honour_are_named() {
     let stack = load(NETWORKS);
     assert_eq!(
         stack.warnings,
+        ["service \"db\": network \"back\": key \"ipv4_address\" is not supported yet and was ignored"]
+    );
+    let stack = load(concat!(
+        "version: \"3.13\"\n",
+        "services:\n  web:\n    image: x\n    networks:\n",
+        "      net:\n        aliases: [www]\n        ipv6_address: \"fd00::9\"\n",
+        "        driver_opts:\n          com.docker.network.endpoint.sysctls: x\n",
+        "networks:\n  net:\n",
+    ));
+    assert_eq!(
+        stack.warnings,
         [
-            "service \"db\": network \"back\": aliases are not honoured yet and were ignored",
-            "service \"db\": network \"back\": key \"ipv4_address\" is not supported yet and was ignored",
+            "service \"web\": network \"net\": key \"ipv6_address\" is not supported yet and was ignored",
+            "service \"web\": network \"net\": key \"driver_opts\" is not supported yet and was ignored",
         ]
     );
+    assert_eq!(stack.services[0].spec.network_aliases[0].aliases, ["www"]);
     let stack = load(concat!(
         "services:\n  web:\n    image: x\n    networks: [net, default]\n",
         "networks:\n  net:\n    driver: bridge\n    driver_opts:\n      com.docker.network.mtu: 1400\n",
