@@ -225,7 +225,11 @@ impl Runner {
     }
 
     /// Out of the load balancers before the stop, so that no new
-    /// connection meets a container on its way out.
+    /// connection meets a container on its way out. This node's netd
+    /// drains it at once; the other nodes' netds drop it when the managers'
+    /// view says it is stopping, which they learn at the same commit as
+    /// this agent: a task that takes traffic waits [`DRAIN_GRACE`] for
+    /// them (and for requests in flight) before it is stopped.
     async fn drain(&self) {
         let Ok(mut netd) = crate::local_api::netd(&self.ctx.netd_socket) else {
             return;
@@ -235,6 +239,9 @@ impl Runner {
         };
         if let Err(e) = netd.drain_task(request).await {
             tracing::warn!("drain {} from the load balancers: {}", self.id, e.message());
+        }
+        if takes_traffic(&self.task.borrow()) {
+            tokio::time::sleep(DRAIN_GRACE).await;
         }
     }
 
@@ -371,4 +378,18 @@ pub fn spawn(ctx: Arc<Context>, task: Task) -> watch::Sender<Task> {
     };
     tokio::spawn(runner.run());
     tx
+}
+
+/// How long a task that takes traffic stays up after it left the load
+/// balancers: the other nodes apply a view within milliseconds of its
+/// commit; this leaves room for a loaded node and for short requests
+/// already in flight.
+pub const DRAIN_GRACE: Duration = Duration::from_millis(300);
+
+/// Whether other tasks reach this one through a load balancer: it
+/// publishes ports (routing mesh), or it is on a network other than
+/// ingress (VIPs and DNS answers there name it). Tasks only on ingress
+/// with nothing published are stopped at once.
+fn takes_traffic(task: &shoal_proto::types::v1::Task) -> bool {
+    !task.endpoint_ports.is_empty() || task.networks.iter().any(|n| n.network_name != "ingress")
 }

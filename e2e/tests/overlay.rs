@@ -238,3 +238,206 @@ fn a_stack_on_two_networks_resolves_balances_across_nodes_and_keeps_networks_apa
 
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
+
+/// Requests `addr` from `netns` (or the root namespace) until `stop`;
+/// counts (successes, failures) and the bodies seen.
+fn hammer(
+    netns: Option<std::path::PathBuf>,
+    addr: SocketAddr,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(usize, Vec<String>, BTreeSet<String>)> {
+    std::thread::spawn(move || {
+        let once = || match &netns {
+            Some(ns) => get_from(ns, addr),
+            None => {
+                shoal_e2e::fixtures::http_get(addr, "/", Duration::from_secs(3)).map(|(_, b)| b)
+            }
+        };
+        let (mut ok, mut failed, mut bodies) = (0, Vec::new(), BTreeSet::new());
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            match once() {
+                Ok(body) if body.starts_with("web ") => {
+                    ok += 1;
+                    bodies.insert(
+                        body.split_whitespace()
+                            .nth(1)
+                            .unwrap_or_default()
+                            .to_string(),
+                    );
+                }
+                Ok(body) => failed.push(format!("unexpected body {body:?}")),
+                Err(e) => failed.push(e.to_string()),
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        let _ = ok;
+        (ok, failed, bodies)
+    })
+}
+
+#[test]
+fn a_rolling_update_fails_no_request_through_the_vip_or_the_published_port() {
+    let lab = lab("t-ovl-update");
+    let image = |v: &str| format!("{}/web:{v}", lab.registry());
+    lab.shoal_ok(["network", "create", "-d", "overlay", "front"])
+        .expect("network");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        "4",
+        "--network",
+        "front",
+        "--publish",
+        "8080:80",
+        "--update-parallelism",
+        "1",
+        &image("v1"),
+    ])
+    .expect("web");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "client",
+        "--network",
+        "front",
+        &image("v1"),
+    ])
+    .expect("client");
+    let client = running(&lab, "client").pop().expect("client task");
+    let netns = task_netns(&lab, &client.host, &client.id());
+    let (_, dns) = client.on("front");
+    let vip = in_netns(&netns, || lookup(dns, "web", Duration::from_secs(3))).expect("web's VIP");
+    let vip = SocketAddr::new(vip.addrs[0].into(), 80);
+    let mesh = SocketAddr::new(lab.host_addr("w1").expect("w1").into(), 8080);
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let through_vip = hammer(Some(netns), vip, stop.clone());
+    let through_mesh = hammer(None, mesh, stop.clone());
+    lab.shoal_ok(["service", "update", "--image", &image("v2"), "web"])
+        .expect("rolling update converges");
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    for (what, worker) in [("VIP", through_vip), ("published port", through_mesh)] {
+        let (ok, failed, versions) = worker.join().expect("client thread");
+        assert!(
+            failed.is_empty(),
+            "{} of {} requests through the {what} failed: {failed:?}",
+            failed.len(),
+            ok + failed.len()
+        );
+        assert!(
+            versions.contains("v1") && versions.contains("v2"),
+            "{what} saw {versions:?}"
+        );
+    }
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
+
+#[test]
+fn a_connection_through_a_vip_survives_netd_killed_and_a_dead_node_leaves_every_table() {
+    use std::io::{BufRead, BufReader, Write};
+    let mut lab = lab("t-ovl-faults");
+    let image = format!("{}/web:v1", lab.registry());
+    lab.shoal_ok(["network", "create", "-d", "overlay", "front"])
+        .expect("network");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "echo",
+        "--replicas",
+        "3",
+        "--network",
+        "front",
+        &image,
+        "nc",
+        "-ll",
+        "-p",
+        "7000",
+        "-e",
+        "cat",
+    ])
+    .expect("echo");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "client",
+        "--network",
+        "front",
+        &image,
+    ])
+    .expect("client");
+    let client = running(&lab, "client").pop().expect("client task");
+    let netns = task_netns(&lab, &client.host, &client.id());
+    let (_, dns) = client.on("front");
+    let vip = in_netns(&netns, || lookup(dns, "echo", Duration::from_secs(3))).expect("VIP");
+    let vip = SocketAddr::new(vip.addrs[0].into(), 7000);
+
+    // A long-lived connection through the VIP, across netd's kill -9.
+    let mut conn = in_netns(&netns, || {
+        std::net::TcpStream::connect_timeout(&vip, Duration::from_secs(3))
+    })
+    .expect("connect through the VIP");
+    conn.set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut reader = BufReader::new(conn.try_clone().expect("clone"));
+    let mut exchange = |line: &str| {
+        conn.write_all(format!("{line}\n").as_bytes())
+            .expect("send");
+        let mut got = String::new();
+        reader.read_line(&mut got).expect("echo");
+        got.trim().to_string()
+    };
+    assert_eq!(exchange("before"), "before");
+    lab.kill9_and_restart(&client.host, "shoal-netd")
+        .expect("netd killed and started again");
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(exchange("after netd came back"), "after netd came back");
+
+    // A worker dies: the other nodes drop its tasks from their tables.
+    let dead = if client.host == "w2" { "w1" } else { "w2" };
+    let dead_addr = lab.host_addr(dead).expect("address").to_string();
+    let others: Vec<&str> = ["m1", "w1", "w2"]
+        .into_iter()
+        .filter(|h| *h != dead)
+        .collect();
+    assert!(
+        others
+            .iter()
+            .any(|h| fdb_dsts(&lab, h).contains(&dead_addr)),
+        "no entry for {dead} to begin with"
+    );
+    for daemon in ["shoal-agent", "shoal-netd"] {
+        lab.kill9(dead, daemon).expect("kill");
+    }
+    lab.wait_until(
+        &format!("{dead}'s tasks gone from the others' tables"),
+        Duration::from_secs(60),
+        || match others
+            .iter()
+            .find(|h| fdb_dsts(&lab, h).contains(&dead_addr))
+        {
+            None => Ok(()),
+            Some(h) => Err(format!("{h} still forwards to {dead}")),
+        },
+    )
+    .expect("entries removed");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}
+
+/// The VTEPs a host's overlay devices forward to.
+fn fdb_dsts(lab: &Lab, host: &str) -> BTreeSet<String> {
+    let out = lab
+        .exec(host, &["bridge", "-j", "fdb", "show"])
+        .expect("bridge fdb");
+    let entries: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    entries
+        .iter()
+        .filter_map(|e| e["dst"].as_str().map(str::to_string))
+        .collect()
+}

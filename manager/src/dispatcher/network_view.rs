@@ -33,13 +33,12 @@ fn is_backend(task: &Task) -> bool {
     task.observed_state() == TaskState::Running && task.desired() <= TaskState::Running
 }
 
-/// A task whose address must be reachable across nodes: on a node, not yet
-/// stopped (a starting task may already talk to others and needs their
-/// replies).
+/// A task whose address must be reachable across nodes: on a node and not
+/// yet down. A starting task may already talk to others and needs their
+/// replies; a stopping one (out of every load balancer already) still
+/// finishes the requests it has.
 fn is_addressable(task: &Task) -> bool {
-    !task.node_id.is_empty()
-        && task.desired() <= TaskState::Running
-        && !task.observed_state().is_terminal()
+    !task.node_id.is_empty() && !task.observed_state().is_terminal()
 }
 
 fn endpoints(state: &State, service: &Service) -> ServiceEndpoints {
