@@ -5,7 +5,11 @@
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
+
+use nix::libc;
 
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
@@ -75,4 +79,109 @@ pub fn lookup(server: Ipv4Addr, name: &str, timeout: Duration) -> std::io::Resul
         addrs,
         took,
     })
+}
+
+/// Spawns `f` on a thread inside the network namespace at `path`.
+fn spawn_in_netns<T: Send + 'static>(
+    path: &Path,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> std::thread::JoinHandle<T> {
+    let file = std::fs::File::open(path)
+        .unwrap_or_else(|e| panic!("open network namespace {}: {e}", path.display()));
+    std::thread::spawn(move || {
+        nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
+            .expect("setns into the namespace");
+        f()
+    })
+}
+
+/// Every frame seen on an interface (both directions) while it runs,
+/// through an AF_PACKET socket opened inside the interface's namespace.
+pub struct Capture {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<Vec<u8>>>,
+}
+
+impl Capture {
+    pub fn start(ns: &Path, ifname: &'static str) -> Capture {
+        let stop = Arc::new(AtomicBool::new(false));
+        let (ready_tx, ready_rx) = mpsc::channel();
+        let thread = {
+            let stop = stop.clone();
+            spawn_in_netns(ns, move || {
+                let proto = (libc::ETH_P_ALL as u16).to_be();
+                // SAFETY: plain socket calls on a descriptor this thread owns.
+                unsafe {
+                    let fd = libc::socket(libc::AF_PACKET, libc::SOCK_RAW, proto as i32);
+                    assert!(
+                        fd >= 0,
+                        "AF_PACKET socket: {}",
+                        std::io::Error::last_os_error()
+                    );
+                    let name = std::ffi::CString::new(ifname).unwrap();
+                    let index = libc::if_nametoindex(name.as_ptr());
+                    assert!(index > 0, "no interface {ifname}");
+                    let mut addr: libc::sockaddr_ll = std::mem::zeroed();
+                    addr.sll_family = libc::AF_PACKET as u16;
+                    addr.sll_protocol = proto;
+                    addr.sll_ifindex = index as i32;
+                    let rc = libc::bind(
+                        fd,
+                        &addr as *const libc::sockaddr_ll as *const libc::sockaddr,
+                        std::mem::size_of::<libc::sockaddr_ll>() as u32,
+                    );
+                    assert_eq!(rc, 0, "bind: {}", std::io::Error::last_os_error());
+                    let timeout = libc::timeval {
+                        tv_sec: 0,
+                        tv_usec: 50_000,
+                    };
+                    libc::setsockopt(
+                        fd,
+                        libc::SOL_SOCKET,
+                        libc::SO_RCVTIMEO,
+                        &timeout as *const libc::timeval as *const libc::c_void,
+                        std::mem::size_of::<libc::timeval>() as u32,
+                    );
+                    ready_tx.send(()).unwrap();
+                    let mut frames = Vec::new();
+                    let mut buf = vec![0u8; 65536];
+                    while !stop.load(Ordering::Relaxed) {
+                        let n = libc::recv(fd, buf.as_mut_ptr() as *mut libc::c_void, buf.len(), 0);
+                        if n > 0 {
+                            frames.push(buf[..n as usize].to_vec());
+                        }
+                    }
+                    // Frames still queued when told to stop.
+                    loop {
+                        let n = libc::recv(
+                            fd,
+                            buf.as_mut_ptr() as *mut libc::c_void,
+                            buf.len(),
+                            libc::MSG_DONTWAIT,
+                        );
+                        if n <= 0 {
+                            break;
+                        }
+                        frames.push(buf[..n as usize].to_vec());
+                    }
+                    libc::close(fd);
+                    frames
+                }
+            })
+        };
+        ready_rx.recv().expect("capture ready");
+        Capture { stop, thread }
+    }
+
+    pub fn finish(self) -> Vec<Vec<u8>> {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().expect("capture thread")
+    }
+}
+
+/// Whether any frame holds `needle`.
+pub fn contains(frames: &[Vec<u8>], needle: &[u8]) -> bool {
+    frames
+        .iter()
+        .any(|f| f.windows(needle.len()).any(|w| w == needle))
 }

@@ -122,7 +122,8 @@ services:
     deploy:
       replicas: 3
     networks:
-      - front
+      front:
+        aliases: [www]
     ports:
       - "8080:80"
   client:
@@ -189,11 +190,25 @@ fn a_stack_on_two_networks_resolves_balances_across_nodes_and_keeps_networks_apa
         vip.addrs,
         "the full name answers the same"
     );
-    let mut tasks = ask("tasks.web").addrs;
-    tasks.sort();
+    assert_eq!(ask("www").addrs, vip.addrs, "the alias answers the same");
     let mut expected: Vec<Ipv4Addr> = web.iter().map(|t| t.on("shop_front").0).collect();
     expected.sort();
-    assert_eq!(tasks, expected, "tasks.web lists every task");
+    // Within a second of the managers seeing the last task run, every
+    // node's DNS answers with it.
+    lab.wait_until(
+        "tasks.web to list every task",
+        Duration::from_secs(1),
+        || {
+            let mut tasks = ask("tasks.web").addrs;
+            tasks.sort();
+            if tasks == expected {
+                Ok(())
+            } else {
+                Err(format!("tasks.web: {tasks:?}, expected {expected:?}"))
+            }
+        },
+    )
+    .expect("tasks.web lists every task");
     for unknown in ["db", "shop_db", "nosuchservice"] {
         let answer = ask(unknown);
         assert_eq!(answer.code, ResponseCode::NXDomain, "{unknown}: {answer:?}");
@@ -235,6 +250,39 @@ fn a_stack_on_two_networks_resolves_balances_across_nodes_and_keeps_networks_apa
         assert_eq!(status, 200, "{host}: {body}");
         assert!(body.starts_with("web v1 "), "{host}: {body}");
     }
+
+    // stack rm leaves none of the stack's networks on any node.
+    let ids: Vec<String> = ["shop_front", "shop_back"]
+        .iter()
+        .map(|n| {
+            let out = lab.shoal_ok(["network", "inspect", n]).expect("inspect");
+            let v: serde_json::Value = serde_json::from_str(&out).expect("json");
+            v[0]["Id"].as_str().expect("Id").to_string()
+        })
+        .collect();
+    lab.shoal_ok(["stack", "rm", "shop"]).expect("stack rm");
+    lab.wait_until(
+        "no node keeps the stack's networks",
+        Duration::from_secs(60),
+        || {
+            for host in ["m1", "w1", "w2"] {
+                let out = lab
+                    .exec(host, &["ip", "-o", "link"])
+                    .map_err(|e| e.to_string())?;
+                let links = String::from_utf8_lossy(&out.stdout).into_owned();
+                for id in &ids {
+                    let prefix = &id[..id.len().min(10)];
+                    if links.contains(&format!("sh-{prefix}"))
+                        || links.contains(&format!("vx-{prefix}"))
+                    {
+                        return Err(format!("{host} still has network {id}"));
+                    }
+                }
+            }
+            Ok(())
+        },
+    )
+    .expect("networks gone everywhere");
 
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
@@ -440,4 +488,83 @@ fn fdb_dsts(lab: &Lab, host: &str) -> BTreeSet<String> {
         .iter()
         .filter_map(|e| e["dst"].as_str().map(str::to_string))
         .collect()
+}
+
+#[test]
+fn an_encrypted_network_between_nodes_never_crosses_the_underlay_in_the_clear() {
+    use shoal_e2e::probe::{contains, Capture};
+    use std::io::{BufRead, BufReader, Write};
+    let lab = lab("t-ovl-secret");
+    let image = format!("{}/web:v1", lab.registry());
+    lab.shoal_ok([
+        "network",
+        "create",
+        "-d",
+        "overlay",
+        "--opt",
+        "encrypted",
+        "secret",
+    ])
+    .expect("encrypted network");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "echo",
+        "--replicas",
+        "3",
+        "--network",
+        "secret",
+        &image,
+        "nc",
+        "-ll",
+        "-p",
+        "7000",
+        "-e",
+        "cat",
+    ])
+    .expect("echo");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "client",
+        "--network",
+        "secret",
+        &image,
+    ])
+    .expect("client");
+    let client = running(&lab, "client").pop().expect("client task");
+    let remote = running(&lab, "echo")
+        .into_iter()
+        .find(|t| t.host != client.host)
+        .expect("an echo task on another node");
+    let netns = task_netns(&lab, &client.host, &client.id());
+    let target = SocketAddr::new(remote.on("secret").0.into(), 7000);
+    let host_ns = std::path::PathBuf::from(format!(
+        "/run/netns/{}",
+        lab.host(&client.host).expect("host").netns
+    ));
+    let exchange = |marker: &str| -> String {
+        in_netns(&netns, || {
+            let mut s = std::net::TcpStream::connect_timeout(&target, Duration::from_secs(3))
+                .expect("connect across nodes");
+            s.set_read_timeout(Some(Duration::from_secs(3)))
+                .expect("timeout");
+            s.write_all(format!("{marker}\n").as_bytes()).expect("send");
+            let mut line = String::new();
+            BufReader::new(s).read_line(&mut line).expect("echo");
+            line.trim().to_string()
+        })
+    };
+    let capture = Capture::start(&host_ns, "eth0");
+    let marker = "shoal-lab-secret-4d2f";
+    assert_eq!(exchange(marker), marker);
+    let frames = capture.finish();
+    assert!(
+        !contains(&frames, marker.as_bytes()),
+        "the marker crossed the underlay in the clear"
+    );
+    assert!(!frames.is_empty(), "the capture saw nothing");
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }

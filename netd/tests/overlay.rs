@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use shoal_e2e::probe::{contains, Capture};
 use shoal_netd::Dataplane;
 use shoal_proto::dispatcher::v1::{NetworkView, NodePeer, TaskAddress};
 use shoal_proto::netd::v1::AttachTaskRequest;

@@ -14,6 +14,7 @@ use std::sync::{mpsc, Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use common::*;
+use shoal_e2e::probe::{contains, Capture};
 use shoal_netd::wireguard::{
     mesh_addr, Backend, BackendChoice, Mesh, MeshConfig, MeshPeer, NodeKey, DEFAULT_LISTEN_PORT,
     DEVICE_NAME, USERSPACE_THREADS, USERSPACE_THREAD_NAME,
