@@ -152,7 +152,12 @@ fn stack_rm_leaves_no_container_netns_veth_or_nft_rule() {
     let pids = wait_for_replicas(&lab, Duration::from_secs(30));
     let netns: Vec<String> = pids.iter().map(|p| netns_inode(*p)).collect();
     let addrs = task_addresses(&pids);
-    assert_eq!(addrs.len(), REPLICAS, "each task has an address: {addrs:?}");
+    // One on the stack's default network, one on ingress (it publishes).
+    assert_eq!(
+        addrs.len(),
+        2 * REPLICAS,
+        "each task has an address on both its networks: {addrs:?}"
+    );
 
     lab.shoal_ok(["stack", "rm", STACK]).expect("stack rm");
     lab.wait_until(

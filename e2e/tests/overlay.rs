@@ -568,3 +568,70 @@ fn an_encrypted_network_between_nodes_never_crosses_the_underlay_in_the_clear() 
     assert!(!frames.is_empty(), "the capture saw nothing");
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
+
+#[test]
+fn the_mesh_answers_on_every_node_with_the_client_address_and_host_mode_stays_local() {
+    let lab = lab("t-ovl-mesh");
+    let image = format!("{}/web:v1", lab.registry());
+    // busybox httpd gives CGI scripts the client's address.
+    let who = r##"mkdir -p /w/cgi-bin && printf "#!/bin/sh\nprintf \"Content-Type: text/plain\\\\r\\\\n\\\\r\\\\n%%s\\\\n\" \"\$REMOTE_ADDR\"\n" > /w/cgi-bin/who && chmod +x /w/cgi-bin/who && exec httpd -f -p 80 -h /w"##;
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "who",
+        "--publish",
+        "8081:80",
+        &image,
+        "sh",
+        "-c",
+        who,
+    ])
+    .expect("who");
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "local",
+        "--publish",
+        "mode=host,published=8082,target=80",
+        &image,
+    ])
+    .expect("local");
+    let who_host = running(&lab, "who").pop().expect("who's task").host;
+    let local_host = running(&lab, "local").pop().expect("local's task").host;
+    let client = lab.gateway().to_string();
+    for host in ["m1", "w1", "w2"] {
+        let addr = lab.host_addr(host).expect("address");
+        let (status, body) = lab
+            .wait_until(
+                &format!("{host}:8081 answers"),
+                Duration::from_secs(10),
+                || lab.http_get(addr, 8081, "/cgi-bin/who"),
+            )
+            .expect("the mesh answers");
+        assert_eq!(status, 200, "{host}: {body}");
+        // httpd writes it as an IPv4-mapped IPv6 address.
+        let seen = body
+            .trim()
+            .trim_start_matches("[::ffff:")
+            .trim_end_matches(']');
+        assert_eq!(
+            seen, client,
+            "{host} (task on {who_host}): the backend saw another address than the client's"
+        );
+        let local = lab.http_get(addr, 8082, "/");
+        if host == local_host {
+            assert!(
+                local.is_ok(),
+                "{host} runs local's task but does not answer: {local:?}"
+            );
+        } else {
+            assert!(
+                local.is_err(),
+                "{host} answers a host-mode port without a task: {local:?}"
+            );
+        }
+    }
+    lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
+}

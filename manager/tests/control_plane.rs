@@ -113,15 +113,18 @@ async fn a_node_session_gets_tasks_scheduled_and_state_survives_kill_9() {
         clash.message()
     );
 
-    // No node is ready yet: the tasks wait, saying why.
-    let pending = wait_for("3 pending tasks", async || {
+    // No node is ready yet: the tasks wait, saying why (the scheduler
+    // writes the reason in its pass after the allocator's).
+    wait_for("3 pending tasks saying why", async || {
         let t = tasks(&mut control).await;
-        (t.len() == 3 && t.iter().all(|t| t.observed_state() == TaskState::Pending)).then_some(t)
+        (t.len() == 3
+            && t.iter().all(|t| {
+                t.observed_state() == TaskState::Pending
+                    && t.status.as_ref().is_some_and(|s| s.err == "no suitable node")
+            }))
+        .then_some(t)
     })
     .await;
-    assert!(pending
-        .iter()
-        .all(|t| t.status.as_ref().unwrap().err == "no suitable node"));
 
     // Play the node's agent: its certificate is in the node dir.
     let identity = shoal_identity::NodeIdentity::load(&dir.path().join("node")).unwrap();

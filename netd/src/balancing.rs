@@ -11,7 +11,7 @@ use shoal_proto::netd::v1::TaskAttachment;
 use shoal_proto::types::v1::{PortProtocol, PublishMode};
 
 use crate::network::OverlayNetwork;
-use crate::nft::vip::Vip;
+use crate::nft::task::Vip;
 use crate::nft::{Protocol, PublishedPort};
 
 /// Where this node's routing mesh sends connections.

@@ -18,7 +18,8 @@ use crate::dns::DnsServer;
 use crate::error::{Error, Result};
 use crate::netns::{self, NetnsDir};
 use crate::network::{self, OverlayNetwork};
-use crate::nft::vip::{self, Vip};
+use crate::mesh_return;
+use crate::nft::task::{self, MeshIn, TaskTable};
 use crate::nft::{self, NatNetwork, Ruleset};
 use crate::peers::{self, RemoteTasks};
 use crate::veth::{self, TaskVeth};
@@ -91,8 +92,10 @@ struct State {
     draining: BTreeSet<String>,
     /// The last batch applied, to skip rewrites that change nothing.
     last_nft: Option<String>,
-    /// Per attached task, the VIPs its namespace balances now.
-    task_vips: BTreeMap<String, Vec<Vip>>,
+    /// Per attached task, what its own table holds now.
+    task_tables: BTreeMap<String, TaskTable>,
+    /// Per attached task on ingress, the nodes its mesh routes lead to.
+    task_mesh_routes: BTreeMap<String, Vec<Ipv4Addr>>,
 }
 
 #[derive(Default)]
@@ -436,7 +439,7 @@ impl Dataplane {
         let ns_created = self.netns.ensure(task_id).await?;
         if ns_created {
             // A new namespace has no table.
-            state.task_vips.insert(task_id.to_string(), Vec::new());
+            state.task_tables.insert(task_id.to_string(), TaskTable::default());
         }
         let mut created_veths = Vec::new();
         let result = self
@@ -526,7 +529,8 @@ impl Dataplane {
         if removed.is_ok() {
             state.attachments.remove(task_id);
             state.draining.remove(task_id);
-            state.task_vips.remove(task_id);
+            state.task_tables.remove(task_id);
+            state.task_mesh_routes.remove(task_id);
             tracing::info!(task = %task_id, "task detached");
         }
         let synced = self.sync_nft(&mut state).await;
@@ -653,27 +657,56 @@ impl Dataplane {
     async fn sync_vips(&self, state: &mut State) -> Result<()> {
         let mut errors = Vec::new();
         let networks = state.networks();
-        let tasks: Vec<(String, Vec<Vip>)> = state
+        let mesh_nodes: Vec<Ipv4Addr> = state.view_peers.ingress.values().copied().collect();
+        let tasks: Vec<(String, TaskTable, Option<usize>)> = state
             .attachments
             .iter()
             .map(|(id, record)| {
                 let services = state.view_services.as_deref().unwrap_or_default();
                 let vips = balancing::task_vips(services, &state.draining, &networks, record);
-                (id.clone(), vips)
+                // The task's interface on ingress, if it is on it.
+                let ingress = record
+                    .networks
+                    .iter()
+                    .position(|a| networks.get(&a.network_id).is_some_and(|n| n.ingress))
+                    .filter(|_| !mesh_nodes.is_empty());
+                let mesh = ingress.map(|i| MeshIn {
+                    ifname: names::task_ifname(i),
+                    nodes: mesh_nodes
+                        .iter()
+                        .map(|n| (link::mac_for(*n), mesh_return::mark_of(*n)))
+                        .collect(),
+                });
+                (id.clone(), TaskTable { vips, mesh }, ingress)
             })
             .collect();
-        for (task_id, vips) in tasks {
+        for (task_id, table, ingress) in tasks {
             // Unknown (adopted after a restart): written once, whatever it is.
-            if state.task_vips.get(&task_id) == Some(&vips) {
+            if state.task_tables.get(&task_id) == Some(&table) {
                 continue;
             }
-            let applied = match self.netns.open(&task_id) {
-                Ok(ns) => nft::apply(&ns, &vip::batch(&vips)).await,
-                Err(e) => Err(e),
-            };
+            let routes_known = state.task_mesh_routes.get(&task_id) == Some(&mesh_nodes);
+            let applied = async {
+                let ns = self.netns.open(&task_id)?;
+                if let Some(i) = ingress.filter(|_| !routes_known) {
+                    let handle = netns::netlink_in(&ns).await?;
+                    let ifname = names::task_ifname(i);
+                    let link = link::get(&handle, &ifname).await?.ok_or_else(|| {
+                        Error::invalid(format!("task {task_id}"), format!("has no {ifname}"))
+                    })?;
+                    mesh_return::apply(&handle, link.index, &mesh_nodes).await?;
+                }
+                nft::apply(&ns, &task::batch(&table)).await
+            }
+            .await;
             match applied {
                 Ok(()) => {
-                    state.task_vips.insert(task_id, vips);
+                    if ingress.is_some() {
+                        state
+                            .task_mesh_routes
+                            .insert(task_id.clone(), mesh_nodes.clone());
+                    }
+                    state.task_tables.insert(task_id, table);
                 }
                 Err(e) => errors.push(e),
             }
@@ -689,7 +722,6 @@ impl Dataplane {
                 bridge: n.bridge_name(),
                 subnet: n.subnet,
                 internal: n.internal,
-                mesh_source: n.node_address,
             })
             .collect();
         let ruleset = Ruleset {

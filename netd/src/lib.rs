@@ -25,6 +25,7 @@ pub mod dns;
 pub mod error;
 pub mod link;
 pub mod manager_watch;
+pub mod mesh_return;
 pub mod names;
 pub mod netns;
 pub mod network;

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::FutureExt;
 use shoal_identity::live::LiveIdentity;
 use shoal_identity::NodeIdentity;
 use shoal_proto::dispatcher::v1::dispatcher_client::DispatcherClient;
@@ -110,9 +111,15 @@ impl ManagerWatch {
                     return Ok(());
                 }
             };
-            let Some(view) = message.map_err(|e| fail(received)(e.to_string()))? else {
+            let Some(mut view) = message.map_err(|e| fail(received)(e.to_string()))? else {
                 break;
             };
+            // Every view is complete: when several are waiting (a burst
+            // of commits while the last one was applied), only the newest
+            // matters.
+            while let Some(Ok(Some(newer))) = stream.message().now_or_never() {
+                view = newer;
+            }
             received = true;
             for addr in &view.managers {
                 if !managers.contains(addr) {

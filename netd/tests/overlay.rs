@@ -516,11 +516,12 @@ fn a_published_port_answers_on_a_node_without_tasks_and_reaches_them_on_another(
     assert_eq!(ipv4_addrs(&bridge), ["10.0.1.1/24", "10.0.1.253/24"]);
     serve_peer_addr(&web_a, 7000, "a");
 
-    // From node two's outside client, to node two's own address.
+    // From node two's outside client, to node two's own address: the task
+    // on node one answers, and sees the client's real address.
     let on_two: SocketAddr = format!("{HOST_ADDR}:8080").parse().expect("addr");
     assert_eq!(
         read_line_from(&two.client.path(), on_two).expect("through node two's mesh"),
-        "a 10.0.1.253"
+        "a 192.168.77.2"
     );
     // Host mode: only node one, where the task is, opens the port.
     let v2 = with(NODE2.0, PublishMode::Host);

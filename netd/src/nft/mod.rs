@@ -36,7 +36,7 @@ use crate::cidr::Ipv4Cidr;
 use crate::error::Result;
 use crate::netns;
 
-pub mod vip;
+pub mod task;
 
 pub const TABLE: &str = "shoal";
 pub const FAMILY: NfFamily = NfFamily::INet;
@@ -55,10 +55,6 @@ pub struct NatNetwork {
     pub subnet: Ipv4Cidr,
     /// No outbound NAT, no forwarding out of the bridge.
     pub internal: bool,
-    /// On the ingress network: the node's own address there, the source
-    /// of the connections the routing mesh forwards into it (so replies
-    /// from tasks on other nodes come back through this node).
-    pub mesh_source: Option<Ipv4Addr>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -305,23 +301,6 @@ fn postrouting_rules(networks: &[NatNetwork]) -> Vec<Rule<'static>> {
     )];
     for net in networks {
         let bridge = || Expression::String(net.bridge.clone().into());
-        if let Some(source) = net.mesh_source {
-            rules.push(rule(
-                CHAIN_POSTROUTING,
-                vec![
-                    ipv4(),
-                    m(meta(MetaKey::Oifname), bridge(), Operator::EQ),
-                    ct_status_dnat(),
-                    Statement::SNAT(Some(NAT {
-                        addr: Some(Expression::String(source.to_string().into())),
-                        family: Some(NATFamily::IP),
-                        port: None,
-                        flags: None,
-                    })),
-                ],
-                Some(format!("routing mesh into {}", net.bridge)),
-            ));
-        }
         // The input interface is unknown in postrouting: a DNAT-ed packet
         // from the subnet going back out its own bridge is hairpin traffic.
         rules.push(rule(
