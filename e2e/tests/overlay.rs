@@ -496,6 +496,18 @@ fn an_encrypted_network_between_nodes_never_crosses_the_underlay_in_the_clear() 
     use std::io::{BufRead, BufReader, Write};
     let lab = lab("t-ovl-secret");
     let image = format!("{}/web:v1", lab.registry());
+    // Keys rotate on the cluster's schedule, no faster than once a minute.
+    let refused = lab
+        .shoal(["swarm", "update", "--network-key-rotation", "30s"])
+        .expect("run shoal");
+    assert!(!refused.status.success());
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("--network-key-rotation"),
+        "{}",
+        String::from_utf8_lossy(&refused.stderr)
+    );
+    lab.shoal_ok(["swarm", "update", "--network-key-rotation", "6h"])
+        .expect("a rotation of 6h");
     lab.shoal_ok([
         "network",
         "create",

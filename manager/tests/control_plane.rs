@@ -120,7 +120,9 @@ async fn a_node_session_gets_tasks_scheduled_and_state_survives_kill_9() {
         (t.len() == 3
             && t.iter().all(|t| {
                 t.observed_state() == TaskState::Pending
-                    && t.status.as_ref().is_some_and(|s| s.err == "no suitable node")
+                    && t.status
+                        .as_ref()
+                        .is_some_and(|s| s.err == "no suitable node")
             }))
         .then_some(t)
     })

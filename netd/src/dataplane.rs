@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use shoal_proto::dispatcher::v1::{NetworkView, ServiceEndpoints};
 use shoal_proto::netd::v1::{AttachTaskRequest, TaskAttachment};
@@ -16,15 +17,18 @@ use tokio::sync::Mutex;
 use crate::attachment::AttachmentStore;
 use crate::dns::DnsServer;
 use crate::error::{Error, Result};
+use crate::mesh_return;
 use crate::netns::{self, NetnsDir};
 use crate::network::{self, OverlayNetwork};
-use crate::mesh_return;
 use crate::nft::task::{self, MeshIn, TaskTable};
 use crate::nft::{self, NatNetwork, Ruleset};
 use crate::peers::{self, RemoteTasks};
 use crate::veth::{self, TaskVeth};
 use crate::wireguard::{self, Mesh, MeshConfig, MeshPeer, NodeKey};
 use crate::{balancing, bridge, link, names, sysctl, vxlan};
+
+/// How old the WireGuard key may get when the cluster says nothing.
+const DEFAULT_KEY_ROTATION: Duration = Duration::from_secs(12 * 3600);
 
 /// Sysctls of the host namespace netd depends on: forwarding between the
 /// bridges and the outside, and DNAT of loopback traffic to the bridges.
@@ -46,8 +50,11 @@ pub struct Dataplane {
     /// here, gone otherwise (plain networks pay nothing for it).
     mesh: Mesh,
     /// Made on this node, never leaves it; its public half goes to the
-    /// managers.
-    key: NodeKey,
+    /// managers. Replaced when it is older than the cluster's rotation.
+    key: std::sync::Mutex<NodeKey>,
+    /// Told when the key was replaced: the watch announces the new one.
+    rekeyed: tokio::sync::Notify,
+    state_dir: PathBuf,
     state: Mutex<State>,
 }
 
@@ -82,8 +89,10 @@ struct State {
     programmed: BTreeMap<String, RemoteTasks>,
     /// The node's underlay MTU, once known (from its address in the view).
     underlay_mtu: Option<u32>,
-    /// The mesh as last ensured (`None`: down).
-    mesh: Option<Vec<MeshPeer>>,
+    /// The mesh as last ensured, with the key it runs on (`None`: down).
+    mesh: Option<(String, Vec<MeshPeer>)>,
+    /// The cluster's key rotation period (from the view; 0: 12 hours).
+    key_rotation_ms: u64,
     attachments: BTreeMap<String, TaskAttachment>,
     /// The services of the last view; `None` until the first view.
     view_services: Option<Vec<ServiceEndpoints>>,
@@ -277,7 +286,9 @@ impl Dataplane {
             dns: DnsServer::new(config.dns_upstreams),
             dns_port: config.dns_port,
             mesh,
-            key: NodeKey::load_or_create(state_dir)?,
+            key: std::sync::Mutex::new(NodeKey::load_or_create(state_dir)?),
+            rekeyed: tokio::sync::Notify::new(),
+            state_dir: state_dir.to_path_buf(),
             state: Mutex::new(State::default()),
         };
         dp.adopt().await?;
@@ -338,6 +349,7 @@ impl Dataplane {
         }
         state.view_networks = networks;
         state.view_peers = ViewPeers::from_view(view);
+        state.key_rotation_ms = view.network_key_rotation_ms;
         if state.underlay_mtu.is_none() {
             if let Some(addr) = state.view_peers.own_addr() {
                 match link::mtu_of_address(&self.host, addr).await {
@@ -439,7 +451,9 @@ impl Dataplane {
         let ns_created = self.netns.ensure(task_id).await?;
         if ns_created {
             // A new namespace has no table.
-            state.task_tables.insert(task_id.to_string(), TaskTable::default());
+            state
+                .task_tables
+                .insert(task_id.to_string(), TaskTable::default());
         }
         let mut created_veths = Vec::new();
         let result = self
@@ -573,8 +587,59 @@ impl Dataplane {
     /// The public key of the node's WireGuard mesh, announced to the
     /// managers (always: a peer may need it before this node builds an
     /// encrypted network).
+    fn current_key(&self) -> NodeKey {
+        self.key.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Resolves when the node's WireGuard key was replaced (the managers
+    /// must hear the new public key).
+    pub async fn rekeyed(&self) {
+        self.rekeyed.notified().await
+    }
+
+    /// Makes a new WireGuard key when the current one is older than the
+    /// cluster's rotation period, puts it on the mesh (its peers learn it
+    /// from the managers) and tells the watch to announce it. True when it
+    /// rotated.
+    pub async fn rotate_key_if_due(&self) -> Result<bool> {
+        let mut state = self.state.lock().await;
+        let period = match state.key_rotation_ms {
+            0 => DEFAULT_KEY_ROTATION,
+            ms => Duration::from_millis(ms),
+        };
+        let path = NodeKey::path(&self.state_dir);
+        let age = std::fs::metadata(&path)
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .unwrap_or_default();
+        if age < period {
+            return Ok(false);
+        }
+        self.rotate_key(&mut state).await?;
+        Ok(true)
+    }
+
+    /// Replaces the node's WireGuard key now.
+    pub async fn rotate_key_now(&self) -> Result<()> {
+        let mut state = self.state.lock().await;
+        self.rotate_key(&mut state).await
+    }
+
+    async fn rotate_key(&self, state: &mut State) -> Result<()> {
+        let key = NodeKey::rotate(&self.state_dir)?;
+        tracing::info!(public_key = %key.public_key(), "WireGuard key rotated");
+        *self.key.lock().unwrap_or_else(|e| e.into_inner()) = key;
+        if state.mesh.is_some() {
+            let networks = state.networks();
+            self.sync_mesh(state, &networks).await?;
+        }
+        self.rekeyed.notify_one();
+        Ok(())
+    }
+
     pub async fn wireguard_public_key(&self) -> String {
-        self.key.public_key()
+        self.current_key().public_key()
     }
 
     pub async fn list_attachments(&self) -> Vec<TaskAttachment> {
@@ -603,12 +668,13 @@ impl Dataplane {
             return Ok(());
         }
         let peers = state.view_peers.mesh_peers();
-        if state.mesh.as_ref() == Some(&peers) {
+        let key = self.current_key();
+        if state.mesh.as_ref() == Some(&(key.public_key(), peers.clone())) {
             return Ok(());
         }
         let config = MeshConfig {
             node_id: state.view_peers.node_id.clone(),
-            key: self.key.clone(),
+            key: key.clone(),
             listen_port: wireguard::DEFAULT_LISTEN_PORT,
             underlay_mtu: state.underlay_mtu.unwrap_or(1500),
             peers: peers.clone(),
@@ -624,7 +690,7 @@ impl Dataplane {
             removed = report.removed.len(),
             "WireGuard mesh up to date"
         );
-        state.mesh = Some(peers);
+        state.mesh = Some((key.public_key(), peers));
         Ok(())
     }
 

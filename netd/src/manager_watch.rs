@@ -19,6 +19,8 @@ use crate::dataplane::Dataplane;
 const BACKOFF_MIN: Duration = Duration::from_millis(500);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 const IDENTITY_POLL: Duration = Duration::from_secs(1);
+/// How often netd checks whether its WireGuard key is due for rotation.
+const KEY_ROTATION_CHECK: Duration = Duration::from_secs(60);
 
 pub struct ManagerWatch {
     pub dataplane: Arc<Dataplane>,
@@ -96,6 +98,8 @@ impl ManagerWatch {
             .map_err(|e| fail(false)(e.to_string()))?
             .into_inner();
         tracing::info!(%manager, "watching the network view");
+        let mut rotation_check = tokio::time::interval(KEY_ROTATION_CHECK);
+        rotation_check.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut received = false;
         loop {
             let message = tokio::select! {
@@ -103,6 +107,16 @@ impl ManagerWatch {
                 _ = renewed.changed() => {
                     tracing::info!(%manager, "node certificate renewed: reopening the network view stream");
                     return Ok(());
+                }
+                () = self.dataplane.rekeyed() => {
+                    tracing::info!(%manager, "WireGuard key rotated: reopening the network view stream to announce it");
+                    return Ok(());
+                }
+                _ = rotation_check.tick() => {
+                    if let Err(e) = self.dataplane.rotate_key_if_due().await {
+                        tracing::warn!(error = %e, "WireGuard key rotation failed; the old key stays");
+                    }
+                    continue;
                 }
                 () = self.forget.notified() => {
                     if let Err(e) = self.dataplane.apply_view(&Default::default()).await {

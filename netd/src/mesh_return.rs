@@ -68,7 +68,9 @@ pub async fn apply(task: &Handle, ifindex: u32, nodes: &[Ipv4Addr]) -> Result<()
                 .del(rule)
                 .execute()
                 .await
-                .map_err(Error::netlink(format!("delete the mesh rule of mark {mark:#x}")))?;
+                .map_err(Error::netlink(format!(
+                    "delete the mesh rule of mark {mark:#x}"
+                )))?;
         }
     }
     for node in nodes {

@@ -555,6 +555,7 @@ struct LiveNode {
 
 enum Cmd {
     Key(std::sync::mpsc::Sender<String>),
+    Rotate(std::sync::mpsc::Sender<String>),
     View(NetworkView, std::sync::mpsc::Sender<()>),
     Attach(
         AttachTaskRequest,
@@ -576,6 +577,10 @@ impl LiveNode {
                 while let Ok(cmd) = rx.recv() {
                     match cmd {
                         Cmd::Key(reply) => {
+                            let _ = reply.send(dp.wireguard_public_key().await);
+                        }
+                        Cmd::Rotate(reply) => {
+                            dp.rotate_key_now().await.expect("rotate");
                             let _ = reply.send(dp.wireguard_public_key().await);
                         }
                         Cmd::View(view, reply) => {
@@ -646,8 +651,8 @@ fn an_encrypted_network_crosses_the_underlay_only_inside_wireguard() {
         ..Default::default()
     };
     let (n1, n2) = (LiveNode::open(&one), LiveNode::open(&two));
-    let keys = [n1.ask(Cmd::Key), n2.ask(Cmd::Key)];
-    let view_for = |node: &str| {
+    let mut keys = [n1.ask(Cmd::Key), n2.ask(Cmd::Key)];
+    let view_for = |node: &str, keys: &[String; 2]| {
         let mut v = view(
             node,
             &[NODE1, NODE2],
@@ -657,7 +662,7 @@ fn an_encrypted_network_crosses_the_underlay_only_inside_wireguard() {
             ],
         );
         v.networks.push(secret.clone());
-        for (peer, key) in v.nodes.iter_mut().zip(&keys) {
+        for (peer, key) in v.nodes.iter_mut().zip(keys) {
             peer.wireguard_public_key = key.clone();
         }
         for (task, node, addr) in [
@@ -673,8 +678,8 @@ fn an_encrypted_network_crosses_the_underlay_only_inside_wireguard() {
         }
         v
     };
-    n1.ask(|r| Cmd::View(view_for(NODE1.0), r));
-    n2.ask(|r| Cmd::View(view_for(NODE2.0), r));
+    n1.ask(|r| Cmd::View(view_for(NODE1.0, &keys), r));
+    n2.ask(|r| Cmd::View(view_for(NODE2.0, &keys), r));
     let plain1 = n1.ask(|r| Cmd::Attach(attach("task-plain-001", "10.0.1.2/24"), r));
     let plain2 = n2.ask(|r| Cmd::Attach(attach("task-plain-002", "10.0.1.3/24"), r));
     let secret1 = n1.ask(|r| Cmd::Attach(on_secret("task-secrt-001", "10.0.5.2/24"), r));
@@ -720,5 +725,19 @@ fn an_encrypted_network_crosses_the_underlay_only_inside_wireguard() {
     assert!(
         contains(&capture.finish(), marker.as_bytes()),
         "the capture saw nothing"
+    );
+
+    // Node one rotates its key; once both nodes have the view that says
+    // so, the encrypted network works on the new key.
+    let old = keys[0].clone();
+    keys[0] = n1.ask(Cmd::Rotate);
+    assert_ne!(keys[0], old, "the rotated key is a new one");
+    n2.ask(|r| Cmd::View(view_for(NODE2.0, &keys), r));
+    n1.ask(|r| Cmd::View(view_for(NODE1.0, &keys), r));
+    let marker = "after-rotation";
+    assert_eq!(
+        echo(&secret1, "10.0.5.3:7000".parse().expect("addr"), marker).as_deref(),
+        Some(marker),
+        "the encrypted network after a key rotation"
     );
 }

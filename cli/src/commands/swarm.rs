@@ -37,6 +37,9 @@ pub struct UpdateArgs {
     /// Validity period for node certificates (e.g. 2160h)
     #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
     pub cert_expiry: Option<std::time::Duration>,
+    /// How often every node makes a new WireGuard key for encrypted networks (default 12h)
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
+    pub network_key_rotation: Option<std::time::Duration>,
 }
 
 #[derive(Debug, Args)]
@@ -216,13 +219,24 @@ pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) ->
     if let Some(expiry) = args.cert_expiry {
         super::ca::set_cert_expiry(session, expiry).await?;
     }
+    if let Some(rotation) = args.network_key_rotation {
+        let rotation_ms = u64::try_from(rotation.as_millis())
+            .map_err(|_| Error::Input("the network key rotation is too long".into()))?;
+        session
+            .client
+            .update_network_key_rotation(
+                shoal_proto::control::v1::UpdateNetworkKeyRotationRequest { rotation_ms },
+            )
+            .await?;
+    }
     let Some(autolock) = args.autolock else {
-        if args.cert_expiry.is_some() {
+        if args.cert_expiry.is_some() || args.network_key_rotation.is_some() {
             writeln!(io.out, "Swarm updated.")?;
             return Ok(());
         }
         return Err(Error::Input(
-            "nothing to update: use --autolock=true|false or --cert-expiry".into(),
+            "nothing to update: use --autolock=true|false, --cert-expiry or --network-key-rotation"
+                .into(),
         ));
     };
     let reply = session

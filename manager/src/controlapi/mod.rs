@@ -183,6 +183,18 @@ impl Control for ControlApi {
         Ok(Response::new(UpdateCertExpiryResponse {}))
     }
 
+    async fn update_network_key_rotation(
+        &self,
+        request: Request<UpdateNetworkKeyRotationRequest>,
+    ) -> Result<Response<UpdateNetworkKeyRotationResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let rotation_ms = request.into_inner().rotation_ms;
+        validate::network_key_rotation(rotation_ms).map_err(Status::from)?;
+        self.write(|state, tx| settings::set_network_key_rotation(state, tx, rotation_ms))
+            .await?;
+        Ok(Response::new(UpdateNetworkKeyRotationResponse {}))
+    }
+
     async fn get_unlock_key(
         &self,
         request: Request<GetUnlockKeyRequest>,

@@ -47,6 +47,25 @@ pub fn unlock_key(state: &State, tx: &mut Tx, rotate: bool) -> Result<String, St
     Ok(cluster.unlock_key)
 }
 
+/// `swarm update --network-key-rotation`, checked already
+/// (`validate::network_key_rotation`).
+pub fn set_network_key_rotation(
+    state: &State,
+    tx: &mut Tx,
+    rotation_ms: u64,
+) -> Result<(), StoreError> {
+    let mut cluster = state
+        .cluster()
+        .cloned()
+        .ok_or_else(|| StoreError::NotFound("the cluster is not initialised".into()))?;
+    cluster
+        .spec
+        .get_or_insert_with(Default::default)
+        .network_key_rotation_ms = rotation_ms;
+    tx.put(cluster);
+    Ok(())
+}
+
 /// `swarm update --cert-expiry`, checked already (`validate::cert_expiry`).
 pub fn set_cert_expiry(state: &State, tx: &mut Tx, hours: u32) -> Result<(), StoreError> {
     let mut cluster = cluster(state)?;

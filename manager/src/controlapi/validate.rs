@@ -114,6 +114,10 @@ pub const MIN_HEARTBEAT_PERIOD_MS: u32 = 100;
 /// `--dispatcher-heartbeat`: an hour. A node is down after a few missed
 /// periods; slower than this, a dead node goes unnoticed for hours.
 pub const MAX_HEARTBEAT_PERIOD_MS: u32 = 3_600_000;
+/// `--network-key-rotation`: at least a minute (every rotation is a
+/// handshake with every peer), at most a year.
+pub const MIN_NETWORK_KEY_ROTATION_MS: u64 = 60_000;
+pub const MAX_NETWORK_KEY_ROTATION_MS: u64 = 8_760 * HOUR_MS;
 /// Address pools at `swarm init`: a handful is all anyone needs.
 pub const MAX_ADDR_POOLS: usize = 64;
 /// Network blocks of at most /29: room for a gateway and a few tasks.
@@ -576,6 +580,25 @@ pub fn secret_spec(spec: &SecretSpec) -> Result<(), StoreError> {
 
 /// The dispatcher heartbeat period of a cluster spec (0: the default),
 /// checked by `init_cluster`.
+pub fn network_key_rotation(rotation_ms: u64) -> Result<(), StoreError> {
+    if rotation_ms < MIN_NETWORK_KEY_ROTATION_MS {
+        return Err(less(
+            "",
+            format!("network key rotation {}", duration(rotation_ms)),
+            "--network-key-rotation",
+            duration(MIN_NETWORK_KEY_ROTATION_MS),
+        ));
+    }
+    at_most(
+        "",
+        format!("network key rotation {}", duration(rotation_ms)),
+        "--network-key-rotation",
+        rotation_ms,
+        MAX_NETWORK_KEY_ROTATION_MS,
+        duration(MAX_NETWORK_KEY_ROTATION_MS),
+    )
+}
+
 pub fn heartbeat_period(period_ms: u32) -> Result<(), StoreError> {
     if period_ms == 0 {
         return Ok(());
@@ -928,6 +951,17 @@ mod tests {
                 assert!(m.contains(w), "case {i}: {m:?} does not say {w:?}");
             }
         }
+    }
+
+    #[test]
+    fn the_network_key_rotation_is_between_a_minute_and_a_year() {
+        network_key_rotation(MIN_NETWORK_KEY_ROTATION_MS).unwrap();
+        network_key_rotation(MAX_NETWORK_KEY_ROTATION_MS).unwrap();
+        let short = message(network_key_rotation(1_000));
+        assert!(short.contains("--network-key-rotation"), "{short}");
+        assert!(short.contains("1m"), "{short}");
+        let long = message(network_key_rotation(MAX_NETWORK_KEY_ROTATION_MS + 1));
+        assert!(long.contains("8760h"), "{long}");
     }
 
     #[test]

@@ -138,6 +138,10 @@ pub fn view(state: &State, node_id: &str) -> NetworkView {
         node_id: node_id.to_string(),
         nodes,
         addresses,
+        network_key_rotation_ms: state
+            .cluster()
+            .and_then(|c| c.spec.as_ref())
+            .map_or(0, |s| s.network_key_rotation_ms),
     }
 }
 
@@ -150,7 +154,7 @@ pub async fn stream(store: Arc<Store>, node_id: String, tx: Sender<Result<Networ
     let relevant = |c: &Change| {
         matches!(
             c.kind(),
-            Kind::Service | Kind::Task | Kind::Network | Kind::Node
+            Kind::Service | Kind::Task | Kind::Network | Kind::Node | Kind::Cluster
         )
     };
     loop {

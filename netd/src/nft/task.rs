@@ -170,8 +170,16 @@ fn mesh_rules(mesh: &MeshIn) -> Vec<Rule<'static>> {
         }),
     ];
     vec![
-        rule(CHAIN_MESH_IN, mark_in, Some("which node's mesh sent it".into())),
-        rule(CHAIN_MESH_OUT, mark_out, Some("replies go back that way".into())),
+        rule(
+            CHAIN_MESH_IN,
+            mark_in,
+            Some("which node's mesh sent it".into()),
+        ),
+        rule(
+            CHAIN_MESH_OUT,
+            mark_out,
+            Some("replies go back that way".into()),
+        ),
     ]
 }
 
@@ -190,7 +198,10 @@ mod tests {
     #[test]
     fn a_vip_balances_over_its_backends_on_every_port_and_an_empty_one_refuses() {
         let j = serde_json::to_string(&batch(&TaskTable {
-            vips: vec![vip("10.0.2.2", &["10.0.2.5", "10.0.2.7"]), vip("10.0.2.3", &[])],
+            vips: vec![
+                vip("10.0.2.2", &["10.0.2.5", "10.0.2.7"]),
+                vip("10.0.2.3", &[]),
+            ],
             mesh: None,
         }))
         .expect("json");

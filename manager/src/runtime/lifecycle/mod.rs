@@ -115,6 +115,8 @@ impl Manager {
                         },
                         cert_expiry_hours: 90 * 24,
                         autolock: unlock_key.is_some(),
+                        // Swarm-like default (12 h), read by netd from 0.
+                        network_key_rotation_ms: 0,
                     }),
                     root_ca_pem: ca.cert_pem.clone(),
                     root_ca_key_pem: ca.key_pem.clone(),
