@@ -2,6 +2,7 @@
 //! keeps one per task, under the host's netd state dir), a DNS query to
 //! the embedded server its resolv.conf names, HTTP through it.
 
+use std::collections::BTreeMap;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
@@ -15,7 +16,68 @@ use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::rdata::A;
 use hickory_proto::rr::{Name, RData, RecordType};
 
+use shoal_proto::control::v1::{ListNodesRequest, ListServicesRequest, ListTasksRequest};
+use shoal_proto::types::v1::Task;
+
 use crate::lab::Lab;
+
+fn block_on<T>(f: impl std::future::Future<Output = T>) -> T {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime")
+        .block_on(f)
+}
+
+/// The tasks of `service` that should run, as the manager (m1) lists them.
+pub fn service_tasks(lab: &Lab, service: &str) -> Vec<Task> {
+    block_on(async {
+        let mut client = lab.control_client("m1").await.expect("control client");
+        let services = client
+            .list_services(ListServicesRequest {
+                names: vec![service.to_string()],
+                labels: vec![],
+            })
+            .await
+            .expect("list services")
+            .into_inner()
+            .services;
+        let id = services
+            .first()
+            .and_then(|s| s.meta.as_ref())
+            .map(|m| m.id.clone())
+            .unwrap_or_else(|| panic!("no service {service}"));
+        client
+            .list_tasks(ListTasksRequest {
+                service_ids: vec![id],
+                only_desired_running: true,
+                ..Default::default()
+            })
+            .await
+            .expect("list tasks")
+            .into_inner()
+            .tasks
+    })
+}
+
+/// Node id -> hostname (the lab host: m1, w1, ...).
+pub fn node_hostnames(lab: &Lab) -> BTreeMap<String, String> {
+    block_on(async {
+        let mut client = lab.control_client("m1").await.expect("control client");
+        client
+            .list_nodes(ListNodesRequest::default())
+            .await
+            .expect("list nodes")
+            .into_inner()
+            .nodes
+            .into_iter()
+            .map(|n| {
+                let id = n.meta.map(|m| m.id).unwrap_or_default();
+                (id, n.description.map(|d| d.hostname).unwrap_or_default())
+            })
+            .collect()
+    })
+}
 
 /// Where netd of `host` keeps the network namespace of task `task_id`.
 pub fn task_netns(lab: &Lab, host: &str, task_id: &str) -> PathBuf {

@@ -69,37 +69,11 @@ fn in_subnet(addr: Ipv4Addr, base: Ipv4Addr, prefix: u32) -> bool {
 /// The network attachments (network name, address) of the service's tasks
 /// that should run, as the manager's ListTasks reports them.
 fn attachments(lab: &Lab, service: &str) -> Vec<(String, String)> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime");
-    runtime.block_on(async {
-        let mut client = lab.control_client("m1").await.expect("control client");
-        let services = client
-            .list_services(shoal_proto::control::v1::ListServicesRequest {
-                names: vec![service.to_string()],
-                labels: vec![],
-            })
-            .await
-            .expect("list services")
-            .into_inner()
-            .services;
-        let id = services[0].meta.as_ref().expect("meta").id.clone();
-        client
-            .list_tasks(shoal_proto::control::v1::ListTasksRequest {
-                service_ids: vec![id],
-                only_desired_running: true,
-                ..Default::default()
-            })
-            .await
-            .expect("list tasks")
-            .into_inner()
-            .tasks
-            .iter()
-            .flat_map(|t| t.networks.iter())
-            .map(|a| (a.network_name.clone(), a.address.clone()))
-            .collect()
-    })
+    shoal_e2e::probe::service_tasks(lab, service)
+        .iter()
+        .flat_map(|t| t.networks.iter())
+        .map(|a| (a.network_name.clone(), a.address.clone()))
+        .collect()
 }
 
 /// IPv4 addresses inside a process's network namespace.

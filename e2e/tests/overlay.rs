@@ -5,7 +5,7 @@
 //! over tasks on every node, a published port answers on every node, and
 //! networks keep apart what the file keeps apart.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
@@ -13,7 +13,6 @@ use hickory_proto::op::ResponseCode;
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_e2e::probe::{in_netns, lookup, task_netns};
 use shoal_e2e::test_lab;
-use shoal_proto::control::v1::{ListNodesRequest, ListServicesRequest, ListTasksRequest};
 use shoal_proto::types::v1::Task;
 
 fn lab(name: &str) -> Lab {
@@ -21,13 +20,6 @@ fn lab(name: &str) -> Lab {
         workers: 2,
         ..LabConfig::new(name)
     })
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .expect("runtime")
 }
 
 /// A running task of a service, where it runs.
@@ -63,48 +55,15 @@ impl Placed {
 
 /// The running tasks of `service`, with their hosts.
 fn running(lab: &Lab, service: &str) -> Vec<Placed> {
-    runtime().block_on(async {
-        let mut client = lab.control_client("m1").await.expect("control client");
-        let nodes: BTreeMap<String, String> = client
-            .list_nodes(ListNodesRequest::default())
-            .await
-            .expect("list nodes")
-            .into_inner()
-            .nodes
-            .into_iter()
-            .map(|n| {
-                let id = n.meta.map(|m| m.id).unwrap_or_default();
-                (id, n.description.map(|d| d.hostname).unwrap_or_default())
-            })
-            .collect();
-        let services = client
-            .list_services(ListServicesRequest {
-                names: vec![service.to_string()],
-                labels: vec![],
-            })
-            .await
-            .expect("list services")
-            .into_inner()
-            .services;
-        let id = services[0].meta.as_ref().expect("meta").id.clone();
-        client
-            .list_tasks(ListTasksRequest {
-                service_ids: vec![id],
-                only_desired_running: true,
-                ..Default::default()
-            })
-            .await
-            .expect("list tasks")
-            .into_inner()
-            .tasks
-            .into_iter()
-            .filter(|t| t.observed_state() == shoal_proto::types::v1::TaskState::Running)
-            .map(|task| Placed {
-                host: nodes.get(&task.node_id).cloned().unwrap_or_default(),
-                task,
-            })
-            .collect()
-    })
+    let hosts = shoal_e2e::probe::node_hostnames(lab);
+    shoal_e2e::probe::service_tasks(lab, service)
+        .into_iter()
+        .filter(|t| t.observed_state() == shoal_proto::types::v1::TaskState::Running)
+        .map(|task| Placed {
+            host: hosts.get(&task.node_id).cloned().unwrap_or_default(),
+            task,
+        })
+        .collect()
 }
 
 /// `GET /` from inside `netns`; the body.
@@ -345,16 +304,7 @@ fn a_rolling_update_fails_no_request_through_the_vip_or_the_published_port() {
         &image("v1"),
     ])
     .expect("web");
-    lab.shoal_ok([
-        "service",
-        "create",
-        "--name",
-        "client",
-        "--network",
-        "front",
-        &image("v1"),
-    ])
-    .expect("client");
+    client_on(&lab, "front");
     let client = running(&lab, "client").pop().expect("client task");
     let netns = task_netns(&lab, &client.host, &client.id());
     let (_, dns) = client.on("front");
@@ -389,37 +339,9 @@ fn a_rolling_update_fails_no_request_through_the_vip_or_the_published_port() {
 fn a_connection_through_a_vip_survives_netd_killed_and_a_dead_node_leaves_every_table() {
     use std::io::{BufRead, BufReader, Write};
     let mut lab = lab("t-ovl-faults");
-    let image = format!("{}/web:v1", lab.registry());
     lab.shoal_ok(["network", "create", "-d", "overlay", "front"])
         .expect("network");
-    lab.shoal_ok([
-        "service",
-        "create",
-        "--name",
-        "echo",
-        "--replicas",
-        "3",
-        "--network",
-        "front",
-        &image,
-        "nc",
-        "-ll",
-        "-p",
-        "7000",
-        "-e",
-        "cat",
-    ])
-    .expect("echo");
-    lab.shoal_ok([
-        "service",
-        "create",
-        "--name",
-        "client",
-        "--network",
-        "front",
-        &image,
-    ])
-    .expect("client");
+    echo_and_client(&lab, "front");
     let client = running(&lab, "client").pop().expect("client task");
     let netns = task_netns(&lab, &client.host, &client.id());
     let (_, dns) = client.on("front");
@@ -478,6 +400,46 @@ fn a_connection_through_a_vip_survives_netd_killed_and_a_dead_node_leaves_every_
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
 
+/// An echo service (3 tasks, TCP 7000) and a client service, both on
+/// `network`.
+fn echo_and_client(lab: &Lab, network: &str) {
+    let image = format!("{}/web:v1", lab.registry());
+    let echo = [
+        "service",
+        "create",
+        "--name",
+        "echo",
+        "--replicas",
+        "3",
+        "--network",
+        network,
+        &image,
+        "nc",
+        "-ll",
+        "-p",
+        "7000",
+        "-e",
+        "cat",
+    ];
+    lab.shoal_ok(echo).expect("echo");
+    client_on(lab, network);
+}
+
+/// A service `client` (one task that just runs) on `network`.
+fn client_on(lab: &Lab, network: &str) {
+    let image = format!("{}/web:v1", lab.registry());
+    lab.shoal_ok([
+        "service",
+        "create",
+        "--name",
+        "client",
+        "--network",
+        network,
+        &image,
+    ])
+    .expect("client");
+}
+
 /// The VTEPs a host's overlay devices forward to.
 fn fdb_dsts(lab: &Lab, host: &str) -> BTreeSet<String> {
     let out = lab
@@ -495,7 +457,6 @@ fn an_encrypted_network_between_nodes_never_crosses_the_underlay_in_the_clear() 
     use shoal_e2e::probe::{contains, Capture};
     use std::io::{BufRead, BufReader, Write};
     let lab = lab("t-ovl-secret");
-    let image = format!("{}/web:v1", lab.registry());
     // Keys rotate on the cluster's schedule, no faster than once a minute.
     let refused = lab
         .shoal(["swarm", "update", "--network-key-rotation", "30s"])
@@ -518,34 +479,7 @@ fn an_encrypted_network_between_nodes_never_crosses_the_underlay_in_the_clear() 
         "secret",
     ])
     .expect("encrypted network");
-    lab.shoal_ok([
-        "service",
-        "create",
-        "--name",
-        "echo",
-        "--replicas",
-        "3",
-        "--network",
-        "secret",
-        &image,
-        "nc",
-        "-ll",
-        "-p",
-        "7000",
-        "-e",
-        "cat",
-    ])
-    .expect("echo");
-    lab.shoal_ok([
-        "service",
-        "create",
-        "--name",
-        "client",
-        "--network",
-        "secret",
-        &image,
-    ])
-    .expect("client");
+    echo_and_client(&lab, "secret");
     let client = running(&lab, "client").pop().expect("client task");
     let remote = running(&lab, "echo")
         .into_iter()
