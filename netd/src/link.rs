@@ -250,3 +250,27 @@ pub async fn mtu_of_address(handle: &Handle, addr: IpAddr) -> Result<Option<u32>
         Err(e) => Err(Error::netlink(format!("get link {index}"))(e)),
     }
 }
+
+/// Makes the default route of routing table `table` (`None`: main) go via
+/// `gateway` out of interface `ifindex`; whatever default it had, the new
+/// one wins.
+pub async fn replace_default_route(
+    handle: &Handle,
+    gateway: Ipv4Addr,
+    ifindex: u32,
+    table: Option<u32>,
+) -> Result<()> {
+    let mut route = rtnetlink::RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .output_interface(ifindex);
+    if let Some(table) = table {
+        route = route.table_id(table);
+    }
+    handle
+        .route()
+        .add(route.build())
+        .replace()
+        .execute()
+        .await
+        .map_err(Error::netlink(format!("default route via {gateway}")))
+}

@@ -15,10 +15,10 @@ use std::net::Ipv4Addr;
 
 use futures::TryStreamExt;
 use netlink_packet_route::rule::{RuleAction, RuleAttribute, RuleMessage};
-use rtnetlink::{Handle, IpVersion, RouteMessageBuilder};
+use rtnetlink::{Handle, IpVersion};
 
 use crate::error::{errno, Error, Result};
-use crate::link::EEXIST;
+use crate::link::{self, EEXIST};
 
 /// Where the rules sit among the namespace's policy rules (before `main`).
 const RULE_PRIORITY: u32 = 1000;
@@ -75,17 +75,7 @@ pub async fn apply(task: &Handle, ifindex: u32, nodes: &[Ipv4Addr]) -> Result<()
     }
     for node in nodes {
         let mark = mark_of(*node);
-        let route = RouteMessageBuilder::<Ipv4Addr>::new()
-            .gateway(*node)
-            .output_interface(ifindex)
-            .table_id(mark)
-            .build();
-        task.route()
-            .add(route)
-            .replace()
-            .execute()
-            .await
-            .map_err(Error::netlink(format!("route mesh replies via {node}")))?;
+        link::replace_default_route(task, *node, ifindex, Some(mark)).await?;
         if have.contains(&mark) {
             continue;
         }

@@ -8,7 +8,7 @@ use std::net::Ipv4Addr;
 use std::os::fd::AsRawFd;
 
 use netlink_packet_route::link::{InfoData, InfoKind, InfoVeth};
-use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth, RouteMessageBuilder};
+use rtnetlink::{Handle, LinkMessageBuilder, LinkUnspec, LinkVeth};
 
 use crate::cidr::Ipv4Cidr;
 use crate::error::{errno, Error, Result};
@@ -114,17 +114,8 @@ impl TaskVeth {
         link::add_address(task, &end, self.address).await?;
         link::set_up(task, &end).await?;
         if let Some(gateway) = self.gateway {
-            let route = RouteMessageBuilder::<Ipv4Addr>::new()
-                .gateway(gateway)
-                .output_interface(end.index)
-                .build();
             // Replace: a second attach, or a changed gateway, simply wins.
-            task.route()
-                .add(route)
-                .replace()
-                .execute()
-                .await
-                .map_err(Error::netlink(format!("add default route via {gateway}")))?;
+            link::replace_default_route(task, gateway, end.index, None).await?;
         }
         Ok(())
     }
