@@ -683,6 +683,18 @@ impl Dataplane {
         for refused in &report.refused {
             tracing::warn!(node = %refused.node_id, error = %refused.error, "WireGuard peer refused");
         }
+        // A new peer (a node that joined, or rotated its key) gets a
+        // handshake now rather than at the first packet or WireGuard's
+        // 5 s retry: one empty datagram to its mesh address starts it.
+        if !report.added.is_empty() {
+            let nudge = tokio::net::UdpSocket::bind("[::]:0").await;
+            for node in &report.added {
+                let to = SocketAddr::new(IpAddr::V6(wireguard::mesh_addr(node)), 9);
+                if let Ok(socket) = &nudge {
+                    let _ = socket.send_to(&[], to).await;
+                }
+            }
+        }
         tracing::info!(
             backend = %report.backend,
             peers = peers.len(),

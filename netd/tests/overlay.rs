@@ -735,9 +735,16 @@ fn an_encrypted_network_crosses_the_underlay_only_inside_wireguard() {
     n2.ask(|r| Cmd::View(view_for(NODE2.0, &keys), r));
     n1.ask(|r| Cmd::View(view_for(NODE1.0, &keys), r));
     let marker = "after-rotation";
+    let started = std::time::Instant::now();
     assert_eq!(
         echo(&secret1, "10.0.5.3:7000".parse().expect("addr"), marker).as_deref(),
         Some(marker),
         "the encrypted network after a key rotation"
+    );
+    // The peer that learnt the new key handshakes at once.
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the first exchange after the rotation took {:?}",
+        started.elapsed()
     );
 }
