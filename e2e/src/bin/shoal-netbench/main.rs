@@ -32,7 +32,6 @@
 
 #[path = "../../bench/mod.rs"]
 mod bench;
-mod dns;
 mod ns;
 
 use std::collections::HashMap;
@@ -395,7 +394,7 @@ fn discovery(
                 ns::in_netns(client_ns, move || {
                     // Nothing of the last round may still answer.
                     let deadline = Instant::now() + Duration::from_secs(30);
-                    while !dns::lookup_a(dns, name, Duration::from_millis(200))?.is_empty()
+                    while !lookup_a(dns, name, Duration::from_millis(200))?.is_empty()
                         || connects(SocketAddr::new(IpAddr::V4(vip), WEB_PORT))
                     {
                         if Instant::now() > deadline {
@@ -466,7 +465,7 @@ fn poll_discovery(dns: SocketAddr, name: &str, vip: Ipv4Addr, started: Instant) 
     let deadline = started + Duration::from_secs(30);
     loop {
         if resolved.is_none() {
-            if let Some(addr) = dns::lookup_a(dns, name, Duration::from_millis(200))?.first() {
+            if let Some(addr) = lookup_a(dns, name, Duration::from_millis(200))?.first() {
                 resolved = Some((Instant::now(), *addr));
             }
         }
@@ -807,7 +806,15 @@ async fn running_task(client: &mut ControlClient<Channel>, name: &str, host: &st
 /// Where netd of `host` keeps the network namespace of `task`.
 fn task_netns(lab: &Lab, host: &str, task: &Task) -> PathBuf {
     let id = task.meta.clone().unwrap_or_default().id;
-    lab.root().join(host).join("netd").join("netns").join(id)
+    shoal_e2e::probe::task_netns(lab, host, &id)
+}
+
+/// The A records of `name` from the DNS server at `server` (port 53).
+fn lookup_a(server: SocketAddr, name: &str, timeout: Duration) -> Result<Vec<Ipv4Addr>> {
+    let std::net::IpAddr::V4(ip) = server.ip() else {
+        bail!("DNS server {server} is not IPv4");
+    };
+    Ok(shoal_e2e::probe::lookup(ip, name, timeout)?.addrs)
 }
 
 fn attachment<'a>(

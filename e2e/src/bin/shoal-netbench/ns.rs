@@ -6,7 +6,6 @@
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpListener, TcpStream};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -16,17 +15,10 @@ use anyhow::{anyhow, bail, Context, Result};
 
 /// Runs `f` on a fresh thread that has joined the network namespace at `ns`.
 pub fn in_netns<T: Send>(ns: &Path, f: impl FnOnce() -> Result<T> + Send) -> Result<T> {
-    let file = std::fs::File::open(ns)
-        .with_context(|| format!("open network namespace {}", ns.display()))?;
-    std::thread::scope(|s| {
-        s.spawn(move || {
-            nix::sched::setns(file.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
-                .with_context(|| format!("join network namespace {}", ns.display()))?;
-            f()
-        })
-        .join()
-        .map_err(|_| anyhow!("thread in {} panicked", ns.display()))?
-    })
+    if !ns.exists() {
+        bail!("no network namespace at {}", ns.display());
+    }
+    shoal_e2e::probe::in_netns(ns, f)
 }
 
 /// Bytes of one request and of one response.
