@@ -351,7 +351,9 @@ impl Dataplane {
         state.view_peers = ViewPeers::from_view(view);
         state.key_rotation_ms = view.network_key_rotation_ms;
         if state.underlay_mtu.is_none() {
-            if let Some(addr) = state.view_peers.own_addr() {
+            // A loopback address says nothing about the wire (its MTU is
+            // 64 KiB): wait for the node's real address.
+            if let Some(addr) = state.view_peers.own_addr().filter(|a| !a.is_loopback()) {
                 match link::mtu_of_address(&self.host, addr).await {
                     Ok(mtu) => state.underlay_mtu = mtu,
                     Err(e) => errors.push(e),
