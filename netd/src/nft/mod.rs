@@ -47,6 +47,8 @@ pub const CHAIN_POSTROUTING: &str = "nat-postrouting";
 pub const CHAIN_PUBLISHED: &str = "published";
 pub const CHAIN_REFUSE: &str = "refuse";
 pub const CHAIN_ISOLATE: &str = "isolate";
+pub const CHAIN_RAW_PREROUTING: &str = "raw-prerouting";
+pub const CHAIN_RAW_OUTPUT: &str = "raw-output";
 
 /// An overlay network as NAT sees it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -138,6 +140,8 @@ impl Ruleset {
         rewrite(CHAIN_OUTPUT, vec![rule(CHAIN_OUTPUT, to_published(), None)]);
         rewrite(CHAIN_POSTROUTING, postrouting_rules(&self.networks));
         rewrite(CHAIN_ISOLATE, isolation_rules(&self.networks));
+        rewrite(CHAIN_RAW_PREROUTING, untracked_rules(CHAIN_RAW_PREROUTING));
+        rewrite(CHAIN_RAW_OUTPUT, untracked_rules(CHAIN_RAW_OUTPUT));
         if let Some(ports) = &self.ports {
             let (published, refuse) = port_rules(ports);
             rewrite(CHAIN_PUBLISHED, published);
@@ -149,7 +153,10 @@ impl Ruleset {
 
 /// Runs `nft -j -f -` with `nftables` in the namespace `ns`.
 pub async fn apply(ns: &File, nftables: &Nftables<'_>) -> Result<()> {
-    let payload = serde_json::to_string(nftables)?;
+    // The nftables crate (0.6) writes the `notrack` statement as a bare
+    // string; nft's JSON parser wants an object.
+    let payload =
+        serde_json::to_string(nftables)?.replace(r#","notrack"]"#, r#",{"notrack":null}]"#);
     netns::run_in(ns, "running nft", move || {
         nftables::helper::apply_ruleset_raw(
             &payload,
@@ -206,6 +213,14 @@ fn chains() -> Vec<Chain<'static>> {
         ),
         base_chain(CHAIN_REFUSE, NfChainType::Filter, NfHook::Input, 0),
         base_chain(CHAIN_ISOLATE, NfChainType::Filter, NfHook::Forward, 0),
+        // raw = -300: before conntrack.
+        base_chain(
+            CHAIN_RAW_PREROUTING,
+            NfChainType::Filter,
+            NfHook::Prerouting,
+            -300,
+        ),
+        base_chain(CHAIN_RAW_OUTPUT, NfChainType::Filter, NfHook::Output, -300),
         regular_chain(CHAIN_PUBLISHED),
     ]
 }
@@ -329,6 +344,38 @@ fn postrouting_rules(networks: &[NatNetwork]) -> Vec<Rule<'static>> {
         ));
     }
     rules
+}
+
+/// The overlays' own UDP (VXLAN, and WireGuard carrying encrypted VXLAN)
+/// skips conntrack: nothing NATs or filters it by state, and tracking
+/// every encapsulated packet costs throughput. The traffic inside the
+/// tunnels is tracked as usual where it is routed.
+fn untracked_rules(chain: &'static str) -> Vec<Rule<'static>> {
+    [
+        (crate::vxlan::VXLAN_PORT, "VXLAN"),
+        (crate::wireguard::DEFAULT_LISTEN_PORT, "WireGuard"),
+    ]
+    .into_iter()
+    .map(|(port, what)| {
+        rule(
+            chain,
+            vec![
+                m(
+                    meta(MetaKey::L4proto),
+                    Expression::String("udp".into()),
+                    Operator::EQ,
+                ),
+                m(
+                    payload("th", "dport"),
+                    Expression::Number(u32::from(port)),
+                    Operator::EQ,
+                ),
+                Statement::Notrack,
+            ],
+            Some(format!("{what} is not tracked")),
+        )
+    })
+    .collect()
 }
 
 /// Networks do not reach each other through the node (a task reaches
