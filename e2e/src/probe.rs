@@ -84,6 +84,19 @@ pub fn task_netns(lab: &Lab, host: &str, task_id: &str) -> PathBuf {
     lab.root().join(host).join("netd/netns").join(task_id)
 }
 
+/// The global IPv4 addresses inside the network namespace of process `pid`.
+pub fn addresses_in(pid: u32) -> Vec<Ipv4Addr> {
+    let out = std::process::Command::new("nsenter")
+        .arg(format!("--net=/proc/{pid}/ns/net"))
+        .args(["ip", "-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .expect("nsenter");
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
+        .collect()
+}
+
 /// Runs `f` on a thread inside the network namespace at `path`.
 pub fn in_netns<T: Send>(path: &Path, f: impl FnOnce() -> T + Send) -> T {
     let file = std::fs::File::open(path)

@@ -123,23 +123,8 @@ fn host_ruleset(lab: &Lab) -> String {
 /// Task addresses, read inside each task's network namespace.
 fn task_addresses(pids: &[u32]) -> Vec<String> {
     pids.iter()
-        .flat_map(|pid| {
-            let out = Command::new("nsenter")
-                .arg(format!("--net=/proc/{pid}/ns/net"))
-                .args(["ip", "-4", "-o", "addr", "show", "scope", "global"])
-                .output()
-                .expect("nsenter");
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| {
-                    l.split_whitespace()
-                        .nth(3)?
-                        .split('/')
-                        .next()
-                        .map(str::to_string)
-                })
-                .collect::<Vec<_>>()
-        })
+        .flat_map(|pid| shoal_e2e::probe::addresses_in(*pid))
+        .map(|ip| ip.to_string())
         .collect()
 }
 

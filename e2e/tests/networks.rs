@@ -9,11 +9,11 @@
 //! network are on `<stack>_default`, made and removed with the stack.
 
 use std::net::Ipv4Addr;
-use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
 use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::probe::addresses_in;
 use shoal_e2e::test_lab;
 
 fn lab(name: &str) -> Lab {
@@ -73,19 +73,6 @@ fn attachments(lab: &Lab, service: &str) -> Vec<(String, String)> {
         .iter()
         .flat_map(|t| t.networks.iter())
         .map(|a| (a.network_name.clone(), a.address.clone()))
-        .collect()
-}
-
-/// IPv4 addresses inside a process's network namespace.
-fn addresses_in(pid: u32) -> Vec<Ipv4Addr> {
-    let out = Command::new("nsenter")
-        .arg(format!("--net=/proc/{pid}/ns/net"))
-        .args(["ip", "-4", "-o", "addr", "show", "scope", "global"])
-        .output()
-        .expect("nsenter");
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(|l| l.split_whitespace().nth(3)?.split('/').next()?.parse().ok())
         .collect()
 }
 
@@ -341,12 +328,21 @@ fn a_stack_brings_its_networks_and_takes_them_away() {
     let inspect: Value =
         serde_json::from_str(&ok(&lab, &["network", "inspect", "shop_backend"])).expect("json");
     assert_eq!(inspect[0]["Labels"]["com.docker.stack.namespace"], "shop");
-    let attached = attachments(&lab, "shop_db");
-    let addr: Ipv4Addr = attached
-        .iter()
-        .find(|(name, _)| name == "shop_backend")
-        .and_then(|(_, a)| a.split('/').next()?.parse().ok())
-        .unwrap_or_else(|| panic!("no address on shop_backend: {attached:?}"));
+    // The allocator gives the new task its address a moment after the deploy.
+    let addr: Ipv4Addr = lab
+        .wait_until(
+            "shop_db's task has an address on shop_backend",
+            Duration::from_secs(10),
+            || {
+                let attached = attachments(&lab, "shop_db");
+                attached
+                    .iter()
+                    .find(|(name, _)| name == "shop_backend")
+                    .and_then(|(_, a)| a.split('/').next()?.parse().ok())
+                    .ok_or_else(|| format!("no address on shop_backend: {attached:?}"))
+            },
+        )
+        .expect("an address on shop_backend");
     assert!(
         in_subnet(addr, Ipv4Addr::new(10, 66, 0, 0), 24),
         "{addr} not in 10.66.0.0/24"
