@@ -389,7 +389,21 @@ fn a_stack_brings_its_networks_and_takes_them_away() {
         !in_subnet(base, Ipv4Addr::new(10, 0, 0, 0), 24),
         "{subnet} is the ingress's"
     );
-    let attached = attachments(&lab, "plain_web");
+    // The allocator gives the new task its addresses a moment after the deploy.
+    let attached = lab
+        .wait_until(
+            "plain_web's task has its addresses",
+            Duration::from_secs(10),
+            || {
+                let attached = attachments(&lab, "plain_web");
+                if attached.is_empty() {
+                    Err("no addresses yet".to_string())
+                } else {
+                    Ok(attached)
+                }
+            },
+        )
+        .expect("plain_web's addresses");
     let names: Vec<&str> = attached.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(names, ["plain_default", "ingress"], "{attached:?}");
     let ip = |cidr: &str| -> Ipv4Addr {
