@@ -15,8 +15,11 @@ use tonic::transport::{Channel, Endpoint, Uri};
 pub const DEFAULT_HOST: &str = "unix:///run/shoal/control.sock";
 /// The manager's default mTLS port (`shoal-manager --listen`).
 pub const DEFAULT_PORT: u16 = 4242;
-/// A manager that does not answer within this is reported unreachable.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// A manager that does not answer within this is reported unreachable (3 s;
+/// `SHOAL_CONNECT_TIMEOUT` seconds where set).
+fn connect_timeout() -> Duration {
+    shoal_identity::connect_timeout()
+}
 
 /// A manager that accepted the connection but does not answer a call within this is
 /// reported rather than waited for forever.
@@ -125,7 +128,7 @@ impl Session {
     }
 }
 
-/// Connects to the manager at `host` now, failing within [`CONNECT_TIMEOUT`]
+/// Connects to the manager at `host` now, failing within [`connect_timeout`]
 /// with [`ClientError::Unreachable`] when nothing answers.
 pub async fn connect(host: &Host, tls_dir: Option<&Path>) -> Result<Session, ClientError> {
     match host {
@@ -149,7 +152,7 @@ pub async fn connect(host: &Host, tls_dir: Option<&Path>) -> Result<Session, Cli
             // tonic's TLS needs a process-wide provider; a second install is a no-op error.
             let _ = rustls::crypto::ring::default_provider().install_default();
             let connecting = shoal_identity::connect(addr, &identity);
-            let channel = match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+            let channel = match tokio::time::timeout(connect_timeout(), connecting).await {
                 Ok(Ok(channel)) => channel,
                 Ok(Err(e)) => {
                     let reason = match &e {
@@ -195,7 +198,7 @@ async fn connect_unix(path: &Path) -> Result<Channel, String> {
     let path = path.to_path_buf();
     // The URI is a placeholder: the connector ignores it and dials the socket.
     let endpoint = Endpoint::from_static("http://[::]:50051")
-        .connect_timeout(CONNECT_TIMEOUT)
+        .connect_timeout(connect_timeout())
         .timeout(REQUEST_TIMEOUT);
     let connecting = endpoint.connect_with_connector(tower::service_fn(move |_: Uri| {
         let path = path.clone();
@@ -204,7 +207,7 @@ async fn connect_unix(path: &Path) -> Result<Channel, String> {
             Ok::<_, std::io::Error>(TokioIo::new(stream))
         }
     }));
-    match tokio::time::timeout(CONNECT_TIMEOUT, connecting).await {
+    match tokio::time::timeout(connect_timeout(), connecting).await {
         Ok(Ok(channel)) => Ok(channel),
         Ok(Err(e)) => Err(error_chain(&e)),
         Err(_) => Err(timeout_reason()),
@@ -212,7 +215,7 @@ async fn connect_unix(path: &Path) -> Result<Channel, String> {
 }
 
 fn timeout_reason() -> String {
-    format!("no answer within {} s", CONNECT_TIMEOUT.as_secs())
+    format!("no answer within {} s", connect_timeout().as_secs())
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 pub mod fixtures;
 pub mod lab;
 pub mod probe;
+pub mod vmlab;
 
 /// Fails the calling test unless it runs as root. The lab and the fixtures
 /// make network namespaces, bridges and nftables rules and run containerd,

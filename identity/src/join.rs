@@ -168,7 +168,7 @@ async fn fetch_root_unverified(addr: &str) -> Result<String, JoinError> {
     let target = addr.to_string();
     let channel = Endpoint::try_from("http://shoal-manager")
         .map_err(|e| unreachable(e.to_string()))?
-        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_timeout(crate::connect_timeout())
         .connect_with_connector(tower::service_fn(move |_| {
             let connector = connector.clone();
             let target = target.clone();

@@ -241,6 +241,19 @@ impl NodeIdentity {
     }
 }
 
+/// How long a client gives a manager to accept a connection and finish the
+/// TLS handshake before calling it unreachable: 3 s, or `SHOAL_CONNECT_TIMEOUT`
+/// seconds where set (a slow link, or hosts under emulation such as the VM lab's).
+pub fn connect_timeout() -> std::time::Duration {
+    const DEFAULT_SECS: u64 = 3;
+    let secs = std::env::var("SHOAL_CONNECT_TIMEOUT")
+        .ok()
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|s| (1..=600).contains(s))
+        .unwrap_or(DEFAULT_SECS);
+    std::time::Duration::from_secs(secs)
+}
+
 /// An mTLS channel to a manager at `addr` (`host:port`). The connection is
 /// made lazily and re-made on failure by tonic.
 pub fn connect_lazy(addr: &str, identity: &NodeIdentity) -> Result<Channel, IdentityError> {
@@ -286,7 +299,7 @@ fn endpoint(addr: &str, identity: Option<&NodeIdentity>) -> Result<Endpoint, Ide
     };
     let mut endpoint = Endpoint::from_shared(format!("https://{addr}"))
         .map_err(connect_err)?
-        .connect_timeout(std::time::Duration::from_secs(3))
+        .connect_timeout(connect_timeout())
         .tcp_nodelay(true)
         .http2_keep_alive_interval(std::time::Duration::from_secs(10))
         .keep_alive_timeout(std::time::Duration::from_secs(5));

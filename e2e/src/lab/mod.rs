@@ -7,15 +7,15 @@
 //! labs run side by side; dropping a [`Lab`] tears everything down, and
 //! [`leaks`] lists whatever of a lab is still on the machine.
 
-mod cluster;
-mod command;
+pub(crate) mod cluster;
+pub(crate) mod command;
 mod error;
 mod leaks;
 mod mounts;
 mod network;
 mod partition;
 mod plan;
-mod process;
+pub(crate) mod process;
 mod record;
 mod wait;
 
