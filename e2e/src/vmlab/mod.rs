@@ -150,18 +150,24 @@ fn repo_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// A TCP port on 127.0.0.1 free right now (QEMU binds it a moment later).
-fn free_port() -> Result<u16, Error> {
-    let listener =
-        TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("find a free port", e))?;
-    listener
-        .local_addr()
-        .map(|a| a.port())
-        .map_err(|e| Error::io("find a free port", e))
+/// `n` distinct TCP ports on 127.0.0.1, free right now (QEMU binds them a
+/// moment later): all are held at once while picked, so none repeats.
+fn free_ports(n: usize) -> Result<Vec<u16>, Error> {
+    let held = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").map_err(|e| Error::io("find a free port", e)))
+        .collect::<Result<Vec<_>, _>>()?;
+    held.iter()
+        .map(|l| {
+            l.local_addr()
+                .map(|a| a.port())
+                .map_err(|e| Error::io("find a free port", e))
+        })
+        .collect()
 }
 
-/// The hosts of a lab: managers m1.., then workers w1.., addresses from .11.
-fn plan(name: &str, managers: u32, workers: u32) -> Result<Vec<VmHost>, Error> {
+/// The hosts of a lab: managers m1.., then workers w1.., addresses from
+/// .11, each with its SSH port from `ports`.
+fn plan(name: &str, managers: u32, workers: u32, ports: &[u16]) -> Result<Vec<VmHost>, Error> {
     if managers == 0 || managers + workers > 20 {
         return Err(Error::Config(
             "a VM lab has 1 or more managers and at most 20 VMs".into(),
@@ -176,7 +182,9 @@ fn plan(name: &str, managers: u32, workers: u32) -> Result<Vec<VmHost>, Error> {
             Ok(VmHost {
                 tap: format!("vt{name}.{vm}"),
                 addr: Ipv4Addr::new(10, 203, 0, 11 + i as u8),
-                ssh_port: free_port()?,
+                ssh_port: *ports
+                    .get(i)
+                    .ok_or_else(|| Error::Config("fewer ports than VMs".into()))?,
                 pid: None,
                 role,
                 name: vm,
@@ -214,8 +222,11 @@ impl VmLab {
             let _ = teardown(&stale);
         }
         let image = build_box()?;
-        let vms = plan(&config.name, config.managers, config.workers)?;
-        let manager_port = free_port()?;
+        let count = (config.managers + config.workers) as usize;
+        // One SSH port per VM, and m1's manager port.
+        let mut ports = free_ports(count + 1)?;
+        let manager_port = ports.pop().unwrap_or_default();
+        let vms = plan(&config.name, config.managers, config.workers, &ports)?;
         let _ = std::fs::remove_dir_all(&root);
         std::fs::create_dir_all(&root)
             .map_err(|e| Error::io(format!("create {}", root.display()), e))?;
@@ -647,4 +658,39 @@ fn netns_exists(name: &str) -> bool {
 
 fn link_exists(name: &str) -> bool {
     output(Command::new("ip").args(["link", "show", name])).is_ok_and(|o| o.status.success())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_lab_plans_managers_then_workers_with_their_own_addresses_and_short_taps() {
+        let vms = plan("vmlab", 1, 2, &[2201, 2202, 2203]).unwrap();
+        let names: Vec<&str> = vms.iter().map(|v| v.name.as_str()).collect();
+        assert_eq!(names, ["m1", "w1", "w2"]);
+        assert_eq!(vms[0].role, "manager");
+        assert_eq!(vms[2].role, "worker");
+        assert_eq!(vms[1].addr, Ipv4Addr::new(10, 203, 0, 12));
+        // Linux link names are at most 15 bytes.
+        let ports: Vec<u16> = (3000..3020).collect();
+        let longest = plan("abcdefgh", 3, 17, &ports).unwrap();
+        assert!(longest.iter().all(|v| v.tap.len() <= 15), "{longest:?}");
+        assert_eq!(vms[2].ssh_port, 2203);
+        assert!(plan("x", 0, 2, &ports).is_err(), "no manager");
+        assert!(plan("x", 10, 11, &ports).is_err(), "too many VMs");
+        assert!(plan("x", 1, 2, &[1, 2]).is_err(), "a port for every VM");
+        let picked = free_ports(4).unwrap();
+        let distinct: std::collections::BTreeSet<u16> = picked.iter().copied().collect();
+        assert_eq!(distinct.len(), 4, "{picked:?}");
+    }
+
+    #[test]
+    fn lab_names_are_short_and_plain() {
+        assert!(validate_name("vmlab").is_ok());
+        assert!(validate_name("t1").is_ok());
+        for bad in ["", "toolongname", "Upper", "a-b", "a.b"] {
+            assert!(validate_name(bad).is_err(), "{bad:?}");
+        }
+    }
 }
