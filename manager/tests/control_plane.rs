@@ -113,16 +113,16 @@ async fn a_node_session_gets_tasks_scheduled_and_state_survives_kill_9() {
         clash.message()
     );
 
-    // No node is ready yet: the tasks wait, saying why (the scheduler
+    // The one node is not ready yet: the tasks wait, saying why (the scheduler
     // writes the reason in its pass after the allocator's).
     wait_for("3 pending tasks saying why", async || {
         let t = tasks(&mut control).await;
         (t.len() == 3
             && t.iter().all(|t| {
                 t.observed_state() == TaskState::Pending
-                    && t.status
-                        .as_ref()
-                        .is_some_and(|s| s.err == "no suitable node")
+                    && t.status.as_ref().is_some_and(|s| {
+                        s.err == "no suitable node (1 node not available for new tasks)"
+                    })
             }))
         .then_some(t)
     })

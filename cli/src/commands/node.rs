@@ -71,6 +71,7 @@ async fn set_role(
         let request = shoal_proto::control::v1::UpdateNodeRequest {
             node: node.clone(),
             role: Some(role as i32),
+            ..Default::default()
         };
         let changed = match session.client.update_node(request).await {
             Ok(reply) => reply.into_inner().changed,

@@ -7,7 +7,7 @@
 mod access;
 mod bundles;
 pub(crate) mod networks;
-mod nodes;
+pub(crate) mod nodes;
 pub mod port;
 mod queries;
 mod secrets;
@@ -264,16 +264,59 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Admin)?;
         let request = request.into_inner();
         let role = match request.role {
-            Some(role) => shoal_proto::types::v1::NodeRole::try_from(role)
-                .map_err(|_| Status::invalid_argument(format!("unknown node role {role}")))?,
-            None => return Err(Status::invalid_argument("nothing to update: give a role")),
+            Some(role) => Some(
+                shoal_proto::types::v1::NodeRole::try_from(role)
+                    .map_err(|_| Status::invalid_argument(format!("unknown node role {role}")))?,
+            ),
+            None => None,
         };
+        let availability = match request.availability {
+            Some(a) => Some(
+                shoal_proto::types::v1::NodeAvailability::try_from(a).map_err(|_| {
+                    Status::invalid_argument(format!(
+                        "invalid availability {a}: active, pause or drain"
+                    ))
+                })?,
+            ),
+            None => None,
+        };
+        let change = nodes::NodeChange {
+            availability,
+            label_add: request.label_add,
+            label_rm: request.label_rm,
+        };
+        let spec_change = change.availability.is_some()
+            || !change.label_add.is_empty()
+            || !change.label_rm.is_empty();
+        if role.is_none() && !spec_change {
+            return Err(Status::invalid_argument(
+                "nothing to update: give a role, an availability or labels",
+            ));
+        }
         let member = self.manager.member()?;
         let (node, changed) = self
             .write(|state, tx| {
-                nodes::set_role(state, tx, &request.node, role, |raft_id| {
-                    member.removal_refusal(state, raft_id)
-                })
+                let mut changed = false;
+                let mut node = None;
+                if let Some(role) = role {
+                    let (n, c) = nodes::set_role(state, tx, &request.node, role, |raft_id| {
+                        member.removal_refusal(state, raft_id)
+                    })?;
+                    changed |= c;
+                    node = Some(n);
+                }
+                if spec_change {
+                    // The role change (if any) is in the transaction: build
+                    // on the node as it now is.
+                    let base = node.take();
+                    let (n, c) = match base {
+                        Some(n) => nodes::update_node(state, tx, n, &change)?,
+                        None => nodes::update(state, tx, &request.node, &change)?,
+                    };
+                    changed |= c;
+                    node = Some(n);
+                }
+                Ok((node.unwrap_or_default(), changed))
             })
             .await?;
         Ok(Response::new(UpdateNodeResponse {

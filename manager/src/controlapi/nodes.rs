@@ -1,6 +1,8 @@
 //! Node management through the control API.
 
-use shoal_proto::types::v1::{Node, NodeRole, NodeState, TaskState};
+use std::collections::HashMap;
+
+use shoal_proto::types::v1::{Node, NodeAvailability, NodeRole, NodeState, TaskState};
 
 use crate::store::{Kind, State, StoreError, Tx};
 
@@ -92,4 +94,57 @@ pub fn remove(state: &State, tx: &mut Tx, reference: &str, force: bool) -> Resul
         tx.put(task);
     }
     Ok(())
+}
+
+/// What `node update` changes besides the role.
+#[derive(Debug, Default, Clone)]
+pub struct NodeChange {
+    pub availability: Option<NodeAvailability>,
+    pub label_add: HashMap<String, String>,
+    pub label_rm: Vec<String>,
+}
+
+/// `node update --availability --label-add --label-rm`: the node's spec,
+/// which the scheduler and the orchestrator follow (pause: no new tasks;
+/// drain: its tasks move elsewhere). Removing a label the node does not
+/// have is refused, as docker does.
+pub fn update(
+    state: &State,
+    tx: &mut Tx,
+    reference: &str,
+    change: &NodeChange,
+) -> Result<(Node, bool), StoreError> {
+    let node = find(state, reference)?.clone();
+    update_node(state, tx, node, change)
+}
+
+/// [`update`] on a node already looked up (and maybe changed in this
+/// transaction).
+pub fn update_node(
+    _state: &State,
+    tx: &mut Tx,
+    mut node: Node,
+    change: &NodeChange,
+) -> Result<(Node, bool), StoreError> {
+    let before = node.spec.clone();
+    let spec = node.spec.get_or_insert_with(Default::default);
+    for key in &change.label_rm {
+        if spec.labels.remove(key).is_none() {
+            return Err(StoreError::InvalidArgument(format!(
+                "key {key} doesn't exist in node's labels"
+            )));
+        }
+    }
+    for (key, value) in &change.label_add {
+        spec.labels.insert(key.clone(), value.clone());
+    }
+    if let Some(availability) = change.availability {
+        spec.availability = availability as i32;
+    }
+    super::validate::node_spec(spec)?;
+    let changed = node.spec != before;
+    if changed {
+        tx.put(node.clone());
+    }
+    Ok((node, changed))
 }

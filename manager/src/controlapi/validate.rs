@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 
 use shoal_proto::types::v1::{
-    service_spec::Mode, ContainerSpec, NetworkSpec, ResourceRequirements, RestartPolicy,
-    SecretSpec, ServiceSpec, TaskSpec, UpdateConfig,
+    service_spec::Mode, ContainerSpec, NetworkSpec, NodeAvailability, NodeSpec,
+    ResourceRequirements, RestartPolicy, SecretSpec, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use crate::store::StoreError;
@@ -153,6 +153,12 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
         )?;
     }
     labels(s, "service", "--label, deploy.labels", &spec.labels)?;
+    let per_node = spec.task.as_ref().map_or(0, |t| t.max_replicas_per_node);
+    if per_node > 0 && matches!(spec.mode, Some(Mode::Global(_))) {
+        return invalid(format!(
+            "{s}: replicas-max-per-node can only be used with replicated mode"
+        ));
+    }
     if let Some(task) = &spec.task {
         task_spec(s, task)?;
     }
@@ -273,7 +279,21 @@ fn task_spec(s: &str, task: &TaskSpec) -> Result<(), StoreError> {
     )?;
     for constraint in &task.constraints {
         field(s, "placement constraint", flags, constraint)?;
+        if let Err(why) = crate::scheduler::constraint::parse(constraint) {
+            return Err(refusal(
+                s,
+                format!("invalid placement constraint {constraint:?} ({flags}): {why}"),
+            ));
+        }
     }
+    at_most(
+        s,
+        format!("{} replicas per node", task.max_replicas_per_node),
+        "--replicas-max-per-node, deploy.placement.max_replicas_per_node",
+        task.max_replicas_per_node,
+        MAX_REPLICAS,
+        MAX_REPLICAS.to_string(),
+    )?;
     let flags = "--secret, secrets";
     list_len(
         s,
@@ -535,6 +555,37 @@ fn resources(s: &str, r: &ResourceRequirements) -> Result<(), StoreError> {
 
 /// `swarm update --cert-expiry` / `swarm ca --cert-expiry`: the lifetime of
 /// node certificates, in whole hours (as the cluster stores it).
+/// A node's spec as `node update` leaves it: its labels within the limits
+/// of service labels, each key a non-empty single line.
+pub fn node_spec(spec: &NodeSpec) -> Result<(), StoreError> {
+    let flags = "--label-add";
+    labels("", "node", flags, &spec.labels)?;
+    for (key, value) in &spec.labels {
+        if key.trim().is_empty() {
+            return Err(refusal(
+                "",
+                format!("invalid label {key:?} ({flags}): empty name"),
+            ));
+        }
+        if key.chars().chain(value.chars()).any(|c| c.is_control()) {
+            return Err(refusal(
+                "",
+                format!("invalid label {key:?} ({flags}): control characters"),
+            ));
+        }
+    }
+    if NodeAvailability::try_from(spec.availability).is_err() {
+        return Err(refusal(
+            "",
+            format!(
+                "invalid availability {} (--availability): active, pause or drain",
+                spec.availability
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn cert_expiry(expiry_ms: u64) -> Result<u32, StoreError> {
     let flags = "--cert-expiry";
     let shown = format!("certificate expiry {}", duration(expiry_ms));
@@ -889,6 +940,7 @@ mod tests {
                     ..Default::default()
                 }],
                 force_update: 0,
+                max_replicas_per_node: 0,
             }),
             mode: Some(Mode::Replicated(ReplicatedMode { replicas: 3 })),
             update: Some(UpdateConfig {
@@ -1116,6 +1168,58 @@ mod tests {
                 ],
             ),
         ]);
+    }
+
+    #[test]
+    fn malformed_constraints_are_refused_with_dockers_reason() {
+        refused(&[
+            (
+                |s| task(s).constraints = vec!["node.role=manager".into()],
+                &[
+                    "invalid placement constraint \"node.role=manager\"",
+                    "--constraint",
+                    "deploy.placement.constraints",
+                    "constraint expected one operator from ==, !=",
+                ],
+            ),
+            (
+                |s| task(s).constraints = vec!["node role==manager".into()],
+                &["key 'node role' is invalid"],
+            ),
+            (
+                |s| task(s).constraints = vec!["node.labels.zone==".into()],
+                &["value '' is invalid"],
+            ),
+            (
+                |s| task(s).constraints = vec!["node.labels.zone==>b".into()],
+                &["value '>b' is invalid"],
+            ),
+            (
+                |s| task(s).max_replicas_per_node = MAX_REPLICAS + 1,
+                &[
+                    "10001 replicas per node",
+                    "--replicas-max-per-node",
+                    "deploy.placement.max_replicas_per_node",
+                    "(max 10000)",
+                ],
+            ),
+            (
+                |s| {
+                    s.mode = Some(Mode::Global(Default::default()));
+                    task(s).max_replicas_per_node = 1;
+                },
+                &["replicas-max-per-node can only be used with replicated mode"],
+            ),
+        ]);
+        let mut spec = web();
+        let t = task(&mut spec);
+        t.constraints = vec![
+            "node.labels.zone == b".into(),
+            "node.platform.os!=windows".into(),
+            "node.ip==10.0.0.1".into(),
+        ];
+        t.max_replicas_per_node = 2;
+        service_spec(&spec).unwrap();
     }
 
     fn dns(spec: &mut ServiceSpec) -> &mut shoal_proto::types::v1::DnsConfig {

@@ -11,10 +11,13 @@ mod update;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_proto::types::v1::{service_spec::Mode, Service, Task, TaskState, TaskStatus};
+use shoal_proto::types::v1::{
+    service_spec::Mode, Node, NodeAvailability, Service, Task, TaskState, TaskStatus,
+};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
+use crate::scheduler;
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 pub use slots::Slot;
@@ -90,15 +93,31 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
     let slots = slots::group(state, service);
     match &spec.mode {
         Some(Mode::Global(_)) => {
-            let nodes: Vec<&str> = state
+            // Ready nodes that are not drained and meet the constraints
+            // keep their task; a paused node gets none it does not have.
+            let constraints = spec
+                .task
+                .as_ref()
+                .map(|t| t.constraints.as_slice())
+                .unwrap_or(&[]);
+            let eligible: Vec<&Node> = state
                 .nodes
                 .values()
-                .filter(|n| crate::scheduler::node_accepts_tasks(n))
+                .filter(|n| scheduler::node_ready(n))
+                .filter(|n| scheduler::availability(n) != NodeAvailability::Drain)
+                .filter(|n| scheduler::constraint::all_match(constraints, n))
+                .collect();
+            let nodes: Vec<&str> = eligible
+                .iter()
                 .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str()))
                 .collect();
-            for node in &nodes {
-                let slot = slots.iter().find(|s| s.node_id == *node);
-                reconcile_slot(state, service, slot, 0, node, tx, wake);
+            for (node, id) in eligible.iter().zip(&nodes) {
+                let slot = slots.iter().find(|s| s.node_id == *id);
+                let live = slot.is_some_and(|s| s.newest_active().is_some());
+                if !live && scheduler::availability(node) != NodeAvailability::Active {
+                    continue;
+                }
+                reconcile_slot(state, service, slot, 0, id, tx, wake);
             }
             for slot in slots
                 .iter()
@@ -158,6 +177,12 @@ fn reconcile_slot(
         }
         return;
     };
+    if node_id.is_empty() && on_drained_node(state, newest) {
+        // Drain: the task stops, and the slot gets a new one elsewhere once
+        // it is down (the scheduler never picks a drained node).
+        slot.shut_down(newest, tx, "node is drained");
+        return;
+    }
     if newest.observed_state().is_terminal() {
         match restart::decide(service, newest, tx.now()) {
             restart::Decision::Now => {
@@ -178,7 +203,15 @@ fn reconcile_slot(
             slot.shut_down(older, tx, "replaced by a newer task");
         }
     }
-    let _ = state;
+}
+
+fn on_drained_node(state: &State, task: &Task) -> bool {
+    !task.node_id.is_empty()
+        && !task.observed_state().is_terminal()
+        && state
+            .nodes
+            .get(&task.node_id)
+            .is_some_and(|n| scheduler::availability(n) == NodeAvailability::Drain)
 }
 
 pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) -> Task {
