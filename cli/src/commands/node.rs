@@ -5,6 +5,9 @@ use serde_json::json;
 use shoal_proto::control::v1::ListNodesRequest;
 use shoal_proto::types::v1::{Node, NodeAvailability, NodeRole, NodeState};
 
+use std::collections::HashMap;
+
+use super::tasks::{self, PsFlags};
 use super::{Error, Io};
 use crate::client::{Host, Session};
 use crate::output::Listing;
@@ -21,6 +24,68 @@ pub enum NodeCommand {
     Promote(NodesArgs),
     /// Demote one or more nodes from manager in the swarm
     Demote(NodesArgs),
+    /// Update a node
+    Update(UpdateArgs),
+    /// Display detailed information on one or more nodes
+    Inspect(InspectArgs),
+    /// List tasks running on one or more nodes, defaults to current node
+    Ps(PsArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    /// Availability of the node ("active", "pause", "drain")
+    #[arg(long, value_parser = parse_availability)]
+    pub availability: Option<NodeAvailability>,
+    /// Add or update a node label (`key=value`)
+    #[arg(long = "label-add", value_name = "LIST")]
+    pub label_add: Vec<String>,
+    /// Remove a node label if exists
+    #[arg(long = "label-rm", value_name = "LIST")]
+    pub label_rm: Vec<String>,
+    pub node: String,
+}
+
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// Print the information in a human friendly format
+    #[arg(long)]
+    pub pretty: bool,
+    #[arg(required = true)]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct PsArgs {
+    #[command(flatten)]
+    pub flags: PsFlags,
+    /// Nodes (id, id prefix, hostname, or `self`); the current node when none
+    pub nodes: Vec<String>,
+}
+
+/// docker's spellings, any case.
+pub fn parse_availability(input: &str) -> Result<NodeAvailability, String> {
+    match input.to_ascii_lowercase().as_str() {
+        "active" => Ok(NodeAvailability::Active),
+        "pause" => Ok(NodeAvailability::Pause),
+        "drain" => Ok(NodeAvailability::Drain),
+        _ => Err(format!(
+            "invalid availability {input:?}: only active, pause and drain are supported"
+        )),
+    }
+}
+
+/// `--label-add key=value` (a key alone: the empty value), as docker reads it.
+pub fn label_adds(list: &[String]) -> Result<HashMap<String, String>, Error> {
+    let mut labels = HashMap::new();
+    for entry in list {
+        let (key, value) = entry.split_once('=').unwrap_or((entry.as_str(), ""));
+        if key.trim().is_empty() {
+            return Err(Error::Usage(format!("invalid label {entry:?}: empty name")));
+        }
+        labels.insert(key.to_string(), value.to_string());
+    }
+    Ok(labels)
 }
 
 #[derive(Debug, Args)]
@@ -55,7 +120,243 @@ pub async fn run(
         NodeCommand::Rm(args) => rm(session, args, io).await,
         NodeCommand::Promote(args) => set_role(session, args, NodeRole::Manager, io).await,
         NodeCommand::Demote(args) => set_role(session, args, NodeRole::Worker, io).await,
+        NodeCommand::Update(args) => update(session, args, io).await,
+        NodeCommand::Inspect(args) => inspect(session, args, io).await,
+        NodeCommand::Ps(args) => ps(session, args, io).await,
     }
+}
+
+/// `node update`: the manager checks and applies it (docker changes the
+/// spec on the client side and writes it back).
+async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let request = shoal_proto::control::v1::UpdateNodeRequest {
+        node: args.node.clone(),
+        role: None,
+        availability: args.availability.map(|a| a as i32),
+        label_add: label_adds(&args.label_add)?,
+        label_rm: args.label_rm,
+    };
+    if request.availability.is_none() && request.label_add.is_empty() && request.label_rm.is_empty()
+    {
+        return Err(Error::Usage(
+            "node update: give --availability, --label-add or --label-rm".into(),
+        ));
+    }
+    session.client.update_node(request).await?;
+    writeln!(io.out, "{}", args.node)?;
+    Ok(())
+}
+
+async fn list(session: &mut Session) -> Result<Vec<Node>, Error> {
+    Ok(session
+        .client
+        .list_nodes(ListNodesRequest {})
+        .await?
+        .into_inner()
+        .nodes)
+}
+
+/// The node a reference names, as the manager resolves one: full id, exact
+/// hostname or unique id prefix; `self` is the node the CLI talks to.
+fn resolve<'a>(nodes: &'a [Node], reference: &str, me: Option<&str>) -> Result<&'a Node, Error> {
+    let reference = match (reference, me) {
+        ("self", Some(me)) => me,
+        ("self", None) => {
+            return Err(Error::Input(
+                "the current node is not known here: name the node".into(),
+            ))
+        }
+        (r, _) => r,
+    };
+    if let Some(n) = nodes.iter().find(|n| node_id(n) == reference) {
+        return Ok(n);
+    }
+    let matches: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| {
+            (!reference.is_empty() && node_id(n).starts_with(reference)) || hostname(n) == reference
+        })
+        .collect();
+    match matches.as_slice() {
+        [one] => Ok(one),
+        [] => Err(Error::Input(format!("no such node: {reference}"))),
+        _ => Err(Error::Input(format!(
+            "node {reference} is ambiguous ({} matches)",
+            matches.len()
+        ))),
+    }
+}
+
+async fn inspect(session: &mut Session, args: InspectArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let nodes = list(session).await?;
+    let me = self_node(&nodes, session);
+    let mut found = Vec::new();
+    let mut errors = Vec::new();
+    for reference in &args.nodes {
+        match resolve(&nodes, reference, me.as_deref()) {
+            Ok(node) => found.push(node),
+            Err(e) => errors.push(e),
+        }
+    }
+    if args.pretty {
+        for (i, node) in found.iter().enumerate() {
+            if i > 0 {
+                writeln!(io.out)?;
+            }
+            io.out.write_all(pretty(node).as_bytes())?;
+        }
+        return super::collect_errors(errors);
+    }
+    let objects = found.iter().map(|n| node_json(n)).collect();
+    super::inspect::write_inspected(objects, errors, io.out)
+}
+
+async fn ps(session: &mut Session, args: PsArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let nodes = list(session).await?;
+    let me = self_node(&nodes, session);
+    let references = if args.nodes.is_empty() {
+        vec!["self".to_string()]
+    } else {
+        args.nodes.clone()
+    };
+    let mut ids = Vec::new();
+    for reference in &references {
+        ids.push(node_id(resolve(&nodes, reference, me.as_deref())?).to_string());
+    }
+    let request = shoal_proto::control::v1::ListTasksRequest {
+        node_ids: ids,
+        ..Default::default()
+    };
+    tasks::ps_of(session, request, &args.flags, io).await
+}
+
+fn lower(name: &str) -> String {
+    name.to_ascii_lowercase()
+}
+
+/// docker's `node inspect`: `Spec` (labels, role, availability),
+/// `Description` (hostname, platform, resources), `Status`, `ManagerStatus`.
+pub fn node_json(node: &Node) -> serde_json::Value {
+    let meta = node.meta.clone().unwrap_or_default();
+    let spec = node.spec.clone().unwrap_or_default();
+    let description = node.description.clone().unwrap_or_default();
+    let labels: std::collections::BTreeMap<&String, &String> = spec.labels.iter().collect();
+    let mut value = json!({
+        "ID": meta.id,
+        "Version": { "Index": meta.version },
+        "CreatedAt": crate::output::rfc3339(meta.created_at),
+        "UpdatedAt": crate::output::rfc3339(meta.updated_at),
+        "Spec": {
+            "Labels": labels,
+            "Role": lower(role_name(spec.desired_role)),
+            "Availability": lower(availability_name(node)),
+        },
+        "Description": {
+            "Hostname": description.hostname,
+            "Platform": {
+                "Architecture": description.architecture,
+                "OS": description.os,
+            },
+            "Resources": {
+                "NanoCPUs": description.nano_cpus,
+                "MemoryBytes": description.memory_bytes,
+            },
+        },
+        "Status": {
+            "State": lower(state_name(node)),
+            "Message": node.status.as_ref().map(|s| s.message.as_str()).unwrap_or(""),
+            "Addr": node.status.as_ref().map(|s| s.addr.as_str()).unwrap_or(""),
+        },
+    });
+    if let Some(m) = &node.manager_status {
+        value["ManagerStatus"] = json!({
+            "Leader": m.leader,
+            "Reachability": if m.reachability.is_empty() { "reachable".to_string() } else { lower(&m.reachability) },
+            "Addr": m.addr,
+        });
+    }
+    value
+}
+
+fn role_name(raw: i32) -> &'static str {
+    if raw == NodeRole::Manager as i32 {
+        "Manager"
+    } else {
+        "Worker"
+    }
+}
+
+/// docker's `node inspect --pretty`.
+pub fn pretty(node: &Node) -> String {
+    use std::fmt::Write as _;
+    let mut t = String::new();
+    let meta = node.meta.clone().unwrap_or_default();
+    let spec = node.spec.clone().unwrap_or_default();
+    let description = node.description.clone().unwrap_or_default();
+    let line = |t: &mut String, key: &str, value: &dyn std::fmt::Display| {
+        let _ = writeln!(t, "{:<23} {value}", format!("{key}:"));
+    };
+    line(&mut t, "ID", &meta.id);
+    if !spec.labels.is_empty() {
+        let _ = writeln!(t, "Labels:");
+        let labels: std::collections::BTreeMap<&String, &String> = spec.labels.iter().collect();
+        for (k, v) in labels {
+            let _ = writeln!(t, " - {k}={v}");
+        }
+    }
+    line(&mut t, "Hostname", &description.hostname);
+    line(
+        &mut t,
+        "Joined at",
+        &crate::output::rfc3339(meta.created_at),
+    );
+    let _ = writeln!(t, "Status:");
+    line(&mut t, " State", &state_name(node));
+    if let Some(message) = node
+        .status
+        .as_ref()
+        .map(|s| &s.message)
+        .filter(|m| !m.is_empty())
+    {
+        line(&mut t, " Message", message);
+    }
+    line(&mut t, " Availability", &availability_name(node));
+    line(
+        &mut t,
+        " Address",
+        &node.status.as_ref().map(|s| s.addr.as_str()).unwrap_or(""),
+    );
+    if let Some(m) = &node.manager_status {
+        let _ = writeln!(t, "Manager Status:");
+        line(&mut t, " Address", &m.addr);
+        line(
+            &mut t,
+            " Raft Status",
+            &manager_status(node).replace("Leader", "Reachable"),
+        );
+        line(&mut t, " Leader", &if m.leader { "Yes" } else { "No" });
+    }
+    let _ = writeln!(t, "Platform:");
+    line(&mut t, " Operating System", &description.os);
+    line(&mut t, " Architecture", &description.architecture);
+    let _ = writeln!(t, "Resources:");
+    line(&mut t, " CPUs", &(description.nano_cpus / 1_000_000_000));
+    line(&mut t, " Memory", &memory(description.memory_bytes));
+    t
+}
+
+/// docker's `units.BytesSize`: `1.944GiB`, `512MiB`.
+fn memory(bytes: i64) -> String {
+    let units = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < units.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    let shown = format!("{value:.4}");
+    let shown = shown.trim_end_matches('0').trim_end_matches('.');
+    format!("{shown}{}", units[unit])
 }
 
 /// `node promote|demote`: the managers carry it out (Raft membership, then
@@ -310,5 +611,58 @@ mod tests {
         assert_eq!(listing.json[1]["Self"], true);
         assert_eq!(listing.json[0]["Status"], "Ready");
         assert_eq!(listing.json[2]["ManagerStatus"], "");
+    }
+
+    #[test]
+    fn update_flags_read_as_dockers() {
+        assert_eq!(parse_availability("Drain"), Ok(NodeAvailability::Drain));
+        assert_eq!(parse_availability("pause"), Ok(NodeAvailability::Pause));
+        assert!(parse_availability("off")
+            .unwrap_err()
+            .contains("only active, pause and drain"));
+        let labels = label_adds(&["zone=b".into(), "ssd".into(), "k=a=b".into()]).unwrap();
+        assert_eq!(labels["zone"], "b");
+        assert_eq!(labels["ssd"], "");
+        assert_eq!(labels["k"], "a=b");
+        assert!(label_adds(&["=x".into()]).is_err());
+    }
+
+    #[test]
+    fn inspect_has_dockers_shape_and_pretty_text() {
+        let mut n = node("n1", "w1", NodeState::Ready, None);
+        let spec = n.spec.as_mut().unwrap();
+        spec.labels.insert("zone".into(), "b".into());
+        spec.availability = NodeAvailability::Drain as i32;
+        let d = n.description.as_mut().unwrap();
+        d.os = "linux".into();
+        d.architecture = "x86_64".into();
+        d.nano_cpus = 2_000_000_000;
+        d.memory_bytes = 2_087_000_000;
+        let json = node_json(&n);
+        assert_eq!(json["ID"], "n1");
+        assert_eq!(json["Spec"]["Labels"]["zone"], "b");
+        assert_eq!(json["Spec"]["Availability"], "drain");
+        assert_eq!(json["Spec"]["Role"], "worker");
+        assert_eq!(json["Status"]["State"], "ready");
+        assert_eq!(json["Description"]["Platform"]["OS"], "linux");
+        assert!(json.get("ManagerStatus").is_none());
+        let text = pretty(&n);
+        assert!(
+            text.starts_with("ID:                     n1\nLabels:\n - zone=b\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{:<23} Drain\n", " Availability:")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{:<23} x86_64\n", " Architecture:")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{:<23} 1.9437GiB\n", " Memory:")),
+            "{text}"
+        );
+        assert_eq!(memory(512 * 1024 * 1024), "512MiB");
     }
 }

@@ -98,15 +98,21 @@ pub async fn ps(
     flags: &PsFlags,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    let tasks = session
-        .client
-        .list_tasks(ListTasksRequest {
-            service_ids,
-            ..Default::default()
-        })
-        .await?
-        .into_inner()
-        .tasks;
+    let request = ListTasksRequest {
+        service_ids,
+        ..Default::default()
+    };
+    ps_of(session, request, flags, io).await
+}
+
+/// Lists the tasks a request selects (`service ps`, `node ps`).
+pub async fn ps_of(
+    session: &mut Session,
+    request: ListTasksRequest,
+    flags: &PsFlags,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    let tasks = session.client.list_tasks(request).await?.into_inner().tasks;
     let nodes = session
         .client
         .list_nodes(ListNodesRequest {})
