@@ -141,10 +141,11 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
         "RestartPolicy".into(),
         restart_json(&task.restart.unwrap_or_default()),
     );
-    template.insert(
-        "Placement".into(),
-        json!({ "Constraints": task.constraints }),
-    );
+    let mut placement = json!({ "Constraints": task.constraints });
+    if task.max_replicas_per_node > 0 {
+        placement["MaxReplicas"] = json!(task.max_replicas_per_node);
+    }
+    template.insert("Placement".into(), placement);
     // Where docker keeps a service's networks (its top-level
     // `Spec.Networks` is deprecated), each with its aliases; left out when
     // there are none, as docker does.
@@ -396,9 +397,14 @@ pub fn pretty(service: &Service) -> String {
         }
         line(&mut t, " Message", &status.message);
     }
-    if !task.constraints.is_empty() {
+    if !task.constraints.is_empty() || task.max_replicas_per_node > 0 {
         let _ = writeln!(t, "Placement:");
-        line(&mut t, " Constraints", &format!("{:?}", task.constraints));
+        if !task.constraints.is_empty() {
+            line(&mut t, " Constraints", &format!("{:?}", task.constraints));
+        }
+        if task.max_replicas_per_node > 0 {
+            line(&mut t, " Max Replicas", &task.max_replicas_per_node);
+        }
     }
     if let Some(u) = &spec.update {
         let _ = writeln!(t, "UpdateConfig:");

@@ -97,6 +97,9 @@ pub struct CreateArgs {
     /// Set DNS options
     #[arg(long, value_name = "OPTION")]
     pub dns_option: Vec<String>,
+    /// Placement constraints (e.g. node.labels.zone==b)
+    #[arg(long, value_name = "EXPR")]
+    pub constraint: Vec<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -215,6 +218,12 @@ pub struct UpdateArgs {
     /// Remove a DNS option
     #[arg(long, value_name = "OPTION")]
     pub dns_option_rm: Vec<String>,
+    /// Add or update a placement constraint
+    #[arg(long, value_name = "EXPR")]
+    pub constraint_add: Vec<String>,
+    /// Remove a constraint (the whole expression)
+    #[arg(long, value_name = "EXPR")]
+    pub constraint_rm: Vec<String>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -268,6 +277,12 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     }
     if let Some(task) = spec.task.as_mut() {
         task.secrets = args.secret.clone();
+        task.constraints = args.constraint.clone();
+    }
+    if args.spec.replicas_max_per_node.is_some_and(|n| n > 0) && args.mode == Mode::Global {
+        return Err(Error::Usage(
+            "replicas-max-per-node can only be used with replicated mode".into(),
+        ));
     }
     spec.networks = args.network.iter().map(|a| a.target.clone()).collect();
     spec.network_aliases = network::aliases_of(&args.network);
@@ -642,6 +657,14 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
         });
         task.secrets.extend(args.secret_add.iter().cloned());
     }
+    if !args.constraint_add.is_empty() || !args.constraint_rm.is_empty() {
+        let task = spec.task.get_or_insert_with(Default::default);
+        spec::edit_constraints(
+            &mut task.constraints,
+            &args.constraint_add,
+            &args.constraint_rm,
+        );
+    }
     if args.force {
         // Swarm's ForceUpdate: the task spec changes, so the tasks roll.
         let task = spec.task.get_or_insert_with(Default::default);
@@ -765,6 +788,60 @@ mod tests {
         assert_eq!((ports[0].published_port, ports[0].target_port), (8080, 80));
         assert!(!args.wait.detach);
         assert_eq!(args.wait.timeout, Duration::from_secs(120));
+    }
+
+    #[test]
+    fn placement_flags_on_create_and_update() {
+        let args = create_args(&[
+            "--constraint",
+            "node.labels.zone==b",
+            "--constraint",
+            "node.role!=manager",
+            "--replicas-max-per-node",
+            "2",
+            "busybox",
+        ]);
+        let spec = create_spec(&args).expect("spec");
+        let task = spec.task.clone().unwrap();
+        assert_eq!(
+            task.constraints,
+            ["node.labels.zone==b", "node.role!=manager"]
+        );
+        assert_eq!(task.max_replicas_per_node, 2);
+        let global = create_spec(&create_args(&[
+            "--mode",
+            "global",
+            "--replicas-max-per-node",
+            "1",
+            "busybox",
+        ]))
+        .expect_err("refused");
+        assert!(global
+            .to_string()
+            .contains("only be used with replicated mode"));
+
+        let update = match parse(&[
+            "service",
+            "update",
+            "--constraint-add",
+            "node.hostname!=w2",
+            "--constraint-rm",
+            "node.role!=manager",
+            "--replicas-max-per-node",
+            "0",
+            "web",
+        ])
+        .command
+        {
+            Command::Service(ServiceCommand::Update(args)) => *args,
+            other => panic!("{other:?}"),
+        };
+        let task = updated_spec(spec, &update).unwrap().task.unwrap();
+        assert_eq!(
+            task.constraints,
+            ["node.hostname!=w2", "node.labels.zone==b"]
+        );
+        assert_eq!(task.max_replicas_per_node, 0);
     }
 
     #[test]

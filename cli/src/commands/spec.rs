@@ -103,6 +103,9 @@ pub struct SpecFlags {
     /// Endpoint mode (vip or dnsrr)
     #[arg(long, value_enum, value_name = "MODE")]
     pub endpoint_mode: Option<EndpointMode>,
+    /// Maximum number of tasks per node (default 0 = unlimited)
+    #[arg(long, value_name = "N")]
+    pub replicas_max_per_node: Option<u64>,
 }
 
 impl SpecFlags {
@@ -117,6 +120,11 @@ impl SpecFlags {
                 EndpointMode::Vip => endpoint_spec::Mode::Vip,
                 EndpointMode::Dnsrr => endpoint_spec::Mode::Dnsrr,
             } as i32;
+        }
+        if let Some(max) = self.replicas_max_per_node {
+            spec.task
+                .get_or_insert_with(Default::default)
+                .max_replicas_per_node = max;
         }
         let container = container_mut(spec);
         if let Some(user) = &self.user {
@@ -189,6 +197,14 @@ impl SpecFlags {
         }
         Ok(())
     }
+}
+
+/// docker's `updatePlacementConstraints`: the added ones appended, then
+/// every one named for removal (the whole expression) dropped, sorted.
+pub fn edit_constraints(constraints: &mut Vec<String>, add: &[String], rm: &[String]) {
+    constraints.extend(add.iter().cloned());
+    constraints.retain(|c| !rm.contains(c));
+    constraints.sort();
 }
 
 /// Docker's CLI default: update one task at a time.

@@ -42,6 +42,7 @@ const DEPLOY_KEYS: &[&str] = &[
     "labels",
     "restart_policy",
     "update_config",
+    "placement",
 ];
 
 pub struct Converter<'a> {
@@ -569,6 +570,37 @@ impl Converter<'_> {
         Ok(cfg)
     }
 
+    /// `deploy.placement`: `constraints` (as written; the manager checks
+    /// them) and `max_replicas_per_node`; `preferences` are not honoured yet.
+    fn placement(
+        &mut self,
+        service: &str,
+        node: &Node,
+        path: &KeyPath,
+    ) -> Result<(Vec<String>, u64)> {
+        let Node::Map(entries) = node else {
+            return Err(self.src.invalid(path, "must be a mapping"));
+        };
+        let mut constraints = Vec::new();
+        let mut max = 0;
+        for (key, value) in entries {
+            let p = path.key(key);
+            match key.as_str() {
+                "constraints" => {
+                    constraints = self
+                        .string_list(value, &p)?
+                        .into_iter()
+                        .map(|(c, _)| c)
+                        .collect()
+                }
+                "max_replicas_per_node" => max = self.unsigned(value, &p)?,
+                k if k.starts_with("x-") => {}
+                other => self.unsupported(service, &format!("deploy.placement.{other}")),
+            }
+        }
+        Ok((constraints, max))
+    }
+
     pub fn service(&mut self, name: &str, node: &Node, path: &KeyPath) -> Result<ServiceSpec> {
         let Node::Map(entries) = node else {
             return Err(self.src.invalid(path, "must be a mapping"));
@@ -583,6 +615,7 @@ impl Converter<'_> {
         let mut ports = Vec::new();
         let mut secrets = Vec::new();
         let mut dns = DnsConfig::default();
+        let mut placement = (Vec::new(), 0);
         for (key, value) in entries {
             let p = path.key(key);
             if key.starts_with("x-") {
@@ -633,6 +666,7 @@ impl Converter<'_> {
                             "labels" => spec.labels = self.labels(dv, &dp)?,
                             "restart_policy" => restart = Some(self.restart_policy(dv, &dp)?),
                             "update_config" => update = Some(self.update_config(dv, &dp)?),
+                            "placement" => placement = self.placement(name, dv, &dp)?,
                             _ => {}
                         }
                     }
@@ -678,6 +712,8 @@ impl Converter<'_> {
             container: Some(container),
             restart,
             secrets,
+            constraints: placement.0,
+            max_replicas_per_node: placement.1,
             ..Default::default()
         });
         spec.update = update;

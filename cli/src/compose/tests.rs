@@ -449,6 +449,7 @@ fn unsupported_keys_warn_with_service_and_path() {
         "    healthcheck:\n      test: [\"CMD\", \"true\"]\n",
         "    x-custom: ignored silently\n",
         "    deploy:\n      placement:\n        constraints: [node.role==manager]\n",
+        "        preferences:\n          - spread: node.labels.zone\n",
         "      resources:\n        limits:\n          memory: 50M\n",
         "networks:\n  front: {}\n",
         "volumes:\n  data: {}\n",
@@ -457,7 +458,7 @@ fn unsupported_keys_warn_with_service_and_path() {
     let w = &stack.warnings;
     for expected in [
         "service \"web\": key \"healthcheck\" is not supported yet and was ignored",
-        "service \"web\": key \"deploy.placement\" is not supported yet and was ignored",
+        "service \"web\": key \"deploy.placement.preferences\" is not supported yet and was ignored",
         "service \"web\": key \"deploy.resources\" is not supported yet and was ignored",
         "key \"volumes\" is not supported yet and was ignored",
     ] {
@@ -1092,4 +1093,25 @@ fn a_service_on_an_undefined_network_is_refused() {
         "{e}"
     );
     assert!(e.to_string().contains("services.web.networks"), "{e}");
+}
+
+#[test]
+fn placement_constraints_and_max_replicas_per_node_are_honoured() {
+    let stack = load_with(
+        concat!(
+            "version: \"3.8\"\n",
+            "services:\n  web:\n    image: x\n",
+            "    deploy:\n      placement:\n",
+            "        constraints: [node.labels.zone == b, \"node.role!=manager\"]\n",
+            "        max_replicas_per_node: ${MAX}\n",
+        ),
+        &[("MAX", "2")],
+    );
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    let task = stack.services[0].spec.task.clone().unwrap();
+    assert_eq!(
+        task.constraints,
+        ["node.labels.zone == b", "node.role!=manager"]
+    );
+    assert_eq!(task.max_replicas_per_node, 2);
 }
