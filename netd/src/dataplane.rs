@@ -84,9 +84,6 @@ struct State {
     /// The last view's node id, nodes and task addresses: the overlays'
     /// peers.
     view_peers: ViewPeers,
-    /// The remote tasks last programmed per network (skips rewrites that
-    /// change nothing; empty after a restart, so the first view syncs all).
-    programmed: BTreeMap<String, RemoteTasks>,
     /// The node's underlay MTU, once known (from its address in the view).
     underlay_mtu: Option<u32>,
     /// The mesh as last ensured, with the key it runs on (`None`: down).
@@ -369,7 +366,7 @@ impl Dataplane {
                 errors.push(e);
             }
         }
-        if let Err(e) = self.remove_unused_networks(&mut state, &wanted).await {
+        if let Err(e) = self.remove_unused_networks(&wanted).await {
             errors.push(e);
         }
         state.view_services = Some(view.services.clone());
@@ -390,17 +387,18 @@ impl Dataplane {
     async fn ensure_network(&self, state: &mut State, net: &OverlayNetwork) -> Result<u32> {
         let br = bridge::apply(&self.host, net).await?;
         let vx = vxlan::apply(&self.host, net, br.index).await?;
+        // Always against what the device holds, never against what was
+        // last written: a device re-made (its source moved to the mesh) or
+        // a neighbour table flushed by the kernel starts empty, and a cache
+        // of our own writes once left a VM's encrypted network without its
+        // neighbour entries. Entries already right are not touched.
         let remote = state.view_peers.remote_tasks(net);
-        if state.programmed.get(&net.id) != Some(&remote) {
-            peers::sync(&self.host, vx.index, &remote).await?;
-            state.programmed.insert(net.id.clone(), remote);
-        }
+        peers::sync(&self.host, vx.index, &remote).await?;
         Ok(br.index)
     }
 
     async fn remove_unused_networks(
         &self,
-        state: &mut State,
         wanted: &BTreeMap<String, OverlayNetwork>,
     ) -> Result<()> {
         let mut errors = Vec::new();
@@ -409,7 +407,6 @@ impl Dataplane {
                 continue;
             }
             tracing::info!(network = %id, bridge = %br.name, "removing network no longer in use");
-            state.programmed.remove(&id);
             if let Err(e) = vxlan::teardown(&self.host, &names::vxlan_name(&id)).await {
                 errors.push(e);
             }
