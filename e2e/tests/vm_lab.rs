@@ -6,7 +6,6 @@
 //! switches it off explicitly (README: "The VM lab").
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use std::time::Duration;
 
 use shoal_e2e::lab::wait_until;
@@ -29,30 +28,8 @@ networks:
       encrypted: ""
 "#;
 
-/// `shoal` on this machine, pointed at the VM lab the way `vm-lab env` does.
 fn shoal(lab: &VmLab, args: &[&str]) -> Result<String, String> {
-    let record = lab.record();
-    let out = Command::new(record.bin_dir.join("shoal"))
-        .args([
-            "--host",
-            &format!("tcp://127.0.0.1:{}", record.manager_port),
-        ])
-        .arg("--tls-dir")
-        .arg(&record.bundle)
-        .args(args)
-        .env("SHOAL_REGISTRY", &record.registry)
-        .env("SHOAL_CONNECT_TIMEOUT", "30")
-        .output()
-        .map_err(|e| format!("run shoal: {e}"))?;
-    if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
-    } else {
-        Err(format!(
-            "shoal {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        ))
-    }
+    lab.shoal(args).map_err(|e| e.to_string())
 }
 
 /// The running tasks of a service: task id -> node hostname.

@@ -166,26 +166,7 @@ fn gbps(iperf_json: &str) -> Result<f64> {
 }
 
 fn shoal(lab: &VmLab, args: &[&str]) -> Result<String> {
-    let record = lab.record();
-    let out = std::process::Command::new(record.bin_dir.join("shoal"))
-        .args([
-            "--host",
-            &format!("tcp://127.0.0.1:{}", record.manager_port),
-        ])
-        .arg("--tls-dir")
-        .arg(&record.bundle)
-        .args(args)
-        .env("SHOAL_REGISTRY", &record.registry)
-        .env("SHOAL_CONNECT_TIMEOUT", "30")
-        .output()?;
-    if !out.status.success() {
-        bail!(
-            "shoal {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    Ok(lab.shoal(args)?)
 }
 
 /// The one running task of a service: (task id, VM).

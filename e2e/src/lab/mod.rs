@@ -16,7 +16,7 @@ mod network;
 mod partition;
 mod plan;
 pub(crate) mod process;
-mod record;
+pub(crate) mod record;
 mod wait;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};

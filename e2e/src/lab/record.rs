@@ -39,28 +39,12 @@ impl Record {
 
     /// Reads the record under `root`; `None` when there is none.
     pub fn load(root: &Path) -> Result<Option<Record>, Error> {
-        let path = Self::path(root);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
-        };
-        serde_json::from_slice(&text)
-            .map(Some)
-            .map_err(|source| Error::Record { path, source })
+        load_json(&Self::path(root))
     }
 
     /// Writes the record atomically (a crash never leaves half a file).
     pub fn save(&self) -> Result<(), Error> {
-        let path = Self::path(&self.root);
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(self).map_err(|source| Error::Record {
-            path: path.clone(),
-            source,
-        })?;
-        std::fs::write(&tmp, text).map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("rename to {}", path.display()), e))
+        save_json(&Self::path(&self.root), self)
     }
 
     pub fn host(&self, name: &str) -> Result<&Host, Error> {
@@ -72,4 +56,31 @@ impl Record {
                 host: name.to_string(),
             })
     }
+}
+
+/// A lab record file (`lab.json`, the VM lab's `vmlab.json`); `None` when
+/// there is none.
+pub(crate) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>, Error> {
+    let text = match std::fs::read(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
+    };
+    serde_json::from_slice(&text)
+        .map(Some)
+        .map_err(|source| Error::Record {
+            path: path.to_path_buf(),
+            source,
+        })
+}
+
+/// Writes a lab record file atomically (a crash never leaves half a file).
+pub(crate) fn save_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<(), Error> {
+    let tmp = path.with_extension("json.tmp");
+    let text = serde_json::to_vec_pretty(value).map_err(|source| Error::Record {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    std::fs::write(&tmp, text).map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
+    std::fs::rename(&tmp, path).map_err(|e| Error::io(format!("rename to {}", path.display()), e))
 }

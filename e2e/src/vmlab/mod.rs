@@ -24,7 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use crate::fixtures::Registry;
-use crate::lab::command::{ip, output};
+use crate::lab::command::{ip, output, run};
 use crate::lab::{cluster, process, wait_until, Error};
 
 pub use qemu::{Accel, BoxImage};
@@ -498,6 +498,24 @@ impl VmLab {
 
     pub fn ssh(&self, vm: &str) -> Result<Ssh, Error> {
         self.record.ssh(vm)
+    }
+
+    /// `shoal ARGS` on this machine, pointed at the lab as `env` points a
+    /// shell (m1's manager through the forwarded port, the admin bundle);
+    /// its stdout, or its stderr as the error.
+    pub fn shoal(&self, args: &[&str]) -> Result<String, Error> {
+        let record = &self.record;
+        let mut cmd = Command::new(record.bin_dir.join("shoal"));
+        cmd.args([
+            "--host",
+            &format!("tcp://127.0.0.1:{}", record.manager_port),
+        ])
+        .arg("--tls-dir")
+        .arg(&record.bundle)
+        .args(args)
+        .env("SHOAL_REGISTRY", &record.registry)
+        .env("SHOAL_CONNECT_TIMEOUT", VM_CONNECT_TIMEOUT_SECS.to_string());
+        run(&mut cmd).map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
     /// Runs a shell script in a VM, failing unless it exits 0; its stdout.

@@ -4,7 +4,7 @@
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 
-use crate::lab::Error;
+use crate::lab::{record, Error};
 
 use super::qemu::{Accel, BoxImage};
 use super::ssh::Ssh;
@@ -52,28 +52,12 @@ impl VmRecord {
 
     /// The record under `root`; `None` when there is none.
     pub fn load(root: &Path) -> Result<Option<VmRecord>, Error> {
-        let path = Self::path(root);
-        let text = match std::fs::read(&path) {
-            Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-            Err(e) => return Err(Error::io(format!("read {}", path.display()), e)),
-        };
-        serde_json::from_slice(&text)
-            .map(Some)
-            .map_err(|source| Error::Record { path, source })
+        record::load_json(&Self::path(root))
     }
 
     /// Writes the record atomically.
     pub fn save(&self) -> Result<(), Error> {
-        let path = Self::path(&self.root);
-        let tmp = path.with_extension("json.tmp");
-        let text = serde_json::to_vec_pretty(self).map_err(|source| Error::Record {
-            path: path.clone(),
-            source,
-        })?;
-        std::fs::write(&tmp, text).map_err(|e| Error::io(format!("write {}", tmp.display()), e))?;
-        std::fs::rename(&tmp, &path)
-            .map_err(|e| Error::io(format!("rename to {}", path.display()), e))
+        record::save_json(&Self::path(&self.root), self)
     }
 
     pub fn vm(&self, name: &str) -> Result<&VmHost, Error> {
