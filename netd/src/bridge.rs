@@ -15,35 +15,8 @@ pub const ALIAS_PREFIX: &str = "shoal network ";
 /// sure it is up and carries the gateway address.
 pub async fn apply(handle: &Handle, net: &OverlayNetwork) -> Result<LinkState> {
     let name = net.bridge_name();
-    let bridge = match link::get(handle, &name).await? {
-        Some(existing) => existing,
-        None => {
-            match handle
-                .link()
-                .add(
-                    LinkBridge::new(&name)
-                        .address(net.bridge_mac().to_vec())
-                        .build(),
-                )
-                .execute()
-                .await
-            {
-                Ok(()) => {}
-                Err(e) if errno(&e) == Some(EEXIST) => {}
-                Err(e) => return Err(Error::netlink(format!("create bridge {name}"))(e)),
-            }
-            link::get(handle, &name).await?.ok_or_else(|| {
-                Error::invalid(format!("bridge {name}"), "vanished right after creation")
-            })?
-        }
-    };
+    let bridge = create(handle, &name, net.bridge_mac()).await?;
     let alias = format!("{ALIAS_PREFIX}{}", net.id);
-    if bridge.kind != Some(netlink_packet_route::link::InfoKind::Bridge) {
-        return Err(Error::invalid(
-            format!("bridge {name}"),
-            format!("a link of kind {:?} already has this name", bridge.kind),
-        ));
-    }
     if let Some(other) = bridge
         .alias
         .as_deref()
@@ -65,6 +38,38 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork) -> Result<LinkState> {
         link::add_address(handle, &bridge, cidr).await?;
     }
     link::set_up(handle, &bridge).await?;
+    Ok(bridge)
+}
+
+/// The bridge called `name`, created with MAC `mac` or adopted as it is
+/// (it must be a bridge), and changed in nothing else: [`apply`] makes it
+/// one of netd's; shoal-netbench's bare kernel path uses it as it is, with
+/// no alias (netd knows its bridges by their alias only).
+pub async fn create(handle: &Handle, name: &str, mac: [u8; 6]) -> Result<LinkState> {
+    let bridge = match link::get(handle, name).await? {
+        Some(existing) => existing,
+        None => {
+            match handle
+                .link()
+                .add(LinkBridge::new(name).address(mac.to_vec()).build())
+                .execute()
+                .await
+            {
+                Ok(()) => {}
+                Err(e) if errno(&e) == Some(EEXIST) => {}
+                Err(e) => return Err(Error::netlink(format!("create bridge {name}"))(e)),
+            }
+            link::get(handle, name).await?.ok_or_else(|| {
+                Error::invalid(format!("bridge {name}"), "vanished right after creation")
+            })?
+        }
+    };
+    if bridge.kind != Some(netlink_packet_route::link::InfoKind::Bridge) {
+        return Err(Error::invalid(
+            format!("bridge {name}"),
+            format!("a link of kind {:?} already has this name", bridge.kind),
+        ));
+    }
     Ok(bridge)
 }
 

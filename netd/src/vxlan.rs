@@ -17,8 +17,19 @@ pub const VXLAN_PORT: u16 = 4789;
 /// Creates the network's VXLAN device (or adopts a matching one), attaches
 /// it to the bridge with index `bridge` and brings it up.
 pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result<LinkState> {
-    let name = net.vxlan_name();
-    if let Some(existing) = link::get(handle, &name).await? {
+    apply_named(handle, &net.vxlan_name(), net, bridge).await
+}
+
+/// [`apply`] under another name than netd's own ([`crate::names`]): the
+/// same device for whoever needs one netd does not own (shoal-netbench's
+/// bare kernel path).
+pub async fn apply_named(
+    handle: &Handle,
+    name: &str,
+    net: &OverlayNetwork,
+    bridge: u32,
+) -> Result<LinkState> {
+    if let Some(existing) = link::get(handle, name).await? {
         if existing.kind == Some(InfoKind::Vxlan)
             && existing.vni == Some(net.vni)
             && existing.vxlan_proxy
@@ -38,9 +49,9 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result
         // Ours but for another VNI (the network was re-created), made by
         // an older netd without the ARP proxy, or with another source (the
         // network became encrypted): replace it.
-        link::delete(handle, &name).await?;
+        link::delete(handle, name).await?;
     }
-    let mut builder = LinkVxlan::new(&name, net.vni)
+    let mut builder = LinkVxlan::new(name, net.vni)
         .port(VXLAN_PORT)
         .learning(false)
         .proxy(true);
@@ -58,7 +69,7 @@ pub async fn apply(handle: &Handle, net: &OverlayNetwork, bridge: u32) -> Result
             ))(e))
         }
     }
-    let created = link::get(handle, &name)
+    let created = link::get(handle, name)
         .await?
         .ok_or_else(|| Error::invalid(format!("vxlan {name}"), "vanished right after creation"))?;
     link::set_controller(handle, &created, bridge).await?;

@@ -10,6 +10,11 @@
 //!
 //! and the paths are:
 //! - underlay: test host w1 to test host w2 directly (the baseline);
+//! - bare kernel VXLAN: a namespace on w1 to one on w2 through a bridge
+//!   and a VXLAN device on each host, made by netd's code with netd's
+//!   parameters but with nothing of shoal in the path (see `floor.rs`):
+//!   the kernel's own floor under the plain overlay, which is reported
+//!   against it too;
 //! - plain overlay: a task on w1 to a task on w2 over an overlay network;
 //! - encrypted overlay: the same tasks over an `--opt encrypted` network
 //!   (reported against plain);
@@ -32,6 +37,7 @@
 
 #[path = "../../bench/mod.rs"]
 mod bench;
+mod floor;
 mod ns;
 
 use std::collections::HashMap;
@@ -42,6 +48,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use bench::{median, rss_mib, wait_running};
 use clap::Parser;
+use floor::KernelFloor;
 use ns::{Iperf3Server, Route};
 use shoal_e2e::lab::{self, Lab, LabConfig};
 use shoal_proto::control::v1::control_client::ControlClient;
@@ -103,14 +110,16 @@ struct Args {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
     Underlay,
+    KernelVxlan,
     Plain,
     Encrypted,
     Vip,
     Mesh,
 }
 
-const KINDS: [Kind; 5] = [
+const KINDS: [Kind; 6] = [
     Kind::Underlay,
+    Kind::KernelVxlan,
     Kind::Plain,
     Kind::Encrypted,
     Kind::Vip,
@@ -121,6 +130,7 @@ impl Kind {
     fn label(self) -> &'static str {
         match self {
             Kind::Underlay => "underlay, host w1 -> host w2",
+            Kind::KernelVxlan => "bare kernel VXLAN, ns -> ns (no shoal)",
             Kind::Plain => "plain overlay, task -> task",
             Kind::Encrypted => "encrypted overlay, task -> task",
             Kind::Vip => "service VIP, task -> VIP -> task",
@@ -132,6 +142,7 @@ impl Kind {
     fn reference(self) -> Option<(Kind, Option<f64>)> {
         match self {
             Kind::Underlay => None,
+            Kind::KernelVxlan => Some((Kind::Underlay, None)),
             Kind::Plain => Some((Kind::Underlay, Some(0.9))),
             Kind::Encrypted => Some((Kind::Plain, None)),
             Kind::Vip | Kind::Mesh => Some((Kind::Plain, Some(0.9))),
@@ -242,7 +253,7 @@ fn run(lab: &Lab, args: &Args) -> Result<Vec<String>> {
     let client_ns = task_netns(lab, CLIENT_HOST, &client_task);
     let host_ns =
         |h: &str| -> Result<PathBuf> { Ok(Path::new("/run/netns").join(&lab.host(h)?.netns)) };
-    let routes: Vec<(Kind, Route)> = vec![
+    let mut routes: Vec<(Kind, Route)> = vec![
         (
             Kind::Underlay,
             Route {
@@ -273,12 +284,54 @@ fn run(lab: &Lab, args: &Args) -> Result<Vec<String>> {
             },
         ),
     ];
+    // The kernel's own floor under the plain overlay, between the same
+    // two hosts; a failure to build it is reported as that path's.
+    let side = |h: &str| -> Result<floor::Host> {
+        Ok(floor::Host {
+            netns: host_ns(h)?,
+            underlay: lab.host_addr(h)?,
+        })
+    };
+    let (floor, floor_error) = match KernelFloor::build(&rt, side(CLIENT_HOST)?, side(SERVER_HOST)?)
+    {
+        Ok(floor) => {
+            eprintln!("bare kernel VXLAN built, MTU {:?}", floor.mtus);
+            (Some(floor), None)
+        }
+        Err(e) => {
+            eprintln!("{}: {e:#}", Kind::KernelVxlan.label());
+            (None, Some(format!("{e:#}")))
+        }
+    };
+    if let Some(floor) = &floor {
+        let route = Route {
+            client_ns: floor.client_ns(),
+            server_ns: floor.server_ns(),
+            addr: floor.server_addr(),
+            iperf_port: IPERF_PORT,
+            rr_port: RR_PORT,
+        };
+        routes.insert(1, (Kind::KernelVxlan, route));
+    }
     let figures = {
-        // Stopped (dropped) before the services go.
+        // Stopped (dropped) before the services and the floor go.
         let _iperf_host = Iperf3Server::start(&host_ns(SERVER_HOST)?, IPERF_PORT, "host w2")?;
         let _iperf_task = Iperf3Server::start(&server_ns, IPERF_PORT, "the task on w2")?;
-        measure_paths(&routes, args)
+        let _iperf_floor = floor
+            .as_ref()
+            .map(|f| Iperf3Server::start(&f.server_ns(), IPERF_PORT, "the bare kernel end"))
+            .transpose()?;
+        let mut figures = measure_paths(&routes, args);
+        if let Some(error) = floor_error {
+            let failed = Figures {
+                error: Some(error),
+                ..Default::default()
+            };
+            figures.insert(1, (Kind::KernelVxlan, failed));
+        }
+        figures
     };
+    drop(floor);
     let gateway = gateway_on(&client_task, PLAIN)?;
     let discovery = discovery(lab, &rt, &mut client, &client_ns, gateway, args)?;
     let memory = memory(lab, &rt, &mut client, &web, idle_mib, args.tasks)?;
@@ -621,6 +674,18 @@ fn print(args: &Args, figures: &[(Kind, Figures)], discovery: &Discovery, memory
         println!(
             "  {:<38} {gbps:>8.2} {under:>8.2} {reference:>14} {target:>8} {p50:>8.0} {p99:>8.0} {p50_ratio:>8}",
             kind.label()
+        );
+    }
+    // The plain overlay against the kernel's own VXLAN path between the
+    // same hosts: what of the gap to the underlay is shoal's.
+    let measured = |k: Kind| get(k).is_some_and(|f| f.error.is_none());
+    if measured(Kind::Plain) && measured(Kind::KernelVxlan) {
+        println!(
+            "  plain overlay vs bare kernel VXLAN (the kernel's floor, {:.2}x underlay): {:.2}x throughput, p50 {:.2}x, p99 {:.2}x",
+            med(Kind::KernelVxlan, |f| &f.gbps) / med(Kind::Underlay, |f| &f.gbps),
+            med(Kind::Plain, |f| &f.gbps) / med(Kind::KernelVxlan, |f| &f.gbps),
+            med(Kind::Plain, |f| &f.p50_us) / med(Kind::KernelVxlan, |f| &f.p50_us),
+            med(Kind::Plain, |f| &f.p99_us) / med(Kind::KernelVxlan, |f| &f.p99_us),
         );
     }
     let d = |xs: &[(f64, f64)], from_start: bool| {

@@ -1,6 +1,7 @@
 //! Running the measurements inside network namespaces: the lab's test
-//! hosts (`/run/netns/<netns>`) and the tasks' (netd keeps one per task
-//! under its state dir). Our own probes run on threads that join the
+//! hosts (`/run/netns/<netns>`), the tasks' (netd keeps one per task
+//! under its state dir) and the ends of the bare kernel path (`floor.rs`,
+//! `/proc/<pid>/fd/<fd>`). Our own probes run on threads that join the
 //! namespace (a socket stays in the namespace it was made in); iperf3 runs
 //! through `nsenter --net`. Nothing here changes a namespace.
 
