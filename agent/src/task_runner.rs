@@ -87,6 +87,7 @@ impl Runner {
                 message: message.to_string(),
                 err: err.to_string(),
                 container,
+                ..TaskStatus::default()
             },
         );
     }

@@ -199,8 +199,9 @@ pub fn progress(service: &Service, tasks: &[Task]) -> Progress {
         .filter(|t| current_version(service, t) && t.desired() <= TaskState::Running)
         .collect();
     let replicas = match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
-        Some(service_spec::Mode::Global(_)) => None,
+        Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_)) => None,
         Some(service_spec::Mode::Replicated(r)) => Some(r.replicas),
+        Some(service_spec::Mode::ReplicatedJob(j)) => Some(j.max_concurrent.max(1)),
         None => Some(1),
     };
     let mut slots = BTreeMap::new();

@@ -175,6 +175,13 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
         Some(service_spec::Mode::Replicated(r)) => {
             json!({ "Replicated": { "Replicas": r.replicas } })
         }
+        Some(service_spec::Mode::ReplicatedJob(j)) => json!({
+            "ReplicatedJob": {
+                "MaxConcurrent": j.max_concurrent,
+                "TotalCompletions": j.total_completions,
+            }
+        }),
+        Some(service_spec::Mode::GlobalJob(_)) => json!({ "GlobalJob": {} }),
         None => json!({ "Replicated": { "Replicas": 1 } }),
     };
     let mut object = Map::new();
@@ -383,6 +390,12 @@ pub fn pretty(service: &Service) -> String {
             line(&mut t, "Service Mode", &"Replicated");
             line(&mut t, " Replicas", &r.replicas);
         }
+        Some(service_spec::Mode::ReplicatedJob(j)) => {
+            line(&mut t, "Service Mode", &"ReplicatedJob");
+            line(&mut t, " Max Concurrent", &j.max_concurrent);
+            line(&mut t, " Total Completions", &j.total_completions);
+        }
+        Some(service_spec::Mode::GlobalJob(_)) => line(&mut t, "Service Mode", &"GlobalJob"),
         None => line(&mut t, "Service Mode", &"Replicated"),
     }
     if let Some(status) = &service.update_status {

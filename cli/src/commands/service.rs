@@ -437,6 +437,8 @@ pub async fn write_services(
 pub fn mode_name(service: &Service) -> &'static str {
     match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
         Some(service_spec::Mode::Global(_)) => "global",
+        Some(service_spec::Mode::ReplicatedJob(_)) => "replicated job",
+        Some(service_spec::Mode::GlobalJob(_)) => "global job",
         _ => "replicated",
     }
 }
@@ -453,8 +455,9 @@ fn replica_counts(service: &Service, tasks: &[Task]) -> (u64, u64) {
         .filter(|t| t.observed_state() == TaskState::Running)
         .count() as u64;
     let desired = match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
-        Some(service_spec::Mode::Global(_)) => live.len() as u64,
+        Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_)) => live.len() as u64,
         Some(service_spec::Mode::Replicated(r)) => r.replicas,
+        Some(service_spec::Mode::ReplicatedJob(j)) => j.max_concurrent.max(1),
         None => 1,
     };
     (running, desired)

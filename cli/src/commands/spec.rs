@@ -246,10 +246,16 @@ pub fn set_replicas(spec: &mut ServiceSpec, replicas: u64) -> Result<(), Error> 
             spec.mode = Some(service_spec::Mode::Replicated(ReplicatedMode { replicas }));
             Ok(())
         }
-        Some(service_spec::Mode::Global(_)) => Err(Error::Input(format!(
-            "service {}: replicas can only be used with replicated mode",
-            spec.name
-        ))),
+        Some(service_spec::Mode::ReplicatedJob(j)) => {
+            j.total_completions = replicas;
+            Ok(())
+        }
+        Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_)) => {
+            Err(Error::Input(format!(
+                "service {}: replicas can only be used with replicated mode",
+                spec.name
+            )))
+        }
     }
 }
 

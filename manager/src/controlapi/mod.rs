@@ -195,6 +195,24 @@ impl Control for ControlApi {
         Ok(Response::new(UpdateNetworkKeyRotationResponse {}))
     }
 
+    async fn update_task_history_limit(
+        &self,
+        request: Request<UpdateTaskHistoryLimitRequest>,
+    ) -> Result<Response<UpdateTaskHistoryLimitResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        Err(Status::unimplemented(
+            "swarm update --task-history-limit: not yet",
+        ))
+    }
+
+    async fn rollback_service(
+        &self,
+        request: Request<RollbackServiceRequest>,
+    ) -> Result<Response<RollbackServiceResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        Err(Status::unimplemented("service rollback: not yet"))
+    }
+
     async fn get_unlock_key(
         &self,
         request: Request<GetUnlockKeyRequest>,

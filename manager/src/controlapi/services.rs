@@ -41,6 +41,8 @@ pub fn create(
         update_status: None,
         spec_version: 1,
         virtual_ips,
+        history: Vec::new(),
+        job_status: None,
     };
     tx.put(service.clone());
     Ok(service)

@@ -919,6 +919,7 @@ mod tests {
                         search: vec!["corp.example".into()],
                         options: vec!["ndots:2".into()],
                     }),
+                    healthcheck: None,
                 }),
                 restart: Some(RestartPolicy {
                     condition: 0,
@@ -931,6 +932,7 @@ mod tests {
                     limit_memory_bytes: 512 * MIB as i64,
                     reserve_nano_cpus: NANO_CPUS_PER_CPU / 2,
                     reserve_memory_bytes: 256 * MIB as i64,
+                    limit_pids: 0,
                 }),
                 constraints: vec!["node.role==worker".into()],
                 secrets: vec![SecretReference {
@@ -941,6 +943,7 @@ mod tests {
                 }],
                 force_update: 0,
                 max_replicas_per_node: 0,
+                preferences: Vec::new(),
             }),
             mode: Some(Mode::Replicated(ReplicatedMode { replicas: 3 })),
             update: Some(UpdateConfig {
@@ -963,6 +966,7 @@ mod tests {
                 network: "backend".into(),
                 aliases: vec!["www".into(), "web.internal".into()],
             }],
+            rollback: None,
         }
     }
 
@@ -1052,6 +1056,7 @@ mod tests {
             limit_memory_bytes: MAX_MEMORY_BYTES,
             reserve_nano_cpus: MAX_NANO_CPUS,
             reserve_memory_bytes: MAX_MEMORY_BYTES,
+            limit_pids: 0,
         };
         let c = container(&mut spec);
         c.stop_grace_period_ms = MAX_STOP_GRACE_PERIOD_MS;
@@ -1090,6 +1095,7 @@ mod tests {
             limit_memory_bytes: MIN_LIMIT_MEMORY_BYTES,
             reserve_nano_cpus: MIN_LIMIT_NANO_CPUS,
             reserve_memory_bytes: MIN_LIMIT_MEMORY_BYTES,
+            limit_pids: 0,
         };
         update(&mut spec).max_failure_ratio = 0.0;
         let c = container(&mut spec);

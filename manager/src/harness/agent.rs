@@ -89,6 +89,7 @@ fn next_status(task: &Task, scripts: &Scripts, now: i64) -> Option<TaskStatus> {
             pid: 0,
             exit_code,
         }),
+        ..TaskStatus::default()
     };
     if task.desired_state > TaskState::Running as i32 {
         return Some(status(TaskState::Shutdown, "shutdown", String::new(), 0));

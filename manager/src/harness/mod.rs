@@ -294,6 +294,7 @@ impl Harness {
                     exit_code,
                     ..Default::default()
                 }),
+                ..TaskStatus::default()
             }),
         };
         self.statuses

@@ -242,6 +242,7 @@ pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) ->
         endpoint_ports: service.endpoint_ports.clone(),
         service_labels: spec.labels.clone(),
         restarted_at: Vec::new(),
+        job_iteration: 0,
     }
 }
 

@@ -117,6 +117,7 @@ impl Manager {
                         autolock: unlock_key.is_some(),
                         // Swarm-like default (12 h), read by netd from 0.
                         network_key_rotation_ms: 0,
+                        task_history_limit: spec.task_history_limit,
                     }),
                     root_ca_pem: ca.cert_pem.clone(),
                     root_ca_key_pem: ca.key_pem.clone(),
