@@ -4,6 +4,7 @@
 //! it observes.
 
 pub mod executor;
+pub mod health;
 pub mod local_api;
 pub mod renewal;
 pub mod reporter;

@@ -3,6 +3,13 @@
 //! and namespace go; the task's logs stay). Every state reached is
 //! reported. A runner that finds its container already running (the agent
 //! restarted) adopts it instead of starting another.
+//!
+//! A task with a health check (`crate::health`) follows swarmkit's rule: it
+//! stays `starting` (health `starting`) until its first healthy probe, then
+//! runs (health `healthy`); once unhealthy it leaves the load balancers, is
+//! stopped and fails ("unhealthy container: <the probe's output>"), so its
+//! restart policy replaces it. Health changes are reported as they happen,
+//! with the timestamp of the state they happen in.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -10,10 +17,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proto::netd::v1::{AttachTaskRequest, DetachTaskRequest};
-use shoal_proto::types::v1::{ContainerStatus, Task, TaskState, TaskStatus};
-use tokio::sync::watch;
+use shoal_proto::types::v1::{ContainerStatus, HealthState, Task, TaskState, TaskStatus};
+use tokio::sync::{mpsc, watch};
 
 use crate::executor::{self, ContainerRun, Executor};
+use crate::health::{self, Check, ContainerProbe, Health, HealthChange, Monitor, SinceStart};
 use crate::reporter::Reporter;
 
 /// What every runner shares.
@@ -68,6 +76,41 @@ struct Runner {
     /// The latest assignment; closed when the task is no longer assigned.
     task: watch::Receiver<Task>,
     observed: TaskState,
+    /// When `observed` was reached (0: not by this runner).
+    since: i64,
+    /// The container's health and the last failing probe's output (for a
+    /// task with a check).
+    health: HealthState,
+    health_output: String,
+}
+
+/// A running health monitor: its changes, and the probing stopped when
+/// this is dropped.
+struct Probing {
+    changes: mpsc::UnboundedReceiver<HealthChange>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Probing {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// The next change of health; never, without a check.
+async fn next_change(probing: &mut Option<Probing>) -> Option<HealthChange> {
+    match probing {
+        Some(p) => p.changes.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The message of a report that only changes the task's health.
+fn message_of(state: TaskState) -> &'static str {
+    match state {
+        TaskState::Running => "started",
+        _ => "starting",
+    }
 }
 
 impl Runner {
@@ -78,18 +121,51 @@ impl Runner {
         err: &str,
         container: Option<ContainerStatus>,
     ) {
+        // A report that changes only the health keeps the time of its state
+        // ("Running (healthy) 5 minutes ago").
+        if state != self.observed || self.since == 0 {
+            self.since = now_millis();
+        }
         self.observed = state;
         self.ctx.reporter.report(
             &self.id,
             TaskStatus {
                 state: state as i32,
-                timestamp: now_millis(),
+                timestamp: self.since,
                 message: message.to_string(),
                 err: err.to_string(),
                 container,
-                ..TaskStatus::default()
+                health: self.health as i32,
+                health_output: self.health_output.clone(),
             },
         );
+    }
+
+    /// Starts probing the container if the task has a health check (the
+    /// service's over the image's); `health` is where it starts.
+    async fn probe(&mut self, health: Health) -> Option<Probing> {
+        let container = self
+            .task
+            .borrow()
+            .spec
+            .as_ref()
+            .and_then(|s| s.container.clone())
+            .unwrap_or_default();
+        let image = match self.ctx.executor.image_healthcheck(&container.image).await {
+            Ok(image) => image,
+            Err(e) => {
+                tracing::warn!("the health check of {}'s image: {e}", self.id);
+                None
+            }
+        };
+        let check = Check::effective(container.healthcheck.as_ref(), image.as_ref())?;
+        let probe = ContainerProbe {
+            executor: self.ctx.executor.clone(),
+            container_id: self.id.clone(),
+        };
+        let timer = SinceStart(tokio::time::Instant::now());
+        let (task, changes) = health::spawn(Monitor::new(check, health), probe, timer);
+        Some(Probing { changes, task })
     }
 
     fn desired(&self) -> TaskState {
@@ -246,14 +322,16 @@ impl Runner {
         }
     }
 
-    /// Waits for the running container to exit, or stops it when told to.
-    async fn supervise(&mut self, pid: u32) {
+    /// Waits for the running container to exit, or stops it when told to
+    /// or when its health check finds it unhealthy.
+    async fn supervise(&mut self, pid: u32, mut probing: Option<Probing>) {
         let executor = self.ctx.executor.clone();
         let id = self.id.clone();
         let exited = executor.wait(&id);
         tokio::pin!(exited);
         loop {
             if self.desired() > TaskState::Running {
+                drop(probing.take());
                 self.drain().await;
                 if let Err(e) = self.ctx.executor.stop(&self.id).await {
                     tracing::warn!("stop {}: {e}", self.id);
@@ -284,9 +362,45 @@ impl Runner {
                     }
                     return;
                 }
+                change = next_change(&mut probing) => {
+                    let Some(change) = change else {
+                        probing = None;
+                        continue;
+                    };
+                    if change.health == Health::Healthy {
+                        self.health = HealthState::Healthy;
+                        self.health_output.clear();
+                        self.report(TaskState::Running, "started", "", self.container_status(pid, 0));
+                        continue;
+                    }
+                    // Unhealthy: out of the load balancers first (the managers'
+                    // view drops it at this report, this node's netd at the
+                    // drain), then stopped, then failed.
+                    drop(probing.take());
+                    self.health = HealthState::Unhealthy;
+                    self.health_output = change.output.clone();
+                    let state = self.observed;
+                    self.report(state, message_of(state), "", self.container_status(pid, 0));
+                    tracing::info!("task {} is unhealthy: {}", self.id, change.output);
+                    self.drain().await;
+                    if let Err(e) = self.ctx.executor.stop(&self.id).await {
+                        tracing::warn!("stop {}: {e}", self.id);
+                    }
+                    let code = exited.await.unwrap_or(-1);
+                    self.clean_up().await;
+                    let err = if change.output.is_empty() {
+                        "unhealthy container".to_string()
+                    } else {
+                        format!("unhealthy container: {}", change.output)
+                    };
+                    let status = self.container_status(pid, code);
+                    self.report(TaskState::Failed, "unhealthy", &err, status);
+                    return;
+                }
                 changed = self.task.changed() => {
                     if changed.is_err() {
                         // No longer assigned at all: stop it.
+                        drop(probing.take());
                         self.drain().await;
                         let _ = self.ctx.executor.stop(&self.id).await;
                         let _ = (&mut exited).await;
@@ -304,11 +418,22 @@ impl Runner {
         if let Some(info) = existing {
             match (info.status, info.pid) {
                 (executor::TaskStatus::Running, Some(pid)) => {
+                    let health = if self.health == HealthState::Healthy {
+                        Health::Healthy
+                    } else {
+                        Health::Starting
+                    };
+                    let probing = self.probe(health).await;
                     if self.observed < TaskState::Running {
                         let status = self.container_status(pid, 0);
-                        self.report(TaskState::Running, "running", "", status);
+                        if probing.is_some() {
+                            self.health = HealthState::Starting;
+                            self.report(TaskState::Starting, "starting", "", status);
+                        } else {
+                            self.report(TaskState::Running, "running", "", status);
+                        }
                     }
-                    self.supervise(pid).await;
+                    self.supervise(pid, probing).await;
                 }
                 _ => {
                     // It ended while nobody watched.
@@ -348,8 +473,15 @@ impl Runner {
         match self.start().await {
             Ok(pid) => {
                 let status = self.container_status(pid, 0);
-                self.report(TaskState::Running, "started", "", status);
-                self.supervise(pid).await;
+                let probing = self.probe(Health::Starting).await;
+                if probing.is_some() {
+                    // Starting until the first healthy probe.
+                    self.health = HealthState::Starting;
+                    self.report(TaskState::Starting, "starting", "", status);
+                } else {
+                    self.report(TaskState::Running, "started", "", status);
+                }
+                self.supervise(pid, probing).await;
             }
             Err((state, err)) => {
                 self.clean_up().await;
@@ -370,12 +502,16 @@ impl Runner {
 pub fn spawn(ctx: Arc<Context>, task: Task) -> watch::Sender<Task> {
     let id = task.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default();
     let observed = task.observed_state();
+    let status = task.status.clone().unwrap_or_default();
     let (tx, rx) = watch::channel(task);
     let runner = Runner {
         ctx,
         id,
         task: rx,
         observed,
+        since: 0,
+        health: status.health(),
+        health_output: status.health_output,
     };
     tokio::spawn(runner.run());
     tx

@@ -374,7 +374,7 @@ impl Executor {
         }
     }
 
-    async fn get_container(&self, id: &str) -> Result<Option<Container>> {
+    pub(super) async fn get_container(&self, id: &str) -> Result<Option<Container>> {
         match self
             .containers()
             .get(self.request(GetContainerRequest { id: id.to_string() }, None))

@@ -9,6 +9,8 @@
 mod container;
 mod content;
 mod error;
+mod exec;
+mod healthcheck;
 mod lease;
 mod pull;
 mod spec;
@@ -18,6 +20,8 @@ mod user;
 mod tests;
 
 pub use error::{ExecutorError, Result};
+pub use exec::ExecOutput;
+pub use healthcheck::ImageHealthcheck;
 pub use pull::PulledImage;
 
 use containerd_client::services::v1::containers_client::ContainersClient;

@@ -1,6 +1,7 @@
 //! Image pull into containerd: registry → content store → snapshot chain → image record.
 
 use super::content::WriteError;
+use super::healthcheck::{self, ImageHealthcheck};
 use super::lease::Lease;
 use super::{Executor, ExecutorError, Result};
 use containerd_client::services::v1::snapshots::{
@@ -41,6 +42,8 @@ pub struct PulledImage {
     pub manifest_digest: String,
     pub config_digest: String,
     pub config: ImageConfiguration,
+    /// The image's `HEALTHCHECK` (docker's `config.Healthcheck`), if it has one.
+    pub healthcheck: Option<ImageHealthcheck>,
     /// The chain id of the top layer: the snapshot containers are prepared on.
     pub chain_id: String,
     /// False when the image was already present and nothing was downloaded.
@@ -297,6 +300,7 @@ impl Executor {
             manifest_digest: manifest.digest,
             config_digest: parsed.config.digest.clone(),
             config,
+            healthcheck: healthcheck::from_config_blob(&config_bytes),
             chain_id: chain_id.unwrap_or_default(),
             downloaded: true,
         })
@@ -576,6 +580,7 @@ impl Executor {
             manifest_digest,
             config_digest: manifest.config.digest,
             config,
+            healthcheck: healthcheck::from_config_blob(&config_bytes),
             chain_id,
             downloaded: false,
         }))

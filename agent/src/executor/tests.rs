@@ -614,3 +614,71 @@ async fn named_user_is_resolved_from_the_image_passwd() {
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_runs_in_the_container_with_its_env_and_is_killed_at_its_timeout() {
+    within("exec test", async {
+        let bench = Bench::new(&[("checked:v1", ImageSpec::web_checked())]).await;
+        let pulled = bench.pull("checked:v1").await;
+        let check = pulled
+            .healthcheck
+            .unwrap_or_else(|| panic!("no healthcheck"));
+        assert_eq!(check.test[0], "CMD-SHELL");
+        assert_eq!(check.interval, Duration::from_secs(1));
+        assert_eq!(check.retries, 2);
+        let id = unique("exec-");
+        let run = ContainerRun {
+            env: vec!["GREETING=hello".to_string()],
+            ..bench.run(&id, "checked:v1")
+        };
+        bench
+            .executor
+            .create(&run)
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let argv = |script: &str| vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+        let ran = bench
+            .executor
+            .exec(
+                &id,
+                &argv("echo $GREETING; cat /etc/shoal-image >&2; exit 3"),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("exec: {e}"));
+        assert_eq!(ran.exit_code, Some(3));
+        assert!(ran.output.contains("hello"), "output: {:?}", ran.output);
+        assert!(
+            ran.output.contains("checked:v1"),
+            "output: {:?}",
+            ran.output
+        );
+        let started = Instant::now();
+        let slow = bench
+            .executor
+            .exec(&id, &argv("sleep 30"), Duration::from_millis(300))
+            .await
+            .unwrap_or_else(|e| panic!("exec: {e}"));
+        assert_eq!(slow.exit_code, None, "timed out");
+        assert!(started.elapsed() < Duration::from_secs(5));
+        let missing = bench
+            .executor
+            .exec(&id, &["no-such-tool".to_string()], Duration::from_secs(5))
+            .await;
+        assert!(missing.is_err(), "exec of a missing binary: {missing:?}");
+        let exec_dir = bench.executor.config().state_dir.join("exec");
+        let left = std::fs::read_dir(&exec_dir).map(|d| d.count()).unwrap_or(0);
+        assert_eq!(left, 0, "output files left in {exec_dir:?}");
+        bench
+            .executor
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}

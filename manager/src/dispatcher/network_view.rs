@@ -12,7 +12,7 @@ use std::time::Duration;
 use shoal_proto::dispatcher::v1::{
     Backend, NetworkAliases, NetworkView, NodePeer, ServiceEndpoints, TaskAddress,
 };
-use shoal_proto::types::v1::{NodeState, Service, Task, TaskState};
+use shoal_proto::types::v1::{HealthState, NodeState, Service, Task, TaskState};
 use tokio::sync::mpsc::Sender;
 use tonic::Status;
 
@@ -26,11 +26,20 @@ fn bare(address: &str) -> String {
     address.split('/').next().unwrap_or_default().to_string()
 }
 
-/// A task that takes traffic: running and meant to keep running. A task
-/// whose desired state moved past running leaves every load balancer at
-/// that commit, before its agent stops it.
+/// A task that takes traffic: running and meant to keep running, and not
+/// unhealthy. A task whose desired state moved past running leaves every
+/// load balancer at that commit, before its agent stops it; so does one
+/// its agent reports unhealthy (it is stopped and fails next). A task with
+/// a health check is `starting` until its first healthy probe (swarmkit's
+/// rule, kept by the agent), so "running" already means "healthy" there.
 fn is_backend(task: &Task) -> bool {
-    task.observed_state() == TaskState::Running && task.desired() <= TaskState::Running
+    let unhealthy = task
+        .status
+        .as_ref()
+        .is_some_and(|s| s.health() == HealthState::Unhealthy);
+    task.observed_state() == TaskState::Running
+        && task.desired() <= TaskState::Running
+        && !unhealthy
 }
 
 /// A task whose address must be reachable across nodes: on a node and not
@@ -171,5 +180,61 @@ pub async fn stream(store: Arc<Store>, node_id: String, tx: Sender<Result<Networ
             }
             last = now;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::types::v1::TaskStatus;
+
+    fn task(state: TaskState, health: HealthState) -> Task {
+        Task {
+            node_id: "n1".into(),
+            desired_state: TaskState::Running as i32,
+            status: Some(TaskStatus {
+                state: state as i32,
+                health: health as i32,
+                ..TaskStatus::default()
+            }),
+            ..Task::default()
+        }
+    }
+
+    #[test]
+    fn only_running_tasks_that_are_not_unhealthy_take_traffic() {
+        assert!(is_backend(&task(TaskState::Running, HealthState::None)));
+        assert!(is_backend(&task(TaskState::Running, HealthState::Healthy)));
+        // Not healthy yet: its agent keeps it starting.
+        assert!(!is_backend(&task(
+            TaskState::Starting,
+            HealthState::Starting
+        )));
+        // Unhealthy and about to be stopped: out at once.
+        assert!(!is_backend(&task(
+            TaskState::Running,
+            HealthState::Unhealthy
+        )));
+        let mut stopping = task(TaskState::Running, HealthState::Healthy);
+        stopping.desired_state = TaskState::Shutdown as i32;
+        assert!(!is_backend(&stopping));
+    }
+
+    #[test]
+    fn tasks_not_taking_traffic_keep_their_addresses() {
+        // Neighbour and FDB entries stay while a task is up: it may talk
+        // to others before it is healthy, and needs their replies.
+        assert!(is_addressable(&task(
+            TaskState::Starting,
+            HealthState::Starting
+        )));
+        assert!(is_addressable(&task(
+            TaskState::Running,
+            HealthState::Unhealthy
+        )));
+        assert!(!is_addressable(&task(
+            TaskState::Failed,
+            HealthState::Unhealthy
+        )));
     }
 }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proto::dispatcher::v1::TaskStatusUpdate;
+use shoal_proto::types::v1::TaskState;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{State, Store, StoreError, Tx};
@@ -69,6 +70,8 @@ pub fn spawn(store: Arc<Store>) -> Handle {
 }
 
 /// Observed state only moves forward, and a node reports only its tasks.
+/// A report of the same state with other details (a health change: a
+/// running task found unhealthy) is taken; an identical one is not written.
 fn apply(state: &State, tx: &mut Tx, node_id: &str, updates: &[TaskStatusUpdate]) {
     for update in updates {
         let Some(status) = &update.status else {
@@ -92,7 +95,78 @@ fn apply(state: &State, tx: &mut Tx, node_id: &str, updates: &[TaskStatusUpdate]
             continue;
         }
         let mut task = task.clone();
+        if status.state == TaskState::Running as i32 && task.running_since == 0 {
+            // The updater's monitor window counts from here.
+            task.running_since = if status.timestamp > 0 {
+                status.timestamp
+            } else {
+                tx.now()
+            };
+        }
         task.status = Some(status.clone());
         tx.put(task);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::types::v1::{HealthState, Meta, Task, TaskState, TaskStatus};
+
+    fn status(state: TaskState, health: HealthState) -> TaskStatus {
+        TaskStatus {
+            state: state as i32,
+            timestamp: 1000,
+            health: health as i32,
+            ..TaskStatus::default()
+        }
+    }
+
+    async fn reported(store: &Store, status: TaskStatus) -> TaskStatus {
+        let updates = [TaskStatusUpdate {
+            task_id: "t1".into(),
+            status: Some(status),
+        }];
+        store
+            .update(|state, tx| {
+                apply(state, tx, "n1", &updates);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        store.view(|s| s.tasks["t1"].status.clone().unwrap_or_default())
+    }
+
+    #[tokio::test]
+    async fn health_changes_are_taken_and_state_never_goes_back() {
+        let store = Store::in_memory();
+        let task = Task {
+            meta: Some(Meta {
+                id: "t1".into(),
+                ..Meta::default()
+            }),
+            node_id: "n1".into(),
+            status: Some(status(TaskState::Starting, HealthState::Starting)),
+            ..Task::default()
+        };
+        store
+            .update(|_, tx| {
+                tx.put(task);
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let now = reported(&store, status(TaskState::Running, HealthState::Healthy)).await;
+        assert_eq!(now.health(), HealthState::Healthy);
+        // Same state, new health: taken.
+        let mut unhealthy = status(TaskState::Running, HealthState::Unhealthy);
+        unhealthy.health_output = "no /tmp/ok".into();
+        let now = reported(&store, unhealthy).await;
+        assert_eq!(now.health(), HealthState::Unhealthy);
+        assert_eq!(now.health_output, "no /tmp/ok");
+        // An older state is not, whatever its health says.
+        let now = reported(&store, status(TaskState::Starting, HealthState::Healthy)).await;
+        assert_eq!(now.state(), TaskState::Running);
+        assert_eq!(now.health(), HealthState::Unhealthy);
     }
 }
