@@ -63,6 +63,12 @@ pub const MAX_MEMORY_BYTES: i64 = 64 * TIB as i64;
 /// `--limit-memory`: docker's smallest memory limit (6 MiB): below it the
 /// container is killed before it starts. 0 means no limit.
 pub const MIN_LIMIT_MEMORY_BYTES: i64 = 6 * MIB as i64;
+/// `--limit-pids`: Linux's `PID_MAX_LIMIT` on 64-bit (4M); a cgroup can
+/// never hold more processes. 0 means no limit.
+pub const MAX_PIDS: i64 = 4 * 1024 * 1024;
+/// `--placement-pref`: placement preferences of one service (each a level
+/// of grouping the scheduler walks for every task).
+pub const MAX_PREFERENCES: usize = 16;
 /// `--publish`: ports of one service. Each published port is forwarding
 /// state on every node; ranges of a few thousand (RTP media) fit.
 pub const MAX_PORTS: usize = 10_000;
@@ -286,6 +292,24 @@ fn task_spec(s: &str, task: &TaskSpec) -> Result<(), StoreError> {
             ));
         }
     }
+    let flags = "--placement-pref, deploy.placement.preferences";
+    list_len(
+        s,
+        "placement preferences",
+        flags,
+        task.preferences.len(),
+        MAX_PREFERENCES,
+    )?;
+    for preference in &task.preferences {
+        let descriptor = &preference.spread_descriptor;
+        field(s, "placement preference", flags, descriptor)?;
+        if let Err(why) = crate::scheduler::spread::check_descriptor(descriptor) {
+            return Err(refusal(
+                s,
+                format!("invalid placement preference spread={descriptor} ({flags}): {why}"),
+            ));
+        }
+    }
     at_most(
         s,
         format!("{} replicas per node", task.max_replicas_per_node),
@@ -480,6 +504,7 @@ fn resources(s: &str, r: &ResourceRequirements) -> Result<(), StoreError> {
     const RESERVE_CPU: &str = "--reserve-cpu, deploy.resources.reservations.cpus";
     const LIMIT_MEMORY: &str = "--limit-memory, deploy.resources.limits.memory";
     const RESERVE_MEMORY: &str = "--reserve-memory, deploy.resources.reservations.memory";
+    const LIMIT_PIDS: &str = "--limit-pids, deploy.resources.limits.pids";
     struct Amount {
         what: &'static str,
         flags: &'static str,
@@ -521,6 +546,14 @@ fn resources(s: &str, r: &ResourceRequirements) -> Result<(), StoreError> {
             min: 0,
             max: MAX_MEMORY_BYTES,
             show: |b| size(i128::from(b)),
+        },
+        Amount {
+            what: "pids limit",
+            flags: LIMIT_PIDS,
+            value: r.limit_pids,
+            min: 0,
+            max: MAX_PIDS,
+            show: |n| n.to_string(),
         },
     ];
     for a in &amounts {
@@ -895,7 +928,9 @@ fn cpus(nano: i64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use shoal_proto::types::v1::{EndpointSpec, PortConfig, ReplicatedMode, SecretReference};
+    use shoal_proto::types::v1::{
+        EndpointSpec, PlacementPreference, PortConfig, ReplicatedMode, SecretReference,
+    };
 
     /// What a real service looks like: every bounded field set, well inside.
     fn web() -> ServiceSpec {
@@ -932,7 +967,7 @@ mod tests {
                     limit_memory_bytes: 512 * MIB as i64,
                     reserve_nano_cpus: NANO_CPUS_PER_CPU / 2,
                     reserve_memory_bytes: 256 * MIB as i64,
-                    limit_pids: 0,
+                    limit_pids: 100,
                 }),
                 constraints: vec!["node.role==worker".into()],
                 secrets: vec![SecretReference {
@@ -1056,7 +1091,7 @@ mod tests {
             limit_memory_bytes: MAX_MEMORY_BYTES,
             reserve_nano_cpus: MAX_NANO_CPUS,
             reserve_memory_bytes: MAX_MEMORY_BYTES,
-            limit_pids: 0,
+            limit_pids: MAX_PIDS,
         };
         let c = container(&mut spec);
         c.stop_grace_period_ms = MAX_STOP_GRACE_PERIOD_MS;
@@ -1069,6 +1104,12 @@ mod tests {
             .collect();
         let t = task(&mut spec);
         t.constraints = vec!["node.role==worker".into(); MAX_CONSTRAINTS];
+        t.preferences = vec![
+            PlacementPreference {
+                spread_descriptor: "node.labels.zone".into(),
+            };
+            MAX_PREFERENCES
+        ];
         t.secrets = (0..MAX_SECRET_REFERENCES)
             .map(|i| SecretReference {
                 secret_name: format!("s{i}"),
@@ -1529,6 +1570,40 @@ mod tests {
             (
                 HOUR_MS - 1,
                 "certificate expiry 59m59s999ms (--cert-expiry) is less than shoal allows (min 1h)",
+            ),
+            (
+                |s| res(s).limit_pids = -1,
+                &["pids limit -1", "--limit-pids", "(min 0)"],
+            ),
+            (
+                |s| res(s).limit_pids = MAX_PIDS + 1,
+                &[
+                    "pids limit 4194305",
+                    "deploy.resources.limits.pids",
+                    "(max 4194304)",
+                ],
+            ),
+            (
+                |s| {
+                    task(s).preferences = vec![PlacementPreference {
+                        spread_descriptor: "node.zone".into(),
+                    }]
+                },
+                &[
+                    "invalid placement preference spread=node.zone (--placement-pref",
+                    "is not a node attribute",
+                ],
+            ),
+            (
+                |s| {
+                    task(s).preferences = vec![
+                        PlacementPreference {
+                            spread_descriptor: "node.labels.zone".into(),
+                        };
+                        MAX_PREFERENCES + 1
+                    ]
+                },
+                &["17 placement preferences", "(max 16)"],
             ),
             (
                 MAX_CERT_EXPIRY_MS + HOUR_MS,

@@ -6,7 +6,7 @@
 //! the empty string, so `!=` holds on it. A key Swarm does not know is
 //! accepted and matches no node.
 
-use shoal_proto::types::v1::{Node, NodeRole};
+use shoal_proto::types::v1::{Node, NodeDescription, NodeRole};
 
 const OPERATORS: [&str; 2] = ["==", "!="];
 
@@ -67,32 +67,43 @@ impl Constraint {
     }
 
     pub fn matches(&self, node: &Node) -> bool {
-        let key = self.key.to_ascii_lowercase();
-        let description = node.description.clone().unwrap_or_default();
-        let actual = match key.as_str() {
-            "node.id" => node.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
-            "node.hostname" => description.hostname,
-            "node.role" => {
-                if node.role == NodeRole::Manager as i32 {
-                    "manager".into()
-                } else {
-                    "worker".into()
-                }
-            }
-            "node.platform.os" => description.os,
-            "node.platform.arch" => description.architecture,
-            k if k.starts_with("node.labels.") => {
-                let name = &self.key["node.labels.".len()..];
-                node.spec
-                    .as_ref()
-                    .and_then(|s| s.labels.get(name).cloned())
-                    .unwrap_or_default()
-            }
-            _ => return false,
-        };
-        self.holds_for(&actual)
+        attribute(&self.key, node).is_some_and(|actual| self.holds_for(&actual))
     }
 }
+
+/// The value of a constraint key on a node (a missing one is the empty
+/// string), or `None` for a key Swarm does not know. Also what placement
+/// preferences spread over.
+pub fn attribute(key: &str, node: &Node) -> Option<String> {
+    let description = node.description.as_ref();
+    let described = |field: fn(&NodeDescription) -> &String| {
+        description.map(|d| field(d).clone()).unwrap_or_default()
+    };
+    let value = match key.to_ascii_lowercase().as_str() {
+        "node.id" => node.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default(),
+        "node.hostname" => described(|d| &d.hostname),
+        "node.role" => {
+            if node.role == NodeRole::Manager as i32 {
+                "manager".into()
+            } else {
+                "worker".into()
+            }
+        }
+        "node.platform.os" => described(|d| &d.os),
+        "node.platform.arch" => described(|d| &d.architecture),
+        k if k.starts_with(LABEL_PREFIX) => {
+            let name = &key[LABEL_PREFIX.len()..];
+            node.spec
+                .as_ref()
+                .and_then(|s| s.labels.get(name).cloned())
+                .unwrap_or_default()
+        }
+        _ => return None,
+    };
+    Some(value)
+}
+
+const LABEL_PREFIX: &str = "node.labels.";
 
 /// Whether every constraint of a task holds on the node; an expression
 /// that does not parse (written before validation existed) never does.

@@ -1,6 +1,7 @@
 //! The filter pipeline: which nodes may take a task, and, when none may,
 //! why (Swarm's explanation: each filter's count of the nodes it refused,
-//! most refusals first).
+//! most refusals first). The order is swarmkit's: ready, resources,
+//! constraints, host ports, max replicas.
 
 use std::collections::{HashMap, HashSet};
 
@@ -14,28 +15,42 @@ use crate::store::State;
 pub enum Filter {
     /// Ready and active.
     Ready,
+    /// The task's CPU reservation is more than the node has unreserved.
+    Cpu,
+    /// The task's memory reservation is more than the node has unreserved.
+    Memory,
     Constraints,
     HostPorts,
     MaxReplicas,
 }
 
 impl Filter {
-    const ALL: [Filter; 4] = [
+    const ALL: [Filter; 6] = [
         Filter::Ready,
+        Filter::Cpu,
+        Filter::Memory,
         Filter::Constraints,
         Filter::HostPorts,
         Filter::MaxReplicas,
     ];
 
-    /// swarmkit's `Explain` of each filter.
+    /// swarmkit's `Explain` of each filter; the resource filter says which
+    /// resource fell short (swarmkit's says "insufficient resources on N
+    /// nodes").
     fn explain(self, nodes: usize) -> String {
         let of = |what: &str| match nodes {
             1 => format!("{what} on 1 node"),
             n => format!("{what} on {n} nodes"),
         };
+        let had = |what: &str| match nodes {
+            1 => format!("1 node had {what}"),
+            n => format!("{n} nodes had {what}"),
+        };
         match self {
             Filter::Ready if nodes == 1 => "1 node not available for new tasks".into(),
             Filter::Ready => format!("{nodes} nodes not available for new tasks"),
+            Filter::Cpu => had("insufficient CPU"),
+            Filter::Memory => had("insufficient memory"),
             Filter::Constraints => of("scheduling constraints not satisfied"),
             Filter::HostPorts => of("host-mode port already in use"),
             Filter::MaxReplicas => "max replicas per node limit exceed".into(),
@@ -65,13 +80,49 @@ pub fn availability(node: &Node) -> NodeAvailability {
         .unwrap_or(NodeAvailability::Active)
 }
 
-/// What is placed on each node: tasks per service, in total, and the
-/// host-mode ports in use. Kept up to date as a pass places tasks.
+/// What is placed on each node: tasks per service, in total, the
+/// host-mode ports in use and the resources reserved. Kept up to date as a
+/// pass places tasks.
 #[derive(Default)]
 pub struct Load {
     total: HashMap<String, usize>,
     per_service: HashMap<(String, String), usize>,
     host_ports: HashMap<String, HashSet<(i32, u32)>>,
+    reserved: HashMap<String, Reserved>,
+}
+
+/// Resources the tasks on a node reserve.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Reserved {
+    pub nano_cpus: i64,
+    pub memory_bytes: i64,
+}
+
+impl Reserved {
+    pub fn of(task: &Task) -> Reserved {
+        let r = task
+            .spec
+            .as_ref()
+            .and_then(|s| s.resources.as_ref())
+            .cloned()
+            .unwrap_or_default();
+        Reserved {
+            nano_cpus: r.reserve_nano_cpus.max(0),
+            memory_bytes: r.reserve_memory_bytes.max(0),
+        }
+    }
+
+    fn is_none(&self) -> bool {
+        *self == Reserved::default()
+    }
+}
+
+/// Whether a task holds its reservation on its node: swarmkit's rule, from
+/// assigned until it is no longer running (a task told to stop holds it
+/// until it has stopped; a pending one not yet).
+fn holds_reservation(task: &Task) -> bool {
+    let state = task.observed_state();
+    !task.node_id.is_empty() && state >= TaskState::Assigned && state <= TaskState::Running
 }
 
 fn host_ports(task: &Task) -> impl Iterator<Item = (i32, u32)> + '_ {
@@ -82,18 +133,52 @@ fn host_ports(task: &Task) -> impl Iterator<Item = (i32, u32)> + '_ {
 }
 
 impl Load {
-    /// The live tasks (desired running or lower) that have a node.
+    /// The live tasks (desired running or lower) that have a node, and the
+    /// reservations of the tasks that hold one.
     pub fn of(state: &State) -> Load {
         let mut load = Load::default();
         for task in state.tasks.values() {
             if !task.node_id.is_empty() && task.desired_state <= TaskState::Running as i32 {
-                load.add(&task.node_id.clone(), task);
+                load.count(&task.node_id, task);
+            }
+            if holds_reservation(task) {
+                load.reserve(&task.node_id, task);
             }
         }
         load
     }
 
+    /// A task placed on the node in this pass.
     pub fn add(&mut self, node: &str, task: &Task) {
+        self.count(node, task);
+        self.reserve(node, task);
+    }
+
+    fn reserve(&mut self, node: &str, task: &Task) {
+        let r = Reserved::of(task);
+        if r.is_none() {
+            return;
+        }
+        let reserved = self.reserved.entry(node.to_string()).or_default();
+        reserved.nano_cpus = reserved.nano_cpus.saturating_add(r.nano_cpus);
+        reserved.memory_bytes = reserved.memory_bytes.saturating_add(r.memory_bytes);
+    }
+
+    /// What the node has that no task reserves (never below zero).
+    fn unreserved(&self, node: &Node) -> Reserved {
+        let has = node.description.as_ref();
+        let reserved = self
+            .reserved
+            .get(node_id(node))
+            .copied()
+            .unwrap_or_default();
+        Reserved {
+            nano_cpus: (has.map_or(0, |d| d.nano_cpus) - reserved.nano_cpus).max(0),
+            memory_bytes: (has.map_or(0, |d| d.memory_bytes) - reserved.memory_bytes).max(0),
+        }
+    }
+
+    fn count(&mut self, node: &str, task: &Task) {
         *self.total.entry(node.to_string()).or_default() += 1;
         *self
             .per_service
@@ -105,7 +190,7 @@ impl Load {
             .extend(host_ports(task));
     }
 
-    fn of_service(&self, node: &str, service: &str) -> usize {
+    pub fn of_service(&self, node: &str, service: &str) -> usize {
         self.per_service
             .get(&(node.to_string(), service.to_string()))
             .copied()
@@ -126,6 +211,17 @@ impl Load {
         let spec = task.spec.clone().unwrap_or_default();
         if !node_accepts_tasks(node) {
             return Some(Filter::Ready);
+        }
+        // swarmkit's ResourceFilter: only for tasks that reserve something.
+        let wants = Reserved::of(task);
+        if !wants.is_none() {
+            let free = self.unreserved(node);
+            if wants.nano_cpus > free.nano_cpus {
+                return Some(Filter::Cpu);
+            }
+            if wants.memory_bytes > free.memory_bytes {
+                return Some(Filter::Memory);
+            }
         }
         if !super::constraint::all_match(&spec.constraints, node) {
             return Some(Filter::Constraints);
@@ -175,6 +271,14 @@ mod tests {
         assert_eq!(
             e(&[(Filter::Ready, 1), (Filter::Constraints, 2)]),
             "no suitable node (scheduling constraints not satisfied on 2 nodes; 1 node not available for new tasks)"
+        );
+        assert_eq!(
+            e(&[(Filter::Ready, 1), (Filter::Memory, 2)]),
+            "no suitable node (2 nodes had insufficient memory; 1 node not available for new tasks)"
+        );
+        assert_eq!(
+            e(&[(Filter::Memory, 1), (Filter::Cpu, 1)]),
+            "no suitable node (1 node had insufficient CPU; 1 node had insufficient memory)"
         );
         assert_eq!(
             e(&[(Filter::Ready, 2), (Filter::HostPorts, 1), (Filter::MaxReplicas, 1)]),

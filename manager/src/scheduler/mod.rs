@@ -1,15 +1,18 @@
 //! The scheduler: places pending tasks on nodes. Filters (`filters.rs`:
-//! ready and active nodes, constraints (`constraint.rs`), host-mode port
-//! clashes, `max_replicas_per_node`), then spreads: fewest tasks of the
-//! same service, then fewest tasks overall. One pass places every pending
-//! task and commits the placements as one batch. A task no node takes
+//! ready and active nodes, resource reservations, constraints
+//! (`constraint.rs`), host-mode port clashes, `max_replicas_per_node`),
+//! then the placement preferences (`spread.rs`), then spreads: fewest
+//! tasks of the same service, then fewest tasks overall. One pass places
+//! every pending task and commits the placements as one batch. A task no node takes
 //! stays pending with Swarm's explanation in its status error; every node
 //! change (labels, availability, readiness) starts a pass, so it is placed
 //! as soon as a node fits.
 
 pub mod constraint;
 mod filters;
+pub mod spread;
 
+use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +25,7 @@ use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 pub use filters::{availability, node_accepts_tasks, node_ready};
 use filters::{node_id, Load};
+use spread::Spread;
 
 pub struct Scheduler {
     store: Arc<Store>,
@@ -74,11 +78,27 @@ fn schedule(state: &State, tx: &mut Tx) {
     pending.sort_by_key(|t| (t.service_id.clone(), t.slot));
     let mut nodes: Vec<&Node> = state.nodes.values().collect();
     nodes.sort_by_key(|n| node_id(n).to_string());
+    // The spread of the service whose tasks are being placed (tasks come
+    // sorted by service), rebuilt when its preferences differ.
+    let mut spread: Option<(String, Spread)> = None;
     for task in pending {
         // Global tasks come with their node: only it is considered.
         let candidates = nodes
             .iter()
             .filter(|n| task.node_id.is_empty() || node_id(n) == task.node_id);
+        let preferences = task.spec.as_ref().map_or(&[][..], |s| &s.preferences);
+        let descriptors = spread::descriptors(preferences);
+        let current = spread
+            .as_ref()
+            .is_some_and(|(service, s)| *service == task.service_id && s.is_for(&descriptors));
+        if !descriptors.is_empty() && !current {
+            let built = Spread::new(descriptors.clone(), &task.service_id, &nodes, &load);
+            spread = Some((task.service_id.clone(), built));
+        }
+        let spread_now = spread
+            .as_ref()
+            .filter(|_| !descriptors.is_empty())
+            .map(|(_, s)| s);
         let mut refusals = HashMap::new();
         let mut chosen: Option<&Node> = None;
         for node in candidates {
@@ -86,8 +106,14 @@ fn schedule(state: &State, tx: &mut Tx) {
                 Some(filter) => *refusals.entry(filter).or_insert(0) += 1,
                 None => {
                     let better = chosen.is_none_or(|c| {
-                        load.key(node_id(node), &task.service_id)
-                            < load.key(node_id(c), &task.service_id)
+                        let (n, c) = (node_id(node), node_id(c));
+                        spread_now
+                            .map_or(Ordering::Equal, |s| s.order(n, c))
+                            .then_with(|| {
+                                load.key(n, &task.service_id)
+                                    .cmp(&load.key(c, &task.service_id))
+                            })
+                            .is_lt()
                     });
                     if better {
                         chosen = Some(node);
@@ -98,6 +124,9 @@ fn schedule(state: &State, tx: &mut Tx) {
         let mut task = task.clone();
         if let Some(node) = chosen {
             load.add(node_id(node), &task);
+            if let Some((_, s)) = spread.as_mut().filter(|_| !descriptors.is_empty()) {
+                s.add(node_id(node));
+            }
         }
         let status = task.status.get_or_insert_with(Default::default);
         match chosen {
@@ -126,7 +155,8 @@ mod tests {
     use std::collections::BTreeMap;
 
     use shoal_proto::types::v1::{
-        service_spec, NodeAvailability, NodeState, ReplicatedMode, ServiceSpec, TaskState,
+        service_spec, NodeAvailability, NodeState, PlacementPreference, ReplicatedMode,
+        ResourceRequirements, ServiceSpec, TaskState,
     };
 
     use crate::controlapi::nodes::{self, NodeChange};
@@ -438,6 +468,225 @@ mod tests {
         )
         .await;
         running_n(&harness, &agent, 0).await;
+    }
+
+    const GIB: i64 = 1 << 30;
+    const CPU: i64 = 1_000_000_000;
+
+    /// A node as its agent describes it: `cpus` CPUs, `gib` GiB of memory.
+    async fn sized_node(harness: &Harness, hostname: &str, cpus: i64, gib: i64) -> String {
+        let id = harness.add_node(hostname).await;
+        harness
+            .update_node(&id, |n| {
+                let d = n.description.as_mut().unwrap();
+                d.nano_cpus = cpus * CPU;
+                d.memory_bytes = gib * GIB;
+            })
+            .await;
+        id
+    }
+
+    fn reserving(name: &str, replicas: u64, nano_cpus: i64, memory: i64) -> ServiceSpec {
+        let mut spec = service(name, name, replicas);
+        spec.task.as_mut().unwrap().resources = Some(ResourceRequirements {
+            reserve_nano_cpus: nano_cpus,
+            reserve_memory_bytes: memory,
+            ..Default::default()
+        });
+        spec
+    }
+
+    #[tokio::test]
+    async fn reservations_fill_nodes_and_a_task_waits_until_capacity_frees() {
+        let harness = Harness::start().await;
+        let a = sized_node(&harness, "a", 2, 1).await;
+        let b = sized_node(&harness, "b", 2, 1).await;
+        let paused = sized_node(&harness, "paused", 8, 64).await;
+        node_update(&harness, &paused, availability(NodeAvailability::Pause)).await;
+        // Tasks without reservations are not held back by full nodes.
+        let big = harness
+            .create_service(reserving("big", 1, 0, 3 * GIB / 4))
+            .await;
+        running_n(&harness, &big, 1).await;
+        let big_node = per_node(&harness, &big).into_keys().next().unwrap();
+        let other = if big_node == a { b.clone() } else { a.clone() };
+
+        // Three tasks of 512 MiB: two fit on the other node, none where big
+        // runs (256 MiB left); the third waits, with the reason.
+        let web = harness
+            .create_service(reserving("web", 3, CPU / 2, GIB / 2))
+            .await;
+        running_n(&harness, &web, 2).await;
+        pending_with(
+            &harness,
+            &web,
+            "no suitable node (2 nodes had insufficient memory; 1 node not available for new tasks)",
+        )
+        .await;
+        assert_eq!(
+            per_node(&harness, &web),
+            BTreeMap::from([(other.clone(), 2)])
+        );
+        let free = harness.create_service(service("free", "free", 2)).await;
+        running_n(&harness, &free, 2).await;
+
+        // big goes: its reservation frees once its task is down, and the
+        // waiting task runs there.
+        harness.remove_service(&big).await;
+        running_n(&harness, &web, 3).await;
+        assert_eq!(
+            per_node(&harness, &web),
+            BTreeMap::from([(big_node, 1), (other, 2)])
+        );
+        let task = harness.store.view(|s| running(s, &web)).pop().unwrap();
+        assert_eq!(task.status.unwrap().err, "");
+
+        // More CPU than any active node has.
+        let cpu = harness
+            .create_service(reserving("cpu", 1, 3 * CPU, 0))
+            .await;
+        pending_with(
+            &harness,
+            &cpu,
+            "no suitable node (2 nodes had insufficient CPU; 1 node not available for new tasks)",
+        )
+        .await;
+        node_update(&harness, &paused, availability(NodeAvailability::Active)).await;
+        running_n(&harness, &cpu, 1).await;
+        assert_eq!(per_node(&harness, &cpu), BTreeMap::from([(paused, 1)]));
+    }
+
+    #[tokio::test]
+    async fn many_reserving_tasks_in_one_pass_never_overcommit_a_node() {
+        let harness = Harness::start().await;
+        let a = sized_node(&harness, "a", 4, 2).await;
+        let b = sized_node(&harness, "b", 4, 1).await;
+        // 1 GiB each: a takes two, b one, in the same pass; two wait.
+        let web = harness.create_service(reserving("web", 5, 0, GIB)).await;
+        running_n(&harness, &web, 3).await;
+        pending_with(
+            &harness,
+            &web,
+            "no suitable node (2 nodes had insufficient memory)",
+        )
+        .await;
+        assert_eq!(per_node(&harness, &web), BTreeMap::from([(a, 2), (b, 1)]));
+        assert_eq!(harness.tasks(&web).len(), 5);
+    }
+
+    fn spread(name: &str, replicas: u64, descriptors: &[&str]) -> ServiceSpec {
+        let mut spec = service(name, name, replicas);
+        spec.task.as_mut().unwrap().preferences = descriptors
+            .iter()
+            .map(|d| PlacementPreference {
+                spread_descriptor: d.to_string(),
+            })
+            .collect();
+        spec
+    }
+
+    /// Running tasks of the service per value of a node label.
+    fn per_label(harness: &Harness, service: &str, label: &str) -> BTreeMap<String, usize> {
+        let mut counts = BTreeMap::new();
+        for (node, n) in per_node(harness, service) {
+            let labels = harness.node(&node).spec.unwrap_or_default().labels;
+            let value = labels.get(label).cloned().unwrap_or_default();
+            *counts.entry(value).or_default() += n;
+        }
+        counts
+    }
+
+    #[tokio::test]
+    async fn spread_over_a_label_evens_its_values_not_the_nodes() {
+        let harness = Harness::start().await;
+        let a1 = harness.add_node("a1").await;
+        let a2 = harness.add_node("a2").await;
+        let b1 = harness.add_node("b1").await;
+        for (node, zone) in [(&a1, "a"), (&a2, "a"), (&b1, "b")] {
+            node_update(&harness, node, label("zone", zone)).await;
+        }
+        let web = harness
+            .create_service(spread("web", 4, &["node.labels.zone"]))
+            .await;
+        running_n(&harness, &web, 4).await;
+        assert_eq!(
+            per_node(&harness, &web),
+            BTreeMap::from([(a1.clone(), 1), (a2.clone(), 1), (b1.clone(), 2)])
+        );
+        // Without the preference the nodes are evened instead.
+        let api = harness.create_service(service("api", "api", 3)).await;
+        running_n(&harness, &api, 3).await;
+        assert!(per_node(&harness, &api).values().all(|n| *n == 1));
+        // Scaling up keeps the zones even.
+        harness
+            .update_service(&web, |s| {
+                s.mode = Some(service_spec::Mode::Replicated(ReplicatedMode {
+                    replicas: 6,
+                }))
+            })
+            .await;
+        running_n(&harness, &web, 6).await;
+        assert_eq!(
+            per_label(&harness, &web, "zone"),
+            BTreeMap::from([("a".into(), 3), ("b".into(), 3)])
+        );
+    }
+
+    #[tokio::test]
+    async fn nested_spread_with_nodes_lacking_the_label_as_their_own_group() {
+        let harness = Harness::start().await;
+        let nodes = [
+            ("a-r1", Some(("a", "1"))),
+            ("a-r2", Some(("a", "2"))),
+            ("a-r2b", Some(("a", "2"))),
+            ("b-r1", Some(("b", "1"))),
+            ("bare", None),
+        ];
+        let mut ids = BTreeMap::new();
+        for (name, labels) in nodes {
+            let id = harness.add_node(name).await;
+            if let Some((zone, rack)) = labels {
+                node_update(&harness, &id, label("zone", zone)).await;
+                node_update(&harness, &id, label("rack", rack)).await;
+            }
+            ids.insert(name, id);
+        }
+        let web = harness
+            .create_service(spread("web", 6, &["node.labels.zone", "node.labels.rack"]))
+            .await;
+        running_n(&harness, &web, 6).await;
+        // Zones first: a, b and the unlabelled node get two each.
+        assert_eq!(
+            per_label(&harness, &web, "zone"),
+            BTreeMap::from([("".into(), 2), ("a".into(), 2), ("b".into(), 2)])
+        );
+        // Within zone a, its racks get one each (rack 2 has two nodes).
+        let on = per_node(&harness, &web);
+        assert_eq!(on[&ids["a-r1"]], 1, "{on:?}");
+        let rack2 = on.get(&ids["a-r2"]).copied().unwrap_or(0)
+            + on.get(&ids["a-r2b"]).copied().unwrap_or(0);
+        assert_eq!(rack2, 1, "{on:?}");
+
+        // A zone whose only node may take no task drops out: the others
+        // share the new tasks.
+        node_update(
+            &harness,
+            &ids["b-r1"],
+            availability(NodeAvailability::Pause),
+        )
+        .await;
+        harness
+            .update_service(&web, |s| {
+                s.mode = Some(service_spec::Mode::Replicated(ReplicatedMode {
+                    replicas: 10,
+                }))
+            })
+            .await;
+        running_n(&harness, &web, 10).await;
+        assert_eq!(
+            per_label(&harness, &web, "zone"),
+            BTreeMap::from([("".into(), 4), ("a".into(), 4), ("b".into(), 2)])
+        );
     }
 
     #[tokio::test]
