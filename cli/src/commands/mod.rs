@@ -6,6 +6,7 @@ pub mod bundle;
 pub mod ca;
 pub mod context;
 mod converge;
+pub mod healthcheck;
 pub mod inspect;
 pub mod network;
 pub mod node;

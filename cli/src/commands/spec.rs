@@ -106,6 +106,8 @@ pub struct SpecFlags {
     /// Maximum number of tasks per node (default 0 = unlimited)
     #[arg(long, value_name = "N")]
     pub replicas_max_per_node: Option<u64>,
+    #[command(flatten)]
+    pub health: super::healthcheck::HealthFlags,
 }
 
 impl SpecFlags {
@@ -145,6 +147,7 @@ impl SpecFlags {
         if let Some(grace) = self.stop_grace_period {
             container.stop_grace_period_ms = parse::millis(grace);
         }
+        self.health.apply(container)?;
 
         let restart = restart_mut(spec);
         if let Some(condition) = self.restart_condition {

@@ -16,6 +16,8 @@ use super::ports::{expand_short, PortEntry};
 use super::shlex;
 use super::source::Source;
 
+mod healthcheck;
+
 const SERVICE_KEYS: &[&str] = &[
     "image",
     "command",
@@ -34,6 +36,7 @@ const SERVICE_KEYS: &[&str] = &[
     "restart",
     "secrets",
     "networks",
+    "healthcheck",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -637,6 +640,7 @@ impl Converter<'_> {
                 "dns" => dns.nameservers = self.nameservers(value, &p)?,
                 "dns_search" => dns.search = self.search_domains(value, &p)?,
                 "stop_signal" => container.stop_signal = self.string(value, &p)?,
+                "healthcheck" => container.healthcheck = Some(self.healthcheck(value, &p)?),
                 "stop_grace_period" => {
                     container.stop_grace_period_ms = self.duration_ms(value, &p)?
                 }

@@ -12,7 +12,7 @@
 use std::fmt::Write as _;
 
 use shoal_proto::types::v1::{
-    service_spec::Mode, ContainerSpec, NetworkSpec, NodeAvailability, NodeSpec,
+    service_spec::Mode, ContainerSpec, HealthConfig, NetworkSpec, NodeAvailability, NodeSpec,
     ResourceRequirements, RestartPolicy, SecretSpec, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
@@ -44,6 +44,13 @@ pub const MAX_RESTART_ATTEMPTS: u64 = 1_000;
 /// `--stop-grace-period`: a week. A drain, an update or a removal waits for
 /// it before the container is killed.
 pub const MAX_STOP_GRACE_PERIOD_MS: u64 = 168 * HOUR_MS;
+/// `--health-interval`, `--health-timeout`, `--health-start-period`,
+/// `--health-start-interval`: a day. A probe a day is no health check, and a
+/// start period longer than that never ends in practice.
+pub const MAX_HEALTH_DURATION_MS: u64 = 24 * HOUR_MS;
+/// `--health-retries`: a thousand consecutive failures before a task is
+/// unhealthy is "never" in all but name.
+pub const MAX_HEALTH_RETRIES: u64 = 1_000;
 /// `--update-parallelism` (0 = all at once): more tasks at a time than a
 /// service can have means nothing.
 pub const MAX_UPDATE_PARALLELISM: u64 = MAX_REPLICAS;
@@ -433,6 +440,87 @@ fn container_spec(s: &str, c: &ContainerSpec) -> Result<(), StoreError> {
         c.stop_grace_period_ms,
         MAX_STOP_GRACE_PERIOD_MS,
         duration(MAX_STOP_GRACE_PERIOD_MS),
+    )?;
+    match &c.healthcheck {
+        Some(check) => healthcheck(s, check),
+        None => Ok(()),
+    }
+}
+
+/// Docker's forms of a test (empty: the image's; `NONE`; `CMD` and its
+/// words; `CMD-SHELL` and its command), and the limits on the durations and
+/// retries. (Durations under a millisecond, which docker refuses, cannot be
+/// written in milliseconds; the CLI and the compose loader refuse them.)
+fn healthcheck(s: &str, h: &HealthConfig) -> Result<(), StoreError> {
+    const TEST: &str = "--health-cmd, --no-healthcheck, healthcheck.test";
+    let malformed =
+        |why: &str| refusal(s, format!("health check test {:?} ({TEST}) {why}", h.test));
+    match h.test.first().map(String::as_str) {
+        None => {}
+        Some("NONE") if h.test.len() == 1 => {}
+        Some("NONE") => return Err(malformed("takes nothing after NONE")),
+        Some("CMD") if h.test.len() > 1 => {}
+        Some("CMD-SHELL") if h.test.len() == 2 => {}
+        Some("CMD") | Some("CMD-SHELL") => {
+            return Err(malformed("needs a command (CMD-SHELL: exactly one)"))
+        }
+        Some(_) => return Err(malformed("must start with NONE, CMD or CMD-SHELL")),
+    }
+    list_len(
+        s,
+        "health check test words",
+        TEST,
+        h.test.len(),
+        MAX_EXEC_ENTRIES,
+    )?;
+    for word in &h.test {
+        if word.len() > MAX_EXEC_ENTRY_BYTES {
+            return Err(more(
+                s,
+                format!("health check test word of {}", size(word.len() as i128)),
+                TEST,
+                size(MAX_EXEC_ENTRY_BYTES as i128),
+            ));
+        }
+    }
+    for (what, flags, ms) in [
+        (
+            "interval",
+            "--health-interval, healthcheck.interval",
+            h.interval_ms,
+        ),
+        (
+            "timeout",
+            "--health-timeout, healthcheck.timeout",
+            h.timeout_ms,
+        ),
+        (
+            "start period",
+            "--health-start-period, healthcheck.start_period",
+            h.start_period_ms,
+        ),
+        (
+            "start interval",
+            "--health-start-interval, healthcheck.start_interval",
+            h.start_interval_ms,
+        ),
+    ] {
+        at_most(
+            s,
+            format!("health check {what} {}", duration(ms)),
+            flags,
+            ms,
+            MAX_HEALTH_DURATION_MS,
+            duration(MAX_HEALTH_DURATION_MS),
+        )?;
+    }
+    at_most(
+        s,
+        format!("health check retries {}", h.retries),
+        "--health-retries, healthcheck.retries",
+        h.retries,
+        MAX_HEALTH_RETRIES,
+        MAX_HEALTH_RETRIES.to_string(),
     )
 }
 
@@ -1701,5 +1789,75 @@ mod tests {
         assert_eq!(size(0), "0 bytes");
         assert_eq!(cpus(1_500_000_000), "1.5 CPUs");
         assert_eq!(cpus(0), "0 CPUs");
+    }
+
+    fn health(spec: &mut ServiceSpec) -> &mut HealthConfig {
+        container(spec)
+            .healthcheck
+            .get_or_insert_with(HealthConfig::default)
+    }
+
+    #[test]
+    fn health_checks_take_dockers_forms_and_bounds() {
+        let words = |w: &[&str]| w.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        for test in [
+            words(&[]),
+            words(&["NONE"]),
+            words(&["CMD", "curl", "-f", "http://localhost/"]),
+            words(&["CMD-SHELL", "test -f /tmp/ok"]),
+        ] {
+            let mut spec = web();
+            *health(&mut spec) = HealthConfig {
+                test,
+                interval_ms: MAX_HEALTH_DURATION_MS,
+                timeout_ms: 1,
+                retries: MAX_HEALTH_RETRIES,
+                start_period_ms: 0,
+                start_interval_ms: 1000,
+            };
+            service_spec(&spec).unwrap();
+        }
+        refused(&[
+            (
+                |s| health(s).test = vec!["BOGUS".into(), "x".into()],
+                &[
+                    "health check test",
+                    "--health-cmd",
+                    "NONE, CMD or CMD-SHELL",
+                ],
+            ),
+            (
+                |s| health(s).test = vec!["CMD".into()],
+                &["needs a command", "healthcheck.test"],
+            ),
+            (
+                |s| health(s).test = vec!["CMD-SHELL".into(), "a".into(), "b".into()],
+                &["exactly one"],
+            ),
+            (
+                |s| health(s).test = vec!["NONE".into(), "x".into()],
+                &["nothing after NONE"],
+            ),
+            (
+                |s| health(s).interval_ms = MAX_HEALTH_DURATION_MS + 1,
+                &["health check interval", "--health-interval", "max 24h"],
+            ),
+            (
+                |s| health(s).timeout_ms = MAX_HEALTH_DURATION_MS + 1,
+                &["--health-timeout, healthcheck.timeout"],
+            ),
+            (
+                |s| health(s).start_period_ms = MAX_HEALTH_DURATION_MS + 1,
+                &["--health-start-period"],
+            ),
+            (
+                |s| health(s).start_interval_ms = MAX_HEALTH_DURATION_MS + 1,
+                &["--health-start-interval"],
+            ),
+            (
+                |s| health(s).retries = MAX_HEALTH_RETRIES + 1,
+                &["health check retries 1001", "--health-retries", "max 1000"],
+            ),
+        ]);
     }
 }
