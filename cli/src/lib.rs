@@ -3,3 +3,4 @@ pub mod commands;
 pub mod compose;
 pub mod context;
 pub mod output;
+pub mod units;

@@ -17,6 +17,7 @@ use shoal_proto::types::v1::{
 use super::parse::{format_duration, protocol_name};
 use super::{collect_errors, Error};
 use crate::output::{rfc3339, write_json};
+use crate::units;
 
 fn nanos(ms: u64) -> u64 {
     ms.saturating_mul(1_000_000)
@@ -142,6 +143,14 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
         restart_json(&task.restart.unwrap_or_default()),
     );
     let mut placement = json!({ "Constraints": task.constraints });
+    if !task.preferences.is_empty() {
+        let preferences: Vec<Value> = task
+            .preferences
+            .iter()
+            .map(|p| json!({ "Spread": { "SpreadDescriptor": p.spread_descriptor } }))
+            .collect();
+        placement["Preferences"] = json!(preferences);
+    }
     if task.max_replicas_per_node > 0 {
         placement["MaxReplicas"] = json!(task.max_replicas_per_node);
     }
@@ -245,10 +254,27 @@ fn container_json(c: &ContainerSpec) -> Value {
     Value::Object(object)
 }
 
+/// docker's `Resources`: a field that is 0 (none) is left out, as docker's
+/// `omitempty` does.
 fn resources_json(r: &ResourceRequirements) -> Value {
+    let set = |pairs: &[(&str, i64)]| -> Value {
+        let fields: Map<String, Value> = pairs
+            .iter()
+            .filter(|(_, v)| *v != 0)
+            .map(|(k, v)| (k.to_string(), json!(v)))
+            .collect();
+        Value::Object(fields)
+    };
     json!({
-        "Limits": { "NanoCPUs": r.limit_nano_cpus, "MemoryBytes": r.limit_memory_bytes },
-        "Reservations": { "NanoCPUs": r.reserve_nano_cpus, "MemoryBytes": r.reserve_memory_bytes },
+        "Limits": set(&[
+            ("NanoCPUs", r.limit_nano_cpus),
+            ("MemoryBytes", r.limit_memory_bytes),
+            ("Pids", r.limit_pids),
+        ]),
+        "Reservations": set(&[
+            ("NanoCPUs", r.reserve_nano_cpus),
+            ("MemoryBytes", r.reserve_memory_bytes),
+        ]),
     })
 }
 
@@ -410,10 +436,20 @@ pub fn pretty(service: &Service) -> String {
         }
         line(&mut t, " Message", &status.message);
     }
-    if !task.constraints.is_empty() || task.max_replicas_per_node > 0 {
+    if !task.constraints.is_empty()
+        || !task.preferences.is_empty()
+        || task.max_replicas_per_node > 0
+    {
         let _ = writeln!(t, "Placement:");
         if !task.constraints.is_empty() {
             line(&mut t, " Constraints", &format!("{:?}", task.constraints));
+        }
+        if !task.preferences.is_empty() {
+            line(
+                &mut t,
+                " Preferences",
+                &super::placement::shown(&task.preferences),
+            );
         }
         if task.max_replicas_per_node > 0 {
             line(&mut t, " Max Replicas", &task.max_replicas_per_node);
@@ -471,6 +507,9 @@ pub fn pretty(service: &Service) -> String {
         }
         line(&mut t, " Max attempts", &r.max_attempts);
     }
+    if let Some(r) = &task.resources {
+        pretty_resources(&mut t, r, &line);
+    }
     let ports = if service.endpoint_ports.is_empty() {
         spec.endpoint.map(|e| e.ports).unwrap_or_default()
     } else {
@@ -486,6 +525,42 @@ pub fn pretty(service: &Service) -> String {
         }
     }
     t
+}
+
+/// docker's Resources block of `--pretty`: reservations and limits, each
+/// shown only when set.
+fn pretty_resources(
+    t: &mut String,
+    r: &ResourceRequirements,
+    line: &dyn Fn(&mut String, &str, &dyn std::fmt::Display),
+) {
+    let reservations = r.reserve_nano_cpus > 0 || r.reserve_memory_bytes > 0;
+    let limits = r.limit_nano_cpus > 0 || r.limit_memory_bytes > 0 || r.limit_pids > 0;
+    if !reservations && !limits {
+        return;
+    }
+    let _ = writeln!(t, "Resources:");
+    if reservations {
+        let _ = writeln!(t, " Reservations:");
+        if r.reserve_nano_cpus > 0 {
+            line(t, "  CPU", &units::cpus_shown(r.reserve_nano_cpus));
+        }
+        if r.reserve_memory_bytes > 0 {
+            line(t, "  Memory", &units::bytes_shown(r.reserve_memory_bytes));
+        }
+    }
+    if limits {
+        let _ = writeln!(t, " Limits:");
+        if r.limit_nano_cpus > 0 {
+            line(t, "  CPU", &units::cpus_shown(r.limit_nano_cpus));
+        }
+        if r.limit_memory_bytes > 0 {
+            line(t, "  Memory", &units::bytes_shown(r.limit_memory_bytes));
+        }
+        if r.limit_pids > 0 {
+            line(t, "  PIDs", &r.limit_pids);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -615,6 +690,50 @@ mod tests {
         assert_eq!(
             v["Spec"]["TaskTemplate"]["ContainerSpec"]["DNSConfig"],
             json!({ "Search": ["example.com"] })
+        );
+    }
+
+    #[test]
+    fn resources_and_preferences_show_as_docker_shows_them() {
+        let mut service = sample();
+        let task = service.spec.as_mut().unwrap().task.as_mut().unwrap();
+        task.resources = Some(ResourceRequirements {
+            limit_nano_cpus: 500_000_000,
+            limit_memory_bytes: 64 << 20,
+            limit_pids: 100,
+            reserve_memory_bytes: 1 << 30,
+            ..Default::default()
+        });
+        task.preferences = vec![shoal_proto::types::v1::PlacementPreference {
+            spread_descriptor: "node.labels.zone".into(),
+        }];
+        let v = service_json(&service);
+        let template = &v["Spec"]["TaskTemplate"];
+        assert_eq!(
+            template["Resources"],
+            json!({
+                "Limits": { "NanoCPUs": 500_000_000, "MemoryBytes": 67_108_864, "Pids": 100 },
+                "Reservations": { "MemoryBytes": 1_073_741_824 },
+            })
+        );
+        assert_eq!(
+            template["Placement"]["Preferences"],
+            json!([{ "Spread": { "SpreadDescriptor": "node.labels.zone" } }])
+        );
+        let text = pretty(&service);
+        let line = |k: &str, v: &str| format!("{:<19} {v}\n", format!("{k}:"));
+        let resources = format!(
+            "Resources:\n Reservations:\n{}{}{}{}{}",
+            line("  Memory", "1GiB"),
+            " Limits:\n",
+            line("  CPU", "0.5"),
+            line("  Memory", "64MiB"),
+            line("  PIDs", "100"),
+        );
+        assert!(text.contains(&resources), "{text}");
+        assert!(
+            text.contains(&line(" Preferences", "[spread=node.labels.zone]")),
+            "{text}"
         );
     }
 

@@ -11,6 +11,8 @@ pub mod inspect;
 pub mod network;
 pub mod node;
 pub mod parse;
+pub mod placement;
+pub mod resources;
 pub mod secret;
 pub mod service;
 pub mod spec;

@@ -8,12 +8,14 @@ use shoal_proto::control::v1::{
     CreateServiceRequest, GetServiceRequest, ListServicesRequest, ListTasksRequest,
     RemoveServiceRequest, UpdateServiceRequest,
 };
-use shoal_proto::types::v1::{service_spec, PortConfig, Service, ServiceSpec, Task, TaskState};
+use shoal_proto::types::v1::{
+    service_spec, PlacementPreference, PortConfig, Service, ServiceSpec, Task, TaskState,
+};
 
 use super::converge::{self, Wait};
 use super::spec::{self, Mode, SpecFlags};
 use super::tasks::{self, PsFlags};
-use super::{collect_errors, inspect, network, parse, Error, Io};
+use super::{collect_errors, inspect, network, parse, placement, Error, Io};
 use crate::client::Session;
 use crate::output::{short_id, Listing};
 
@@ -100,6 +102,9 @@ pub struct CreateArgs {
     /// Placement constraints (e.g. node.labels.zone==b)
     #[arg(long, value_name = "EXPR")]
     pub constraint: Vec<String>,
+    /// Add a placement preference
+    #[arg(long, value_name = "pref", value_parser = placement::preference)]
+    pub placement_pref: Vec<PlacementPreference>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -224,6 +229,12 @@ pub struct UpdateArgs {
     /// Remove a constraint (the whole expression)
     #[arg(long, value_name = "EXPR")]
     pub constraint_rm: Vec<String>,
+    /// Add a placement preference
+    #[arg(long, value_name = "pref", value_parser = placement::preference)]
+    pub placement_pref_add: Vec<PlacementPreference>,
+    /// Remove a placement preference
+    #[arg(long, value_name = "pref", value_parser = placement::preference)]
+    pub placement_pref_rm: Vec<PlacementPreference>,
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
@@ -278,6 +289,7 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     if let Some(task) = spec.task.as_mut() {
         task.secrets = args.secret.clone();
         task.constraints = args.constraint.clone();
+        task.preferences = args.placement_pref.clone();
     }
     if args.spec.replicas_max_per_node.is_some_and(|n| n > 0) && args.mode == Mode::Global {
         return Err(Error::Usage(
@@ -668,6 +680,14 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
             &args.constraint_rm,
         );
     }
+    if !args.placement_pref_add.is_empty() || !args.placement_pref_rm.is_empty() {
+        let task = spec.task.get_or_insert_with(Default::default);
+        placement::edit_preferences(
+            &mut task.preferences,
+            &args.placement_pref_add,
+            &args.placement_pref_rm,
+        );
+    }
     if args.force {
         // Swarm's ForceUpdate: the task spec changes, so the tasks roll.
         let task = spec.task.get_or_insert_with(Default::default);
@@ -845,6 +865,91 @@ mod tests {
             ["node.hostname!=w2", "node.labels.zone==b"]
         );
         assert_eq!(task.max_replicas_per_node, 0);
+    }
+
+    #[test]
+    fn resource_and_preference_flags_on_create_and_update() {
+        let args = create_args(&[
+            "--limit-cpu",
+            "0.5",
+            "--limit-memory",
+            "64M",
+            "--limit-pids",
+            "100",
+            "--reserve-cpu",
+            "1/4",
+            "--reserve-memory",
+            "1g",
+            "--placement-pref",
+            "spread=node.labels.zone",
+            "--placement-pref",
+            "spread=node.labels.rack",
+            "busybox",
+        ]);
+        let spec = create_spec(&args).expect("spec");
+        let task = spec.task.clone().unwrap();
+        assert_eq!(
+            task.resources,
+            Some(shoal_proto::types::v1::ResourceRequirements {
+                limit_nano_cpus: 500_000_000,
+                limit_memory_bytes: 64 << 20,
+                limit_pids: 100,
+                reserve_nano_cpus: 250_000_000,
+                reserve_memory_bytes: 1 << 30,
+            })
+        );
+        let descriptors = |t: &shoal_proto::types::v1::TaskSpec| -> Vec<String> {
+            t.preferences
+                .iter()
+                .map(|p| p.spread_descriptor.clone())
+                .collect()
+        };
+        assert_eq!(descriptors(&task), ["node.labels.zone", "node.labels.rack"]);
+
+        let update = match parse(&[
+            "service",
+            "update",
+            "--limit-memory",
+            "512m",
+            "--reserve-cpu",
+            "0",
+            "--placement-pref-rm",
+            "spread=node.labels.zone",
+            "--placement-pref-add",
+            "spread=node.labels.row",
+            "web",
+        ])
+        .command
+        {
+            Command::Service(ServiceCommand::Update(args)) => *args,
+            other => panic!("{other:?}"),
+        };
+        let task = updated_spec(spec, &update).unwrap().task.unwrap();
+        let r = task.resources.unwrap();
+        assert_eq!(r.limit_memory_bytes, 512 << 20);
+        assert_eq!(r.reserve_nano_cpus, 0);
+        assert_eq!(r.limit_nano_cpus, 500_000_000, "kept");
+        assert_eq!(descriptors(&task), ["node.labels.rack", "node.labels.row"]);
+
+        for (flag, value, message) in [
+            ("--limit-memory", "64x", "invalid suffix: 'x'"),
+            (
+                "--limit-cpu",
+                "half",
+                "failed to parse half as a rational number",
+            ),
+            ("--reserve-cpu", "0.0000000001", "value is too precise"),
+            (
+                "--placement-pref",
+                "pack=node.labels.zone",
+                "unsupported placement preference pack (only spread is supported)",
+            ),
+        ] {
+            let err = Cli::try_parse_from(["shoal", "service", "create", flag, value, "busybox"])
+                .expect_err("refused");
+            assert!(err.to_string().contains(message), "{err}");
+            assert_eq!(err.exit_code(), 2);
+        }
     }
 
     #[test]

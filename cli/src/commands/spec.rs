@@ -107,6 +107,8 @@ pub struct SpecFlags {
     #[arg(long, value_name = "N")]
     pub replicas_max_per_node: Option<u64>,
     #[command(flatten)]
+    pub resources: super::resources::ResourceFlags,
+    #[command(flatten)]
     pub health: super::healthcheck::HealthFlags,
 }
 
@@ -128,6 +130,8 @@ impl SpecFlags {
                 .get_or_insert_with(Default::default)
                 .max_replicas_per_node = max;
         }
+        self.resources
+            .apply(spec.task.get_or_insert_with(Default::default));
         let container = container_mut(spec);
         if let Some(user) = &self.user {
             container.user = user.clone();

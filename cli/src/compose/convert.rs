@@ -5,8 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use shoal_proto::types::v1::{
     restart_policy, service_spec, update_config, ContainerSpec, DnsConfig, EndpointSpec,
-    GlobalMode, NetworkAliasesSpec, PortConfig, PortProtocol, PublishMode, ReplicatedMode,
-    RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig,
+    GlobalMode, NetworkAliasesSpec, PlacementPreference, PortConfig, PortProtocol, PublishMode,
+    ReplicatedMode, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use super::duration::parse_go_duration;
@@ -17,6 +17,7 @@ use super::shlex;
 use super::source::Source;
 
 mod healthcheck;
+mod resources;
 
 const SERVICE_KEYS: &[&str] = &[
     "image",
@@ -46,7 +47,16 @@ const DEPLOY_KEYS: &[&str] = &[
     "restart_policy",
     "update_config",
     "placement",
+    "resources",
 ];
+
+/// `deploy.placement` as read.
+#[derive(Default)]
+struct Placement {
+    constraints: Vec<String>,
+    preferences: Vec<PlacementPreference>,
+    max_replicas_per_node: u64,
+}
 
 pub struct Converter<'a> {
     pub src: &'a Source<'a>,
@@ -573,35 +583,56 @@ impl Converter<'_> {
         Ok(cfg)
     }
 
-    /// `deploy.placement`: `constraints` (as written; the manager checks
-    /// them) and `max_replicas_per_node`; `preferences` are not honoured yet.
-    fn placement(
-        &mut self,
-        service: &str,
-        node: &Node,
-        path: &KeyPath,
-    ) -> Result<(Vec<String>, u64)> {
+    /// `deploy.placement`: `constraints` and `preferences` (`- spread:
+    /// node.labels.zone`), as written (the manager checks them), and
+    /// `max_replicas_per_node`.
+    fn placement(&mut self, service: &str, node: &Node, path: &KeyPath) -> Result<Placement> {
         let Node::Map(entries) = node else {
             return Err(self.src.invalid(path, "must be a mapping"));
         };
-        let mut constraints = Vec::new();
-        let mut max = 0;
+        let mut placement = Placement::default();
         for (key, value) in entries {
             let p = path.key(key);
             match key.as_str() {
                 "constraints" => {
-                    constraints = self
+                    placement.constraints = self
                         .string_list(value, &p)?
                         .into_iter()
                         .map(|(c, _)| c)
                         .collect()
                 }
-                "max_replicas_per_node" => max = self.unsigned(value, &p)?,
+                "preferences" => placement.preferences = self.preferences(value, &p)?,
+                "max_replicas_per_node" => {
+                    placement.max_replicas_per_node = self.unsigned(value, &p)?
+                }
                 k if k.starts_with("x-") => {}
                 other => self.unsupported(service, &format!("deploy.placement.{other}")),
             }
         }
-        Ok((constraints, max))
+        Ok(placement)
+    }
+
+    /// `deploy.placement.preferences`: a list of `{spread: DESCRIPTOR}`
+    /// (docker's schema allows nothing else in an entry).
+    fn preferences(&self, node: &Node, path: &KeyPath) -> Result<Vec<PlacementPreference>> {
+        let Node::Seq(items) = node else {
+            return Err(self.src.invalid(path, "must be a list"));
+        };
+        let mut preferences = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = path.index(i);
+            let Node::Map(entries) = item else {
+                return Err(self.src.invalid(&p, "must be a mapping"));
+            };
+            for (key, value) in entries {
+                if key == "spread" {
+                    preferences.push(PlacementPreference {
+                        spread_descriptor: self.string(value, &p.key(key))?,
+                    });
+                }
+            }
+        }
+        Ok(preferences)
     }
 
     pub fn service(&mut self, name: &str, node: &Node, path: &KeyPath) -> Result<ServiceSpec> {
@@ -618,7 +649,8 @@ impl Converter<'_> {
         let mut ports = Vec::new();
         let mut secrets = Vec::new();
         let mut dns = DnsConfig::default();
-        let mut placement = (Vec::new(), 0);
+        let mut placement = Placement::default();
+        let mut resources = None;
         for (key, value) in entries {
             let p = path.key(key);
             if key.starts_with("x-") {
@@ -671,6 +703,7 @@ impl Converter<'_> {
                             "restart_policy" => restart = Some(self.restart_policy(dv, &dp)?),
                             "update_config" => update = Some(self.update_config(dv, &dp)?),
                             "placement" => placement = self.placement(name, dv, &dp)?,
+                            "resources" => resources = Some(self.resources(name, dv, &dp)?),
                             _ => {}
                         }
                     }
@@ -716,8 +749,10 @@ impl Converter<'_> {
             container: Some(container),
             restart,
             secrets,
-            constraints: placement.0,
-            max_replicas_per_node: placement.1,
+            constraints: placement.constraints,
+            max_replicas_per_node: placement.max_replicas_per_node,
+            preferences: placement.preferences,
+            resources,
             ..Default::default()
         });
         spec.update = update;

@@ -2,7 +2,7 @@ use std::collections::HashMap;
 
 use shoal_proto::types::v1::{
     restart_policy, service_spec, update_config, ContainerSpec, PortConfig, PortProtocol,
-    PublishMode, ServiceSpec,
+    PublishMode, ResourceRequirements, ServiceSpec,
 };
 
 use super::*;
@@ -456,18 +456,14 @@ fn unsupported_keys_warn_with_service_and_path() {
         "x-defaults: &d\n  a: b\n",
     ));
     let w = &stack.warnings;
-    for expected in [
-        "service \"web\": key \"deploy.placement.preferences\" is not supported yet and was ignored",
-        "service \"web\": key \"deploy.resources\" is not supported yet and was ignored",
-        "key \"volumes\" is not supported yet and was ignored",
-    ] {
-        assert!(
-            w.iter().any(|x| x == expected),
-            "missing {expected:?} in {w:?}"
-        );
-    }
-    // healthcheck is read, not warned about.
-    assert_eq!(w.len(), 3, "{w:?}");
+    let expected = "key \"volumes\" is not supported yet and was ignored";
+    assert!(
+        w.iter().any(|x| x == expected),
+        "missing {expected:?} in {w:?}"
+    );
+    // healthcheck, placement preferences and resources are read, not
+    // warned about.
+    assert_eq!(w.len(), 1, "{w:?}");
 }
 
 #[test]
@@ -1114,4 +1110,80 @@ fn placement_constraints_and_max_replicas_per_node_are_honoured() {
         ["node.labels.zone == b", "node.role!=manager"]
     );
     assert_eq!(task.max_replicas_per_node, 2);
+}
+
+#[test]
+fn deploy_resources_read_as_docker_reads_them() {
+    // The values `docker stack config` prints for the same file.
+    let stack = load(concat!(
+        "version: \"3.9\"\n",
+        "services:\n  web:\n    image: x\n",
+        "    deploy:\n      resources:\n",
+        "        limits:\n          cpus: '0.50'\n          memory: 64M\n          pids: 100\n",
+        "        reservations:\n          cpus: '0.25'\n          memory: 1g\n",
+        "          generic_resources:\n            - discrete_resource_spec: {kind: gpu, value: 1}\n",
+    ));
+    let resources = only(&stack).task.as_ref().unwrap().resources;
+    assert_eq!(
+        resources,
+        Some(ResourceRequirements {
+            limit_nano_cpus: 500_000_000,
+            limit_memory_bytes: 67_108_864,
+            limit_pids: 100,
+            reserve_nano_cpus: 250_000_000,
+            reserve_memory_bytes: 1_073_741_824,
+        })
+    );
+    assert_eq!(
+        stack.warnings,
+        ["service \"web\": key \"deploy.resources.reservations.generic_resources\" is not supported yet and was ignored"]
+    );
+    let none = load("version: \"3.9\"\nservices:\n  web:\n    image: x\n");
+    assert_eq!(only(&none).task.as_ref().unwrap().resources, None);
+}
+
+#[test]
+fn deploy_resources_errors_name_the_value() {
+    let e = load_err(concat!(
+        "version: \"3.9\"\nservices:\n  web:\n    image: x\n",
+        "    deploy:\n      resources:\n        limits:\n          memory: 64x\n",
+    ));
+    assert!(
+        e.to_string()
+            .contains("services.web.deploy.resources.limits.memory"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("invalid suffix: 'x'"), "{e}");
+    let e = load_err(concat!(
+        "version: \"3.9\"\nservices:\n  web:\n    image: x\n",
+        "    deploy:\n      resources:\n        reservations:\n          cpus: 'half'\n",
+    ));
+    assert!(
+        e.to_string()
+            .contains("failed to parse half as a rational number"),
+        "{e}"
+    );
+    // docker's schema: cpus and memory are strings.
+    let e = load_err(concat!(
+        "version: \"3.9\"\nservices:\n  web:\n    image: x\n",
+        "    deploy:\n      resources:\n        limits:\n          cpus: 0.5\n",
+    ));
+    assert!(e.to_string().contains("cpus"), "{e}");
+}
+
+#[test]
+fn placement_preferences_keep_their_order() {
+    let stack = load(concat!(
+        "version: \"3.9\"\nservices:\n  web:\n    image: x\n",
+        "    deploy:\n      placement:\n        preferences:\n",
+        "          - spread: node.labels.zone\n          - spread: node.labels.rack\n",
+    ));
+    let task = only(&stack).task.clone().unwrap();
+    let descriptors: Vec<String> = task
+        .preferences
+        .into_iter()
+        .map(|p| p.spread_descriptor)
+        .collect();
+    assert_eq!(descriptors, ["node.labels.zone", "node.labels.rack"]);
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
 }
