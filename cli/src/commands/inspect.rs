@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use serde_json::{json, Map, Value};
 use shoal_proto::types::v1::{
-    restart_policy, service_spec, update_config, update_status, ContainerSpec, Network, PortConfig,
-    PublishMode, ResourceRequirements, RestartPolicy, Service, ServiceSpec, UpdateConfig,
-    UpdateStatus,
+    restart_policy, service_spec, update_config, update_status, ContainerSpec, HealthConfig,
+    Network, PortConfig, PublishMode, ResourceRequirements, RestartPolicy, Service, ServiceSpec,
+    UpdateConfig, UpdateStatus,
 };
 
 use super::parse::{format_duration, protocol_name};
@@ -251,6 +251,32 @@ fn container_json(c: &ContainerSpec) -> Value {
         }
         object.insert("DNSConfig".into(), Value::Object(config));
     }
+    if let Some(check) = &c.healthcheck {
+        object.insert("Healthcheck".into(), healthcheck_json(check));
+    }
+    Value::Object(object)
+}
+
+/// docker's `Healthcheck`: durations in nanoseconds, every field
+/// `omitempty`.
+fn healthcheck_json(h: &HealthConfig) -> Value {
+    let mut object = Map::new();
+    if !h.test.is_empty() {
+        object.insert("Test".into(), json!(h.test));
+    }
+    for (key, ms) in [
+        ("Interval", h.interval_ms),
+        ("Timeout", h.timeout_ms),
+        ("StartPeriod", h.start_period_ms),
+        ("StartInterval", h.start_interval_ms),
+    ] {
+        if ms > 0 {
+            object.insert(key.into(), json!(nanos(ms)));
+        }
+    }
+    if h.retries > 0 {
+        object.insert("Retries".into(), json!(h.retries));
+    }
     Value::Object(object)
 }
 
@@ -335,6 +361,7 @@ fn update_status_json(s: &UpdateStatus) -> Value {
         State::Completed => "completed",
         State::RollbackStarted => "rollback_started",
         State::RollbackCompleted => "rollback_completed",
+        State::RollbackPaused => "rollback_paused",
     };
     let mut object = Map::new();
     object.insert("State".into(), json!(state));
@@ -499,6 +526,9 @@ pub fn pretty(service: &Service) -> String {
             &ms(container.stop_grace_period_ms),
         );
     }
+    if let Some(h) = &container.healthcheck {
+        pretty_healthcheck(&mut t, h);
+    }
     if let Some(r) = &task.restart {
         let _ = writeln!(t, "RestartPolicy:");
         line(&mut t, " Condition", &condition_name(r.condition));
@@ -525,6 +555,21 @@ pub fn pretty(service: &Service) -> String {
         }
     }
     t
+}
+
+/// docker's Healthcheck block of `--pretty` (inside ContainerSpec).
+fn pretty_healthcheck(t: &mut String, h: &HealthConfig) {
+    let _ = writeln!(t, " Healthcheck:");
+    let _ = writeln!(t, "  Interval = {}", ms(h.interval_ms));
+    let _ = writeln!(t, "  Retries = {}", h.retries);
+    let _ = writeln!(t, "  StartPeriod = {}", ms(h.start_period_ms));
+    let _ = writeln!(t, "  Timeout = {}", ms(h.timeout_ms));
+    if !h.test.is_empty() {
+        let _ = writeln!(t, "  Tests:");
+        for test in &h.test {
+            let _ = writeln!(t, "   Test = {test}");
+        }
+    }
 }
 
 /// docker's Resources block of `--pretty`: reservations and limits, each
@@ -735,6 +780,48 @@ mod tests {
             text.contains(&line(" Preferences", "[spread=node.labels.zone]")),
             "{text}"
         );
+    }
+
+    #[test]
+    fn healthcheck_shows_in_dockers_json_and_pretty_text() {
+        let mut service = sample();
+        let check = HealthConfig {
+            test: vec!["CMD-SHELL".into(), "test -f /tmp/ok".into()],
+            interval_ms: 1000,
+            retries: 2,
+            ..HealthConfig::default()
+        };
+        let container = service
+            .spec
+            .as_mut()
+            .and_then(|s| s.task.as_mut())
+            .and_then(|t| t.container.as_mut())
+            .expect("container");
+        container.healthcheck = Some(check);
+        let v = service_json(&service);
+        assert_eq!(
+            v["Spec"]["TaskTemplate"]["ContainerSpec"]["Healthcheck"],
+            json!({
+                "Test": ["CMD-SHELL", "test -f /tmp/ok"],
+                "Interval": 1_000_000_000u64,
+                "Retries": 2,
+            })
+        );
+        let text = pretty(&service);
+        for expected in [
+            " Healthcheck:\n",
+            "  Interval = 1s\n",
+            "  Retries = 2\n",
+            "   Test = CMD-SHELL\n",
+            "   Test = test -f /tmp/ok\n",
+        ] {
+            assert!(text.contains(expected), "{expected:?} in {text}");
+        }
+        // No check: no key, as docker's omitempty.
+        let plain = service_json(&sample());
+        assert!(plain["Spec"]["TaskTemplate"]["ContainerSpec"]
+            .get("Healthcheck")
+            .is_none());
     }
 
     #[test]

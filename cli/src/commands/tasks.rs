@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use clap::Args;
 use serde_json::json;
 use shoal_proto::control::v1::{ListNodesRequest, ListTasksRequest};
-use shoal_proto::types::v1::{PortConfig, Task, TaskState};
+use shoal_proto::types::v1::{HealthState, PortConfig, Task, TaskState};
 
 use super::{node, parse, Error, Io};
 use crate::client::Session;
@@ -197,7 +197,8 @@ pub fn task_listing(
             .map(|s| s.timestamp)
             .filter(|t| *t > 0)
             .unwrap_or_else(|| task.meta.as_ref().map(|m| m.updated_at).unwrap_or(0));
-        let current = state_since(observed.display_name(), since, now_ms);
+        let health = status.map_or(HealthState::None, |s| s.health());
+        let current = state_since(&state_with_health(observed, health), since, now_ms);
         let error = status.map(|s| s.err.as_str()).unwrap_or("");
         let shown_error = match (error.is_empty(), no_trunc) {
             (true, _) => String::new(),
@@ -234,12 +235,34 @@ pub fn task_listing(
                 "DesiredState": desired,
                 "CurrentState": current,
                 "State": observed.display_name(),
+                "Health": health_name(health),
                 "Error": error,
                 "Ports": ports,
             }),
         );
     }
     listing
+}
+
+/// Docker's words for a container's health (`docker inspect`'s
+/// `State.Health.Status`); empty without a check.
+pub fn health_name(health: HealthState) -> &'static str {
+    match health {
+        HealthState::None => "",
+        HealthState::Starting => "starting",
+        HealthState::Healthy => "healthy",
+        HealthState::Unhealthy => "unhealthy",
+    }
+}
+
+/// A task's state with its health as `docker ps` shows it: `running
+/// (healthy)`, `starting (health: starting)`, `failed (unhealthy)`.
+fn state_with_health(state: TaskState, health: HealthState) -> String {
+    match health {
+        HealthState::None => state.display_name().to_string(),
+        HealthState::Starting => format!("{} (health: starting)", state.display_name()),
+        other => format!("{} ({})", state.display_name(), health_name(other)),
+    }
 }
 
 pub fn task_id(task: &Task) -> &str {
@@ -319,6 +342,42 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    #[test]
+    fn ps_shows_health_beside_the_state_as_docker_ps_does() {
+        let with = |state: TaskState, health: HealthState| {
+            let mut t = task(
+                "h1aaaaaaaaaaaaaaaaaaaaaaa",
+                1,
+                1,
+                TaskState::Running,
+                state,
+                "",
+            );
+            if let Some(s) = t.status.as_mut() {
+                s.health = health as i32;
+            }
+            let listing = task_listing(&[t], &HashMap::new(), false, 13_000);
+            let row = listing.rows[0].clone();
+            (row[5].clone(), listing.json[0]["Health"].clone())
+        };
+        assert_eq!(
+            with(TaskState::Running, HealthState::Healthy),
+            ("Running (healthy) 3 seconds ago".into(), json!("healthy"))
+        );
+        assert_eq!(
+            with(TaskState::Starting, HealthState::Starting).0,
+            "Starting (health: starting) 3 seconds ago"
+        );
+        assert_eq!(
+            with(TaskState::Failed, HealthState::Unhealthy).0,
+            "Failed (unhealthy) 3 seconds ago"
+        );
+        assert_eq!(
+            with(TaskState::Running, HealthState::None),
+            ("Running 3 seconds ago".into(), json!(""))
+        );
     }
 
     #[test]
