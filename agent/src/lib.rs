@@ -6,6 +6,7 @@
 pub mod executor;
 pub mod health;
 pub mod local_api;
+pub mod node_resources;
 pub mod renewal;
 pub mod reporter;
 pub mod role;

@@ -142,14 +142,16 @@ impl Agent {
         let identity = renewed.borrow_and_update().clone();
         let channel = shoal_identity::connect(manager, &identity).await?;
         let mut client = DispatcherClient::new(channel);
+        let (nano_cpus, memory_bytes) = crate::node_resources::describe();
         let description = NodeDescription {
             hostname: self.config.hostname.clone(),
+            nano_cpus,
+            memory_bytes,
             os: std::env::consts::OS.to_string(),
             architecture: std::env::consts::ARCH.to_string(),
             addr: self.config.advertise_addr.clone(),
             trust_digest: shoal_identity::trust::bundle_digest(&identity.ca_pem)
                 .unwrap_or_default(),
-            ..Default::default()
         };
         let mut stream = client
             .session(SessionRequest {

@@ -259,6 +259,7 @@ impl Runner {
             },
             stop_signal: container.stop_signal.clone(),
             read_only_files,
+            limits: limits_of(&task),
             stop_grace: Duration::from_millis(if container.stop_grace_period_ms == 0 {
                 10_000
             } else {
@@ -344,6 +345,8 @@ impl Runner {
             }
             tokio::select! {
                 code = &mut exited => {
+                    // Read before the task goes: its cgroup goes with it.
+                    let oom = self.ctx.executor.oom_killed(&self.id);
                     self.clean_up().await;
                     match code {
                         Ok(0) => {
@@ -352,7 +355,7 @@ impl Runner {
                         }
                         Ok(code) => {
                             let status = self.container_status(pid, code);
-                            let err = format!("task: non-zero exit ({code})");
+                            let err = exit_error(code, oom, &self.task.borrow());
                             self.report(TaskState::Failed, "failed", &err, status);
                         }
                         Err(e) => {
@@ -438,13 +441,14 @@ impl Runner {
                 _ => {
                     // It ended while nobody watched.
                     let code = info.exit_code.unwrap_or(-1);
+                    let oom = self.ctx.executor.oom_killed(&self.id);
                     self.clean_up().await;
                     let status = self.container_status(info.pid.unwrap_or(0), code);
                     if !self.observed.is_terminal() {
                         if code == 0 {
                             self.report(TaskState::Complete, "finished", "", status);
                         } else {
-                            let err = format!("task: non-zero exit ({code})");
+                            let err = exit_error(code, oom, &self.task.borrow());
                             self.report(TaskState::Failed, "failed", &err, status);
                         }
                     }
@@ -517,6 +521,35 @@ pub fn spawn(ctx: Arc<Context>, task: Task) -> watch::Sender<Task> {
     tx
 }
 
+/// The task's cgroup limits from its spec.
+fn limits_of(task: &Task) -> executor::Limits {
+    let r = task
+        .spec
+        .as_ref()
+        .and_then(|s| s.resources)
+        .unwrap_or_default();
+    executor::Limits {
+        memory_bytes: r.limit_memory_bytes,
+        nano_cpus: r.limit_nano_cpus,
+        pids: r.limit_pids,
+    }
+}
+
+/// Swarm's `task: non-zero exit (137)`, with the reason when the OOM
+/// killer struck (docker's `OOMKilled`) and the limit it hit.
+fn exit_error(code: i32, oom_killed: bool, task: &Task) -> String {
+    if !oom_killed {
+        return format!("task: non-zero exit ({code})");
+    }
+    let limit = limits_of(task).memory_bytes;
+    if limit > 0 {
+        let mib = limit as f64 / (1024.0 * 1024.0);
+        format!("task: non-zero exit ({code}): OOMKilled (memory limit {mib}MiB)")
+    } else {
+        format!("task: non-zero exit ({code}): OOMKilled")
+    }
+}
+
 /// How long a task that takes traffic stays up after it left the load
 /// balancers: the other nodes apply a view within milliseconds of its
 /// commit; this leaves room for a loaded node and for short requests
@@ -529,4 +562,36 @@ pub const DRAIN_GRACE: Duration = Duration::from_millis(300);
 /// with nothing published are stopped at once.
 fn takes_traffic(task: &shoal_proto::types::v1::Task) -> bool {
     !task.endpoint_ports.is_empty() || task.networks.iter().any(|n| n.network_name != "ingress")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use shoal_proto::types::v1::{ResourceRequirements, TaskSpec};
+
+    #[test]
+    fn an_oom_kill_says_so_with_the_limit() {
+        let mut task = Task {
+            spec: Some(TaskSpec {
+                resources: Some(ResourceRequirements {
+                    limit_memory_bytes: 16 << 20,
+                    limit_pids: 50,
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        assert_eq!(exit_error(1, false, &task), "task: non-zero exit (1)");
+        assert_eq!(
+            exit_error(137, true, &task),
+            "task: non-zero exit (137): OOMKilled (memory limit 16MiB)"
+        );
+        assert_eq!(limits_of(&task).pids, 50);
+        task.spec = None;
+        assert_eq!(
+            exit_error(137, true, &task),
+            "task: non-zero exit (137): OOMKilled"
+        );
+    }
 }

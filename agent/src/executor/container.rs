@@ -1,5 +1,6 @@
 //! Container lifecycle: create, start, wait, stop, remove, list.
 
+use super::cgroup::Layout;
 use super::lease::Lease;
 use super::pull::{normalize_reference, PulledImage};
 use super::spec::{self, EtcFiles};
@@ -265,14 +266,14 @@ impl Executor {
         };
         let resolved = self.resolve_user(id, &user_spec, mounts).await?;
         let files = self.write_etc_files(run, hostname)?;
-        let cgroups_path = format!("/{}/{}", self.config.namespace, id);
         let spec = spec::build(
             run,
             &image.config,
             &resolved,
             hostname,
-            &cgroups_path,
+            &self.cgroups_path(id),
             &files,
+            Layout::of_host().swap_limit_supported(),
         )
         .map_err(|message| ExecutorError::Spec {
             id: id.to_string(),
@@ -454,6 +455,20 @@ impl Executor {
             .map_err(ExecutorError::containerd("start task", id))?
             .into_inner()
             .pid)
+    }
+
+    /// The container's cgroups path in its spec: containerd's
+    /// `/<namespace>/<id>`.
+    pub fn cgroups_path(&self, id: &str) -> String {
+        format!("/{}/{}", self.config.namespace, id)
+    }
+
+    /// Whether the OOM killer killed a process of the container (read from
+    /// its cgroup, so before the task is deleted).
+    pub fn oom_killed(&self, id: &str) -> bool {
+        Layout::of_host()
+            .oom_kills(&self.cgroups_path(id))
+            .is_some_and(|kills| kills > 0)
     }
 
     /// Wait for the task to exit and return its exit code (128+signal when killed). Dropping

@@ -6,6 +6,7 @@
 //! sets. Containers carry everything a restarted agent needs (task id, service, stop signal and
 //! grace period) as labels, so [`Executor::list`] is enough to adopt them.
 
+mod cgroup;
 mod container;
 mod content;
 mod error;
@@ -123,6 +124,17 @@ pub struct ContainerRun {
     /// Host files bound read-only into the container (secrets, from a tmpfs
     /// on the host): (host path, absolute path in the container).
     pub read_only_files: Vec<(PathBuf, String)>,
+    /// The container's cgroup limits.
+    pub limits: Limits,
+}
+
+/// A task's cgroup limits (`--limit-memory`, `--limit-cpu`,
+/// `--limit-pids`); 0 means none.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Limits {
+    pub memory_bytes: i64,
+    pub nano_cpus: i64,
+    pub pids: i64,
 }
 
 /// The state of a container's task as containerd reports it.

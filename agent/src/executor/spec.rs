@@ -2,12 +2,13 @@
 //! default capabilities), with the image's config applied under the task's overrides.
 
 use super::user::ResolvedUser;
-use super::ContainerRun;
+use super::{ContainerRun, Limits};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     get_default_maskedpaths, get_default_mounts, get_default_readonly_paths, Capability,
-    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxDeviceCgroupBuilder, LinuxNamespaceBuilder,
-    LinuxNamespaceType, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
+    LinuxBuilder, LinuxCapabilitiesBuilder, LinuxCpuBuilder, LinuxDeviceCgroupBuilder,
+    LinuxMemoryBuilder, LinuxNamespaceBuilder, LinuxNamespaceType, LinuxPidsBuilder,
+    LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
 use std::collections::HashSet;
@@ -115,7 +116,50 @@ fn bind(destination: &str, source: &Path) -> Result<Mount, String> {
         .map_err(|e| e.to_string())
 }
 
-/// Build the spec. `cgroups_path` follows containerd's `/<namespace>/<id>`.
+/// CFS period docker uses for `--cpus` (100 ms, in µs).
+const CPU_PERIOD_US: u64 = 100_000;
+
+/// The cgroup limits, as docker sets them for a swarm task: the memory
+/// limit with swap bounded to it (where the host accounts swap; docker
+/// itself allows as much swap again, shoal none, so the limit is what the
+/// task can use), `--limit-cpu` as a CFS quota per 100 ms period, and the
+/// pids limit. Devices are denied (runc allows the defaults).
+fn resources(limits: &Limits, swap_limit: bool) -> Result<LinuxResources, String> {
+    let mut builder =
+        LinuxResourcesBuilder::default().devices(vec![LinuxDeviceCgroupBuilder::default()
+            .allow(false)
+            .access("rwm")
+            .build()
+            .map_err(|e| e.to_string())?]);
+    if limits.memory_bytes > 0 {
+        let mut memory = LinuxMemoryBuilder::default().limit(limits.memory_bytes);
+        if swap_limit {
+            memory = memory.swap(limits.memory_bytes);
+        }
+        builder = builder.memory(memory.build().map_err(|e| e.to_string())?);
+    }
+    if limits.nano_cpus > 0 {
+        let quota = i128::from(limits.nano_cpus) * i128::from(CPU_PERIOD_US) / 1_000_000_000;
+        let cpu = LinuxCpuBuilder::default()
+            .period(CPU_PERIOD_US)
+            // The kernel's smallest quota is 1 ms.
+            .quota(i64::try_from(quota).unwrap_or(i64::MAX).max(1_000))
+            .build()
+            .map_err(|e| e.to_string())?;
+        builder = builder.cpu(cpu);
+    }
+    if limits.pids > 0 {
+        let pids = LinuxPidsBuilder::default()
+            .limit(limits.pids)
+            .build()
+            .map_err(|e| e.to_string())?;
+        builder = builder.pids(pids);
+    }
+    builder.build().map_err(|e| e.to_string())
+}
+
+/// Build the spec. `cgroups_path` follows containerd's `/<namespace>/<id>`;
+/// `swap_limit` says whether the host can bound swap.
 pub(crate) fn build(
     run: &ContainerRun,
     image: &ImageConfiguration,
@@ -123,6 +167,7 @@ pub(crate) fn build(
     hostname: &str,
     cgroups_path: &str,
     files: &EtcFiles,
+    swap_limit: bool,
 ) -> Result<Spec, String> {
     let args = argv(run, image);
     if args.is_empty() {
@@ -221,16 +266,7 @@ pub(crate) fn build(
     let linux = LinuxBuilder::default()
         .namespaces(namespaces)
         .cgroups_path(PathBuf::from(cgroups_path))
-        .resources(
-            LinuxResourcesBuilder::default()
-                .devices(vec![LinuxDeviceCgroupBuilder::default()
-                    .allow(false)
-                    .access("rwm")
-                    .build()
-                    .map_err(|e| e.to_string())?])
-                .build()
-                .map_err(|e| e.to_string())?,
-        )
+        .resources(resources(&run.limits, swap_limit)?)
         .masked_paths(get_default_maskedpaths())
         .readonly_paths(get_default_readonly_paths())
         .build()
@@ -316,8 +352,8 @@ mod tests {
             hostname: None,
             resolv_conf: None,
         };
-        let spec =
-            build(&run, &img, &user, "h1", "/shoal/t1", &files).unwrap_or_else(|e| panic!("{e}"));
+        let spec = build(&run, &img, &user, "h1", "/shoal/t1", &files, true)
+            .unwrap_or_else(|e| panic!("{e}"));
         let json = serde_json::to_value(&spec).unwrap_or_default();
         assert_eq!(json["root"]["readonly"], false);
         let namespaces = json["linux"]["namespaces"]
@@ -328,5 +364,30 @@ mod tests {
             .iter()
             .any(|ns| ns["type"] == "network" && ns["path"] == "/var/run/netns/t1"));
         assert_eq!(json["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
+        assert_eq!(json["linux"]["resources"].get("memory"), None, "no limits");
+    }
+
+    #[test]
+    fn limits_become_cgroup_settings_as_docker_sets_them() {
+        let limits = Limits {
+            memory_bytes: 64 << 20,
+            nano_cpus: 1_500_000_000,
+            pids: 100,
+        };
+        let json = serde_json::to_value(resources(&limits, true).unwrap()).unwrap();
+        assert_eq!(json["memory"]["limit"], 64 << 20);
+        assert_eq!(json["memory"]["swap"], 64 << 20, "no swap beyond the limit");
+        assert_eq!(json["cpu"]["period"], 100_000);
+        assert_eq!(json["cpu"]["quota"], 150_000);
+        assert_eq!(json["pids"]["limit"], 100);
+        assert_eq!(json["devices"][0]["allow"], false);
+        let no_swap = serde_json::to_value(resources(&limits, false).unwrap()).unwrap();
+        assert_eq!(no_swap["memory"].get("swap"), None);
+        let tiny = Limits {
+            nano_cpus: 1_000_000,
+            ..Limits::default()
+        };
+        let json = serde_json::to_value(resources(&tiny, true).unwrap()).unwrap();
+        assert_eq!(json["cpu"]["quota"], 1_000, "the kernel's smallest quota");
     }
 }
