@@ -14,22 +14,22 @@ use super::{parse, Error};
 #[derive(Debug, Clone, Default, Args)]
 pub struct HealthFlags {
     /// Command to run to check health
-    #[arg(long, value_name = "string")]
+    #[arg(long, value_name = "COMMAND")]
     pub health_cmd: Option<String>,
     /// Time between running the check (ms|s|m|h)
-    #[arg(long, value_name = "duration", value_parser = parse::duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_interval: Option<Duration>,
     /// Maximum time to allow one check to run (ms|s|m|h)
-    #[arg(long, value_name = "duration", value_parser = parse::duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_timeout: Option<Duration>,
     /// Consecutive failures needed to report unhealthy
-    #[arg(long, value_name = "int")]
+    #[arg(long, value_name = "N")]
     pub health_retries: Option<u64>,
     /// Start period for the container to initialize before counting retries towards unstable (ms|s|m|h)
-    #[arg(long, value_name = "duration", value_parser = parse::duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_start_period: Option<Duration>,
     /// Time between running the check during the start period (ms|s|m|h)
-    #[arg(long, value_name = "duration", value_parser = parse::duration)]
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
     pub health_start_interval: Option<Duration>,
     /// Disable any container-specified HEALTHCHECK
     #[arg(long)]
