@@ -17,6 +17,7 @@ pub mod leader;
 pub mod orchestrator;
 pub mod raft;
 pub mod restart;
+pub mod revisions;
 pub mod rolemanager;
 pub mod runtime;
 pub mod scheduler;

@@ -210,7 +210,19 @@ impl Control for ControlApi {
         request: Request<RollbackServiceRequest>,
     ) -> Result<Response<RollbackServiceResponse>, Status> {
         self.authorize(&request, Permission::Deploy)?;
-        Err(Status::unimplemented("service rollback: not yet"))
+        let request = request.into_inner();
+        let reference = request.service_id;
+        let updated = self
+            .write(|state, tx| {
+                let current = state
+                    .find_service(&reference)
+                    .map_err(StoreError::NotFound)?;
+                services::roll_back(state, tx, current, request.to_revision)
+            })
+            .await?;
+        Ok(Response::new(RollbackServiceResponse {
+            service: Some(updated.service),
+        }))
     }
 
     async fn get_unlock_key(

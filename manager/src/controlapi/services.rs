@@ -1,9 +1,12 @@
 //! Service writes as store transactions, shared by the single-service calls
 //! and `DeployStack` (which runs several in one transaction).
 
-use shoal_proto::types::v1::{Meta, Service, ServiceSpec, TaskState, UpdateStatus};
+use shoal_proto::types::v1::{
+    service_spec::Mode, JobStatus, Meta, Service, ServiceSpec, TaskState,
+};
 
-use super::{networks, secrets};
+use super::{networks, secrets, validate};
+use crate::revisions::{self, Rollout};
 use crate::store::{Kind, State, StoreError, Tx};
 
 fn named<'a>(state: &'a State, name: &str) -> Option<&'a Service> {
@@ -44,6 +47,8 @@ pub fn create(
         history: Vec::new(),
         job_status: None,
     };
+    let mut service = service;
+    start_job_iteration(&mut service, None, tx.now());
     tx.put(service.clone());
     Ok(service)
 }
@@ -60,7 +65,68 @@ pub fn update(
     state: &State,
     tx: &mut Tx,
     current: &Service,
+    spec: ServiceSpec,
+) -> Result<Updated, StoreError> {
+    write_spec(state, tx, current, spec, None)
+}
+
+/// `service rollback [--to REV]`: the previous spec (`to_revision` 0) or a
+/// kept revision becomes the spec again, as a new revision rolled out with
+/// its rollback config.
+pub fn roll_back(
+    state: &State,
+    tx: &mut Tx,
+    current: &Service,
+    to_revision: u64,
+) -> Result<Updated, StoreError> {
+    let spec = rollback_target(current, to_revision)?;
+    validate::service_spec(&spec)?;
+    let why = "manually requested rollback".to_string();
+    write_spec(state, tx, current, spec, Some(why))
+}
+
+fn rollback_target(service: &Service, to_revision: u64) -> Result<ServiceSpec, StoreError> {
+    let name = service.spec.as_ref().map_or("", |s| s.name.as_str());
+    if to_revision == 0 {
+        // docker's words (swarmkit's controlapi).
+        return service.previous_spec.clone().ok_or_else(|| {
+            StoreError::InvalidArgument(format!("service {name} does not have a previous spec"))
+        });
+    }
+    if to_revision == service.spec_version {
+        return Err(StoreError::InvalidArgument(format!(
+            "service {name} is at revision {to_revision} already"
+        )));
+    }
+    match revisions::find(service, to_revision) {
+        Some(revision) => Ok(revision.spec.clone().unwrap_or_default()),
+        None => {
+            let kept: Vec<String> = service
+                .history
+                .iter()
+                .map(|r| r.revision.to_string())
+                .collect();
+            let kept = if kept.is_empty() {
+                "none".to_string()
+            } else {
+                kept.join(", ")
+            };
+            Err(StoreError::NotFound(format!(
+                "service {name} has no revision {to_revision}: its kept revisions are {kept}, the current one is {}",
+                service.spec_version
+            )))
+        }
+    }
+}
+
+/// Writes `spec` as `current`'s spec: a new revision when what runs
+/// changes (a scale alone does not) or when rolling back.
+fn write_spec(
+    state: &State,
+    tx: &mut Tx,
+    current: &Service,
     mut spec: ServiceSpec,
+    rollback: Option<String>,
 ) -> Result<Updated, StoreError> {
     let id = current
         .meta
@@ -80,21 +146,23 @@ pub fn update(
     service.endpoint_ports =
         crate::allocator::allocate_ports(state, &id, &spec, &current.endpoint_ports)?;
     service.virtual_ips = crate::allocator::allocate_vips(state, &id, &spec, &current.virtual_ips)?;
-    let rolls = spec.task != old_spec.task
+    let changes_tasks = spec.task != old_spec.task
         || service.endpoint_ports != current.endpoint_ports
         || spec.networks != old_spec.networks
         || spec.labels != old_spec.labels;
-    if rolls {
-        service.previous_spec = Some(old_spec);
-        service.spec_version += 1;
-        service.update_status = Some(UpdateStatus {
-            state: shoal_proto::types::v1::update_status::State::Updating as i32,
-            started_at: tx.now(),
-            completed_at: 0,
-            message: "update in progress".into(),
-        });
+    if is_job(&spec) != is_job(&old_spec) {
+        // swarmkit's words: a job and a service are different things.
+        return Err(StoreError::InvalidArgument(
+            "service mode change is not allowed".into(),
+        ));
     }
-    service.spec = Some(spec);
+    let rolls = changes_tasks || rollback.is_some();
+    match rollback {
+        Some(why) => revisions::replace(&mut service, spec, tx.now(), Rollout::Rollback(why)),
+        None if changes_tasks => revisions::replace(&mut service, spec, tx.now(), Rollout::Update),
+        None => service.spec = Some(spec),
+    }
+    start_job_iteration(&mut service, Some(current), tx.now());
     tx.put(service.clone());
     Ok(Updated { service, rolls })
 }
@@ -119,4 +187,28 @@ pub fn remove(state: &State, tx: &mut Tx, service: &Service) {
 pub fn resolved(state: &State, mut spec: ServiceSpec) -> Result<ServiceSpec, StoreError> {
     secrets::resolve(state, &mut spec)?;
     Ok(spec)
+}
+
+fn is_job(spec: &ServiceSpec) -> bool {
+    matches!(
+        spec.mode,
+        Some(Mode::ReplicatedJob(_)) | Some(Mode::GlobalJob(_))
+    )
+}
+
+/// A job starts its first iteration when created and a new one at every
+/// update (swarmkit: any `service update` of a job, `--force` included,
+/// runs it again); jobs never roll, so no update status is kept for them.
+fn start_job_iteration(service: &mut Service, before: Option<&Service>, now: i64) {
+    if !service.spec.as_ref().is_some_and(is_job) {
+        return;
+    }
+    let iteration = before.map_or(0, |b| {
+        b.job_status.as_ref().map_or(0, |j| j.job_iteration) + 1
+    });
+    service.job_status = Some(JobStatus {
+        job_iteration: iteration,
+        last_execution: now,
+    });
+    service.update_status = None;
 }

@@ -176,7 +176,10 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
         task_spec(s, task)?;
     }
     if let Some(update) = &spec.update {
-        update_config(s, update)?;
+        update_config(s, update, Rollout::Update)?;
+    }
+    if let Some(rollback) = &spec.rollback {
+        update_config(s, rollback, Rollout::Rollback)?;
     }
     if let Some(endpoint) = &spec.endpoint {
         list_len(
@@ -553,35 +556,55 @@ fn restart_policy(s: &str, r: &RestartPolicy) -> Result<(), StoreError> {
     )
 }
 
-fn update_config(s: &str, u: &UpdateConfig) -> Result<(), StoreError> {
+/// Which rollout a config paces: its words in messages (the CLI's flags and
+/// compose's keys).
+#[derive(Clone, Copy)]
+enum Rollout {
+    Update,
+    Rollback,
+}
+
+impl Rollout {
+    fn word(self) -> &'static str {
+        match self {
+            Rollout::Update => "update",
+            Rollout::Rollback => "rollback",
+        }
+    }
+}
+
+fn update_config(s: &str, u: &UpdateConfig, rollout: Rollout) -> Result<(), StoreError> {
+    let w = rollout.word();
+    let source = |field: &str, key: &str| format!("--{w}-{field}, deploy.{w}_config.{key}");
     at_most(
         s,
-        format!("update parallelism {}", u.parallelism),
-        "--update-parallelism, deploy.update_config.parallelism",
+        format!("{w} parallelism {}", u.parallelism),
+        &source("parallelism", "parallelism"),
         u.parallelism,
         MAX_UPDATE_PARALLELISM,
         format!("{MAX_UPDATE_PARALLELISM}; 0 means all at once"),
     )?;
     at_most(
         s,
-        format!("update delay {}", duration(u.delay_ms)),
-        "--update-delay, deploy.update_config.delay",
+        format!("{w} delay {}", duration(u.delay_ms)),
+        &source("delay", "delay"),
         u.delay_ms,
         MAX_UPDATE_DELAY_MS,
         duration(MAX_UPDATE_DELAY_MS),
     )?;
     at_most(
         s,
-        format!("update monitor {}", duration(u.monitor_ms)),
-        "--update-monitor, deploy.update_config.monitor",
+        format!("{w} monitor {}", duration(u.monitor_ms)),
+        &source("monitor", "monitor"),
         u.monitor_ms,
         MAX_UPDATE_MONITOR_MS,
         duration(MAX_UPDATE_MONITOR_MS),
     )?;
     if !(0.0..=1.0).contains(&u.max_failure_ratio) {
         return Err(StoreError::InvalidArgument(format!(
-            "{s}: update max failure ratio {} (--update-max-failure-ratio, deploy.update_config.max_failure_ratio) is not between 0 and 1",
-            u.max_failure_ratio
+            "{s}: {w} max failure ratio {} ({}) is not between 0 and 1",
+            u.max_failure_ratio,
+            source("max-failure-ratio", "max_failure_ratio"),
         )));
     }
     Ok(())

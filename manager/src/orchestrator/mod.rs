@@ -100,6 +100,8 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
                 .as_ref()
                 .map(|t| t.constraints.as_slice())
                 .unwrap_or(&[]);
+    // First, so that any decision below about the same task wins.
+    update::adopt_unchanged(state, service, &slots, tx);
             let eligible: Vec<&Node> = state
                 .nodes
                 .values()
@@ -129,7 +131,7 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
                 .iter()
                 .filter(|s| nodes.contains(&s.node_id.as_str()))
                 .collect();
-            update::advance(service, &wanted, tx, wake);
+            update::advance(state, service, &wanted, tx, wake);
         }
         _ => {
             let replicas = match &spec.mode {
@@ -144,7 +146,7 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
                 slot.shut_down_active(tx, "scaled down");
             }
             let wanted: Vec<&Slot> = slots.iter().filter(|s| s.number <= replicas).collect();
-            update::advance(service, &wanted, tx, wake);
+            update::advance(state, service, &wanted, tx, wake);
         }
     }
 }
@@ -259,3 +261,4 @@ fn remove_orphans(state: &State, tx: &mut Tx) {
         }
     }
 }
+        running_since: 0,

@@ -1,42 +1,94 @@
 //! Rolling updates: when a service's spec changes, its slots move to the new
-//! spec `parallelism` at a time, `delay` apart, stop-first or start-first,
-//! pausing, continuing or rolling back when a new task fails.
+//! spec `parallelism` at a time, `delay` apart, stop-first or start-first.
+//! A new task counts as updated once it runs (a task with a health check
+//! runs once healthy); one that fails before that, or within `monitor` of
+//! starting to run, is a failure of the update, and past
+//! `max_failure_ratio` of the slots the failure action applies: pause,
+//! continue, or roll back to the previous spec. The update completes when
+//! every slot runs the new spec and the last one has run for `monitor`.
+//! A rollback (automatic, or `service rollback`) rolls out the same way
+//! with the restored spec's rollback config, and its own failure action.
+//!
+//! Each pass decides from the store alone (tasks' spec versions, creation
+//! and running times, the service's update status), so a new leader picks
+//! an update up where it stands.
 
 use std::time::Duration;
 
 use shoal_proto::types::v1::{
     update_config::{FailureAction, Order},
     update_status::State as UpdateState,
-    Service, TaskState, UpdateConfig, UpdateStatus,
+    Service, Task, TaskState, UpdateConfig, UpdateStatus,
 };
 
 use super::{new_task, Slot, Wake};
-use crate::store::Tx;
+use crate::revisions::{self, Rollout};
+use crate::store::{State, Tx};
+
+/// Swarm's defaults for an update and a rollback alike, for a spec that
+/// has no config of its own.
+const SWARM_DEFAULTS: UpdateConfig = UpdateConfig {
+    parallelism: 1,
+    delay_ms: 0,
+    order: Order::StopFirst as i32,
+    failure_action: FailureAction::Pause as i32,
+    monitor_ms: 5_000,
+    max_failure_ratio: 0.0,
+};
+
+/// The config pacing the service's current rollout: its rollback config
+/// while rolling back (Swarm reads the restored spec's), else its update
+/// config.
+fn config(service: &Service, rolling_back: bool) -> UpdateConfig {
+    let spec = service.spec.as_ref();
+    let chosen = if rolling_back {
+        spec.and_then(|s| s.rollback)
+    } else {
+        spec.and_then(|s| s.update)
+    };
+    chosen.unwrap_or(SWARM_DEFAULTS)
+}
+
+/// A live task of an older revision that runs exactly what the current one
+/// asks for (a slot a failed update never reached, once rolled back) is
+/// the current revision's: relabelled, not replaced. Runs before the
+/// pass's other decisions, so a later write to the same task wins.
+pub fn adopt_unchanged(state: &State, service: &Service, slots: &[Slot], tx: &mut Tx) {
+    let same = SameSpec::of(state, service);
+    for task in slots.iter().flat_map(|s| s.active()) {
+        if task.spec_version < service.spec_version
+            && !task.observed_state().is_terminal()
+            && same.runs(task)
+        {
+            let mut task = task.clone();
+            task.spec_version = service.spec_version;
+            tx.put(task);
+        }
+    }
+}
 
 /// Moves the service's `slots` (those it wants: within its replicas, or on
 /// eligible nodes) towards its current spec.
-pub fn advance(service: &Service, slots: &[&Slot], tx: &mut Tx, wake: &mut Wake) {
+pub fn advance(state: &State, service: &Service, slots: &[&Slot], tx: &mut Tx, wake: &mut Wake) {
     let current = service.spec_version;
-    let config = service
-        .spec
-        .as_ref()
-        .and_then(|s| s.update)
-        .unwrap_or(UpdateConfig {
-            parallelism: 1,
-            ..Default::default()
-        });
     let status = service.update_status.clone().unwrap_or_default();
-    let updating = matches!(
-        UpdateState::try_from(status.state),
-        Ok(UpdateState::Updating | UpdateState::RollbackStarted)
+    let phase = UpdateState::try_from(status.state).unwrap_or(UpdateState::Unknown);
+    let rolling_back = matches!(
+        phase,
+        UpdateState::RollbackStarted | UpdateState::RollbackPaused
     );
+    let config = config(service, rolling_back);
+    let in_progress = matches!(phase, UpdateState::Updating | UpdateState::RollbackStarted);
+    let same = SameSpec::of(state, service);
+
+    let is_current = |t: &Task| t.spec_version == current || same.runs(t);
 
     let dirty: Vec<&Slot> = slots
         .iter()
         .copied()
         .filter(|slot| {
             slot.newest_active()
-                .is_some_and(|t| t.spec_version < current && !t.observed_state().is_terminal())
+                .is_some_and(|t| !is_current(t) && !t.observed_state().is_terminal())
         })
         .collect();
     let in_flight = slots
@@ -46,52 +98,62 @@ pub fn advance(service: &Service, slots: &[&Slot], tx: &mut Tx, wake: &mut Wake)
             // (in this very pass, or once its stopping task is down).
             None => true,
             Some(t) => {
-                t.spec_version == current
+                is_current(t)
                     && t.observed_state() < TaskState::Running
                     && !t.observed_state().is_terminal()
             }
         })
         .count() as u64;
+    // The tasks this rollout made (the current revision's, since it began).
+    let rolled: Vec<&Task> = slots
+        .iter()
+        .flat_map(|s| s.tasks.iter().copied())
+        .filter(|t| {
+            t.spec_version == current
+                && t.meta
+                    .as_ref()
+                    .is_some_and(|m| m.created_at >= status.started_at)
+        })
+        .collect();
 
-    if updating {
-        // Tasks of the new spec that failed since the update began. Up to
-        // `max_failure_ratio` of the slots may fail before the failure
-        // action applies (Swarm counts failed tasks, not slots).
-        let failed: Vec<&str> = slots
-            .iter()
-            .flat_map(|s| s.tasks.iter())
-            .filter(|t| {
-                t.spec_version == current
-                    && matches!(t.observed_state(), TaskState::Failed | TaskState::Rejected)
-                    && t.meta
-                        .as_ref()
-                        .is_some_and(|m| m.created_at >= status.started_at)
-            })
-            .filter_map(|t| t.meta.as_ref().map(|m| m.id.as_str()))
-            .collect();
-        let tolerated = f64::from(config.max_failure_ratio) * slots.len() as f64;
-        if let Some(id) = failed.last().filter(|_| failed.len() as f64 > tolerated) {
-            match FailureAction::try_from(config.failure_action).unwrap_or_default() {
-                FailureAction::Continue => {}
-                FailureAction::Pause => {
-                    return set_status(
-                        service,
-                        tx,
-                        UpdateState::Paused,
-                        format!("update paused due to failure or early termination of task {id}"),
+    if in_progress {
+        if let Some(failed) = failure_beyond_ratio(&rolled, &config, slots.len()) {
+            match (
+                FailureAction::try_from(config.failure_action).unwrap_or_default(),
+                rolling_back,
+            ) {
+                (FailureAction::Continue, _) => {}
+                (FailureAction::Pause, false) => {
+                    return set_status(service, tx, UpdateState::Paused, paused(failed));
+                }
+                (FailureAction::Pause, true) => {
+                    return set_status(service, tx, UpdateState::RollbackPaused, paused(failed));
+                }
+                (FailureAction::Rollback, false) => return roll_back(service, tx, failed),
+                // Never roll back a rollback (swarmkit's rule).
+                (FailureAction::Rollback, true) => {
+                    let message = format!(
+                        "rollback paused due to failure or early termination of task {failed}"
                     );
+                    return set_status(service, tx, UpdateState::RollbackPaused, message);
                 }
-                FailureAction::Rollback if status.state == UpdateState::Updating as i32 => {
-                    return roll_back(service, tx, id);
-                }
-                FailureAction::Rollback => {}
             }
         }
     }
 
     if dirty.is_empty() {
-        if updating && in_flight == 0 {
-            let done = if status.state == UpdateState::RollbackStarted as i32 {
+        if in_progress && in_flight == 0 {
+            // The last new task is watched for `monitor` before the update
+            // counts as done.
+            let last_running = rolled.iter().map(|t| running_since(t)).max();
+            if let Some(last) = last_running.filter(|t| *t > 0) {
+                let done_at = last.saturating_add(millis(config.monitor_ms));
+                if tx.now() < done_at {
+                    wake.at_most(until(tx.now(), done_at));
+                    return;
+                }
+            }
+            let done = if rolling_back {
                 (UpdateState::RollbackCompleted, "rollback completed")
             } else {
                 (UpdateState::Completed, "update completed")
@@ -100,7 +162,7 @@ pub fn advance(service: &Service, slots: &[&Slot], tx: &mut Tx, wake: &mut Wake)
         }
         return;
     }
-    if status.state == UpdateState::Paused as i32 {
+    if matches!(phase, UpdateState::Paused | UpdateState::RollbackPaused) {
         return;
     }
 
@@ -117,12 +179,12 @@ pub fn advance(service: &Service, slots: &[&Slot], tx: &mut Tx, wake: &mut Wake)
             .iter()
             .flat_map(|s| s.tasks.iter())
             .filter(|t| t.spec_version == current && t.observed_state() == TaskState::Running)
-            .filter_map(|t| t.status.as_ref().map(|s| s.timestamp))
+            .map(|t| running_since(t))
             .max();
         if let Some(last) = last_started {
-            let due = last.saturating_add(i64::try_from(config.delay_ms).unwrap_or(i64::MAX));
+            let due = last.saturating_add(millis(config.delay_ms));
             if tx.now() < due {
-                wake.at_most(Duration::from_millis(due.saturating_sub(tx.now()) as u64));
+                wake.at_most(until(tx.now(), due));
                 return;
             }
         }
@@ -141,6 +203,104 @@ pub fn advance(service: &Service, slots: &[&Slot], tx: &mut Tx, wake: &mut Wake)
     }
 }
 
+/// The latest failure among the rollout's tasks once failures exceed
+/// `max_failure_ratio` of the slots: a task that ended (failed, rejected,
+/// or exited while meant to run) before it ran, or within `monitor` of
+/// starting to run; one that ran longer ended after the update was done
+/// with it, and is the restart policy's business.
+fn failure_beyond_ratio<'a>(
+    rolled: &[&'a Task],
+    config: &UpdateConfig,
+    slots: usize,
+) -> Option<&'a str> {
+    let monitor = millis(config.monitor_ms);
+    let mut failed: Vec<(i64, &str)> = rolled
+        .iter()
+        .filter(|t| {
+            matches!(
+                t.observed_state(),
+                TaskState::Failed | TaskState::Rejected | TaskState::Complete
+            )
+        })
+        .filter(|t| {
+            let since = t.running_since;
+            let ended = t.status.as_ref().map_or(0, |s| s.timestamp);
+            since == 0 || ended.saturating_sub(since) <= monitor
+        })
+        .filter_map(|t| {
+            let ended = t.status.as_ref().map_or(0, |s| s.timestamp);
+            t.meta.as_ref().map(|m| (ended, m.id.as_str()))
+        })
+        .collect();
+    let tolerated = f64::from(config.max_failure_ratio) * slots as f64;
+    if failed.len() as f64 <= tolerated {
+        return None;
+    }
+    failed.sort();
+    failed.last().map(|(_, id)| *id)
+}
+
+fn paused(task: &str) -> String {
+    format!("update paused due to failure or early termination of task {task}")
+}
+
+/// When the task started running: recorded at its first running report
+/// (its status time for a task reported before that was recorded).
+fn running_since(task: &Task) -> i64 {
+    if task.running_since > 0 {
+        return task.running_since;
+    }
+    match &task.status {
+        Some(s) if s.state == TaskState::Running as i32 => s.timestamp,
+        _ => 0,
+    }
+}
+
+fn millis(ms: u64) -> i64 {
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+fn until(now: i64, at: i64) -> Duration {
+    Duration::from_millis(u64::try_from(at.saturating_sub(now)).unwrap_or(0))
+}
+
+/// Whether a task runs what the service's current spec would start: the
+/// same task spec, labels, ports and networks.
+struct SameSpec<'a> {
+    service: &'a Service,
+    networks: Vec<&'a str>,
+}
+
+impl<'a> SameSpec<'a> {
+    fn of(state: &'a State, service: &'a Service) -> SameSpec<'a> {
+        let networks = service
+            .spec
+            .as_ref()
+            .map(|spec| {
+                crate::allocator::networks_of(state, spec)
+                    .into_iter()
+                    .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str()))
+                    .collect()
+            })
+            .unwrap_or_default();
+        SameSpec { service, networks }
+    }
+
+    fn runs(&self, task: &Task) -> bool {
+        let Some(spec) = &self.service.spec else {
+            return false;
+        };
+        task.spec == spec.task
+            && task.service_labels == spec.labels
+            && task.endpoint_ports == self.service.endpoint_ports
+            && task
+                .networks
+                .iter()
+                .map(|n| n.network_id.as_str())
+                .eq(self.networks.iter().copied())
+    }
+}
+
 fn set_status(service: &Service, tx: &mut Tx, state: UpdateState, message: String) {
     let mut service = service.clone();
     let previous = service.update_status.clone().unwrap_or_default();
@@ -153,26 +313,23 @@ fn set_status(service: &Service, tx: &mut Tx, state: UpdateState, message: Strin
     tx.put(service);
 }
 
-/// Failure action `rollback`: the previous spec becomes the spec again and
-/// the same rolling machinery moves the slots back.
+/// Failure action `rollback`: the previous spec becomes the spec again, as
+/// a new revision, and the same rolling machinery moves the slots back.
 fn roll_back(service: &Service, tx: &mut Tx, failed_task: &str) {
     let mut service = service.clone();
-    let Some(previous) = service.previous_spec.take() else {
+    let Some(previous) = service.previous_spec.clone() else {
         return set_status(
             &service,
             tx,
             UpdateState::Paused,
-            format!("update paused: task {failed_task} failed and there is no previous spec to roll back to"),
+            format!(
+                "update paused due to failure or early termination of task {failed_task}: there is no previous spec to roll back to"
+            ),
         );
     };
-    service.previous_spec = service.spec.replace(previous);
-    service.spec_version += 1;
-    service.update_status = Some(UpdateStatus {
-        state: UpdateState::RollbackStarted as i32,
-        started_at: tx.now(),
-        completed_at: 0,
-        message: format!("rollback started after task {failed_task} failed"),
-    });
+    let why =
+        format!("update rolled back due to failure or early termination of task {failed_task}");
+    revisions::replace(&mut service, previous, tx.now(), Rollout::Rollback(why));
     tx.put(service);
 }
 
@@ -185,7 +342,13 @@ mod tests {
         update_status::State as UpdateState, ServiceSpec, TaskState, UpdateConfig,
     };
 
+    use shoal_proto::types::v1::Service;
+
     use crate::harness::{id, image, running, service, Harness, Script};
+    use crate::store::StoreError;
+
+    /// Swarm's default monitor window.
+    const MONITOR: Duration = Duration::from_secs(5);
 
     fn with_update(mut spec: ServiceSpec, update: UpdateConfig) -> ServiceSpec {
         spec.update = Some(update);
@@ -272,6 +435,8 @@ mod tests {
             .report(&id(&starting[0]), TaskState::Running, 0)
             .await;
         all_running(&harness, &web, "web:v2", 3).await;
+        // Swarm's default monitor: the last new task is watched for 5 s.
+        harness.advance(MONITOR).await;
         update_reaches(&harness, &web, UpdateState::Completed).await;
     }
 
@@ -423,9 +588,33 @@ mod tests {
             ..Default::default()
         };
         let web = running_web(&harness, 3, update).await;
+        let before = harness.created(&web);
         roll_to(&harness, &web, "web:v2", true).await;
-        update_reaches(&harness, &web, UpdateState::RollbackCompleted).await;
+        update_reaches(&harness, &web, UpdateState::RollbackStarted).await;
+        let failed = harness
+            .tasks(&web)
+            .into_iter()
+            .find(|t| image(t) == "web:v2")
+            .expect("the failed task");
+        assert_eq!(
+            harness.service(&web).update_status.unwrap().message,
+            format!(
+                "update rolled back due to failure or early termination of task {}",
+                id(&failed)
+            )
+        );
         all_running(&harness, &web, "web:v1", 3).await;
+        assert_eq!(
+            harness.created(&web),
+            before + 2,
+            "only the failed slot got tasks (v2, then v1 again): the others were never touched"
+        );
+        harness.advance(MONITOR).await;
+        update_reaches(&harness, &web, UpdateState::RollbackCompleted).await;
+        assert_eq!(
+            harness.service(&web).update_status.unwrap().message,
+            "rollback completed"
+        );
         let service = harness.service(&web);
         let spec_image = |spec: Option<ServiceSpec>| {
             spec.and_then(|s| s.task?.container)
@@ -439,5 +628,298 @@ mod tests {
             1,
             "rolled back at the first failure"
         );
+    }
+
+    fn spec_image(spec: Option<&ServiceSpec>) -> String {
+        spec.and_then(|s| s.task.as_ref()?.container.as_ref())
+            .map(|c| c.image.clone())
+            .unwrap_or_default()
+    }
+
+    fn spec_env(spec: Option<&ServiceSpec>) -> Vec<String> {
+        spec.and_then(|s| s.task.as_ref()?.container.as_ref())
+            .map(|c| c.env.clone())
+            .unwrap_or_default()
+    }
+
+    /// `service rollback [--to REV]` as the control API makes it.
+    async fn roll_back(harness: &Harness, service: &str, to: u64) -> Result<Service, StoreError> {
+        harness
+            .store
+            .update(|state, tx| {
+                let current = state.services[service].clone();
+                crate::controlapi::services::roll_back(state, tx, &current, to)
+            })
+            .await
+            .map(|updated| updated.service)
+    }
+
+    /// The newest task of `image`, once its agent started it.
+    async fn newest(
+        harness: &Harness,
+        service: &str,
+        image_is: &str,
+    ) -> shoal_proto::types::v1::Task {
+        harness
+            .until(&format!("a task of {image_is} starting"), |s| {
+                crate::harness::tasks_of(s, service)
+                    .into_iter()
+                    .filter(|t| image(t) == image_is)
+                    .last()
+                    .filter(|t| t.observed_state() == TaskState::Starting)
+            })
+            .await
+    }
+
+    #[tokio::test]
+    async fn a_failure_within_the_monitor_window_counts_and_one_after_it_does_not() {
+        let harness = Harness::start().await;
+        harness.script("web:v2", Script::Hang);
+        let update = UpdateConfig {
+            parallelism: 1,
+            monitor_ms: 5_000,
+            failure_action: FailureAction::Pause as i32,
+            ..Default::default()
+        };
+        let web = running_web(&harness, 2, update).await;
+        roll_to(&harness, &web, "web:v2", false).await;
+
+        // The first new task runs, and dies 6 s later: past its monitor.
+        let first = newest(&harness, &web, "web:v2").await;
+        harness.report(&id(&first), TaskState::Running, 0).await;
+        harness.advance(Duration::from_secs(6)).await;
+        harness.exit(&id(&first), 1).await;
+        harness.settle().await;
+        assert_eq!(
+            update_state(&harness, &web),
+            UpdateState::Updating,
+            "not a failure of the update"
+        );
+
+        // The next one dies 4 s after it started running: within it.
+        let second = harness
+            .until("the second slot's new task starting", |s| {
+                crate::harness::tasks_of(s, &web).into_iter().find(|t| {
+                    image(t) == "web:v2"
+                        && t.slot != first.slot
+                        && t.observed_state() == TaskState::Starting
+                })
+            })
+            .await;
+        harness.report(&id(&second), TaskState::Running, 0).await;
+        harness.advance(Duration::from_secs(4)).await;
+        harness.exit(&id(&second), 1).await;
+        update_reaches(&harness, &web, UpdateState::Paused).await;
+        assert_eq!(
+            harness.service(&web).update_status.unwrap().message,
+            format!(
+                "update paused due to failure or early termination of task {}",
+                id(&second)
+            )
+        );
+    }
+
+    #[tokio::test]
+    async fn an_update_completes_only_once_the_last_new_task_ran_for_its_monitor() {
+        let harness = Harness::start().await;
+        let update = UpdateConfig {
+            parallelism: 0,
+            monitor_ms: 10_000,
+            ..Default::default()
+        };
+        let web = running_web(&harness, 3, update).await;
+        roll_to(&harness, &web, "web:v2", false).await;
+        all_running(&harness, &web, "web:v2", 3).await;
+        harness.advance(Duration::from_millis(9_999)).await;
+        assert_eq!(update_state(&harness, &web), UpdateState::Updating);
+        harness.advance(Duration::from_millis(1)).await;
+        update_reaches(&harness, &web, UpdateState::Completed).await;
+    }
+
+    #[tokio::test]
+    async fn a_rollback_rolls_out_with_the_rollback_config() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        let mut spec = with_update(
+            service("web", "web:v1", 3),
+            UpdateConfig {
+                parallelism: 1,
+                monitor_ms: 0,
+                ..Default::default()
+            },
+        );
+        spec.rollback = Some(UpdateConfig {
+            parallelism: 3,
+            monitor_ms: 0,
+            ..Default::default()
+        });
+        let web = harness.create_service(spec).await;
+        all_running(&harness, &web, "web:v1", 3).await;
+        roll_to(&harness, &web, "web:v2", false).await;
+        all_running(&harness, &web, "web:v2", 3).await;
+        update_reaches(&harness, &web, UpdateState::Completed).await;
+
+        harness.script("web:v1", Script::Hang);
+        let rolled = roll_back(&harness, &web, 0).await.expect("rollback");
+        assert_eq!(spec_image(rolled.spec.as_ref()), "web:v1");
+        let status = rolled.update_status.unwrap();
+        assert_eq!(status.state, UpdateState::RollbackStarted as i32);
+        assert_eq!(status.message, "manually requested rollback");
+        harness.settle().await;
+        assert_eq!(
+            count(&harness, &web, "web:v1", TaskState::Starting),
+            3,
+            "rollback parallelism 3, not the update's 1"
+        );
+        harness.script("web:v1", Script::Run);
+        for task in harness.tasks(&web) {
+            if image(&task) == "web:v1" && task.observed_state() == TaskState::Starting {
+                harness.report(&id(&task), TaskState::Running, 0).await;
+            }
+        }
+        all_running(&harness, &web, "web:v1", 3).await;
+        update_reaches(&harness, &web, UpdateState::RollbackCompleted).await;
+    }
+
+    #[tokio::test]
+    async fn a_rollback_that_fails_pauses_with_its_own_failure_action() {
+        let harness = Harness::start().await;
+        let update = UpdateConfig {
+            parallelism: 1,
+            monitor_ms: 0,
+            // The update itself would go on: the rollback's action applies.
+            failure_action: FailureAction::Continue as i32,
+            ..Default::default()
+        };
+        harness.add_node("n1").await;
+        // A failed task stays failed (no restarts to wait out).
+        let mut spec = with_update(service("web", "web:v1", 2), update);
+        spec.task
+            .as_mut()
+            .unwrap()
+            .restart
+            .as_mut()
+            .unwrap()
+            .condition = Condition::None as i32;
+        let web = harness.create_service(spec).await;
+        all_running(&harness, &web, "web:v1", 2).await;
+        roll_to(&harness, &web, "web:v2", false).await;
+        all_running(&harness, &web, "web:v2", 2).await;
+        update_reaches(&harness, &web, UpdateState::Completed).await;
+        // The old image is gone from the registry: the rollback fails.
+        harness.script("web:v1", Script::Reject);
+        roll_back(&harness, &web, 0).await.expect("rollback");
+        update_reaches(&harness, &web, UpdateState::RollbackPaused).await;
+        let message = harness.service(&web).update_status.unwrap().message;
+        assert!(
+            message.starts_with("update paused due to failure or early termination of task"),
+            "{message}"
+        );
+        harness.settle().await;
+        assert_eq!(
+            count(&harness, &web, "web:v2", TaskState::Running),
+            1,
+            "paused after the first slot (rollback defaults: parallelism 1, pause)"
+        );
+    }
+
+    #[tokio::test]
+    async fn rollback_to_a_revision_restores_its_spec_and_is_a_new_revision() {
+        let harness = Harness::start().await;
+        let update = UpdateConfig {
+            parallelism: 0,
+            monitor_ms: 0,
+            ..Default::default()
+        };
+        let web = running_web(&harness, 2, update).await;
+        let env = |entry: &'static str| {
+            move |spec: &mut ServiceSpec| {
+                let container = spec.task.as_mut().unwrap().container.as_mut().unwrap();
+                container.env = vec![entry.to_string()];
+            }
+        };
+        harness.update_service(&web, env("A=1")).await; // revision 2
+        harness.update_service(&web, env("A=2")).await; // revision 3
+        roll_to(&harness, &web, "web:v2", false).await; // revision 4
+        all_running(&harness, &web, "web:v2", 2).await;
+
+        let rolled = roll_back(&harness, &web, 2).await.expect("rollback --to 2");
+        assert_eq!(rolled.spec_version, 5);
+        assert_eq!(spec_image(rolled.spec.as_ref()), "web:v1");
+        assert_eq!(spec_env(rolled.spec.as_ref()), ["A=1"]);
+        let revisions: Vec<u64> = rolled.history.iter().map(|r| r.revision).collect();
+        assert_eq!(revisions, [1, 2, 3, 4]);
+        assert_eq!(spec_image(rolled.previous_spec.as_ref()), "web:v2");
+        harness
+            .until("both slots on revision 2's spec", |s| {
+                let tasks = running(s, &web);
+                (tasks.len() == 2
+                    && tasks.iter().all(|t| {
+                        t.spec_version == 5
+                            && image(t) == "web:v1"
+                            && t.spec
+                                .as_ref()
+                                .and_then(|x| x.container.as_ref())
+                                .unwrap()
+                                .env
+                                == ["A=1"]
+                    }))
+                .then_some(())
+            })
+            .await;
+        // No rollback config: Swarm's defaults, monitor 5 s included.
+        harness.advance(MONITOR).await;
+        update_reaches(&harness, &web, UpdateState::RollbackCompleted).await;
+    }
+
+    #[tokio::test]
+    async fn rollbacks_without_a_target_are_refused_with_what_there_is() {
+        let harness = Harness::start().await;
+        let web = running_web(&harness, 1, UpdateConfig::default()).await;
+        let refused = roll_back(&harness, &web, 0)
+            .await
+            .expect_err("no previous spec");
+        assert_eq!(
+            refused.to_string(),
+            "service web does not have a previous spec"
+        );
+        roll_to(&harness, &web, "web:v2", false).await;
+        let refused = roll_back(&harness, &web, 7)
+            .await
+            .expect_err("no revision 7");
+        assert_eq!(
+            refused.to_string(),
+            "service web has no revision 7: its kept revisions are 1, the current one is 2"
+        );
+        let refused = roll_back(&harness, &web, 2).await.expect_err("current");
+        assert_eq!(refused.to_string(), "service web is at revision 2 already");
+    }
+
+    #[tokio::test]
+    async fn a_service_keeps_its_last_ten_revisions() {
+        let harness = Harness::start().await;
+        let web = running_web(&harness, 1, UpdateConfig::default()).await;
+        for n in 2..=13 {
+            roll_to(&harness, &web, &format!("web:v{n}"), false).await;
+        }
+        let service = harness.service(&web);
+        assert_eq!(service.spec_version, 13);
+        let revisions: Vec<u64> = service.history.iter().map(|r| r.revision).collect();
+        assert_eq!(revisions, (3..=12).collect::<Vec<_>>());
+        assert_eq!(
+            spec_image(service.history[0].spec.as_ref()),
+            "web:v3",
+            "revision 3 ran web:v3"
+        );
+        // A scale is no new revision.
+        harness
+            .update_service(&web, |spec| {
+                spec.mode = Some(shoal_proto::types::v1::service_spec::Mode::Replicated(
+                    shoal_proto::types::v1::ReplicatedMode { replicas: 2 },
+                ));
+            })
+            .await;
+        assert_eq!(harness.service(&web).spec_version, 13);
+        assert_eq!(harness.service(&web).history.len(), 10);
     }
 }
