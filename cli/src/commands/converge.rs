@@ -22,8 +22,13 @@ pub struct Wait {
     pub timeout: Duration,
     /// No progress lines.
     pub quiet: bool,
-    /// The command started a rolling update: a paused or rolled back update fails the wait.
+    /// The command started a rollout (an update or a rollback): the wait
+    /// follows it to its end, a paused or rolled back update fails it, and
+    /// task failures are the rollout's failure action's to judge.
     pub watch_update: bool,
+    /// The rollout is a rollback the command asked for (`service rollback`):
+    /// its completion is success.
+    pub rollback: bool,
 }
 
 /// What one poll saw.
@@ -50,6 +55,8 @@ pub async fn wait(
     let mut last_overall = None;
     let mut last_slots: BTreeMap<String, String> = BTreeMap::new();
     let mut name = service_id.to_string();
+    // Why the manager rolled the update back, once it has.
+    let mut rolled_back: Option<String> = None;
     loop {
         // While waiting, a manager briefly without quorum (an election) is
         // not the deployment failing: keep polling until the timeout.
@@ -99,6 +106,7 @@ pub async fn wait(
 
         let failed = failed_tasks(&service, &tasks);
         match &known_failures {
+            _ if wait.watch_update => {}
             None => known_failures = Some(failed.iter().map(|t| task_id(t).to_string()).collect()),
             Some(known) => {
                 if let Some(task) = failed.iter().find(|t| !known.contains(task_id(t))) {
@@ -121,9 +129,8 @@ pub async fn wait(
                 }
             }
         }
-        if wait.watch_update {
-            check_update(&service, &name)?;
-        }
+        let rollout_done =
+            !wait.watch_update || follow_rollout(&service, &name, wait, &mut rolled_back, io)?;
 
         let progress = progress(&service, &tasks);
         if !wait.quiet {
@@ -143,7 +150,7 @@ pub async fn wait(
             }
             last_slots = progress.slots.clone();
         }
-        if progress.converged {
+        if progress.converged && rollout_done {
             if !wait.quiet {
                 writeln!(io.err, "verify: Service converged")?;
             }
@@ -161,22 +168,45 @@ pub async fn wait(
     }
 }
 
-fn check_update(service: &Service, name: &str) -> Result<(), Error> {
+/// Follows the rollout the command started (docker's progress rules);
+/// true once it is over and successful.
+fn follow_rollout(
+    service: &Service,
+    name: &str,
+    wait: Wait,
+    rolled_back: &mut Option<String>,
+    io: &mut Io<'_>,
+) -> Result<bool, Error> {
+    use update_status::State;
     let Some(status) = &service.update_status else {
-        return Ok(());
+        return Ok(true);
     };
-    let state =
-        update_status::State::try_from(status.state).unwrap_or(update_status::State::Unknown);
-    let what = match state {
-        update_status::State::Paused => "update paused",
-        update_status::State::RollbackStarted => "update rolled back",
-        update_status::State::RollbackCompleted => "update rolled back",
-        _ => return Ok(()),
-    };
-    Err(Error::Deploy(format!(
-        "service {name}: {what}: {}",
-        status.message
-    )))
+    match State::try_from(status.state).unwrap_or(State::Unknown) {
+        State::Unknown | State::Completed => Ok(true),
+        State::Updating => Ok(false),
+        State::Paused => Err(Error::Deploy(format!(
+            "service {name}: update paused: {}",
+            status.message
+        ))),
+        State::RollbackPaused => Err(Error::Deploy(format!(
+            "service {name}: rollback paused: {}",
+            status.message
+        ))),
+        State::RollbackStarted => {
+            if rolled_back.is_none() {
+                if !wait.quiet {
+                    writeln!(io.err, "rollback: {}", status.message)?;
+                }
+                *rolled_back = Some(status.message.clone());
+            }
+            Ok(false)
+        }
+        State::RollbackCompleted if wait.rollback => Ok(true),
+        State::RollbackCompleted => Err(Error::Deploy(format!(
+            "service {name}: update rolled back: {}",
+            rolled_back.as_deref().unwrap_or(&status.message)
+        ))),
+    }
 }
 
 fn current_version(service: &Service, task: &Task) -> bool {

@@ -201,6 +201,9 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
     if let Some(update) = &spec.update {
         object.insert("UpdateConfig".into(), update_config_json(update));
     }
+    if let Some(rollback) = &spec.rollback {
+        object.insert("RollbackConfig".into(), update_config_json(rollback));
+    }
     let ports = spec
         .endpoint
         .as_ref()
@@ -463,6 +466,16 @@ pub fn pretty(service: &Service) -> String {
         }
         line(&mut t, " Message", &status.message);
     }
+    if let Some(previous) = &service.previous_spec {
+        // What `service rollback` returns to (`service history` has more).
+        let image = previous
+            .task
+            .as_ref()
+            .and_then(|t| t.container.as_ref())
+            .map_or("", |c| c.image.as_str());
+        let _ = writeln!(t, "PreviousSpec:");
+        line(&mut t, " Image", &image);
+    }
     if !task.constraints.is_empty()
         || !task.preferences.is_empty()
         || task.max_replicas_per_node > 0
@@ -482,8 +495,12 @@ pub fn pretty(service: &Service) -> String {
             line(&mut t, " Max Replicas", &task.max_replicas_per_node);
         }
     }
-    if let Some(u) = &spec.update {
-        let _ = writeln!(t, "UpdateConfig:");
+    for (title, order, config) in [
+        ("UpdateConfig", " Update order", &spec.update),
+        ("RollbackConfig", " Rollback order", &spec.rollback),
+    ] {
+        let Some(u) = config else { continue };
+        let _ = writeln!(t, "{title}:");
         line(&mut t, " Parallelism", &u.parallelism);
         if u.delay_ms > 0 {
             line(&mut t, " Delay", &ms(u.delay_ms));
@@ -497,7 +514,7 @@ pub fn pretty(service: &Service) -> String {
             line(&mut t, " Monitoring Period", &ms(u.monitor_ms));
         }
         line(&mut t, " Max failure ratio", &u.max_failure_ratio);
-        line(&mut t, " Update order", &order_name(u.order));
+        line(&mut t, order, &order_name(u.order));
     }
     let _ = writeln!(t, "ContainerSpec:");
     line(&mut t, " Image", &container.image);

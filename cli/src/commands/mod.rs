@@ -13,6 +13,7 @@ pub mod node;
 pub mod parse;
 pub mod placement;
 pub mod resources;
+mod rollout;
 pub mod secret;
 pub mod service;
 pub mod spec;

@@ -15,7 +15,7 @@ use shoal_proto::types::v1::{
 use super::converge::{self, Wait};
 use super::spec::{self, Mode, SpecFlags};
 use super::tasks::{self, PsFlags};
-use super::{collect_errors, inspect, network, parse, placement, Error, Io};
+use super::{collect_errors, inspect, network, parse, placement, rollout, Error, Io};
 use crate::client::Session;
 use crate::output::{short_id, Listing};
 
@@ -34,6 +34,10 @@ pub enum ServiceCommand {
     Scale(ScaleArgs),
     /// Update a service
     Update(Box<UpdateArgs>),
+    /// Revert changes to a service's configuration
+    Rollback(rollout::RollbackArgs),
+    /// List the kept revisions of a service's spec
+    History(rollout::HistoryArgs),
     /// Remove one or more services
     #[command(visible_alias = "remove")]
     Rm(RmArgs),
@@ -54,11 +58,12 @@ pub struct WaitFlags {
 }
 
 impl WaitFlags {
-    fn wait(&self, watch_update: bool) -> Option<Wait> {
+    pub fn wait(&self, watch_update: bool) -> Option<Wait> {
         (!self.detach).then_some(Wait {
             timeout: self.timeout,
             quiet: self.quiet,
             watch_update,
+            rollback: false,
         })
     }
 }
@@ -175,6 +180,9 @@ pub struct UpdateArgs {
     /// Force update even if no changes require it
     #[arg(long)]
     pub force: bool,
+    /// Rollback to previous specification
+    #[arg(long)]
+    pub rollback: bool,
     /// Add or update a service label
     #[arg(long, value_name = "KEY=VALUE", value_parser = parse::key_value)]
     pub label_add: Vec<(String, String)>,
@@ -263,6 +271,8 @@ pub async fn run(
         ServiceCommand::Inspect(args) => inspect(session, args, io).await,
         ServiceCommand::Scale(args) => scale(session, args, io).await,
         ServiceCommand::Update(args) => update(session, *args, io).await,
+        ServiceCommand::Rollback(args) => rollout::rollback(session, args, io).await,
+        ServiceCommand::History(args) => rollout::history(session, args, io).await,
         ServiceCommand::Rm(args) => rm(session, args, io).await,
     }
 }
@@ -746,6 +756,11 @@ mod tests {
 
     use crate::commands::{Cli, Command};
 
+    if args.rollback {
+        // docker's `update --rollback`: the manager returns to the previous
+        // spec (other flags change nothing, as with docker's daemon).
+        return rollout::rollback(session, rollout::RollbackArgs::previous(&args), io).await;
+    }
     fn parse(args: &[&str]) -> Cli {
         let mut argv = vec!["shoal"];
         argv.extend_from_slice(args);

@@ -45,6 +45,13 @@ pub enum FailureAction {
     Rollback,
 }
 
+/// `--rollback-failure-action`: docker offers no rollback of a rollback.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RollbackFailureAction {
+    Pause,
+    Continue,
+}
+
 /// Flags that set one field of the spec, for both `create` and `update`; unset flags leave
 /// the field as it is.
 #[derive(Debug, Clone, Default, Args)]
@@ -100,6 +107,24 @@ pub struct SpecFlags {
     /// Failure rate to tolerate during an update (0 to 1)
     #[arg(long, value_name = "RATIO")]
     pub update_max_failure_ratio: Option<f32>,
+    /// Maximum number of tasks rolled back simultaneously (0 to roll back all at once)
+    #[arg(long, value_name = "N")]
+    pub rollback_parallelism: Option<u64>,
+    /// Delay between task rollbacks (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub rollback_delay: Option<Duration>,
+    /// Rollback order
+    #[arg(long, value_enum, value_name = "ORDER")]
+    pub rollback_order: Option<UpdateOrder>,
+    /// Action on rollback failure
+    #[arg(long, value_enum, value_name = "ACTION")]
+    pub rollback_failure_action: Option<RollbackFailureAction>,
+    /// Duration after each task rollback to monitor for failure (ns|us|ms|s|m|h)
+    #[arg(long, value_name = "DURATION", value_parser = parse::duration)]
+    pub rollback_monitor: Option<Duration>,
+    /// Failure rate to tolerate during a rollback (0 to 1)
+    #[arg(long, value_name = "RATIO")]
+    pub rollback_max_failure_ratio: Option<f32>,
     /// Endpoint mode (vip or dnsrr)
     #[arg(long, value_enum, value_name = "MODE")]
     pub endpoint_mode: Option<EndpointMode>,
@@ -172,35 +197,87 @@ impl SpecFlags {
         }
 
         let update = spec.update.get_or_insert_with(default_update_config);
-        if let Some(parallelism) = self.update_parallelism {
-            update.parallelism = parallelism;
+        RolloutFlags {
+            parallelism: self.update_parallelism,
+            delay: self.update_delay,
+            order: self.update_order,
+            failure_action: self.update_failure_action,
+            monitor: self.update_monitor,
+            max_failure_ratio: self.update_max_failure_ratio,
         }
-        if let Some(delay) = self.update_delay {
-            update.delay_ms = parse::millis(delay);
+        .apply(update, "update")?;
+        let rollback = RolloutFlags {
+            parallelism: self.rollback_parallelism,
+            delay: self.rollback_delay,
+            order: self.rollback_order,
+            failure_action: self.rollback_failure_action.map(|a| match a {
+                RollbackFailureAction::Pause => FailureAction::Pause,
+                RollbackFailureAction::Continue => FailureAction::Continue,
+            }),
+            monitor: self.rollback_monitor,
+            max_failure_ratio: self.rollback_max_failure_ratio,
+        };
+        if rollback.any() {
+            // docker's rule: a spec without a rollback config gets the
+            // defaults only when a flag names one.
+            let config = spec.rollback.get_or_insert_with(default_update_config);
+            rollback.apply(config, "rollback")?;
         }
-        if let Some(order) = self.update_order {
-            update.order = match order {
+        Ok(())
+    }
+}
+
+/// The `--update-*` or `--rollback-*` flags of one rollout config.
+struct RolloutFlags {
+    parallelism: Option<u64>,
+    delay: Option<Duration>,
+    order: Option<UpdateOrder>,
+    failure_action: Option<FailureAction>,
+    monitor: Option<Duration>,
+    max_failure_ratio: Option<f32>,
+}
+
+impl RolloutFlags {
+    fn any(&self) -> bool {
+        self.parallelism.is_some()
+            || self.delay.is_some()
+            || self.order.is_some()
+            || self.failure_action.is_some()
+            || self.monitor.is_some()
+            || self.max_failure_ratio.is_some()
+    }
+
+    /// `which`: `update` or `rollback`, as the flags are named.
+    fn apply(&self, config: &mut UpdateConfig, which: &str) -> Result<(), Error> {
+        if let Some(parallelism) = self.parallelism {
+            config.parallelism = parallelism;
+        }
+        if let Some(delay) = self.delay {
+            config.delay_ms = parse::millis(delay);
+        }
+        if let Some(order) = self.order {
+            config.order = match order {
                 UpdateOrder::StopFirst => update_config::Order::StopFirst,
                 UpdateOrder::StartFirst => update_config::Order::StartFirst,
             } as i32;
         }
-        if let Some(action) = self.update_failure_action {
-            update.failure_action = match action {
+        if let Some(action) = self.failure_action {
+            config.failure_action = match action {
                 FailureAction::Pause => update_config::FailureAction::Pause,
                 FailureAction::Continue => update_config::FailureAction::Continue,
                 FailureAction::Rollback => update_config::FailureAction::Rollback,
             } as i32;
         }
-        if let Some(monitor) = self.update_monitor {
-            update.monitor_ms = parse::millis(monitor);
+        if let Some(monitor) = self.monitor {
+            config.monitor_ms = parse::millis(monitor);
         }
-        if let Some(ratio) = self.update_max_failure_ratio {
+        if let Some(ratio) = self.max_failure_ratio {
             if !(0.0..=1.0).contains(&ratio) {
                 return Err(Error::Input(format!(
-                    "--update-max-failure-ratio {ratio} is not between 0 and 1"
+                    "--{which}-max-failure-ratio {ratio} is not between 0 and 1"
                 )));
             }
-            update.max_failure_ratio = ratio;
+            config.max_failure_ratio = ratio;
         }
         Ok(())
     }
@@ -214,10 +291,12 @@ pub fn edit_constraints(constraints: &mut Vec<String>, add: &[String], rm: &[Str
     constraints.sort();
 }
 
-/// Docker's CLI default: update one task at a time.
+/// Docker's CLI defaults, for an update and a rollback alike: one task at
+/// a time, each watched for 5 s, pause on failure, stop-first.
 pub fn default_update_config() -> UpdateConfig {
     UpdateConfig {
         parallelism: 1,
+        monitor_ms: 5_000,
         ..Default::default()
     }
 }
@@ -239,6 +318,7 @@ pub fn new_spec(name: String, image: String, args: Vec<String>, mode: Mode) -> S
             Mode::Global => service_spec::Mode::Global(GlobalMode {}),
         }),
         update: Some(default_update_config()),
+        rollback: Some(default_update_config()),
         ..Default::default()
     }
 }

@@ -296,6 +296,7 @@ pub async fn deploy_loaded(
                 timeout: args.timeout,
                 quiet: args.quiet,
                 watch_update: rolled,
+                rollback: false,
             };
             converge::wait(session, &id, wait, io).await?;
         }

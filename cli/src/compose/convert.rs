@@ -46,6 +46,7 @@ const DEPLOY_KEYS: &[&str] = &[
     "labels",
     "restart_policy",
     "update_config",
+    "rollback_config",
     "placement",
     "resources",
 ];
@@ -644,6 +645,7 @@ impl Converter<'_> {
         let mut restart = None;
         let mut legacy_restart = None;
         let mut update = None;
+        let mut rollback = None;
         let mut replicas = None;
         let mut mode = String::new();
         let mut ports = Vec::new();
@@ -702,6 +704,8 @@ impl Converter<'_> {
                             "labels" => spec.labels = self.labels(dv, &dp)?,
                             "restart_policy" => restart = Some(self.restart_policy(dv, &dp)?),
                             "update_config" => update = Some(self.update_config(dv, &dp)?),
+                            // The same keys, docker's same reading.
+                            "rollback_config" => rollback = Some(self.update_config(dv, &dp)?),
                             "placement" => placement = self.placement(name, dv, &dp)?,
                             "resources" => resources = Some(self.resources(name, dv, &dp)?),
                             _ => {}
@@ -756,6 +760,7 @@ impl Converter<'_> {
             ..Default::default()
         });
         spec.update = update;
+        spec.rollback = rollback;
         if !ports.is_empty() {
             spec.endpoint = Some(EndpointSpec {
                 ports,

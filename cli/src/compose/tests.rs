@@ -1187,3 +1187,36 @@ fn placement_preferences_keep_their_order() {
     assert_eq!(descriptors, ["node.labels.zone", "node.labels.rack"]);
     assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
 }
+
+#[test]
+fn rollback_config_is_read_like_update_config() {
+    // Compared with `docker stack config`: the same keys and values.
+    let stack = load(
+        "services:\n  web:\n    image: x\n    deploy:\n      rollback_config:\n        parallelism: 0\n        delay: 2s\n        order: start-first\n        failure_action: continue\n        monitor: 30s\n        max_failure_ratio: 0.5\n  db:\n    image: y\n    deploy:\n      rollback_config:\n        delay: 1s\n",
+    );
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    let spec_of = |name: &str| {
+        &stack
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .expect("the service")
+            .spec
+    };
+    let web = spec_of("web");
+    let r = web.rollback.as_ref().expect("rollback config");
+    assert_eq!(r.parallelism, 0);
+    assert_eq!(r.delay_ms, 2_000);
+    assert_eq!(r.order, update_config::Order::StartFirst as i32);
+    assert_eq!(
+        r.failure_action,
+        update_config::FailureAction::Continue as i32
+    );
+    assert_eq!(r.monitor_ms, 30_000);
+    assert_eq!(r.max_failure_ratio, 0.5);
+    assert!(web.update.is_none(), "no update_config given");
+    let db = spec_of("db");
+    let r = db.rollback.as_ref().expect("rollback config");
+    assert_eq!(r.parallelism, 1, "docker's default once the key is there");
+    assert_eq!(r.failure_action, update_config::FailureAction::Pause as i32);
+}
