@@ -82,7 +82,7 @@ pub fn remove(state: &State, tx: &mut Tx, reference: &str, force: bool) -> Resul
         )));
     }
     tx.delete(Kind::Node, &id);
-    for task in state.tasks.values().filter(|t| t.node_id == id) {
+    for task in state.tasks_of_node(&id) {
         if task.observed_state().is_terminal() {
             continue;
         }

@@ -68,10 +68,14 @@ fn secrets_for(state: &State, tasks: &HashMap<String, Task>) -> Vec<Secret> {
 
 fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
     state
-        .tasks
-        .iter()
-        .filter(|(_, t)| needs_agent(t, node_id))
-        .map(|(id, t)| (id.clone(), t.clone()))
+        .tasks_of_node(node_id)
+        .filter(|t| needs_agent(t, node_id))
+        .map(|t| {
+            (
+                t.meta.as_ref().map_or(String::new(), |m| m.id.clone()),
+                t.clone(),
+            )
+        })
         .collect()
 }
 

@@ -3,7 +3,7 @@
 
 #![allow(clippy::large_enum_variant)] // see object.rs
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task};
 
@@ -17,6 +17,41 @@ pub struct State {
     pub tasks: BTreeMap<String, Task>,
     pub networks: BTreeMap<String, Network>,
     pub secrets: BTreeMap<String, Secret>,
+    /// Task ids by node and by service, kept by `apply` (the only way
+    /// tasks enter or leave a state): a node's session and a service's
+    /// orchestration read their own tasks without scanning every task.
+    task_index: TaskIndex,
+}
+
+#[derive(Debug, Clone, Default)]
+struct TaskIndex {
+    by_node: HashMap<String, BTreeSet<String>>,
+    by_service: HashMap<String, BTreeSet<String>>,
+}
+
+impl TaskIndex {
+    fn insert(&mut self, task: &Task, id: &str) {
+        for (map, key) in [
+            (&mut self.by_node, &task.node_id),
+            (&mut self.by_service, &task.service_id),
+        ] {
+            map.entry(key.clone()).or_default().insert(id.to_string());
+        }
+    }
+
+    fn remove(&mut self, task: &Task, id: &str) {
+        for (map, key) in [
+            (&mut self.by_node, &task.node_id),
+            (&mut self.by_service, &task.service_id),
+        ] {
+            if let Some(ids) = map.get_mut(key) {
+                ids.remove(id);
+                if ids.is_empty() {
+                    map.remove(key);
+                }
+            }
+        }
+    }
 }
 
 /// What one applied write changed, for watchers.
@@ -101,7 +136,13 @@ impl State {
                     Object::Cluster(o) => self.clusters.insert(id, o).map(|_| ()),
                     Object::Node(o) => self.nodes.insert(id, o).map(|_| ()),
                     Object::Service(o) => self.services.insert(id, o).map(|_| ()),
-                    Object::Task(o) => self.tasks.insert(id, o).map(|_| ()),
+                    Object::Task(o) => {
+                        if let Some(old) = self.tasks.get(&id) {
+                            self.task_index.remove(old, &id);
+                        }
+                        self.task_index.insert(&o, &id);
+                        self.tasks.insert(id, o).map(|_| ())
+                    }
                     Object::Network(o) => self.networks.insert(id, o).map(|_| ()),
                     Object::Secret(o) => self.secrets.insert(id, o).map(|_| ()),
                 };
@@ -112,7 +153,10 @@ impl State {
                     Kind::Cluster => self.clusters.remove(&id).map(Object::Cluster),
                     Kind::Node => self.nodes.remove(&id).map(Object::Node),
                     Kind::Service => self.services.remove(&id).map(Object::Service),
-                    Kind::Task => self.tasks.remove(&id).map(Object::Task),
+                    Kind::Task => self.tasks.remove(&id).map(|task| {
+                        self.task_index.remove(&task, &id);
+                        Object::Task(task)
+                    }),
                     Kind::Network => self.networks.remove(&id).map(Object::Network),
                     Kind::Secret => self.secrets.remove(&id).map(Object::Secret),
                 };
@@ -155,10 +199,20 @@ impl State {
         })
     }
 
-    pub fn tasks_of_service<'a>(&'a self, service_id: &'a str) -> impl Iterator<Item = &'a Task> {
-        self.tasks
-            .values()
-            .filter(move |t| t.service_id == service_id)
+    /// The service's tasks, by id.
+    pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> {
+        self.indexed(self.task_index.by_service.get(service_id))
+    }
+
+    /// The tasks placed on the node, by id.
+    pub fn tasks_of_node<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Task> {
+        self.indexed(self.task_index.by_node.get(node_id))
+    }
+
+    fn indexed<'a>(&'a self, ids: Option<&'a BTreeSet<String>>) -> impl Iterator<Item = &'a Task> {
+        ids.into_iter()
+            .flatten()
+            .filter_map(|id| self.tasks.get(id))
     }
 }
 
@@ -188,5 +242,53 @@ fn find_by_reference<'a, T>(
             "{kind} {reference} is ambiguous ({} {kind}s match)",
             matches.len()
         )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_proto::types::v1::{Meta, Task};
+
+    use super::*;
+
+    fn task(id: &str, service: &str, node: &str) -> Write {
+        Write::Put(Object::Task(Task {
+            meta: Some(Meta {
+                id: id.into(),
+                ..Default::default()
+            }),
+            service_id: service.into(),
+            node_id: node.into(),
+            ..Default::default()
+        }))
+    }
+
+    fn ids<'a>(tasks: impl Iterator<Item = &'a Task>) -> Vec<&'a str> {
+        tasks
+            .filter_map(|t| t.meta.as_ref())
+            .map(|m| m.id.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn tasks_of_a_node_and_of_a_service_follow_every_write() {
+        let mut state = State::default();
+        state.apply(task("t2", "web", ""), 1);
+        state.apply(task("t1", "web", ""), 2);
+        state.apply(task("t3", "db", "n1"), 3);
+        assert_eq!(ids(state.tasks_of_service("web")), ["t1", "t2"]);
+        assert_eq!(ids(state.tasks_of_node("n1")), ["t3"]);
+        assert_eq!(ids(state.tasks_of_node("")), ["t1", "t2"]);
+
+        // Scheduled: the task moves from no node to its node.
+        state.apply(task("t1", "web", "n1"), 4);
+        assert_eq!(ids(state.tasks_of_node("n1")), ["t1", "t3"]);
+        assert_eq!(ids(state.tasks_of_node("")), ["t2"]);
+        assert_eq!(ids(state.tasks_of_service("web")), ["t1", "t2"]);
+
+        state.apply(Write::Delete(Kind::Task, "t3".into()), 5);
+        assert_eq!(ids(state.tasks_of_node("n1")), ["t1"]);
+        assert!(state.tasks_of_service("db").next().is_none());
+        assert!(state.tasks_of_service("nothing").next().is_none());
     }
 }
