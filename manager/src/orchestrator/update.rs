@@ -83,13 +83,13 @@ pub fn advance(state: &State, service: &Service, slots: &[&Slot], tx: &mut Tx, w
 
     let is_current = |t: &Task| t.spec_version == current || same.runs(t);
 
+    // A slot whose task is of another spec, running or dead (a task of the
+    // failed spec, once rolled back, is replaced now, not after its
+    // restart delay).
     let dirty: Vec<&Slot> = slots
         .iter()
         .copied()
-        .filter(|slot| {
-            slot.newest_active()
-                .is_some_and(|t| !is_current(t) && !t.observed_state().is_terminal())
-        })
+        .filter(|slot| slot.newest_active().is_some_and(|t| !is_current(t)))
         .collect();
     let in_flight = slots
         .iter()
@@ -664,8 +664,8 @@ mod tests {
             .until(&format!("a task of {image_is} starting"), |s| {
                 crate::harness::tasks_of(s, service)
                     .into_iter()
-                    .filter(|t| image(t) == image_is)
-                    .last()
+                    .rev()
+                    .find(|t| image(t) == image_is)
                     .filter(|t| t.observed_state() == TaskState::Starting)
             })
             .await
@@ -921,5 +921,33 @@ mod tests {
             .await;
         assert_eq!(harness.service(&web).spec_version, 13);
         assert_eq!(harness.service(&web).history.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn a_rollback_replaces_a_dead_task_of_the_failed_spec_at_once() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        harness.script("web:v2", Script::Exit(1));
+        let mut spec = with_update(
+            service("web", "web:v1", 2),
+            UpdateConfig {
+                parallelism: 1,
+                failure_action: FailureAction::Rollback as i32,
+                ..Default::default()
+            },
+        );
+        // A restart would wait 10 s; the rollback does not.
+        spec.task
+            .as_mut()
+            .unwrap()
+            .restart
+            .as_mut()
+            .unwrap()
+            .delay_ms = Some(10_000);
+        let web = harness.create_service(spec).await;
+        all_running(&harness, &web, "web:v1", 2).await;
+        roll_to(&harness, &web, "web:v2", false).await;
+        update_reaches(&harness, &web, UpdateState::RollbackStarted).await;
+        all_running(&harness, &web, "web:v1", 2).await;
     }
 }
