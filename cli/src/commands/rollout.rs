@@ -283,6 +283,110 @@ mod tests {
         service_spec, update_status, Meta, ReplicatedMode, ServiceRevision, UpdateStatus,
     };
 
+    use crate::commands::service::{create_spec, ServiceCommand};
+    use crate::commands::{Cli, Command};
+    use clap::Parser;
+    use shoal_proto::types::v1::{update_config, UpdateConfig};
+
+    fn service_command(args: &[&str]) -> Result<ServiceCommand, clap::Error> {
+        let mut argv = vec!["shoal", "service"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv)?.command {
+            Command::Service(command) => Ok(command),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn rollback_and_history_parse_as_docker_spells_them() {
+        match service_command(&["rollback", "--to", "3", "-d", "-q", "web"]).expect("parses") {
+            ServiceCommand::Rollback(args) => {
+                assert_eq!(args.to, Some(3));
+                assert!(args.wait.detach && args.wait.quiet);
+                assert_eq!(args.service, "web");
+            }
+            other => panic!("{other:?}"),
+        }
+        match service_command(&["rollback", "web"]).expect("parses") {
+            ServiceCommand::Rollback(args) => assert_eq!(args.to, None, "the previous spec"),
+            other => panic!("{other:?}"),
+        }
+        match service_command(&["update", "--rollback", "web"]).expect("parses") {
+            ServiceCommand::Update(args) => {
+                let rollback = RollbackArgs::previous(&args);
+                assert_eq!((rollback.to, rollback.service.as_str()), (None, "web"));
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            service_command(&["history", "web"]).expect("parses"),
+            ServiceCommand::History(HistoryArgs { service }) if service == "web"
+        ));
+        assert!(service_command(&["rollback", "--to", "x", "web"]).is_err());
+    }
+
+    #[test]
+    fn rollback_flags_set_the_rollback_config_with_dockers_defaults() {
+        let ServiceCommand::Create(args) = service_command(&[
+            "create",
+            "--rollback-parallelism",
+            "2",
+            "--rollback-delay",
+            "3s",
+            "--rollback-failure-action",
+            "continue",
+            "--rollback-monitor",
+            "10s",
+            "--rollback-max-failure-ratio",
+            "0.5",
+            "--rollback-order",
+            "start-first",
+            "busybox",
+        ])
+        .expect("parses") else {
+            panic!("create")
+        };
+        let spec = create_spec(&args).expect("spec");
+        assert_eq!(
+            spec.rollback,
+            Some(UpdateConfig {
+                parallelism: 2,
+                delay_ms: 3_000,
+                order: update_config::Order::StartFirst as i32,
+                failure_action: update_config::FailureAction::Continue as i32,
+                monitor_ms: 10_000,
+                max_failure_ratio: 0.5,
+            })
+        );
+        let ServiceCommand::Create(plain) =
+            service_command(&["create", "busybox"]).expect("parses")
+        else {
+            panic!("create")
+        };
+        let defaults = UpdateConfig {
+            parallelism: 1,
+            monitor_ms: 5_000,
+            ..Default::default()
+        };
+        let spec = create_spec(&plain).expect("spec");
+        assert_eq!(spec.rollback, Some(defaults));
+        assert_eq!(spec.update, Some(defaults));
+        // docker offers no rollback of a rollback.
+        let refused = service_command(&["create", "--rollback-failure-action", "rollback", "x"]);
+        assert!(refused.is_err());
+        let ServiceCommand::Create(bad) =
+            service_command(&["create", "--rollback-max-failure-ratio", "2", "x"]).expect("parses")
+        else {
+            panic!("create")
+        };
+        let err = create_spec(&bad).expect_err("ratio");
+        assert!(
+            err.to_string()
+                .contains("--rollback-max-failure-ratio 2 is not between 0 and 1"),
+            "{err}"
+        );
+    }
+
     fn web(image: &str, env: &[&str]) -> ServiceSpec {
         let mut spec = new_spec("web".into(), image.into(), vec![], Mode::Replicated);
         crate::commands::spec::container_mut(&mut spec).env =

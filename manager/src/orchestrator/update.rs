@@ -950,4 +950,35 @@ mod tests {
         update_reaches(&harness, &web, UpdateState::RollbackStarted).await;
         all_running(&harness, &web, "web:v1", 2).await;
     }
+
+    #[tokio::test]
+    async fn a_rollback_config_is_checked_like_an_update_config() {
+        let harness = Harness::start().await;
+        let mut spec = service("web", "web:v1", 1);
+        spec.rollback = Some(UpdateConfig {
+            max_failure_ratio: 1.5,
+            ..Default::default()
+        });
+        let refused = harness
+            .try_create_service(spec.clone())
+            .await
+            .expect_err("ratio");
+        assert!(
+            refused.to_string().contains(
+                "rollback max failure ratio 1.5 (--rollback-max-failure-ratio, deploy.rollback_config.max_failure_ratio) is not between 0 and 1"
+            ),
+            "{refused}"
+        );
+        spec.rollback = Some(UpdateConfig {
+            monitor_ms: 8 * 24 * 3_600_000,
+            ..Default::default()
+        });
+        let refused = harness.try_create_service(spec).await.expect_err("monitor");
+        assert!(
+            refused
+                .to_string()
+                .contains("--rollback-monitor, deploy.rollback_config.monitor"),
+            "{refused}"
+        );
+    }
 }
