@@ -272,6 +272,15 @@ fn compare_service(fixture: &str, name: &str, docker: &Value, spec: &ServiceSpec
     assert_eq!(spec.labels, map_of(d("labels")), "{ctx}: deploy.labels");
     let expected_mode = match d("mode").map(str_of).as_deref() {
         Some("global") => service_spec::Mode::Global(Default::default()),
+        Some("global-job") => service_spec::Mode::GlobalJob(Default::default()),
+        // docker's convertDeployMode: replicas is completions and concurrency.
+        Some("replicated-job") => {
+            let replicas = d("replicas").map(u64_of).unwrap_or(1);
+            service_spec::Mode::ReplicatedJob(shoal_proto::types::v1::ReplicatedJob {
+                max_concurrent: replicas,
+                total_completions: replicas,
+            })
+        }
         _ => service_spec::Mode::Replicated(shoal_proto::types::v1::ReplicatedMode {
             replicas: d("replicas").map(u64_of).unwrap_or(1),
         }),

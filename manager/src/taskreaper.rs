@@ -1,19 +1,48 @@
 //! The task reaper: deletes tasks nobody needs any more. A task of a
 //! removed service goes once it is down (or was never placed); a slot keeps
-//! its last few dead tasks as history for `service ps`.
+//! its last few tasks as history for `service ps`: the cluster's task
+//! history limit (`swarm update --task-history-limit`, Swarm's 5 when
+//! unset) counts every task of the slot, the live one included, and a
+//! negative limit keeps them all (swarmkit's rule). A job's completed
+//! tasks of its current iteration are its result: kept until a new
+//! iteration, whatever the limit.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shoal_proto::types::v1::{Task, TaskState};
+use shoal_proto::types::v1::{service_spec::Mode, Task, TaskState};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
-/// Dead tasks kept per slot (Swarm's task history retention limit).
-pub const HISTORY_PER_SLOT: usize = 5;
+/// Tasks kept per slot when the cluster sets no limit (Swarm's task
+/// history retention limit).
+pub const DEFAULT_HISTORY_LIMIT: i64 = 5;
+
+/// The cluster's limit: `None` keeps every task.
+fn history_limit(state: &State) -> Option<usize> {
+    let limit = state
+        .cluster()
+        .and_then(|c| c.spec.as_ref())
+        .and_then(|s| s.task_history_limit)
+        .unwrap_or(DEFAULT_HISTORY_LIMIT);
+    usize::try_from(limit).ok()
+}
+
+/// A job's completed task of the iteration it runs now.
+fn job_result(state: &State, task: &Task) -> bool {
+    task.observed_state() == TaskState::Complete
+        && state.services.get(&task.service_id).is_some_and(|s| {
+            let job = matches!(
+                s.spec.as_ref().and_then(|s| s.mode.as_ref()),
+                Some(Mode::ReplicatedJob(_)) | Some(Mode::GlobalJob(_))
+            );
+            let iteration = s.job_status.as_ref().map_or(0, |j| j.job_iteration);
+            job && task.job_iteration == iteration
+        })
+}
 
 pub struct TaskReaper {
     store: Arc<Store>,
@@ -29,7 +58,9 @@ impl Component for TaskReaper {
     }
 
     async fn run(self) -> Result<(), ManagerError> {
-        let relevant = |c: &Change| c.kind() == Kind::Task;
+        // Tasks, and what changes which of them may go: the history
+        // limit (cluster) and a job's new iteration (service).
+        let relevant = |c: &Change| matches!(c.kind(), Kind::Task | Kind::Cluster | Kind::Service);
         let settle = Duration::from_millis(50);
         watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
         Ok(())
@@ -52,31 +83,41 @@ fn id(task: &Task) -> &str {
 }
 
 fn reap(state: &State, tx: &mut Tx) {
-    let mut history: HashMap<(String, u64, String), Vec<&Task>> = HashMap::new();
+    let limit = history_limit(state);
+    // Every task of each slot (service, number, node of a global one),
+    // and whether it may go.
+    type SlotKey = (String, u64, String);
+    let mut slots: HashMap<SlotKey, Vec<(&Task, bool)>> = HashMap::new();
     for task in state.tasks.values() {
         let observed = task.observed_state();
         let down = observed.is_terminal() || observed < TaskState::Assigned;
         if task.desired_state >= TaskState::Remove as i32 && down {
             tx.delete(Kind::Task, id(task));
-        } else if observed.is_terminal() && task.desired_state > TaskState::Running as i32 {
-            let key = (
-                task.service_id.clone(),
-                task.slot,
-                if task.slot == 0 {
-                    task.node_id.clone()
-                } else {
-                    String::new()
-                },
-            );
-            history.entry(key).or_default().push(task);
-        }
-    }
-    for (_, mut dead) in history {
-        if dead.len() <= HISTORY_PER_SLOT {
             continue;
         }
-        dead.sort_by_key(|t| t.meta.as_ref().map(|m| m.created_at).unwrap_or(0));
-        for task in &dead[..dead.len() - HISTORY_PER_SLOT] {
+        let key = (
+            task.service_id.clone(),
+            task.slot,
+            if task.slot == 0 {
+                task.node_id.clone()
+            } else {
+                String::new()
+            },
+        );
+        let reapable = observed.is_terminal()
+            && task.desired_state > TaskState::Running as i32
+            && !job_result(state, task);
+        slots.entry(key).or_default().push((task, reapable));
+    }
+    let Some(limit) = limit else { return };
+    for (_, mut tasks) in slots {
+        if tasks.len() <= limit {
+            continue;
+        }
+        tasks.sort_by_key(|(t, _)| t.meta.as_ref().map(|m| m.created_at).unwrap_or(0));
+        // The oldest that may go, until the slot is within the limit.
+        let excess = tasks.len() - limit;
+        for (task, _) in tasks.iter().filter(|(_, r)| *r).take(excess) {
             tx.delete(Kind::Task, id(task));
         }
     }
@@ -88,11 +129,11 @@ mod tests {
 
     use shoal_proto::types::v1::{RestartPolicy, TaskState};
 
-    use super::HISTORY_PER_SLOT;
+    use super::DEFAULT_HISTORY_LIMIT;
     use crate::harness::{running, service, tasks_of, Harness, Script};
 
     #[tokio::test]
-    async fn a_slot_keeps_its_last_dead_tasks_as_history() {
+    async fn a_slot_keeps_its_last_tasks_as_history() {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
         harness.script("crash", Script::Exit(2));
@@ -111,7 +152,8 @@ mod tests {
             .iter()
             .filter(|t| t.desired_state == TaskState::Shutdown as i32)
             .collect();
-        assert_eq!(history.len(), HISTORY_PER_SLOT, "{tasks:?}");
+        let limit = DEFAULT_HISTORY_LIMIT as usize;
+        assert_eq!(history.len(), limit - 1, "{tasks:?}");
         // The newest are kept: they are the ones `service ps` shows.
         let newest_created = |t: &shoal_proto::types::v1::Task| t.meta.clone().unwrap().created_at;
         let oldest_kept = history.iter().map(|t| newest_created(t)).min().unwrap();
@@ -119,11 +161,43 @@ mod tests {
             oldest_kept >= harness.clock.now() - 7_000,
             "old history kept"
         );
-        assert_eq!(
-            tasks.len(),
-            HISTORY_PER_SLOT + 1,
-            "and the slot's current task"
-        );
+        assert_eq!(tasks.len(), limit, "the slot's current task counts");
+    }
+
+    /// A crashing one-replica service restarted every second, 10 times,
+    /// under the task history limit `limit`; returns its tasks kept.
+    async fn kept_under(limit: Option<i64>) -> usize {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        if let Some(limit) = limit {
+            harness
+                .store
+                .update(|s, tx| crate::controlapi::settings::set_task_history_limit(s, tx, limit))
+                .await
+                .unwrap();
+        }
+        harness.script("crash", Script::Exit(2));
+        let mut spec = service("crash", "crash", 1);
+        spec.task.as_mut().unwrap().restart = Some(RestartPolicy {
+            delay_ms: Some(1_000),
+            ..Default::default()
+        });
+        let crash = harness.create_service(spec).await;
+        for _ in 0..10 {
+            harness.advance(Duration::from_secs(1)).await;
+        }
+        assert!(harness.created(&crash) >= 10);
+        harness.tasks(&crash).len()
+    }
+
+    #[tokio::test]
+    async fn the_clusters_task_history_limit_decides_what_a_slot_keeps() {
+        assert_eq!(kept_under(None).await, 5, "Swarm's default");
+        assert_eq!(kept_under(Some(2)).await, 2);
+        // The current task is never reaped, even under 0.
+        assert_eq!(kept_under(Some(0)).await, 1);
+        // Negative: nothing is reaped.
+        assert!(kept_under(Some(-1)).await >= 10);
     }
 
     #[tokio::test]

@@ -39,6 +39,9 @@ pub struct Progress {
     /// Label (`1/3`, or a node id for global services) → state of its current task.
     pub slots: BTreeMap<String, String>,
     pub converged: bool,
+    /// A job: `running` counts completed tasks, `desired` the completions
+    /// it needs; it converges when its iteration completed.
+    pub job: bool,
 }
 
 /// Polls until every desired task of `service_id` runs from the current spec and nothing
@@ -106,7 +109,8 @@ pub async fn wait(
 
         let failed = failed_tasks(&service, &tasks);
         match &known_failures {
-            _ if wait.watch_update => {}
+            // A job's failed task is its restart policy's to retry.
+            _ if wait.watch_update || is_job(&service) => {}
             None => known_failures = Some(failed.iter().map(|t| task_id(t).to_string()).collect()),
             Some(known) => {
                 if let Some(task) = failed.iter().find(|t| !known.contains(task_id(t))) {
@@ -136,11 +140,19 @@ pub async fn wait(
         if !wait.quiet {
             let overall = (progress.running, progress.desired);
             if last_overall != Some(overall) {
-                writeln!(
-                    io.err,
-                    "overall progress: {} out of {} tasks",
-                    progress.running, progress.desired
-                )?;
+                if progress.job {
+                    writeln!(
+                        io.err,
+                        "job progress: {} out of {} complete",
+                        progress.running, progress.desired
+                    )?;
+                } else {
+                    writeln!(
+                        io.err,
+                        "overall progress: {} out of {} tasks",
+                        progress.running, progress.desired
+                    )?;
+                }
                 last_overall = Some(overall);
             }
             for (slot, state) in &progress.slots {
@@ -151,7 +163,9 @@ pub async fn wait(
             last_slots = progress.slots.clone();
         }
         if progress.converged && rollout_done {
-            if !wait.quiet {
+            if !wait.quiet && progress.job {
+                writeln!(io.err, "job complete")?;
+            } else if !wait.quiet {
                 writeln!(io.err, "verify: Service converged")?;
             }
             return Ok(());
@@ -222,8 +236,63 @@ fn failed_tasks<'a>(service: &Service, tasks: &'a [Task]) -> Vec<&'a Task> {
         .collect()
 }
 
+fn is_job(service: &Service) -> bool {
+    matches!(
+        service.spec.as_ref().and_then(|s| s.mode.as_ref()),
+        Some(service_spec::Mode::ReplicatedJob(_) | service_spec::Mode::GlobalJob(_))
+    )
+}
+
+/// Where a job's current iteration stands: a slot (or node) is done once
+/// one of its tasks completed; the job converges when every one is.
+fn job_progress(service: &Service, tasks: &[Task]) -> Progress {
+    let iteration = service.job_status.as_ref().map_or(0, |j| j.job_iteration);
+    let current: Vec<&Task> = tasks
+        .iter()
+        .filter(|t| t.job_iteration == iteration)
+        .collect();
+    let state_of = |of: &[&&Task]| {
+        if of.iter().any(|t| t.observed_state() == TaskState::Complete) {
+            return "complete";
+        }
+        of.iter()
+            .max_by_key(|t| t.meta.as_ref().map(|m| m.created_at).unwrap_or(0))
+            .map_or("new", |t| t.observed_state().display_name())
+    };
+    let mut slots = BTreeMap::new();
+    match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
+        Some(service_spec::Mode::ReplicatedJob(job)) => {
+            let total = super::service::job_total(job);
+            for slot in 1..=total {
+                let of: Vec<&&Task> = current.iter().filter(|t| t.slot == slot).collect();
+                slots.insert(format!("{slot}/{total}"), state_of(&of).to_string());
+            }
+        }
+        _ => {
+            let mut nodes: Vec<&str> = current.iter().map(|t| t.node_id.as_str()).collect();
+            nodes.sort();
+            nodes.dedup();
+            for node in nodes {
+                let of: Vec<&&Task> = current.iter().filter(|t| t.node_id == node).collect();
+                slots.insert(short_id(node).to_string(), state_of(&of).to_string());
+            }
+        }
+    }
+    let done = slots.values().filter(|s| *s == "complete").count();
+    Progress {
+        desired: slots.len(),
+        running: done,
+        converged: !slots.is_empty() && done == slots.len(),
+        slots,
+        job: true,
+    }
+}
+
 /// Where `tasks` stand against `service`'s desired state.
 pub fn progress(service: &Service, tasks: &[Task]) -> Progress {
+    if is_job(service) {
+        return job_progress(service, tasks);
+    }
     let live: Vec<&Task> = tasks
         .iter()
         .filter(|t| current_version(service, t) && t.desired() <= TaskState::Running)
@@ -231,8 +300,7 @@ pub fn progress(service: &Service, tasks: &[Task]) -> Progress {
     let replicas = match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
         Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_)) => None,
         Some(service_spec::Mode::Replicated(r)) => Some(r.replicas),
-        Some(service_spec::Mode::ReplicatedJob(j)) => Some(j.max_concurrent.max(1)),
-        None => Some(1),
+        Some(service_spec::Mode::ReplicatedJob(_)) | None => Some(1),
     };
     let mut slots = BTreeMap::new();
     let desired = match replicas {
@@ -271,6 +339,7 @@ pub fn progress(service: &Service, tasks: &[Task]) -> Progress {
         running: running_current,
         slots,
         converged: placed && running_current == desired && running_any == desired,
+        job: false,
     }
 }
 
@@ -358,5 +427,148 @@ mod tests {
         let failed = failed_tasks(&svc, &tasks);
         assert_eq!(failed.len(), 1);
         assert_eq!(task_id(failed[0]), "t1v2");
+    }
+
+    #[test]
+    fn a_job_converges_once_its_current_iteration_completed() {
+        use shoal_proto::types::v1::{JobStatus, ReplicatedJob};
+        use TaskState::*;
+        let job = Service {
+            spec: Some(ServiceSpec {
+                name: "batch".into(),
+                mode: Some(service_spec::Mode::ReplicatedJob(ReplicatedJob {
+                    max_concurrent: 2,
+                    total_completions: 3,
+                })),
+                ..Default::default()
+            }),
+            job_status: Some(JobStatus {
+                job_iteration: 1,
+                last_execution: 0,
+            }),
+            ..Default::default()
+        };
+        let of = |slot: u64, iteration: u64, desired: TaskState, state: TaskState| Task {
+            job_iteration: iteration,
+            ..task(slot, 1, desired, state)
+        };
+        // The last iteration's results count for nothing.
+        let p = progress(
+            &job,
+            &[
+                of(1, 0, Complete, Complete),
+                of(2, 0, Complete, Complete),
+                of(3, 0, Complete, Complete),
+                of(1, 1, Complete, Complete),
+                of(2, 1, Shutdown, Failed),
+                of(2, 1, Running, Running),
+            ],
+        );
+        assert!(p.job && !p.converged);
+        assert_eq!((p.running, p.desired), (1, 3));
+        assert_eq!(p.slots["2/3"], "running");
+        assert_eq!(p.slots["3/3"], "new");
+        let p = progress(
+            &job,
+            &[
+                of(1, 1, Complete, Complete),
+                of(2, 1, Shutdown, Failed),
+                of(2, 1, Complete, Complete),
+                of(3, 1, Complete, Complete),
+            ],
+        );
+        assert!(p.converged);
+        assert_eq!(p.running, 3);
+    }
+
+    #[test]
+    fn a_wait_follows_the_rollout_to_its_end() {
+        use update_status::State;
+        let status = |state: State, message: &str| {
+            let mut svc = service(1, 2);
+            svc.update_status = Some(shoal_proto::types::v1::UpdateStatus {
+                state: state as i32,
+                message: message.into(),
+                ..Default::default()
+            });
+            svc
+        };
+        let update = Wait {
+            timeout: Duration::from_secs(1),
+            quiet: false,
+            watch_update: true,
+            rollback: false,
+        };
+        let rollback = Wait {
+            rollback: true,
+            ..update
+        };
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let mut io = Io {
+            out: &mut out,
+            err: &mut err,
+            format: crate::output::Format::Table,
+        };
+        let mut why = None;
+        let mut follow = |svc: &Service, wait: Wait, why: &mut Option<String>| {
+            follow_rollout(svc, "web", wait, why, &mut io)
+        };
+        assert!(!follow(
+            &status(State::Updating, "update in progress"),
+            update,
+            &mut why
+        )
+        .unwrap());
+        assert!(follow(
+            &status(State::Completed, "update completed"),
+            update,
+            &mut why
+        )
+        .unwrap());
+        let paused = follow(
+            &status(
+                State::Paused,
+                "update paused due to failure or early termination of task t1",
+            ),
+            update,
+            &mut why,
+        );
+        assert_eq!(
+            paused.unwrap_err().to_string(),
+            "service web: update paused: update paused due to failure or early termination of task t1"
+        );
+        let started = status(
+            State::RollbackStarted,
+            "update rolled back due to failure or early termination of task t1",
+        );
+        assert!(
+            !follow(&started, update, &mut why).unwrap(),
+            "waits for the rollback"
+        );
+        let done = status(State::RollbackCompleted, "rollback completed");
+        assert_eq!(
+            follow(&done, update, &mut why).unwrap_err().to_string(),
+            "service web: update rolled back: update rolled back due to failure or early termination of task t1",
+            "the reason, not the completion"
+        );
+        let mut asked = None;
+        assert!(
+            follow(&done, rollback, &mut asked).unwrap(),
+            "a rollback asked for"
+        );
+        let stuck = status(
+            State::RollbackPaused,
+            "update paused due to failure or early termination of task t2",
+        );
+        assert!(follow(&stuck, rollback, &mut asked)
+            .unwrap_err()
+            .to_string()
+            .starts_with("service web: rollback paused: "));
+        drop(follow);
+        assert_eq!(
+            String::from_utf8_lossy(&err),
+            "rollback: update rolled back due to failure or early termination of task t1\n",
+            "said once"
+        );
     }
 }

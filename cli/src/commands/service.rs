@@ -301,7 +301,15 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
         task.constraints = args.constraint.clone();
         task.preferences = args.placement_pref.clone();
     }
-    if args.spec.replicas_max_per_node.is_some_and(|n| n > 0) && args.mode == Mode::Global {
+    if let Some(service_spec::Mode::ReplicatedJob(job)) = spec.mode.as_mut() {
+        if args.spec.max_concurrent.is_none() {
+            // docker: --max-concurrent defaults to --replicas.
+            job.max_concurrent = job.total_completions;
+        }
+    }
+    if args.spec.replicas_max_per_node.is_some_and(|n| n > 0)
+        && matches!(args.mode, Mode::Global | Mode::GlobalJob)
+    {
         return Err(Error::Usage(
             "replicas-max-per-node can only be used with replicated mode".into(),
         ));
@@ -445,7 +453,8 @@ pub async fn write_services(
             .client
             .list_tasks(ListTasksRequest {
                 service_ids: services.iter().map(|s| service_id(s).to_string()).collect(),
-                only_desired_running: true,
+                // A job's completed tasks count too (desired `complete`).
+                only_desired_running: false,
                 ..Default::default()
             })
             .await?
@@ -465,31 +474,72 @@ pub fn mode_name(service: &Service) -> &'static str {
     }
 }
 
-/// `running/desired` counts per service, from tasks that should run.
-fn replica_counts(service: &Service, tasks: &[Task]) -> (u64, u64) {
+/// `running/desired` counts per service, from tasks that should run; a
+/// job's column also tells its progress, as docker's does: `running/desired
+/// (completed/total completed)`, counting the current iteration only.
+fn replica_counts(service: &Service, tasks: &[Task]) -> (u64, u64, String) {
     let id = service_id(service);
-    let live: Vec<&Task> = tasks
+    let mode = service.spec.as_ref().and_then(|s| s.mode.as_ref());
+    let job = matches!(
+        mode,
+        Some(service_spec::Mode::ReplicatedJob(_) | service_spec::Mode::GlobalJob(_))
+    );
+    let iteration = service.job_status.as_ref().map_or(0, |j| j.job_iteration);
+    let ours: Vec<&Task> = tasks
         .iter()
-        .filter(|t| t.service_id == id && t.desired() <= TaskState::Running)
+        .filter(|t| t.service_id == id && (!job || t.job_iteration == iteration))
+        .collect();
+    let live: Vec<&&Task> = ours
+        .iter()
+        .filter(|t| t.desired() <= TaskState::Running && !(job && t.observed_state().is_terminal()))
         .collect();
     let running = live
         .iter()
         .filter(|t| t.observed_state() == TaskState::Running)
         .count() as u64;
-    let desired = match service.spec.as_ref().and_then(|s| s.mode.as_ref()) {
-        Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_)) => live.len() as u64,
+    let completed = ours
+        .iter()
+        .filter(|t| t.observed_state() == TaskState::Complete)
+        .count() as u64;
+    let desired = match mode {
+        Some(service_spec::Mode::Global(_)) => live.len() as u64,
         Some(service_spec::Mode::Replicated(r)) => r.replicas,
-        Some(service_spec::Mode::ReplicatedJob(j)) => j.max_concurrent.max(1),
+        Some(service_spec::Mode::ReplicatedJob(j)) => {
+            let total = job_total(j);
+            j.max_concurrent.max(1).min(total.saturating_sub(completed))
+        }
+        Some(service_spec::Mode::GlobalJob(_)) => live.len() as u64,
         None => 1,
     };
-    (running, desired)
+    let shown = match mode {
+        Some(service_spec::Mode::ReplicatedJob(j)) => {
+            let total = job_total(j);
+            format!("{running}/{desired} ({completed}/{total} completed)")
+        }
+        Some(service_spec::Mode::GlobalJob(_)) => {
+            let total = desired + completed;
+            format!("{running}/{desired} ({completed}/{total} completed)")
+        }
+        _ => format!("{running}/{desired}"),
+    };
+    (running, desired, shown)
+}
+
+/// A replicated job's completions (0: as many as run at once, swarmkit's
+/// default).
+pub fn job_total(job: &shoal_proto::types::v1::ReplicatedJob) -> u64 {
+    if job.total_completions == 0 {
+        job.max_concurrent.max(1)
+    } else {
+        job.total_completions
+    }
 }
 
 pub fn service_listing(services: &[Service], tasks: &[Task]) -> Listing {
     let mut listing = Listing::new(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]);
     for service in services {
         let id = service_id(service);
-        let (running, desired) = replica_counts(service, tasks);
+        let (running, desired, replicas) = replica_counts(service, tasks);
         let image = service
             .spec
             .as_ref()
@@ -507,7 +557,6 @@ pub fn service_listing(services: &[Service], tasks: &[Task]) -> Listing {
         } else {
             tasks::format_ports(&service.endpoint_ports)
         };
-        let replicas = format!("{running}/{desired}");
         listing.push(
             vec![
                 short_id(id).to_string(),
@@ -707,6 +756,11 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
 }
 
 pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    if args.rollback {
+        // docker's `update --rollback`: the manager returns to the previous
+        // spec (other flags change nothing, as with docker's daemon).
+        return rollout::rollback(session, rollout::RollbackArgs::previous(&args), io).await;
+    }
     let service = get(session, &args.service).await?;
     let mut spec = updated_spec(service.spec.clone().unwrap_or_default(), &args)?;
     if !args.network_add.is_empty() || !args.network_rm.is_empty() {
@@ -756,11 +810,6 @@ mod tests {
 
     use crate::commands::{Cli, Command};
 
-    if args.rollback {
-        // docker's `update --rollback`: the manager returns to the previous
-        // spec (other flags change nothing, as with docker's daemon).
-        return rollout::rollback(session, rollout::RollbackArgs::previous(&args), io).await;
-    }
     fn parse(args: &[&str]) -> Cli {
         let mut argv = vec!["shoal"];
         argv.extend_from_slice(args);
@@ -1349,5 +1398,92 @@ mod tests {
         assert_eq!(listing.json[0]["Running"], 2);
         assert_eq!(listing.json[0]["Desired"], 3);
         assert_eq!(listing.json[0]["ID"], "abcdefghijklmnopqrstuvwxy");
+    }
+
+    #[test]
+    fn jobs_take_replicas_as_completions_and_show_their_progress() {
+        use shoal_proto::types::v1::{restart_policy::Condition, JobStatus, ReplicatedJob};
+        let spec = create_spec(&create_args(&[
+            "--mode",
+            "replicated-job",
+            "--replicas",
+            "5",
+            "--name",
+            "batch",
+            "busybox",
+        ]))
+        .expect("spec");
+        // docker: max-concurrent defaults to replicas, restarts on failure.
+        assert_eq!(
+            spec.mode,
+            Some(service_spec::Mode::ReplicatedJob(ReplicatedJob {
+                max_concurrent: 5,
+                total_completions: 5,
+            }))
+        );
+        let restart = spec.task.as_ref().unwrap().restart.unwrap();
+        assert_eq!(restart.condition, Condition::OnFailure as i32);
+        let spec = create_spec(&create_args(&[
+            "--mode",
+            "replicated-job",
+            "--replicas",
+            "5",
+            "--max-concurrent",
+            "2",
+            "busybox",
+        ]))
+        .expect("spec");
+        let Some(service_spec::Mode::ReplicatedJob(job)) = spec.mode else {
+            panic!("{spec:?}")
+        };
+        assert_eq!((job.max_concurrent, job.total_completions), (2, 5));
+        let err = create_spec(&create_args(&["--max-concurrent", "2", "busybox"])).unwrap_err();
+        assert!(err.to_string().contains("replicated-job mode"), "{err}");
+        let err = create_spec(&create_args(&[
+            "--mode",
+            "global-job",
+            "--replicas",
+            "2",
+            "x",
+        ]))
+        .unwrap_err();
+        assert!(
+            err.to_string().contains("replicated or replicated-job"),
+            "{err}"
+        );
+
+        let service = Service {
+            meta: Some(Meta {
+                id: "job".into(),
+                ..Default::default()
+            }),
+            spec: Some(spec),
+            job_status: Some(JobStatus {
+                job_iteration: 1,
+                last_execution: 0,
+            }),
+            ..Default::default()
+        };
+        let task = |state: TaskState, desired: TaskState, iteration: u64| Task {
+            service_id: "job".into(),
+            desired_state: desired as i32,
+            job_iteration: iteration,
+            status: Some(TaskStatus {
+                state: state as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        let listing = service_listing(
+            &[service],
+            &[
+                task(TaskState::Complete, TaskState::Complete, 0),
+                task(TaskState::Complete, TaskState::Complete, 1),
+                task(TaskState::Complete, TaskState::Complete, 1),
+                task(TaskState::Running, TaskState::Running, 1),
+            ],
+        );
+        assert_eq!(listing.rows[0][2], "replicated job");
+        assert_eq!(listing.rows[0][3], "1/2 (2/5 completed)");
     }
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use clap::{Args, ValueEnum};
 use shoal_proto::types::v1::{
     endpoint_spec, restart_policy, service_spec, update_config, ContainerSpec, DnsConfig,
-    EndpointSpec, GlobalMode, PortConfig, ReplicatedMode, RestartPolicy, ServiceSpec, TaskSpec,
-    UpdateConfig,
+    EndpointSpec, GlobalJob, GlobalMode, PortConfig, ReplicatedJob, ReplicatedMode, RestartPolicy,
+    ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use super::parse;
@@ -17,6 +17,14 @@ use super::Error;
 pub enum Mode {
     Replicated,
     Global,
+    ReplicatedJob,
+    GlobalJob,
+}
+
+impl Mode {
+    pub fn is_job(self) -> bool {
+        matches!(self, Mode::ReplicatedJob | Mode::GlobalJob)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -59,6 +67,9 @@ pub struct SpecFlags {
     /// Number of tasks
     #[arg(long, value_name = "N")]
     pub replicas: Option<u64>,
+    /// Number of job tasks to run concurrently (default equal to --replicas)
+    #[arg(long, value_name = "N")]
+    pub max_concurrent: Option<u64>,
     /// Username or UID (format: <name|uid>[:<group|gid>])
     #[arg(short, long, value_name = "USER")]
     pub user: Option<String>,
@@ -142,6 +153,16 @@ impl SpecFlags {
     pub fn apply(&self, spec: &mut ServiceSpec) -> Result<(), Error> {
         if let Some(replicas) = self.replicas {
             set_replicas(spec, replicas)?;
+        }
+        if let Some(max) = self.max_concurrent {
+            match &mut spec.mode {
+                Some(service_spec::Mode::ReplicatedJob(job)) => job.max_concurrent = max,
+                _ => {
+                    return Err(Error::Input(
+                        "max-concurrent can only be used with replicated-job mode".into(),
+                    ))
+                }
+            }
         }
         if let Some(mode) = self.endpoint_mode {
             let endpoint = spec.endpoint.get_or_insert_with(EndpointSpec::default);
@@ -303,7 +324,7 @@ pub fn default_update_config() -> UpdateConfig {
 
 /// A new spec as `service create` starts it, before flags.
 pub fn new_spec(name: String, image: String, args: Vec<String>, mode: Mode) -> ServiceSpec {
-    ServiceSpec {
+    let mut spec = ServiceSpec {
         name,
         task: Some(TaskSpec {
             container: Some(ContainerSpec {
@@ -316,11 +337,21 @@ pub fn new_spec(name: String, image: String, args: Vec<String>, mode: Mode) -> S
         mode: Some(match mode {
             Mode::Replicated => service_spec::Mode::Replicated(ReplicatedMode { replicas: 1 }),
             Mode::Global => service_spec::Mode::Global(GlobalMode {}),
+            Mode::ReplicatedJob => service_spec::Mode::ReplicatedJob(ReplicatedJob {
+                max_concurrent: 1,
+                total_completions: 1,
+            }),
+            Mode::GlobalJob => service_spec::Mode::GlobalJob(GlobalJob {}),
         }),
         update: Some(default_update_config()),
         rollback: Some(default_update_config()),
         ..Default::default()
+    };
+    if mode.is_job() {
+        // docker's default for jobs: a task that completed is done.
+        restart_mut(&mut spec).condition = restart_policy::Condition::OnFailure as i32;
     }
+    spec
 }
 
 pub fn set_replicas(spec: &mut ServiceSpec, replicas: u64) -> Result<(), Error> {
@@ -339,7 +370,7 @@ pub fn set_replicas(spec: &mut ServiceSpec, replicas: u64) -> Result<(), Error> 
         }
         Some(service_spec::Mode::Global(_) | service_spec::Mode::GlobalJob(_)) => {
             Err(Error::Input(format!(
-                "service {}: replicas can only be used with replicated mode",
+                "service {}: replicas can only be used with replicated or replicated-job mode",
                 spec.name
             )))
         }
@@ -524,7 +555,11 @@ mod tests {
     fn replicas_are_refused_for_global_services() {
         let mut spec = new_spec("agent".into(), "busybox".into(), vec![], Mode::Global);
         let err = set_replicas(&mut spec, 2).expect_err("global");
-        assert!(err.to_string().contains("replicated mode"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("replicated or replicated-job mode"),
+            "{err}"
+        );
     }
 
     #[test]

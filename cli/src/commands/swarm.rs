@@ -10,7 +10,7 @@ use crate::client::Session;
 pub enum SwarmCommand {
     /// Initialize a swarm
     Init(InitArgs),
-    /// Update the swarm (autolock)
+    /// Update the swarm (autolock, certificate expiry, key rotation, task history)
     Update(UpdateArgs),
     /// Unlock a locked manager (reads the unlock key from stdin)
     Unlock,
@@ -40,6 +40,9 @@ pub struct UpdateArgs {
     /// How often every node makes a new WireGuard key for encrypted networks (default 12h)
     #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
     pub network_key_rotation: Option<std::time::Duration>,
+    /// Task history retention limit (default 5; negative: keep every task)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub task_history_limit: Option<i64>,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +119,9 @@ pub struct InitArgs {
     /// Default address pool subnet mask length [default: 24]
     #[arg(long, value_name = "N")]
     pub default_addr_pool_mask_length: Option<u32>,
+    /// Task history retention limit (default 5; negative: keep every task)
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub task_history_limit: Option<i64>,
 }
 
 pub async fn run(
@@ -142,6 +148,7 @@ pub fn init_request(args: &InitArgs) -> Result<InitClusterRequest, Error> {
         advertise_addr: advertise_addr(args)?,
         spec: Some(shoal_proto::types::v1::ClusterSpec {
             autolock: args.autolock,
+            task_history_limit: args.task_history_limit,
             ..Default::default()
         }),
         hostname: local_hostname(),
@@ -229,13 +236,25 @@ pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) ->
             )
             .await?;
     }
+    if let Some(limit) = args.task_history_limit {
+        session
+            .client
+            .update_task_history_limit(shoal_proto::control::v1::UpdateTaskHistoryLimitRequest {
+                limit,
+            })
+            .await?;
+    }
     let Some(autolock) = args.autolock else {
-        if args.cert_expiry.is_some() || args.network_key_rotation.is_some() {
+        if args.cert_expiry.is_some()
+            || args.network_key_rotation.is_some()
+            || args.task_history_limit.is_some()
+        {
             writeln!(io.out, "Swarm updated.")?;
             return Ok(());
         }
         return Err(Error::Input(
-            "nothing to update: use --autolock=true|false, --cert-expiry or --network-key-rotation"
+            "nothing to update: use --autolock=true|false, --cert-expiry, --network-key-rotation \
+             or --task-history-limit"
                 .into(),
         ));
     };
@@ -501,7 +520,16 @@ mod tests {
             autolock: false,
             default_addr_pool: vec![],
             default_addr_pool_mask_length: None,
+            task_history_limit: None,
         }
+    }
+
+    #[test]
+    fn the_task_history_limit_goes_to_the_init_request() {
+        let request = init_request(&parsed_init(&["--task-history-limit", "-1"])).expect("request");
+        assert_eq!(request.spec.unwrap().task_history_limit, Some(-1));
+        let plain = init_request(&parsed_init(&[])).expect("request");
+        assert_eq!(plain.spec.unwrap().task_history_limit, None, "Swarm's 5");
     }
 
     fn parsed_init(argv: &[&str]) -> InitArgs {

@@ -4,9 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use shoal_proto::types::v1::{
-    restart_policy, service_spec, update_config, ContainerSpec, DnsConfig, EndpointSpec,
+    restart_policy, service_spec, update_config, ContainerSpec, DnsConfig, EndpointSpec, GlobalJob,
     GlobalMode, NetworkAliasesSpec, PlacementPreference, PortConfig, PortProtocol, PublishMode,
-    ReplicatedMode, RestartPolicy, SecretReference, ServiceSpec, TaskSpec, UpdateConfig,
+    ReplicatedJob, ReplicatedMode, RestartPolicy, SecretReference, ServiceSpec, TaskSpec,
+    UpdateConfig,
 };
 
 use super::duration::parse_go_duration;
@@ -738,10 +739,30 @@ impl Converter<'_> {
                 }
                 service_spec::Mode::Global(GlobalMode {})
             }
+            // docker's convertDeployMode: `replicas` is both the
+            // completions and how many run at once.
+            "replicated-job" => {
+                let replicas = replicas.as_ref().map_or(1, |(n, _)| *n);
+                service_spec::Mode::ReplicatedJob(ReplicatedJob {
+                    max_concurrent: replicas,
+                    total_completions: replicas,
+                })
+            }
+            "global-job" => {
+                if let Some((_, p)) = replicas {
+                    return Err(self.src.invalid(
+                        &p,
+                        "replicas can only be used with replicated or replicated-job mode",
+                    ));
+                }
+                service_spec::Mode::GlobalJob(GlobalJob {})
+            }
             other => {
                 return Err(self.src.invalid(
                     &mode_path,
-                    format!("unknown mode {other:?} (replicated or global)"),
+                    format!(
+                        "unknown mode {other:?} (replicated, global, replicated-job or global-job)"
+                    ),
                 ))
             }
         });

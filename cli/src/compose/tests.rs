@@ -256,9 +256,31 @@ fn replicas_with_global_mode_is_an_error() {
 
 #[test]
 fn unknown_deploy_mode_is_an_error() {
-    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      mode: replicated-job\n");
+    let e = load_err("services:\n  web:\n    image: x\n    deploy:\n      mode: batch\n");
     assert!(e.to_string().contains("unknown mode"), "{e}");
     assert_eq!(e.location(), at(5, 13));
+}
+
+#[test]
+fn job_modes_as_docker_reads_them() {
+    use shoal_proto::types::v1::{service_spec::Mode, ReplicatedJob};
+    let stack = load(
+        "services:\n  web:\n    image: x\n    deploy:\n      mode: replicated-job\n      replicas: 3\n",
+    );
+    // `replicas` is both the completions and the concurrency.
+    assert_eq!(
+        only(&stack).mode,
+        Some(Mode::ReplicatedJob(ReplicatedJob {
+            max_concurrent: 3,
+            total_completions: 3,
+        }))
+    );
+    let stack = load("services:\n  web:\n    image: x\n    deploy:\n      mode: global-job\n");
+    assert!(matches!(only(&stack).mode, Some(Mode::GlobalJob(_))));
+    let e = load_err(
+        "services:\n  web:\n    image: x\n    deploy:\n      mode: global-job\n      replicas: 2\n",
+    );
+    assert!(e.to_string().contains("replicated-job mode"), "{e}");
 }
 
 #[test]

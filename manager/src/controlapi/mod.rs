@@ -12,7 +12,7 @@ pub mod port;
 mod queries;
 mod secrets;
 pub(crate) mod services;
-mod settings;
+pub(crate) mod settings;
 mod stacks;
 pub(crate) mod validate;
 
@@ -200,9 +200,10 @@ impl Control for ControlApi {
         request: Request<UpdateTaskHistoryLimitRequest>,
     ) -> Result<Response<UpdateTaskHistoryLimitResponse>, Status> {
         self.authorize(&request, Permission::Admin)?;
-        Err(Status::unimplemented(
-            "swarm update --task-history-limit: not yet",
-        ))
+        let limit = request.into_inner().limit;
+        self.write(|state, tx| settings::set_task_history_limit(state, tx, limit))
+            .await?;
+        Ok(Response::new(UpdateTaskHistoryLimitResponse {}))
     }
 
     async fn rollback_service(

@@ -1,5 +1,6 @@
 //! Cluster-wide settings as store transactions: autolock and its unlock
-//! key, the node certificate lifetime, and the join tokens.
+//! key, the node certificate lifetime, the network key rotation, the task
+//! history limit, and the join tokens.
 
 use shoal_proto::types::v1::{Cluster, JoinTokens, NodeRole};
 
@@ -62,6 +63,18 @@ pub fn set_network_key_rotation(
         .spec
         .get_or_insert_with(Default::default)
         .network_key_rotation_ms = rotation_ms;
+    tx.put(cluster);
+    Ok(())
+}
+
+/// `swarm update --task-history-limit`: tasks kept per slot by the task
+/// reaper (negative: all of them, swarmkit's rule).
+pub fn set_task_history_limit(state: &State, tx: &mut Tx, limit: i64) -> Result<(), StoreError> {
+    let mut cluster = cluster(state)?;
+    cluster
+        .spec
+        .get_or_insert_with(Default::default)
+        .task_history_limit = Some(limit);
     tx.put(cluster);
     Ok(())
 }

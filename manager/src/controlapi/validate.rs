@@ -165,9 +165,28 @@ pub fn service_spec(spec: &ServiceSpec) -> Result<(), StoreError> {
             MAX_REPLICAS.to_string(),
         )?;
     }
+    if let Some(Mode::ReplicatedJob(job)) = &spec.mode {
+        for (what, flag, n) in [
+            (
+                "completions",
+                "--replicas, deploy.replicas",
+                job.total_completions,
+            ),
+            ("concurrent tasks", "--max-concurrent", job.max_concurrent),
+        ] {
+            at_most(
+                s,
+                format!("{n} {what}"),
+                flag,
+                n,
+                MAX_REPLICAS,
+                MAX_REPLICAS.to_string(),
+            )?;
+        }
+    }
     labels(s, "service", "--label, deploy.labels", &spec.labels)?;
     let per_node = spec.task.as_ref().map_or(0, |t| t.max_replicas_per_node);
-    if per_node > 0 && matches!(spec.mode, Some(Mode::Global(_))) {
+    if per_node > 0 && matches!(spec.mode, Some(Mode::Global(_)) | Some(Mode::GlobalJob(_))) {
         return invalid(format!(
             "{s}: replicas-max-per-node can only be used with replicated mode"
         ));
@@ -1640,6 +1659,40 @@ mod tests {
                 ],
             ),
             (
+                |s| res(s).limit_pids = -1,
+                &["pids limit -1", "--limit-pids", "(min 0)"],
+            ),
+            (
+                |s| res(s).limit_pids = MAX_PIDS + 1,
+                &[
+                    "pids limit 4194305",
+                    "deploy.resources.limits.pids",
+                    "(max 4194304)",
+                ],
+            ),
+            (
+                |s| {
+                    task(s).preferences = vec![PlacementPreference {
+                        spread_descriptor: "node.zone".into(),
+                    }]
+                },
+                &[
+                    "invalid placement preference spread=node.zone (--placement-pref",
+                    "is not a node attribute",
+                ],
+            ),
+            (
+                |s| {
+                    task(s).preferences = vec![
+                        PlacementPreference {
+                            spread_descriptor: "node.labels.zone".into(),
+                        };
+                        MAX_PREFERENCES + 1
+                    ]
+                },
+                &["17 placement preferences", "(max 16)"],
+            ),
+            (
                 |s| update(s).max_failure_ratio = 1.5,
                 &[
                     "update max failure ratio 1.5",
@@ -1681,40 +1734,6 @@ mod tests {
             (
                 HOUR_MS - 1,
                 "certificate expiry 59m59s999ms (--cert-expiry) is less than shoal allows (min 1h)",
-            ),
-            (
-                |s| res(s).limit_pids = -1,
-                &["pids limit -1", "--limit-pids", "(min 0)"],
-            ),
-            (
-                |s| res(s).limit_pids = MAX_PIDS + 1,
-                &[
-                    "pids limit 4194305",
-                    "deploy.resources.limits.pids",
-                    "(max 4194304)",
-                ],
-            ),
-            (
-                |s| {
-                    task(s).preferences = vec![PlacementPreference {
-                        spread_descriptor: "node.zone".into(),
-                    }]
-                },
-                &[
-                    "invalid placement preference spread=node.zone (--placement-pref",
-                    "is not a node attribute",
-                ],
-            ),
-            (
-                |s| {
-                    task(s).preferences = vec![
-                        PlacementPreference {
-                            spread_descriptor: "node.labels.zone".into(),
-                        };
-                        MAX_PREFERENCES + 1
-                    ]
-                },
-                &["17 placement preferences", "(max 16)"],
             ),
             (
                 MAX_CERT_EXPIRY_MS + HOUR_MS,

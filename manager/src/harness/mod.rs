@@ -151,6 +151,19 @@ impl Harness {
         }
     }
 
+    /// The node's agent comes back after its node was marked down: the
+    /// node is ready again, as the dispatcher writes when a session opens,
+    /// and its agent runs (stopping what it is no longer meant to run).
+    pub async fn reconnect(&self, node_id: &str) {
+        self.update_node(node_id, |n| {
+            let status = n.status.get_or_insert_with(Default::default);
+            status.state = NodeState::Ready as i32;
+            status.message.clear();
+        })
+        .await;
+        self.start_agent(node_id);
+    }
+
     /// The node's agent dies: no more heartbeats or reports.
     pub fn stop_agent(&self, node_id: &str) {
         let mut agents = self.agents.lock().unwrap_or_else(|e| e.into_inner());

@@ -1,9 +1,12 @@
 //! Orchestrators: keep each service's tasks matching its spec. One pass
 //! looks at every service and writes all its decisions in one batch:
 //! new tasks for empty slots, restarts of dead tasks (restart policy), scale
-//! down, and rolling updates (see `update`). Tasks are never edited into a
-//! new spec: a change always means a new task in the same slot.
+//! down, and rolling updates (see `update`); jobs run to completion (see
+//! `jobs`). A task on a node that is down is replaced elsewhere at once.
+//! Tasks are never edited into a new spec: a change always means a new
+//! task in the same slot.
 
+mod jobs;
 mod restart;
 mod slots;
 mod update;
@@ -20,6 +23,7 @@ use crate::leader::{Component, LeaderEnv};
 use crate::scheduler;
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
+pub use jobs::is_job;
 pub use slots::Slot;
 
 pub struct Orchestrator {
@@ -90,7 +94,14 @@ impl Wake {
 
 fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut Wake) {
     let Some(spec) = &service.spec else { return };
+    if jobs::is_job(spec) {
+        // Jobs run to completion and never take part in rolling updates.
+        jobs::reconcile(state, service, tx, wake);
+        return;
+    }
     let slots = slots::group(state, service);
+    // First, so that any decision below about the same task wins.
+    update::adopt_unchanged(state, service, &slots, tx);
     match &spec.mode {
         Some(Mode::Global(_)) => {
             // Ready nodes that are not drained and meet the constraints
@@ -100,8 +111,6 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
                 .as_ref()
                 .map(|t| t.constraints.as_slice())
                 .unwrap_or(&[]);
-    // First, so that any decision below about the same task wins.
-    update::adopt_unchanged(state, service, &slots, tx);
             let eligible: Vec<&Node> = state
                 .nodes
                 .values()
@@ -121,10 +130,19 @@ fn reconcile_service(state: &State, service: &Service, tx: &mut Tx, wake: &mut W
                 }
                 reconcile_slot(state, service, slot, 0, id, tx, wake);
             }
-            for slot in slots
-                .iter()
-                .filter(|s| !nodes.contains(&s.node_id.as_str()))
-            {
+            // A down node keeps its task: it is that node's, nothing
+            // replaces it elsewhere, and it resumes when the node is back.
+            let down: Vec<&str> = state
+                .nodes
+                .values()
+                .filter(|n| scheduler::availability(n) != NodeAvailability::Drain)
+                .filter(|n| scheduler::constraint::all_match(constraints, n))
+                .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str()))
+                .filter(|id| slots::node_is_down(state, id))
+                .collect();
+            for slot in slots.iter().filter(|s| {
+                !nodes.contains(&s.node_id.as_str()) && !down.contains(&s.node_id.as_str())
+            }) {
                 slot.shut_down_active(tx, "node is no longer eligible");
             }
             let wanted: Vec<&Slot> = slots
@@ -179,6 +197,24 @@ fn reconcile_slot(
         }
         return;
     };
+    if node_id.is_empty()
+        && slots::on_lost_node(state, newest)
+        && !newest.observed_state().is_terminal()
+    {
+        // Node failure: nobody can stop the task or confirm it stopped, so
+        // it does not hold the slot; a new task runs elsewhere now, and the
+        // node's agent stops the old one if the node comes back. A task
+        // the policy does not restart stays its node's.
+        if restart::after_node_loss(service, newest, tx.now()) {
+            slot.shut_down(newest, tx, "node is down");
+            if !slot.busy_besides(newest) {
+                let mut task = new_task(service, number, node_id, tx.now());
+                task.restarted_at = restart::history_after(service, newest, tx.now());
+                tx.put(task);
+            }
+        }
+        return;
+    }
     if node_id.is_empty() && on_drained_node(state, newest) {
         // Drain: the task stops, and the slot gets a new one elsewhere once
         // it is down (the scheduler never picks a drained node).
@@ -245,6 +281,7 @@ pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) ->
         service_labels: spec.labels.clone(),
         restarted_at: Vec::new(),
         job_iteration: 0,
+        running_since: 0,
     }
 }
 
@@ -261,4 +298,3 @@ fn remove_orphans(state: &State, tx: &mut Tx) {
         }
     }
 }
-        running_since: 0,

@@ -72,6 +72,19 @@ pub fn carried_history(service: &Service, previous: &Task, now: i64) -> Vec<i64>
     }
 }
 
+/// Whether a live task whose node is down (or gone) is replaced: as in
+/// swarmkit, it counts as a restart the policy must allow (condition
+/// `none` keeps the slot empty, `max_attempts` holds), but it is replaced
+/// at once: the task did not fail, so there is no loop to slow down.
+pub fn after_node_loss(service: &Service, lost: &Task, now: i64) -> bool {
+    let policy = policy_of(service);
+    if Condition::try_from(policy.condition).unwrap_or(Condition::Any) == Condition::None {
+        return false;
+    }
+    policy.max_attempts == 0
+        || (counted(&policy, &lost.restarted_at, now).len() as u64) < policy.max_attempts
+}
+
 pub fn decide(service: &Service, dead: &Task, now: i64) -> Decision {
     let policy = policy_of(service);
     let state = dead.observed_state();

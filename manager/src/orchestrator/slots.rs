@@ -1,8 +1,8 @@
 //! A service's tasks grouped by slot (replicated) or node (global).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 
-use shoal_proto::types::v1::{Service, Task, TaskState};
+use shoal_proto::types::v1::{NodeState, Service, Task, TaskState};
 
 use crate::store::{State, Tx};
 
@@ -11,6 +11,25 @@ pub struct Slot<'a> {
     pub node_id: String,
     /// Oldest first.
     pub tasks: Vec<&'a Task>,
+    /// Tasks of this slot on a node that is down or gone: nobody can
+    /// confirm them stopped, so they do not hold the slot (swarmkit
+    /// stops waiting for a task whose node is down).
+    pub unreachable: HashSet<&'a str>,
+}
+
+/// Whether the task's node is down or no longer in the cluster.
+pub fn on_lost_node(state: &State, task: &Task) -> bool {
+    !task.node_id.is_empty()
+        && (!state.nodes.contains_key(&task.node_id) || node_is_down(state, &task.node_id))
+}
+
+/// Whether the node missed its heartbeats for the grace period.
+pub fn node_is_down(state: &State, node_id: &str) -> bool {
+    state.nodes.get(node_id).is_some_and(|node| {
+        node.status
+            .as_ref()
+            .is_some_and(|s| s.state == NodeState::Down as i32)
+    })
 }
 
 pub fn group<'a>(state: &'a State, service: &'a Service) -> Vec<Slot<'a>> {
@@ -19,9 +38,18 @@ pub fn group<'a>(state: &'a State, service: &'a Service) -> Vec<Slot<'a>> {
         service.spec.as_ref().and_then(|s| s.mode.as_ref()),
         Some(shoal_proto::types::v1::service_spec::Mode::Global(_))
     );
+    group_tasks(state, state.tasks_of_service(id), global)
+}
+
+/// `tasks` grouped by node (`by_node`: global modes) or by slot number.
+pub fn group_tasks<'a>(
+    state: &'a State,
+    tasks: impl Iterator<Item = &'a Task>,
+    by_node: bool,
+) -> Vec<Slot<'a>> {
     let mut slots: BTreeMap<(u64, String), Vec<&Task>> = BTreeMap::new();
-    for task in state.tasks_of_service(id) {
-        let key = if global {
+    for task in tasks {
+        let key = if by_node {
             (0, task.node_id.clone())
         } else {
             (task.slot, String::new())
@@ -32,10 +60,16 @@ pub fn group<'a>(state: &'a State, service: &'a Service) -> Vec<Slot<'a>> {
         .into_iter()
         .map(|((number, node_id), mut tasks)| {
             tasks.sort_by_key(|t| t.meta.as_ref().map(|m| (m.created_at, m.version)));
+            let unreachable = tasks
+                .iter()
+                .filter(|t| on_lost_node(state, t))
+                .filter_map(|t| t.meta.as_ref().map(|m| m.id.as_str()))
+                .collect();
             Slot {
                 number,
                 node_id,
                 tasks,
+                unreachable,
             }
         })
         .collect()
@@ -57,13 +91,22 @@ impl<'a> Slot<'a> {
     /// A task told to stop that may still be running holds the slot: a new
     /// task waits for it (stop-first).
     pub fn busy(&self) -> bool {
-        self.tasks.iter().any(|t| is_stopping(t))
+        self.tasks.iter().any(|t| self.holds(t))
     }
 
     pub fn busy_besides(&self, task: &Task) -> bool {
         self.tasks
             .iter()
-            .any(|t| t.meta != task.meta && is_stopping(t))
+            .any(|t| t.meta != task.meta && self.holds(t))
+    }
+
+    /// A stopping task holds the slot unless its node is lost.
+    fn holds(&self, task: &Task) -> bool {
+        is_stopping(task)
+            && !task
+                .meta
+                .as_ref()
+                .is_some_and(|m| self.unreachable.contains(m.id.as_str()))
     }
 
     pub fn shut_down(&self, task: &Task, tx: &mut Tx, why: &str) {
