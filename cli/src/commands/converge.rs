@@ -564,7 +564,6 @@ mod tests {
             .unwrap_err()
             .to_string()
             .starts_with("service web: rollback paused: "));
-        drop(follow);
         assert_eq!(
             String::from_utf8_lossy(&err),
             "rollback: update rolled back due to failure or early termination of task t1\n",
