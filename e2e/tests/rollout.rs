@@ -1,6 +1,7 @@
 //! Rollouts on a real lab (issue 11): `service rollback --to` two
 //! revisions back restores that revision's image and environment, and an
-//! update whose new tasks never run rolls back by itself while the service
+//! update whose new tasks never run (they exit at once), then one whose
+//! new tasks never get healthy, rolls back by itself while the service
 //! keeps answering on its published port all along.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -138,7 +139,7 @@ fn rollback_to_two_revisions_back_restores_image_and_env() {
 }
 
 #[test]
-fn an_update_whose_tasks_never_run_rolls_back_by_itself_and_the_service_keeps_answering() {
+fn updates_whose_tasks_never_run_or_never_get_healthy_roll_back_while_the_service_answers() {
     let lab = Arc::new(test_lab(LabConfig {
         workers: 2,
         ..LabConfig::new("roll2")
@@ -220,6 +221,45 @@ fn an_update_whose_tasks_never_run_rolls_back_by_itself_and_the_service_keeps_an
     assert!(tasks.iter().all(|t| t["State"] == "running"), "{tasks:?}");
     let rolled_back_in = started.elapsed();
 
+    // Then an update whose new tasks run but never get healthy: they stay
+    // starting (out of the load balancers) until unhealthy, and fail.
+    let started = Instant::now();
+    let out = lab
+        .shoal([
+            "service",
+            "update",
+            "--health-cmd",
+            "false",
+            "--health-interval",
+            "1s",
+            "--health-retries",
+            "1",
+            "safe",
+        ])
+        .expect("run the update");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("service safe: update rolled back: update rolled back due to failure"),
+        "{stderr}"
+    );
+    let service = inspect(&lab, "safe");
+    assert_eq!(
+        service["UpdateStatus"]["State"], "rollback_completed",
+        "{service}"
+    );
+    let container = &service["Spec"]["TaskTemplate"]["ContainerSpec"];
+    assert!(
+        container.get("Healthcheck").is_none_or(|h| h.is_null()),
+        "{container}"
+    );
+    let tasks = desired_running(&lab, "safe");
+    assert!(
+        tasks.len() == 3 && tasks.iter().all(|t| t["State"] == "running"),
+        "{tasks:?}"
+    );
+    let unhealthy_rolled_back_in = started.elapsed();
+
     // Keep asking a moment after the rollback, then stop the client.
     std::thread::sleep(Duration::from_secs(1));
     stop.store(true, Ordering::Relaxed);
@@ -233,8 +273,9 @@ fn an_update_whose_tasks_never_run_rolls_back_by_itself_and_the_service_keeps_an
     );
     assert!(answered > 10, "only {answered} answers");
     eprintln!(
-        "rolled back in {:.1} s, {answered} requests answered, none failed",
-        rolled_back_in.as_secs_f64()
+        "rolled back in {:.1} s (tasks exiting) and {:.1} s (never healthy), {answered} requests answered, none failed",
+        rolled_back_in.as_secs_f64(),
+        unhealthy_rolled_back_in.as_secs_f64()
     );
     match Arc::try_unwrap(lab) {
         Ok(lab) => lab.down().expect("lab down leaves nothing"),
