@@ -407,4 +407,36 @@ mod tests {
         assert_eq!(store.view(|s| s.services.len()), 1);
         assert_eq!(store.view(|s| s.networks.len()), 2);
     }
+
+    #[tokio::test]
+    async fn a_deploy_that_changes_a_service_makes_a_new_revision() {
+        let store = crate::harness::initialised_store(crate::clock::Clock::system()).await;
+        let deploy = |request: DeployStackRequest| {
+            let store = store.clone();
+            async move {
+                store
+                    .update(|state, tx| super::deploy(state, tx, request))
+                    .await
+            }
+        };
+        deploy(request(vec![spec("a", 8080, Some("st_pw"))]))
+            .await
+            .expect("first deploy");
+        deploy(request(vec![spec("a", 9090, Some("st_pw"))]))
+            .await
+            .expect("a changed port");
+        deploy(request(vec![spec("a", 9090, Some("st_pw"))]))
+            .await
+            .expect("unchanged");
+        let service = store.view(|s| s.services.values().next().cloned().expect("st_a"));
+        assert_eq!(service.spec_version, 2, "one change, one new revision");
+        let revisions: Vec<u64> = service.history.iter().map(|r| r.revision).collect();
+        assert_eq!(revisions, [1]);
+        let was = service.history[0]
+            .spec
+            .as_ref()
+            .and_then(|s| s.endpoint.as_ref());
+        assert_eq!(was.map(|e| e.ports[0].published_port), Some(8080));
+        assert_eq!(service.previous_spec, service.history[0].spec);
+    }
 }
