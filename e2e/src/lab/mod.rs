@@ -59,6 +59,9 @@ pub struct LabConfig {
     /// earlier run) instead of refusing to start.
     pub replace: bool,
     pub ready_timeout: Duration,
+    /// The last this many workers are hosts with containerd but not in the
+    /// cluster until [`Lab::join_worker`] joins them (a node joining later).
+    pub unjoined_workers: u32,
 }
 
 impl LabConfig {
@@ -75,6 +78,7 @@ impl LabConfig {
             images: true,
             replace: false,
             ready_timeout: READY_TIMEOUT,
+            unjoined_workers: 0,
         }
     }
 }
@@ -251,11 +255,14 @@ impl Lab {
             let (first, others) = nodes
                 .split_first()
                 .ok_or_else(|| Error::Config("a lab needs at least one manager".into()))?;
+            let later = usize::try_from(config.unjoined_workers)
+                .unwrap_or(usize::MAX)
+                .min(others.len());
             self.start_first_manager(first)?;
-            for node in others {
+            for node in &others[..others.len() - later] {
                 self.join(node)?;
             }
-            self.wait_ready_nodes(nodes.len())?;
+            self.wait_ready_nodes(nodes.len() - later)?;
         }
         Ok(())
     }
@@ -534,6 +541,24 @@ impl Lab {
         let registry = self.record.registry.clone();
         let args = cluster::agent_args(&dirs, &containerd, &manager, &registry, &node.name);
         self.spawn_daemon(node, cluster::AGENT, &args)
+    }
+
+    /// Joins a worker host the lab left out of the cluster
+    /// ([`LabConfig::unjoined_workers`]), as an operator would, and waits
+    /// until every joined node is ready.
+    pub fn join_worker(&mut self, name: &str) -> Result<(), Error> {
+        let host = self.host(name)?.clone();
+        if self.pid(name, cluster::AGENT).is_some() {
+            return Err(Error::Config(format!("{name} is in the cluster already")));
+        }
+        self.join(&host)?;
+        let joined = self
+            .record
+            .hosts
+            .iter()
+            .filter(|h| self.pid(&h.name, cluster::AGENT).is_some())
+            .count();
+        self.wait_ready_nodes(joined)
     }
 
     fn wait_ready_nodes(&mut self, expected: usize) -> Result<(), Error> {
