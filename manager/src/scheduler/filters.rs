@@ -5,8 +5,11 @@
 
 use std::collections::{HashMap, HashSet};
 
-use shoal_proto::types::v1::{Node, NodeAvailability, NodeState, PublishMode, Task, TaskState};
+use shoal_proto::types::v1::{
+    Node, NodeAvailability, NodeState, PortConfig, PublishMode, Task, TaskSpec, TaskState,
+};
 
+use super::constraint::{self, Constraint};
 use crate::store::State;
 
 /// The filters in the order they run; a node is counted against the first
@@ -82,13 +85,15 @@ pub fn availability(node: &Node) -> NodeAvailability {
 
 /// What is placed on each node: tasks per service, in total, the
 /// host-mode ports in use and the resources reserved. Kept up to date as a
-/// pass places tasks.
+/// pass places tasks. Keys borrow from the state the pass reads, so a
+/// lookup allocates nothing (a pass asks it for every task and node).
 #[derive(Default)]
-pub struct Load {
-    total: HashMap<String, usize>,
-    per_service: HashMap<(String, String), usize>,
-    host_ports: HashMap<String, HashSet<(i32, u32)>>,
-    reserved: HashMap<String, Reserved>,
+pub struct Load<'a> {
+    total: HashMap<&'a str, usize>,
+    /// Service, then node.
+    per_service: HashMap<&'a str, HashMap<&'a str, usize>>,
+    host_ports: HashMap<&'a str, HashSet<(i32, u32)>>,
+    reserved: HashMap<&'a str, Reserved>,
 }
 
 /// Resources the tasks on a node reserve.
@@ -100,15 +105,14 @@ pub struct Reserved {
 
 impl Reserved {
     pub fn of(task: &Task) -> Reserved {
-        let r = task
-            .spec
-            .as_ref()
-            .and_then(|s| s.resources.as_ref())
-            .cloned()
-            .unwrap_or_default();
+        Self::of_spec(task.spec.as_ref())
+    }
+
+    fn of_spec(spec: Option<&TaskSpec>) -> Reserved {
+        let r = spec.and_then(|s| s.resources.as_ref());
         Reserved {
-            nano_cpus: r.reserve_nano_cpus.max(0),
-            memory_bytes: r.reserve_memory_bytes.max(0),
+            nano_cpus: r.map_or(0, |r| r.reserve_nano_cpus.max(0)),
+            memory_bytes: r.map_or(0, |r| r.reserve_memory_bytes.max(0)),
         }
     }
 
@@ -132,10 +136,64 @@ fn host_ports(task: &Task) -> impl Iterator<Item = (i32, u32)> + '_ {
         .map(|p| (p.protocol, p.published_port))
 }
 
-impl Load {
+/// What the filters need of a task, worked out once for all the pending
+/// tasks of a service that share its spec and ports (a pass checks each
+/// of them against every node).
+pub struct Placement<'a> {
+    service_id: &'a str,
+    spec: Option<&'a TaskSpec>,
+    endpoint_ports: &'a [PortConfig],
+    /// `None` when a constraint does not parse: it matches no node (the
+    /// control API refuses such specs; this is for older ones).
+    constraints: Option<Vec<Constraint>>,
+    wants: Reserved,
+    host_ports: Vec<(i32, u32)>,
+    max_replicas: u64,
+}
+
+impl<'a> Placement<'a> {
+    pub fn of(task: &'a Task) -> Placement<'a> {
+        let spec = task.spec.as_ref();
+        let constraints = spec
+            .map_or(&[][..], |s| &s.constraints)
+            .iter()
+            .map(|e| constraint::parse(e).ok())
+            .collect();
+        Placement {
+            service_id: &task.service_id,
+            spec,
+            endpoint_ports: &task.endpoint_ports,
+            constraints,
+            wants: Reserved::of_spec(spec),
+            host_ports: host_ports(task).collect(),
+            max_replicas: spec.map_or(0, |s| s.max_replicas_per_node),
+        }
+    }
+
+    /// Whether `task` may be placed with this placement.
+    pub fn is_for(&self, task: &Task) -> bool {
+        task.service_id == self.service_id
+            && task.spec.as_ref() == self.spec
+            && task.endpoint_ports == self.endpoint_ports
+    }
+
+    /// The filters that do not depend on what a pass places: the node
+    /// takes new tasks and meets the constraints.
+    pub fn fits_node(&self, node: &Node) -> bool {
+        node_accepts_tasks(node) && self.meets_constraints(node)
+    }
+
+    fn meets_constraints(&self, node: &Node) -> bool {
+        self.constraints
+            .as_ref()
+            .is_some_and(|cs| cs.iter().all(|c| c.matches(node)))
+    }
+}
+
+impl<'a> Load<'a> {
     /// The live tasks (desired running or lower) that have a node, and the
     /// reservations of the tasks that hold one.
-    pub fn of(state: &State) -> Load {
+    pub fn of(state: &'a State) -> Load<'a> {
         let mut load = Load::default();
         for task in state.tasks.values() {
             if !task.node_id.is_empty() && task.desired_state <= TaskState::Running as i32 {
@@ -149,17 +207,17 @@ impl Load {
     }
 
     /// A task placed on the node in this pass.
-    pub fn add(&mut self, node: &str, task: &Task) {
+    pub fn add(&mut self, node: &'a str, task: &'a Task) {
         self.count(node, task);
         self.reserve(node, task);
     }
 
-    fn reserve(&mut self, node: &str, task: &Task) {
+    fn reserve(&mut self, node: &'a str, task: &Task) {
         let r = Reserved::of(task);
         if r.is_none() {
             return;
         }
-        let reserved = self.reserved.entry(node.to_string()).or_default();
+        let reserved = self.reserved.entry(node).or_default();
         reserved.nano_cpus = reserved.nano_cpus.saturating_add(r.nano_cpus);
         reserved.memory_bytes = reserved.memory_bytes.saturating_add(r.memory_bytes);
     }
@@ -178,61 +236,81 @@ impl Load {
         }
     }
 
-    fn count(&mut self, node: &str, task: &Task) {
-        *self.total.entry(node.to_string()).or_default() += 1;
+    fn count(&mut self, node: &'a str, task: &'a Task) {
+        *self.total.entry(node).or_default() += 1;
         *self
             .per_service
-            .entry((node.to_string(), task.service_id.clone()))
-            .or_default() += 1;
-        self.host_ports
-            .entry(node.to_string())
+            .entry(&task.service_id)
             .or_default()
-            .extend(host_ports(task));
+            .entry(node)
+            .or_default() += 1;
+        let ports = host_ports(task).peekable().peek().is_some();
+        if ports {
+            self.host_ports
+                .entry(node)
+                .or_default()
+                .extend(host_ports(task));
+        }
     }
 
     pub fn of_service(&self, node: &str, service: &str) -> usize {
-        self.per_service
-            .get(&(node.to_string(), service.to_string()))
+        self.service_counts(service)
+            .and_then(|on| on.get(node))
             .copied()
             .unwrap_or(0)
     }
 
-    /// The spread order: fewest tasks of the service, then fewest overall.
-    pub fn key(&self, node: &str, service: &str) -> (usize, usize) {
-        (
-            self.of_service(node, service),
-            self.total.get(node).copied().unwrap_or(0),
-        )
+    /// The service's tasks per node (`None`: it has none placed).
+    pub fn service_counts(&self, service: &str) -> Option<&HashMap<&'a str, usize>> {
+        self.per_service.get(service)
     }
 
-    /// The first filter the node fails for this task, if any.
-    pub fn refusal(&self, task: &Task, node: &Node) -> Option<Filter> {
-        let id = node_id(node);
-        let spec = task.spec.clone().unwrap_or_default();
+    pub fn total(&self, node: &str) -> usize {
+        self.total.get(node).copied().unwrap_or(0)
+    }
+
+    /// The filters that depend on what is placed (resources, host ports,
+    /// max replicas), for a node that passed `Placement::fits_node`.
+    pub fn has_room(&self, placement: &Placement, node: &Node) -> bool {
+        self.room_refusal(placement, node).is_none()
+    }
+
+    /// The first filter the node fails for the placement, if any, in the
+    /// pipeline's order (what a pending task's reason counts).
+    pub fn refusal(&self, placement: &Placement, node: &Node) -> Option<Filter> {
         if !node_accepts_tasks(node) {
             return Some(Filter::Ready);
         }
+        if let Some(f @ (Filter::Cpu | Filter::Memory)) = self.room_refusal(placement, node) {
+            return Some(f);
+        }
+        if !placement.meets_constraints(node) {
+            return Some(Filter::Constraints);
+        }
+        self.room_refusal(placement, node)
+    }
+
+    fn room_refusal(&self, placement: &Placement, node: &Node) -> Option<Filter> {
+        let id = node_id(node);
         // swarmkit's ResourceFilter: only for tasks that reserve something.
-        let wants = Reserved::of(task);
-        if !wants.is_none() {
+        if !placement.wants.is_none() {
             let free = self.unreserved(node);
-            if wants.nano_cpus > free.nano_cpus {
+            if placement.wants.nano_cpus > free.nano_cpus {
                 return Some(Filter::Cpu);
             }
-            if wants.memory_bytes > free.memory_bytes {
+            if placement.wants.memory_bytes > free.memory_bytes {
                 return Some(Filter::Memory);
             }
         }
-        if !super::constraint::all_match(&spec.constraints, node) {
-            return Some(Filter::Constraints);
-        }
-        if let Some(used) = self.host_ports.get(id) {
-            if host_ports(task).any(|p| used.contains(&p)) {
-                return Some(Filter::HostPorts);
+        if !placement.host_ports.is_empty() {
+            if let Some(used) = self.host_ports.get(id) {
+                if placement.host_ports.iter().any(|p| used.contains(p)) {
+                    return Some(Filter::HostPorts);
+                }
             }
         }
-        if spec.max_replicas_per_node > 0
-            && self.of_service(id, &task.service_id) as u64 >= spec.max_replicas_per_node
+        if placement.max_replicas > 0
+            && self.of_service(id, placement.service_id) as u64 >= placement.max_replicas
         {
             return Some(Filter::MaxReplicas);
         }

@@ -24,7 +24,7 @@ use crate::leader::{Component, LeaderEnv};
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
 
 pub use filters::{availability, node_accepts_tasks, node_ready};
-use filters::{node_id, Load};
+use filters::{node_id, Load, Placement};
 use spread::Spread;
 
 pub struct Scheduler {
@@ -75,17 +75,36 @@ fn schedule(state: &State, tx: &mut Tx) {
         .filter(|t| t.observed_state() == TaskState::Pending)
         .filter(|t| t.desired_state <= TaskState::Running as i32)
         .collect();
-    pending.sort_by_key(|t| (t.service_id.clone(), t.slot));
+    pending.sort_by(|a, b| (a.service_id.as_str(), a.slot).cmp(&(b.service_id.as_str(), b.slot)));
     let mut nodes: Vec<&Node> = state.nodes.values().collect();
-    nodes.sort_by_key(|n| node_id(n).to_string());
+    nodes.sort_by(|a, b| node_id(a).cmp(node_id(b)));
     // The spread of the service whose tasks are being placed (tasks come
     // sorted by service), rebuilt when its preferences differ.
     let mut spread: Option<(String, Spread)> = None;
+    // The tasks of a service that share a spec share their placement: the
+    // nodes that pass the filters that do not depend on the pass, and,
+    // once one of them fit nowhere, its reason (what is placed only grows
+    // within a pass, so the others fit nowhere either).
+    let mut group: Option<Group> = None;
     for task in pending {
+        if !group.as_ref().is_some_and(|g| g.placement.is_for(task)) {
+            let placement = Placement::of(task);
+            let fits = nodes.iter().map(|n| placement.fits_node(n)).collect();
+            group = Some(Group {
+                placement,
+                fits,
+                nowhere: None,
+            });
+        }
+        let Some(group) = group.as_mut() else {
+            continue;
+        };
         // Global tasks come with their node: only it is considered.
-        let candidates = nodes
-            .iter()
-            .filter(|n| task.node_id.is_empty() || node_id(n) == task.node_id);
+        let anywhere = task.node_id.is_empty();
+        if let (true, Some(why)) = (anywhere, &group.nowhere) {
+            leave_pending(task, why.clone(), tx);
+            continue;
+        }
         let preferences = task.spec.as_ref().map_or(&[][..], |s| &s.preferences);
         let descriptors = spread::descriptors(preferences);
         let current = spread
@@ -99,55 +118,87 @@ fn schedule(state: &State, tx: &mut Tx) {
             .as_ref()
             .filter(|_| !descriptors.is_empty())
             .map(|(_, s)| s);
-        let mut refusals = HashMap::new();
-        let mut chosen: Option<&Node> = None;
-        for node in candidates {
-            match load.refusal(task, node) {
-                Some(filter) => *refusals.entry(filter).or_insert(0) += 1,
-                None => {
-                    let better = chosen.is_none_or(|c| {
-                        let (n, c) = (node_id(node), node_id(c));
-                        spread_now
-                            .map_or(Ordering::Equal, |s| s.order(n, c))
-                            .then_with(|| {
-                                load.key(n, &task.service_id)
-                                    .cmp(&load.key(c, &task.service_id))
-                            })
-                            .is_lt()
-                    });
-                    if better {
-                        chosen = Some(node);
-                    }
+        let on_node = |load: &Load, node: &str| {
+            let of_service = load
+                .service_counts(&task.service_id)
+                .and_then(|on| on.get(node))
+                .copied()
+                .unwrap_or(0);
+            (of_service, load.total(node))
+        };
+        let mut chosen: Option<(&Node, (usize, usize))> = None;
+        for (node, _) in nodes
+            .iter()
+            .zip(&group.fits)
+            .filter(|(n, fits)| **fits && (anywhere || node_id(n) == task.node_id))
+        {
+            if !load.has_room(&group.placement, node) {
+                continue;
+            }
+            let key = on_node(&load, node_id(node));
+            let better = chosen.is_none_or(|(c, chosen_key)| {
+                spread_now
+                    .map_or(Ordering::Equal, |s| s.order(node_id(node), node_id(c)))
+                    .then_with(|| key.cmp(&chosen_key))
+                    .is_lt()
+            });
+            if better {
+                chosen = Some((node, key));
+            }
+        }
+        let Some((node, _)) = chosen else {
+            let mut refusals = HashMap::new();
+            for node in nodes
+                .iter()
+                .filter(|n| anywhere || node_id(n) == task.node_id)
+            {
+                if let Some(filter) = load.refusal(&group.placement, node) {
+                    *refusals.entry(filter).or_insert(0) += 1;
                 }
             }
+            let why = filters::explain(&refusals);
+            if anywhere {
+                group.nowhere = Some(why.clone());
+            }
+            leave_pending(task, why, tx);
+            continue;
+        };
+        load.add(node_id(node), task);
+        if let Some((_, s)) = spread.as_mut().filter(|_| !descriptors.is_empty()) {
+            s.add(node_id(node));
         }
         let mut task = task.clone();
-        if let Some(node) = chosen {
-            load.add(node_id(node), &task);
-            if let Some((_, s)) = spread.as_mut().filter(|_| !descriptors.is_empty()) {
-                s.add(node_id(node));
-            }
-        }
+        task.node_id = node_id(node).to_string();
         let status = task.status.get_or_insert_with(Default::default);
-        match chosen {
-            Some(node) => {
-                task.node_id = node_id(node).to_string();
-                status.state = TaskState::Assigned as i32;
-                status.timestamp = tx.now();
-                status.message = "scheduler assigned task to node".into();
-                status.err.clear();
-                tx.put(task);
-            }
-            None => {
-                let why = filters::explain(&refusals);
-                if status.err != why {
-                    status.err = why;
-                    status.message = "pending task scheduling".into();
-                    tx.put(task);
-                }
-            }
-        }
+        status.state = TaskState::Assigned as i32;
+        status.timestamp = tx.now();
+        status.message = "scheduler assigned task to node".into();
+        status.err.clear();
+        tx.put(task);
     }
+}
+
+/// What the tasks of a service that share a spec have in common in a pass.
+struct Group<'a> {
+    placement: Placement<'a>,
+    /// Per node (in the pass's order): whether it passes the filters that
+    /// do not depend on what is placed.
+    fits: Vec<bool>,
+    /// Set once one of the tasks fit nowhere: why.
+    nowhere: Option<String>,
+}
+
+/// A task no node takes stays pending with the reason (written only when
+/// it changes, so a pass that changes nothing writes nothing).
+fn leave_pending(task: &Task, why: String, tx: &mut Tx) {
+    if task.status.as_ref().is_some_and(|s| s.err == why) {
+        return;
+    }
+    let mut task = task.clone();
+    let status = task.status.get_or_insert_with(Default::default);
+    status.err = why;
+    status.message = "pending task scheduling".into();
+    tx.put(task);
 }
 
 #[cfg(test)]
