@@ -30,5 +30,6 @@ pub fn netd(socket: &Path) -> Result<NetdClient<Channel>, tonic::transport::Erro
 
 /// The manager process on this host (idle until it joins the managers).
 pub fn manager(socket: &Path) -> Result<ControlClient<Channel>, tonic::transport::Error> {
-    channel(socket).map(ControlClient::new)
+    channel(socket)
+        .map(|c| ControlClient::new(c).max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES))
 }

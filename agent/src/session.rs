@@ -141,7 +141,8 @@ impl Agent {
         let mut renewed = live.subscribe();
         let identity = renewed.borrow_and_update().clone();
         let channel = shoal_identity::connect(manager, &identity).await?;
-        let mut client = DispatcherClient::new(channel);
+        let mut client = DispatcherClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES);
         let (nano_cpus, memory_bytes) = crate::node_resources::describe();
         let description = NodeDescription {
             hostname: self.config.hostname.clone(),

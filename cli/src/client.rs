@@ -121,7 +121,8 @@ impl Session {
     /// A session over an already connected channel (tests, embedding).
     pub fn new(channel: Channel, host: Host) -> Self {
         Session {
-            client: ControlClient::new(channel),
+            client: ControlClient::new(channel)
+                .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
             host,
             cert_node_id: None,
         }

@@ -91,6 +91,7 @@ impl ManagerWatch {
             .await
             .map_err(|e| fail(false)(e.to_string()))?;
         let mut stream = DispatcherClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES)
             .watch_network(WatchNetworkRequest {
                 wireguard_public_key: self.dataplane.wireguard_public_key().await,
             })

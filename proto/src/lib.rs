@@ -6,6 +6,11 @@
 /// `docker`-style filters and tools keep working).
 pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 
+/// The largest message any shoal client or server decodes (tonic's default
+/// is 4 MiB): at 100,000 tasks a task list, netd's network view and a Raft
+/// snapshot are tens of MiB. Every client and server sets it.
+pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
+
 pub mod types {
     pub mod v1 {
         tonic::include_proto!("shoal.types.v1");

@@ -485,7 +485,10 @@ impl Lab {
             }))
             .await
             .map_err(|e| Error::Config(format!("connect to {shown}: {e}")))?;
-        Ok(shoal_proto::control::v1::control_client::ControlClient::new(channel))
+        Ok(
+            shoal_proto::control::v1::control_client::ControlClient::new(channel)
+                .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
+        )
     }
 
     /// The manager a node's daemons talk to: their own on managers, m1's

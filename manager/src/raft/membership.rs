@@ -98,6 +98,7 @@ async fn tell_removed(addr: String, identity: NodeIdentity) {
     let told = async {
         let channel = shoal_identity::connect(&addr, &identity).await?;
         RaftClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES)
             .removed(RaftMessage { data: Vec::new() })
             .await
             .map_err(|s| anyhow::anyhow!(s.message().to_string()))?;

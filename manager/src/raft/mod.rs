@@ -87,6 +87,7 @@ impl RaftProposer {
             .map_err(|e| unavailable(e.to_string()))?;
         let data = serde_json::to_vec(request).map_err(|e| StoreError::Internal(e.to_string()))?;
         let reply = RaftClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES)
             .forward_write(RaftMessage { data })
             .await
             .map_err(|s| unavailable(s.message().to_string()))?

@@ -81,7 +81,8 @@ impl PeerClient {
         };
         let data =
             serde_json::to_vec(request).map_err(|e| RPCError::Network(NetworkError::new(&e)))?;
-        let mut client = RaftClient::new(channel);
+        let mut client =
+            RaftClient::new(channel).max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES);
         let message = RaftMessage { data };
         let reply = match method {
             "append" => client.append_entries(message).await,

@@ -86,6 +86,7 @@ impl Running {
             .await
             .map_err(|e| unavailable(e.to_string()))?;
         let reply = RaftClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES)
             .read_index(RaftMessage { data: Vec::new() })
             .await
             .map_err(|s| unavailable(s.message().to_string()))?

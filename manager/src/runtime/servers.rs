@@ -32,7 +32,10 @@ pub(super) async fn serve_control_socket(
         tokio::net::UnixListener::bind(socket).context(format!("bind {}", socket.display()))?;
     set_mode(socket, 0o600)?;
     tonic::transport::Server::builder()
-        .add_service(ControlServer::new(ControlApi::local(manager)))
+        .add_service(
+            ControlServer::new(ControlApi::local(manager))
+                .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
+        )
         .serve_with_incoming_shutdown(
             tokio_stream::wrappers::UnixListenerStream::new(listener),
             shutdown_signal(),
@@ -51,18 +54,27 @@ pub(super) async fn serve_tcp(
 ) -> Result<(), ManagerError> {
     let store = &running.store;
     let server = tonic::transport::Server::builder()
-        .add_service(ControlServer::new(ControlApi::remote(manager)))
-        .add_service(DispatcherServer::new(Dispatcher::new(
-            store.clone(),
-            running.cluster_id.clone(),
-            running.heartbeats.clone(),
-        )))
-        .add_service(RaftServer::new(RaftService::new(
-            running.raft.clone(),
-            running.cluster_id.clone(),
-            store.clone(),
-            removed,
-        )))
+        .add_service(
+            ControlServer::new(ControlApi::remote(manager))
+                .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            DispatcherServer::new(Dispatcher::new(
+                store.clone(),
+                running.cluster_id.clone(),
+                running.heartbeats.clone(),
+            ))
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            RaftServer::new(RaftService::new(
+                running.raft.clone(),
+                running.cluster_id.clone(),
+                store.clone(),
+                removed,
+            ))
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
+        )
         .add_service(CertificateAuthorityServer::new(CaService::new(
             store.clone(),
         )));

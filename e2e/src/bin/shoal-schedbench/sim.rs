@@ -61,7 +61,8 @@ impl SimNode {
         let channel = shoal_identity::connect(&manager, &self.identity)
             .await
             .with_context(|| format!("{}: connect", self.hostname))?;
-        let mut client = DispatcherClient::new(channel);
+        let mut client = DispatcherClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES);
         let description = NodeDescription {
             hostname: self.hostname.clone(),
             os: "linux".into(),

@@ -6,6 +6,10 @@ mod leave;
 
 use super::*;
 
+/// sled's page cache: enough for the Raft log's recent entries, which
+/// followers catching up read back.
+const SLED_CACHE_BYTES: u64 = 16 << 20;
+
 impl Manager {
     /// `swarm init`: a new cluster with this manager as its only voter.
     pub async fn init(
@@ -266,7 +270,12 @@ impl Manager {
         dek: DataKey,
         bootstrap_addr: Option<String>,
     ) -> Result<Arc<Running>, ManagerError> {
-        let db = sled::open(self.config.state_dir.join("store"))
+        // Readers read the in-memory state, never sled: its page cache
+        // (1 GiB by default, filled by every write) only costs memory.
+        let db = sled::Config::new()
+            .path(self.config.state_dir.join("store"))
+            .cache_capacity(SLED_CACHE_BYTES)
+            .open()
             .map_err(|e| ManagerError::other("open the store", e))?;
         let store = Arc::new(Store::new(crate::clock::Clock::system()));
         let sealer = dek.sealer();
@@ -365,6 +374,7 @@ async fn join_raft(
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         let reply = RaftClient::new(channel)
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES)
             .join_raft(JoinRaftRequest {
                 addr: advertise_addr.to_string(),
             })
