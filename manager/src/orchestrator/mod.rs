@@ -216,9 +216,17 @@ fn reconcile_slot(
         return;
     }
     if node_id.is_empty() && on_drained_node(state, newest) {
-        // Drain: the task stops, and the slot gets a new one elsewhere once
-        // it is down (the scheduler never picks a drained node).
-        slot.shut_down(newest, tx, "node is drained");
+        if update::starts_first(service) {
+            // Drain of a start-first service (its update order, as
+            // swarmkit's restart supervisor reads it): a new task elsewhere
+            // first; the drained one retires once that runs (below), and
+            // keeps running where no other node takes the new one.
+            tx.put(new_task(service, number, node_id, tx.now()));
+        } else {
+            // The task stops, and the slot gets a new one elsewhere once
+            // it is down (the scheduler never picks a drained node).
+            slot.shut_down(newest, tx, "node is drained");
+        }
         return;
     }
     if newest.observed_state().is_terminal() {

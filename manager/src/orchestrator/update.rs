@@ -49,6 +49,12 @@ fn config(service: &Service, rolling_back: bool) -> UpdateConfig {
     chosen.unwrap_or(SWARM_DEFAULTS)
 }
 
+/// Whether the service replaces a task by starting the new one first (its
+/// update order): rolling updates, and a drain, move its tasks that way.
+pub fn starts_first(service: &Service) -> bool {
+    config(service, false).order == Order::StartFirst as i32
+}
+
 /// A live task of an older revision that runs exactly what the current one
 /// asks for (a slot a failed update never reached, once rolled back) is
 /// the current revision's: relabelled, not replaced. Runs before the

@@ -484,6 +484,78 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_drained_start_first_task_runs_until_its_replacement_does() {
+        use shoal_proto::types::v1::{update_config::Order, UpdateConfig};
+        let harness = Harness::start().await;
+        let a = harness.add_node("a").await;
+        let b = harness.add_node("b").await;
+        let start_first = |mut spec: ServiceSpec| {
+            spec.update = Some(UpdateConfig {
+                order: Order::StartFirst as i32,
+                ..Default::default()
+            });
+            spec
+        };
+        let slow = harness
+            .create_service(start_first(service("slow", "slow", 1)))
+            .await;
+        running_n(&harness, &slow, 1).await;
+        let old = harness.store.view(|s| running(s, &slow).remove(0));
+        let (from, to) = if old.node_id == a { (&a, &b) } else { (&b, &a) };
+
+        // The replacement never gets to run: the drained task keeps running.
+        harness.script("slow", crate::harness::Script::Hang);
+        node_update(&harness, from, availability(NodeAvailability::Drain)).await;
+        harness
+            .until("a replacement on the other node", |s| {
+                tasks_of(s, &slow)
+                    .iter()
+                    .any(|t| t.node_id == *to && t.desired_state == TaskState::Running as i32)
+                    .then_some(())
+            })
+            .await;
+        harness.settle().await;
+        let still = harness
+            .store
+            .view(|s| s.tasks[&crate::harness::id(&old)].clone());
+        assert_eq!(still.desired_state, TaskState::Running as i32);
+        assert_eq!(still.observed_state(), TaskState::Running);
+
+        // Where the replacement runs, the drained task retires.
+        node_update(&harness, from, availability(NodeAvailability::Active)).await;
+        let quick = harness
+            .create_service(start_first(service("quick", "quick", 1)))
+            .await;
+        running_n(&harness, &quick, 1).await;
+        let old = harness.store.view(|s| running(s, &quick).remove(0));
+        let to = if old.node_id == a {
+            b.clone()
+        } else {
+            a.clone()
+        };
+        node_update(
+            &harness,
+            &old.node_id,
+            availability(NodeAvailability::Drain),
+        )
+        .await;
+        harness
+            .until(
+                "the replacement running and the drained task stopped",
+                |s| {
+                    let tasks = tasks_of(s, &quick);
+                    let moved = running(s, &quick).iter().any(|t| t.node_id == to);
+                    let retired = tasks.iter().any(|t| {
+                        crate::harness::id(t) == crate::harness::id(&old)
+                            && t.desired_state > TaskState::Running as i32
+                    });
+                    (moved && retired).then_some(())
+                },
+            )
+            .await;
+    }
+
+    #[tokio::test]
     async fn global_services_follow_availability_and_constraints() {
         let harness = Harness::start().await;
         let a = harness.add_node("a").await;
