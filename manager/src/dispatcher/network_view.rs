@@ -3,9 +3,13 @@
 //! overlays' static FDB and neighbour entries), and per service its ports,
 //! virtual IPs, names and running tasks (load balancing, DNS, the mesh).
 //!
-//! The view is cluster-wide and the same for every node but `node_id`:
-//! netd picks what its node needs.
+//! Each node's view holds what its netd builds: every network and every
+//! ready node, but task addresses, backends and services only of the
+//! networks its tasks use and of ingress (built everywhere). The rest is
+//! no concern of its netd, and leaving it out keeps the view small when a
+//! cluster runs many tasks on networks a node never builds.
 
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,7 +54,42 @@ fn is_addressable(task: &Task) -> bool {
     !task.node_id.is_empty() && !task.observed_state().is_terminal()
 }
 
-fn endpoints(state: &State, service: &Service) -> ServiceEndpoints {
+/// The networks the node builds: those of its tasks that still need the
+/// node (meant to run, or not yet down), and ingress.
+fn networks_of_node<'a>(state: &'a State, node_id: &str) -> HashSet<&'a str> {
+    let mut ids: HashSet<&str> = state
+        .tasks_of_node(node_id)
+        .filter(|t| t.desired() <= TaskState::Running || !t.observed_state().is_terminal())
+        .flat_map(|t| t.networks.iter().map(|a| a.network_id.as_str()))
+        .collect();
+    ids.extend(
+        state
+            .networks
+            .values()
+            .filter(|n| n.ingress)
+            .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str())),
+    );
+    ids
+}
+
+/// Whether a service concerns a node that builds `networks`: it has a
+/// virtual IP on one of them, publishes ports (the routing mesh and host
+/// ports answer on every node), or may have tasks on them.
+fn concerns(state: &State, service: &Service, networks: &HashSet<&str>) -> bool {
+    !service.endpoint_ports.is_empty()
+        || service
+            .virtual_ips
+            .iter()
+            .any(|v| networks.contains(v.network_id.as_str()))
+        || service.spec.as_ref().is_some_and(|spec| {
+            crate::allocator::networks_of(state, spec)
+                .iter()
+                .filter_map(|n| n.meta.as_ref())
+                .any(|m| networks.contains(m.id.as_str()))
+        })
+}
+
+fn endpoints(state: &State, service: &Service, networks: &HashSet<&str>) -> ServiceEndpoints {
     let id = service
         .meta
         .as_ref()
@@ -62,13 +101,16 @@ fn endpoints(state: &State, service: &Service) -> ServiceEndpoints {
         .filter(|t| is_backend(t))
         .flat_map(|t| {
             let hostname = t.hostname();
-            t.networks.iter().map(move |a| Backend {
-                task_id: id_of(t),
-                node_id: t.node_id.clone(),
-                address: bare(&a.address),
-                network_id: a.network_id.clone(),
-                hostname: hostname.clone(),
-            })
+            t.networks
+                .iter()
+                .filter(|a| networks.contains(a.network_id.as_str()))
+                .map(move |a| Backend {
+                    task_id: id_of(t),
+                    node_id: t.node_id.clone(),
+                    address: bare(&a.address),
+                    network_id: a.network_id.clone(),
+                    hostname: hostname.clone(),
+                })
         })
         .collect();
     backends.sort_by(|a, b| (&a.network_id, &a.address).cmp(&(&b.network_id, &b.address)));
@@ -101,10 +143,12 @@ fn endpoints(state: &State, service: &Service) -> ServiceEndpoints {
 
 /// The view for `node_id`.
 pub fn view(state: &State, node_id: &str) -> NetworkView {
+    let networks = networks_of_node(state, node_id);
     let mut services: Vec<ServiceEndpoints> = state
         .services
         .values()
-        .map(|service| endpoints(state, service))
+        .filter(|service| concerns(state, service, &networks))
+        .map(|service| endpoints(state, service, &networks))
         .collect();
     services.sort_by(|a, b| a.service_id.cmp(&b.service_id));
     let mut nodes: Vec<NodePeer> = state
@@ -131,12 +175,15 @@ pub fn view(state: &State, node_id: &str) -> NetworkView {
         .values()
         .filter(|t| is_addressable(t))
         .flat_map(|t| {
-            t.networks.iter().map(move |a| TaskAddress {
-                task_id: id_of(t),
-                node_id: t.node_id.clone(),
-                network_id: a.network_id.clone(),
-                address: bare(&a.address),
-            })
+            t.networks
+                .iter()
+                .filter(|a| networks.contains(a.network_id.as_str()))
+                .map(move |a| TaskAddress {
+                    task_id: id_of(t),
+                    node_id: t.node_id.clone(),
+                    network_id: a.network_id.clone(),
+                    address: bare(&a.address),
+                })
         })
         .collect();
     addresses.sort_by(|a, b| (&a.network_id, &a.address).cmp(&(&b.network_id, &b.address)));
@@ -218,6 +265,90 @@ mod tests {
         let mut stopping = task(TaskState::Running, HealthState::Healthy);
         stopping.desired_state = TaskState::Shutdown as i32;
         assert!(!is_backend(&stopping));
+    }
+
+    /// A node's view holds the networks its tasks use (and ingress), not
+    /// what runs on networks it never builds.
+    #[test]
+    fn a_view_holds_only_the_networks_its_node_builds() {
+        use crate::store::{Object, Write};
+        use shoal_proto::types::v1::{
+            Meta, Network, NetworkAttachment, NetworkSpec, ServiceSpec, VirtualIp,
+        };
+        let meta = |id: &str| {
+            Some(Meta {
+                id: id.into(),
+                ..Default::default()
+            })
+        };
+        let network = |id: &str, ingress: bool| Network {
+            meta: meta(id),
+            spec: Some(NetworkSpec {
+                name: id.into(),
+                ..Default::default()
+            }),
+            ingress,
+            ..Default::default()
+        };
+        let service = |id: &str, net: &str| Service {
+            meta: meta(id),
+            spec: Some(ServiceSpec {
+                name: id.into(),
+                networks: vec![net.into()],
+                ..Default::default()
+            }),
+            virtual_ips: vec![VirtualIp {
+                network_id: net.into(),
+                addr: "10.9.0.2/24".into(),
+            }],
+            ..Default::default()
+        };
+        let placed = |id: &str, service: &str, node: &str, net: &str, addr: &str| {
+            let mut t = task(TaskState::Running, HealthState::None);
+            t.meta = meta(id);
+            t.service_id = service.into();
+            t.node_id = node.into();
+            t.networks = vec![NetworkAttachment {
+                network_id: net.into(),
+                address: format!("{addr}/24"),
+                ..Default::default()
+            }];
+            t
+        };
+        let mut state = State::default();
+        for object in [
+            Object::Network(network("ingress", true)),
+            Object::Network(network("front", false)),
+            Object::Network(network("sim", false)),
+            Object::Service(service("web", "front")),
+            Object::Service(service("batch", "sim")),
+            Object::Task(placed("t1", "web", "n1", "front", "10.1.0.3")),
+            Object::Task(placed("t2", "web", "n2", "front", "10.1.0.4")),
+            Object::Task(placed("t3", "batch", "n2", "sim", "10.2.0.3")),
+        ] {
+            state.apply(Write::Put(object), 1);
+        }
+
+        let on_n1 = view(&state, "n1");
+        assert_eq!(on_n1.networks.len(), 3, "every network is in every view");
+        let services: Vec<&str> = on_n1
+            .services
+            .iter()
+            .map(|s| s.service_name.as_str())
+            .collect();
+        assert_eq!(services, ["web"]);
+        let addresses: Vec<&str> = on_n1.addresses.iter().map(|a| a.address.as_str()).collect();
+        assert_eq!(addresses, ["10.1.0.3", "10.1.0.4"]);
+
+        let on_n2 = view(&state, "n2");
+        let mut services: Vec<&str> = on_n2
+            .services
+            .iter()
+            .map(|s| s.service_name.as_str())
+            .collect();
+        services.sort();
+        assert_eq!(services, ["batch", "web"]);
+        assert_eq!(on_n2.addresses.len(), 3);
     }
 
     #[test]
