@@ -78,6 +78,9 @@ fn schedule(state: &State, tx: &mut Tx) {
     pending.sort_by(|a, b| (a.service_id.as_str(), a.slot).cmp(&(b.service_id.as_str(), b.slot)));
     let mut nodes: Vec<&Node> = state.nodes.values().collect();
     nodes.sort_by(|a, b| node_id(a).cmp(node_id(b)));
+    // Tasks per node, by the node's place in `nodes`: the spread's inner
+    // loop reads these for every task and node, without hashing.
+    let mut totals: Vec<usize> = nodes.iter().map(|n| load.total(node_id(n))).collect();
     // The spread of the service whose tasks are being placed (tasks come
     // sorted by service), rebuilt when its preferences differ.
     let mut spread: Option<(String, Spread)> = None;
@@ -90,9 +93,14 @@ fn schedule(state: &State, tx: &mut Tx) {
         if !group.as_ref().is_some_and(|g| g.placement.is_for(task)) {
             let placement = Placement::of(task);
             let fits = nodes.iter().map(|n| placement.fits_node(n)).collect();
+            let of_service = nodes
+                .iter()
+                .map(|n| load.of_service(node_id(n), &task.service_id))
+                .collect();
             group = Some(Group {
                 placement,
                 fits,
+                of_service,
                 nowhere: None,
             });
         }
@@ -118,35 +126,26 @@ fn schedule(state: &State, tx: &mut Tx) {
             .as_ref()
             .filter(|_| !descriptors.is_empty())
             .map(|(_, s)| s);
-        let on_node = |load: &Load, node: &str| {
-            let of_service = load
-                .service_counts(&task.service_id)
-                .and_then(|on| on.get(node))
-                .copied()
-                .unwrap_or(0);
-            (of_service, load.total(node))
-        };
-        let mut chosen: Option<(&Node, (usize, usize))> = None;
-        for (node, _) in nodes
-            .iter()
-            .zip(&group.fits)
-            .filter(|(n, fits)| **fits && (anywhere || node_id(n) == task.node_id))
-        {
+        let mut chosen: Option<(usize, &Node, (usize, usize))> = None;
+        for (i, node) in nodes.iter().enumerate() {
+            if !group.fits[i] || !(anywhere || node_id(node) == task.node_id) {
+                continue;
+            }
             if !load.has_room(&group.placement, node) {
                 continue;
             }
-            let key = on_node(&load, node_id(node));
-            let better = chosen.is_none_or(|(c, chosen_key)| {
+            let key = (group.of_service[i], totals[i]);
+            let better = chosen.is_none_or(|(_, c, chosen_key)| {
                 spread_now
                     .map_or(Ordering::Equal, |s| s.order(node_id(node), node_id(c)))
                     .then_with(|| key.cmp(&chosen_key))
                     .is_lt()
             });
             if better {
-                chosen = Some((node, key));
+                chosen = Some((i, node, key));
             }
         }
-        let Some((node, _)) = chosen else {
+        let Some((i, node, _)) = chosen else {
             let mut refusals = HashMap::new();
             for node in nodes
                 .iter()
@@ -164,6 +163,8 @@ fn schedule(state: &State, tx: &mut Tx) {
             continue;
         };
         load.add(node_id(node), task);
+        totals[i] += 1;
+        group.of_service[i] += 1;
         if let Some((_, s)) = spread.as_mut().filter(|_| !descriptors.is_empty()) {
             s.add(node_id(node));
         }
@@ -184,6 +185,8 @@ struct Group<'a> {
     /// Per node (in the pass's order): whether it passes the filters that
     /// do not depend on what is placed.
     fits: Vec<bool>,
+    /// Per node: the service's tasks on it.
+    of_service: Vec<usize>,
     /// Set once one of the tasks fit nowhere: why.
     nowhere: Option<String>,
 }
