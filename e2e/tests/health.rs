@@ -9,18 +9,12 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use serde_json::Value;
-use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::lab::LabConfig;
 use shoal_e2e::probe::{in_netns, lookup, node_hostnames, service_tasks, task_netns};
 use shoal_e2e::test_lab;
 use shoal_proto::types::v1::{HealthState, Task, TaskState};
 
 const TIMEOUT: Duration = Duration::from_secs(30);
-
-fn ok(lab: &Lab, args: &[&str]) -> String {
-    lab.shoal_ok(args)
-        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
-}
 
 fn id_of(task: &Task) -> String {
     task.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default()
@@ -47,11 +41,6 @@ fn health(task: &Task) -> HealthState {
 }
 
 /// `service ps SERVICE --format json`, every row (history too).
-fn ps_rows(lab: &Lab, service: &str) -> Vec<Value> {
-    let json = ok(lab, &["service", "ps", service, "--format", "json"]);
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
-}
-
 /// Runs `script` with the container's own shell inside the task's
 /// container (its mount namespace: the container's files).
 fn in_container(task: &Task, script: &str) {
@@ -107,62 +96,53 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
         ..LabConfig::new("health1")
     });
     let registry = lab.registry().to_string();
-    ok(&lab, &["network", "create", "--driver", "overlay", "front"]);
+    lab.shoal_must(&["network", "create", "--driver", "overlay", "front"]);
     // web: healthy only while /tmp/ok exists; failures in the first minute
     // do not count (start period), so both tasks stay `starting` until a
     // test makes one healthy.
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "web",
-            "--network",
-            "front",
-            "--replicas",
-            "2",
-            "--health-cmd",
-            "test -f /tmp/ok",
-            "--health-interval",
-            "1s",
-            "--health-retries",
-            "1",
-            "--health-start-period",
-            "1m",
-            "--health-start-interval",
-            "1s",
-            "--restart-delay",
-            "1s",
-            &format!("{registry}/web:v1"),
-        ],
-    );
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "client",
-            "--network",
-            "front",
-            &format!("{registry}/web:v1"),
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "web",
+        "--network",
+        "front",
+        "--replicas",
+        "2",
+        "--health-cmd",
+        "test -f /tmp/ok",
+        "--health-interval",
+        "1s",
+        "--health-retries",
+        "1",
+        "--health-start-period",
+        "1m",
+        "--health-start-interval",
+        "1s",
+        "--restart-delay",
+        "1s",
+        &format!("{registry}/web:v1"),
+    ]);
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "client",
+        "--network",
+        "front",
+        &format!("{registry}/web:v1"),
+    ]);
     // The image's HEALTHCHECK, no flag: healthy on its own.
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "checked",
-            &format!("{registry}/web:checked"),
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "checked",
+        &format!("{registry}/web:checked"),
+    ]);
 
     let hosts = node_hostnames(&lab);
     let starting = lab
@@ -204,7 +184,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
         "tasks.web before any is healthy: {tasks:?}"
     );
     assert!(served.is_empty(), "served before healthy: {served:?}");
-    let rows = ps_rows(&lab, "web");
+    let rows = lab.service_ps("web");
     assert!(
         rows.iter().all(|r| r["Health"] == "starting"
             && r["CurrentState"]
@@ -250,7 +230,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
         "the VIP serves from the healthy task only, never {}",
         other.hostname()
     );
-    let rows = ps_rows(&lab, "web");
+    let rows = lab.service_ps("web");
     let row = rows
         .iter()
         .find(|r| r["ID"] == id_of(healthy).as_str())
@@ -265,7 +245,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
 
     // The image's check made `checked` healthy without any flag.
     lab.wait_until("checked healthy by its image's check", TIMEOUT, || {
-        let rows = ps_rows(&lab, "checked");
+        let rows = lab.service_ps("checked");
         if rows
             .iter()
             .any(|r| r["State"] == "running" && r["Health"] == "healthy")
@@ -276,7 +256,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
         }
     })
     .expect("image check");
-    let inspected = ok(&lab, &["service", "inspect", "checked"]);
+    let inspected = lab.shoal_must(&["service", "inspect", "checked"]);
     assert!(
         !inspected.contains("Healthcheck"),
         "the check is the image's, not the service's: {inspected}"
@@ -287,7 +267,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
     in_container(healthy, "rm /tmp/ok; echo 'no ok file' > /tmp/why");
     let failed = lab
         .wait_until("the unhealthy task failed", TIMEOUT, || {
-            let rows = ps_rows(&lab, "web");
+            let rows = lab.service_ps("web");
             rows.into_iter()
                 .find(|r| r["ID"] == id_of(healthy).as_str() && r["State"] == "failed")
                 .ok_or("not failed yet")
@@ -303,7 +283,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
     let (tasks, served) = seen_from(&netns, dns);
     assert!(tasks.is_empty(), "tasks.web after it failed: {tasks:?}");
     assert!(served.is_empty(), "served after it failed: {served:?}");
-    let table = ok(&lab, &["service", "ps", "--no-trunc", "web"]);
+    let table = lab.shoal_must(&["service", "ps", "--no-trunc", "web"]);
     assert!(
         table.contains("unhealthy container") && table.contains("Failed (unhealthy)"),
         "{table}"

@@ -9,17 +9,7 @@ use serde_json::Value;
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_e2e::test_lab;
 
-fn ok(lab: &Lab, args: &[&str]) -> String {
-    lab.shoal_ok(args)
-        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
-}
-
 /// `service ps SERVICE --format json`, every task.
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let json = ok(lab, &["service", "ps", service, "--format", "json"]);
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
-}
-
 #[test]
 fn a_replicated_job_completes_its_completions_and_create_waits_for_it() {
     let lab = test_lab(LabConfig {
@@ -54,27 +44,27 @@ fn a_replicated_job_completes_its_completions_and_create_waits_for_it() {
     // Two rounds of 2 s at least: never 3 at once.
     assert!(took >= Duration::from_secs(4), "completed in {took:?}");
 
-    let rows = tasks(&lab, "batch");
+    let rows = lab.service_ps("batch");
     let complete: Vec<&Value> = rows.iter().filter(|r| r["State"] == "complete").collect();
     assert_eq!(complete.len(), 3, "{rows:#?}");
     assert!(
         complete.iter().all(|r| r["DesiredState"] == "Complete"),
         "{rows:#?}"
     );
-    let ls = ok(&lab, &["service", "ls"]);
+    let ls = lab.shoal_must(&["service", "ls"]);
     assert!(ls.contains("0/0 (3/3 completed)"), "{ls}");
-    let listing = ok(&lab, &["service", "ls", "--format", "json"]);
+    let listing = lab.shoal_must(&["service", "ls", "--format", "json"]);
     assert!(listing.contains("replicated job"), "{listing}");
 
     // Nothing runs them again.
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(tasks(&lab, "batch").len(), 3);
+    assert_eq!(lab.service_ps("batch").len(), 3);
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
 
 /// Nodes of `service`'s tasks in `state`.
 fn on(lab: &Lab, service: &str, state: &str) -> Vec<String> {
-    tasks(lab, service)
+    lab.service_ps(service)
         .iter()
         .filter(|r| r["State"] == state)
         .map(|r| r["Node"].as_str().unwrap_or_default().to_string())
@@ -89,25 +79,19 @@ fn a_global_service_and_a_global_job_follow_a_node_joining() {
         ..LabConfig::new("jobs2")
     });
     let image = format!("{}/web:v1", lab.registry());
-    ok(
-        &lab,
-        &[
-            "service", "create", "--name", "agent", "--mode", "global", &image,
-        ],
-    );
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--name",
-            "setup",
-            "--mode",
-            "global-job",
-            &image,
-            "true",
-        ],
-    );
+    lab.shoal_must(&[
+        "service", "create", "--name", "agent", "--mode", "global", &image,
+    ]);
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--name",
+        "setup",
+        "--mode",
+        "global-job",
+        &image,
+        "true",
+    ]);
     let mut nodes = on(&lab, "agent", "running");
     nodes.sort();
     assert_eq!(nodes, ["m1", "w1"]);
@@ -133,7 +117,7 @@ fn a_global_service_and_a_global_job_follow_a_node_joining() {
         }
     })
     .expect("global job on w2");
-    assert_eq!(tasks(&lab, "agent").len(), 3);
-    assert_eq!(tasks(&lab, "setup").len(), 3);
+    assert_eq!(lab.service_ps("agent").len(), 3);
+    assert_eq!(lab.service_ps("setup").len(), 3);
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }

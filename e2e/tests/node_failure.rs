@@ -17,15 +17,9 @@ const GRACE: Duration = Duration::from_secs(15);
 const PERIOD: Duration = Duration::from_secs(5);
 const REPLICAS: usize = 4;
 
-fn ok(lab: &Lab, args: &[&str]) -> String {
-    lab.shoal_ok(args)
-        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
-}
-
 /// `service ps web --format json`: every task.
 fn tasks(lab: &Lab) -> Vec<Value> {
-    let json = ok(lab, &["service", "ps", "web", "--format", "json"]);
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
+    lab.service_ps("web")
 }
 
 /// Nodes of the tasks meant to run that run.
@@ -48,20 +42,17 @@ fn a_dead_workers_tasks_run_elsewhere_and_are_never_duplicated_when_it_returns()
         ..LabConfig::new("nodefail")
     });
     let image = format!("{}/web:v1", lab.registry());
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--name",
-            "web",
-            "--replicas",
-            &REPLICAS.to_string(),
-            "--constraint",
-            "node.role==worker",
-            &image,
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--name",
+        "web",
+        "--replicas",
+        &REPLICAS.to_string(),
+        "--constraint",
+        "node.role==worker",
+        &image,
+    ]);
     let before = running_on(&tasks(&lab));
     assert_eq!(before.len(), REPLICAS);
     let dead = "w1";
@@ -95,7 +86,7 @@ fn a_dead_workers_tasks_run_elsewhere_and_are_never_duplicated_when_it_returns()
         moved <= GRACE + PERIOD + Duration::from_secs(5),
         "rescheduled {moved:?} after the node died: more than grace + 5 s"
     );
-    let nodes = ok(&lab, &["node", "ls", "--format", "json"]);
+    let nodes = lab.shoal_must(&["node", "ls", "--format", "json"]);
     assert!(nodes.contains("\"Down\""), "w1 not down: {nodes}");
 
     // w1 returns: its agent stops the stale containers; no slot is doubled.

@@ -9,16 +9,10 @@ use serde_json::Value;
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_e2e::test_lab;
 
-fn ok(lab: &Lab, args: &[&str]) -> String {
-    lab.shoal_ok(args)
-        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
-}
-
 /// `service ps SERVICE --format json`: the tasks meant to run.
 fn desired_running(lab: &Lab, service: &str) -> Vec<Value> {
-    let json = ok(lab, &["service", "ps", service, "--format", "json"]);
-    let rows: Vec<Value> = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    rows.into_iter()
+    lab.service_ps(service)
+        .into_iter()
         .filter(|r| r["DesiredState"] == "Running")
         .collect()
 }
@@ -30,19 +24,16 @@ fn a_constraint_no_node_meets_keeps_the_task_pending_until_a_label_makes_one_fit
         ..LabConfig::new("place1")
     });
     let image = format!("{}/web:v1", lab.registry());
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "zoned",
-            "--constraint",
-            "node.labels.zone==b",
-            &image,
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "zoned",
+        "--constraint",
+        "node.labels.zone==b",
+        &image,
+    ]);
     let timeout = Duration::from_secs(60);
     let reason = lab
         .wait_until("the task pending with a reason", timeout, || {
@@ -61,7 +52,7 @@ fn a_constraint_no_node_meets_keeps_the_task_pending_until_a_label_makes_one_fit
         "Swarm's kind of reason: {reason}"
     );
 
-    ok(&lab, &["node", "update", "--label-add", "zone=b", "w2"]);
+    lab.shoal_must(&["node", "update", "--label-add", "zone=b", "w2"]);
     let node = lab
         .wait_until("the task running once w2 fits", timeout, || {
             let rows = desired_running(&lab, "zoned");
@@ -77,8 +68,8 @@ fn a_constraint_no_node_meets_keeps_the_task_pending_until_a_label_makes_one_fit
 
     // Draining w2 moves nothing elsewhere (no other node fits): the task
     // goes pending again; a second labelled node takes it.
-    ok(&lab, &["node", "update", "--label-add", "zone=b", "w1"]);
-    ok(&lab, &["node", "update", "--availability", "drain", "w2"]);
+    lab.shoal_must(&["node", "update", "--label-add", "zone=b", "w1"]);
+    lab.shoal_must(&["node", "update", "--availability", "drain", "w2"]);
     let moved = lab
         .wait_until("the task moved off the drained node", timeout, || {
             let rows = desired_running(&lab, "zoned");

@@ -14,23 +14,13 @@ use shoal_e2e::test_lab;
 
 const MIB: u64 = 1024 * 1024;
 
-fn ok(lab: &Lab, args: &[&str]) -> String {
-    lab.shoal_ok(args)
-        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
-}
-
-fn tasks(lab: &Lab, service: &str) -> Vec<Value> {
-    let json = ok(lab, &["service", "ps", service, "--format", "json"]);
-    serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"))
-}
-
 /// The service's one running task's id, once it runs.
 fn running_task(lab: &Lab, service: &str) -> String {
     lab.wait_until(
         &format!("{service} running"),
         Duration::from_secs(60),
         || {
-            let rows = tasks(lab, service);
+            let rows = lab.service_ps(service);
             rows.iter()
                 .find(|r| r["State"] == "running")
                 .map(|r| r["ID"].as_str().unwrap_or_default().to_string())
@@ -96,25 +86,22 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
     let image = format!("{}/web:v1", lab.registry());
 
     // The limits reach the running container's cgroup.
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "limited",
-            "--limit-memory",
-            "32M",
-            "--limit-cpu",
-            "0.5",
-            "--limit-pids",
-            "64",
-            "--reserve-memory",
-            "8M",
-            &image,
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "limited",
+        "--limit-memory",
+        "32M",
+        "--limit-cpu",
+        "0.5",
+        "--limit-pids",
+        "64",
+        "--reserve-memory",
+        "8M",
+        &image,
+    ]);
     let cgroup = Cgroup::of(&running_task(&lab, "limited"));
     assert!(
         !cgroup.read("memory", "cgroup.procs").is_empty(),
@@ -142,7 +129,7 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
         assert_eq!(cgroup.read("pids", "pids.max"), "64");
     }
     let inspected: Value =
-        serde_json::from_str(&ok(&lab, &["service", "inspect", "limited"])).expect("json");
+        serde_json::from_str(&lab.shoal_must(&["service", "inspect", "limited"])).expect("json");
     let resources = &inspected[0]["Spec"]["TaskTemplate"]["Resources"];
     assert_eq!(resources["Limits"]["Pids"], 64, "{resources}");
     assert_eq!(resources["Limits"]["MemoryBytes"], 32 * MIB, "{resources}");
@@ -157,7 +144,7 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
             args.extend(["--limit-memory", limit]);
         }
         args.extend([image.as_str(), "sh", "-c", hog]);
-        ok(&lab, &args);
+        lab.shoal_must(&args);
     };
     create_hog("unlimited", None);
     create_hog("hog", Some("16M"));
@@ -179,7 +166,7 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
     assert!(used > 16 * MIB, "the command needs more than the limit");
     let failed = lab
         .wait_until("the hog killed", Duration::from_secs(60), || {
-            let rows = tasks(&lab, "hog");
+            let rows = lab.service_ps("hog");
             rows.iter()
                 .find(|r| r["State"] == "failed")
                 .cloned()
@@ -191,7 +178,7 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
         "{failed}"
     );
     assert_eq!(
-        tasks(&lab, "unlimited")
+        lab.service_ps("unlimited")
             .iter()
             .filter(|r| r["State"] == "running")
             .count(),
@@ -200,25 +187,22 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
     );
 
     // A reservation larger than every node: pending, with the reason.
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--detach",
-            "--name",
-            "huge",
-            "--reserve-memory",
-            "10T",
-            &image,
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--detach",
+        "--name",
+        "huge",
+        "--reserve-memory",
+        "10T",
+        &image,
+    ]);
     let reason = lab
         .wait_until(
             "the huge task pending with a reason",
             Duration::from_secs(60),
             || {
-                let rows = tasks(&lab, "huge");
+                let rows = lab.service_ps("huge");
                 let row = rows.first().ok_or("no task yet")?;
                 let error = row["Error"].as_str().unwrap_or_default().to_string();
                 if row["State"] == "pending" && !error.is_empty() {

@@ -12,22 +12,16 @@ use serde_json::Value;
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_e2e::test_lab;
 
-fn ok(lab: &Lab, args: &[&str]) -> String {
-    lab.shoal_ok(args)
-        .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
-}
-
 fn inspect(lab: &Lab, service: &str) -> Value {
-    let json = ok(lab, &["service", "inspect", service]);
+    let json = lab.shoal_must(&["service", "inspect", service]);
     let all: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
     all[0].clone()
 }
 
 /// `service ps SERVICE --format json`: the tasks meant to run.
 fn desired_running(lab: &Lab, service: &str) -> Vec<Value> {
-    let json = ok(lab, &["service", "ps", service, "--format", "json"]);
-    let rows: Vec<Value> = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {json}"));
-    rows.into_iter()
+    lab.service_ps(service)
+        .into_iter()
         .filter(|r| r["DesiredState"] == "Running")
         .collect()
 }
@@ -57,41 +51,30 @@ fn rollback_to_two_revisions_back_restores_image_and_env() {
     let v1 = format!("{}/web:v1", lab.registry());
     let v2 = format!("{}/web:v2", lab.registry());
     let started = Instant::now();
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--quiet",
-            "--name",
-            "hist",
-            "--env",
-            "A=1",
-            "--publish",
-            "8080:80",
-            "--constraint",
-            "node.hostname==w1",
-            "--update-monitor",
-            "1s",
-            "--rollback-monitor",
-            "1s",
-            &v1,
-        ],
-    );
-    ok(
-        &lab,
-        &["service", "update", "--quiet", "--env-add", "A=2", "hist"],
-    );
-    ok(
-        &lab,
-        &["service", "update", "--quiet", "--image", &v2, "hist"],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--quiet",
+        "--name",
+        "hist",
+        "--env",
+        "A=1",
+        "--publish",
+        "8080:80",
+        "--constraint",
+        "node.hostname==w1",
+        "--update-monitor",
+        "1s",
+        "--rollback-monitor",
+        "1s",
+        &v1,
+    ]);
+    lab.shoal_must(&["service", "update", "--quiet", "--env-add", "A=2", "hist"]);
+    lab.shoal_must(&["service", "update", "--quiet", "--image", &v2, "hist"]);
 
-    let history: Vec<Value> = serde_json::from_str(&ok(
-        &lab,
-        &["service", "history", "hist", "--format", "json"],
-    ))
-    .expect("history json");
+    let history: Vec<Value> =
+        serde_json::from_str(&lab.shoal_must(&["service", "history", "hist", "--format", "json"]))
+            .expect("history json");
     let revisions: Vec<u64> = history
         .iter()
         .map(|r| r["Revision"].as_u64().unwrap())
@@ -99,13 +82,10 @@ fn rollback_to_two_revisions_back_restores_image_and_env() {
     assert_eq!(revisions, [1, 2, 3], "{history:?}");
     assert_eq!(history[1]["Changes"][0], "env A=1 → A=2", "{history:?}");
     assert_eq!(history[2]["Current"], true);
-    let table = ok(&lab, &["service", "history", "hist"]);
+    let table = lab.shoal_must(&["service", "history", "hist"]);
     assert!(table.contains("3 (current)"), "{table}");
 
-    ok(
-        &lab,
-        &["service", "rollback", "--quiet", "--to", "1", "hist"],
-    );
+    lab.shoal_must(&["service", "rollback", "--quiet", "--to", "1", "hist"]);
     let service = inspect(&lab, "hist");
     let container = &service["Spec"]["TaskTemplate"]["ContainerSpec"];
     assert_eq!(container["Image"], v1.as_str(), "{service}");
@@ -145,27 +125,24 @@ fn updates_whose_tasks_never_run_or_never_get_healthy_roll_back_while_the_servic
         ..LabConfig::new("roll2")
     }));
     let v1 = format!("{}/web:v1", lab.registry());
-    ok(
-        &lab,
-        &[
-            "service",
-            "create",
-            "--quiet",
-            "--name",
-            "safe",
-            "--replicas",
-            "3",
-            "--publish",
-            "8081:80",
-            "--update-failure-action",
-            "rollback",
-            "--update-monitor",
-            "2s",
-            "--rollback-monitor",
-            "1s",
-            &v1,
-        ],
-    );
+    lab.shoal_must(&[
+        "service",
+        "create",
+        "--quiet",
+        "--name",
+        "safe",
+        "--replicas",
+        "3",
+        "--publish",
+        "8081:80",
+        "--update-failure-action",
+        "rollback",
+        "--update-monitor",
+        "2s",
+        "--rollback-monitor",
+        "1s",
+        &v1,
+    ]);
     let m1 = lab.host_addr("m1").expect("m1");
     lab.wait_until(
         "the published port answers",

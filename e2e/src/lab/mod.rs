@@ -733,6 +733,20 @@ impl Lab {
         })
     }
 
+    /// A test's step: [`Lab::shoal_ok`], panicking with the command and
+    /// why when it fails.
+    pub fn shoal_must(&self, args: &[&str]) -> String {
+        self.shoal_ok(args)
+            .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
+    }
+
+    /// `service ps SERVICE --format json`: the service's tasks as docker's
+    /// JSON rows (a test's step: panics when it fails).
+    pub fn service_ps(&self, service: &str) -> Vec<serde_json::Value> {
+        let json = self.shoal_must(&["service", "ps", service, "--format", "json"]);
+        serde_json::from_str(&json).unwrap_or_else(|e| panic!("service ps {service}: {e}: {json}"))
+    }
+
     /// A command running `program` inside test host `host`.
     pub fn command(&self, host: &str, program: &str) -> Result<Command, Error> {
         host_command(&self.record, host, program)
