@@ -134,19 +134,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_slot_keeps_its_last_tasks_as_history() {
-        let harness = Harness::start().await;
-        harness.add_node("n1").await;
-        harness.script("crash", Script::Exit(2));
-        let mut spec = service("crash", "crash", 1);
-        spec.task.as_mut().unwrap().restart = Some(RestartPolicy {
-            delay_ms: Some(1_000),
-            ..Default::default()
-        });
-        let crash = harness.create_service(spec).await;
-        for _ in 0..10 {
-            harness.advance(Duration::from_secs(1)).await;
-        }
-        assert!(harness.created(&crash) >= 10);
+        let (harness, crash) = crashed_ten_times(None).await;
         let tasks = harness.tasks(&crash);
         let history: Vec<_> = tasks
             .iter()
@@ -165,8 +153,8 @@ mod tests {
     }
 
     /// A crashing one-replica service restarted every second, 10 times,
-    /// under the task history limit `limit`; returns its tasks kept.
-    async fn kept_under(limit: Option<i64>) -> usize {
+    /// under the task history limit `limit` (unset: the default).
+    async fn crashed_ten_times(limit: Option<i64>) -> (Harness, String) {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
         if let Some(limit) = limit {
@@ -187,6 +175,12 @@ mod tests {
             harness.advance(Duration::from_secs(1)).await;
         }
         assert!(harness.created(&crash) >= 10);
+        (harness, crash)
+    }
+
+    /// The tasks a slot keeps under the task history limit `limit`.
+    async fn kept_under(limit: Option<i64>) -> usize {
+        let (harness, crash) = crashed_ten_times(limit).await;
         harness.tasks(&crash).len()
     }
 
