@@ -78,6 +78,30 @@ fn published_port_spreads_30_requests_over_at_least_two_tasks() {
     deploy(&lab);
     wait_for_replicas(&lab, Duration::from_secs(30));
     let m1 = lab.host_addr("m1").expect("m1");
+    // Containers run a moment before their agent's report reaches the
+    // managers, and only reported tasks are backends: wait for what a
+    // user watches, every task Running in `service ps`.
+    lab.wait_until(
+        "3 tasks Running in service ps",
+        Duration::from_secs(10),
+        || {
+            let running = lab
+                .service_ps("web_web")
+                .iter()
+                .filter(|r| {
+                    r["CurrentState"]
+                        .as_str()
+                        .is_some_and(|s| s.starts_with("Running"))
+                })
+                .count();
+            if running == REPLICAS {
+                Ok(())
+            } else {
+                Err(format!("{running} running"))
+            }
+        },
+    )
+    .expect("tasks reported running");
 
     // The port may answer a moment after the tasks run (rules land after start).
     lab.wait_until("published port answers", Duration::from_secs(10), || {

@@ -151,11 +151,13 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
     let unlimited = Cgroup::of(&running_task(&lab, "unlimited"));
     let used = lab
         .wait_until(
-            "the unlimited task holding its 64 MiB",
+            "the unlimited task holding more than 32 MiB",
             Duration::from_secs(60),
             || {
+                // Twice the hog's limit is growth enough, and does not
+                // depend on how the shell's buffers round near 64 MiB.
                 let used = unlimited.memory_used();
-                if used > 64 * MIB {
+                if used > 32 * MIB {
                     Ok(used)
                 } else {
                     Err(format!("{used} bytes in use"))
