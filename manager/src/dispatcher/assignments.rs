@@ -2,7 +2,7 @@
 //! needs the agent (meant to run, or not yet down), first as a complete set,
 //! then as increments pushed at each relevant commit.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -10,10 +10,11 @@ use shoal_proto::dispatcher::v1::{
     assignments::Kind as AssignmentKind, Assignments, NodeTrust, SessionMessage,
 };
 use shoal_proto::types::v1::{Secret, Task, TaskState};
+use tokio::sync::broadcast::{error::RecvError, Receiver};
 use tokio::sync::mpsc::Sender;
 use tonic::Status;
 
-use crate::store::{watch, Change, Object, State, Store};
+use crate::store::{Change, Event, Object, State, Store};
 
 /// Whether the node's agent must hear of the task.
 pub(crate) fn needs_agent(task: &Task, node_id: &str) -> bool {
@@ -79,6 +80,135 @@ fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
         .collect()
 }
 
+/// What woke a session: the ids of its node's tasks that changed (`None`:
+/// it lagged behind the commits, so all of them), and whether anything
+/// else that concerns it may have (managers, the root CA, its node, secrets).
+struct Wake {
+    tasks: Option<HashSet<String>>,
+    others: bool,
+}
+
+/// Waits for commits that concern the node and gathers what else arrives
+/// within a moment, so a burst of commits makes one message. `None` when
+/// the store is gone.
+async fn next_wake(events: &mut Receiver<Arc<Event>>, node_id: &str) -> Option<Wake> {
+    let mut wake = Wake {
+        tasks: Some(HashSet::new()),
+        others: false,
+    };
+    let read = |event: Result<Arc<Event>, RecvError>, wake: &mut Wake| -> Option<()> {
+        match event {
+            Ok(event) => {
+                if let (Some(tasks), Some(ids)) =
+                    (wake.tasks.as_mut(), event.tasks_by_node.get(node_id))
+                {
+                    tasks.extend(ids.iter().cloned());
+                }
+                wake.others |=
+                    !event.only_tasks && event.changes.iter().any(|c| concerns_agent(c, node_id));
+            }
+            Err(RecvError::Lagged(_)) => {
+                wake.tasks = None;
+                wake.others = true;
+            }
+            Err(RecvError::Closed) => return None,
+        }
+        Some(())
+    };
+    let woken = |wake: &Wake| wake.others || wake.tasks.as_ref().is_none_or(|t| !t.is_empty());
+    while !woken(&wake) {
+        read(events.recv().await, &mut wake)?;
+    }
+    let deadline = tokio::time::Instant::now() + SETTLE;
+    while let Ok(event) = tokio::time::timeout_at(deadline, events.recv()).await {
+        read(event, &mut wake)?;
+    }
+    Some(wake)
+}
+
+/// How long a session gathers commits after the first that concerns it.
+const SETTLE: Duration = Duration::from_millis(2);
+
+/// A change other than a task's that an agent must hear of: managers
+/// joining or leaving (agents fail over), the root CA (a rotation starts or
+/// ends), its own node (its role), secrets.
+fn concerns_agent(change: &Change, node_id: &str) -> bool {
+    match change.object() {
+        Object::Secret(_) | Object::Cluster(_) => true,
+        Object::Node(n) => {
+            n.meta.as_ref().is_some_and(|m| m.id == node_id) || n.manager_status.is_some()
+        }
+        _ => false,
+    }
+}
+
+/// [`increment`] when only the tasks `ids` changed: the others are the
+/// ones sent.
+fn increment_of(
+    state: &State,
+    node_id: &str,
+    mut sent: HashMap<String, Task>,
+    ids: &HashSet<String>,
+) -> (HashMap<String, Task>, Vec<Task>, Vec<String>) {
+    let mut updated = Vec::new();
+    let mut removed = Vec::new();
+    for id in ids {
+        let now = state.tasks.get(id).filter(|t| needs_agent(t, node_id));
+        match (now, sent.get(id)) {
+            (Some(task), Some(old)) => {
+                if changed_for_agent(old, task) {
+                    updated.push(task.clone());
+                }
+                sent.insert(id.clone(), task.clone());
+            }
+            (Some(task), None) => {
+                updated.push(task.clone());
+                sent.insert(id.clone(), task.clone());
+            }
+            (None, Some(_)) => {
+                sent.remove(id);
+                removed.push(id.clone());
+            }
+            (None, None) => {}
+        }
+    }
+    (sent, updated, removed)
+}
+
+/// What the agent must hear since `sent`: the node's tasks now, those
+/// new or changed for the agent, and the ids of those it no longer has.
+/// A task whose version did not move is the one sent, not cloned again.
+fn increment(
+    state: &State,
+    node_id: &str,
+    mut sent: HashMap<String, Task>,
+) -> (HashMap<String, Task>, Vec<Task>, Vec<String>) {
+    let version = |t: &Task| t.meta.as_ref().map_or(0, |m| m.version);
+    let mut now = HashMap::with_capacity(sent.len());
+    let mut updated = Vec::new();
+    for task in state
+        .tasks_of_node(node_id)
+        .filter(|t| needs_agent(t, node_id))
+    {
+        let id = task.meta.as_ref().map_or("", |m| m.id.as_str());
+        let kept = match sent.remove(id) {
+            Some(old) if version(&old) == version(task) => old,
+            Some(old) => {
+                if changed_for_agent(&old, task) {
+                    updated.push(task.clone());
+                }
+                task.clone()
+            }
+            None => {
+                updated.push(task.clone());
+                task.clone()
+            }
+        };
+        now.insert(id.to_string(), kept);
+    }
+    (now, updated, sent.into_keys().collect())
+}
+
 pub async fn stream(
     store: Arc<Store>,
     node_id: String,
@@ -113,46 +243,29 @@ pub async fn stream(
     if tx.send(Ok(first)).await.is_err() {
         return;
     }
-    let concerns_node = |c: &Change| match c.object() {
-        Object::Task(t) => t.node_id == node_id,
-        // This node, and managers joining or leaving (agents fail over).
-        Object::Secret(_) => true,
-        // The root CA (a rotation starts or ends).
-        Object::Cluster(_) => true,
-        Object::Node(n) => {
-            n.meta.as_ref().is_some_and(|m| m.id == node_id) || n.manager_status.is_some()
-        }
-        _ => false,
-    };
     loop {
-        tokio::select! {
-            alive = watch::changed(&mut events, concerns_node, Duration::from_millis(2)) => {
-                if !alive { return; }
-            }
+        let wake = tokio::select! {
+            wake = next_wake(&mut events, &node_id) => wake,
             _ = tx.closed() => return,
-        }
+        };
+        let Some(wake) = wake else { return };
         if !store.view(|s| s.nodes.contains_key(&node_id)) {
             let refused =
                 Status::permission_denied(format!("node {node_id} was removed from the cluster"));
             let _ = tx.send(Err(refused)).await;
             return;
         }
-        let now = store.view(|s| snapshot(s, &node_id));
-        let updated: Vec<Task> = now
-            .iter()
-            .filter(|(id, t)| sent.get(*id).is_none_or(|old| changed_for_agent(old, t)))
-            .map(|(_, t)| t.clone())
-            .collect();
-        let removed: Vec<String> = sent
-            .keys()
-            .filter(|id| !now.contains_key(*id))
-            .cloned()
-            .collect();
+        let (now, updated, removed) = store.view(|s| match &wake.tasks {
+            Some(ids) => increment_of(s, &node_id, std::mem::take(&mut sent), ids),
+            None => increment(s, &node_id, std::mem::take(&mut sent)),
+        });
         let now_secrets = store.view(|s| secrets_for(s, &now));
         sent = now;
-        let now_managers = store.view(manager_addrs);
-        let now_trust = store.view(node_trust);
-        let now_role = store.view(role_of);
+        let (now_managers, now_trust, now_role) = if wake.others {
+            store.view(|s| (manager_addrs(s), node_trust(s), role_of(s)))
+        } else {
+            (managers.clone(), trust.clone(), node_role)
+        };
         if updated.is_empty()
             && removed.is_empty()
             && now_managers == managers

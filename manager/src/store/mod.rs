@@ -12,6 +12,7 @@ mod object;
 mod state;
 pub mod watch;
 
+use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
 use shoal_proto::raft::v1::WriteBatch;
@@ -41,6 +42,14 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A write a leader with quorum did not commit within [`BUSY_DEADLINE`].
+    pub fn overloaded() -> StoreError {
+        StoreError::Unavailable(format!(
+            "the write was not committed within {} s although the managers have quorum: the leader is overloaded; retry later (it may still take effect)",
+            BUSY_DEADLINE.as_secs()
+        ))
+    }
+
     /// A write that did not commit within [`WRITE_DEADLINE`].
     pub fn no_quorum() -> StoreError {
         StoreError::Unavailable(format!(
@@ -64,12 +73,59 @@ impl StoreError {
 pub struct Event {
     pub index: u64,
     pub changes: Vec<Change>,
+    /// The tasks changed, by node, and whether anything but tasks changed:
+    /// a node's session reads its own entry instead of scanning a batch of
+    /// thousands of changes, once per node.
+    pub tasks_by_node: HashMap<String, Vec<String>>,
+    pub only_tasks: bool,
+}
+
+impl Event {
+    fn of(index: u64, changes: Vec<Change>) -> Event {
+        let mut tasks_by_node: HashMap<String, Vec<String>> = HashMap::new();
+        let mut only_tasks = true;
+        for change in &changes {
+            let (old, new) = match change {
+                Change::Put { old, new } => (old.as_ref(), new),
+                Change::Delete(old) => (None, old),
+            };
+            for object in old.into_iter().chain([new]) {
+                match object {
+                    Object::Task(t) => {
+                        let ids = match tasks_by_node.get_mut(t.node_id.as_str()) {
+                            Some(ids) => ids,
+                            None => tasks_by_node.entry(t.node_id.clone()).or_default(),
+                        };
+                        let id = object.id();
+                        // A put names the task twice (old and new).
+                        if ids.last().map(String::as_str) != Some(id) {
+                            ids.push(id.to_string());
+                        }
+                    }
+                    _ => only_tasks = false,
+                }
+            }
+        }
+        Event {
+            index,
+            changes,
+            tasks_by_node,
+            only_tasks,
+        }
+    }
 }
 
 /// Commits a batch of writes; returns once the batch is applied locally.
 #[tonic::async_trait]
 pub trait Proposer: Send + Sync + 'static {
     async fn propose(&self, batch: WriteBatch) -> Result<u64, StoreError>;
+
+    /// Whether this manager leads with a quorum that acknowledged it just
+    /// now: a write slower than [`WRITE_DEADLINE`] is then a busy leader's,
+    /// not a lost quorum's, and is given until [`BUSY_DEADLINE`].
+    fn leads_with_quorum(&self) -> bool {
+        false
+    }
 }
 
 pub struct Store {
@@ -113,8 +169,16 @@ impl Tx {
     }
 }
 
+/// Committed events kept for watchers that have not read them yet.
+const EVENT_RING: usize = 256;
+
 /// How long a write may take, queueing included, before it is refused.
 pub const WRITE_DEADLINE: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// How long a write may take on a leader whose quorum answers: a burst of
+/// large batches (thousands of tasks placed at once) queues up behind
+/// itself, and is slow, not lost.
+pub const BUSY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Default for Store {
     fn default() -> Self {
@@ -124,7 +188,11 @@ impl Default for Store {
 
 impl Store {
     pub fn new(clock: Clock) -> Self {
-        let (events, _) = broadcast::channel(4096);
+        // Every watcher is level-triggered (a lagging one does a full pass),
+        // so the ring need not be deep; each event holds the old and new
+        // objects of its changes, and a deep ring of large status batches
+        // once held most of a busy manager's memory.
+        let (events, _) = broadcast::channel(EVENT_RING);
         Store {
             state: RwLock::new(State::default()),
             events,
@@ -179,10 +247,8 @@ impl Store {
     ) -> Result<R, StoreError> {
         // One deadline for waiting behind earlier writes and committing this
         // one: without quorum, writes queue up and must not add their waits.
-        let deadline = tokio::time::Instant::now() + WRITE_DEADLINE;
-        let _serial = tokio::time::timeout_at(deadline, self.write_lock.lock())
-            .await
-            .map_err(|_| StoreError::no_quorum())?;
+        let start = tokio::time::Instant::now();
+        let _serial = self.in_time(start, self.write_lock.lock()).await?;
         let mut tx = Tx {
             writes: Vec::new(),
             now: self.clock.now(),
@@ -198,10 +264,29 @@ impl Store {
         let batch = WriteBatch {
             actions: tx.writes.into_iter().map(Write::into_action).collect(),
         };
-        tokio::time::timeout_at(deadline, proposer.propose(batch))
-            .await
-            .map_err(|_| StoreError::no_quorum())??;
+        self.in_time(start, proposer.propose(batch)).await??;
         Ok(value)
+    }
+
+    /// `step` of a write begun at `start`, within the write's deadline:
+    /// [`WRITE_DEADLINE`], or [`BUSY_DEADLINE`] on a leader whose quorum
+    /// still answers.
+    async fn in_time<T>(
+        &self,
+        start: tokio::time::Instant,
+        step: impl std::future::Future<Output = T>,
+    ) -> Result<T, StoreError> {
+        let mut step = std::pin::pin!(step);
+        if let Ok(done) = tokio::time::timeout_at(start + WRITE_DEADLINE, &mut step).await {
+            return Ok(done);
+        }
+        let busy = self.proposer.get().is_some_and(|p| p.leads_with_quorum());
+        if !busy {
+            return Err(StoreError::no_quorum());
+        }
+        tokio::time::timeout_at(start + BUSY_DEADLINE, step)
+            .await
+            .map_err(|_| StoreError::overloaded())
     }
 
     /// Applies a committed batch (called by the state machine, in log order).
@@ -223,10 +308,9 @@ impl Store {
         };
         if !changes.is_empty() {
             // No watchers is fine: nobody to tell.
-            let _ = self.events.send(Arc::new(Event {
-                index,
-                changes: changes.clone(),
-            }));
+            let _ = self
+                .events
+                .send(Arc::new(Event::of(index, changes.clone())));
         }
         Ok(changes)
     }
@@ -280,6 +364,48 @@ mod tests {
             }),
             ..Default::default()
         }
+    }
+
+    /// Commits after `delay`, as a leader that does or does not have quorum.
+    struct SlowProposer {
+        delay: std::time::Duration,
+        quorum: bool,
+    }
+
+    #[tonic::async_trait]
+    impl Proposer for SlowProposer {
+        async fn propose(&self, _: WriteBatch) -> Result<u64, StoreError> {
+            tokio::time::sleep(self.delay).await;
+            Ok(1)
+        }
+
+        fn leads_with_quorum(&self) -> bool {
+            self.quorum
+        }
+    }
+
+    async fn slow_write(delay: std::time::Duration, quorum: bool) -> Result<(), StoreError> {
+        let store = Store::new(Clock::system());
+        store.set_proposer(Arc::new(SlowProposer { delay, quorum }));
+        store
+            .update(|_, tx| {
+                tx.put(service("a"));
+                Ok(())
+            })
+            .await
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_slow_write_waits_on_a_busy_leader_and_is_refused_without_quorum() {
+        let slow = WRITE_DEADLINE * 3;
+        assert!(slow_write(slow, true).await.is_ok(), "busy, not cut off");
+        let refused = slow_write(slow, false).await.unwrap_err().to_string();
+        assert!(refused.contains("no quorum"), "{refused}");
+        let overloaded = slow_write(BUSY_DEADLINE * 2, true)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(overloaded.contains("overloaded"), "{overloaded}");
     }
 
     #[tokio::test]

@@ -172,7 +172,7 @@ async fn run(lab: &Lab, args: &Args) -> Result<()> {
     }
     let refused = counters.refused.load(Ordering::Relaxed);
     if refused > 0 {
-        println!("({refused} status reports were refused)");
+        println!("({refused} status reports were refused and sent again)");
     }
     Ok(())
 }

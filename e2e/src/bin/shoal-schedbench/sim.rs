@@ -106,16 +106,26 @@ impl SimNode {
                             updates.extend(more);
                             newly_running += n;
                         }
-                        let sent = client
-                            .update_task_status(UpdateTaskStatusRequest {
-                                session_id: session_id.clone(),
-                                updates,
-                            })
-                            .await;
-                        match sent {
-                            Ok(_) => counters.running.fetch_add(newly_running, Ordering::Relaxed),
-                            Err(_) => counters.refused.fetch_add(1, Ordering::Relaxed),
-                        };
+                        // As the agent's reporter does: a refused report
+                        // is sent again, with whatever came meanwhile.
+                        loop {
+                            let sent = client
+                                .update_task_status(UpdateTaskStatusRequest {
+                                    session_id: session_id.clone(),
+                                    updates: updates.clone(),
+                                })
+                                .await;
+                            if sent.is_ok() {
+                                counters.running.fetch_add(newly_running, Ordering::Relaxed);
+                                break;
+                            }
+                            counters.refused.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            while let Ok((more, n)) = pending.try_recv() {
+                                updates.extend(more);
+                                newly_running += n;
+                            }
+                        }
                     }
                 });
             }
