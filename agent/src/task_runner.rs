@@ -552,9 +552,12 @@ fn exit_error(code: i32, oom_killed: bool, task: &Task) -> String {
 
 /// How long a task that takes traffic stays up after it left the load
 /// balancers: the other nodes apply a view within milliseconds of its
-/// commit; this leaves room for a loaded node and for short requests
-/// already in flight.
-pub const DRAIN_GRACE: Duration = Duration::from_millis(300);
+/// commit, but a loaded node has been seen to take longer than 300 ms,
+/// and a connection begun in that window to a task already gone times out
+/// (its retransmitted SYNs follow the same conntrack entry). This leaves
+/// room for a loaded node and for short requests already in flight; the
+/// real fix is to stop only once every node applied the view.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Whether other tasks reach this one through a load balancer: it
 /// publishes ports (routing mesh), or it is on a network other than
