@@ -67,19 +67,6 @@ fn secrets_for(state: &State, tasks: &HashMap<String, Task>) -> Vec<Secret> {
         .collect()
 }
 
-fn snapshot(state: &State, node_id: &str) -> HashMap<String, Task> {
-    state
-        .tasks_of_node(node_id)
-        .filter(|t| needs_agent(t, node_id))
-        .map(|t| {
-            (
-                t.meta.as_ref().map_or(String::new(), |m| m.id.clone()),
-                t.clone(),
-            )
-        })
-        .collect()
-}
-
 /// What woke a session: the ids of its node's tasks that changed (`None`:
 /// it lagged behind the commits, so all of them), and whether anything
 /// else that concerns it may have (managers, the root CA, its node, secrets).
@@ -153,26 +140,27 @@ fn increment_of(
     let mut updated = Vec::new();
     let mut removed = Vec::new();
     for id in ids {
-        let now = state.tasks.get(id).filter(|t| needs_agent(t, node_id));
-        match (now, sent.get(id)) {
-            (Some(task), Some(old)) => {
-                if changed_for_agent(old, task) {
-                    updated.push(task.clone());
+        match state.tasks.get(id).filter(|t| needs_agent(t, node_id)) {
+            Some(task) => {
+                note(sent.get(id), task, &mut updated);
+                sent.insert(id.clone(), task.clone());
+            }
+            None => {
+                if sent.remove(id).is_some() {
+                    removed.push(id.clone());
                 }
-                sent.insert(id.clone(), task.clone());
             }
-            (Some(task), None) => {
-                updated.push(task.clone());
-                sent.insert(id.clone(), task.clone());
-            }
-            (None, Some(_)) => {
-                sent.remove(id);
-                removed.push(id.clone());
-            }
-            (None, None) => {}
         }
     }
     (sent, updated, removed)
+}
+
+/// Adds `task` to what the agent hears when it is new to it or changed
+/// for it since `sent`.
+fn note(sent: Option<&Task>, task: &Task, updated: &mut Vec<Task>) {
+    if sent.is_none_or(|old| changed_for_agent(old, task)) {
+        updated.push(task.clone());
+    }
 }
 
 /// What the agent must hear since `sent`: the node's tasks now, those
@@ -193,14 +181,8 @@ fn increment(
         let id = task.meta.as_ref().map_or("", |m| m.id.as_str());
         let kept = match sent.remove(id) {
             Some(old) if version(&old) == version(task) => old,
-            Some(old) => {
-                if changed_for_agent(&old, task) {
-                    updated.push(task.clone());
-                }
-                task.clone()
-            }
-            None => {
-                updated.push(task.clone());
+            old => {
+                note(old.as_ref(), task, &mut updated);
                 task.clone()
             }
         };
@@ -217,7 +199,7 @@ pub async fn stream(
     tx: Sender<Result<SessionMessage, Status>>,
 ) {
     let mut events = store.subscribe();
-    let mut sent = store.view(|s| snapshot(s, &node_id));
+    let (mut sent, _, _) = store.view(|s| increment(s, &node_id, HashMap::new()));
     let mut secrets = store.view(|s| secrets_for(s, &sent));
     let mut managers = store.view(manager_addrs);
     let mut trust = store.view(node_trust);
