@@ -101,14 +101,14 @@ impl SimNode {
                 let (mut client, counters) = (client.clone(), counters.clone());
                 tokio::spawn(async move {
                     while let Some((mut updates, mut newly_running)) = pending.recv().await {
-                        // Everything queued meanwhile goes in the same report.
-                        while let Ok((more, n)) = pending.try_recv() {
-                            updates.extend(more);
-                            newly_running += n;
-                        }
-                        // As the agent's reporter does: a refused report
-                        // is sent again, with whatever came meanwhile.
+                        // Everything queued meanwhile goes in the same
+                        // report; as the agent's reporter does, a refused
+                        // one is sent again with whatever came since.
                         loop {
+                            while let Ok((more, n)) = pending.try_recv() {
+                                updates.extend(more);
+                                newly_running += n;
+                            }
                             let sent = client
                                 .update_task_status(UpdateTaskStatusRequest {
                                     session_id: session_id.clone(),
@@ -121,10 +121,6 @@ impl SimNode {
                             }
                             counters.refused.fetch_add(1, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(500)).await;
-                            while let Ok((more, n)) = pending.try_recv() {
-                                updates.extend(more);
-                                newly_running += n;
-                            }
                         }
                     }
                 });
