@@ -1,7 +1,6 @@
-//! Task status reports to the dispatcher, batched: one call at a time, and
-//! everything observed while it is in flight goes in the next. A report
-//! that could not be sent (no session) is kept, the latest per task, until
-//! it can.
+//! Task status reports to the dispatcher, batched: everything observed
+//! within a few milliseconds goes in one call, and a report that could not
+//! be sent (no session) is kept, the latest per task, until it can.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -11,6 +10,8 @@ use shoal_proto::dispatcher::v1::{TaskStatusUpdate, UpdateTaskStatusRequest};
 use shoal_proto::types::v1::TaskStatus;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Channel;
+
+const GATHER: Duration = Duration::from_millis(10);
 
 #[derive(Clone)]
 pub struct Reporter {
@@ -40,10 +41,8 @@ pub fn spawn(mut session: SessionSlot) -> Reporter {
                     None => return,
                 }
             }
-            // Reports made while the last call was in flight go in this
-            // one; a lone report is sent at once.
-            tokio::task::yield_now().await;
-            while let Ok((id, status)) = rx.try_recv() {
+            let deadline = tokio::time::Instant::now() + GATHER;
+            while let Ok(Some((id, status))) = tokio::time::timeout_at(deadline, rx.recv()).await {
                 pending.insert(id, status);
             }
             let current = session.borrow().clone();

@@ -1,9 +1,7 @@
 //! The kinds of stored objects and the uniform handling of their metadata.
 
-// All but tasks are boxed: a task is the object of most changes, and an
-// unboxed Service or Cluster made every one of them twice its size (a
-// status batch of thousands of tasks then moved megabytes of padding).
-// Tasks stay inline: boxing them would add an allocation to most changes.
+// Object variants differ in size; they are short-lived copies, and boxing
+// would only add allocations.
 #![allow(clippy::large_enum_variant)]
 
 use shoal_proto::raft::v1::{store_action::Action, ObjectRef, StoreAction};
@@ -47,12 +45,12 @@ impl Kind {
 /// Any stored object.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
-    Cluster(Box<Cluster>),
-    Node(Box<Node>),
-    Service(Box<Service>),
+    Cluster(Cluster),
+    Node(Node),
+    Service(Service),
     Task(Task),
-    Network(Box<Network>),
-    Secret(Box<Secret>),
+    Network(Network),
+    Secret(Secret),
 }
 
 impl Object {
@@ -96,12 +94,12 @@ impl Object {
 
     pub fn into_action(self) -> StoreAction {
         let action = match self {
-            Object::Cluster(o) => Action::Cluster(*o),
-            Object::Node(o) => Action::Node(*o),
-            Object::Service(o) => Action::Service(*o),
+            Object::Cluster(o) => Action::Cluster(o),
+            Object::Node(o) => Action::Node(o),
+            Object::Service(o) => Action::Service(o),
             Object::Task(o) => Action::Task(o),
-            Object::Network(o) => Action::Network(*o),
-            Object::Secret(o) => Action::Secret(*o),
+            Object::Network(o) => Action::Network(o),
+            Object::Secret(o) => Action::Secret(o),
         };
         StoreAction {
             action: Some(action),
@@ -132,12 +130,12 @@ impl Write {
     /// `None` for an action this manager does not know (a newer peer's).
     pub fn from_action(action: StoreAction) -> Option<Write> {
         Some(match action.action? {
-            Action::Cluster(o) => Write::Put(Object::from(o)),
-            Action::Node(o) => Write::Put(Object::from(o)),
-            Action::Service(o) => Write::Put(Object::from(o)),
+            Action::Cluster(o) => Write::Put(Object::Cluster(o)),
+            Action::Node(o) => Write::Put(Object::Node(o)),
+            Action::Service(o) => Write::Put(Object::Service(o)),
             Action::Task(o) => Write::Put(Object::Task(o)),
-            Action::Network(o) => Write::Put(Object::from(o)),
-            Action::Secret(o) => Write::Put(Object::from(o)),
+            Action::Network(o) => Write::Put(Object::Network(o)),
+            Action::Secret(o) => Write::Put(Object::Secret(o)),
             Action::Delete(r) => Write::Delete(Kind::from_name(&r.kind)?, r.id),
         })
     }
