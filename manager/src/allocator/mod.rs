@@ -12,7 +12,6 @@
 use std::collections::{HashMap, HashSet};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
 use shoal_proto::types::v1::{Network, NetworkAttachment, PublishMode, ServiceSpec, TaskState};
 
@@ -51,8 +50,10 @@ impl Component for Allocator {
     }
 
     async fn run(self) -> Result<(), ManagerError> {
-        let settle = Duration::from_millis(5);
-        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, watch::NO_SETTLE, || {
+            self.pass()
+        })
+        .await;
         Ok(())
     }
 }

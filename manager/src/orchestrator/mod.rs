@@ -52,7 +52,7 @@ impl Component for Orchestrator {
             };
             let sleep = clock.sleep(wake.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
-                alive = watch::changed(&mut events, relevant, Duration::from_millis(5)) => {
+                alive = watch::changed(&mut events, relevant, watch::NO_SETTLE) => {
                     if !alive { return Ok(()); }
                 }
                 _ = sleep => {}

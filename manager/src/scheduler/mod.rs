@@ -15,7 +15,6 @@ pub mod spread;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use shoal_proto::types::v1::{Node, Task, TaskState};
 
@@ -43,8 +42,10 @@ impl Component for Scheduler {
     }
 
     async fn run(self) -> Result<(), ManagerError> {
-        let settle = Duration::from_millis(5);
-        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, watch::NO_SETTLE, || {
+            self.pass()
+        })
+        .await;
         Ok(())
     }
 }

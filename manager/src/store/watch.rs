@@ -4,9 +4,17 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::{error::RecvError, Receiver};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
 
 use super::{Change, Event};
+
+/// A settle for components on the path of every task (orchestrator,
+/// allocator, scheduler): no wait, only what is already committed. Their
+/// passes run one at a time, so commits made during a pass are gathered
+/// for the next one anyway; a timer would only add its length to every
+/// step of a serial rolling update.
+pub const NO_SETTLE: Duration = Duration::ZERO;
 
 /// Waits until a change that `interest` accepts is committed, then drains
 /// what else arrived within `settle` so one pass covers a burst of commits.
@@ -24,6 +32,10 @@ pub async fn changed(
             Err(RecvError::Lagged(_)) => break,
             Err(RecvError::Closed) => return false,
         }
+    }
+    if settle.is_zero() {
+        while let Ok(_) | Err(TryRecvError::Lagged(_)) = events.try_recv() {}
+        return true;
     }
     let deadline = tokio::time::Instant::now() + settle;
     while let Ok(Ok(_)) | Ok(Err(RecvError::Lagged(_))) =
