@@ -236,6 +236,33 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_restart_delay_holds_while_passes_look_at_other_services_only() {
+        let harness = Harness::start().await;
+        harness.add_node("n1").await;
+        let web = restarting(
+            &harness,
+            "web",
+            "web",
+            RestartPolicy {
+                delay_ms: Some(5_000),
+                ..Default::default()
+            },
+        )
+        .await;
+        let first = one_running(&harness, &web).await;
+        harness.exit(&first, 1).await;
+        harness.advance(Duration::from_millis(2_000)).await;
+        // Passes over `api` alone (its creation, its task starting) must
+        // not forget that `web` is due at 5 s.
+        let api = harness.create_service(service("api", "api", 1)).await;
+        one_running(&harness, &api).await;
+        harness.advance(Duration::from_millis(2_999)).await;
+        assert_eq!(harness.tasks(&web).len(), 1, "restarted before the delay");
+        harness.advance(Duration::from_millis(1)).await;
+        assert_ne!(one_running(&harness, &web).await, first);
+    }
+
+    #[tokio::test]
     async fn restarts_stop_after_max_attempts_even_beyond_the_task_history() {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
