@@ -62,6 +62,12 @@ impl Allocator {
     pub async fn pass(&self) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {
+                if !has_work(state) {
+                    // Most commits are status reports: no task to give an
+                    // address, and the addresses in use (a scan of every
+                    // task) are not worth gathering.
+                    return Ok(());
+                }
                 let mut last_given = self.last_given.lock().unwrap_or_else(|e| e.into_inner());
                 let mut used = used_addresses(state);
                 allocate_nodes(state, tx, &mut used);
@@ -70,6 +76,16 @@ impl Allocator {
             })
             .await
     }
+}
+
+/// Whether a task is new (waits for its addresses) or a node lacks its
+/// ingress address.
+fn has_work(state: &State) -> bool {
+    (ingress(state).is_some() && state.nodes.values().any(|n| n.ingress_address.is_empty()))
+        || state
+            .tasks
+            .values()
+            .any(|t| t.observed_state() == TaskState::New)
 }
 
 fn relevant(change: &Change) -> bool {
