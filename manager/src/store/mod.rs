@@ -292,7 +292,7 @@ impl Store {
     /// Applies a committed batch (called by the state machine, in log order).
     /// A batch written against versions that are no longer current (a
     /// concurrent write won) is refused whole: nothing of it applies.
-    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<Vec<Change>, String> {
+    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<(), String> {
         let changes: Vec<Change> = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
             let writes: Vec<Write> = batch
@@ -308,11 +308,9 @@ impl Store {
         };
         if !changes.is_empty() {
             // No watchers is fine: nobody to tell.
-            let _ = self
-                .events
-                .send(Arc::new(Event::of(index, changes.clone())));
+            let _ = self.events.send(Arc::new(Event::of(index, changes)));
         }
-        Ok(changes)
+        Ok(())
     }
 
     /// Replaces the whole state (snapshot install, start-up load).

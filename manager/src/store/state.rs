@@ -35,8 +35,27 @@ impl TaskIndex {
             (&mut self.by_node, &task.node_id),
             (&mut self.by_service, &task.service_id),
         ] {
-            map.entry(key.clone()).or_default().insert(id.to_string());
+            match map.get_mut(key.as_str()) {
+                Some(ids) => {
+                    ids.insert(id.to_string());
+                }
+                None => {
+                    map.insert(key.clone(), BTreeSet::from([id.to_string()]));
+                }
+            }
         }
+    }
+
+    /// `old` (if any) is replaced by `new`; most puts are status reports,
+    /// which move a task neither to another node nor another service.
+    fn replace(&mut self, old: Option<&Task>, new: &Task, id: &str) {
+        if let Some(old) = old {
+            if old.node_id == new.node_id && old.service_id == new.service_id {
+                return;
+            }
+            self.remove(old, id);
+        }
+        self.insert(new, id);
     }
 
     fn remove(&mut self, task: &Task, id: &str) {
@@ -131,20 +150,19 @@ impl State {
             Write::Put(mut object) => {
                 object.meta_mut().version = version;
                 let id = object.id().to_string();
-                let old = self.get(object.kind(), &id);
-                match object.clone() {
-                    Object::Cluster(o) => self.clusters.insert(id, o).map(|_| ()),
-                    Object::Node(o) => self.nodes.insert(id, o).map(|_| ()),
-                    Object::Service(o) => self.services.insert(id, o).map(|_| ()),
+                // The replaced object comes back from the map: no clone.
+                let old = match object.clone() {
+                    Object::Cluster(o) => self.clusters.insert(id, o).map(Object::Cluster),
+                    Object::Node(o) => self.nodes.insert(id, o).map(Object::Node),
+                    Object::Service(o) => self.services.insert(id, o).map(Object::Service),
                     Object::Task(o) => {
-                        if let Some(old) = self.tasks.get(&id) {
-                            self.task_index.remove(old, &id);
-                        }
-                        self.task_index.insert(&o, &id);
-                        self.tasks.insert(id, o).map(|_| ())
+                        let old = self.tasks.remove(&id);
+                        self.task_index.replace(old.as_ref(), &o, &id);
+                        self.tasks.insert(id, o);
+                        old.map(Object::Task)
                     }
-                    Object::Network(o) => self.networks.insert(id, o).map(|_| ()),
-                    Object::Secret(o) => self.secrets.insert(id, o).map(|_| ()),
+                    Object::Network(o) => self.networks.insert(id, o).map(Object::Network),
+                    Object::Secret(o) => self.secrets.insert(id, o).map(Object::Secret),
                 };
                 Some(Change::Put { old, new: object })
             }
