@@ -27,30 +27,57 @@ pub struct State {
 struct TaskIndex {
     by_node: HashMap<String, BTreeSet<String>>,
     by_service: HashMap<String, BTreeSet<String>>,
+    /// By the networks the task has an address on: the allocator gathers
+    /// the addresses in use on a network from its tasks alone.
+    by_network: HashMap<String, BTreeSet<String>>,
+}
+
+/// Adds `id` under `key`.
+fn index(map: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+    match map.get_mut(key) {
+        Some(ids) => {
+            ids.insert(id.to_string());
+        }
+        None => {
+            map.insert(key.to_string(), BTreeSet::from([id.to_string()]));
+        }
+    }
+}
+
+fn unindex(map: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+    if let Some(ids) = map.get_mut(key) {
+        ids.remove(id);
+        if ids.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// Whether two versions of a task sit at the same keys of the index.
+fn same_keys(a: &Task, b: &Task) -> bool {
+    a.node_id == b.node_id
+        && a.service_id == b.service_id
+        && a.networks.len() == b.networks.len()
+        && a.networks
+            .iter()
+            .zip(&b.networks)
+            .all(|(x, y)| x.network_id == y.network_id)
 }
 
 impl TaskIndex {
     fn insert(&mut self, task: &Task, id: &str) {
-        for (map, key) in [
-            (&mut self.by_node, &task.node_id),
-            (&mut self.by_service, &task.service_id),
-        ] {
-            match map.get_mut(key.as_str()) {
-                Some(ids) => {
-                    ids.insert(id.to_string());
-                }
-                None => {
-                    map.insert(key.clone(), BTreeSet::from([id.to_string()]));
-                }
-            }
+        index(&mut self.by_node, &task.node_id, id);
+        index(&mut self.by_service, &task.service_id, id);
+        for a in &task.networks {
+            index(&mut self.by_network, &a.network_id, id);
         }
     }
 
     /// `old` (if any) is replaced by `new`; most puts are status reports,
-    /// which move a task neither to another node nor another service.
+    /// which move a task to no other node, service or network.
     fn replace(&mut self, old: Option<&Task>, new: &Task, id: &str) {
         if let Some(old) = old {
-            if old.node_id == new.node_id && old.service_id == new.service_id {
+            if same_keys(old, new) {
                 return;
             }
             self.remove(old, id);
@@ -59,16 +86,10 @@ impl TaskIndex {
     }
 
     fn remove(&mut self, task: &Task, id: &str) {
-        for (map, key) in [
-            (&mut self.by_node, &task.node_id),
-            (&mut self.by_service, &task.service_id),
-        ] {
-            if let Some(ids) = map.get_mut(key) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    map.remove(key);
-                }
-            }
+        unindex(&mut self.by_node, &task.node_id, id);
+        unindex(&mut self.by_service, &task.service_id, id);
+        for a in &task.networks {
+            unindex(&mut self.by_network, &a.network_id, id);
         }
     }
 }
@@ -220,6 +241,11 @@ impl State {
     /// The service's tasks, by id.
     pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> {
         self.indexed(self.task_index.by_service.get(service_id))
+    }
+
+    /// The tasks with an address on the network, by id.
+    pub fn tasks_on_network<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Task> {
+        self.indexed(self.task_index.by_network.get(network_id))
     }
 
     /// The tasks placed on the node, by id.
