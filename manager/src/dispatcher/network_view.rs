@@ -317,11 +317,11 @@ mod tests {
         };
         let mut state = State::default();
         for object in [
-            Object::Network(network("ingress", true)),
-            Object::Network(network("front", false)),
-            Object::Network(network("sim", false)),
-            Object::Service(service("web", "front")),
-            Object::Service(service("batch", "sim")),
+            Object::from(network("ingress", true)),
+            Object::from(network("front", false)),
+            Object::from(network("sim", false)),
+            Object::from(service("web", "front")),
+            Object::from(service("batch", "sim")),
             Object::Task(placed("t1", "web", "n1", "front", "10.1.0.3")),
             Object::Task(placed("t2", "web", "n2", "front", "10.1.0.4")),
             Object::Task(placed("t3", "batch", "n2", "sim", "10.2.0.3")),

@@ -256,7 +256,7 @@ mod tests {
     use super::*;
 
     fn service(id: &str) -> Object {
-        Object::Service(Service {
+        Object::from(Service {
             meta: Some(Meta {
                 id: id.into(),
                 ..Default::default()

@@ -295,16 +295,14 @@ impl Store {
     pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<(), String> {
         let changes: Vec<Change> = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            let writes: Vec<Write> = batch
-                .actions
-                .into_iter()
-                .filter_map(Write::from_action)
-                .collect();
+            // Sized once: a batch of thousands of tasks grown by doubling
+            // costs a fresh, zeroed mapping at every step.
+            let mut writes = Vec::with_capacity(batch.actions.len());
+            writes.extend(batch.actions.into_iter().filter_map(Write::from_action));
             state.check_versions(&writes)?;
-            writes
-                .into_iter()
-                .filter_map(|w| state.apply(w, index))
-                .collect()
+            let mut changes = Vec::with_capacity(writes.len());
+            changes.extend(writes.into_iter().filter_map(|w| state.apply(w, index)));
+            changes
         };
         if !changes.is_empty() {
             // No watchers is fine: nobody to tell.
@@ -342,12 +340,18 @@ macro_rules! impl_into_object {
     ($($ty:ident),*) => {$(
         impl From<shoal_proto::types::v1::$ty> for Object {
             fn from(o: shoal_proto::types::v1::$ty) -> Object {
-                Object::$ty(o)
+                Object::$ty(Box::new(o))
             }
         }
     )*};
 }
-impl_into_object!(Cluster, Node, Service, Task, Network, Secret);
+impl_into_object!(Cluster, Node, Service, Network, Secret);
+
+impl From<shoal_proto::types::v1::Task> for Object {
+    fn from(o: shoal_proto::types::v1::Task) -> Object {
+        Object::Task(o)
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -125,12 +125,12 @@ impl State {
 
     pub fn get(&self, kind: Kind, id: &str) -> Option<Object> {
         match kind {
-            Kind::Cluster => self.clusters.get(id).cloned().map(Object::Cluster),
-            Kind::Node => self.nodes.get(id).cloned().map(Object::Node),
-            Kind::Service => self.services.get(id).cloned().map(Object::Service),
+            Kind::Cluster => self.clusters.get(id).cloned().map(Object::from),
+            Kind::Node => self.nodes.get(id).cloned().map(Object::from),
+            Kind::Service => self.services.get(id).cloned().map(Object::from),
             Kind::Task => self.tasks.get(id).cloned().map(Object::Task),
-            Kind::Network => self.networks.get(id).cloned().map(Object::Network),
-            Kind::Secret => self.secrets.get(id).cloned().map(Object::Secret),
+            Kind::Network => self.networks.get(id).cloned().map(Object::from),
+            Kind::Secret => self.secrets.get(id).cloned().map(Object::from),
         }
     }
 
@@ -173,31 +173,31 @@ impl State {
                 let id = object.id().to_string();
                 // The replaced object comes back from the map: no clone.
                 let old = match object.clone() {
-                    Object::Cluster(o) => self.clusters.insert(id, o).map(Object::Cluster),
-                    Object::Node(o) => self.nodes.insert(id, o).map(Object::Node),
-                    Object::Service(o) => self.services.insert(id, o).map(Object::Service),
+                    Object::Cluster(o) => self.clusters.insert(id, *o).map(Object::from),
+                    Object::Node(o) => self.nodes.insert(id, *o).map(Object::from),
+                    Object::Service(o) => self.services.insert(id, *o).map(Object::from),
                     Object::Task(o) => {
                         let old = self.tasks.remove(&id);
                         self.task_index.replace(old.as_ref(), &o, &id);
                         self.tasks.insert(id, o);
                         old.map(Object::Task)
                     }
-                    Object::Network(o) => self.networks.insert(id, o).map(Object::Network),
-                    Object::Secret(o) => self.secrets.insert(id, o).map(Object::Secret),
+                    Object::Network(o) => self.networks.insert(id, *o).map(Object::from),
+                    Object::Secret(o) => self.secrets.insert(id, *o).map(Object::from),
                 };
                 Some(Change::Put { old, new: object })
             }
             Write::Delete(kind, id) => {
                 let old = match kind {
-                    Kind::Cluster => self.clusters.remove(&id).map(Object::Cluster),
-                    Kind::Node => self.nodes.remove(&id).map(Object::Node),
-                    Kind::Service => self.services.remove(&id).map(Object::Service),
+                    Kind::Cluster => self.clusters.remove(&id).map(Object::from),
+                    Kind::Node => self.nodes.remove(&id).map(Object::from),
+                    Kind::Service => self.services.remove(&id).map(Object::from),
                     Kind::Task => self.tasks.remove(&id).map(|task| {
                         self.task_index.remove(&task, &id);
                         Object::Task(task)
                     }),
-                    Kind::Network => self.networks.remove(&id).map(Object::Network),
-                    Kind::Secret => self.secrets.remove(&id).map(Object::Secret),
+                    Kind::Network => self.networks.remove(&id).map(Object::from),
+                    Kind::Secret => self.secrets.remove(&id).map(Object::from),
                 };
                 old.map(Change::Delete)
             }
@@ -209,11 +209,11 @@ impl State {
         self.clusters
             .values()
             .cloned()
-            .map(Object::Cluster)
-            .chain(self.nodes.values().cloned().map(Object::Node))
-            .chain(self.networks.values().cloned().map(Object::Network))
-            .chain(self.secrets.values().cloned().map(Object::Secret))
-            .chain(self.services.values().cloned().map(Object::Service))
+            .map(Object::from)
+            .chain(self.nodes.values().cloned().map(Object::from))
+            .chain(self.networks.values().cloned().map(Object::from))
+            .chain(self.secrets.values().cloned().map(Object::from))
+            .chain(self.services.values().cloned().map(Object::from))
             .chain(self.tasks.values().cloned().map(Object::Task))
     }
 
