@@ -310,21 +310,22 @@ mod tests {
             gateway: "10.0.9.1".into(),
             ..Default::default()
         };
-        let mut used = Used::default();
+        let state = State::default();
+        let mut used = Used::on(&state, ["net1"]);
         let mut last_given = LastGiven::new();
         let mut give = |used: &mut Used| attach(&network, used, &mut last_given).map(|a| a.address);
         let first: Vec<_> = (0..3).filter_map(|_| give(&mut used)).collect();
         assert_eq!(first, ["10.0.9.2/29", "10.0.9.3/29", "10.0.9.4/29"]);
         // The first task goes away: its address is reused only after the
         // rest of the subnet, wrapping around the end.
-        used.remove("net1", "10.0.9.2/29");
+        used.free("net1", "10.0.9.2/29");
         assert_eq!(give(&mut used).as_deref(), Some("10.0.9.5/29"));
         assert_eq!(give(&mut used).as_deref(), Some("10.0.9.6/29"));
         assert_eq!(give(&mut used).as_deref(), Some("10.0.9.2/29"));
         assert_eq!(give(&mut used), None, "the subnet is full");
 
         // A new leader (nothing given yet) goes on after the highest in use.
-        let mut used = Used::default();
+        let mut used = Used::on(&state, ["net1"]);
         used.insert("net1", Ipv4Addr::new(10, 0, 9, 4));
         let address = attach(&network, &mut used, &mut LastGiven::new()).map(|a| a.address);
         assert_eq!(address.as_deref(), Some("10.0.9.5/29"));

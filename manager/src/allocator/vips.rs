@@ -34,7 +34,7 @@ pub fn allocate_vips(
         .map(|s| s.virtual_ips.as_slice())
         .unwrap_or_default()
     {
-        used.remove(&vip.network_id, &vip.addr);
+        used.free(&vip.network_id, &vip.addr);
     }
     let mut vips = Vec::new();
     for network in networks {

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 use crate::clock::Clock;
 
 pub use object::{Kind, Object, Write};
-pub use state::{Change, State};
+pub use state::{address_of, Change, State};
 
 /// Why a store operation failed; the control API maps these to gRPC codes.
 #[derive(Debug, Clone, thiserror::Error)]

@@ -4,6 +4,7 @@
 #![allow(clippy::large_enum_variant)] // see object.rs
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 
 use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task};
 
@@ -27,9 +28,10 @@ pub struct State {
 struct TaskIndex {
     by_node: HashMap<String, BTreeSet<String>>,
     by_service: HashMap<String, BTreeSet<String>>,
-    /// By the networks the task has an address on: the allocator gathers
-    /// the addresses in use on a network from its tasks alone.
-    by_network: HashMap<String, BTreeSet<String>>,
+    /// The addresses live (not terminal) tasks hold, by network, each with
+    /// how many hold it: the allocator asks whether one is free without
+    /// looking at every task.
+    addresses: HashMap<String, BTreeMap<Ipv4Addr, u32>>,
 }
 
 /// Adds `id` under `key`.
@@ -57,19 +59,38 @@ fn unindex(map: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
 fn same_keys(a: &Task, b: &Task) -> bool {
     a.node_id == b.node_id
         && a.service_id == b.service_id
+        && a.observed_state().is_terminal() == b.observed_state().is_terminal()
         && a.networks.len() == b.networks.len()
         && a.networks
             .iter()
             .zip(&b.networks)
-            .all(|(x, y)| x.network_id == y.network_id)
+            .all(|(x, y)| x.network_id == y.network_id && x.address == y.address)
+}
+
+/// The addresses a task holds: those of its attachments while it is live.
+fn held_addresses(task: &Task) -> impl Iterator<Item = (&str, Ipv4Addr)> {
+    let live = !task.observed_state().is_terminal();
+    task.networks
+        .iter()
+        .filter(move |_| live)
+        .filter_map(|a| Some((a.network_id.as_str(), address_of(&a.address)?)))
+}
+
+/// The address of `10.0.0.3/24`.
+pub fn address_of(cidr: &str) -> Option<Ipv4Addr> {
+    cidr.split('/').next().and_then(|ip| ip.parse().ok())
 }
 
 impl TaskIndex {
     fn insert(&mut self, task: &Task, id: &str) {
         index(&mut self.by_node, &task.node_id, id);
         index(&mut self.by_service, &task.service_id, id);
-        for a in &task.networks {
-            index(&mut self.by_network, &a.network_id, id);
+        for (network, ip) in held_addresses(task) {
+            let held = match self.addresses.get_mut(network) {
+                Some(held) => held,
+                None => self.addresses.entry(network.to_string()).or_default(),
+            };
+            *held.entry(ip).or_default() += 1;
         }
     }
 
@@ -88,8 +109,18 @@ impl TaskIndex {
     fn remove(&mut self, task: &Task, id: &str) {
         unindex(&mut self.by_node, &task.node_id, id);
         unindex(&mut self.by_service, &task.service_id, id);
-        for a in &task.networks {
-            unindex(&mut self.by_network, &a.network_id, id);
+        for (network, ip) in held_addresses(task) {
+            if let Some(held) = self.addresses.get_mut(network) {
+                if let Some(count) = held.get_mut(&ip) {
+                    *count -= 1;
+                    if *count == 0 {
+                        held.remove(&ip);
+                    }
+                }
+                if held.is_empty() {
+                    self.addresses.remove(network);
+                }
+            }
         }
     }
 }
@@ -243,9 +274,9 @@ impl State {
         self.indexed(self.task_index.by_service.get(service_id))
     }
 
-    /// The tasks with an address on the network, by id.
-    pub fn tasks_on_network<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Task> {
-        self.indexed(self.task_index.by_network.get(network_id))
+    /// The addresses live tasks hold on the network, in order.
+    pub fn task_addresses(&self, network_id: &str) -> Option<&BTreeMap<Ipv4Addr, u32>> {
+        self.task_index.addresses.get(network_id)
     }
 
     /// The tasks placed on the node, by id.
