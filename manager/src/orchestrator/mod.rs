@@ -1,5 +1,6 @@
 //! Orchestrators: keep each service's tasks matching its spec. One pass
-//! looks at the services that changed (or at every one, see [`Scope`]) and
+//! looks at the services that changed (or at every one, see
+//! [`watch::Scope`]) and
 //! writes all its decisions in one batch:
 //! new tasks for empty slots, restarts of dead tasks (restart policy), scale
 //! down, and rolling updates (see `update`); jobs run to completion (see
@@ -16,9 +17,6 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
-use tokio::sync::broadcast::Receiver;
-
 use shoal_proto::types::v1::{
     service_spec::Mode, Node, NodeAvailability, Service, Task, TaskState, TaskStatus,
 };
@@ -26,7 +24,8 @@ use shoal_proto::types::v1::{
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
 use crate::scheduler;
-use crate::store::{Change, Event, Kind, Object, State, Store, StoreError, Tx};
+use crate::store::watch::{self, Scope};
+use crate::store::{Change, Kind, State, Store, StoreError, Tx};
 
 pub use jobs::is_job;
 pub use slots::Slot;
@@ -74,75 +73,12 @@ impl Component for Orchestrator {
                 None => clock.sleep(Duration::from_secs(3600)),
             };
             tokio::select! {
-                next = next_scope(&mut events) => match next {
+                next = watch::next_scope(&mut events, relevant, watch::NO_SETTLE) => match next {
                     Some(next) => scope = next,
                     None => return Ok(()),
                 },
                 _ = sleep => scope = Scope::All,
             }
-        }
-    }
-}
-
-/// What a pass reconciles: every service (the first pass, a node changed,
-/// a delay ran out, the watcher lagged), or those whose object or tasks a
-/// commit changed. Reconciling all of them at every commit cost a leader
-/// with 100,000 tasks more than placing them.
-#[derive(Debug)]
-pub enum Scope {
-    All,
-    Services(BTreeSet<String>),
-}
-
-impl Scope {
-    fn add(&mut self, event: &Event) {
-        let Scope::Services(ids) = self else { return };
-        for change in &event.changes {
-            match change.object() {
-                Object::Service(s) => {
-                    ids.insert(s.meta.as_ref().map_or("", |m| m.id.as_str()).to_string());
-                }
-                Object::Task(t) if !ids.contains(&t.service_id) => {
-                    ids.insert(t.service_id.clone());
-                }
-                Object::Node(_) => {
-                    *self = Scope::All;
-                    return;
-                }
-                _ => {}
-            }
-        }
-    }
-}
-
-/// Waits for a commit that concerns the orchestrator and gathers those
-/// already committed after it. `None` when the store is gone.
-async fn next_scope(events: &mut Receiver<Arc<Event>>) -> Option<Scope> {
-    let mut scope = Scope::Services(BTreeSet::new());
-    let read = |event: Result<Arc<Event>, ()>, scope: &mut Scope| match event {
-        Ok(event) => scope.add(&event),
-        Err(()) => *scope = Scope::All,
-    };
-    loop {
-        match events.recv().await {
-            Ok(event) if event.changes.iter().any(relevant) => {
-                read(Ok(event), &mut scope);
-                break;
-            }
-            Ok(_) => {}
-            Err(RecvError::Lagged(_)) => {
-                read(Err(()), &mut scope);
-                break;
-            }
-            Err(RecvError::Closed) => return None,
-        }
-    }
-    loop {
-        match events.try_recv() {
-            Ok(event) => read(Ok(event), &mut scope),
-            Err(TryRecvError::Lagged(_)) => read(Err(()), &mut scope),
-            Err(TryRecvError::Empty) => return Some(scope),
-            Err(TryRecvError::Closed) => return None,
         }
     }
 }

@@ -69,13 +69,17 @@ fn relevant(change: &Change) -> bool {
 }
 
 fn schedule(state: &State, tx: &mut Tx) {
-    let mut load = Load::of(state);
     let mut pending: Vec<&Task> = state
         .tasks
         .values()
         .filter(|t| t.observed_state() == TaskState::Pending)
         .filter(|t| t.desired_state <= TaskState::Running as i32)
         .collect();
+    if pending.is_empty() {
+        // Most commits are status reports: no load to count.
+        return;
+    }
+    let mut load = Load::of(state);
     pending.sort_by(|a, b| (a.service_id.as_str(), a.slot).cmp(&(b.service_id.as_str(), b.slot)));
     let mut nodes: Vec<&Node> = state.nodes.values().collect();
     nodes.sort_by(|a, b| node_id(a).cmp(node_id(b)));
