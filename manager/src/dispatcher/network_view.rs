@@ -170,19 +170,22 @@ pub fn view(state: &State, node_id: &str) -> NetworkView {
         })
         .collect();
     nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    let mut addresses: Vec<TaskAddress> = state
-        .tasks
-        .values()
-        .filter(|t| is_addressable(t))
-        .flat_map(|t| {
-            t.networks
-                .iter()
-                .filter(|a| networks.contains(a.network_id.as_str()))
-                .map(move |a| TaskAddress {
-                    task_id: id_of(t),
-                    node_id: t.node_id.clone(),
-                    network_id: a.network_id.clone(),
-                    address: bare(&a.address),
+    let mut addresses: Vec<TaskAddress> = networks
+        .iter()
+        .flat_map(|network| {
+            state
+                .tasks_on_network(network)
+                .filter(|t| is_addressable(t))
+                .flat_map(move |t| {
+                    t.networks
+                        .iter()
+                        .filter(move |a| a.network_id == *network)
+                        .map(move |a| TaskAddress {
+                            task_id: id_of(t),
+                            node_id: t.node_id.clone(),
+                            network_id: a.network_id.clone(),
+                            address: bare(&a.address),
+                        })
                 })
         })
         .collect();

@@ -28,6 +28,9 @@ pub struct State {
 struct TaskIndex {
     by_node: HashMap<String, BTreeSet<String>>,
     by_service: HashMap<String, BTreeSet<String>>,
+    /// By the networks the task has an address on: a node's network view
+    /// reads the tasks of its networks alone.
+    by_network: HashMap<String, BTreeSet<String>>,
     /// The addresses live (not terminal) tasks hold, by network, each with
     /// how many hold it: the allocator asks whether one is free without
     /// looking at every task.
@@ -85,6 +88,9 @@ impl TaskIndex {
     fn insert(&mut self, task: &Task, id: &str) {
         index(&mut self.by_node, &task.node_id, id);
         index(&mut self.by_service, &task.service_id, id);
+        for a in &task.networks {
+            index(&mut self.by_network, &a.network_id, id);
+        }
         for (network, ip) in held_addresses(task) {
             let held = match self.addresses.get_mut(network) {
                 Some(held) => held,
@@ -109,6 +115,9 @@ impl TaskIndex {
     fn remove(&mut self, task: &Task, id: &str) {
         unindex(&mut self.by_node, &task.node_id, id);
         unindex(&mut self.by_service, &task.service_id, id);
+        for a in &task.networks {
+            unindex(&mut self.by_network, &a.network_id, id);
+        }
         for (network, ip) in held_addresses(task) {
             if let Some(held) = self.addresses.get_mut(network) {
                 if let Some(count) = held.get_mut(&ip) {
@@ -272,6 +281,11 @@ impl State {
     /// The service's tasks, by id.
     pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> {
         self.indexed(self.task_index.by_service.get(service_id))
+    }
+
+    /// The tasks with an address on the network, by id.
+    pub fn tasks_on_network<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Task> {
+        self.indexed(self.task_index.by_network.get(network_id))
     }
 
     /// The addresses live tasks hold on the network, in order.
