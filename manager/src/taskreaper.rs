@@ -99,7 +99,7 @@ fn reap<'a>(state: &State, tasks: impl Iterator<Item = &'a Task>, tx: &mut Tx) {
     let limit = history_limit(state);
     // Every task of each slot (service, number, node of a global one),
     // and whether it may go.
-    type SlotKey = (String, u64, String);
+    type SlotKey<'t> = (&'t str, u64, &'t str);
     let mut slots: HashMap<SlotKey, Vec<(&Task, bool)>> = HashMap::new();
     for task in tasks {
         let observed = task.observed_state();
@@ -109,12 +109,12 @@ fn reap<'a>(state: &State, tasks: impl Iterator<Item = &'a Task>, tx: &mut Tx) {
             continue;
         }
         let key = (
-            task.service_id.clone(),
+            task.service_id.as_str(),
             task.slot,
             if task.slot == 0 {
-                task.node_id.clone()
+                task.node_id.as_str()
             } else {
-                String::new()
+                ""
             },
         );
         let reapable = observed.is_terminal()

@@ -174,6 +174,19 @@ impl State {
         }
     }
 
+    /// The version of a stored object, read in place.
+    fn version_of(&self, kind: Kind, id: &str) -> Option<u64> {
+        let meta = match kind {
+            Kind::Cluster => self.clusters.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Node => self.nodes.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Service => self.services.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Task => self.tasks.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Network => self.networks.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Secret => self.secrets.get(id).and_then(|o| o.meta.as_ref()),
+        };
+        meta.map(|m| m.version)
+    }
+
     /// Checks that every object a batch puts is still at the version the
     /// writer read (0: it did not exist). Checked against the state before
     /// the batch, so one batch may write an object twice.
@@ -181,14 +194,12 @@ impl State {
         let mut seen = std::collections::HashSet::new();
         for write in writes {
             let Write::Put(object) = write else { continue };
-            let key = (object.kind(), object.id().to_string());
-            if !seen.insert(key.clone()) {
+            let key = (object.kind(), object.id());
+            if !seen.insert(key) {
                 continue;
             }
             let read = object.meta().map(|m| m.version).unwrap_or(0);
-            let current = self
-                .get(key.0, &key.1)
-                .and_then(|o| o.meta().map(|m| m.version));
+            let current = self.version_of(key.0, key.1);
             let ok = match current {
                 Some(v) => v == read,
                 None => read == 0,
