@@ -67,8 +67,7 @@ impl Allocator {
         self.store
             .update(|state, tx| {
                 let new_tasks: Vec<&Task> = state
-                    .tasks
-                    .values()
+                    .waiting_tasks()
                     .filter(|t| t.observed_state() == TaskState::New)
                     .collect();
                 let ingress = ingress(state)

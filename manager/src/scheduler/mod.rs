@@ -70,8 +70,7 @@ fn relevant(change: &Change) -> bool {
 
 fn schedule(state: &State, tx: &mut Tx) {
     let mut pending: Vec<&Task> = state
-        .tasks
-        .values()
+        .waiting_tasks()
         .filter(|t| t.observed_state() == TaskState::Pending)
         .filter(|t| t.desired_state <= TaskState::Running as i32)
         .collect();

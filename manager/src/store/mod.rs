@@ -410,6 +410,43 @@ mod tests {
         assert!(overloaded.contains("overloaded"), "{overloaded}");
     }
 
+    #[test]
+    fn waiting_tasks_are_those_not_yet_on_a_node() {
+        use shoal_proto::types::v1::{Task, TaskState, TaskStatus};
+        let task = |id: &str, state: TaskState| {
+            Write::Put(
+                Task {
+                    meta: Some(Meta {
+                        id: id.into(),
+                        ..Default::default()
+                    }),
+                    status: Some(TaskStatus {
+                        state: state as i32,
+                        ..Default::default()
+                    }),
+                    ..Default::default()
+                }
+                .into(),
+            )
+        };
+        let waiting = |state: &State| -> Vec<String> {
+            state
+                .waiting_tasks()
+                .filter_map(|t| t.meta.as_ref().map(|m| m.id.clone()))
+                .collect()
+        };
+        let mut state = State::default();
+        state.apply(task("a", TaskState::New), 1);
+        state.apply(task("b", TaskState::Pending), 2);
+        state.apply(task("c", TaskState::Running), 3);
+        assert_eq!(waiting(&state), ["a", "b"]);
+        state.apply(task("a", TaskState::Pending), 4);
+        state.apply(task("b", TaskState::Assigned), 5);
+        assert_eq!(waiting(&state), ["a"]);
+        state.apply(Write::Delete(Kind::Task, "a".into()), 6);
+        assert!(waiting(&state).is_empty());
+    }
+
     #[tokio::test]
     async fn committed_writes_are_versioned_visible_and_announced() {
         let store = Store::in_memory();

@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
-use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task};
+use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task, TaskState};
 
 use super::object::{Kind, Object, Write};
 
@@ -27,6 +27,9 @@ pub struct State {
 #[derive(Debug, Clone, Default)]
 struct TaskIndex {
     by_node: HashMap<String, BTreeSet<String>>,
+    /// Tasks not yet on a node (new: waiting for addresses; pending:
+    /// waiting for a node): what the allocator and the scheduler look at.
+    waiting: BTreeSet<String>,
     by_service: HashMap<String, BTreeSet<String>>,
     /// By the networks the task has an address on: a node's network view
     /// reads the tasks of its networks alone.
@@ -63,11 +66,16 @@ fn same_keys(a: &Task, b: &Task) -> bool {
     a.node_id == b.node_id
         && a.service_id == b.service_id
         && a.observed_state().is_terminal() == b.observed_state().is_terminal()
+        && is_waiting(a) == is_waiting(b)
         && a.networks.len() == b.networks.len()
         && a.networks
             .iter()
             .zip(&b.networks)
             .all(|(x, y)| x.network_id == y.network_id && x.address == y.address)
+}
+
+fn is_waiting(task: &Task) -> bool {
+    task.observed_state() < TaskState::Assigned
 }
 
 /// The addresses a task holds: those of its attachments while it is live.
@@ -88,6 +96,9 @@ impl TaskIndex {
     fn insert(&mut self, task: &Task, id: &str) {
         index(&mut self.by_node, &task.node_id, id);
         index(&mut self.by_service, &task.service_id, id);
+        if is_waiting(task) {
+            self.waiting.insert(id.to_string());
+        }
         for a in &task.networks {
             index(&mut self.by_network, &a.network_id, id);
         }
@@ -115,6 +126,7 @@ impl TaskIndex {
     fn remove(&mut self, task: &Task, id: &str) {
         unindex(&mut self.by_node, &task.node_id, id);
         unindex(&mut self.by_service, &task.service_id, id);
+        self.waiting.remove(id);
         for a in &task.networks {
             unindex(&mut self.by_network, &a.network_id, id);
         }
@@ -292,6 +304,11 @@ impl State {
     /// The service's tasks, by id.
     pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> {
         self.indexed(self.task_index.by_service.get(service_id))
+    }
+
+    /// The tasks not yet on a node (new or pending), by id.
+    pub fn waiting_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.indexed(Some(&self.task_index.waiting))
     }
 
     /// The tasks with an address on the network, by id.
