@@ -93,31 +93,19 @@ impl<'a> Used<'a> {
 
 #[cfg(test)]
 mod tests {
-    use shoal_proto::types::v1::{Meta, NetworkAttachment, Task, TaskState, TaskStatus};
+    use shoal_proto::types::v1::{NetworkAttachment, TaskState};
 
     use super::*;
     use crate::store::{Kind, Write};
 
     fn task(id: &str, address: &str, state: TaskState) -> Write {
-        Write::Put(
-            Task {
-                meta: Some(Meta {
-                    id: id.into(),
-                    ..Default::default()
-                }),
-                networks: vec![NetworkAttachment {
-                    network_id: "net1".into(),
-                    address: address.into(),
-                    ..Default::default()
-                }],
-                status: Some(TaskStatus {
-                    state: state as i32,
-                    ..Default::default()
-                }),
-                ..Default::default()
-            }
-            .into(),
-        )
+        let mut task = crate::harness::task_in_state(id, state);
+        task.networks = vec![NetworkAttachment {
+            network_id: "net1".into(),
+            address: address.into(),
+            ..Default::default()
+        }];
+        Write::Put(task.into())
     }
 
     #[test]

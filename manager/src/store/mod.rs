@@ -412,23 +412,8 @@ mod tests {
 
     #[test]
     fn waiting_tasks_are_those_not_yet_on_a_node() {
-        use shoal_proto::types::v1::{Task, TaskState, TaskStatus};
-        let task = |id: &str, state: TaskState| {
-            Write::Put(
-                Task {
-                    meta: Some(Meta {
-                        id: id.into(),
-                        ..Default::default()
-                    }),
-                    status: Some(TaskStatus {
-                        state: state as i32,
-                        ..Default::default()
-                    }),
-                    ..Default::default()
-                }
-                .into(),
-            )
-        };
+        use shoal_proto::types::v1::TaskState;
+        let task = |id: &str, state| Write::Put(crate::harness::task_in_state(id, state).into());
         let waiting = |state: &State| -> Vec<String> {
             state
                 .waiting_tasks()
