@@ -1,6 +1,7 @@
-//! Task status reports to the dispatcher, batched: everything observed
-//! within a few milliseconds goes in one call, and a report that could not
-//! be sent (no session) is kept, the latest per task, until it can.
+//! Task status reports to the dispatcher, batched: one call at a time, and
+//! everything observed while it is in flight goes in the next. A report
+//! that could not be sent (no session) is kept, the latest per task, until
+//! it can.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -10,8 +11,6 @@ use shoal_proto::dispatcher::v1::{TaskStatusUpdate, UpdateTaskStatusRequest};
 use shoal_proto::types::v1::TaskStatus;
 use tokio::sync::{mpsc, watch};
 use tonic::transport::Channel;
-
-const GATHER: Duration = Duration::from_millis(10);
 
 #[derive(Clone)]
 pub struct Reporter {
@@ -41,8 +40,10 @@ pub fn spawn(mut session: SessionSlot) -> Reporter {
                     None => return,
                 }
             }
-            let deadline = tokio::time::Instant::now() + GATHER;
-            while let Ok(Some((id, status))) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            // Reports made while the last call was in flight go in this
+            // one; a lone report is sent at once.
+            tokio::task::yield_now().await;
+            while let Ok((id, status)) = rx.try_recv() {
                 pending.insert(id, status);
             }
             let current = session.borrow().clone();

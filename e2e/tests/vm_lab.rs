@@ -11,6 +11,10 @@ use std::time::Duration;
 use shoal_e2e::lab::wait_until;
 use shoal_e2e::vmlab::{VmLab, VmLabConfig};
 
+/// The client on the manager's VM, web on the workers': a request from the
+/// client crosses VMs by construction. Left to spreading, a busy emulated
+/// VM that missed heartbeats during the deploy lost its tasks to another,
+/// and everything could land on one VM.
 const STACK: &str = r#"
 services:
   web:
@@ -18,9 +22,14 @@ services:
     networks: [secure]
     deploy:
       replicas: 3
+      placement:
+        constraints: [node.role == worker]
   client:
     image: ${SHOAL_REGISTRY}/web:v1
     networks: [secure]
+    deploy:
+      placement:
+        constraints: [node.role == manager]
 networks:
   secure:
     driver: overlay

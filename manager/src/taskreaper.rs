@@ -15,7 +15,8 @@ use shoal_proto::types::v1::{service_spec::Mode, Task, TaskState};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
-use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
+use crate::store::watch::{self, Scope};
+use crate::store::{Change, Kind, State, Store, StoreError, Tx};
 
 /// Tasks kept per slot when the cluster sets no limit (Swarm's task
 /// history retention limit).
@@ -62,16 +63,27 @@ impl Component for TaskReaper {
         // limit (cluster) and a job's new iteration (service).
         let relevant = |c: &Change| matches!(c.kind(), Kind::Task | Kind::Cluster | Kind::Service);
         let settle = Duration::from_millis(50);
-        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        watch::run_scoped_passes(&self.store, Self::NAME, relevant, settle, |scope| {
+            self.pass(scope)
+        })
+        .await;
         Ok(())
     }
 }
 
 impl TaskReaper {
-    pub async fn pass(&self) -> Result<(), StoreError> {
+    /// Reaps the tasks of the services in `scope`.
+    pub async fn pass(&self, scope: Scope) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {
-                reap(state, tx);
+                match &scope {
+                    Scope::All => reap(state, state.tasks.values(), tx),
+                    Scope::Services(ids) => reap(
+                        state,
+                        ids.iter().flat_map(|id| state.tasks_of_service(id)),
+                        tx,
+                    ),
+                }
                 Ok(())
             })
             .await
@@ -82,13 +94,14 @@ fn id(task: &Task) -> &str {
     task.meta.as_ref().map(|m| m.id.as_str()).unwrap_or("")
 }
 
-fn reap(state: &State, tx: &mut Tx) {
+/// Reaps among `tasks`, which hold every task of the services they are of.
+fn reap<'a>(state: &State, tasks: impl Iterator<Item = &'a Task>, tx: &mut Tx) {
     let limit = history_limit(state);
     // Every task of each slot (service, number, node of a global one),
     // and whether it may go.
-    type SlotKey = (String, u64, String);
+    type SlotKey<'t> = (&'t str, u64, &'t str);
     let mut slots: HashMap<SlotKey, Vec<(&Task, bool)>> = HashMap::new();
-    for task in state.tasks.values() {
+    for task in tasks {
         let observed = task.observed_state();
         let down = observed.is_terminal() || observed < TaskState::Assigned;
         if task.desired_state >= TaskState::Remove as i32 && down {
@@ -96,12 +109,12 @@ fn reap(state: &State, tx: &mut Tx) {
             continue;
         }
         let key = (
-            task.service_id.clone(),
+            task.service_id.as_str(),
             task.slot,
             if task.slot == 0 {
-                task.node_id.clone()
+                task.node_id.as_str()
             } else {
-                String::new()
+                ""
             },
         );
         let reapable = observed.is_terminal()

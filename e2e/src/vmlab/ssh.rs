@@ -40,7 +40,9 @@ impl Ssh {
                 "-o",
                 "LogLevel=ERROR",
                 "-o",
-                "ConnectTimeout=5",
+                // An emulated VM busy pulling and starting containers can
+                // take many seconds to answer the SSH banner.
+                "ConnectTimeout=30",
                 "-o",
                 "ServerAliveInterval=10",
                 "root@127.0.0.1",
@@ -49,12 +51,23 @@ impl Ssh {
         cmd
     }
 
-    /// Runs `script` and returns its output, whatever its exit status.
+    /// Runs `script` and returns its output, whatever its exit status. A
+    /// connection that failed before the session began (so `script` never
+    /// ran) is tried again, a few times.
     pub fn output(&self, script: &str) -> Result<Output, Error> {
-        let mut cmd = self.command(script);
-        cmd.stdin(Stdio::null())
-            .output()
-            .map_err(|e| Error::io(format!("running `{}`", display(&cmd)), e))
+        let mut attempt = 1;
+        loop {
+            let mut cmd = self.command(script);
+            let out = cmd
+                .stdin(Stdio::null())
+                .output()
+                .map_err(|e| Error::io(format!("running `{}`", display(&cmd)), e))?;
+            if attempt == CONNECT_ATTEMPTS || !never_connected(&out) {
+                return Ok(out);
+            }
+            attempt += 1;
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
     }
 
     /// Runs `script`, failing unless it exits 0; returns its stdout.
@@ -83,6 +96,24 @@ impl Ssh {
             .map_err(|e| Error::io("wait for ssh", e))?;
         checked(&script, out).map(drop)
     }
+}
+
+/// How often a command is tried when SSH could not connect.
+const CONNECT_ATTEMPTS: u32 = 3;
+
+/// ssh exits 255 on its own errors; these words are those of a connection
+/// that never reached the remote shell.
+fn never_connected(out: &Output) -> bool {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    out.status.code() == Some(255)
+        && [
+            "during banner exchange",
+            "kex_exchange_identification",
+            "Connection refused",
+            "Connection timed out",
+        ]
+        .iter()
+        .any(|words| stderr.contains(words))
 }
 
 fn checked(script: &str, out: Output) -> Result<String, Error> {

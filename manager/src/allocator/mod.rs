@@ -9,23 +9,26 @@
 //! freed address is reused as late as possible (clients' DNS answers and
 //! neighbour caches for it have long expired by then).
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use shoal_proto::types::v1::{Network, NetworkAttachment, PublishMode, ServiceSpec, TaskState};
+use shoal_proto::types::v1::{
+    Network, NetworkAttachment, PublishMode, ServiceSpec, Task, TaskState,
+};
 
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
 mod networks;
 mod ports;
 mod subnet;
+mod used;
 mod vips;
 
 pub use networks::{allocate_network, ingress_spec, DEFAULT_POOL, DEFAULT_POOL_MASK_LENGTH};
 pub use ports::allocate_ports;
 pub use subnet::Subnet;
+use used::Used;
 pub use vips::allocate_vips;
 
 use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
@@ -51,8 +54,10 @@ impl Component for Allocator {
     }
 
     async fn run(self) -> Result<(), ManagerError> {
-        let settle = Duration::from_millis(5);
-        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, watch::NO_SETTLE, || {
+            self.pass()
+        })
+        .await;
         Ok(())
     }
 }
@@ -61,10 +66,36 @@ impl Allocator {
     pub async fn pass(&self) -> Result<(), StoreError> {
         self.store
             .update(|state, tx| {
+                let new_tasks: Vec<&Task> = state
+                    .waiting_tasks()
+                    .filter(|t| t.observed_state() == TaskState::New)
+                    .collect();
+                let ingress = ingress(state)
+                    .filter(|_| state.nodes.values().any(|n| n.ingress_address.is_empty()));
+                if new_tasks.is_empty() && ingress.is_none() {
+                    // Most commits are status reports: nothing to give.
+                    return Ok(());
+                }
+                let no_spec = ServiceSpec::default();
+                let spec_of = |task: &Task| {
+                    state
+                        .services
+                        .get(&task.service_id)
+                        .and_then(|s| s.spec.as_ref())
+                        .unwrap_or(&no_spec)
+                };
+                let mut networks: BTreeSet<&str> = new_tasks
+                    .iter()
+                    .flat_map(|t| networks_of(state, spec_of(t)))
+                    .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str()))
+                    .collect();
+                networks.extend(ingress.and_then(|n| n.meta.as_ref()).map(|m| m.id.as_str()));
+                let mut used = Used::on(state, networks);
                 let mut last_given = self.last_given.lock().unwrap_or_else(|e| e.into_inner());
-                let mut used = used_addresses(state);
                 allocate_nodes(state, tx, &mut used);
-                allocate_tasks(state, tx, &mut used, &mut last_given);
+                for task in new_tasks {
+                    allocate_task(state, task, spec_of(task), tx, &mut used, &mut last_given);
+                }
                 Ok(())
             })
             .await
@@ -80,7 +111,7 @@ fn relevant(change: &Change) -> bool {
 /// connections to other nodes' tasks from it. From the top of the range
 /// down, out of the way of task addresses (which go up); freed with the
 /// node.
-fn allocate_nodes(state: &State, tx: &mut Tx, used: &mut HashSet<(String, Ipv4Addr)>) {
+fn allocate_nodes(state: &State, tx: &mut Tx, used: &mut Used) {
     let Some(ingress) = ingress(state) else {
         return;
     };
@@ -97,76 +128,67 @@ fn allocate_nodes(state: &State, tx: &mut Tx, used: &mut HashSet<(String, Ipv4Ad
         let free = range
             .hosts()
             .rev()
-            .find(|ip| Some(*ip) != gateway && !used.contains(&(network_id.to_string(), *ip)));
+            .find(|ip| Some(*ip) != gateway && !used.contains(network_id, *ip));
         let Some(ip) = free else {
             let id = node.meta.as_ref().map_or("", |m| m.id.as_str());
             tracing::warn!(node = %id, "the ingress network has no free address for the node");
             continue;
         };
-        used.insert((network_id.to_string(), ip));
+        used.insert(network_id, ip);
         let mut node = node.clone();
         node.ingress_address = format!("{ip}/{}", subnet.prefix);
         tx.put(node);
     }
 }
 
-fn allocate_tasks(
+/// Gives a new task its addresses (pending), or shuts it down if it is no
+/// longer wanted. A task whose service is gone gets the ingress network
+/// (and is shut down by the orchestrator soon after).
+fn allocate_task(
     state: &State,
+    task: &Task,
+    spec: &ServiceSpec,
     tx: &mut Tx,
-    used: &mut HashSet<(String, Ipv4Addr)>,
+    used: &mut Used,
     last_given: &mut LastGiven,
 ) {
-    // A task whose service is gone gets the ingress network (and is shut
-    // down by the orchestrator soon after).
-    let no_spec = ServiceSpec::default();
-    for task in state.tasks.values() {
-        if task.observed_state() != TaskState::New {
-            continue;
-        }
-        let mut task = task.clone();
-        let status = task.status.get_or_insert_with(Default::default);
-        status.timestamp = tx.now();
-        if task.desired_state > TaskState::Running as i32 {
-            // Never placed anywhere: nothing to stop.
-            status.state = TaskState::Shutdown as i32;
-            status.message = "shut down before it was scheduled".into();
-            tx.put(task);
-            continue;
-        }
-        let spec = state
-            .services
-            .get(&task.service_id)
-            .and_then(|s| s.spec.as_ref())
-            .unwrap_or(&no_spec);
-        let networks = networks_of(state, spec);
-        let mut attachments = Vec::new();
-        let mut failure = None;
-        for network in networks {
-            match attach(network, used, last_given) {
-                Some(a) => attachments.push(a),
-                None => {
-                    failure = Some(format!(
-                        "network {} has no free address",
-                        network.spec.clone().unwrap_or_default().name
-                    ))
-                }
-            }
-        }
-        match failure {
-            Some(err) => {
-                if status.err != err {
-                    status.err = err;
-                    tx.put(task);
-                }
-            }
+    let mut task = task.clone();
+    let status = task.status.get_or_insert_with(Default::default);
+    status.timestamp = tx.now();
+    if task.desired_state > TaskState::Running as i32 {
+        // Never placed anywhere: nothing to stop.
+        status.state = TaskState::Shutdown as i32;
+        status.message = "shut down before it was scheduled".into();
+        tx.put(task);
+        return;
+    }
+    let mut attachments = Vec::new();
+    let mut failure = None;
+    for network in networks_of(state, spec) {
+        match attach(network, used, last_given) {
+            Some(a) => attachments.push(a),
             None => {
-                task.networks = attachments;
-                let status = task.status.get_or_insert_with(Default::default);
-                status.state = TaskState::Pending as i32;
-                status.message = "pending task scheduling".into();
-                status.err.clear();
+                failure = Some(format!(
+                    "network {} has no free address",
+                    network.spec.clone().unwrap_or_default().name
+                ))
+            }
+        }
+    }
+    match failure {
+        Some(err) => {
+            if status.err != err {
+                status.err = err;
                 tx.put(task);
             }
+        }
+        None => {
+            task.networks = attachments;
+            let status = task.status.get_or_insert_with(Default::default);
+            status.state = TaskState::Pending as i32;
+            status.message = "pending task scheduling".into();
+            status.err.clear();
+            tx.put(task);
         }
     }
 }
@@ -223,44 +245,9 @@ pub fn networks_of<'a>(state: &'a State, spec: &ServiceSpec) -> Vec<&'a Network>
     networks
 }
 
-/// Every address in use, per network: live tasks', services' virtual IPs
-/// and nodes' ingress addresses.
-fn used_addresses(state: &State) -> HashSet<(String, Ipv4Addr)> {
-    let ip_of = |cidr: &str| cidr.split('/').next().and_then(|ip| ip.parse().ok());
-    let mut used = HashSet::new();
-    for task in state.tasks.values() {
-        if task.observed_state().is_terminal() {
-            continue;
-        }
-        for a in &task.networks {
-            if let Some(ip) = ip_of(&a.address) {
-                used.insert((a.network_id.clone(), ip));
-            }
-        }
-    }
-    if let Some(ingress_id) = ingress(state)
-        .and_then(|n| n.meta.as_ref())
-        .map(|m| m.id.clone())
-    {
-        for node in state.nodes.values() {
-            if let Some(ip) = ip_of(&node.ingress_address) {
-                used.insert((ingress_id.clone(), ip));
-            }
-        }
-    }
-    for service in state.services.values() {
-        for vip in &service.virtual_ips {
-            if let Some(ip) = ip_of(&vip.addr) {
-                used.insert((vip.network_id.clone(), ip));
-            }
-        }
-    }
-    used
-}
-
 fn attach(
     network: &Network,
-    used: &mut HashSet<(String, Ipv4Addr)>,
+    used: &mut Used,
     last_given: &mut LastGiven,
 ) -> Option<NetworkAttachment> {
     let id = network
@@ -272,24 +259,14 @@ fn attach(
     // Task addresses come from the network's ip range where it has one.
     let range = Subnet::parse(&network.ip_range).unwrap_or(subnet);
     let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
-    let free = |ip: &Ipv4Addr| {
-        Some(*ip) != gateway && subnet.contains(*ip) && !used.contains(&(id.clone(), *ip))
-    };
-    let after = last_given.get(&id).copied().or_else(|| {
-        used.iter()
-            .filter(|(network, _)| *network == id)
-            .map(|(_, ip)| *ip)
-            .max()
-    });
+    let free =
+        |ip: &Ipv4Addr| Some(*ip) != gateway && subnet.contains(*ip) && !used.contains(&id, *ip);
+    let after = last_given.get(&id).copied().or_else(|| used.highest(&id));
     let ip = match after {
-        Some(after) => range
-            .hosts()
-            .skip_while(|ip| *ip <= after)
-            .chain(range.hosts().take_while(|ip| *ip <= after))
-            .find(free)?,
+        Some(after) => range.hosts_after(after).find(free)?,
         None => range.hosts().find(free)?,
     };
-    used.insert((id.clone(), ip));
+    used.insert(&id, ip);
     last_given.insert(id.clone(), ip);
     Some(NetworkAttachment {
         network_id: id,
@@ -332,22 +309,23 @@ mod tests {
             gateway: "10.0.9.1".into(),
             ..Default::default()
         };
-        let mut used = HashSet::new();
+        let state = State::default();
+        let mut used = Used::on(&state, ["net1"]);
         let mut last_given = LastGiven::new();
-        let mut give =
-            |used: &mut HashSet<_>| attach(&network, used, &mut last_given).map(|a| a.address);
+        let mut give = |used: &mut Used| attach(&network, used, &mut last_given).map(|a| a.address);
         let first: Vec<_> = (0..3).filter_map(|_| give(&mut used)).collect();
         assert_eq!(first, ["10.0.9.2/29", "10.0.9.3/29", "10.0.9.4/29"]);
         // The first task goes away: its address is reused only after the
         // rest of the subnet, wrapping around the end.
-        used.remove(&("net1".to_string(), Ipv4Addr::new(10, 0, 9, 2)));
+        used.free("net1", "10.0.9.2/29");
         assert_eq!(give(&mut used).as_deref(), Some("10.0.9.5/29"));
         assert_eq!(give(&mut used).as_deref(), Some("10.0.9.6/29"));
         assert_eq!(give(&mut used).as_deref(), Some("10.0.9.2/29"));
         assert_eq!(give(&mut used), None, "the subnet is full");
 
         // A new leader (nothing given yet) goes on after the highest in use.
-        let mut used: HashSet<_> = [("net1".to_string(), Ipv4Addr::new(10, 0, 9, 4))].into();
+        let mut used = Used::on(&state, ["net1"]);
+        used.insert("net1", Ipv4Addr::new(10, 0, 9, 4));
         let address = attach(&network, &mut used, &mut LastGiven::new()).map(|a| a.address);
         assert_eq!(address.as_deref(), Some("10.0.9.5/29"));
     }

@@ -41,6 +41,15 @@ impl Subnet {
         (base + 1..last).map(Ipv4Addr::from)
     }
 
+    /// The usable host addresses after `after`, then those up to it:
+    /// where a serial allocator that gave `after` last looks next.
+    pub fn hosts_after(&self, after: Ipv4Addr) -> impl Iterator<Item = Ipv4Addr> {
+        let first = u32::from(self.base) + 1;
+        let last = self.last();
+        let next = u32::from(after).saturating_add(1).clamp(first, last);
+        (next..last).chain(first..next).map(Ipv4Addr::from)
+    }
+
     pub fn contains(&self, ip: Ipv4Addr) -> bool {
         u32::from(ip) & mask(self.prefix) == u32::from(self.base)
     }

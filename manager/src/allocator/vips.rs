@@ -7,7 +7,7 @@ use std::net::Ipv4Addr;
 
 use shoal_proto::types::v1::{endpoint_spec::Mode, ServiceSpec, VirtualIp};
 
-use super::{networks_of, used_addresses, Subnet};
+use super::{networks_of, Subnet, Used};
 use crate::store::{State, StoreError};
 
 pub fn allocate_vips(
@@ -20,7 +20,13 @@ pub fn allocate_vips(
     if mode == Mode::Dnsrr as i32 {
         return Ok(Vec::new());
     }
-    let mut used = used_addresses(state);
+    let networks = networks_of(state, spec);
+    let mut used = Used::on(
+        state,
+        networks
+            .iter()
+            .filter_map(|n| n.meta.as_ref().map(|m| m.id.as_str())),
+    );
     // The service's own addresses are free for it again (kept below).
     for vip in state
         .services
@@ -28,12 +34,10 @@ pub fn allocate_vips(
         .map(|s| s.virtual_ips.as_slice())
         .unwrap_or_default()
     {
-        if let Some(ip) = vip.addr.split('/').next().and_then(|ip| ip.parse().ok()) {
-            used.remove(&(vip.network_id.clone(), ip));
-        }
+        used.free(&vip.network_id, &vip.addr);
     }
     let mut vips = Vec::new();
-    for network in networks_of(state, spec) {
+    for network in networks {
         let network_id = network
             .meta
             .as_ref()
@@ -55,9 +59,9 @@ pub fn allocate_vips(
         let gateway: Option<Ipv4Addr> = network.gateway.parse().ok();
         let ip = range
             .hosts()
-            .find(|ip| Some(*ip) != gateway && !used.contains(&(network_id.clone(), *ip)))
+            .find(|ip| Some(*ip) != gateway && !used.contains(&network_id, *ip))
             .ok_or_else(full)?;
-        used.insert((network_id.clone(), ip));
+        used.insert(&network_id, ip);
         vips.push(VirtualIp {
             network_id,
             addr: format!("{ip}/{}", subnet.prefix),

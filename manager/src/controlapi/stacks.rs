@@ -65,7 +65,7 @@ pub fn deploy(
             Action::Created,
             false,
         ));
-        working.apply(Write::Put(Object::Network(network)), 0);
+        working.apply(Write::Put(Object::from(network)), 0);
     }
 
     for spec in request.secrets {
@@ -93,7 +93,7 @@ pub fn deploy(
             Action::Created,
             false,
         ));
-        working.apply(Write::Put(Object::Secret(secret)), 0);
+        working.apply(Write::Put(Object::from(secret)), 0);
     }
 
     let in_stack = |s: &Service| {
@@ -162,7 +162,7 @@ pub fn deploy(
             action,
             rolls,
         ));
-        working.apply(Write::Put(Object::Service(service)), 0);
+        working.apply(Write::Put(Object::from(service)), 0);
     }
     Ok(changes)
 }

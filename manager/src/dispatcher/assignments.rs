@@ -10,7 +10,8 @@ use shoal_proto::dispatcher::v1::{
     assignments::Kind as AssignmentKind, Assignments, NodeTrust, SessionMessage,
 };
 use shoal_proto::types::v1::{Secret, Task, TaskState};
-use tokio::sync::broadcast::{error::RecvError, Receiver};
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::Receiver;
 use tokio::sync::mpsc::Sender;
 use tonic::Status;
 
@@ -75,8 +76,8 @@ struct Wake {
     others: bool,
 }
 
-/// Waits for commits that concern the node and gathers what else arrives
-/// within a moment, so a burst of commits makes one message. `None` when
+/// Waits for commits that concern the node and gathers those already
+/// committed after it, so a burst of commits makes one message. `None` when
 /// the store is gone.
 async fn next_wake(events: &mut Receiver<Arc<Event>>, node_id: &str) -> Option<Wake> {
     let mut wake = Wake {
@@ -106,15 +107,18 @@ async fn next_wake(events: &mut Receiver<Arc<Event>>, node_id: &str) -> Option<W
     while !woken(&wake) {
         read(events.recv().await, &mut wake)?;
     }
-    let deadline = tokio::time::Instant::now() + SETTLE;
-    while let Ok(event) = tokio::time::timeout_at(deadline, events.recv()).await {
-        read(event, &mut wake)?;
+    // What is already committed joins this message; no timer, which would
+    // delay every task's assignment by its length. While the message is
+    // sent, later commits queue for the next.
+    loop {
+        match events.try_recv() {
+            Ok(event) => read(Ok(event), &mut wake)?,
+            Err(TryRecvError::Lagged(n)) => read(Err(RecvError::Lagged(n)), &mut wake)?,
+            Err(TryRecvError::Empty) => return Some(wake),
+            Err(TryRecvError::Closed) => return None,
+        }
     }
-    Some(wake)
 }
-
-/// How long a session gathers commits after the first that concerns it.
-const SETTLE: Duration = Duration::from_millis(2);
 
 /// A change other than a task's that an agent must hear of: managers
 /// joining or leaving (agents fail over), the root CA (a rotation starts or

@@ -170,19 +170,22 @@ pub fn view(state: &State, node_id: &str) -> NetworkView {
         })
         .collect();
     nodes.sort_by(|a, b| a.node_id.cmp(&b.node_id));
-    let mut addresses: Vec<TaskAddress> = state
-        .tasks
-        .values()
-        .filter(|t| is_addressable(t))
-        .flat_map(|t| {
-            t.networks
-                .iter()
-                .filter(|a| networks.contains(a.network_id.as_str()))
-                .map(move |a| TaskAddress {
-                    task_id: id_of(t),
-                    node_id: t.node_id.clone(),
-                    network_id: a.network_id.clone(),
-                    address: bare(&a.address),
+    let mut addresses: Vec<TaskAddress> = networks
+        .iter()
+        .flat_map(|network| {
+            state
+                .tasks_on_network(network)
+                .filter(|t| is_addressable(t))
+                .flat_map(move |t| {
+                    t.networks
+                        .iter()
+                        .filter(move |a| a.network_id == *network)
+                        .map(move |a| TaskAddress {
+                            task_id: id_of(t),
+                            node_id: t.node_id.clone(),
+                            network_id: a.network_id.clone(),
+                            address: bare(&a.address),
+                        })
                 })
         })
         .collect();
@@ -317,11 +320,11 @@ mod tests {
         };
         let mut state = State::default();
         for object in [
-            Object::Network(network("ingress", true)),
-            Object::Network(network("front", false)),
-            Object::Network(network("sim", false)),
-            Object::Service(service("web", "front")),
-            Object::Service(service("batch", "sim")),
+            Object::from(network("ingress", true)),
+            Object::from(network("front", false)),
+            Object::from(network("sim", false)),
+            Object::from(service("web", "front")),
+            Object::from(service("batch", "sim")),
             Object::Task(placed("t1", "web", "n1", "front", "10.1.0.3")),
             Object::Task(placed("t2", "web", "n2", "front", "10.1.0.4")),
             Object::Task(placed("t3", "batch", "n2", "sim", "10.2.0.3")),

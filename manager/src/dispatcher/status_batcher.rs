@@ -1,17 +1,15 @@
-//! Task status reports from all nodes, gathered into few store writes: a
-//! burst of reports (50 tasks starting at once) becomes one Raft entry.
+//! Task status reports from all nodes, gathered into few store writes: one
+//! write at a time, and the reports that arrive while it commits go in
+//! the next, so a burst (50 tasks starting at once) makes few Raft entries
+//! and a lone report waits for nothing.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use shoal_proto::dispatcher::v1::TaskStatusUpdate;
 use shoal_proto::types::v1::TaskState;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{State, Store, StoreError, Tx};
-
-/// How long the batcher waits for more reports after the first one.
-const GATHER: Duration = Duration::from_millis(10);
 
 struct Submission {
     node_id: String,
@@ -48,9 +46,10 @@ pub fn spawn(store: Arc<Store>) -> Handle {
     let (tx, mut rx) = mpsc::channel::<Submission>(1024);
     tokio::spawn(async move {
         while let Some(first) = rx.recv().await {
+            // Reports that came while the last batch was being written go
+            // in this one; a lone report is written at once.
             let mut batch = vec![first];
-            let deadline = tokio::time::Instant::now() + GATHER;
-            while let Ok(Some(more)) = tokio::time::timeout_at(deadline, rx.recv()).await {
+            while let Ok(more) = rx.try_recv() {
                 batch.push(more);
             }
             let result = store

@@ -453,6 +453,22 @@ pub fn running(state: &State, service_id: &str) -> Vec<Task> {
         .collect()
 }
 
+/// A bare task `id`, observed in `state`: for tests of the store's
+/// indexes, which need no service or node.
+pub fn task_in_state(id: &str, state: TaskState) -> Task {
+    Task {
+        meta: Some(Meta {
+            id: id.into(),
+            ..Default::default()
+        }),
+        status: Some(TaskStatus {
+            state: state as i32,
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
 pub fn id(task: &Task) -> String {
     task.meta.as_ref().map(|m| m.id.clone()).unwrap_or_default()
 }

@@ -1,5 +1,7 @@
 //! Orchestrators: keep each service's tasks matching its spec. One pass
-//! looks at every service and writes all its decisions in one batch:
+//! looks at the services that changed (or at every one, see
+//! [`watch::Scope`]) and
+//! writes all its decisions in one batch:
 //! new tasks for empty slots, restarts of dead tasks (restart policy), scale
 //! down, and rolling updates (see `update`); jobs run to completion (see
 //! `jobs`). A task on a node that is down is replaced elsewhere at once.
@@ -11,6 +13,7 @@ mod restart;
 mod slots;
 mod update;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -21,7 +24,8 @@ use shoal_proto::types::v1::{
 use crate::error::ManagerError;
 use crate::leader::{Component, LeaderEnv};
 use crate::scheduler;
-use crate::store::{watch, Change, Kind, State, Store, StoreError, Tx};
+use crate::store::watch::{self, Scope};
+use crate::store::{Change, Kind, State, Store, StoreError, Tx};
 
 pub use jobs::is_job;
 pub use slots::Slot;
@@ -42,36 +46,67 @@ impl Component for Orchestrator {
     async fn run(self) -> Result<(), ManagerError> {
         let mut events = self.store.subscribe();
         let clock = self.store.clock().clone();
+        let mut scope = Scope::All;
+        // When a pass asked to look again (restart and update delays), as
+        // the clock reads; a pass over some services only brings it nearer.
+        let mut due: Option<i64> = None;
         loop {
-            let wake = match self.pass().await {
-                Ok(wake) => wake,
+            let whole = matches!(scope, Scope::All);
+            match self.pass(&scope).await {
+                Ok(wake) => {
+                    let at = wake.map(|w| clock.now().saturating_add(w.as_millis() as i64));
+                    due = match (whole, due, at) {
+                        (true, _, at) => at,
+                        (false, Some(due), Some(at)) => Some(due.min(at)),
+                        (false, due, at) => due.or(at),
+                    };
+                }
                 Err(e) => {
                     tracing::warn!("orchestrator pass failed: {e}");
-                    Some(Duration::from_millis(500))
+                    scope = Scope::All;
+                    clock.sleep(Duration::from_millis(500)).await;
+                    continue;
                 }
+            }
+            let sleep = match due {
+                Some(at) => clock.sleep_until(at),
+                None => clock.sleep(Duration::from_secs(3600)),
             };
-            let sleep = clock.sleep(wake.unwrap_or(Duration::from_secs(3600)));
             tokio::select! {
-                alive = watch::changed(&mut events, relevant, Duration::from_millis(5)) => {
-                    if !alive { return Ok(()); }
-                }
-                _ = sleep => {}
+                next = watch::next_scope(&mut events, relevant, watch::NO_SETTLE) => match next {
+                    Some(next) => scope = next,
+                    None => return Ok(()),
+                },
+                _ = sleep => scope = Scope::All,
             }
         }
     }
 }
 
 impl Orchestrator {
-    /// One reconciliation of every service; returns when it wants to look
-    /// again even if nothing changes (restart delays, update delays).
-    pub async fn pass(&self) -> Result<Option<Duration>, StoreError> {
+    /// One reconciliation of the services in `scope`; returns when it
+    /// wants to look again even if nothing changes (restart delays, update
+    /// delays).
+    pub async fn pass(&self, scope: &Scope) -> Result<Option<Duration>, StoreError> {
         self.store
             .update(|state, tx| {
                 let mut wake = Wake::default();
-                for service in state.services.values() {
-                    reconcile_service(state, service, tx, &mut wake);
+                match scope {
+                    Scope::All => {
+                        for service in state.services.values() {
+                            reconcile_service(state, service, tx, &mut wake);
+                        }
+                        remove_orphans(state, tx);
+                    }
+                    Scope::Services(ids) => {
+                        for id in ids {
+                            match state.services.get(id) {
+                                Some(service) => reconcile_service(state, service, tx, &mut wake),
+                                None => remove_orphans_of(state, id, tx),
+                            }
+                        }
+                    }
                 }
-                remove_orphans(state, tx);
                 Ok(wake.0)
             })
             .await
@@ -296,10 +331,21 @@ pub(crate) fn new_task(service: &Service, slot: u64, node_id: &str, now: i64) ->
 /// Tasks whose service is gone are removed (a crash between deleting a
 /// service and marking its tasks cannot leave them running).
 fn remove_orphans(state: &State, tx: &mut Tx) {
-    for task in state.tasks.values() {
-        if !state.services.contains_key(&task.service_id)
-            && task.desired_state < TaskState::Remove as i32
-        {
+    let gone: BTreeSet<&str> = state
+        .tasks
+        .values()
+        .map(|t| t.service_id.as_str())
+        .filter(|id| !state.services.contains_key(*id))
+        .collect();
+    for id in gone {
+        remove_orphans_of(state, id, tx);
+    }
+}
+
+/// The tasks of `service_id`, which is gone, are to be removed.
+fn remove_orphans_of(state: &State, service_id: &str, tx: &mut Tx) {
+    for task in state.tasks_of_service(service_id) {
+        if task.desired_state < TaskState::Remove as i32 {
             let mut task = task.clone();
             task.desired_state = TaskState::Remove as i32;
             tx.put(task);

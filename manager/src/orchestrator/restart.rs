@@ -197,8 +197,9 @@ mod tests {
         assert_eq!(none_tasks[0].observed_state(), TaskState::Failed);
     }
 
-    #[tokio::test]
-    async fn a_dead_task_is_replaced_only_after_the_restart_delay() {
+    /// A service `web` restarting after 5 s, whose first task has just
+    /// died: the harness, the service and that task.
+    async fn web_dead_for_5_s() -> (Harness, String, String) {
         let harness = Harness::start().await;
         harness.add_node("n1").await;
         let web = restarting(
@@ -213,6 +214,12 @@ mod tests {
         .await;
         let first = one_running(&harness, &web).await;
         harness.exit(&first, 137).await;
+        (harness, web, first)
+    }
+
+    #[tokio::test]
+    async fn a_dead_task_is_replaced_only_after_the_restart_delay() {
+        let (harness, web, first) = web_dead_for_5_s().await;
         harness.advance(Duration::from_millis(4_999)).await;
         assert_eq!(harness.tasks(&web).len(), 1, "restarted before the delay");
         harness.advance(Duration::from_millis(1)).await;
@@ -233,6 +240,20 @@ mod tests {
         assert_eq!(harness.store.view(|s| running(s, &api).len()), 0);
         harness.advance(Duration::from_millis(1_000)).await;
         one_running(&harness, &api).await;
+    }
+
+    #[tokio::test]
+    async fn a_restart_delay_holds_while_passes_look_at_other_services_only() {
+        let (harness, web, first) = web_dead_for_5_s().await;
+        harness.advance(Duration::from_millis(2_000)).await;
+        // Passes over `api` alone (its creation, its task starting) must
+        // not forget that `web` is due at 5 s.
+        let api = harness.create_service(service("api", "api", 1)).await;
+        one_running(&harness, &api).await;
+        harness.advance(Duration::from_millis(2_999)).await;
+        assert_eq!(harness.tasks(&web).len(), 1, "restarted before the delay");
+        harness.advance(Duration::from_millis(1)).await;
+        assert_ne!(one_running(&harness, &web).await, first);
     }
 
     #[tokio::test]

@@ -1,8 +1,13 @@
 //! The Raft state machine: applies committed write batches to the in-memory
-//! [`Store`] and persists every object in sled (sealed), together with the
-//! last applied log id and membership in the same atomic sled batch. Because
-//! the state machine is persistent, snapshots are only a transfer and
-//! compaction format: the whole state as one `WriteBatch`.
+//! [`Store`]. It writes nothing to disk when it applies: the state is
+//! durable through Raft itself, the log (flushed before an entry is
+//! acknowledged) and snapshots (the whole state as one sealed
+//! `WriteBatch`, taken every `--snapshot-every` entries). On start it loads
+//! the last snapshot and openraft applies the committed log after it again.
+//! Sealing and rewriting every changed object at each apply (as this state
+//! machine once did) was the largest cost of a leader placing thousands of
+//! tasks; a store of that older layout is read once and moved into a
+//! snapshot ([`legacy`]).
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -13,44 +18,34 @@ use openraft::{
     StorageIOError, StoredMembership,
 };
 use prost::Message;
-use serde::{Deserialize, Serialize};
 use shoal_proto::raft::v1::WriteBatch;
 
 use super::{io_error, NodeId, Request, Response, TypeConfig};
 use crate::seal::Sealer;
 use crate::store::{Object, State, Store, Write};
 
-const LAST_APPLIED: &[u8] = b"m/last_applied";
-const MEMBERSHIP: &[u8] = b"m/membership";
-const OBJECT_PREFIX: &[u8] = b"o/";
-const CURRENT_SNAPSHOT: &[u8] = b"current";
+mod legacy;
+
+/// The current snapshot: its meta (sealed JSON) and its data (a sealed
+/// `WriteBatch`), written together in one sled batch.
+const SNAPSHOT_META: &[u8] = b"current/meta";
+const SNAPSHOT_DATA: &[u8] = b"current/data";
 
 type Membership = StoredMembership<NodeId, BasicNode>;
+type Meta = SnapshotMeta<NodeId, BasicNode>;
 
-#[derive(Clone)]
 pub struct StateMachine {
     store: Arc<Store>,
-    objects: sled::Tree,
-    snapshots: sled::Tree,
-    sealer: Sealer,
+    snapshots: Snapshots,
     last_applied: Option<LogId<NodeId>>,
     membership: Membership,
 }
 
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta<NodeId, BasicNode>,
-    data: Vec<u8>,
-}
-
-fn object_key(object: &Object) -> Vec<u8> {
-    [
-        OBJECT_PREFIX,
-        object.kind().name().as_bytes(),
-        b"/",
-        object.id().as_bytes(),
-    ]
-    .concat()
+/// Where snapshots are kept, sealed.
+#[derive(Clone)]
+struct Snapshots {
+    tree: sled::Tree,
+    sealer: Sealer,
 }
 
 fn sm_read_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
@@ -61,120 +56,109 @@ fn sm_write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
     StorageIOError::write_state_machine(&io_error(e)).into()
 }
 
+fn snapshot_write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
+    StorageIOError::write_snapshot(None, &io_error(e)).into()
+}
+
+impl Snapshots {
+    fn read(&self) -> Result<Option<(Meta, Vec<u8>)>, StorageError<NodeId>> {
+        let (Some(meta), Some(data)) = (
+            self.tree.get(SNAPSHOT_META).map_err(sm_read_err)?,
+            self.tree.get(SNAPSHOT_DATA).map_err(sm_read_err)?,
+        ) else {
+            return Ok(None);
+        };
+        let meta = self.sealer.open(&meta).map_err(sm_read_err)?;
+        let meta: Meta = serde_json::from_slice(&meta).map_err(sm_read_err)?;
+        let data = self.sealer.open(&data).map_err(sm_read_err)?;
+        Ok(Some((meta, data)))
+    }
+
+    /// Replaces the current snapshot; returns once it is on disk, since
+    /// openraft purges the log it covers after this.
+    async fn write(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError<NodeId>> {
+        let meta = serde_json::to_vec(meta).map_err(snapshot_write_err)?;
+        let mut batch = sled::Batch::default();
+        batch.insert(
+            SNAPSHOT_META,
+            self.sealer.seal(&meta).map_err(snapshot_write_err)?,
+        );
+        batch.insert(
+            SNAPSHOT_DATA,
+            self.sealer.seal(data).map_err(snapshot_write_err)?,
+        );
+        self.tree.apply_batch(batch).map_err(snapshot_write_err)?;
+        self.tree.flush_async().await.map_err(snapshot_write_err)?;
+        Ok(())
+    }
+}
+
+/// The state a snapshot's data holds; objects keep the versions they were
+/// stored with.
+fn state_of(data: &[u8], index: u64) -> Result<State, prost::DecodeError> {
+    let batch = WriteBatch::decode(data)?;
+    let mut state = State::default();
+    for write in batch.actions.into_iter().filter_map(Write::from_action) {
+        let version = match &write {
+            Write::Put(o) => o.meta().map(|m| m.version).unwrap_or(index),
+            Write::Delete(..) => index,
+        };
+        state.apply(write, version);
+    }
+    Ok(state)
+}
+
 impl StateMachine {
-    /// Opens the persisted state and loads it into `store`.
-    pub fn open(
+    /// Loads the last snapshot into `store`; openraft then applies the
+    /// committed log after it.
+    pub async fn open(
         db: &sled::Db,
         sealer: Sealer,
         store: Arc<Store>,
     ) -> Result<Self, StorageError<NodeId>> {
-        let objects = db.open_tree("state").map_err(sm_read_err)?;
-        let snapshots = db.open_tree("snapshot").map_err(sm_read_err)?;
+        let snapshots = Snapshots {
+            tree: db.open_tree("snapshot").map_err(sm_read_err)?,
+            sealer: sealer.clone(),
+        };
+        legacy::migrate(db, &sealer, &snapshots).await?;
         let mut sm = StateMachine {
             store,
-            objects,
             snapshots,
-            sealer,
             last_applied: None,
             membership: Membership::default(),
         };
-        sm.load()?;
+        if let Some((meta, data)) = sm.snapshots.read()? {
+            let index = meta.last_log_id.map_or(0, |l| l.index);
+            sm.store
+                .replace(state_of(&data, index).map_err(sm_read_err)?);
+            sm.last_applied = meta.last_log_id;
+            sm.membership = meta.last_membership;
+        }
         Ok(sm)
-    }
-
-    fn load(&mut self) -> Result<(), StorageError<NodeId>> {
-        let mut batch = WriteBatch::default();
-        for item in self.objects.scan_prefix(OBJECT_PREFIX) {
-            let (_, v) = item.map_err(sm_read_err)?;
-            let plain = self.sealer.open(&v).map_err(sm_read_err)?;
-            let one = WriteBatch::decode(plain.as_slice()).map_err(sm_read_err)?;
-            batch.actions.extend(one.actions);
-        }
-        self.last_applied = self.read_json(LAST_APPLIED)?.flatten();
-        self.membership = self.read_json(MEMBERSHIP)?.unwrap_or_default();
-        let mut state = State::default();
-        let version = self.last_applied.map(|l| l.index).unwrap_or(0);
-        for write in batch.actions.into_iter().filter_map(Write::from_action) {
-            // Objects keep the versions they were stored with.
-            let stored_version = match &write {
-                Write::Put(o) => o.meta().map(|m| m.version).unwrap_or(version),
-                Write::Delete(..) => version,
-            };
-            state.apply(write, stored_version);
-        }
-        self.store.replace(state);
-        Ok(())
-    }
-
-    fn read_json<T: serde::de::DeserializeOwned>(
-        &self,
-        key: &[u8],
-    ) -> Result<Option<T>, StorageError<NodeId>> {
-        match self.objects.get(key).map_err(sm_read_err)? {
-            Some(v) => {
-                let plain = self.sealer.open(&v).map_err(sm_read_err)?;
-                Ok(Some(serde_json::from_slice(&plain).map_err(sm_read_err)?))
-            }
-            None => Ok(None),
-        }
-    }
-
-    fn seal_json<T: Serialize>(&self, value: &T) -> Result<Vec<u8>, StorageError<NodeId>> {
-        let json = serde_json::to_vec(value).map_err(sm_write_err)?;
-        self.sealer.seal(&json).map_err(sm_write_err)
-    }
-
-    fn seal_object(&self, object: &Object) -> Result<Vec<u8>, StorageError<NodeId>> {
-        let one = WriteBatch {
-            actions: vec![object.clone().into_action()],
-        };
-        self.sealer.seal(&one.encode_to_vec()).map_err(sm_write_err)
-    }
-
-    fn snapshot_data(&self) -> Vec<u8> {
-        self.store.view(|state| {
-            WriteBatch {
-                actions: state.objects().map(Object::into_action).collect(),
-            }
-            .encode_to_vec()
-        })
     }
 }
 
-impl RaftSnapshotBuilder<TypeConfig> for StateMachine {
+/// A snapshot taken: the state as it was at `meta`'s log id, encoded while
+/// the state machine waited (so no later entry is in it), sealed and
+/// written off its path.
+pub struct SnapshotBuilder {
+    snapshots: Snapshots,
+    meta: Meta,
+    data: Vec<u8>,
+}
+
+impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let data = self.snapshot_data();
-        let snapshot_id = format!(
-            "{}-{}",
-            self.last_applied.map(|l| l.index).unwrap_or(0),
-            crate::clock::Clock::system().now()
-        );
-        let meta = SnapshotMeta {
-            last_log_id: self.last_applied,
-            last_membership: self.membership.clone(),
-            snapshot_id,
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data: data.clone(),
-        };
-        let sealed = self.seal_json(&stored)?;
-        self.snapshots
-            .insert(CURRENT_SNAPSHOT, sealed)
-            .map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
-        self.snapshots
-            .flush_async()
-            .await
-            .map_err(|e| StorageIOError::write_snapshot(None, &io_error(e)))?;
+        self.snapshots.write(&self.meta, &self.data).await?;
         Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(data)),
+            meta: self.meta.clone(),
+            snapshot: Box::new(Cursor::new(std::mem::take(&mut self.data))),
         })
     }
 }
 
 impl RaftStateMachine<TypeConfig> for StateMachine {
-    type SnapshotBuilder = StateMachine;
+    type SnapshotBuilder = SnapshotBuilder;
 
     async fn applied_state(
         &mut self,
@@ -188,7 +172,6 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         I::IntoIter: openraft::OptionalSend,
     {
         let mut responses = Vec::new();
-        let mut disk = sled::Batch::default();
         for entry in entries {
             self.last_applied = Some(entry.log_id);
             let mut response = Response::default();
@@ -199,33 +182,37 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 }
                 EntryPayload::Normal(Request { batch }) => {
                     let batch = WriteBatch::decode(batch.as_slice()).map_err(sm_write_err)?;
-                    match self.store.apply(entry.log_id.index, batch) {
-                        Ok(changes) => {
-                            for change in changes {
-                                match change {
-                                    crate::store::Change::Put { new, .. } => {
-                                        disk.insert(object_key(&new), self.seal_object(&new)?);
-                                    }
-                                    crate::store::Change::Delete(old) => {
-                                        disk.remove(object_key(&old))
-                                    }
-                                }
-                            }
-                        }
-                        Err(conflict) => response.conflict = Some(conflict),
+                    if let Err(conflict) = self.store.apply(entry.log_id.index, batch) {
+                        response.conflict = Some(conflict);
                     }
                 }
             }
             responses.push(response);
         }
-        disk.insert(LAST_APPLIED, self.seal_json(&self.last_applied)?);
-        disk.insert(MEMBERSHIP, self.seal_json(&self.membership)?);
-        self.objects.apply_batch(disk).map_err(sm_write_err)?;
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
-        self.clone()
+        let snapshot_id = format!(
+            "{}-{}",
+            self.last_applied.map(|l| l.index).unwrap_or(0),
+            crate::clock::Clock::system().now()
+        );
+        let data = self.store.view(|state| {
+            WriteBatch {
+                actions: state.objects().map(Object::into_action).collect(),
+            }
+            .encode_to_vec()
+        });
+        SnapshotBuilder {
+            snapshots: self.snapshots.clone(),
+            meta: SnapshotMeta {
+                last_log_id: self.last_applied,
+                last_membership: self.membership.clone(),
+                snapshot_id,
+            },
+            data,
+        }
     }
 
     async fn begin_receiving_snapshot(
@@ -240,50 +227,164 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         snapshot: Box<Cursor<Vec<u8>>>,
     ) -> Result<(), StorageError<NodeId>> {
         let data = snapshot.into_inner();
-        let batch = WriteBatch::decode(data.as_slice())
-            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        let mut state = State::default();
-        let mut disk = sled::Batch::default();
-        for item in self.objects.scan_prefix(OBJECT_PREFIX) {
-            let (k, _) = item.map_err(sm_read_err)?;
-            disk.remove(k);
-        }
-        for write in batch.actions.into_iter().filter_map(Write::from_action) {
-            if let Write::Put(object) = &write {
-                let version = object.meta().map(|m| m.version).unwrap_or(index);
-                disk.insert(object_key(object), self.seal_object(object)?);
-                state.apply(write, version);
-            }
-        }
+        let state = state_of(&data, index)
+            .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
+        // On disk first: openraft drops the log the snapshot covers next.
+        self.snapshots.write(meta, &data).await?;
+        self.store.replace(state);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        disk.insert(LAST_APPLIED, self.seal_json(&self.last_applied)?);
-        disk.insert(MEMBERSHIP, self.seal_json(&self.membership)?);
-        self.objects.apply_batch(disk).map_err(sm_write_err)?;
-        self.store.replace(state);
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        let sealed = self.seal_json(&stored)?;
-        self.snapshots
-            .insert(CURRENT_SNAPSHOT, sealed)
-            .map_err(sm_write_err)?;
         Ok(())
     }
 
     async fn get_current_snapshot(
         &mut self,
     ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        let Some(sealed) = self.snapshots.get(CURRENT_SNAPSHOT).map_err(sm_read_err)? else {
-            return Ok(None);
-        };
-        let plain = self.sealer.open(&sealed).map_err(sm_read_err)?;
-        let stored: StoredSnapshot = serde_json::from_slice(&plain).map_err(sm_read_err)?;
-        Ok(Some(Snapshot {
-            meta: stored.meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
+        Ok(self.snapshots.read()?.map(|(meta, data)| Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::{CommittedLeaderId, Entry};
+    use shoal_proto::types::v1::{Meta, Service};
+
+    use super::*;
+
+    fn service(id: &str) -> Object {
+        Object::from(Service {
+            meta: Some(Meta {
+                id: id.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    fn log_id(index: u64) -> LogId<NodeId> {
+        LogId::new(CommittedLeaderId::new(1, 1), index)
+    }
+
+    fn entry(index: u64, object: Object) -> Entry<TypeConfig> {
+        let batch = WriteBatch {
+            actions: vec![object.into_action()],
+        };
+        Entry {
+            log_id: log_id(index),
+            payload: EntryPayload::Normal(Request {
+                batch: batch.encode_to_vec(),
+            }),
+        }
+    }
+
+    fn services(store: &Store) -> Vec<(String, u64)> {
+        store.view(|state| {
+            state
+                .services
+                .iter()
+                .map(|(id, s)| (id.clone(), s.meta.as_ref().map_or(0, |m| m.version)))
+                .collect()
+        })
+    }
+
+    /// A value sealed as the older layout kept it.
+    fn sealed_json<T: serde::Serialize>(sealer: &Sealer, value: &T) -> Vec<u8> {
+        sealer.seal(&serde_json::to_vec(value).unwrap()).unwrap()
+    }
+
+    fn sealer() -> Sealer {
+        Sealer::new(&[7; 32])
+    }
+
+    #[tokio::test]
+    async fn a_manager_starts_from_its_last_snapshot_and_applies_nothing_to_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let store = Arc::new(Store::default());
+        let mut sm = StateMachine::open(&db, sealer(), store.clone())
+            .await
+            .unwrap();
+        sm.apply([entry(3, service("a"))]).await.unwrap();
+        let mut builder = sm.get_snapshot_builder().await;
+        // Applied after the snapshot was taken: not in it, even though it
+        // is applied before the snapshot is written.
+        sm.apply([entry(4, service("b"))]).await.unwrap();
+        let built = builder.build_snapshot().await.unwrap();
+        assert_eq!(built.meta.last_log_id, Some(log_id(3)));
+        assert_eq!(services(&store).len(), 2);
+        drop(sm);
+
+        let restarted = Arc::new(Store::default());
+        let mut sm = StateMachine::open(&db, sealer(), restarted.clone())
+            .await
+            .unwrap();
+        // Entry 4 comes back from the log: openraft applies it again.
+        assert_eq!(services(&restarted), vec![("a".to_string(), 3)]);
+        assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(3)));
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(3)));
+        // Nothing but the snapshot is written by the state machine.
+        let trees: Vec<_> = db.tree_names();
+        assert!(!trees.iter().any(|n| n.as_ref() == b"state"), "{trees:?}");
+    }
+
+    #[tokio::test]
+    async fn a_store_of_the_older_layout_moves_into_a_snapshot_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let sealer = sealer();
+        let state = db.open_tree("state").unwrap();
+        for id in ["a", "b"] {
+            let one = WriteBatch {
+                actions: vec![service(id).into_action()],
+            };
+            let key = format!("o/service/{id}");
+            state
+                .insert(key, sealer.seal(&one.encode_to_vec()).unwrap())
+                .unwrap();
+        }
+        state
+            .insert(b"m/last_applied", sealed_json(&sealer, &Some(log_id(9))))
+            .unwrap();
+        state
+            .insert(
+                b"m/membership",
+                sealed_json(&sealer, &Membership::default()),
+            )
+            .unwrap();
+        // An older snapshot beside it, in the old JSON form.
+        let old = serde_json::json!({
+            "meta": SnapshotMeta::<NodeId, BasicNode> {
+                last_log_id: Some(log_id(5)),
+                last_membership: Membership::default(),
+                snapshot_id: "5-0".into(),
+            },
+            "data": WriteBatch { actions: vec![service("a").into_action()] }.encode_to_vec(),
+        });
+        let snapshots = db.open_tree("snapshot").unwrap();
+        snapshots
+            .insert(b"current", sealed_json(&sealer, &old))
+            .unwrap();
+        drop((state, snapshots));
+
+        for _ in 0..2 {
+            let store = Arc::new(Store::default());
+            let mut sm = StateMachine::open(&db, sealer.clone(), store.clone())
+                .await
+                .unwrap();
+            assert_eq!(services(&store).len(), 2);
+            assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(9)));
+            assert!(!db.tree_names().iter().any(|n| n.as_ref() == b"state"));
+            assert!(db
+                .open_tree("snapshot")
+                .unwrap()
+                .get(b"current")
+                .unwrap()
+                .is_none());
+        }
     }
 }

@@ -15,7 +15,6 @@ pub mod spread;
 use std::cmp::Ordering;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use shoal_proto::types::v1::{Node, Task, TaskState};
 
@@ -43,8 +42,10 @@ impl Component for Scheduler {
     }
 
     async fn run(self) -> Result<(), ManagerError> {
-        let settle = Duration::from_millis(5);
-        watch::run_passes(&self.store, Self::NAME, relevant, settle, || self.pass()).await;
+        watch::run_passes(&self.store, Self::NAME, relevant, watch::NO_SETTLE, || {
+            self.pass()
+        })
+        .await;
         Ok(())
     }
 }
@@ -68,13 +69,16 @@ fn relevant(change: &Change) -> bool {
 }
 
 fn schedule(state: &State, tx: &mut Tx) {
-    let mut load = Load::of(state);
     let mut pending: Vec<&Task> = state
-        .tasks
-        .values()
+        .waiting_tasks()
         .filter(|t| t.observed_state() == TaskState::Pending)
         .filter(|t| t.desired_state <= TaskState::Running as i32)
         .collect();
+    if pending.is_empty() {
+        // Most commits are status reports: no load to count.
+        return;
+    }
+    let mut load = Load::of(state);
     pending.sort_by(|a, b| (a.service_id.as_str(), a.slot).cmp(&(b.service_id.as_str(), b.slot)));
     let mut nodes: Vec<&Node> = state.nodes.values().collect();
     nodes.sort_by(|a, b| node_id(a).cmp(node_id(b)));

@@ -21,7 +21,7 @@ use tokio::sync::broadcast;
 use crate::clock::Clock;
 
 pub use object::{Kind, Object, Write};
-pub use state::{Change, State};
+pub use state::{address_of, Change, State};
 
 /// Why a store operation failed; the control API maps these to gRPC codes.
 #[derive(Debug, Clone, thiserror::Error)]
@@ -292,27 +292,23 @@ impl Store {
     /// Applies a committed batch (called by the state machine, in log order).
     /// A batch written against versions that are no longer current (a
     /// concurrent write won) is refused whole: nothing of it applies.
-    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<Vec<Change>, String> {
+    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<(), String> {
         let changes: Vec<Change> = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            let writes: Vec<Write> = batch
-                .actions
-                .into_iter()
-                .filter_map(Write::from_action)
-                .collect();
+            // Sized once: a batch of thousands of tasks grown by doubling
+            // costs a fresh, zeroed mapping at every step.
+            let mut writes = Vec::with_capacity(batch.actions.len());
+            writes.extend(batch.actions.into_iter().filter_map(Write::from_action));
             state.check_versions(&writes)?;
-            writes
-                .into_iter()
-                .filter_map(|w| state.apply(w, index))
-                .collect()
+            let mut changes = Vec::with_capacity(writes.len());
+            changes.extend(writes.into_iter().filter_map(|w| state.apply(w, index)));
+            changes
         };
         if !changes.is_empty() {
             // No watchers is fine: nobody to tell.
-            let _ = self
-                .events
-                .send(Arc::new(Event::of(index, changes.clone())));
+            let _ = self.events.send(Arc::new(Event::of(index, changes)));
         }
-        Ok(changes)
+        Ok(())
     }
 
     /// Replaces the whole state (snapshot install, start-up load).
@@ -344,12 +340,18 @@ macro_rules! impl_into_object {
     ($($ty:ident),*) => {$(
         impl From<shoal_proto::types::v1::$ty> for Object {
             fn from(o: shoal_proto::types::v1::$ty) -> Object {
-                Object::$ty(o)
+                Object::$ty(Box::new(o))
             }
         }
     )*};
 }
-impl_into_object!(Cluster, Node, Service, Task, Network, Secret);
+impl_into_object!(Cluster, Node, Service, Network, Secret);
+
+impl From<shoal_proto::types::v1::Task> for Object {
+    fn from(o: shoal_proto::types::v1::Task) -> Object {
+        Object::Task(o)
+    }
+}
 
 #[cfg(test)]
 mod tests {
@@ -406,6 +408,28 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(overloaded.contains("overloaded"), "{overloaded}");
+    }
+
+    #[test]
+    fn waiting_tasks_are_those_not_yet_on_a_node() {
+        use shoal_proto::types::v1::TaskState;
+        let task = |id: &str, state| Write::Put(crate::harness::task_in_state(id, state).into());
+        let waiting = |state: &State| -> Vec<String> {
+            state
+                .waiting_tasks()
+                .filter_map(|t| t.meta.as_ref().map(|m| m.id.clone()))
+                .collect()
+        };
+        let mut state = State::default();
+        state.apply(task("a", TaskState::New), 1);
+        state.apply(task("b", TaskState::Pending), 2);
+        state.apply(task("c", TaskState::Running), 3);
+        assert_eq!(waiting(&state), ["a", "b"]);
+        state.apply(task("a", TaskState::Pending), 4);
+        state.apply(task("b", TaskState::Assigned), 5);
+        assert_eq!(waiting(&state), ["a"]);
+        state.apply(Write::Delete(Kind::Task, "a".into()), 6);
+        assert!(waiting(&state).is_empty());
     }
 
     #[tokio::test]

@@ -1,7 +1,9 @@
 //! The kinds of stored objects and the uniform handling of their metadata.
 
-// Object variants differ in size; they are short-lived copies, and boxing
-// would only add allocations.
+// All but tasks are boxed: a task is the object of most changes, and an
+// unboxed Service or Cluster made every one of them twice its size (a
+// status batch of thousands of tasks then moved megabytes of padding).
+// Tasks stay inline: boxing them would add an allocation to most changes.
 #![allow(clippy::large_enum_variant)]
 
 use shoal_proto::raft::v1::{store_action::Action, ObjectRef, StoreAction};
@@ -45,12 +47,12 @@ impl Kind {
 /// Any stored object.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Object {
-    Cluster(Cluster),
-    Node(Node),
-    Service(Service),
+    Cluster(Box<Cluster>),
+    Node(Box<Node>),
+    Service(Box<Service>),
     Task(Task),
-    Network(Network),
-    Secret(Secret),
+    Network(Box<Network>),
+    Secret(Box<Secret>),
 }
 
 impl Object {
@@ -94,12 +96,12 @@ impl Object {
 
     pub fn into_action(self) -> StoreAction {
         let action = match self {
-            Object::Cluster(o) => Action::Cluster(o),
-            Object::Node(o) => Action::Node(o),
-            Object::Service(o) => Action::Service(o),
+            Object::Cluster(o) => Action::Cluster(*o),
+            Object::Node(o) => Action::Node(*o),
+            Object::Service(o) => Action::Service(*o),
             Object::Task(o) => Action::Task(o),
-            Object::Network(o) => Action::Network(o),
-            Object::Secret(o) => Action::Secret(o),
+            Object::Network(o) => Action::Network(*o),
+            Object::Secret(o) => Action::Secret(*o),
         };
         StoreAction {
             action: Some(action),
@@ -130,12 +132,12 @@ impl Write {
     /// `None` for an action this manager does not know (a newer peer's).
     pub fn from_action(action: StoreAction) -> Option<Write> {
         Some(match action.action? {
-            Action::Cluster(o) => Write::Put(Object::Cluster(o)),
-            Action::Node(o) => Write::Put(Object::Node(o)),
-            Action::Service(o) => Write::Put(Object::Service(o)),
+            Action::Cluster(o) => Write::Put(Object::from(o)),
+            Action::Node(o) => Write::Put(Object::from(o)),
+            Action::Service(o) => Write::Put(Object::from(o)),
             Action::Task(o) => Write::Put(Object::Task(o)),
-            Action::Network(o) => Write::Put(Object::Network(o)),
-            Action::Secret(o) => Write::Put(Object::Secret(o)),
+            Action::Network(o) => Write::Put(Object::from(o)),
+            Action::Secret(o) => Write::Put(Object::from(o)),
             Action::Delete(r) => Write::Delete(Kind::from_name(&r.kind)?, r.id),
         })
     }

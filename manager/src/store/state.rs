@@ -4,8 +4,9 @@
 #![allow(clippy::large_enum_variant)] // see object.rs
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
 
-use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task};
+use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task, TaskState};
 
 use super::object::{Kind, Object, Write};
 
@@ -26,28 +27,119 @@ pub struct State {
 #[derive(Debug, Clone, Default)]
 struct TaskIndex {
     by_node: HashMap<String, BTreeSet<String>>,
+    /// Tasks not yet on a node (new: waiting for addresses; pending:
+    /// waiting for a node): what the allocator and the scheduler look at.
+    waiting: BTreeSet<String>,
     by_service: HashMap<String, BTreeSet<String>>,
+    /// By the networks the task has an address on: a node's network view
+    /// reads the tasks of its networks alone.
+    by_network: HashMap<String, BTreeSet<String>>,
+    /// The addresses live (not terminal) tasks hold, by network, each with
+    /// how many hold it: the allocator asks whether one is free without
+    /// looking at every task.
+    addresses: HashMap<String, BTreeMap<Ipv4Addr, u32>>,
+}
+
+/// Adds `id` under `key`.
+fn index(map: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+    match map.get_mut(key) {
+        Some(ids) => {
+            ids.insert(id.to_string());
+        }
+        None => {
+            map.insert(key.to_string(), BTreeSet::from([id.to_string()]));
+        }
+    }
+}
+
+fn unindex(map: &mut HashMap<String, BTreeSet<String>>, key: &str, id: &str) {
+    if let Some(ids) = map.get_mut(key) {
+        ids.remove(id);
+        if ids.is_empty() {
+            map.remove(key);
+        }
+    }
+}
+
+/// Whether two versions of a task sit at the same keys of the index.
+fn same_keys(a: &Task, b: &Task) -> bool {
+    a.node_id == b.node_id
+        && a.service_id == b.service_id
+        && a.observed_state().is_terminal() == b.observed_state().is_terminal()
+        && is_waiting(a) == is_waiting(b)
+        && a.networks.len() == b.networks.len()
+        && a.networks
+            .iter()
+            .zip(&b.networks)
+            .all(|(x, y)| x.network_id == y.network_id && x.address == y.address)
+}
+
+fn is_waiting(task: &Task) -> bool {
+    task.observed_state() < TaskState::Assigned
+}
+
+/// The addresses a task holds: those of its attachments while it is live.
+fn held_addresses(task: &Task) -> impl Iterator<Item = (&str, Ipv4Addr)> {
+    let live = !task.observed_state().is_terminal();
+    task.networks
+        .iter()
+        .filter(move |_| live)
+        .filter_map(|a| Some((a.network_id.as_str(), address_of(&a.address)?)))
+}
+
+/// The address of `10.0.0.3/24`.
+pub fn address_of(cidr: &str) -> Option<Ipv4Addr> {
+    cidr.split('/').next().and_then(|ip| ip.parse().ok())
 }
 
 impl TaskIndex {
     fn insert(&mut self, task: &Task, id: &str) {
-        for (map, key) in [
-            (&mut self.by_node, &task.node_id),
-            (&mut self.by_service, &task.service_id),
-        ] {
-            map.entry(key.clone()).or_default().insert(id.to_string());
+        index(&mut self.by_node, &task.node_id, id);
+        index(&mut self.by_service, &task.service_id, id);
+        if is_waiting(task) {
+            self.waiting.insert(id.to_string());
+        }
+        for a in &task.networks {
+            index(&mut self.by_network, &a.network_id, id);
+        }
+        for (network, ip) in held_addresses(task) {
+            let held = match self.addresses.get_mut(network) {
+                Some(held) => held,
+                None => self.addresses.entry(network.to_string()).or_default(),
+            };
+            *held.entry(ip).or_default() += 1;
         }
     }
 
+    /// `old` (if any) is replaced by `new`; most puts are status reports,
+    /// which move a task to no other node, service or network.
+    fn replace(&mut self, old: Option<&Task>, new: &Task, id: &str) {
+        if let Some(old) = old {
+            if same_keys(old, new) {
+                return;
+            }
+            self.remove(old, id);
+        }
+        self.insert(new, id);
+    }
+
     fn remove(&mut self, task: &Task, id: &str) {
-        for (map, key) in [
-            (&mut self.by_node, &task.node_id),
-            (&mut self.by_service, &task.service_id),
-        ] {
-            if let Some(ids) = map.get_mut(key) {
-                ids.remove(id);
-                if ids.is_empty() {
-                    map.remove(key);
+        unindex(&mut self.by_node, &task.node_id, id);
+        unindex(&mut self.by_service, &task.service_id, id);
+        self.waiting.remove(id);
+        for a in &task.networks {
+            unindex(&mut self.by_network, &a.network_id, id);
+        }
+        for (network, ip) in held_addresses(task) {
+            if let Some(held) = self.addresses.get_mut(network) {
+                if let Some(count) = held.get_mut(&ip) {
+                    *count -= 1;
+                    if *count == 0 {
+                        held.remove(&ip);
+                    }
+                }
+                if held.is_empty() {
+                    self.addresses.remove(network);
                 }
             }
         }
@@ -85,13 +177,26 @@ impl State {
 
     pub fn get(&self, kind: Kind, id: &str) -> Option<Object> {
         match kind {
-            Kind::Cluster => self.clusters.get(id).cloned().map(Object::Cluster),
-            Kind::Node => self.nodes.get(id).cloned().map(Object::Node),
-            Kind::Service => self.services.get(id).cloned().map(Object::Service),
+            Kind::Cluster => self.clusters.get(id).cloned().map(Object::from),
+            Kind::Node => self.nodes.get(id).cloned().map(Object::from),
+            Kind::Service => self.services.get(id).cloned().map(Object::from),
             Kind::Task => self.tasks.get(id).cloned().map(Object::Task),
-            Kind::Network => self.networks.get(id).cloned().map(Object::Network),
-            Kind::Secret => self.secrets.get(id).cloned().map(Object::Secret),
+            Kind::Network => self.networks.get(id).cloned().map(Object::from),
+            Kind::Secret => self.secrets.get(id).cloned().map(Object::from),
         }
+    }
+
+    /// The version of a stored object, read in place.
+    fn version_of(&self, kind: Kind, id: &str) -> Option<u64> {
+        let meta = match kind {
+            Kind::Cluster => self.clusters.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Node => self.nodes.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Service => self.services.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Task => self.tasks.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Network => self.networks.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Secret => self.secrets.get(id).and_then(|o| o.meta.as_ref()),
+        };
+        meta.map(|m| m.version)
     }
 
     /// Checks that every object a batch puts is still at the version the
@@ -101,14 +206,12 @@ impl State {
         let mut seen = std::collections::HashSet::new();
         for write in writes {
             let Write::Put(object) = write else { continue };
-            let key = (object.kind(), object.id().to_string());
-            if !seen.insert(key.clone()) {
+            let key = (object.kind(), object.id());
+            if !seen.insert(key) {
                 continue;
             }
             let read = object.meta().map(|m| m.version).unwrap_or(0);
-            let current = self
-                .get(key.0, &key.1)
-                .and_then(|o| o.meta().map(|m| m.version));
+            let current = self.version_of(key.0, key.1);
             let ok = match current {
                 Some(v) => v == read,
                 None => read == 0,
@@ -131,34 +234,33 @@ impl State {
             Write::Put(mut object) => {
                 object.meta_mut().version = version;
                 let id = object.id().to_string();
-                let old = self.get(object.kind(), &id);
-                match object.clone() {
-                    Object::Cluster(o) => self.clusters.insert(id, o).map(|_| ()),
-                    Object::Node(o) => self.nodes.insert(id, o).map(|_| ()),
-                    Object::Service(o) => self.services.insert(id, o).map(|_| ()),
+                // The replaced object comes back from the map: no clone.
+                let old = match object.clone() {
+                    Object::Cluster(o) => self.clusters.insert(id, *o).map(Object::from),
+                    Object::Node(o) => self.nodes.insert(id, *o).map(Object::from),
+                    Object::Service(o) => self.services.insert(id, *o).map(Object::from),
                     Object::Task(o) => {
-                        if let Some(old) = self.tasks.get(&id) {
-                            self.task_index.remove(old, &id);
-                        }
-                        self.task_index.insert(&o, &id);
-                        self.tasks.insert(id, o).map(|_| ())
+                        let old = self.tasks.remove(&id);
+                        self.task_index.replace(old.as_ref(), &o, &id);
+                        self.tasks.insert(id, o);
+                        old.map(Object::Task)
                     }
-                    Object::Network(o) => self.networks.insert(id, o).map(|_| ()),
-                    Object::Secret(o) => self.secrets.insert(id, o).map(|_| ()),
+                    Object::Network(o) => self.networks.insert(id, *o).map(Object::from),
+                    Object::Secret(o) => self.secrets.insert(id, *o).map(Object::from),
                 };
                 Some(Change::Put { old, new: object })
             }
             Write::Delete(kind, id) => {
                 let old = match kind {
-                    Kind::Cluster => self.clusters.remove(&id).map(Object::Cluster),
-                    Kind::Node => self.nodes.remove(&id).map(Object::Node),
-                    Kind::Service => self.services.remove(&id).map(Object::Service),
+                    Kind::Cluster => self.clusters.remove(&id).map(Object::from),
+                    Kind::Node => self.nodes.remove(&id).map(Object::from),
+                    Kind::Service => self.services.remove(&id).map(Object::from),
                     Kind::Task => self.tasks.remove(&id).map(|task| {
                         self.task_index.remove(&task, &id);
                         Object::Task(task)
                     }),
-                    Kind::Network => self.networks.remove(&id).map(Object::Network),
-                    Kind::Secret => self.secrets.remove(&id).map(Object::Secret),
+                    Kind::Network => self.networks.remove(&id).map(Object::from),
+                    Kind::Secret => self.secrets.remove(&id).map(Object::from),
                 };
                 old.map(Change::Delete)
             }
@@ -170,11 +272,11 @@ impl State {
         self.clusters
             .values()
             .cloned()
-            .map(Object::Cluster)
-            .chain(self.nodes.values().cloned().map(Object::Node))
-            .chain(self.networks.values().cloned().map(Object::Network))
-            .chain(self.secrets.values().cloned().map(Object::Secret))
-            .chain(self.services.values().cloned().map(Object::Service))
+            .map(Object::from)
+            .chain(self.nodes.values().cloned().map(Object::from))
+            .chain(self.networks.values().cloned().map(Object::from))
+            .chain(self.secrets.values().cloned().map(Object::from))
+            .chain(self.services.values().cloned().map(Object::from))
             .chain(self.tasks.values().cloned().map(Object::Task))
     }
 
@@ -202,6 +304,21 @@ impl State {
     /// The service's tasks, by id.
     pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> {
         self.indexed(self.task_index.by_service.get(service_id))
+    }
+
+    /// The tasks not yet on a node (new or pending), by id.
+    pub fn waiting_tasks(&self) -> impl Iterator<Item = &Task> {
+        self.indexed(Some(&self.task_index.waiting))
+    }
+
+    /// The tasks with an address on the network, by id.
+    pub fn tasks_on_network<'a>(&'a self, network_id: &str) -> impl Iterator<Item = &'a Task> {
+        self.indexed(self.task_index.by_network.get(network_id))
+    }
+
+    /// The addresses live tasks hold on the network, in order.
+    pub fn task_addresses(&self, network_id: &str) -> Option<&BTreeMap<Ipv4Addr, u32>> {
+        self.task_index.addresses.get(network_id)
     }
 
     /// The tasks placed on the node, by id.

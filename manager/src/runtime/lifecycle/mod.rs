@@ -283,6 +283,7 @@ impl Manager {
             .map_err(|e| ManagerError::other("open the raft log", e))?;
         let log_store = log.clone();
         let sm = StateMachine::open(&db, sealer, store.clone())
+            .await
             .map_err(|e| ManagerError::other("open the state", e))?;
         // Live: the agent renews the node's certificate in these files.
         let identity = LiveIdentity::load(&self.config.node_dir)
