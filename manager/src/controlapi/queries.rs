@@ -41,7 +41,7 @@ pub fn tasks(state: &State, filter: &ListTasksRequest) -> Vec<Task> {
         .filter(|t| filter.node_ids.is_empty() || filter.node_ids.contains(&t.node_id))
         .filter(|t| !filter.only_desired_running || t.desired_state <= TaskState::Running as i32)
         .filter(|t| all_labels_match(&t.service_labels, &filter.labels))
-        .cloned()
+        .map(|t| Task::clone(t))
         .collect()
 }
 

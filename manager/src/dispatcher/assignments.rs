@@ -52,7 +52,7 @@ fn node_trust(state: &State) -> Option<NodeTrust> {
 }
 
 /// The secrets the node's live tasks use: exactly what it may know.
-fn secrets_for(state: &State, tasks: &HashMap<String, Task>) -> Vec<Secret> {
+fn secrets_for(state: &State, tasks: &Sent) -> Vec<Secret> {
     let mut ids: Vec<&str> = tasks
         .values()
         .filter(|t| {
@@ -133,21 +133,25 @@ fn concerns_agent(change: &Change, node_id: &str) -> bool {
     }
 }
 
+/// The tasks the agent has heard of, as they were sent (shared with the
+/// store, not copied).
+type Sent = HashMap<String, Arc<Task>>;
+
 /// [`increment`] when only the tasks `ids` changed: the others are the
 /// ones sent.
 fn increment_of(
     state: &State,
     node_id: &str,
-    mut sent: HashMap<String, Task>,
+    mut sent: Sent,
     ids: &HashSet<String>,
-) -> (HashMap<String, Task>, Vec<Task>, Vec<String>) {
+) -> (Sent, Vec<Task>, Vec<String>) {
     let mut updated = Vec::new();
     let mut removed = Vec::new();
     for id in ids {
         match state.tasks.get(id).filter(|t| needs_agent(t, node_id)) {
             Some(task) => {
-                note(sent.get(id), task, &mut updated);
-                sent.insert(id.clone(), task.clone());
+                note(sent.get(id).map(|t| &**t), task, &mut updated);
+                sent.insert(id.clone(), Arc::clone(task));
             }
             None => {
                 if sent.remove(id).is_some() {
@@ -163,34 +167,26 @@ fn increment_of(
 /// for it since `sent`.
 fn note(sent: Option<&Task>, task: &Task, updated: &mut Vec<Task>) {
     if sent.is_none_or(|old| changed_for_agent(old, task)) {
-        updated.push(task.clone());
+        updated.push(Task::clone(task));
     }
 }
 
 /// What the agent must hear since `sent`: the node's tasks now, those
 /// new or changed for the agent, and the ids of those it no longer has.
-/// A task whose version did not move is the one sent, not cloned again.
-fn increment(
-    state: &State,
-    node_id: &str,
-    mut sent: HashMap<String, Task>,
-) -> (HashMap<String, Task>, Vec<Task>, Vec<String>) {
+fn increment(state: &State, node_id: &str, mut sent: Sent) -> (Sent, Vec<Task>, Vec<String>) {
     let version = |t: &Task| t.meta.as_ref().map_or(0, |m| m.version);
     let mut now = HashMap::with_capacity(sent.len());
     let mut updated = Vec::new();
     for task in state
-        .tasks_of_node(node_id)
+        .shared_tasks_of_node(node_id)
         .filter(|t| needs_agent(t, node_id))
     {
         let id = task.meta.as_ref().map_or("", |m| m.id.as_str());
-        let kept = match sent.remove(id) {
-            Some(old) if version(&old) == version(task) => old,
-            old => {
-                note(old.as_ref(), task, &mut updated);
-                task.clone()
-            }
-        };
-        now.insert(id.to_string(), kept);
+        let old = sent.remove(id);
+        if old.as_ref().is_none_or(|old| version(old) != version(task)) {
+            note(old.as_deref(), task, &mut updated);
+        }
+        now.insert(id.to_string(), Arc::clone(task));
     }
     (now, updated, sent.into_keys().collect())
 }
@@ -218,7 +214,7 @@ pub async fn stream(
         heartbeat_period_ms: period.as_millis() as u32,
         assignments: Some(Assignments {
             kind: AssignmentKind::Complete as i32,
-            updated: sent.values().cloned().collect(),
+            updated: sent.values().map(|t| Task::clone(t)).collect(),
             removed: Vec::new(),
             secrets: secrets.clone(),
         }),

@@ -325,9 +325,9 @@ mod tests {
             Object::from(network("sim", false)),
             Object::from(service("web", "front")),
             Object::from(service("batch", "sim")),
-            Object::Task(placed("t1", "web", "n1", "front", "10.1.0.3")),
-            Object::Task(placed("t2", "web", "n2", "front", "10.1.0.4")),
-            Object::Task(placed("t3", "batch", "n2", "sim", "10.2.0.3")),
+            Object::from(placed("t1", "web", "n1", "front", "10.1.0.3")),
+            Object::from(placed("t2", "web", "n2", "front", "10.1.0.4")),
+            Object::from(placed("t3", "batch", "n2", "sim", "10.2.0.3")),
         ] {
             state.apply(Write::Put(object), 1);
         }

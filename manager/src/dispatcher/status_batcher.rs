@@ -6,7 +6,7 @@
 use std::sync::Arc;
 
 use shoal_proto::dispatcher::v1::TaskStatusUpdate;
-use shoal_proto::types::v1::TaskState;
+use shoal_proto::types::v1::{Task, TaskState};
 use tokio::sync::{mpsc, oneshot};
 
 use crate::store::{State, Store, StoreError, Tx};
@@ -93,7 +93,7 @@ fn apply(state: &State, tx: &mut Tx, node_id: &str, updates: &[TaskStatusUpdate]
         {
             continue;
         }
-        let mut task = task.clone();
+        let mut task = Task::clone(task);
         if status.state == TaskState::Running as i32 && task.running_since == 0 {
             // The updater's monitor window counts from here.
             task.running_since = if status.timestamp > 0 {

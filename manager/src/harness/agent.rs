@@ -39,7 +39,7 @@ pub async fn run(store: Arc<Store>, node_id: String, scripts: Scripts, statuses:
             s.tasks
                 .values()
                 .filter(|t| needs_agent(t, &node_id))
-                .cloned()
+                .map(|t| Task::clone(t))
                 .collect()
         });
         let mut updates = Vec::new();

@@ -11,6 +11,7 @@ mod contacts;
 mod log_store;
 mod membership;
 mod network;
+mod proposed;
 mod service;
 mod state_machine;
 
@@ -28,6 +29,7 @@ pub use contacts::{removal_breaks_quorum, Contacts};
 pub use log_store::LogStore;
 pub use membership::{Membership, RaftMembership};
 pub use network::Network;
+pub use proposed::Proposed;
 pub use service::{raft_id_of, RaftService};
 pub use state_machine::StateMachine;
 
@@ -39,6 +41,14 @@ pub use state_machine::StateMachine;
 pub struct Request {
     #[serde(with = "batch_bytes")]
     pub batch: Vec<u8>,
+    /// The id under which the proposing manager keeps the batch decoded
+    /// (see [`Proposed`]); 0: none.
+    #[serde(default, skip_serializing_if = "is_no_proposal")]
+    pub proposal: u64,
+}
+
+fn is_no_proposal(id: &u64) -> bool {
+    *id == 0
 }
 
 mod batch_bytes {
@@ -99,6 +109,8 @@ pub type NodeId = u64;
 pub struct RaftProposer {
     pub raft: Raft,
     pub identity: std::sync::Arc<shoal_identity::live::LiveIdentity>,
+    /// Shared with this manager's state machine.
+    pub proposed: Arc<Proposed>,
 }
 
 /// A write must commit within this or fail: a manager without quorum
@@ -165,9 +177,20 @@ impl Proposer for RaftProposer {
     }
 
     async fn propose(&self, batch: WriteBatch) -> Result<u64, StoreError> {
+        let bytes = batch.encode_to_vec();
         let request = Request {
-            batch: batch.encode_to_vec(),
+            batch: bytes,
+            proposal: self.proposed.keep(batch),
         };
+        let proposal = request.proposal;
+        let result = self.commit(request).await;
+        self.proposed.forget(proposal);
+        result
+    }
+}
+
+impl RaftProposer {
+    async fn commit(&self, request: Request) -> Result<u64, StoreError> {
         // The store's deadline bounds the wait (shorter without quorum).
         let write = self.raft.client_write(request.clone());
         let result = tokio::time::timeout(crate::store::BUSY_DEADLINE, write)
@@ -232,11 +255,19 @@ mod tests {
     fn a_batch_travels_as_base64_and_an_older_array_still_reads() {
         let request = Request {
             batch: vec![0, 1, 254, 255],
+            proposal: 0,
         };
         let json = serde_json::to_string(&request).unwrap();
         assert_eq!(json, r#"{"batch":"AAH+/w=="}"#);
         assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), request);
         let older: Request = serde_json::from_str(r#"{"batch":[0,1,254,255]}"#).unwrap();
         assert_eq!(older, request);
+        let proposed = Request {
+            proposal: 7,
+            ..request
+        };
+        let json = serde_json::to_string(&proposed).unwrap();
+        assert_eq!(json, r#"{"batch":"AAH+/w==","proposal":7}"#);
+        assert_eq!(serde_json::from_str::<Request>(&json).unwrap(), proposed);
     }
 }

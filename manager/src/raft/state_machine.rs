@@ -20,7 +20,7 @@ use openraft::{
 use prost::Message;
 use shoal_proto::raft::v1::WriteBatch;
 
-use super::{io_error, NodeId, Request, Response, TypeConfig};
+use super::{io_error, NodeId, Proposed, Request, Response, TypeConfig};
 use crate::seal::Sealer;
 use crate::store::{Object, State, Store, Write};
 
@@ -36,6 +36,8 @@ type Meta = SnapshotMeta<NodeId, BasicNode>;
 
 pub struct StateMachine {
     store: Arc<Store>,
+    /// What this manager proposed, decoded: its own entries skip decoding.
+    proposed: Arc<Proposed>,
     snapshots: Snapshots,
     last_applied: Option<LogId<NodeId>>,
     membership: Membership,
@@ -123,6 +125,7 @@ impl StateMachine {
         legacy::migrate(db, &sealer, &snapshots).await?;
         let mut sm = StateMachine {
             store,
+            proposed: Arc::default(),
             snapshots,
             last_applied: None,
             membership: Membership::default(),
@@ -135,6 +138,12 @@ impl StateMachine {
             sm.membership = meta.last_membership;
         }
         Ok(sm)
+    }
+
+    /// Where this manager's proposer keeps its batches for this state
+    /// machine.
+    pub fn proposed(&self) -> Arc<Proposed> {
+        self.proposed.clone()
     }
 }
 
@@ -180,8 +189,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 EntryPayload::Membership(m) => {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                 }
-                EntryPayload::Normal(Request { batch }) => {
-                    let batch = WriteBatch::decode(batch.as_slice()).map_err(sm_write_err)?;
+                EntryPayload::Normal(Request { batch, proposal }) => {
+                    let batch = match self.proposed.take(proposal) {
+                        Some(batch) => batch,
+                        None => WriteBatch::decode(batch.as_slice()).map_err(sm_write_err)?,
+                    };
                     if let Err(conflict) = self.store.apply(entry.log_id.index, batch) {
                         response.conflict = Some(conflict);
                     }
@@ -277,6 +289,7 @@ mod tests {
             log_id: log_id(index),
             payload: EntryPayload::Normal(Request {
                 batch: batch.encode_to_vec(),
+                proposal: 0,
             }),
         }
     }

@@ -349,6 +349,12 @@ impl_into_object!(Cluster, Node, Service, Network, Secret);
 
 impl From<shoal_proto::types::v1::Task> for Object {
     fn from(o: shoal_proto::types::v1::Task) -> Object {
+        Object::Task(Arc::new(o))
+    }
+}
+
+impl From<Arc<shoal_proto::types::v1::Task>> for Object {
+    fn from(o: Arc<shoal_proto::types::v1::Task>) -> Object {
         Object::Task(o)
     }
 }

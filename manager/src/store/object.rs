@@ -1,10 +1,13 @@
 //! The kinds of stored objects and the uniform handling of their metadata.
 
-// All but tasks are boxed: a task is the object of most changes, and an
-// unboxed Service or Cluster made every one of them twice its size (a
-// status batch of thousands of tasks then moved megabytes of padding).
-// Tasks stay inline: boxing them would add an allocation to most changes.
-#![allow(clippy::large_enum_variant)]
+// No object is inline: an unboxed Service or Cluster made every change
+// twice its size, and inline tasks (a kilobyte or two each) made the
+// vectors of a batch of thousands of writes, and of its changes, fresh
+// megabytes to fault in at every commit. Tasks are shared, not boxed: the
+// stored task, the change that announces it and what a node's session
+// sent are one allocation.
+
+use std::sync::Arc;
 
 use shoal_proto::raft::v1::{store_action::Action, ObjectRef, StoreAction};
 use shoal_proto::types::v1::{Cluster, Meta, Network, Node, Secret, Service, Task};
@@ -50,7 +53,7 @@ pub enum Object {
     Cluster(Box<Cluster>),
     Node(Box<Node>),
     Service(Box<Service>),
-    Task(Task),
+    Task(Arc<Task>),
     Network(Box<Network>),
     Secret(Box<Secret>),
 }
@@ -83,7 +86,7 @@ impl Object {
             Object::Cluster(o) => &mut o.meta,
             Object::Node(o) => &mut o.meta,
             Object::Service(o) => &mut o.meta,
-            Object::Task(o) => &mut o.meta,
+            Object::Task(o) => &mut Arc::make_mut(o).meta,
             Object::Network(o) => &mut o.meta,
             Object::Secret(o) => &mut o.meta,
         };
@@ -99,7 +102,7 @@ impl Object {
             Object::Cluster(o) => Action::Cluster(*o),
             Object::Node(o) => Action::Node(*o),
             Object::Service(o) => Action::Service(*o),
-            Object::Task(o) => Action::Task(o),
+            Object::Task(o) => Action::Task(Arc::unwrap_or_clone(o)),
             Object::Network(o) => Action::Network(*o),
             Object::Secret(o) => Action::Secret(*o),
         };
@@ -135,7 +138,7 @@ impl Write {
             Action::Cluster(o) => Write::Put(Object::from(o)),
             Action::Node(o) => Write::Put(Object::from(o)),
             Action::Service(o) => Write::Put(Object::from(o)),
-            Action::Task(o) => Write::Put(Object::Task(o)),
+            Action::Task(o) => Write::Put(Object::from(o)),
             Action::Network(o) => Write::Put(Object::from(o)),
             Action::Secret(o) => Write::Put(Object::from(o)),
             Action::Delete(r) => Write::Delete(Kind::from_name(&r.kind)?, r.id),

@@ -1,10 +1,9 @@
 //! The in-memory image of every object: what readers see, what the Raft
 //! state machine applies batches to.
 
-#![allow(clippy::large_enum_variant)] // see object.rs
-
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task, TaskState};
 
@@ -15,7 +14,8 @@ pub struct State {
     pub clusters: BTreeMap<String, Cluster>,
     pub nodes: BTreeMap<String, Node>,
     pub services: BTreeMap<String, Service>,
-    pub tasks: BTreeMap<String, Task>,
+    /// Shared with the changes that announced them (see object.rs).
+    pub tasks: BTreeMap<String, Arc<Task>>,
     pub networks: BTreeMap<String, Network>,
     pub secrets: BTreeMap<String, Secret>,
     /// Task ids by node and by service, kept by `apply` (the only way
@@ -234,14 +234,15 @@ impl State {
             Write::Put(mut object) => {
                 object.meta_mut().version = version;
                 let id = object.id().to_string();
-                // The replaced object comes back from the map: no clone.
+                // The replaced object comes back from the map; the stored
+                // task is shared with the change, the rest are copied.
                 let old = match object.clone() {
                     Object::Cluster(o) => self.clusters.insert(id, *o).map(Object::from),
                     Object::Node(o) => self.nodes.insert(id, *o).map(Object::from),
                     Object::Service(o) => self.services.insert(id, *o).map(Object::from),
                     Object::Task(o) => {
                         let old = self.tasks.remove(&id);
-                        self.task_index.replace(old.as_ref(), &o, &id);
+                        self.task_index.replace(old.as_deref(), &o, &id);
                         self.tasks.insert(id, o);
                         old.map(Object::Task)
                     }
@@ -323,10 +324,25 @@ impl State {
 
     /// The tasks placed on the node, by id.
     pub fn tasks_of_node<'a>(&'a self, node_id: &str) -> impl Iterator<Item = &'a Task> {
-        self.indexed(self.task_index.by_node.get(node_id))
+        self.shared_tasks_of_node(node_id).map(|t| &**t)
+    }
+
+    /// [`State::tasks_of_node`], as stored: for keeping without a copy.
+    pub fn shared_tasks_of_node<'a>(
+        &'a self,
+        node_id: &str,
+    ) -> impl Iterator<Item = &'a Arc<Task>> {
+        self.shared(self.task_index.by_node.get(node_id))
     }
 
     fn indexed<'a>(&'a self, ids: Option<&'a BTreeSet<String>>) -> impl Iterator<Item = &'a Task> {
+        self.shared(ids).map(|t| &**t)
+    }
+
+    fn shared<'a>(
+        &'a self,
+        ids: Option<&'a BTreeSet<String>>,
+    ) -> impl Iterator<Item = &'a Arc<Task>> {
         ids.into_iter()
             .flatten()
             .filter_map(|id| self.tasks.get(id))
@@ -369,7 +385,7 @@ mod tests {
     use super::*;
 
     fn task(id: &str, service: &str, node: &str) -> Write {
-        Write::Put(Object::Task(Task {
+        Write::Put(Object::from(Task {
             meta: Some(Meta {
                 id: id.into(),
                 ..Default::default()

@@ -285,6 +285,7 @@ impl Manager {
         let sm = StateMachine::open(&db, sealer, store.clone())
             .await
             .map_err(|e| ManagerError::other("open the state", e))?;
+        let proposed = sm.proposed();
         // Live: the agent renews the node's certificate in these files.
         let identity = LiveIdentity::load(&self.config.node_dir)
             .map_err(|e| ManagerError::other("load the node identity", e))?;
@@ -303,6 +304,7 @@ impl Manager {
         store.set_proposer(Arc::new(RaftProposer {
             raft: raft.clone(),
             identity: identity.clone(),
+            proposed,
         }));
         if let Some(addr) = bootstrap_addr.clone() {
             let members = BTreeMap::from([(me.raft_id, BasicNode { addr })]);
