@@ -19,11 +19,9 @@ use std::io::Cursor;
 use std::sync::Arc;
 
 use openraft::BasicNode;
-use prost::Message;
 use serde::{Deserialize, Serialize};
-use shoal_proto::raft::v1::WriteBatch;
 
-use crate::store::{Proposer, StoreError};
+use crate::store::{encode_batch, Proposer, StoreError, Write};
 
 pub use contacts::{removal_breaks_quorum, Contacts};
 pub use log_store::LogStore;
@@ -33,7 +31,8 @@ pub use proposed::Proposed;
 pub use service::{raft_id_of, RaftService};
 pub use state_machine::StateMachine;
 
-/// A log entry's application payload: a prost-encoded [`WriteBatch`].
+/// A log entry's application payload: a prost-encoded
+/// [`WriteBatch`](shoal_proto::raft::v1::WriteBatch).
 /// Entries are JSON on disk and between managers; the batch goes in them
 /// as base64, not as JSON's array of numbers (3.6 bytes per byte, and
 /// slow to parse), and an array written by an older build still reads.
@@ -176,11 +175,10 @@ impl Proposer for RaftProposer {
                 .is_some_and(|ms| ms < QUORUM_ACK_FRESH_MS)
     }
 
-    async fn propose(&self, batch: WriteBatch) -> Result<u64, StoreError> {
-        let bytes = batch.encode_to_vec();
+    async fn propose(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
         let request = Request {
-            batch: bytes,
-            proposal: self.proposed.keep(batch),
+            batch: encode_batch(&writes),
+            proposal: self.proposed.keep(writes),
         };
         let proposal = request.proposal;
         let result = self.commit(request).await;
@@ -191,8 +189,9 @@ impl Proposer for RaftProposer {
 
 impl RaftProposer {
     async fn commit(&self, request: Request) -> Result<u64, StoreError> {
+        let proposal = request.proposal;
         // The store's deadline bounds the wait (shorter without quorum).
-        let write = self.raft.client_write(request.clone());
+        let write = self.raft.client_write(request);
         let result = tokio::time::timeout(crate::store::BUSY_DEADLINE, write)
             .await
             .map_err(|_| StoreError::overloaded())?;
@@ -203,7 +202,17 @@ impl RaftProposer {
             },
             Err(e) => match e.forward_to_leader() {
                 Some(fwd) => match &fwd.leader_node {
-                    Some(leader) => self.forward(&leader.addr, &request).await,
+                    Some(leader) => {
+                        // Encoded again rather than copied for every write
+                        // in case it is forwarded: only a follower's are.
+                        let request = Request {
+                            batch: self.proposed.encoded(proposal).ok_or_else(|| {
+                                StoreError::Internal("a proposed batch went missing".into())
+                            })?,
+                            proposal,
+                        };
+                        self.forward(&leader.addr, &request).await
+                    }
                     None => Err(StoreError::no_leader()),
                 },
                 None => Err(StoreError::Unavailable(format!("raft: {e}"))),

@@ -1,6 +1,6 @@
-//! The batches this manager proposed, kept decoded until its state machine
-//! applies them: applying its own entry, it takes the batch from here
-//! instead of decoding the entry's bytes again. On a leader placing
+//! The batches this manager proposed, kept as writes until its state
+//! machine applies them: applying its own entry, it takes the writes from
+//! here instead of decoding the entry's bytes again. On a leader placing
 //! thousands of tasks a second, decoding what it had just encoded was a
 //! tenth of its time.
 //!
@@ -14,11 +14,11 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 
-use shoal_proto::raft::v1::WriteBatch;
+use crate::store::{encode_batch, Write};
 
 pub struct Proposed {
     next: AtomicU64,
-    batches: Mutex<HashMap<u64, WriteBatch>>,
+    batches: Mutex<HashMap<u64, Vec<Write>>>,
 }
 
 impl Default for Proposed {
@@ -33,23 +33,29 @@ impl Default for Proposed {
 }
 
 impl Proposed {
-    /// Keeps `batch` until [`Proposed::take`] or [`Proposed::forget`];
+    /// Keeps `writes` until [`Proposed::take`] or [`Proposed::forget`];
     /// returns the id its entry carries.
-    pub fn keep(&self, batch: WriteBatch) -> u64 {
+    pub fn keep(&self, writes: Vec<Write>) -> u64 {
         let mut id = self.next.fetch_add(1, Ordering::Relaxed);
         if id == 0 {
             id = self.next.fetch_add(1, Ordering::Relaxed);
         }
-        self.lock().insert(id, batch);
+        self.lock().insert(id, writes);
         id
     }
 
     /// The batch proposed under `id` here, if it was.
-    pub fn take(&self, id: u64) -> Option<WriteBatch> {
+    pub fn take(&self, id: u64) -> Option<Vec<Write>> {
         if id == 0 {
             return None;
         }
         self.lock().remove(&id)
+    }
+
+    /// The encoded batch of the writes kept under `id` (to forward them to
+    /// the leader).
+    pub fn encoded(&self, id: u64) -> Option<Vec<u8>> {
+        self.lock().get(&id).map(|writes| encode_batch(writes))
     }
 
     /// Drops a batch whose proposal ended without this manager applying it
@@ -59,7 +65,7 @@ impl Proposed {
         self.lock().remove(&id);
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, WriteBatch>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<u64, Vec<Write>>> {
         self.batches.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
@@ -67,20 +73,21 @@ impl Proposed {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::Kind;
 
     #[test]
     fn a_batch_is_taken_once_and_ids_of_two_managers_differ() {
         let (ours, theirs) = (Proposed::default(), Proposed::default());
-        let batch = WriteBatch::default();
-        let id = ours.keep(batch.clone());
-        let other = theirs.keep(batch.clone());
+        let writes = || vec![Write::Delete(Kind::Task, "t".into())];
+        let id = ours.keep(writes());
+        let other = theirs.keep(writes());
         assert_ne!(id, other, "random starts");
-        assert_eq!(ours.take(other), None, "another manager's proposal");
-        assert_eq!(ours.take(id), Some(batch));
-        assert_eq!(ours.take(id), None, "taken");
-        assert_eq!(ours.take(0), None, "no id");
-        let forgotten = ours.keep(WriteBatch::default());
+        assert!(ours.take(other).is_none(), "another manager's proposal");
+        assert_eq!(ours.take(id).map(|w| w.len()), Some(1));
+        assert!(ours.take(id).is_none(), "taken");
+        assert!(ours.take(0).is_none(), "no id");
+        let forgotten = ours.keep(writes());
         ours.forget(forgotten);
-        assert_eq!(ours.take(forgotten), None);
+        assert!(ours.take(forgotten).is_none());
     }
 }

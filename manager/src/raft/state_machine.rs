@@ -95,6 +95,17 @@ impl Snapshots {
     }
 }
 
+/// The writes of an entry's encoded batch (one this manager did not
+/// propose, or proposed before a restart), sized once: a batch of
+/// thousands of tasks grown by doubling cost a fresh, zeroed mapping at
+/// every step.
+fn decode_writes(bytes: &[u8]) -> Result<Vec<Write>, prost::DecodeError> {
+    let batch = WriteBatch::decode(bytes)?;
+    let mut writes = Vec::with_capacity(batch.actions.len());
+    writes.extend(batch.actions.into_iter().filter_map(Write::from_action));
+    Ok(writes)
+}
+
 /// The state a snapshot's data holds; objects keep the versions they were
 /// stored with.
 fn state_of(data: &[u8], index: u64) -> Result<State, prost::DecodeError> {
@@ -190,11 +201,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     self.membership = StoredMembership::new(Some(entry.log_id), m);
                 }
                 EntryPayload::Normal(Request { batch, proposal }) => {
-                    let batch = match self.proposed.take(proposal) {
-                        Some(batch) => batch,
-                        None => WriteBatch::decode(batch.as_slice()).map_err(sm_write_err)?,
+                    let writes = match self.proposed.take(proposal) {
+                        Some(writes) => writes,
+                        None => decode_writes(&batch).map_err(sm_write_err)?,
                     };
-                    if let Err(conflict) = self.store.apply(entry.log_id.index, batch) {
+                    if let Err(conflict) = self.store.apply(entry.log_id.index, writes) {
                         response.conflict = Some(conflict);
                     }
                 }

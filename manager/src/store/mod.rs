@@ -15,12 +15,11 @@ pub mod watch;
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock, RwLock};
 
-use shoal_proto::raft::v1::WriteBatch;
 use tokio::sync::broadcast;
 
 use crate::clock::Clock;
 
-pub use object::{Kind, Object, Write};
+pub use object::{encode_batch, Kind, Object, Write};
 pub use state::{address_of, Change, State};
 
 /// Why a store operation failed; the control API maps these to gRPC codes.
@@ -118,7 +117,7 @@ impl Event {
 /// Commits a batch of writes; returns once the batch is applied locally.
 #[tonic::async_trait]
 pub trait Proposer: Send + Sync + 'static {
-    async fn propose(&self, batch: WriteBatch) -> Result<u64, StoreError>;
+    async fn propose(&self, writes: Vec<Write>) -> Result<u64, StoreError>;
 
     /// Whether this manager leads with a quorum that acknowledged it just
     /// now: a write slower than [`WRITE_DEADLINE`] is then a busy leader's,
@@ -261,10 +260,7 @@ impl Store {
             .proposer
             .get()
             .ok_or_else(|| StoreError::Unavailable("the store is not ready for writes".into()))?;
-        let batch = WriteBatch {
-            actions: tx.writes.into_iter().map(Write::into_action).collect(),
-        };
-        self.in_time(start, proposer.propose(batch)).await??;
+        self.in_time(start, proposer.propose(tx.writes)).await??;
         Ok(value)
     }
 
@@ -292,13 +288,9 @@ impl Store {
     /// Applies a committed batch (called by the state machine, in log order).
     /// A batch written against versions that are no longer current (a
     /// concurrent write won) is refused whole: nothing of it applies.
-    pub fn apply(&self, index: u64, batch: WriteBatch) -> Result<(), String> {
+    pub fn apply(&self, index: u64, writes: Vec<Write>) -> Result<(), String> {
         let changes: Vec<Change> = {
             let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-            // Sized once: a batch of thousands of tasks grown by doubling
-            // costs a fresh, zeroed mapping at every step.
-            let mut writes = Vec::with_capacity(batch.actions.len());
-            writes.extend(batch.actions.into_iter().filter_map(Write::from_action));
             state.check_versions(&writes)?;
             let mut changes = Vec::with_capacity(writes.len());
             changes.extend(writes.into_iter().filter_map(|w| state.apply(w, index)));
@@ -325,13 +317,13 @@ struct DirectProposer {
 
 #[tonic::async_trait]
 impl Proposer for DirectProposer {
-    async fn propose(&self, batch: WriteBatch) -> Result<u64, StoreError> {
+    async fn propose(&self, writes: Vec<Write>) -> Result<u64, StoreError> {
         let index = self.index.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
         let store = self
             .store
             .upgrade()
             .ok_or_else(|| StoreError::Unavailable("store closed".into()))?;
-        store.apply(index, batch).map_err(StoreError::Conflict)?;
+        store.apply(index, writes).map_err(StoreError::Conflict)?;
         Ok(index)
     }
 }
@@ -382,7 +374,7 @@ mod tests {
 
     #[tonic::async_trait]
     impl Proposer for SlowProposer {
-        async fn propose(&self, _: WriteBatch) -> Result<u64, StoreError> {
+        async fn propose(&self, _: Vec<Write>) -> Result<u64, StoreError> {
             tokio::time::sleep(self.delay).await;
             Ok(1)
         }
