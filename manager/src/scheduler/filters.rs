@@ -170,6 +170,13 @@ impl<'a> Placement<'a> {
         }
     }
 
+    /// Whether every node that passes [`Placement::fits_node`] has room
+    /// for it whatever is placed: it reserves nothing, publishes no host
+    /// port and has no per-node limit.
+    pub fn always_has_room(&self) -> bool {
+        self.wants.is_none() && self.host_ports.is_empty() && self.max_replicas == 0
+    }
+
     /// Whether `task` may be placed with this placement.
     pub fn is_for(&self, task: &Task) -> bool {
         task.service_id == self.service_id

@@ -12,8 +12,8 @@ pub mod constraint;
 mod filters;
 pub mod spread;
 
-use std::cmp::Ordering;
-use std::collections::HashMap;
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BinaryHeap, HashMap};
 use std::sync::Arc;
 
 use shoal_proto::types::v1::{Node, Task, TaskState};
@@ -96,15 +96,23 @@ fn schedule(state: &State, tx: &mut Tx) {
     for task in pending {
         if !group.as_ref().is_some_and(|g| g.placement.is_for(task)) {
             let placement = Placement::of(task);
-            let fits = nodes.iter().map(|n| placement.fits_node(n)).collect();
-            let of_service = nodes
+            let fits: Vec<bool> = nodes.iter().map(|n| placement.fits_node(n)).collect();
+            let of_service: Vec<usize> = nodes
                 .iter()
                 .map(|n| load.of_service(node_id(n), &task.service_id))
                 .collect();
+            let preferences = task.spec.as_ref().map_or(&[][..], |s| &s.preferences);
+            let least = (placement.always_has_room() && preferences.is_empty()).then(|| {
+                (0..nodes.len())
+                    .filter(|&i| fits[i])
+                    .map(|i| Reverse((of_service[i], totals[i], i)))
+                    .collect::<BinaryHeap<_>>()
+            });
             group = Some(Group {
                 placement,
                 fits,
                 of_service,
+                least,
                 nowhere: None,
             });
         }
@@ -131,7 +139,17 @@ fn schedule(state: &State, tx: &mut Tx) {
             .filter(|_| !descriptors.is_empty())
             .map(|(_, s)| s);
         let mut chosen: Option<(usize, &Node, (usize, usize))> = None;
-        for (i, node) in nodes.iter().enumerate() {
+        let least = group.least.as_mut().filter(|_| anywhere);
+        let scanned = match least {
+            Some(least) => {
+                chosen = least
+                    .pop()
+                    .map(|Reverse((of_service, total, i))| (i, nodes[i], (of_service, total)));
+                &[][..]
+            }
+            None => &nodes[..],
+        };
+        for (i, node) in scanned.iter().enumerate() {
             if !group.fits[i] || !(anywhere || node_id(node) == task.node_id) {
                 continue;
             }
@@ -169,6 +187,9 @@ fn schedule(state: &State, tx: &mut Tx) {
         load.add(node_id(node), task);
         totals[i] += 1;
         group.of_service[i] += 1;
+        if let Some(least) = group.least.as_mut() {
+            least.push(Reverse((group.of_service[i], totals[i], i)));
+        }
         if let Some((_, s)) = spread.as_mut().filter(|_| !descriptors.is_empty()) {
             s.add(node_id(node));
         }
@@ -191,6 +212,13 @@ struct Group<'a> {
     fits: Vec<bool>,
     /// Per node: the service's tasks on it.
     of_service: Vec<usize>,
+    /// When only those counts decide (no preferences, nothing a node must
+    /// have room for): the nodes that fit, fewest of the service's tasks,
+    /// then fewest in all, then first in the pass's order, so a task is
+    /// placed by taking the top instead of comparing every node. Only the
+    /// chosen node's counts move within a group, and it goes back in with
+    /// them; the choice is the scan's.
+    least: Option<BinaryHeap<Reverse<(usize, usize, usize)>>>,
     /// Set once one of the tasks fit nowhere: why.
     nowhere: Option<String>,
 }
@@ -234,6 +262,97 @@ mod tests {
                 (running(s, service).len() == n).then_some(())
             })
             .await;
+    }
+
+    /// Where the pending tasks of a service go, by slot, on nodes already
+    /// loaded unevenly, with or without a per-node limit too high to
+    /// matter (with one, every node is compared; without, the least
+    /// loaded is taken from a heap).
+    async fn placed_by_slot(limit: u64) -> BTreeMap<u64, String> {
+        use super::Scheduler;
+        use shoal_proto::types::v1::{Meta, Node, NodeStatus, Task, TaskSpec, TaskStatus};
+        let store = crate::store::Store::in_memory();
+        let meta = |id: String| {
+            Some(Meta {
+                id,
+                ..Default::default()
+            })
+        };
+        let task = |id: String, service: &str, slot: u64, node: String, state: TaskState| Task {
+            meta: meta(id),
+            service_id: service.into(),
+            slot,
+            node_id: node,
+            spec: Some(TaskSpec {
+                max_replicas_per_node: limit,
+                ..Default::default()
+            }),
+            desired_state: TaskState::Running as i32,
+            status: Some(TaskStatus {
+                state: state as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        store
+            .update(|_, tx| {
+                for n in 0..7u64 {
+                    tx.put(Node {
+                        meta: meta(format!("n{n}")),
+                        status: Some(NodeStatus {
+                            state: NodeState::Ready as i32,
+                            ..Default::default()
+                        }),
+                        ..Default::default()
+                    });
+                    // Uneven loads: of the same service on some, of
+                    // another on others.
+                    for k in 0..(n * 5 % 7) {
+                        let (service, state) = if n % 2 == 0 {
+                            ("web", TaskState::Running)
+                        } else {
+                            ("db", TaskState::Running)
+                        };
+                        tx.put(task(
+                            format!("old-{n}-{k}"),
+                            service,
+                            100 + k,
+                            format!("n{n}"),
+                            state,
+                        ));
+                    }
+                }
+                for slot in 1..=40 {
+                    tx.put(task(
+                        format!("new-{slot:02}"),
+                        "web",
+                        slot,
+                        String::new(),
+                        TaskState::Pending,
+                    ));
+                }
+                Ok(())
+            })
+            .await
+            .unwrap();
+        let scheduler = Scheduler {
+            store: store.clone(),
+        };
+        scheduler.pass().await.unwrap();
+        store.view(|s| {
+            s.tasks_of_service("web")
+                .filter(|t| t.slot <= 40)
+                .map(|t| (t.slot, t.node_id.clone()))
+                .collect()
+        })
+    }
+
+    #[tokio::test]
+    async fn taking_the_least_loaded_node_from_a_heap_places_as_comparing_every_node() {
+        let compared = placed_by_slot(1_000).await;
+        assert_eq!(compared.len(), 40);
+        assert!(compared.values().all(|n| !n.is_empty()), "{compared:?}");
+        assert_eq!(placed_by_slot(0).await, compared);
     }
 
     #[tokio::test]

@@ -241,9 +241,16 @@ impl State {
                     Object::Node(o) => self.nodes.insert(id, *o).map(Object::from),
                     Object::Service(o) => self.services.insert(id, *o).map(Object::from),
                     Object::Task(o) => {
-                        let old = self.tasks.remove(&id);
+                        // One walk down the tree for a task already stored
+                        // (most puts: status reports, placements).
+                        let old = match self.tasks.get_mut(&id) {
+                            Some(stored) => Some(std::mem::replace(stored, o.clone())),
+                            None => {
+                                self.tasks.insert(id.clone(), o.clone());
+                                None
+                            }
+                        };
                         self.task_index.replace(old.as_deref(), &o, &id);
-                        self.tasks.insert(id, o);
                         old.map(Object::Task)
                     }
                     Object::Network(o) => self.networks.insert(id, *o).map(Object::from),
