@@ -118,39 +118,18 @@ impl Object {
 /// `raft.v1.WriteBatch`'s and `StoreAction`'s (a test compares this with
 /// prost's own encoding of the batch).
 pub fn encode_batch(writes: &[Write]) -> Vec<u8> {
-    use prost::encoding::{encode_key, encode_varint, message, WireType};
+    use prost::encoding::{encode_key, encode_varint, encoded_len_varint, key_len, WireType};
     use prost::Message;
     const ACTIONS: u32 = 1;
-    let object_tag = |o: &Object| match o {
-        Object::Cluster(_) => 1,
-        Object::Node(_) => 2,
-        Object::Service(_) => 3,
-        Object::Task(_) => 4,
-        Object::Network(_) => 5,
-        Object::Secret(_) => 7,
-    };
-    // A message field: its tag, its length, its bytes.
-    fn field_len<M: Message>(tag: u32, m: &M) -> usize {
-        message::encoded_len(tag, m)
-    }
     let action_len = |w: &Write| match w {
-        Write::Put(o) => match o {
-            Object::Cluster(m) => field_len(object_tag(o), &**m),
-            Object::Node(m) => field_len(object_tag(o), &**m),
-            Object::Service(m) => field_len(object_tag(o), &**m),
-            Object::Task(m) => field_len(object_tag(o), &**m),
-            Object::Network(m) => field_len(object_tag(o), &**m),
-            Object::Secret(m) => field_len(object_tag(o), &**m),
-        },
+        Write::Put(o) => object_field(o, None),
         Write::Delete(..) => w.clone().into_action().encoded_len(),
     };
     let total: usize = writes
         .iter()
         .map(|w| {
             let len = action_len(w);
-            prost::encoding::key_len(ACTIONS)
-                + prost::encoding::encoded_len_varint(len as u64)
-                + len
+            key_len(ACTIONS) + encoded_len_varint(len as u64) + len
         })
         .sum();
     let mut buf = Vec::with_capacity(total);
@@ -159,20 +138,35 @@ pub fn encode_batch(writes: &[Write]) -> Vec<u8> {
         encode_varint(action_len(write) as u64, &mut buf);
         match write {
             Write::Put(o) => {
-                let tag = object_tag(o);
-                match o {
-                    Object::Cluster(m) => message::encode(tag, &**m, &mut buf),
-                    Object::Node(m) => message::encode(tag, &**m, &mut buf),
-                    Object::Service(m) => message::encode(tag, &**m, &mut buf),
-                    Object::Task(m) => message::encode(tag, &**m, &mut buf),
-                    Object::Network(m) => message::encode(tag, &**m, &mut buf),
-                    Object::Secret(m) => message::encode(tag, &**m, &mut buf),
-                }
+                object_field(o, Some(&mut buf));
             }
             Write::Delete(..) => write.clone().into_action().encode_raw(&mut buf),
         }
     }
     buf
+}
+
+/// The object as its field of a `StoreAction`: its encoded length (tag
+/// and length prefix included), or, given `buf`, its bytes written there.
+fn object_field(object: &Object, buf: Option<&mut Vec<u8>>) -> usize {
+    use prost::encoding::message;
+    fn field<M: prost::Message>(tag: u32, m: &M, buf: Option<&mut Vec<u8>>) -> usize {
+        match buf {
+            Some(buf) => {
+                message::encode(tag, m, buf);
+                0
+            }
+            None => message::encoded_len(tag, m),
+        }
+    }
+    match object {
+        Object::Cluster(m) => field(1, &**m, buf),
+        Object::Node(m) => field(2, &**m, buf),
+        Object::Service(m) => field(3, &**m, buf),
+        Object::Task(m) => field(4, &**m, buf),
+        Object::Network(m) => field(5, &**m, buf),
+        Object::Secret(m) => field(7, &**m, buf),
+    }
 }
 
 /// One write of a batch, decoded.
