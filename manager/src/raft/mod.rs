@@ -40,7 +40,7 @@ pub use state_machine::StateMachine;
 pub struct Request {
     #[serde(with = "batch_bytes")]
     pub batch: Vec<u8>,
-    /// The id under which the proposing manager keeps the batch decoded
+    /// The id under which the proposing manager keeps the batch's writes
     /// (see [`Proposed`]); 0: none.
     #[serde(default, skip_serializing_if = "is_no_proposal")]
     pub proposal: u64,
