@@ -566,13 +566,20 @@ fn the_mesh_answers_on_every_node_with_the_client_address_and_host_mode_stays_lo
             seen, client,
             "{host} (task on {who_host}): the backend saw another address than the client's"
         );
-        let local = lab.http_get(addr, 8082, "/");
         if host == local_host {
+            // Running means its process started, not that httpd listens
+            // yet: the port answers within moments.
+            let local = lab.wait_until(
+                &format!("{host}:8082 answers"),
+                Duration::from_secs(10),
+                || lab.http_get(addr, 8082, "/"),
+            );
             assert!(
                 local.is_ok(),
                 "{host} runs local's task but does not answer: {local:?}"
             );
         } else {
+            let local = lab.http_get(addr, 8082, "/");
             assert!(
                 local.is_err(),
                 "{host} answers a host-mode port without a task: {local:?}"
