@@ -109,9 +109,8 @@ fn decode_writes(bytes: &[u8]) -> Result<Vec<Write>, prost::DecodeError> {
 /// The state a snapshot's data holds; objects keep the versions they were
 /// stored with.
 fn state_of(data: &[u8], index: u64) -> Result<State, prost::DecodeError> {
-    let batch = WriteBatch::decode(data)?;
     let mut state = State::default();
-    for write in batch.actions.into_iter().filter_map(Write::from_action) {
+    for write in decode_writes(data)? {
         let version = match &write {
             Write::Put(o) => o.meta().map(|m| m.version).unwrap_or(index),
             Write::Delete(..) => index,

@@ -125,17 +125,16 @@ pub fn encode_batch(writes: &[Write]) -> Vec<u8> {
         Write::Put(o) => object_field(o, None),
         Write::Delete(..) => w.clone().into_action().encoded_len(),
     };
-    let total: usize = writes
+    // Each length worked out once: a task's walks all of its spec.
+    let lens: Vec<usize> = writes.iter().map(action_len).collect();
+    let total: usize = lens
         .iter()
-        .map(|w| {
-            let len = action_len(w);
-            key_len(ACTIONS) + encoded_len_varint(len as u64) + len
-        })
+        .map(|&len| key_len(ACTIONS) + encoded_len_varint(len as u64) + len)
         .sum();
     let mut buf = Vec::with_capacity(total);
-    for write in writes {
+    for (write, len) in writes.iter().zip(lens) {
         encode_key(ACTIONS, WireType::LengthDelimited, &mut buf);
-        encode_varint(action_len(write) as u64, &mut buf);
+        encode_varint(len as u64, &mut buf);
         match write {
             Write::Put(o) => {
                 object_field(o, Some(&mut buf));
