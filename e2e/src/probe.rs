@@ -178,7 +178,8 @@ pub struct Capture {
 }
 
 impl Capture {
-    pub fn start(ns: &Path, ifname: &'static str) -> Capture {
+    pub fn start(ns: &Path, ifname: &str) -> Capture {
+        let ifname = ifname.to_string();
         let stop = Arc::new(AtomicBool::new(false));
         let (ready_tx, ready_rx) = mpsc::channel();
         let thread = {
@@ -193,7 +194,7 @@ impl Capture {
                         "AF_PACKET socket: {}",
                         std::io::Error::last_os_error()
                     );
-                    let name = std::ffi::CString::new(ifname).unwrap();
+                    let name = std::ffi::CString::new(ifname.as_str()).unwrap();
                     let index = libc::if_nametoindex(name.as_ptr());
                     assert!(index > 0, "no interface {ifname}");
                     let mut addr: libc::sockaddr_ll = std::mem::zeroed();

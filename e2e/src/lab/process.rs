@@ -161,6 +161,23 @@ pub fn stop(pid: i32, root: &Path, grace: Duration) {
     let _ = kill(target, Signal::SIGKILL);
 }
 
+/// SIGKILLs `pid` if it still belongs to the lab under `root` (as
+/// [`stop`], a recycled pid is left alone) and waits until it is gone;
+/// whether it is.
+pub fn kill9(pid: i32, root: &Path) -> bool {
+    if belongs(pid, root) {
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+    }
+    let deadline = Instant::now() + GRACE;
+    while belongs(pid, root) {
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    true
+}
+
 /// SIGKILLs every process of the lab under `root`, deepest first, and waits
 /// (briefly) until they are gone; returns those still alive.
 pub fn kill_all(root: &Path) -> Vec<(i32, String)> {

@@ -518,6 +518,20 @@ impl VmLab {
         run(&mut cmd).map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
     }
 
+    /// Cuts a VM's power: its QEMU is killed outright and the guest gets no
+    /// shutdown, as a host that dies.
+    pub fn power_off(&self, vm: &str) -> Result<(), Error> {
+        let host = self.record.vm(vm)?;
+        let pid = host
+            .pid
+            .ok_or_else(|| Error::Config(format!("VM {vm} was never started")))?;
+        if process::kill9(pid, &self.record.root) {
+            Ok(())
+        } else {
+            Err(Error::Config(format!("VM {vm}: QEMU (pid {pid}) would not die")))
+        }
+    }
+
     /// Runs a shell script in a VM, failing unless it exits 0; its stdout.
     pub fn exec(&self, vm: &str, script: &str) -> Result<String, Error> {
         self.ssh(vm)?.run(script)
