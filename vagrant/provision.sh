@@ -25,7 +25,7 @@ case "$mode" in
 esac
 registry=${1:-}
 
-for b in shoal shoal-manager shoal-agent shoal-netd; do
+for b in shoal shoal-manager shoal-agent shoal-logger shoal-netd; do
   install -m 0755 "$bin_dir/$b" "/usr/local/bin/$b.new"
   mv "/usr/local/bin/$b.new" "/usr/local/bin/$b"
 done

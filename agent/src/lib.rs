@@ -3,6 +3,7 @@
 //! netd makes. The agent never writes cluster state: it only reports what
 //! it observes.
 
+pub mod container_options;
 pub mod executor;
 pub mod health;
 pub mod local_api;

@@ -36,6 +36,9 @@ struct Args {
     /// A registry (host:port) to reach over plain HTTP; repeatable.
     #[arg(long = "insecure-registry")]
     insecure_registries: Vec<String>,
+    /// The init that `--init` tasks run as PID 1 (a static binary).
+    #[arg(long, default_value = shoal_agent::executor::DEFAULT_INIT_BINARY)]
+    init_binary: std::path::PathBuf,
     /// The node's name in `node ls`; defaults to the host name.
     #[arg(long)]
     hostname: Option<String>,
@@ -58,6 +61,7 @@ async fn main() -> anyhow::Result<()> {
     let mut config = ExecutorConfig::new(&args.containerd_socket, &args.state_dir);
     config.namespace = args.containerd_namespace.clone();
     config.insecure_registries = args.insecure_registries.clone();
+    config.init_binary = args.init_binary.clone();
     let executor = Executor::connect(config)
         .await
         .with_context(|| format!("containerd at {}", args.containerd_socket.display()))?;

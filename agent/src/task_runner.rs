@@ -232,7 +232,7 @@ impl Runner {
             .first()
             .and_then(|a| a.address.split('/').next())
             .and_then(|ip| ip.parse().ok());
-        let run = ContainerRun {
+        let mut run = ContainerRun {
             id: self.id.clone(),
             image: container.image.clone(),
             command: container.command.clone(),
@@ -267,6 +267,8 @@ impl Runner {
             }),
             ..Default::default()
         };
+        crate::container_options::apply(&mut run, &container)
+            .map_err(|e| (TaskState::Rejected, e))?;
         self.ctx
             .executor
             .create(&run)

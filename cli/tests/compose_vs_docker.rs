@@ -204,6 +204,7 @@ fn compare_service(fixture: &str, name: &str, docker: &Value, spec: &ServiceSpec
     env.sort();
     assert_eq!(c.env, env, "{ctx}: environment");
     assert_eq!(c.labels, map_of(get("labels")), "{ctx}: labels");
+    compare_runtime(&ctx, docker, c);
 
     // `dns` and `dns_search` as docker's convertDNSConfig reads them:
     // nameservers as IP addresses (written back in their usual form), no
@@ -355,6 +356,65 @@ fn compare_service(fixture: &str, name: &str, docker: &Value, spec: &ServiceSpec
             );
         }
     }
+}
+
+/// The keys of what a container gets beyond its command, docker's
+/// normalized form against shoal's spec.
+fn compare_runtime(ctx: &str, docker: &Value, c: &shoal_proto::types::v1::ContainerSpec) {
+    let get = |k: &str| docker.get(k);
+    let flag = |k: &str| get(k).and_then(Value::as_bool).unwrap_or(false);
+    for (key, ours) in [
+        ("read_only", c.read_only),
+        ("init", c.init),
+        ("tty", c.tty),
+        ("stdin_open", c.open_stdin),
+    ] {
+        assert_eq!(ours, flag(key), "{ctx}: {key}");
+    }
+    assert_eq!(c.capability_add, list_of(get("cap_add")), "{ctx}: cap_add");
+    assert_eq!(
+        c.capability_drop,
+        list_of(get("cap_drop")),
+        "{ctx}: cap_drop"
+    );
+    let tmpfs: Vec<String> = c.mounts.iter().map(|m| m.target.clone()).collect();
+    assert_eq!(tmpfs, list_of(get("tmpfs")), "{ctx}: tmpfs");
+    assert_eq!(c.sysctls, map_of(get("sysctls")), "{ctx}: sysctls");
+    let hosts: Vec<String> = list_of(get("extra_hosts"))
+        .iter()
+        .map(|entry| {
+            let (host, ip) = entry.split_once(':').expect("host:ip");
+            format!("{ip} {host}")
+        })
+        .collect();
+    assert_eq!(c.hosts, hosts, "{ctx}: extra_hosts");
+    let no_new_privileges = list_of(get("security_opt"))
+        .iter()
+        .any(|o| o == "no-new-privileges:true" || o == "no-new-privileges");
+    assert_eq!(
+        c.no_new_privileges, no_new_privileges,
+        "{ctx}: security_opt"
+    );
+    let ulimits: Vec<(String, i64, i64)> = match get("ulimits") {
+        None => Vec::new(),
+        Some(Value::Mapping(m)) => m
+            .iter()
+            .map(|(name, v)| {
+                let n = |v: &Value| v.as_i64().expect("a number");
+                match v {
+                    Value::Mapping(_) => (str_of(name), n(&v["soft"]), n(&v["hard"])),
+                    single => (str_of(name), n(single), n(single)),
+                }
+            })
+            .collect(),
+        Some(other) => panic!("{ctx}: ulimits is {other:?}"),
+    };
+    let ours: Vec<(String, i64, i64)> = c
+        .ulimits
+        .iter()
+        .map(|u| (u.name.clone(), u.soft, u.hard))
+        .collect();
+    assert_eq!(ours, ulimits, "{ctx}: ulimits");
 }
 
 fn compare_stack(fixture: &str, docker: &Value, ours: &Stack, docker_stderr: &str) {

@@ -42,5 +42,6 @@ pub mod netd {
     }
 }
 
+pub mod capabilities;
 mod task_state;
 pub use task_state::*;

@@ -3,11 +3,12 @@
 use super::cgroup::Layout;
 use super::lease::Lease;
 use super::pull::{normalize_reference, PulledImage};
-use super::spec::{self, EtcFiles};
+use super::spec::{self, HostFiles};
 use super::user::{self, ResolvedUser};
 use super::{
-    ContainerInfo, ContainerRun, Executor, ExecutorError, Result, TaskStatus, LABEL_SERVICE_ID,
-    LABEL_SERVICE_NAME, LABEL_STOP_GRACE_MS, LABEL_STOP_SIGNAL, LABEL_TASK_ID,
+    ContainerInfo, ContainerRun, Executor, ExecutorError, Result, TaskStatus, LABEL_OPEN_STDIN,
+    LABEL_SERVICE_ID, LABEL_SERVICE_NAME, LABEL_STOP_GRACE_MS, LABEL_STOP_SIGNAL, LABEL_TASK_ID,
+    LABEL_TTY,
 };
 use containerd_client::services::v1::container::Runtime;
 use containerd_client::services::v1::snapshots::{
@@ -152,6 +153,12 @@ impl Executor {
                     LABEL_STOP_GRACE_MS.to_string(),
                     run.stop_grace.as_millis().to_string(),
                 );
+                if run.tty {
+                    labels.insert(LABEL_TTY.to_string(), "true".to_string());
+                }
+                if run.open_stdin {
+                    labels.insert(LABEL_OPEN_STDIN.to_string(), "true".to_string());
+                }
                 let container = Container {
                     id: id.to_string(),
                     labels,
@@ -264,8 +271,10 @@ impl Executor {
         } else {
             run.user.clone()
         };
-        let resolved = self.resolve_user(id, &user_spec, mounts).await?;
-        let files = self.write_etc_files(run, hostname)?;
+        let resolved = self
+            .resolve_user(id, &user_spec, &run.groups, mounts)
+            .await?;
+        let files = self.host_files(run, hostname)?;
         let spec = spec::build(
             run,
             &image.config,
@@ -285,14 +294,22 @@ impl Executor {
         })
     }
 
-    async fn resolve_user(&self, id: &str, user: &str, mounts: &[Mount]) -> Result<ResolvedUser> {
+    async fn resolve_user(
+        &self,
+        id: &str,
+        user: &str,
+        groups: &[String],
+        mounts: &[Mount],
+    ) -> Result<ResolvedUser> {
         let fail = |message: String| ExecutorError::User {
             id: id.to_string(),
             user: user.to_string(),
             message,
         };
-        if !user::needs_lookup(user) {
-            return user::resolve(user, None, None).map_err(fail);
+        if !user::needs_lookup(user) && !user::groups_need_lookup(groups) {
+            let mut resolved = user::resolve(user, None, None).map_err(fail)?;
+            user::add_groups(&mut resolved, groups, None).map_err(fail)?;
+            return Ok(resolved);
         }
         let target = self.state_dir().join("mnt").join(id);
         let mounts = mounts.to_vec();
@@ -301,12 +318,15 @@ impl Executor {
                 .await
                 .map_err(|e| fail(format!("reading the image's account files: {e}")))?
                 .map_err(|e| fail(format!("mount the image to read /etc/passwd: {e}")))?;
-        user::resolve(user, passwd.as_deref(), group.as_deref()).map_err(fail)
+        let mut resolved =
+            user::resolve(user, passwd.as_deref(), group.as_deref()).map_err(fail)?;
+        user::add_groups(&mut resolved, groups, group.as_deref()).map_err(fail)?;
+        Ok(resolved)
     }
 
     /// `/etc/hostname`, `/etc/hosts` and (with nameservers, or on the host network)
-    /// `/etc/resolv.conf` for the container.
-    fn write_etc_files(&self, run: &ContainerRun, hostname: &str) -> Result<EtcFiles> {
+    /// `/etc/resolv.conf` for the container, and the init binary of an `--init` task.
+    fn host_files(&self, run: &ContainerRun, hostname: &str) -> Result<HostFiles> {
         let dir = self.container_dir(&run.id);
         std::fs::create_dir_all(&dir).map_err(ExecutorError::io("create", &dir))?;
         let write = |name: &str, contents: String| -> Result<PathBuf> {
@@ -350,10 +370,26 @@ impl Executor {
         } else {
             None
         };
-        Ok(EtcFiles {
+        let init = if run.init {
+            let binary = &self.config.init_binary;
+            if !binary.is_file() {
+                return Err(ExecutorError::Spec {
+                    id: run.id.clone(),
+                    message: format!(
+                        "--init: this node has no init binary at {} (Debian's package tini)",
+                        binary.display()
+                    ),
+                });
+            }
+            Some(binary.clone())
+        } else {
+            None
+        };
+        Ok(HostFiles {
             hosts: Some(write("hosts", hosts)?),
             hostname: Some(write("hostname", format!("{hostname}\n"))?),
             resolv_conf,
+            init,
         })
     }
 
@@ -408,9 +444,10 @@ impl Executor {
     /// [`Executor::log_path`]); returns the pid. Starting a running task returns its pid; a
     /// stopped task is replaced by a fresh one.
     pub async fn start(&self, id: &str) -> Result<u32> {
-        if self.get_container(id).await?.is_none() {
+        let Some(container) = self.get_container(id).await? else {
             return Err(ExecutorError::NotFound(id.to_string()));
-        }
+        };
+        let flag = |label: &str| container.labels.get(label).is_some_and(|v| v == "true");
         if let Some(task) = self.get_task(id).await? {
             match status_of(&task) {
                 TaskStatus::Running | TaskStatus::Paused => return Ok(task.pid),
@@ -424,14 +461,39 @@ impl Executor {
             std::fs::create_dir_all(dir).map_err(ExecutorError::io("create", dir))?;
         }
         // The runc shim opens `file://` targets itself and appends both streams to it.
-        let uri = format!("file://{}", log.display());
+        let terminal = flag(LABEL_TTY);
+        let uri = if terminal {
+            // The shim copies a terminal to a FIFO or a logging binary, not a file.
+            let logger = &self.config.logger_binary;
+            if !logger.is_file() {
+                return Err(ExecutorError::Spec {
+                    id: id.to_string(),
+                    message: format!("--tty: no {} on this node", logger.display()),
+                });
+            }
+            format!(
+                "binary://{}?path={}",
+                logger.display(),
+                query_escaped(&log.display().to_string())
+            )
+        } else {
+            format!("file://{}", log.display())
+        };
+        let stdin = if flag(LABEL_OPEN_STDIN) {
+            self.open_stdin(id)?
+        } else {
+            String::new()
+        };
         self.tasks()
             .create(self.request(
                 CreateTaskRequest {
                     container_id: id.to_string(),
                     rootfs: mounts,
-                    stdout: uri.clone(),
-                    stderr: uri,
+                    stdin,
+                    // A terminal merges stderr into stdout (its one stream).
+                    stderr: if terminal { String::new() } else { uri.clone() },
+                    stdout: uri,
+                    terminal,
                     ..CreateTaskRequest::default()
                 },
                 None,
@@ -439,6 +501,30 @@ impl Executor {
             .await
             .map_err(ExecutorError::containerd("create task", id))?;
         self.start_task(id).await
+    }
+
+    /// A FIFO for the container's stdin whose writing end this executor
+    /// holds until the container is removed; its path. (A restarted agent
+    /// cannot hold it again: the container then reads end of file.)
+    fn open_stdin(&self, id: &str) -> Result<String> {
+        let dir = self.container_dir(id);
+        std::fs::create_dir_all(&dir).map_err(ExecutorError::io("create", &dir))?;
+        let path = dir.join("stdin");
+        match nix::unistd::mkfifo(&path, nix::sys::stat::Mode::from_bits_truncate(0o600)) {
+            Ok(()) | Err(nix::errno::Errno::EEXIST) => {}
+            Err(e) => return Err(ExecutorError::io("mkfifo", &path)(e.into())),
+        }
+        // Read and write: opening a FIFO so never waits for the other end.
+        let held = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open(&path)
+            .map_err(ExecutorError::io("open", &path))?;
+        self.open_stdins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_string(), held);
+        Ok(path.display().to_string())
     }
 
     async fn start_task(&self, id: &str) -> Result<u32> {
@@ -591,6 +677,10 @@ impl Executor {
             Err(status) if not_found(&status) => {}
             Err(status) => return Err(ExecutorError::containerd("remove snapshot", id)(status)),
         }
+        self.open_stdins
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
         let dir = self.container_dir(id);
         match std::fs::remove_dir_all(&dir) {
             Ok(()) => {}
@@ -633,6 +723,19 @@ impl Executor {
         let task = self.get_task(id).await?;
         Ok(Some(info_of(container, task.as_ref())))
     }
+}
+
+/// `value` for a URI query, as Go's `url.ParseQuery` reads it back.
+fn query_escaped(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-' => {
+                (b as char).to_string()
+            }
+            other => format!("%{other:02X}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]

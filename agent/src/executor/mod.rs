@@ -50,6 +50,10 @@ pub const LABEL_SERVICE_NAME: &str = "shoal.service.name";
 pub const LABEL_STOP_SIGNAL: &str = "shoal.stop.signal";
 /// Label: milliseconds [`Executor::stop`] waits before SIGKILL.
 pub const LABEL_STOP_GRACE_MS: &str = "shoal.stop.grace-ms";
+/// Label: the container has a pseudo-terminal (its task is created with one).
+pub const LABEL_TTY: &str = "shoal.tty";
+/// Label: the container's stdin stays open (a FIFO the agent holds).
+pub const LABEL_OPEN_STDIN: &str = "shoal.stdin-open";
 
 /// How to reach containerd and where to keep per-container files.
 #[derive(Clone, Debug)]
@@ -66,6 +70,13 @@ pub struct ExecutorConfig {
     pub state_dir: PathBuf,
     /// Registries (`host:port`) reached over plain HTTP; all others use HTTPS.
     pub insecure_registries: Vec<String>,
+    /// The host's init for `--init` tasks: a static binary (Debian's
+    /// `tini-static`), bound read-only into the container.
+    pub init_binary: PathBuf,
+    /// `shoal-logger`, which containerd's shim starts to write the output of
+    /// a container with a terminal (the shim cannot append a terminal's
+    /// output to a file itself).
+    pub logger_binary: PathBuf,
 }
 
 impl ExecutorConfig {
@@ -78,9 +89,26 @@ impl ExecutorConfig {
             runtime: "io.containerd.runc.v2".to_string(),
             state_dir: state_dir.into(),
             insecure_registries: Vec::new(),
+            init_binary: PathBuf::from(DEFAULT_INIT_BINARY),
+            logger_binary: default_logger_binary(),
         }
     }
 }
+
+/// `shoal-logger` beside the running executable (the agent's, or a test's
+/// one directory further down, in cargo's `deps/`).
+fn default_logger_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap_or_default();
+    let dir = exe.parent().unwrap_or(Path::new("/usr/local/bin"));
+    [dir, dir.parent().unwrap_or(dir)]
+        .iter()
+        .map(|d| d.join("shoal-logger"))
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| dir.join("shoal-logger"))
+}
+
+/// Where Debian's `tini` package puts its static build.
+pub const DEFAULT_INIT_BINARY: &str = "/usr/bin/tini-static";
 
 /// What to run: one container for one task.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -126,6 +154,64 @@ pub struct ContainerRun {
     pub read_only_files: Vec<(PathBuf, String)>,
     /// The container's cgroup limits.
     pub limits: Limits,
+    /// Supplementary groups: names from the image's `/etc/group`, or gids.
+    pub groups: Vec<String>,
+    /// How far the container is confined beyond docker's defaults.
+    pub confinement: Confinement,
+    /// An init ([`ExecutorConfig::init_binary`]) as PID 1 in front of the command.
+    pub init: bool,
+    /// A pseudo-terminal for stdin, stdout and stderr.
+    pub tty: bool,
+    /// Stdin never at end of file.
+    pub open_stdin: bool,
+    /// `RLIMIT_*` by docker's names (`nofile`, `nproc`, ...): (name, soft, hard).
+    pub ulimits: Vec<(String, u64, u64)>,
+    /// Namespaced kernel parameters.
+    pub sysctls: HashMap<String, String>,
+    /// Filesystems mounted over the image's.
+    pub mounts: Vec<TaskMount>,
+}
+
+/// A container's privileges.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Confinement {
+    /// The root filesystem mounted read-only.
+    pub read_only: bool,
+    /// Capabilities added to docker's default set (`NET_ADMIN`, `ALL`).
+    pub capability_add: Vec<String>,
+    /// Capabilities dropped from it (applied first).
+    pub capability_drop: Vec<String>,
+    /// Setuid binaries and file capabilities grant nothing.
+    pub no_new_privileges: bool,
+}
+
+/// A filesystem mounted into a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TaskMount {
+    /// A host directory or file: a bind mount, or a volume's directory.
+    Bind {
+        source: PathBuf,
+        target: String,
+        read_only: bool,
+        /// `rprivate` when empty.
+        propagation: String,
+    },
+    Tmpfs {
+        target: String,
+        /// 0: the kernel's default.
+        size_bytes: i64,
+        /// 0: 1777.
+        mode: u32,
+        read_only: bool,
+    },
+}
+
+impl TaskMount {
+    pub fn target(&self) -> &str {
+        match self {
+            TaskMount::Bind { target, .. } | TaskMount::Tmpfs { target, .. } => target,
+        }
+    }
 }
 
 /// A task's cgroup limits (`--limit-memory`, `--limit-cpu`,
@@ -176,6 +262,9 @@ pub struct Executor {
     namespace: MetadataValue<tonic::metadata::Ascii>,
     config: Arc<ExecutorConfig>,
     registry: Arc<oci_client::Client>,
+    /// The writing end of each `stdin_open` container's stdin FIFO: held
+    /// here, so the container never reads end of file.
+    open_stdins: Arc<std::sync::Mutex<HashMap<String, std::fs::File>>>,
 }
 
 impl Executor {
@@ -206,6 +295,7 @@ impl Executor {
             namespace,
             config: Arc::new(config),
             registry: Arc::new(registry),
+            open_stdins: Arc::default(),
         })
     }
 

@@ -2,7 +2,7 @@
 //! default capabilities), with the image's config applied under the task's overrides.
 
 use super::user::ResolvedUser;
-use super::{ContainerRun, Limits};
+use super::{ContainerRun, Limits, TaskMount};
 use oci_spec::image::ImageConfiguration;
 use oci_spec::runtime::{
     get_default_maskedpaths, get_default_mounts, get_default_readonly_paths, Capability,
@@ -11,34 +11,19 @@ use oci_spec::runtime::{
     LinuxResources, LinuxResourcesBuilder, Mount, MountBuilder, PosixRlimitBuilder,
     PosixRlimitType, ProcessBuilder, RootBuilder, Spec, SpecBuilder, UserBuilder,
 };
+use shoal_proto::capabilities;
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 
 const DEFAULT_PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 
-/// Docker's default capability set.
-const CAPABILITIES: &[Capability] = &[
-    Capability::Chown,
-    Capability::DacOverride,
-    Capability::Fsetid,
-    Capability::Fowner,
-    Capability::Mknod,
-    Capability::NetRaw,
-    Capability::Setgid,
-    Capability::Setuid,
-    Capability::Setfcap,
-    Capability::Setpcap,
-    Capability::NetBindService,
-    Capability::SysChroot,
-    Capability::Kill,
-    Capability::AuditWrite,
-];
-
-/// Generated files bind-mounted over the image's.
-pub(crate) struct EtcFiles {
+/// Host files bound into the container: generated ones over the image's,
+/// and the init binary of an `--init` task.
+pub(crate) struct HostFiles {
     pub hosts: Option<PathBuf>,
     pub hostname: Option<PathBuf>,
     pub resolv_conf: Option<PathBuf>,
+    pub init: Option<PathBuf>,
 }
 
 /// argv: the task's command replaces the entrypoint (and the image's cmd with it), the task's
@@ -61,6 +46,122 @@ pub(crate) fn argv(run: &ContainerRun, image: &ImageConfiguration) -> Vec<String
         run.args.clone()
     };
     entrypoint.into_iter().chain(cmd).collect()
+}
+
+/// Where the host's init binary appears in a container with `--init`
+/// (docker's path, so scripts that look for it find it).
+pub(crate) const INIT_PATH: &str = "/sbin/docker-init";
+
+/// The process's capability set: docker's default less the task's drops
+/// plus its adds.
+fn capability_set(run: &ContainerRun) -> Result<HashSet<Capability>, String> {
+    let confinement = &run.confinement;
+    capabilities::effective(&confinement.capability_add, &confinement.capability_drop)
+        .into_iter()
+        .map(|name| {
+            name.parse::<Capability>()
+                .map_err(|_| format!("capability {name} is unknown to the OCI runtime spec"))
+        })
+        .collect()
+}
+
+/// docker's `--ulimit` names for the `RLIMIT_*` resources.
+fn rlimit_type(name: &str) -> Option<PosixRlimitType> {
+    Some(match name {
+        "as" => PosixRlimitType::RlimitAs,
+        "core" => PosixRlimitType::RlimitCore,
+        "cpu" => PosixRlimitType::RlimitCpu,
+        "data" => PosixRlimitType::RlimitData,
+        "fsize" => PosixRlimitType::RlimitFsize,
+        "locks" => PosixRlimitType::RlimitLocks,
+        "memlock" => PosixRlimitType::RlimitMemlock,
+        "msgqueue" => PosixRlimitType::RlimitMsgqueue,
+        "nice" => PosixRlimitType::RlimitNice,
+        "nofile" => PosixRlimitType::RlimitNofile,
+        "nproc" => PosixRlimitType::RlimitNproc,
+        "rss" => PosixRlimitType::RlimitRss,
+        "rtprio" => PosixRlimitType::RlimitRtprio,
+        "rttime" => PosixRlimitType::RlimitRttime,
+        "sigpending" => PosixRlimitType::RlimitSigpending,
+        "stack" => PosixRlimitType::RlimitStack,
+        _ => return None,
+    })
+}
+
+/// The task's ulimits over containerd's default (1024 open files).
+fn rlimits(run: &ContainerRun) -> Result<Vec<oci_spec::runtime::PosixRlimit>, String> {
+    let mut wanted: Vec<(PosixRlimitType, u64, u64)> =
+        vec![(PosixRlimitType::RlimitNofile, 1024, 1024)];
+    for (name, soft, hard) in &run.ulimits {
+        let typ = rlimit_type(name).ok_or_else(|| format!("unknown ulimit {name:?}"))?;
+        wanted.retain(|(t, _, _)| *t != typ);
+        wanted.push((typ, *soft, *hard));
+    }
+    wanted
+        .into_iter()
+        .map(|(typ, soft, hard)| {
+            PosixRlimitBuilder::default()
+                .typ(typ)
+                .soft(soft)
+                .hard(hard)
+                .build()
+                .map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// The task's own mounts, as the OCI spec writes them.
+fn task_mount(mount: &TaskMount) -> Result<Mount, String> {
+    match mount {
+        TaskMount::Bind {
+            source,
+            target,
+            read_only,
+            propagation,
+        } => {
+            let propagation = if propagation.is_empty() {
+                "rprivate"
+            } else {
+                propagation
+            };
+            MountBuilder::default()
+                .destination(target)
+                .typ("bind")
+                .source(source.clone())
+                .options(vec![
+                    "rbind".to_string(),
+                    propagation.to_string(),
+                    if *read_only { "ro" } else { "rw" }.to_string(),
+                ])
+                .build()
+                .map_err(|e| e.to_string())
+        }
+        TaskMount::Tmpfs {
+            target,
+            size_bytes,
+            mode,
+            read_only,
+        } => {
+            let mut options = vec![
+                "nosuid".to_string(),
+                "nodev".to_string(),
+                format!("mode={:o}", if *mode == 0 { 0o1777 } else { *mode }),
+            ];
+            if *size_bytes > 0 {
+                options.push(format!("size={size_bytes}"));
+            }
+            if *read_only {
+                options.push("ro".to_string());
+            }
+            MountBuilder::default()
+                .destination(target)
+                .typ("tmpfs")
+                .source("tmpfs")
+                .options(options)
+                .build()
+                .map_err(|e| e.to_string())
+        }
+    }
 }
 
 /// The image's environment with the task's entries replacing same-named ones, `PATH` ensured,
@@ -166,25 +267,32 @@ pub(crate) fn build(
     user: &ResolvedUser,
     hostname: &str,
     cgroups_path: &str,
-    files: &EtcFiles,
+    files: &HostFiles,
     swap_limit: bool,
 ) -> Result<Spec, String> {
-    let args = argv(run, image);
+    let mut args = argv(run, image);
     if args.is_empty() {
         return Err(
             "no command: the image has neither entrypoint nor cmd, and the task sets none"
                 .to_string(),
         );
     }
-    let caps: HashSet<Capability> = CAPABILITIES.iter().copied().collect();
+    if files.init.is_some() {
+        args.splice(0..0, [INIT_PATH.to_string(), "--".to_string()]);
+    }
+    let caps = capability_set(run)?;
+    // Nothing inheritable or ambient, as docker: a process that is not
+    // root keeps no capability across exec.
     let capabilities = LinuxCapabilitiesBuilder::default()
         .bounding(caps.clone())
         .effective(caps.clone())
         .permitted(caps)
+        .inheritable(HashSet::new())
+        .ambient(HashSet::new())
         .build()
         .map_err(|e| e.to_string())?;
     let process = ProcessBuilder::default()
-        .terminal(false)
+        .terminal(run.tty)
         .user(
             UserBuilder::default()
                 .uid(user.uid)
@@ -197,13 +305,8 @@ pub(crate) fn build(
         .env(environment(run, image, hostname))
         .cwd(working_dir(run, image))
         .capabilities(capabilities)
-        .rlimits(vec![PosixRlimitBuilder::default()
-            .typ(PosixRlimitType::RlimitNofile)
-            .hard(1024u64)
-            .soft(1024u64)
-            .build()
-            .map_err(|e| e.to_string())?])
-        .no_new_privileges(false)
+        .rlimits(rlimits(run)?)
+        .no_new_privileges(run.confinement.no_new_privileges)
         .build()
         .map_err(|e| e.to_string())?;
 
@@ -240,6 +343,22 @@ pub(crate) fn build(
         mounts.push(mount);
     }
 
+    if let Some(init) = &files.init {
+        let mut mount = bind(INIT_PATH, init)?;
+        mount.set_options(Some(["rbind", "rprivate", "ro"].map(String::from).to_vec()));
+        mounts.push(mount);
+    }
+    // Shallow targets first, so a mount inside another lands on top of it
+    // (docker sorts the same way).
+    let mut own: Vec<&TaskMount> = run.mounts.iter().collect();
+    own.sort_by_key(|m| m.target().trim_end_matches('/').matches('/').count());
+    for mount in own {
+        let target = mount.target();
+        // The task's mount replaces a default one at the same place (/dev/shm, /run).
+        mounts.retain(|m| m.destination() != Path::new(target));
+        mounts.push(task_mount(mount)?);
+    }
+
     let mut namespaces = Vec::new();
     for typ in [
         LinuxNamespaceType::Pid,
@@ -269,6 +388,7 @@ pub(crate) fn build(
         .resources(resources(&run.limits, swap_limit)?)
         .masked_paths(get_default_maskedpaths())
         .readonly_paths(get_default_readonly_paths())
+        .sysctl(run.sysctls.clone())
         .build()
         .map_err(|e| e.to_string())?;
 
@@ -278,7 +398,7 @@ pub(crate) fn build(
         .root(
             RootBuilder::default()
                 .path("rootfs")
-                .readonly(false)
+                .readonly(run.confinement.read_only)
                 .build()
                 .map_err(|e| e.to_string())?,
         )
@@ -347,10 +467,11 @@ mod tests {
             gid: 0,
             additional_gids: vec![],
         };
-        let files = EtcFiles {
+        let files = HostFiles {
             hosts: None,
             hostname: None,
             resolv_conf: None,
+            init: None,
         };
         let spec = build(&run, &img, &user, "h1", "/shoal/t1", &files, true)
             .unwrap_or_else(|e| panic!("{e}"));
@@ -365,6 +486,107 @@ mod tests {
             .any(|ns| ns["type"] == "network" && ns["path"] == "/var/run/netns/t1"));
         assert_eq!(json["process"]["rlimits"][0]["type"], "RLIMIT_NOFILE");
         assert_eq!(json["linux"]["resources"].get("memory"), None, "no limits");
+    }
+
+    #[test]
+    fn confinement_terminal_init_and_mounts_are_written_into_the_spec() {
+        let img = image(IMAGE);
+        let run = ContainerRun {
+            confinement: super::super::Confinement {
+                read_only: true,
+                capability_drop: vec!["ALL".into()],
+                capability_add: vec!["net_bind_service".into()],
+                no_new_privileges: true,
+            },
+            tty: true,
+            ulimits: vec![("nproc".into(), 10, 20), ("nofile".into(), 64, 64)],
+            sysctls: [("net.core.somaxconn".to_string(), "512".to_string())].into(),
+            mounts: vec![
+                TaskMount::Tmpfs {
+                    target: "/tmp/inner".into(),
+                    size_bytes: 0,
+                    mode: 0o700,
+                    read_only: true,
+                },
+                TaskMount::Tmpfs {
+                    target: "/tmp".into(),
+                    size_bytes: 4096,
+                    mode: 0,
+                    read_only: false,
+                },
+                TaskMount::Bind {
+                    source: "/srv/data".into(),
+                    target: "/data".into(),
+                    read_only: true,
+                    propagation: String::new(),
+                },
+            ],
+            ..ContainerRun::default()
+        };
+        let user = ResolvedUser {
+            uid: 1000,
+            gid: 1000,
+            additional_gids: vec![],
+        };
+        let files = HostFiles {
+            hosts: None,
+            hostname: None,
+            resolv_conf: None,
+            init: Some(PathBuf::from("/usr/bin/tini-static")),
+        };
+        let spec = build(&run, &img, &user, "h1", "/shoal/t1", &files, true).unwrap();
+        let json = serde_json::to_value(&spec).unwrap();
+        assert_eq!(json["root"]["readonly"], true);
+        let process = &json["process"];
+        assert_eq!(process["terminal"], true);
+        assert_eq!(process["noNewPrivileges"], true);
+        assert_eq!(
+            process["capabilities"]["bounding"],
+            serde_json::json!(["CAP_NET_BIND_SERVICE"])
+        );
+        assert_eq!(process["args"][0], INIT_PATH);
+        assert_eq!(process["args"][1], "--");
+        let rlimits: Vec<(String, u64)> = process["rlimits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["type"].as_str().unwrap().to_string(),
+                    r["hard"].as_u64().unwrap(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            rlimits,
+            [
+                ("RLIMIT_NPROC".to_string(), 20),
+                ("RLIMIT_NOFILE".to_string(), 64)
+            ]
+        );
+        assert_eq!(json["linux"]["sysctl"]["net.core.somaxconn"], "512");
+        let mounts = json["mounts"].as_array().unwrap();
+        let at = |dest: &str| {
+            mounts
+                .iter()
+                .position(|m| m["destination"] == dest)
+                .unwrap_or_else(|| panic!("no mount at {dest}"))
+        };
+        assert!(at("/tmp") < at("/tmp/inner"), "the outer mount first");
+        assert_eq!(
+            mounts[at("/tmp")]["options"],
+            serde_json::json!(["nosuid", "nodev", "mode=1777", "size=4096"])
+        );
+        assert!(mounts[at("/data")]["options"]
+            .as_array()
+            .unwrap()
+            .contains(&"ro".into()));
+        assert_eq!(mounts[at(INIT_PATH)]["source"], "/usr/bin/tini-static");
+        let unknown = ContainerRun {
+            ulimits: vec![("files".into(), 1, 1)],
+            ..ContainerRun::default()
+        };
+        assert!(build(&unknown, &img, &user, "h1", "/shoal/t1", &files, true).is_err());
     }
 
     #[test]

@@ -681,3 +681,219 @@ async fn exec_runs_in_the_container_with_its_env_and_is_killed_at_its_timeout() 
     })
     .await;
 }
+
+/// Runs `script` in the container with sh; (exit code, output).
+async fn sh_in(bench: &Bench, id: &str, script: &str) -> (Option<i32>, String) {
+    let argv = vec!["sh".to_string(), "-c".to_string(), script.to_string()];
+    let ran = bench
+        .executor
+        .exec(id, &argv, Duration::from_secs(10))
+        .await
+        .unwrap_or_else(|e| panic!("exec {script:?}: {e}"));
+    (ran.exit_code, ran.output)
+}
+
+/// A `/proc/<pid>/status` field (`CapEff`, `NoNewPrivs`, ...) from `status`.
+fn status_field<'a>(status: &'a str, name: &str) -> &'a str {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(':'))
+        .unwrap_or_else(|| panic!("no {name} in {status}"))
+        .trim()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hardened_container_runs_unprivileged_on_a_read_only_root_under_an_init() {
+    within("hardening test", async {
+        let bench = Bench::new(&[("sleeper:v1", ImageSpec::shell("sleep 3600"))]).await;
+        bench.pull("sleeper:v1").await;
+        let id = unique("hard-");
+        let run = ContainerRun {
+            user: "app".into(),
+            groups: vec!["nogroup".into(), "4242".into()],
+            confinement: Confinement {
+                read_only: true,
+                capability_drop: vec!["ALL".into()],
+                no_new_privileges: true,
+                ..Confinement::default()
+            },
+            init: true,
+            ulimits: vec![("nofile".into(), 512, 1024)],
+            // The IPC namespace is the container's own: this changes no host.
+            sysctls: [("kernel.shmmni".to_string(), "1234".to_string())].into(),
+            mounts: vec![TaskMount::Tmpfs {
+                target: "/tmp".into(),
+                size_bytes: 1 << 20,
+                mode: 0,
+                read_only: false,
+            }],
+            ..bench.run(&id, "sleeper:v1")
+        };
+        bench
+            .executor
+            .create(&run)
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&id)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let (_, ids) = sh_in(&bench, &id, "id -u; id -G").await;
+        assert_eq!(ids.trim(), "1000\n1000 4242 65534", "{ids}");
+        let (code, out) = sh_in(&bench, &id, "touch /written").await;
+        assert_ne!(code, Some(0), "writing to the read-only root: {out}");
+        let (code, out) = sh_in(&bench, &id, "touch /tmp/written && df /tmp | tail -1").await;
+        assert_eq!(code, Some(0), "the tmpfs is writable: {out}");
+        assert!(
+            out.split_whitespace().nth(1) == Some("1024"),
+            "a 1 MiB tmpfs: {out}"
+        );
+        let (_, status) = sh_in(&bench, &id, "cat /proc/self/status").await;
+        for set in ["CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb"] {
+            assert_eq!(status_field(&status, set), "0000000000000000", "{set}");
+        }
+        assert_eq!(status_field(&status, "NoNewPrivs"), "1");
+        let (_, init) = sh_in(&bench, &id, "tr '\\0' ' ' < /proc/1/cmdline").await;
+        assert!(
+            init.starts_with("/sbin/docker-init -- sh -c"),
+            "PID 1 is the init: {init}"
+        );
+        let (_, limits) = sh_in(
+            &bench,
+            &id,
+            "grep 'open files' /proc/1/limits; cat /proc/sys/kernel/shmmni",
+        )
+        .await;
+        // PID 1, the container's own process.
+        assert_eq!(
+            limits.split_whitespace().collect::<Vec<_>>(),
+            ["Max", "open", "files", "512", "1024", "files", "1234"]
+        );
+        bench
+            .executor
+            .remove(&id)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+
+        // Default capabilities, for comparison: docker's 14.
+        let plain = unique("plain-");
+        bench
+            .executor
+            .create(&bench.run(&plain, "sleeper:v1"))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&plain)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let (_, status) = sh_in(&bench, &plain, "cat /proc/self/status").await;
+        assert_eq!(status_field(&status, "CapBnd"), "00000000a80425fb");
+        assert_eq!(status_field(&status, "NoNewPrivs"), "0");
+        bench
+            .executor
+            .remove(&plain)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tty_is_the_containers_terminal_and_an_open_stdin_never_ends() {
+    within("tty test", async {
+        let tty_probe = ImageSpec {
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "test -t 0 && test -t 1 && echo on-a-tty; sleep 3600".into(),
+            ],
+            ..ImageSpec::default()
+        };
+        let reader = ImageSpec {
+            cmd: vec!["cat".into()],
+            ..ImageSpec::default()
+        };
+        let bench = Bench::new(&[("tty:v1", tty_probe), ("reader:v1", reader)]).await;
+        bench.pull("tty:v1").await;
+        bench.pull("reader:v1").await;
+        let tty = unique("tty-");
+        bench
+            .executor
+            .create(&ContainerRun {
+                tty: true,
+                ..bench.run(&tty, "tty:v1")
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&tty)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let log = bench.executor.log_path(&tty);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !std::fs::read_to_string(&log)
+            .unwrap_or_default()
+            .contains("on-a-tty")
+        {
+            assert!(
+                Instant::now() < deadline,
+                "no tty: {:?}",
+                std::fs::read_to_string(&log)
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        bench
+            .executor
+            .remove(&tty)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+
+        // `cat` ends at the end of its stdin: at once without stdin_open.
+        let closed = unique("closed-");
+        bench
+            .executor
+            .create(&bench.run(&closed, "reader:v1"))
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&closed)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let code = tokio::time::timeout(Duration::from_secs(10), bench.executor.wait(&closed))
+            .await
+            .expect("cat without stdin ends")
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, 0);
+        bench
+            .executor
+            .remove(&closed)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+        let open = unique("open-");
+        bench
+            .executor
+            .create(&ContainerRun {
+                open_stdin: true,
+                ..bench.run(&open, "reader:v1")
+            })
+            .await
+            .unwrap_or_else(|e| panic!("create: {e}"));
+        bench
+            .executor
+            .start(&open)
+            .await
+            .unwrap_or_else(|e| panic!("start: {e}"));
+        let waited = tokio::time::timeout(Duration::from_secs(3), bench.executor.wait(&open)).await;
+        assert!(waited.is_err(), "cat with an open stdin ended: {waited:?}");
+        bench
+            .executor
+            .remove(&open)
+            .await
+            .unwrap_or_else(|e| panic!("remove: {e}"));
+    })
+    .await;
+}

@@ -108,6 +108,36 @@ pub(crate) fn resolve(
     })
 }
 
+/// Adds `--group-add` groups (gids, or names from the image's `/etc/group`)
+/// to the supplementary ones.
+pub(crate) fn add_groups(
+    user: &mut ResolvedUser,
+    extra: &[String],
+    group: Option<&str>,
+) -> Result<(), String> {
+    for name in extra {
+        let gid = match name.parse::<u32>() {
+            Ok(gid) => gid,
+            Err(_) => group
+                .unwrap_or_default()
+                .lines()
+                .map(|l| l.split(':').collect::<Vec<_>>())
+                .find(|fields| fields.len() >= 3 && fields[0] == name)
+                .and_then(|fields| fields[2].parse().ok())
+                .ok_or_else(|| format!("no group {name:?} in the image's /etc/group"))?,
+        };
+        if gid != user.gid && !user.additional_gids.contains(&gid) {
+            user.additional_gids.push(gid);
+        }
+    }
+    Ok(())
+}
+
+/// Whether `--group-add` names a group by name (which needs the image's files).
+pub(crate) fn groups_need_lookup(groups: &[String]) -> bool {
+    groups.iter().any(|g| g.parse::<u32>().is_err())
+}
+
 /// Mount a snapshot read-only at `target`, read `/etc/passwd` and `/etc/group` from it, and
 /// unmount. Files that are missing or symlinks (which could point at the host) count as absent.
 pub(crate) fn read_account_files(
@@ -212,6 +242,22 @@ mod tests {
         assert_eq!((user.uid, user.gid), (1234, 0));
         let user = resolve("33", Some(PASSWD), None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((user.uid, user.gid), (33, 33));
+    }
+
+    #[test]
+    fn added_groups_come_by_gid_or_by_name_from_the_image() {
+        let mut user = resolve("1000:1000", None, None).unwrap();
+        add_groups(
+            &mut user,
+            &["extra".into(), "4242".into(), "1000".into()],
+            Some(GROUP),
+        )
+        .unwrap();
+        assert_eq!(user.additional_gids, [2000, 4242]);
+        assert!(groups_need_lookup(&["extra".into()]));
+        assert!(!groups_need_lookup(&["4242".into()]));
+        let err = add_groups(&mut user, &["ghost".into()], Some(GROUP)).unwrap_err();
+        assert!(err.contains("ghost"), "{err}");
     }
 
     #[test]

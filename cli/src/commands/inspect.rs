@@ -257,6 +257,7 @@ fn container_json(c: &ContainerSpec) -> Value {
     if let Some(check) = &c.healthcheck {
         object.insert("Healthcheck".into(), healthcheck_json(check));
     }
+    super::runtime::inspect_fields(c, &mut object);
     Value::Object(object)
 }
 

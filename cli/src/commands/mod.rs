@@ -14,6 +14,7 @@ pub mod parse;
 pub mod placement;
 pub mod resources;
 mod rollout;
+pub mod runtime;
 pub mod secret;
 pub mod service;
 pub mod spec;

@@ -15,7 +15,7 @@ use shoal_proto::types::v1::{
 use super::converge::{self, Wait};
 use super::spec::{self, Mode, SpecFlags};
 use super::tasks::{self, PsFlags};
-use super::{collect_errors, inspect, network, parse, placement, rollout, Error, Io};
+use super::{collect_errors, inspect, network, parse, placement, rollout, runtime, Error, Io};
 use crate::client::Session;
 use crate::output::{short_id, Listing};
 
@@ -112,6 +112,8 @@ pub struct CreateArgs {
     pub placement_pref: Vec<PlacementPreference>,
     #[command(flatten)]
     pub spec: SpecFlags,
+    #[command(flatten)]
+    pub runtime: runtime::CreateFlags,
     #[command(flatten)]
     pub wait: WaitFlags,
     /// Image to run
@@ -246,6 +248,8 @@ pub struct UpdateArgs {
     #[command(flatten)]
     pub spec: SpecFlags,
     #[command(flatten)]
+    pub runtime: runtime::UpdateFlags,
+    #[command(flatten)]
     pub wait: WaitFlags,
     /// Service (name or id)
     #[arg(value_name = "SERVICE")]
@@ -292,6 +296,7 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
         .labels
         .extend(args.container_label.iter().cloned());
     container.dns_config = spec::dns_config(&args.dns, &args.dns_search, &args.dns_option);
+    args.runtime.apply(container);
     let ports: Vec<PortConfig> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
     if !ports.is_empty() {
         *spec::ports_mut(&mut spec) = ports;
@@ -720,6 +725,7 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
             rm: &args.dns_option_rm,
         },
     );
+    args.runtime.apply(container);
     if !args.secret_rm.is_empty() || !args.secret_add.is_empty() {
         let task = spec.task.get_or_insert_with(Default::default);
         task.secrets.retain(|r| {

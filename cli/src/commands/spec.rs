@@ -146,6 +146,8 @@ pub struct SpecFlags {
     pub resources: super::resources::ResourceFlags,
     #[command(flatten)]
     pub health: super::healthcheck::HealthFlags,
+    #[command(flatten)]
+    pub switches: super::runtime::SwitchFlags,
 }
 
 impl SpecFlags {
@@ -198,6 +200,7 @@ impl SpecFlags {
             container.stop_grace_period_ms = parse::millis(grace);
         }
         self.health.apply(container)?;
+        self.switches.apply(container);
 
         let restart = restart_mut(spec);
         if let Some(condition) = self.restart_condition {

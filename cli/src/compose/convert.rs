@@ -19,6 +19,7 @@ use super::source::Source;
 
 mod healthcheck;
 mod resources;
+mod runtime;
 
 const SERVICE_KEYS: &[&str] = &[
     "image",
@@ -39,6 +40,18 @@ const SERVICE_KEYS: &[&str] = &[
     "secrets",
     "networks",
     "healthcheck",
+    "read_only",
+    "init",
+    "tty",
+    "stdin_open",
+    "cap_add",
+    "cap_drop",
+    "group_add",
+    "extra_hosts",
+    "sysctls",
+    "ulimits",
+    "tmpfs",
+    "security_opt",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -661,6 +674,9 @@ impl Converter<'_> {
             }
             if !SERVICE_KEYS.contains(&key.as_str()) {
                 self.unsupported(name, key);
+                continue;
+            }
+            if self.runtime_key(name, key, value, &p, &mut container)? {
                 continue;
             }
             match key.as_str() {

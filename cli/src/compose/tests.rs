@@ -1242,3 +1242,50 @@ fn rollback_config_is_read_like_update_config() {
     assert_eq!(r.parallelism, 1, "docker's default once the key is there");
     assert_eq!(r.failure_action, update_config::FailureAction::Pause as i32);
 }
+
+#[test]
+fn hardening_and_runtime_keys_reach_the_container_spec() {
+    let stack = load(concat!(
+        "version: \"3.8\"\n",
+        "services:\n  web:\n    image: x\n",
+        "    user: \"1000\"\n",
+        "    read_only: true\n",
+        "    init: true\n",
+        "    tty: true\n",
+        "    stdin_open: true\n",
+        "    cap_drop: [ALL]\n",
+        "    cap_add: [NET_BIND_SERVICE]\n",
+        "    security_opt: [\"no-new-privileges:true\", \"seccomp=unconfined\"]\n",
+        "    tmpfs: /tmp\n",
+        "    sysctls:\n      net.core.somaxconn: 1024\n",
+        "    ulimits:\n      nproc: 65535\n      nofile:\n        soft: 20000\n        hard: 40000\n",
+        "    extra_hosts:\n      - \"db:10.0.0.9\"\n      - \"v6=::1\"\n",
+    ));
+    let c = container(only(&stack));
+    assert!(c.read_only && c.init && c.tty && c.open_stdin && c.no_new_privileges);
+    assert_eq!(c.capability_drop, strings(&["ALL"]));
+    assert_eq!(c.capability_add, strings(&["NET_BIND_SERVICE"]));
+    assert_eq!(c.mounts.len(), 1);
+    assert_eq!(c.mounts[0].target, "/tmp");
+    assert_eq!(c.sysctls["net.core.somaxconn"], "1024");
+    let ulimits: Vec<(&str, i64, i64)> = c
+        .ulimits
+        .iter()
+        .map(|u| (u.name.as_str(), u.soft, u.hard))
+        .collect();
+    assert_eq!(ulimits, [("nofile", 20000, 40000), ("nproc", 65535, 65535)]);
+    assert_eq!(c.hosts, strings(&["10.0.0.9 db", "::1 v6"]));
+    let w = &stack.warnings;
+    assert_eq!(
+        w,
+        &strings(&[
+            "service \"web\": key \"security_opt seccomp=unconfined\" is not supported yet and was ignored"
+        ]),
+    );
+    let e = load_err(concat!(
+        "version: \"3.8\"\n",
+        "services:\n  web:\n    image: x\n",
+        "    extra_hosts: [\"db:not-an-ip\"]\n",
+    ));
+    assert!(e.to_string().contains("invalid IP address"), "{e}");
+}

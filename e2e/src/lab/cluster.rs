@@ -12,6 +12,8 @@ pub const CONTAINERD_NAMESPACE: &str = "shoal";
 pub const MANAGER: &str = "shoal-manager";
 pub const NETD: &str = "shoal-netd";
 pub const AGENT: &str = "shoal-agent";
+/// Started by containerd's shim beside a task with a terminal.
+pub const LOGGER: &str = "shoal-logger";
 pub const CLI: &str = "shoal";
 
 /// Where the shoal binaries are: `SHOAL_BIN_DIR`, else `configured`, else the
@@ -36,7 +38,7 @@ pub fn bin_dir(configured: Option<&Path>) -> Result<PathBuf, Error> {
 
 /// Fails unless every shoal binary is in `dir`.
 pub fn check_bins(dir: &Path) -> Result<(), Error> {
-    for bin in [MANAGER, NETD, AGENT, CLI] {
+    for bin in [MANAGER, NETD, AGENT, LOGGER, CLI] {
         if !dir.join(bin).is_file() {
             return Err(Error::Config(format!(
                 "{bin} not found in {}: build with `cargo build --workspace --bins` or set SHOAL_BIN_DIR",

@@ -18,6 +18,8 @@ use shoal_proto::types::v1::{
 
 use crate::store::StoreError;
 
+mod runtime;
+
 // ------------------------------------------------------------- the limits
 
 const HOUR_MS: u64 = 3_600_000;
@@ -452,6 +454,7 @@ fn container_spec(s: &str, c: &ContainerSpec) -> Result<(), StoreError> {
         ));
     }
     labels(s, "container", "--container-label, labels", &c.labels)?;
+    runtime::runtime_options(s, c)?;
     if let Some(dns) = &c.dns_config {
         dns_config(s, dns)?;
     }
@@ -1085,6 +1088,27 @@ mod tests {
                         options: vec!["ndots:2".into()],
                     }),
                     healthcheck: None,
+                    groups: vec!["www-data".into()],
+                    read_only: true,
+                    capability_add: vec!["NET_BIND_SERVICE".into()],
+                    capability_drop: vec!["ALL".into()],
+                    no_new_privileges: true,
+                    init: true,
+                    ulimits: vec![shoal_proto::types::v1::Ulimit {
+                        name: "nofile".into(),
+                        soft: 1024,
+                        hard: 4096,
+                    }],
+                    sysctls: [("net.core.somaxconn".to_string(), "1024".to_string())].into(),
+                    hosts: vec!["10.1.0.9 db".into()],
+                    tty: false,
+                    open_stdin: false,
+                    mounts: vec![shoal_proto::types::v1::Mount {
+                        r#type: shoal_proto::types::v1::mount::Type::Tmpfs as i32,
+                        target: "/tmp".into(),
+                        tmpfs_size_bytes: 64 << 20,
+                        ..Default::default()
+                    }],
                 }),
                 restart: Some(RestartPolicy {
                     condition: 0,
