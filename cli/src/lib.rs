@@ -2,5 +2,6 @@ pub mod client;
 pub mod commands;
 pub mod compose;
 pub mod context;
+pub mod env_file;
 pub mod output;
 pub mod units;

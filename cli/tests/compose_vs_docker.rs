@@ -625,6 +625,8 @@ fn errors_point_at_the_offending_line() {
         ("err_bad_port.yml", 5, 9),
         ("err_duplicate_key.yml", 3, 5),
         ("shoal_rejects_bad_nameserver.yml", 5, 20),
+        ("err_env_file_missing.yml", 5, 15),
+        ("err_env_file_bad_name.yml", 5, 15),
     ];
     let env = HashMap::new();
     for (file, line, column) in cases {

@@ -79,6 +79,9 @@ pub struct CreateArgs {
     /// Set environment variables
     #[arg(short, long, value_name = "KEY=VALUE", value_parser = parse::env)]
     pub env: Vec<String>,
+    /// Read in a file of environment variables (before --env)
+    #[arg(long, value_name = "FILE")]
+    pub env_file: Vec<std::path::PathBuf>,
     /// Publish a port as a node port ([PUBLISHED:]TARGET[/PROTOCOL] or published=,target=,protocol=,mode=)
     #[arg(short, long, value_name = "PORT", value_parser = parse::ports)]
     pub publish: Vec<parse::Ports>,
@@ -291,7 +294,16 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     args.spec.apply(&mut spec)?;
     spec.labels.extend(args.label.iter().cloned());
     let container = spec::container_mut(&mut spec);
-    container.env = args.env.clone();
+    let process_env: std::collections::HashMap<String, String> = std::env::vars().collect();
+    for file in &args.env_file {
+        let vars = crate::env_file::read(file, &process_env).map_err(Error::Input)?;
+        for (key, value) in vars {
+            spec::env_add(&mut container.env, &format!("{key}={value}"));
+        }
+    }
+    for entry in &args.env {
+        spec::env_add(&mut container.env, entry);
+    }
     container
         .labels
         .extend(args.container_label.iter().cloned());
@@ -820,6 +832,31 @@ mod tests {
         let mut argv = vec!["shoal"];
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).expect("parses")
+    }
+
+    #[test]
+    fn env_files_come_first_and_env_flags_win() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("app.env");
+        std::fs::write(&file, "# settings\nMODE=prod\nLEVEL=debug\n").unwrap();
+        let file = file.to_string_lossy().into_owned();
+        let spec = create_spec(&create_args(&[
+            "--env-file",
+            &file,
+            "--env",
+            "LEVEL=info",
+            "busybox",
+        ]))
+        .expect("spec");
+        assert_eq!(container(&spec).env, ["MODE=prod", "LEVEL=info"]);
+        let missing = dir.path().join("missing.env").to_string_lossy().into_owned();
+        let err = create_spec(&create_args(&["--env-file", &missing, "busybox"]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(&format!("open {missing}: no such file or directory")),
+            "{err}"
+        );
     }
 
     fn create_args(args: &[&str]) -> CreateArgs {

@@ -17,6 +17,7 @@ use super::ports::{expand_short, PortEntry};
 use super::shlex;
 use super::source::Source;
 
+mod env_file;
 mod healthcheck;
 mod resources;
 mod runtime;
@@ -52,6 +53,7 @@ const SERVICE_KEYS: &[&str] = &[
     "ulimits",
     "tmpfs",
     "security_opt",
+    "env_file",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -167,10 +169,16 @@ impl Converter<'_> {
         Ok(out)
     }
 
-    /// `environment` with docker's resolution: a variable without a value (`- K`, `K:` or an
-    /// empty value) takes the value from the environment; one that stays without a value is
-    /// left out.
-    fn environment(&self, node: &Node, path: &KeyPath) -> Result<Vec<String>> {
+    /// `environment` over the `env_file` variables (`base`), with docker's
+    /// resolution: a variable of `environment` without a value (`- K`, `K:`
+    /// or an empty value) takes the value from the environment; one that
+    /// stays without a value is left out (and hides the file's value).
+    fn environment(
+        &self,
+        base: BTreeMap<String, Option<String>>,
+        node: &Node,
+        path: &KeyPath,
+    ) -> Result<Vec<String>> {
         let mut vars: BTreeMap<String, Option<String>> = BTreeMap::new();
         match node {
             Node::Map(entries) => {
@@ -202,17 +210,20 @@ impl Converter<'_> {
                 ))
             }
         }
-        let mut out: Vec<String> = vars
+        let resolved = vars.into_iter().map(|(k, v)| {
+            let from_env = self.env.get(&k);
+            let value = match (v, from_env) {
+                (None, Some(e)) => Some(e.clone()),
+                (Some(v), Some(e)) if v.is_empty() => Some(e.clone()),
+                (v, _) => v,
+            };
+            (k, value)
+        });
+        let mut merged = base;
+        merged.extend(resolved);
+        let mut out: Vec<String> = merged
             .into_iter()
-            .filter_map(|(k, v)| {
-                let from_env = self.env.get(&k);
-                let value = match (v, from_env) {
-                    (None, Some(e)) => Some(e.clone()),
-                    (Some(v), Some(e)) if v.is_empty() => Some(e.clone()),
-                    (v, _) => v,
-                };
-                value.map(|v| format!("{k}={v}"))
-            })
+            .filter_map(|(k, v)| v.map(|v| format!("{k}={v}")))
             .collect();
         out.sort();
         Ok(out)
@@ -667,6 +678,8 @@ impl Converter<'_> {
         let mut dns = DnsConfig::default();
         let mut placement = Placement::default();
         let mut resources = None;
+        let mut environment = None;
+        let mut env_file = BTreeMap::new();
         for (key, value) in entries {
             let p = path.key(key);
             if key.starts_with("x-") {
@@ -683,7 +696,8 @@ impl Converter<'_> {
                 "image" => container.image = self.string(value, &p)?,
                 "command" => container.args = self.command(value, &p)?,
                 "entrypoint" => container.command = self.command(value, &p)?,
-                "environment" => container.env = self.environment(value, &p)?,
+                "environment" => environment = Some((value, p)),
+                "env_file" => env_file = self.env_file(value, &p)?,
                 "labels" => container.labels = self.labels(value, &p)?,
                 "user" => container.user = self.string(value, &p)?,
                 "working_dir" => container.workdir = self.string(value, &p)?,
@@ -732,6 +746,10 @@ impl Converter<'_> {
                 _ => {}
             }
         }
+        container.env = match environment {
+            Some((value, p)) => self.environment(env_file, value, &p)?,
+            None => self.environment(env_file, &Node::Null, path)?,
+        };
         if container.image.is_empty() {
             return Err(self
                 .src
