@@ -184,7 +184,12 @@ enum Resolved {
 
 /// busybox nslookup from inside `task`: the A records of `name`.
 fn resolve(lab: &VmLab, vm: &str, task: &str, name: &str) -> Result<Resolved, String> {
-    let out = in_task(lab, vm, task, &format!("nslookup -type=a {name} 2>&1; true"))?;
+    let out = in_task(
+        lab,
+        vm,
+        task,
+        &format!("nslookup -type=a {name} 2>&1; true"),
+    )?;
     if out.contains("NXDOMAIN") {
         return Ok(Resolved::NxDomain);
     }
@@ -386,7 +391,10 @@ fn three_vms_run_the_overlay_lab_tests_on_their_own_kernels_with_kernel_wireguar
         tx_after > tx_before,
         "the requests crossed kernel WireGuard on {client_vm} ({tx_before} -> {tx_after} bytes): {answered:?}"
     );
-    assert!(!frames.is_empty(), "the capture on {client_tap} saw nothing");
+    assert!(
+        !frames.is_empty(),
+        "the capture on {client_tap} saw nothing"
+    );
     assert!(
         !contains(&frames, marker.as_bytes()),
         "the marker crossed the wire between VMs in the clear"
@@ -407,7 +415,9 @@ fn three_vms_run_the_overlay_lab_tests_on_their_own_kernels_with_kernel_wireguar
         if tasks.len() == 3 && tasks.is_subset(&web_addrs) && tasks.is_disjoint(&vip) {
             Ok(())
         } else {
-            Err(format!("tasks.web: {tasks:?}; web's tasks have {web_addrs:?}"))
+            Err(format!(
+                "tasks.web: {tasks:?}; web's tasks have {web_addrs:?}"
+            ))
         }
     })
     .expect("tasks.web lists every task");
@@ -427,7 +437,11 @@ fn three_vms_run_the_overlay_lab_tests_on_their_own_kernels_with_kernel_wireguar
     )
     .expect("30 requests through the VIP");
     let hostnames: BTreeSet<String> = web.keys().map(|t| hostname(t)).collect();
-    assert_eq!(served(&out), hostnames, "the VIP balanced over every VM's task");
+    assert_eq!(
+        served(&out),
+        hostnames,
+        "the VIP balanced over every VM's task"
+    );
     let (db, db_vm) = only_task(&lab, "db");
     for addr in task_addrs(&lab, &db_vm, &db) {
         let out = in_task(
@@ -510,7 +524,15 @@ fn three_vms_run_the_overlay_lab_tests_on_their_own_kernels_with_kernel_wireguar
     let v2 = format!("{}/web:v2", record.registry);
     shoal(
         &lab,
-        &["service", "update", "--image", &v2, "--timeout", "600s", "vt_web"],
+        &[
+            "service",
+            "update",
+            "--image",
+            &v2,
+            "--timeout",
+            "600s",
+            "vt_web",
+        ],
     )
     .expect("the rolling update converges");
     std::thread::sleep(Duration::from_secs(2));
@@ -579,14 +601,18 @@ fn three_vms_run_the_overlay_lab_tests_on_their_own_kernels_with_kernel_wireguar
         exchange(&mut conn, "after netd came back").expect("the connection lives"),
         "after netd came back"
     );
-    let mut fresh = side.connect(vm_addr(entry), 7000).expect("a new connection");
+    let mut fresh = side
+        .connect(vm_addr(entry), 7000)
+        .expect("a new connection");
     fresh
         .set_read_timeout(Some(Duration::from_secs(30)))
         .expect("timeout");
     assert_eq!(exchange(&mut fresh, "new").expect("echo"), "new");
     drop((conn, fresh));
 
-    phase(&format!("G. {who_vm} dies: the others drop it from their tables, its tasks move"));
+    phase(&format!(
+        "G. {who_vm} dies: the others drop it from their tables, its tasks move"
+    ));
     let dead_addr = vm_addr(&who_vm).to_string();
     let others: Vec<&String> = vms.iter().filter(|v| **v != who_vm).collect();
     assert!(

@@ -849,7 +849,11 @@ mod tests {
         ]))
         .expect("spec");
         assert_eq!(container(&spec).env, ["MODE=prod", "LEVEL=info"]);
-        let missing = dir.path().join("missing.env").to_string_lossy().into_owned();
+        let missing = dir
+            .path()
+            .join("missing.env")
+            .to_string_lossy()
+            .into_owned();
         let err = create_spec(&create_args(&["--env-file", &missing, "busybox"]))
             .unwrap_err()
             .to_string();

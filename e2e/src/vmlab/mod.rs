@@ -528,7 +528,9 @@ impl VmLab {
         if process::kill9(pid, &self.record.root) {
             Ok(())
         } else {
-            Err(Error::Config(format!("VM {vm}: QEMU (pid {pid}) would not die")))
+            Err(Error::Config(format!(
+                "VM {vm}: QEMU (pid {pid}) would not die"
+            )))
         }
     }
 
