@@ -11,6 +11,6 @@ pub mod node_resources;
 pub mod renewal;
 pub mod reporter;
 pub mod role;
-pub mod secret_files;
 pub mod session;
+pub mod task_files;
 pub mod task_runner;

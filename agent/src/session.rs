@@ -278,14 +278,20 @@ impl Agent {
             return;
         };
         let complete = assignments.kind == Kind::Complete as i32;
-        // Secrets first: the runners started below read them. Each message
-        // carries the whole set the node's tasks use.
+        // Secrets and configs first: the runners started below read them.
+        // Each message carries the whole set the node's tasks use.
         {
             let mut secrets = self.ctx.secrets.write().unwrap_or_else(|e| e.into_inner());
             *secrets = assignments
                 .secrets
                 .iter()
                 .filter_map(|s| s.meta.as_ref().map(|m| (m.id.clone(), s.clone())))
+                .collect();
+            let mut configs = self.ctx.configs.write().unwrap_or_else(|e| e.into_inner());
+            *configs = assignments
+                .configs
+                .iter()
+                .filter_map(|c| c.meta.as_ref().map(|m| (m.id.clone(), c.clone())))
                 .collect();
         }
         let mut assigned = std::collections::HashSet::new();
@@ -337,8 +343,8 @@ impl Agent {
                 tracing::warn!("remove {}: {e}", container.id);
             }
             let state_dir = &executor.config().state_dir;
-            if let Err(e) = crate::secret_files::remove(state_dir, &task_id) {
-                tracing::warn!("remove the secrets of {task_id}: {e}");
+            if let Err(e) = crate::task_files::remove(state_dir, &task_id) {
+                tracing::warn!("remove the secrets and configs of {task_id}: {e}");
             }
             if let Some(netd) = netd.as_mut() {
                 let request = shoal_proto::netd::v1::DetachTaskRequest { task_id };

@@ -31,6 +31,8 @@ pub struct Context {
     pub reporter: Reporter,
     /// The secrets the managers sent for this node's tasks, by id.
     pub secrets: std::sync::RwLock<HashMap<String, shoal_proto::types::v1::Secret>>,
+    /// The configs, likewise.
+    pub configs: std::sync::RwLock<HashMap<String, shoal_proto::types::v1::Config>>,
     /// One pull per image at a time: fifty tasks of one image pull it once.
     pulls: tokio::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -42,6 +44,7 @@ impl Context {
             netd_socket,
             reporter,
             secrets: std::sync::RwLock::new(HashMap::new()),
+            configs: std::sync::RwLock::new(HashMap::new()),
             pulls: tokio::sync::Mutex::new(HashMap::new()),
         }
     }
@@ -180,6 +183,22 @@ impl Runner {
         })
     }
 
+    /// Writes the task's secrets and configs; (host file, container path) pairs.
+    fn task_files(&self, task: &Task) -> Result<Vec<(PathBuf, String)>, String> {
+        let spec = task.spec.clone().unwrap_or_default();
+        let mut files = {
+            let secrets = self.ctx.secrets.read().unwrap_or_else(|e| e.into_inner());
+            crate::task_files::secrets(&spec.secrets, &secrets)?
+        };
+        {
+            let configs = self.ctx.configs.read().unwrap_or_else(|e| e.into_inner());
+            files.extend(crate::task_files::configs(&spec.configs, &configs, |c| {
+                Ok(c.spec.as_ref().map(|s| s.data.clone()).unwrap_or_default())
+            })?);
+        }
+        crate::task_files::materialize(&self.ctx.executor.config().state_dir, &self.id, &files)
+    }
+
     /// Prepares and starts the container; `Err` carries the user-facing error.
     async fn start(&mut self) -> Result<u32, (TaskState, String)> {
         let task = self.task.borrow().clone();
@@ -212,21 +231,9 @@ impl Runner {
                 )
             })?
             .into_inner();
-        let references = task
-            .spec
-            .as_ref()
-            .map(|s| s.secrets.clone())
-            .unwrap_or_default();
-        let read_only_files = {
-            let secrets = self.ctx.secrets.read().unwrap_or_else(|e| e.into_inner());
-            crate::secret_files::materialize(
-                &self.ctx.executor.config().state_dir,
-                &self.id,
-                &references,
-                &secrets,
-            )
-            .map_err(|e| (TaskState::Rejected, e))?
-        };
+        let read_only_files = self
+            .task_files(&task)
+            .map_err(|e| (TaskState::Rejected, e))?;
         let address = task
             .networks
             .first()
@@ -288,7 +295,7 @@ impl Runner {
             tracing::warn!("remove container {}: {e}", self.id);
         }
         let state_dir = &self.ctx.executor.config().state_dir;
-        if let Err(e) = crate::secret_files::remove(state_dir, &self.id) {
+        if let Err(e) = crate::task_files::remove(state_dir, &self.id) {
             tracing::warn!("remove the secrets of {}: {e}", self.id);
         }
         match crate::local_api::netd(&self.ctx.netd_socket) {

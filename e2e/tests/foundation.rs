@@ -109,16 +109,29 @@ fn published_port_spreads_30_requests_over_at_least_two_tasks() {
     })
     .expect("published port");
 
-    let mut backends = BTreeSet::new();
-    for i in 0..30 {
-        let (status, body) = lab
-            .http_get(m1, PUBLISHED_PORT, "/")
-            .unwrap_or_else(|e| panic!("request {i}: {e}"));
-        assert_eq!(status, 200, "request {i}: {body}");
-        assert!(body.starts_with("web v1 "), "request {i}: {body}");
-        backends.insert(body.trim().to_string());
-    }
-    assert!(backends.len() >= 2, "30 requests reached only {backends:?}");
+    // netd learns of each running task from the managers' view a moment
+    // after `service ps` shows it: the spread may take that moment.
+    lab.wait_until(
+        "30 requests spread over at least two tasks",
+        Duration::from_secs(5),
+        || {
+            let mut backends = BTreeSet::new();
+            for i in 0..30 {
+                let (status, body) = lab
+                    .http_get(m1, PUBLISHED_PORT, "/")
+                    .unwrap_or_else(|e| panic!("request {i}: {e}"));
+                assert_eq!(status, 200, "request {i}: {body}");
+                assert!(body.starts_with("web v1 "), "request {i}: {body}");
+                backends.insert(body.trim().to_string());
+            }
+            if backends.len() >= 2 {
+                Ok(())
+            } else {
+                Err(format!("30 requests reached only {backends:?}"))
+            }
+        },
+    )
+    .expect("the published port balances");
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
 }
 

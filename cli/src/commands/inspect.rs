@@ -131,10 +131,45 @@ pub fn service_json(service: &Service) -> Value {
 pub fn spec_json(spec: &ServiceSpec) -> Value {
     let task = spec.task.clone().unwrap_or_default();
     let mut template = Map::new();
-    template.insert(
-        "ContainerSpec".into(),
-        container_json(&task.container.unwrap_or_default()),
-    );
+    let mut container = container_json(&task.container.clone().unwrap_or_default());
+    // docker's `File` of a secret or config reference.
+    let file = |target: &str, uid: &str, gid: &str, mode: Option<u32>| {
+        let id = |s: &str| {
+            if s.is_empty() {
+                "0".to_string()
+            } else {
+                s.to_string()
+            }
+        };
+        json!({ "Name": target, "UID": id(uid), "GID": id(gid), "Mode": mode.unwrap_or(0o444) })
+    };
+    if !task.secrets.is_empty() {
+        container["Secrets"] = task
+            .secrets
+            .iter()
+            .map(|r| {
+                json!({
+                    "File": file(&r.target, &r.uid, &r.gid, r.mode),
+                    "SecretID": r.secret_id,
+                    "SecretName": r.secret_name,
+                })
+            })
+            .collect();
+    }
+    if !task.configs.is_empty() {
+        container["Configs"] = task
+            .configs
+            .iter()
+            .map(|r| {
+                json!({
+                    "File": file(&r.target, &r.uid, &r.gid, r.mode),
+                    "ConfigID": r.config_id,
+                    "ConfigName": r.config_name,
+                })
+            })
+            .collect();
+    }
+    template.insert("ContainerSpec".into(), container);
     if let Some(resources) = &task.resources {
         template.insert("Resources".into(), resources_json(resources));
     }

@@ -4,6 +4,7 @@
 
 pub mod bundle;
 pub mod ca;
+pub mod config;
 pub mod context;
 mod converge;
 pub mod healthcheck;
@@ -98,6 +99,9 @@ pub enum Command {
     /// Manage secrets
     #[command(subcommand)]
     Secret(secret::SecretCommand),
+    /// Manage configs
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -222,6 +226,7 @@ pub async fn execute(
         Command::Service(c) => service::run(session, c, io).await,
         Command::Stack(c) => stack::run(session, c, io).await,
         Command::Secret(c) => secret::run(session, c, io).await,
+        Command::Config(c) => config::run(session, c, io).await,
         Command::Network(c) => network::run(session, c, io).await,
         // Context commands need no manager; run them as `run` does.
         Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),

@@ -201,8 +201,9 @@ pub fn changes(before: &ServiceSpec, after: &ServiceSpec) -> Vec<String> {
         before.task.clone().unwrap_or_default(),
         after.task.clone().unwrap_or_default(),
     );
-    let parts: [Part<TaskSpec>; 5] = [
+    let parts: [Part<TaskSpec>; 6] = [
         ("secrets", |t| format!("{:?}", t.secrets)),
+        ("configs", |t| format!("{:?}", t.configs)),
         ("constraints", |t| format!("{:?}", t.constraints)),
         ("resources", |t| format!("{:?}", t.resources)),
         ("restart policy", |t| format!("{:?}", t.restart)),
@@ -224,6 +225,7 @@ pub fn changes(before: &ServiceSpec, after: &ServiceSpec) -> Vec<String> {
         c.labels.clear();
         t.container = Some(c);
         t.secrets.clear();
+        t.configs.clear();
         t.constraints.clear();
         t.resources = None;
         t.restart = None;

@@ -10,6 +10,7 @@ use shoal_proto::types::v1::{Secret, SecretReference, SecretSpec};
 
 use super::{collect_errors, parse, Error, Io};
 use crate::client::Session;
+use crate::file_reference::FileReference;
 use crate::output::{short_id, Listing};
 
 #[derive(Debug, Subcommand)]
@@ -63,15 +64,7 @@ pub async fn run(
 }
 
 pub async fn create(session: &mut Session, args: CreateArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let mut data = Vec::new();
-    if args.file == "-" {
-        std::io::stdin()
-            .read_to_end(&mut data)
-            .map_err(|e| Error::Input(format!("read the secret from stdin: {e}")))?;
-    } else {
-        data = std::fs::read(&args.file)
-            .map_err(|e| Error::Input(format!("read the secret from {}: {e}", args.file)))?;
-    }
+    let data = read_value(&args.file, "secret")?;
     let spec = SecretSpec {
         name: args.name,
         labels: args.label.into_iter().collect(),
@@ -104,7 +97,7 @@ fn name(secret: &Secret) -> String {
         .unwrap_or_default()
 }
 
-fn created_ago(created_ms: i64) -> String {
+pub(super) fn created_ago(created_ms: i64) -> String {
     let ms = (crate::output::now_ms() - created_ms).max(0) as u64;
     let age = std::time::Duration::from_millis(ms);
     format!("{} ago", crate::output::human_duration(age))
@@ -188,32 +181,21 @@ pub async fn rm(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) -> Resu
 
 /// `--secret NAME` or `--secret source=NAME,target=T,uid=U,gid=G,mode=0400`.
 pub fn reference(text: &str) -> Result<SecretReference, String> {
-    let mut reference = SecretReference::default();
-    if !text.contains('=') {
-        reference.secret_name = text.to_string();
-        return Ok(reference);
+    FileReference::parse(text, "--secret").map(SecretReference::from)
+}
+
+/// The bytes of `file`, or of stdin for `-`, for a secret's or config's value.
+pub(super) fn read_value(file: &str, what: &str) -> Result<Vec<u8>, Error> {
+    let mut data = Vec::new();
+    if file == "-" {
+        std::io::stdin()
+            .read_to_end(&mut data)
+            .map_err(|e| Error::Input(format!("read the {what} from stdin: {e}")))?;
+    } else {
+        data = std::fs::read(file)
+            .map_err(|e| Error::Input(format!("read the {what} from {file}: {e}")))?;
     }
-    for field in text.split(',') {
-        let (key, value) = field
-            .split_once('=')
-            .ok_or_else(|| format!("invalid field {field:?}: expected key=value"))?;
-        match key {
-            "source" | "src" => reference.secret_name = value.to_string(),
-            "target" => reference.target = value.to_string(),
-            "uid" => reference.uid = value.to_string(),
-            "gid" => reference.gid = value.to_string(),
-            "mode" => {
-                let mode = u32::from_str_radix(value.trim_start_matches("0o"), 8)
-                    .map_err(|_| format!("invalid mode {value:?}: expected octal, e.g. 0400"))?;
-                reference.mode = Some(mode);
-            }
-            other => return Err(format!("unknown field {other:?} in --secret")),
-        }
-    }
-    if reference.secret_name.is_empty() {
-        return Err("--secret needs source=NAME".into());
-    }
-    Ok(reference)
+    Ok(data)
 }
 
 #[cfg(test)]

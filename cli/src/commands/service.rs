@@ -94,6 +94,9 @@ pub struct CreateArgs {
     /// Give the service a secret (NAME or source=,target=,uid=,gid=,mode=)
     #[arg(long, value_name = "SECRET", value_parser = super::secret::reference)]
     pub secret: Vec<shoal_proto::types::v1::SecretReference>,
+    /// Give the service a config (NAME or source=,target=,uid=,gid=,mode=)
+    #[arg(long, value_name = "CONFIG", value_parser = super::config::reference)]
+    pub config: Vec<shoal_proto::types::v1::ConfigReference>,
     /// Network attachments: NAME, or name=NAME[,alias=ALIAS...] with extra DNS names of the
     /// service on it (default: the swarm's default network)
     #[arg(long, value_name = "NETWORK", value_parser = network::attachment)]
@@ -212,6 +215,12 @@ pub struct UpdateArgs {
     /// Remove a secret by name
     #[arg(long, value_name = "SECRET")]
     pub secret_rm: Vec<String>,
+    /// Add or update a config (NAME or source=,target=,uid=,gid=,mode=)
+    #[arg(long, value_name = "CONFIG", value_parser = super::config::reference)]
+    pub config_add: Vec<shoal_proto::types::v1::ConfigReference>,
+    /// Remove a config by name
+    #[arg(long, value_name = "CONFIG")]
+    pub config_rm: Vec<String>,
     /// Add a network (NAME or name=NAME[,alias=ALIAS...])
     #[arg(long, value_name = "NETWORK", value_parser = network::attachment)]
     pub network_add: Vec<network::Attachment>,
@@ -315,6 +324,7 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
     }
     if let Some(task) = spec.task.as_mut() {
         task.secrets = args.secret.clone();
+        task.configs = args.config.clone();
         task.constraints = args.constraint.clone();
         task.preferences = args.placement_pref.clone();
     }
@@ -748,6 +758,17 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
                     .any(|a| a.secret_name == r.secret_name)
         });
         task.secrets.extend(args.secret_add.iter().cloned());
+    }
+    if !args.config_rm.is_empty() || !args.config_add.is_empty() {
+        let task = spec.task.get_or_insert_with(Default::default);
+        task.configs.retain(|r| {
+            !args.config_rm.contains(&r.config_name)
+                && !args
+                    .config_add
+                    .iter()
+                    .any(|a| a.config_name == r.config_name)
+        });
+        task.configs.extend(args.config_add.iter().cloned());
     }
     if !args.constraint_add.is_empty() || !args.constraint_rm.is_empty() {
         let task = spec.task.get_or_insert_with(Default::default);

@@ -9,7 +9,7 @@ use clap::{ArgAction, Args, Subcommand};
 use serde_json::json;
 use shoal_proto::control::v1::stack_change::Action;
 use shoal_proto::control::v1::DeployStackRequest;
-use shoal_proto::types::v1::{NetworkSpec, SecretSpec, Service, ServiceSpec};
+use shoal_proto::types::v1::{ConfigSpec, NetworkSpec, SecretSpec, Service, ServiceSpec};
 
 use super::converge::{self, Wait};
 use super::service::{self, service_id, service_name};
@@ -145,6 +145,17 @@ pub fn load_specs(
     load(files, stack).map(|l| (l.specs, l.warnings))
 }
 
+/// The value of a stack's secret or config made from a file (`None` for
+/// one without a file); read now, so a missing file deploys nothing.
+fn file_value(file: &compose::StackFile, kind: &str) -> Result<Option<Vec<u8>>, Error> {
+    let Some(path) = &file.file else {
+        return Ok(None);
+    };
+    std::fs::read(path)
+        .map(Some)
+        .map_err(|e| Error::Input(format!("{kind} {}: read {}: {e}", file.key, path.display())))
+}
+
 /// Loads the compose files of a stack: its service specs, the secrets it
 /// makes from files (name, value; read now, so a missing file deploys
 /// nothing), and the loader's warnings.
@@ -152,6 +163,7 @@ fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
     let env: HashMap<String, String> = std::env::vars().collect();
     let mut specs: Vec<ServiceSpec> = Vec::new();
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut configs: Vec<ConfigSpec> = Vec::new();
     let mut defined_in: HashMap<String, &Path> = HashMap::new();
     let mut warnings = Vec::new();
     let mut networks: Vec<NetworkSpec> = Vec::new();
@@ -172,16 +184,25 @@ fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
         }
         for secret in loaded.secrets.iter().filter(|s| !s.external) {
             let name = secret.cluster_name(stack);
-            let Some(path) = &secret.file else { continue };
-            let value = std::fs::read(path).map_err(|e| {
-                Error::Input(format!(
-                    "secret {}: read {}: {e}",
-                    secret.key,
-                    path.display()
-                ))
-            })?;
+            let Some(value) = file_value(secret, "secret")? else {
+                continue;
+            };
             if !secrets.iter().any(|(n, _)| n == &name) {
                 secrets.push((name, value));
+            }
+        }
+        for config in loaded.configs.iter().filter(|c| !c.external) {
+            let name = config.cluster_name(stack);
+            let Some(data) = file_value(config, "config")? else {
+                continue;
+            };
+            if !configs.iter().any(|c: &ConfigSpec| c.name == name) {
+                configs.push(ConfigSpec {
+                    name,
+                    data,
+                    template_driver: config.template_driver.clone(),
+                    ..Default::default()
+                });
             }
         }
         for spec in loaded.into_service_specs(stack) {
@@ -201,6 +222,7 @@ fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
     Ok(Loaded {
         specs,
         secrets,
+        configs,
         networks,
         external_networks,
         warnings,
@@ -213,6 +235,8 @@ pub struct Loaded {
     pub specs: Vec<ServiceSpec>,
     /// Secrets the stack makes from files: cluster name and value.
     pub secrets: Vec<(String, Vec<u8>)>,
+    /// Configs the stack makes from files (labelled when deployed).
+    pub configs: Vec<ConfigSpec>,
     /// The stack's own networks, named and labelled for the cluster.
     pub networks: Vec<NetworkSpec>,
     /// Networks the stack uses that must exist already.
@@ -241,6 +265,7 @@ pub async fn deploy_loaded(
     let Loaded {
         specs,
         secrets,
+        configs,
         networks,
         external_networks,
         warnings,
@@ -263,6 +288,13 @@ pub async fn deploy_loaded(
         prune: args.prune,
         networks,
         external_networks,
+        configs: configs
+            .into_iter()
+            .map(|c| ConfigSpec {
+                labels: labels(),
+                ..c
+            })
+            .collect(),
     };
     // One transaction: a deploy refused anywhere changes nothing.
     let changes = session
@@ -278,6 +310,7 @@ pub async fn deploy_loaded(
             (_, Action::Unchanged) => {}
             ("network", _) => writeln!(io.out, "Creating network {name}")?,
             ("secret", _) => writeln!(io.out, "Creating secret {name}")?,
+            ("config", _) => writeln!(io.out, "Creating config {name}")?,
             (_, Action::Removed) => writeln!(io.out, "Removing service {name}")?,
             (_, Action::Created) => {
                 writeln!(io.out, "Creating service {name}")?;
@@ -369,6 +402,15 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
             .await?
             .into_inner()
             .secrets;
+        let request = shoal_proto::control::v1::ListConfigsRequest {
+            labels: vec![format!("{}={name}", compose::LABEL_NAMESPACE)],
+        };
+        let configs = session
+            .client
+            .list_configs(request)
+            .await?
+            .into_inner()
+            .configs;
         let networks: Vec<String> = super::network::list(session)
             .await?
             .iter()
@@ -380,7 +422,7 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
             })
             .map(|n| super::network::network_name(n).to_string())
             .collect();
-        if services.is_empty() && secrets.is_empty() && networks.is_empty() {
+        if services.is_empty() && secrets.is_empty() && configs.is_empty() && networks.is_empty() {
             writeln!(io.err, "Nothing found in stack: {name}")?;
             continue;
         }
@@ -397,6 +439,16 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
                 id_or_name: secret_name,
             };
             if let Err(e) = session.client.remove_secret(request).await {
+                errors.push(Error::Rpc(e));
+            }
+        }
+        for config in configs {
+            let config_name = config.spec.map(|s| s.name).unwrap_or_default();
+            writeln!(io.out, "Removing config {config_name}")?;
+            let request = shoal_proto::control::v1::RemoveConfigRequest {
+                id_or_name: config_name,
+            };
+            if let Err(e) = session.client.remove_config(request).await {
                 errors.push(Error::Rpc(e));
             }
         }

@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use shoal_proto::types::v1::{
-    restart_policy, service_spec, update_config, ContainerSpec, DnsConfig, EndpointSpec, GlobalJob,
-    GlobalMode, NetworkAliasesSpec, PlacementPreference, PortConfig, PortProtocol, PublishMode,
-    ReplicatedJob, ReplicatedMode, RestartPolicy, SecretReference, ServiceSpec, TaskSpec,
-    UpdateConfig,
+    restart_policy, service_spec, update_config, ConfigReference, ContainerSpec, DnsConfig,
+    EndpointSpec, GlobalJob, GlobalMode, NetworkAliasesSpec, PlacementPreference, PortConfig,
+    PortProtocol, PublishMode, ReplicatedJob, ReplicatedMode, RestartPolicy, SecretReference,
+    ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use super::duration::parse_go_duration;
@@ -16,6 +16,7 @@ use super::node::{KeyPath, Node};
 use super::ports::{expand_short, PortEntry};
 use super::shlex;
 use super::source::Source;
+use crate::file_reference::FileReference;
 
 mod env_file;
 mod healthcheck;
@@ -39,6 +40,7 @@ const SERVICE_KEYS: &[&str] = &[
     "stop_grace_period",
     "restart",
     "secrets",
+    "configs",
     "networks",
     "healthcheck",
     "read_only",
@@ -232,24 +234,21 @@ impl Converter<'_> {
     /// A service's `secrets`: names (short syntax) or `source`, `target`,
     /// `uid`, `gid`, `mode` (long syntax). Names are the compose keys of the
     /// top-level `secrets`; the stack maps them to cluster names.
-    fn secret_references(&self, node: &Node, path: &KeyPath) -> Result<Vec<SecretReference>> {
+    fn file_references(&self, node: &Node, path: &KeyPath) -> Result<Vec<FileReference>> {
         let Node::Seq(items) = node else {
             return Err(self.src.invalid(path, "must be a list"));
         };
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let item_path = path.index(i);
-            let reference = match item {
-                Node::Str(name) => SecretReference {
-                    secret_name: name.clone(),
-                    ..Default::default()
-                },
+            let mut reference = FileReference::default();
+            match item {
+                Node::Str(name) => reference.name = name.clone(),
                 Node::Map(entries) => {
-                    let mut reference = SecretReference::default();
                     for (k, v) in entries {
                         let kp = item_path.key(k);
                         match k.as_str() {
-                            "source" => reference.secret_name = self.string(v, &kp)?,
+                            "source" => reference.name = self.string(v, &kp)?,
                             "target" => reference.target = self.string(v, &kp)?,
                             "uid" => reference.uid = self.string(v, &kp)?,
                             "gid" => reference.gid = self.string(v, &kp)?,
@@ -263,7 +262,6 @@ impl Converter<'_> {
                             _ => {}
                         }
                     }
-                    reference
                 }
                 other => {
                     return Err(self.src.invalid(
@@ -271,7 +269,7 @@ impl Converter<'_> {
                         format!("must be a string or mapping, not {}", other.type_name()),
                     ))
                 }
-            };
+            }
             out.push(reference);
         }
         Ok(out)
@@ -675,6 +673,7 @@ impl Converter<'_> {
         let mut mode = String::new();
         let mut ports = Vec::new();
         let mut secrets = Vec::new();
+        let mut configs = Vec::new();
         let mut dns = DnsConfig::default();
         let mut placement = Placement::default();
         let mut resources = None;
@@ -711,7 +710,20 @@ impl Converter<'_> {
                 }
                 "restart" => legacy_restart = Some((value, p)),
                 "ports" => ports = self.ports(name, value, &p)?,
-                "secrets" => secrets = self.secret_references(value, &p)?,
+                "secrets" => {
+                    secrets = self
+                        .file_references(value, &p)?
+                        .into_iter()
+                        .map(SecretReference::from)
+                        .collect()
+                }
+                "configs" => {
+                    configs = self
+                        .file_references(value, &p)?
+                        .into_iter()
+                        .map(ConfigReference::from)
+                        .collect()
+                }
                 "networks" => {
                     (spec.networks, spec.network_aliases) = self.networks(name, value, &p)?
                 }
@@ -808,6 +820,7 @@ impl Converter<'_> {
             container: Some(container),
             restart,
             secrets,
+            configs,
             constraints: placement.constraints,
             max_replicas_per_node: placement.max_replicas_per_node,
             preferences: placement.preferences,

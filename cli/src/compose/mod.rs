@@ -41,29 +41,33 @@ pub struct Stack {
     /// In the order of the compose file.
     pub services: Vec<StackService>,
     /// The top-level `secrets`, in the order of the file.
-    pub secrets: Vec<StackSecret>,
+    pub secrets: Vec<StackFile>,
+    /// The top-level `configs`, in the order of the file.
+    pub configs: Vec<StackFile>,
     /// The top-level `networks`, in the order of the file.
     pub networks: Vec<StackNetwork>,
     /// Things the user should know about: ignored keys, unset variables, ignored host addresses.
     pub warnings: Vec<String>,
 }
 
-/// A top-level secret: made from a file by the stack, or external (it must
-/// exist in the cluster already).
+/// A top-level secret or config: made from a file by the stack, or
+/// external (it must exist in the cluster already).
 #[derive(Debug, Clone, PartialEq)]
-pub struct StackSecret {
+pub struct StackFile {
     /// The key in the compose file, which services refer to.
     pub key: String,
-    /// The secret's name in the cluster: `<stack>_<key>` unless `name:` is
-    /// given, or the external name.
+    /// The name in the cluster: `<stack>_<key>` unless `name:` is given, or
+    /// the external name.
     pub name: Option<String>,
     pub external: bool,
     /// The file holding the value, relative paths resolved against the
     /// compose file's folder.
     pub file: Option<std::path::PathBuf>,
+    /// A config's `template_driver` (`golang`); empty otherwise.
+    pub template_driver: String,
 }
 
-impl StackSecret {
+impl StackFile {
     pub fn cluster_name(&self, stack_name: &str) -> String {
         match (&self.name, self.external) {
             (Some(name), _) => name.clone(),
@@ -179,6 +183,7 @@ impl Stack {
     pub fn into_service_specs(self, stack_name: &str) -> Vec<ServiceSpec> {
         let networks = self.networks_by_key();
         let secrets = self.secrets;
+        let configs = self.configs;
         self.services
             .into_iter()
             .map(|s| {
@@ -195,6 +200,16 @@ impl Stack {
                                 reference.target = secret.key.clone();
                             }
                             reference.secret_name = secret.cluster_name(stack_name);
+                        }
+                    }
+                    for reference in &mut task.configs {
+                        if let Some(config) =
+                            configs.iter().find(|x| x.key == reference.config_name)
+                        {
+                            if reference.target.is_empty() {
+                                reference.target = format!("/{}", config.key);
+                            }
+                            reference.config_name = config.cluster_name(stack_name);
                         }
                     }
                 }
@@ -246,7 +261,7 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("memswap_limit", "Set resource limits using deploy.resources"),
 ];
 
-const TOP_LEVEL_UNSUPPORTED: &[&str] = &["volumes", "configs"];
+const TOP_LEVEL_UNSUPPORTED: &[&str] = &["volumes"];
 
 /// Loads compose text; `source_name` names it in errors (usually the file path).
 pub fn load_str(
@@ -322,7 +337,8 @@ pub fn load_str(
         }
     }
 
-    let secrets = top_level_secrets(&src, &doc, &root)?;
+    let secrets = top_level_files(&src, &doc, &root, "secrets")?;
+    let configs = top_level_files(&src, &doc, &root, "configs")?;
     let networks = top_level_networks(&doc, &mut warnings);
     let mut services = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {
@@ -342,6 +358,17 @@ pub fn load_str(
                 return Err(src.invalid(
                     &root.key("services").key(name).key("secrets"),
                     format!("refers to undefined secret {}", reference.secret_name),
+                ));
+            }
+            let undefined = spec
+                .task
+                .iter()
+                .flat_map(|t| t.configs.iter())
+                .find(|r| !configs.iter().any(|c| c.key == r.config_name));
+            if let Some(reference) = undefined {
+                return Err(src.invalid(
+                    &root.key("services").key(name).key("configs"),
+                    format!("refers to undefined config {}", reference.config_name),
                 ));
             }
             // `default` needs no declaration: the stack makes it (docker's rule).
@@ -367,17 +394,20 @@ pub fn load_str(
     Ok(Stack {
         services,
         secrets,
+        configs,
         networks,
         warnings,
     })
 }
 
-fn top_level_secrets(
+/// The top-level `secrets` or `configs` (`section`).
+fn top_level_files(
     src: &Source,
     doc: &Node,
     root: &KeyPath,
-) -> Result<Vec<StackSecret>, ComposeError> {
-    let Some(Node::Map(entries)) = doc.get("secrets") else {
+    section: &str,
+) -> Result<Vec<StackFile>, ComposeError> {
+    let Some(Node::Map(entries)) = doc.get(section) else {
         return Ok(Vec::new());
     };
     let base = Path::new(src.name)
@@ -386,12 +416,16 @@ fn top_level_secrets(
         .unwrap_or_default();
     let mut out = Vec::new();
     for (key, value) in entries {
-        let path = root.key("secrets").key(key);
-        let mut secret = StackSecret {
+        let path = root.key(section).key(key);
+        let mut secret = StackFile {
             key: key.clone(),
             name: value.get("name").and_then(Node::scalar_string),
             external: false,
             file: None,
+            template_driver: value
+                .get("template_driver")
+                .and_then(Node::scalar_string)
+                .unwrap_or_default(),
         };
         match value.get("external") {
             Some(Node::Bool(b)) => secret.external = *b,

@@ -6,6 +6,7 @@
 
 mod access;
 mod bundles;
+mod configs;
 pub(crate) mod networks;
 pub(crate) mod nodes;
 pub mod port;
@@ -481,6 +482,62 @@ impl Control for ControlApi {
         self.write(|state, tx| secrets::remove(state, tx, &reference))
             .await?;
         Ok(Response::new(RemoveSecretResponse {}))
+    }
+
+    async fn create_config(
+        &self,
+        request: Request<CreateConfigRequest>,
+    ) -> Result<Response<CreateConfigResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let spec = request
+            .into_inner()
+            .spec
+            .ok_or_else(|| Status::invalid_argument("a config spec is required"))?;
+        let config = self
+            .write(|state, tx| configs::create(state, tx, spec))
+            .await?;
+        Ok(Response::new(CreateConfigResponse {
+            config: Some(config),
+        }))
+    }
+
+    async fn list_configs(
+        &self,
+        request: Request<ListConfigsRequest>,
+    ) -> Result<Response<ListConfigsResponse>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let filter = request.into_inner();
+        let configs = self.read(|s| Ok(queries::configs(s, &filter))).await?;
+        Ok(Response::new(ListConfigsResponse { configs }))
+    }
+
+    async fn get_config(
+        &self,
+        request: Request<GetConfigRequest>,
+    ) -> Result<Response<GetConfigResponse>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let reference = request.into_inner().id_or_name;
+        let config = self
+            .read(|s| {
+                s.find_config(&reference)
+                    .cloned()
+                    .map_err(StoreError::NotFound)
+            })
+            .await?;
+        Ok(Response::new(GetConfigResponse {
+            config: Some(config),
+        }))
+    }
+
+    async fn remove_config(
+        &self,
+        request: Request<RemoveConfigRequest>,
+    ) -> Result<Response<RemoveConfigResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let reference = request.into_inner().id_or_name;
+        self.write(|state, tx| configs::remove(state, tx, &reference))
+            .await?;
+        Ok(Response::new(RemoveConfigResponse {}))
     }
 
     async fn create_service(

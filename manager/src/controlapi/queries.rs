@@ -2,8 +2,10 @@
 
 use std::collections::HashMap;
 
-use shoal_proto::control::v1::{ListSecretsRequest, ListServicesRequest, ListTasksRequest};
-use shoal_proto::types::v1::{Secret, Service, Task, TaskState};
+use shoal_proto::control::v1::{
+    ListConfigsRequest, ListSecretsRequest, ListServicesRequest, ListTasksRequest,
+};
+use shoal_proto::types::v1::{Config, Secret, Service, Task, TaskState};
 
 use super::secrets;
 use crate::store::State;
@@ -56,5 +58,17 @@ pub fn secrets(state: &State, filter: &ListSecretsRequest) -> Vec<Secret> {
         })
         .cloned()
         .map(secrets::redacted)
+        .collect()
+}
+
+pub fn configs(state: &State, filter: &ListConfigsRequest) -> Vec<Config> {
+    state
+        .configs
+        .values()
+        .filter(|config| {
+            let labels = config.spec.as_ref().map(|s| s.labels.clone());
+            all_labels_match(&labels.unwrap_or_default(), &filter.labels)
+        })
+        .cloned()
         .collect()
 }

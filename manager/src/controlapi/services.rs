@@ -5,7 +5,7 @@ use shoal_proto::types::v1::{
     service_spec::Mode, JobStatus, Meta, Service, ServiceSpec, TaskState,
 };
 
-use super::{networks, secrets, validate};
+use super::{configs, networks, secrets, validate};
 use crate::revisions::{self, Rollout};
 use crate::store::{Kind, State, StoreError, Tx};
 
@@ -30,6 +30,7 @@ pub fn create(
         )));
     }
     secrets::resolve(state, &mut spec)?;
+    configs::resolve(state, &mut spec)?;
     networks::check_service_networks(state, &spec)?;
     let endpoint_ports = crate::allocator::allocate_ports(state, id, &spec, &[])?;
     let virtual_ips = crate::allocator::allocate_vips(state, id, &spec, &[])?;
@@ -134,6 +135,7 @@ fn write_spec(
         .map(|m| m.id.clone())
         .unwrap_or_default();
     secrets::resolve(state, &mut spec)?;
+    configs::resolve(state, &mut spec)?;
     networks::check_service_networks(state, &spec)?;
     let old_spec = current.spec.clone().unwrap_or_default();
     if spec.name != old_spec.name && named(state, &spec.name).is_some() {
@@ -186,6 +188,7 @@ pub fn remove(state: &State, tx: &mut Tx, service: &Service) {
 /// `spec` as the store would hold it: secret references resolved.
 pub fn resolved(state: &State, mut spec: ServiceSpec) -> Result<ServiceSpec, StoreError> {
     secrets::resolve(state, &mut spec)?;
+    configs::resolve(state, &mut spec)?;
     Ok(spec)
 }
 

@@ -8,7 +8,7 @@ use shoal_proto::control::v1::stack_change::Action;
 use shoal_proto::control::v1::{DeployStackRequest, StackChange};
 use shoal_proto::types::v1::{Service, ServiceSpec};
 
-use super::{networks, secrets, services};
+use super::{configs, networks, secrets, services};
 use crate::store::{Kind, Object, State, StoreError, Tx, Write};
 
 /// The label that ties a service or secret to its stack (Docker's).
@@ -94,6 +94,34 @@ pub fn deploy(
             false,
         ));
         working.apply(Write::Put(Object::from(secret)), 0);
+    }
+
+    for spec in request.configs {
+        let name = spec.name.clone();
+        if let Some(existing) = working
+            .configs
+            .values()
+            .find(|c| c.spec.as_ref().is_some_and(|x| x.name == name))
+        {
+            // As docker's deploy: an existing config is used as it is.
+            changes.push(change(
+                "config",
+                &name,
+                id_of(&existing.meta),
+                Action::Unchanged,
+                false,
+            ));
+            continue;
+        }
+        let config = configs::create(&working, tx, spec)?;
+        changes.push(change(
+            "config",
+            &name,
+            id_of(&config.meta),
+            Action::Created,
+            false,
+        ));
+        working.apply(Write::Put(Object::from(config)), 0);
     }
 
     let in_stack = |s: &Service| {

@@ -2,14 +2,14 @@
 //! needs the agent (meant to run, or not yet down), first as a complete set,
 //! then as increments pushed at each relevant commit.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
 use shoal_proto::dispatcher::v1::{
     assignments::Kind as AssignmentKind, Assignments, NodeTrust, SessionMessage,
 };
-use shoal_proto::types::v1::{Secret, Task, TaskState};
+use shoal_proto::types::v1::{Config, Secret, Task, TaskSpec, TaskState};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 use tokio::sync::broadcast::Receiver;
 use tokio::sync::mpsc::Sender;
@@ -51,26 +51,46 @@ fn node_trust(state: &State) -> Option<NodeTrust> {
     crate::ca::CaState::of(state).ok().map(|ca| ca.node_trust())
 }
 
-/// The secrets the node's live tasks use: exactly what it may know.
-fn secrets_for(state: &State, tasks: &Sent) -> Vec<Secret> {
-    let mut ids: Vec<&str> = tasks
+/// The secrets and configs the node's live tasks use: exactly what it may
+/// know.
+#[derive(Clone, PartialEq)]
+struct TaskFiles {
+    secrets: Vec<Secret>,
+    configs: Vec<Config>,
+}
+
+fn files_for(state: &State, tasks: &Sent) -> TaskFiles {
+    let live: Vec<&TaskSpec> = tasks
         .values()
         .filter(|t| {
             t.desired_state <= TaskState::Running as i32 && !t.observed_state().is_terminal()
         })
         .filter_map(|t| t.spec.as_ref())
+        .collect();
+    let secret_ids: BTreeSet<&str> = live
+        .iter()
         .flat_map(|s| s.secrets.iter().map(|r| r.secret_id.as_str()))
         .collect();
-    ids.sort();
-    ids.dedup();
-    ids.into_iter()
-        .filter_map(|id| state.secrets.get(id).cloned())
-        .collect()
+    let config_ids: BTreeSet<&str> = live
+        .iter()
+        .flat_map(|s| s.configs.iter().map(|r| r.config_id.as_str()))
+        .collect();
+    TaskFiles {
+        secrets: secret_ids
+            .into_iter()
+            .filter_map(|id| state.secrets.get(id).cloned())
+            .collect(),
+        configs: config_ids
+            .into_iter()
+            .filter_map(|id| state.configs.get(id).cloned())
+            .collect(),
+    }
 }
 
 /// What woke a session: the ids of its node's tasks that changed (`None`:
 /// it lagged behind the commits, so all of them), and whether anything
-/// else that concerns it may have (managers, the root CA, its node, secrets).
+/// else that concerns it may have (managers, the root CA, its node, secrets,
+/// configs).
 struct Wake {
     tasks: Option<HashSet<String>>,
     others: bool,
@@ -200,7 +220,7 @@ pub async fn stream(
 ) {
     let mut events = store.subscribe();
     let (mut sent, _, _) = store.view(|s| increment(s, &node_id, HashMap::new()));
-    let mut secrets = store.view(|s| secrets_for(s, &sent));
+    let mut files = store.view(|s| files_for(s, &sent));
     let mut managers = store.view(manager_addrs);
     let mut trust = store.view(node_trust);
     let role_of = |s: &State| {
@@ -216,7 +236,8 @@ pub async fn stream(
             kind: AssignmentKind::Complete as i32,
             updated: sent.values().map(|t| Task::clone(t)).collect(),
             removed: Vec::new(),
-            secrets: secrets.clone(),
+            secrets: files.secrets.clone(),
+            configs: files.configs.clone(),
         }),
         managers: managers.clone(),
         node_role,
@@ -241,7 +262,7 @@ pub async fn stream(
             Some(ids) => increment_of(s, &node_id, std::mem::take(&mut sent), ids),
             None => increment(s, &node_id, std::mem::take(&mut sent)),
         });
-        let now_secrets = store.view(|s| secrets_for(s, &now));
+        let now_files = store.view(|s| files_for(s, &now));
         sent = now;
         let (now_managers, now_trust, now_role) = if wake.others {
             store.view(|s| (manager_addrs(s), node_trust(s), role_of(s)))
@@ -251,7 +272,7 @@ pub async fn stream(
         if updated.is_empty()
             && removed.is_empty()
             && now_managers == managers
-            && now_secrets == secrets
+            && now_files == files
             && now_trust == trust
             && now_role == node_role
         {
@@ -259,7 +280,7 @@ pub async fn stream(
         }
         node_role = now_role;
         managers = now_managers;
-        secrets = now_secrets;
+        files = now_files;
         trust = now_trust;
         let message = SessionMessage {
             session_id: session_id.clone(),
@@ -268,7 +289,8 @@ pub async fn stream(
                 kind: AssignmentKind::Incremental as i32,
                 updated,
                 removed,
-                secrets: secrets.clone(),
+                secrets: files.secrets.clone(),
+                configs: files.configs.clone(),
             }),
             managers: managers.clone(),
             node_role,

@@ -337,7 +337,7 @@ macro_rules! impl_into_object {
         }
     )*};
 }
-impl_into_object!(Cluster, Node, Service, Network, Secret);
+impl_into_object!(Cluster, Node, Service, Network, Secret, Config);
 
 impl From<shoal_proto::types::v1::Task> for Object {
     fn from(o: shoal_proto::types::v1::Task) -> Object {

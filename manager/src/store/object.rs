@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use shoal_proto::raft::v1::{store_action::Action, ObjectRef, StoreAction};
-use shoal_proto::types::v1::{Cluster, Meta, Network, Node, Secret, Service, Task};
+use shoal_proto::types::v1::{Cluster, Config, Meta, Network, Node, Secret, Service, Task};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Kind {
@@ -20,6 +20,7 @@ pub enum Kind {
     Task,
     Network,
     Secret,
+    Config,
 }
 
 impl Kind {
@@ -31,6 +32,7 @@ impl Kind {
             Kind::Task => "task",
             Kind::Network => "network",
             Kind::Secret => "secret",
+            Kind::Config => "config",
         }
     }
 
@@ -42,6 +44,7 @@ impl Kind {
             "task" => Kind::Task,
             "network" => Kind::Network,
             "secret" => Kind::Secret,
+            "config" => Kind::Config,
             _ => return None,
         })
     }
@@ -56,6 +59,7 @@ pub enum Object {
     Task(Arc<Task>),
     Network(Box<Network>),
     Secret(Box<Secret>),
+    Config(Box<Config>),
 }
 
 impl Object {
@@ -67,6 +71,7 @@ impl Object {
             Object::Task(_) => Kind::Task,
             Object::Network(_) => Kind::Network,
             Object::Secret(_) => Kind::Secret,
+            Object::Config(_) => Kind::Config,
         }
     }
 
@@ -78,6 +83,7 @@ impl Object {
             Object::Task(o) => o.meta.as_ref(),
             Object::Network(o) => o.meta.as_ref(),
             Object::Secret(o) => o.meta.as_ref(),
+            Object::Config(o) => o.meta.as_ref(),
         }
     }
 
@@ -89,6 +95,7 @@ impl Object {
             Object::Task(o) => &mut Arc::make_mut(o).meta,
             Object::Network(o) => &mut o.meta,
             Object::Secret(o) => &mut o.meta,
+            Object::Config(o) => &mut o.meta,
         };
         meta.get_or_insert_with(Meta::default)
     }
@@ -105,6 +112,7 @@ impl Object {
             Object::Task(o) => Action::Task(Arc::unwrap_or_clone(o)),
             Object::Network(o) => Action::Network(*o),
             Object::Secret(o) => Action::Secret(*o),
+            Object::Config(o) => Action::Config(*o),
         };
         StoreAction {
             action: Some(action),
@@ -165,6 +173,7 @@ fn object_field(object: &Object, buf: Option<&mut Vec<u8>>) -> usize {
         Object::Task(m) => field(4, &**m, buf),
         Object::Network(m) => field(5, &**m, buf),
         Object::Secret(m) => field(7, &**m, buf),
+        Object::Config(m) => field(8, &**m, buf),
     }
 }
 
@@ -197,6 +206,7 @@ impl Write {
             Action::Task(o) => Write::Put(Object::from(o)),
             Action::Network(o) => Write::Put(Object::from(o)),
             Action::Secret(o) => Write::Put(Object::from(o)),
+            Action::Config(o) => Write::Put(Object::from(o)),
             Action::Delete(r) => Write::Delete(Kind::from_name(&r.kind)?, r.id),
         })
     }

@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::sync::Arc;
 
-use shoal_proto::types::v1::{Cluster, Network, Node, Secret, Service, Task, TaskState};
+use shoal_proto::types::v1::{Cluster, Config, Network, Node, Secret, Service, Task, TaskState};
 
 use super::object::{Kind, Object, Write};
 
@@ -18,6 +18,7 @@ pub struct State {
     pub tasks: BTreeMap<String, Arc<Task>>,
     pub networks: BTreeMap<String, Network>,
     pub secrets: BTreeMap<String, Secret>,
+    pub configs: BTreeMap<String, Config>,
     /// Task ids by node and by service, kept by `apply` (the only way
     /// tasks enter or leave a state): a node's session and a service's
     /// orchestration read their own tasks without scanning every task.
@@ -183,6 +184,7 @@ impl State {
             Kind::Task => self.tasks.get(id).cloned().map(Object::Task),
             Kind::Network => self.networks.get(id).cloned().map(Object::from),
             Kind::Secret => self.secrets.get(id).cloned().map(Object::from),
+            Kind::Config => self.configs.get(id).cloned().map(Object::from),
         }
     }
 
@@ -195,6 +197,7 @@ impl State {
             Kind::Task => self.tasks.get(id).and_then(|o| o.meta.as_ref()),
             Kind::Network => self.networks.get(id).and_then(|o| o.meta.as_ref()),
             Kind::Secret => self.secrets.get(id).and_then(|o| o.meta.as_ref()),
+            Kind::Config => self.configs.get(id).and_then(|o| o.meta.as_ref()),
         };
         meta.map(|m| m.version)
     }
@@ -255,6 +258,7 @@ impl State {
                     }
                     Object::Network(o) => self.networks.insert(id, *o).map(Object::from),
                     Object::Secret(o) => self.secrets.insert(id, *o).map(Object::from),
+                    Object::Config(o) => self.configs.insert(id, *o).map(Object::from),
                 };
                 Some(Change::Put { old, new: object })
             }
@@ -269,6 +273,7 @@ impl State {
                     }),
                     Kind::Network => self.networks.remove(&id).map(Object::from),
                     Kind::Secret => self.secrets.remove(&id).map(Object::from),
+                    Kind::Config => self.configs.remove(&id).map(Object::from),
                 };
                 old.map(Change::Delete)
             }
@@ -284,6 +289,7 @@ impl State {
             .chain(self.nodes.values().cloned().map(Object::from))
             .chain(self.networks.values().cloned().map(Object::from))
             .chain(self.secrets.values().cloned().map(Object::from))
+            .chain(self.configs.values().cloned().map(Object::from))
             .chain(self.services.values().cloned().map(Object::from))
             .chain(self.tasks.values().cloned().map(Object::Task))
     }
@@ -299,6 +305,13 @@ impl State {
     pub fn find_secret(&self, reference: &str) -> Result<&Secret, String> {
         find_by_reference(&self.secrets, reference, "secret", |s| {
             s.spec.as_ref().map(|spec| spec.name.as_str())
+        })
+    }
+
+    /// The config a reference names: full id, exact name, or unique id prefix.
+    pub fn find_config(&self, reference: &str) -> Result<&Config, String> {
+        find_by_reference(&self.configs, reference, "config", |c| {
+            c.spec.as_ref().map(|spec| spec.name.as_str())
         })
     }
 

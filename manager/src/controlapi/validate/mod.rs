@@ -12,8 +12,8 @@
 use std::fmt::Write as _;
 
 use shoal_proto::types::v1::{
-    service_spec::Mode, ContainerSpec, HealthConfig, NetworkSpec, NodeAvailability, NodeSpec,
-    ResourceRequirements, RestartPolicy, SecretSpec, ServiceSpec, TaskSpec, UpdateConfig,
+    service_spec::Mode, ConfigSpec, ContainerSpec, HealthConfig, NetworkSpec, NodeAvailability,
+    NodeSpec, ResourceRequirements, RestartPolicy, SecretSpec, ServiceSpec, TaskSpec, UpdateConfig,
 };
 
 use crate::store::StoreError;
@@ -795,6 +795,40 @@ pub fn secret_spec(spec: &SecretSpec) -> Result<(), StoreError> {
     )
 }
 
+/// Swarm's limit on a config's value (`MaxConfigSize`).
+pub const MAX_CONFIG_BYTES: usize = 1000 * KIB as usize;
+
+/// A config's name, value and labels; `template_driver` is empty or
+/// `golang`.
+pub fn config_spec(spec: &ConfigSpec) -> Result<(), StoreError> {
+    object_name("config", &spec.name)?;
+    let subject = format!("config {}", spec.name);
+    let flags = "config create FILE, configs.file";
+    if spec.data.len() > MAX_CONFIG_BYTES {
+        return Err(more(
+            &subject,
+            format!("value of {}", size(spec.data.len() as i128)),
+            flags,
+            size(MAX_CONFIG_BYTES as i128),
+        ));
+    }
+    if !matches!(spec.template_driver.as_str(), "" | "golang") {
+        return Err(refusal(
+            &subject,
+            format!(
+                "unknown template driver {:?} (--template-driver, configs.template_driver: golang)",
+                spec.template_driver
+            ),
+        ));
+    }
+    labels(
+        &subject,
+        "config",
+        "config create --label, configs.labels",
+        &spec.labels,
+    )
+}
+
 /// The dispatcher heartbeat period of a cluster spec (0: the default),
 /// checked by `init_cluster`.
 pub fn network_key_rotation(rotation_ms: u64) -> Result<(), StoreError> {
@@ -1133,6 +1167,11 @@ mod tests {
                 force_update: 0,
                 max_replicas_per_node: 0,
                 preferences: Vec::new(),
+                configs: vec![shoal_proto::types::v1::ConfigReference {
+                    config_name: "nginx_conf".into(),
+                    target: "/etc/nginx/nginx.conf".into(),
+                    ..Default::default()
+                }],
             }),
             mode: Some(Mode::Replicated(ReplicatedMode { replicas: 3 })),
             update: Some(UpdateConfig {
