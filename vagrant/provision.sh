@@ -13,7 +13,8 @@
 # ADDR is this VM's address on the cluster network; REGISTRY, if given, is
 # an insecure (plain HTTP) registry the agent may pull from. A slow VM (the
 # QEMU lab emulates where KVM does not run) sets SHOAL_CONNECT_TIMEOUT
-# (seconds) for the CLI and the daemons alike.
+# (seconds) for the CLI and the daemons alike, and SHOAL_DRAIN_GRACE_MS for
+# the agent (the other nodes take that much longer to apply a view).
 set -eu
 bin_dir=$1 mode=$2
 shift 2
@@ -55,7 +56,8 @@ unit shoal-netd "shoal network daemon (overlays, load balancing, DNS)" shoal-man
 insecure=
 [ -z "$registry" ] || insecure="--insecure-registry $registry"
 unit shoal-agent "shoal agent (runs the node's tasks through containerd)" \
-  "containerd.service shoal-netd.service" /usr/local/bin/shoal-agent --manager "$manager_addr" $insecure
+  "containerd.service shoal-netd.service" /usr/local/bin/shoal-agent --manager "$manager_addr" $insecure \
+  --drain-grace-ms "${SHOAL_DRAIN_GRACE_MS:-1000}"
 systemctl daemon-reload
 systemctl enable --now containerd.service >/dev/null 2>&1
 systemctl enable --now shoal-manager.service >/dev/null 2>&1

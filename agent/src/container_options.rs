@@ -12,8 +12,13 @@ use shoal_proto::types::v1::{mount, ContainerSpec, Mount};
 
 use crate::executor::{Confinement, ContainerRun, TaskMount};
 
-/// Fills `run` from `container`; the error rejects the task.
-pub fn apply(run: &mut ContainerRun, container: &ContainerSpec) -> Result<(), String> {
+/// Fills `run` from `container`, mount sources with the placeholders of
+/// the task's `context` expanded; the error rejects the task.
+pub fn apply(
+    run: &mut ContainerRun,
+    container: &ContainerSpec,
+    context: &serde_json::Value,
+) -> Result<(), String> {
     run.groups = container.groups.clone();
     run.confinement = Confinement {
         read_only: container.read_only,
@@ -40,10 +45,18 @@ pub fn apply(run: &mut ContainerRun, container: &ContainerSpec) -> Result<(), St
     for line in &container.hosts {
         run.extra_hosts.extend(host_entries(line)?);
     }
+    let none = shoal_template::Functions::new();
     run.mounts = container
         .mounts
         .iter()
-        .map(task_mount)
+        .map(|m| {
+            let source = shoal_proto::placeholders::expand(&m.source, context, &none)
+                .map_err(|e| format!("mount source: {e}"))?;
+            task_mount(&Mount {
+                source,
+                ..m.clone()
+            })
+        })
         .collect::<Result<_, _>>()?;
     Ok(())
 }
@@ -122,7 +135,7 @@ mod tests {
             ..Default::default()
         };
         let mut run = ContainerRun::default();
-        apply(&mut run, &container).unwrap();
+        apply(&mut run, &container, &serde_json::Value::Null).unwrap();
         assert!(run.confinement.read_only && run.confinement.no_new_privileges && run.init);
         assert_eq!(run.confinement.capability_drop, ["ALL"]);
         assert_eq!(run.ulimits, [("nofile".to_string(), 2048, 4096)]);
@@ -146,7 +159,12 @@ mod tests {
             }],
             ..Default::default()
         };
-        let err = apply(&mut ContainerRun::default(), &container).unwrap_err();
+        let err = apply(
+            &mut ContainerRun::default(),
+            &container,
+            &serde_json::Value::Null,
+        )
+        .unwrap_err();
         assert_eq!(
             err,
             "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent/shoal-test"
@@ -155,6 +173,11 @@ mod tests {
             hosts: vec!["db 10.0.0.9".into()],
             ..Default::default()
         };
-        assert!(apply(&mut ContainerRun::default(), &bad_host).is_err());
+        assert!(apply(
+            &mut ContainerRun::default(),
+            &bad_host,
+            &serde_json::Value::Null
+        )
+        .is_err());
     }
 }

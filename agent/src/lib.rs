@@ -14,3 +14,4 @@ pub mod role;
 pub mod session;
 pub mod task_files;
 pub mod task_runner;
+pub mod task_templates;

@@ -39,6 +39,10 @@ struct Args {
     /// The init that `--init` tasks run as PID 1 (a static binary).
     #[arg(long, default_value = shoal_agent::executor::DEFAULT_INIT_BINARY)]
     init_binary: std::path::PathBuf,
+    /// How long a task that takes traffic stays up after it left the load
+    /// balancers, for the other nodes to apply that (milliseconds)
+    #[arg(long, default_value_t = shoal_agent::task_runner::DRAIN_GRACE.as_millis() as u64)]
+    drain_grace_ms: u64,
     /// The node's name in `node ls`; defaults to the host name.
     #[arg(long)]
     hostname: Option<String>,
@@ -67,13 +71,20 @@ async fn main() -> anyhow::Result<()> {
         .with_context(|| format!("containerd at {}", args.containerd_socket.display()))?;
     let (session_tx, session_rx) = tokio::sync::watch::channel(None);
     let reporter = shoal_agent::reporter::spawn(session_rx);
-    let ctx = Arc::new(Context::new(executor, args.netd_socket.clone(), reporter));
     let hostname = match args.hostname {
         Some(h) => h,
         None => nix::unistd::gethostname()
             .map(|h| h.to_string_lossy().into_owned())
             .unwrap_or_else(|_| "localhost".into()),
     };
+    let mut ctx = Context::new(
+        executor,
+        args.netd_socket.clone(),
+        reporter,
+        hostname.clone(),
+    );
+    ctx.drain_grace = std::time::Duration::from_millis(args.drain_grace_ms);
+    let ctx = Arc::new(ctx);
     let agent = Agent::new(
         AgentConfig {
             node_dir: args.node_dir,

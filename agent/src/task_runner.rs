@@ -29,6 +29,11 @@ pub struct Context {
     pub executor: Executor,
     pub netd_socket: PathBuf,
     pub reporter: Reporter,
+    /// This node's hostname, for tasks' `{{.Node.Hostname}}`.
+    pub node_hostname: String,
+    /// How long a task that takes traffic stays up after it left the load
+    /// balancers ([`DRAIN_GRACE`] unless the agent is told otherwise).
+    pub drain_grace: Duration,
     /// The secrets the managers sent for this node's tasks, by id.
     pub secrets: std::sync::RwLock<HashMap<String, shoal_proto::types::v1::Secret>>,
     /// The configs, likewise.
@@ -38,11 +43,18 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(executor: Executor, netd_socket: PathBuf, reporter: Reporter) -> Self {
+    pub fn new(
+        executor: Executor,
+        netd_socket: PathBuf,
+        reporter: Reporter,
+        node_hostname: String,
+    ) -> Self {
         Context {
             executor,
             netd_socket,
             reporter,
+            node_hostname,
+            drain_grace: DRAIN_GRACE,
             secrets: std::sync::RwLock::new(HashMap::new()),
             configs: std::sync::RwLock::new(HashMap::new()),
             pulls: tokio::sync::Mutex::new(HashMap::new()),
@@ -184,7 +196,13 @@ impl Runner {
     }
 
     /// Writes the task's secrets and configs; (host file, container path) pairs.
-    fn task_files(&self, task: &Task) -> Result<Vec<(PathBuf, String)>, String> {
+    /// Templated configs render with the task's `context` and `env`.
+    fn task_files(
+        &self,
+        task: &Task,
+        context: &serde_json::Value,
+        env: &[String],
+    ) -> Result<Vec<(PathBuf, String)>, String> {
         let spec = task.spec.clone().unwrap_or_default();
         let mut files = {
             let secrets = self.ctx.secrets.read().unwrap_or_else(|e| e.into_inner());
@@ -192,9 +210,18 @@ impl Runner {
         };
         {
             let configs = self.ctx.configs.read().unwrap_or_else(|e| e.into_inner());
-            files.extend(crate::task_files::configs(&spec.configs, &configs, |c| {
-                Ok(c.spec.as_ref().map(|s| s.data.clone()).unwrap_or_default())
-            })?);
+            // What `{{config "TARGET"}}` reads: the task's configs as stored.
+            let raw: Vec<(String, Vec<u8>)> =
+                crate::task_files::configs(&spec.configs, &configs, |c| {
+                    Ok(c.spec.as_ref().map(|s| s.data.clone()).unwrap_or_default())
+                })?
+                .into_iter()
+                .map(|f| (f.target, f.data))
+                .collect();
+            let rendered = crate::task_files::configs(&spec.configs, &configs, |c| {
+                crate::task_templates::render_config(c, context, env, &files, &raw)
+            })?;
+            files.extend(rendered);
         }
         crate::task_files::materialize(&self.ctx.executor.config().state_dir, &self.id, &files)
     }
@@ -214,7 +241,7 @@ impl Runner {
             .map_err(|e| (TaskState::Rejected, e))?;
         let mut netd = crate::local_api::netd(&self.ctx.netd_socket)
             .map_err(|e| (TaskState::Rejected, format!("netd: {e}")))?;
-        let hostname = task.hostname();
+        let hostname = task.hostname(&self.ctx.node_hostname);
         let dns = container.dns_config.clone().unwrap_or_default();
         let attached = netd
             .attach_task(AttachTaskRequest {
@@ -231,8 +258,11 @@ impl Runner {
                 )
             })?
             .into_inner();
+        let context = shoal_proto::placeholders::context(&task, &self.ctx.node_hostname);
+        let env = crate::task_templates::env(&container.env, &context)
+            .map_err(|e| (TaskState::Rejected, e))?;
         let read_only_files = self
-            .task_files(&task)
+            .task_files(&task, &context, &env)
             .map_err(|e| (TaskState::Rejected, e))?;
         let address = task
             .networks
@@ -244,7 +274,7 @@ impl Runner {
             image: container.image.clone(),
             command: container.command.clone(),
             args: container.args.clone(),
-            env: container.env.clone(),
+            env,
             user: container.user.clone(),
             workdir: container.workdir.clone(),
             labels: container.labels.clone(),
@@ -274,7 +304,7 @@ impl Runner {
             }),
             ..Default::default()
         };
-        crate::container_options::apply(&mut run, &container)
+        crate::container_options::apply(&mut run, &container, &context)
             .map_err(|e| (TaskState::Rejected, e))?;
         self.ctx
             .executor
@@ -315,7 +345,7 @@ impl Runner {
     /// connection meets a container on its way out. This node's netd
     /// drains it at once; the other nodes' netds drop it when the managers'
     /// view says it is stopping, which they learn at the same commit as
-    /// this agent: a task that takes traffic waits [`DRAIN_GRACE`] for
+    /// this agent: a task that takes traffic waits the drain grace for
     /// them (and for requests in flight) before it is stopped.
     async fn drain(&self) {
         let Ok(mut netd) = crate::local_api::netd(&self.ctx.netd_socket) else {
@@ -328,7 +358,7 @@ impl Runner {
             tracing::warn!("drain {} from the load balancers: {}", self.id, e.message());
         }
         if takes_traffic(&self.task.borrow()) {
-            tokio::time::sleep(DRAIN_GRACE).await;
+            tokio::time::sleep(self.ctx.drain_grace).await;
         }
     }
 
@@ -564,8 +594,9 @@ fn exit_error(code: i32, oom_killed: bool, task: &Task) -> String {
 /// commit, but a loaded node has been seen to take longer than 300 ms,
 /// and a connection begun in that window to a task already gone times out
 /// (its retransmitted SYNs follow the same conntrack entry). This leaves
-/// room for a loaded node and for short requests already in flight; the
-/// real fix is to stop only once every node applied the view.
+/// room for a loaded node and for short requests already in flight
+/// (`shoal-agent --drain-grace-ms` gives slower hosts more); the real fix
+/// is to stop only once every node applied the view.
 pub const DRAIN_GRACE: Duration = Duration::from_secs(1);
 
 /// Whether other tasks reach this one through a load balancer: it

@@ -18,7 +18,12 @@ version: "3.8"
 services:
   app:
     image: ${SHOAL_REGISTRY}/web:v1
+    hostname: "{{.Service.Name}}-{{.Task.Slot}}"
+    environment:
+      WHERE: "{{.Node.Hostname}}"
     configs:
+      - source: tpl
+        target: /etc/tpl.conf
       - source: app_conf
         target: /etc/app.conf
         uid: "1000"
@@ -30,7 +35,13 @@ services:
 configs:
   app_conf:
     file: ./app.conf
+  tpl:
+    file: ./tpl.conf
+    template_driver: golang
 "#;
+
+const TEMPLATE: &str = "slot={{.Task.Slot}} node={{.Node.Hostname}} where={{env \"WHERE\"}} \
+                        conf={{config \"app.conf\"}}";
 
 /// Files under `dir` holding `marker`.
 fn files_with(dir: &Path, marker: &str) -> Vec<String> {
@@ -64,6 +75,7 @@ fn a_config_reaches_only_its_tasks_node_at_its_target_and_cannot_go_while_used()
     let dir = lab.root().join("stack");
     std::fs::create_dir_all(&dir).expect("stack dir");
     std::fs::write(dir.join("app.conf"), format!("{MARKER}\n")).expect("write the config");
+    std::fs::write(dir.join("tpl.conf"), TEMPLATE).expect("write the template");
     let file = dir.join("stack.yml");
     std::fs::write(&file, STACK).expect("write the stack file");
     lab.shoal_must(&["stack", "deploy", "-c", &file.to_string_lossy(), "cfg"]);
@@ -96,6 +108,23 @@ fn a_config_reaches_only_its_tasks_node_at_its_target_and_cannot_go_while_used()
             .is_some_and(|o| o.split(',').any(|x| x == "ro")),
         "read-only: {mount}"
     );
+    // Swarm's placeholders: in a golang config, the hostname and env values.
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/root/etc/tpl.conf")).expect("template"),
+        format!("slot=1 node=w1 where=w1 conf={MARKER}\n")
+    );
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{pid}/root/etc/hostname"))
+            .expect("hostname")
+            .trim(),
+        "cfg_app-1"
+    );
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).expect("environ");
+    assert!(
+        environ.split(|b| *b == 0).any(|e| e == b"WHERE=w1"),
+        "{}",
+        String::from_utf8_lossy(&environ)
+    );
     for other in ["m1", "w2"] {
         let hits = files_with(&lab.root().join(other), MARKER);
         assert!(hits.is_empty(), "{other} holds the config: {hits:?}");
@@ -116,7 +145,7 @@ fn a_config_reaches_only_its_tasks_node_at_its_target_and_cannot_go_while_used()
     );
     let service: serde_json::Value =
         serde_json::from_str(&lab.shoal_must(&["service", "inspect", "cfg_app"])).expect("json");
-    let reference = &service[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"][0];
+    let reference = &service[0]["Spec"]["TaskTemplate"]["ContainerSpec"]["Configs"][1];
     assert_eq!(reference["ConfigName"], "cfg_app_conf", "{reference}");
     assert_eq!(reference["File"]["Name"], "/etc/app.conf");
     assert_eq!(reference["File"]["Mode"], 0o440);

@@ -226,9 +226,9 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
     );
     assert_eq!(
         served,
-        BTreeSet::from([healthy.hostname()]),
+        BTreeSet::from([healthy.hostname("")]),
         "the VIP serves from the healthy task only, never {}",
-        other.hostname()
+        other.hostname("")
     );
     let rows = lab.service_ps("web");
     let row = rows

@@ -190,7 +190,7 @@ fn a_stack_on_two_networks_resolves_balances_across_nodes_and_keeps_networks_apa
                 .to_string(),
         );
     }
-    let hostnames: BTreeSet<String> = web.iter().map(|t| t.task.hostname()).collect();
+    let hostnames: BTreeSet<String> = web.iter().map(|t| t.task.hostname(&t.host)).collect();
     assert_eq!(served, hostnames, "the VIP balanced over every task");
 
     // db is on a network the client is not on: not reachable either.

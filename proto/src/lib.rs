@@ -43,5 +43,6 @@ pub mod netd {
 }
 
 pub mod capabilities;
+pub mod placeholders;
 mod task_state;
 pub use task_state::*;

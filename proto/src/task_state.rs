@@ -48,16 +48,24 @@ impl Task {
         task_state(self.desired_state)
     }
 
-    /// The container's hostname: the spec's, or the task id's first 12
-    /// characters (Docker's container-id convention). One rule for the
-    /// agent (`/etc/hostname`) and the managers (DNS names of tasks).
-    pub fn hostname(&self) -> String {
+    /// The container's hostname on the node `node_hostname`: the spec's,
+    /// its placeholders expanded (as written if they do not parse), or the
+    /// task id's first 12 characters (Docker's container-id convention). One
+    /// rule for the agent (`/etc/hostname`) and the managers (DNS names of
+    /// tasks).
+    pub fn hostname(&self, node_hostname: &str) -> String {
         let spec = self
             .spec
             .as_ref()
             .and_then(|s| s.container.as_ref())
             .map(|c| c.hostname.as_str())
             .unwrap_or_default();
+        if spec.contains("{{") {
+            let context = crate::placeholders::context(self, node_hostname);
+            let functions = shoal_template::Functions::new();
+            return crate::placeholders::expand(spec, &context, &functions)
+                .unwrap_or_else(|_| spec.to_string());
+        }
         if spec.is_empty() {
             let id = self
                 .meta

@@ -42,6 +42,10 @@ const MANAGER_PORT: u16 = 4242;
 const PROVISION: &str = "/root/provision.sh";
 /// Emulated VMs take seconds for a TLS handshake of a debug build.
 const VM_CONNECT_TIMEOUT_SECS: u32 = 30;
+/// Emulated VMs apply the managers' view seconds after its commit (one
+/// measured 2.7 s), so a task that leaves the load balancers stays up
+/// this long before it stops.
+const VM_DRAIN_GRACE_MS: u32 = 5_000;
 const SHARE: &str = "/opt/shoal/share";
 /// How long a KVM guest gets to print on its serial port before the lab
 /// takes KVM for broken and emulates instead.
@@ -439,7 +443,7 @@ impl VmLab {
             .split_first()
             .ok_or_else(|| Error::Config("no VMs".into()))?;
         self.ssh(&first.name)?.run(&format!(
-            "SHOAL_CONNECT_TIMEOUT={VM_CONNECT_TIMEOUT_SECS} {PROVISION} {SHARE} init {} {registry}",
+            "SHOAL_CONNECT_TIMEOUT={VM_CONNECT_TIMEOUT_SECS} SHOAL_DRAIN_GRACE_MS={VM_DRAIN_GRACE_MS} {PROVISION} {SHARE} init {} {registry}",
             first.addr
         ))?;
         progress(&format!("{} made the cluster", first.name));
@@ -457,7 +461,7 @@ impl VmLab {
                         worker_token.trim()
                     };
                     let script = format!(
-                        "SHOAL_CONNECT_TIMEOUT={VM_CONNECT_TIMEOUT_SECS} {PROVISION} {SHARE} join {} {} {remote} {token} {registry}",
+                        "SHOAL_CONNECT_TIMEOUT={VM_CONNECT_TIMEOUT_SECS} SHOAL_DRAIN_GRACE_MS={VM_DRAIN_GRACE_MS} {PROVISION} {SHARE} join {} {} {remote} {token} {registry}",
                         vm.role, vm.addr
                     );
                     let ssh = self.ssh(&vm.name);

@@ -100,7 +100,13 @@ fn endpoints(state: &State, service: &Service, networks: &HashSet<&str>) -> Serv
         .tasks_of_service(&id)
         .filter(|t| is_backend(t))
         .flat_map(|t| {
-            let hostname = t.hostname();
+            let node = state
+                .nodes
+                .get(&t.node_id)
+                .and_then(|n| n.description.as_ref())
+                .map(|d| d.hostname.as_str())
+                .unwrap_or_default();
+            let hostname = t.hostname(node);
             t.networks
                 .iter()
                 .filter(|a| networks.contains(a.network_id.as_str()))
