@@ -1,8 +1,9 @@
 //! Configs on a three-node lab (issue 12): a stack's config made from a
 //! file reaches only the node that runs a task using it, read-only at its
 //! target with the uid, gid and mode the file says; `config inspect` shows
-//! its value (it is not a secret); a config in use cannot be removed, and
-//! `stack rm` removes it with the stack.
+//! its value (it is not a secret); `config update` rolls the service to the
+//! new value; a config in use cannot be removed, and `stack rm` removes it
+//! with the stack.
 
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
@@ -149,6 +150,38 @@ fn a_config_reaches_only_its_tasks_node_at_its_target_and_cannot_go_while_used()
     assert_eq!(reference["ConfigName"], "cfg_app_conf", "{reference}");
     assert_eq!(reference["File"]["Name"], "/etc/app.conf");
     assert_eq!(reference["File"]["Mode"], 0o440);
+
+    // Beyond Swarm: a new value in place rolls the service, and the new
+    // task reads it.
+    let updated = dir.join("app.conf.v2");
+    std::fs::write(&updated, "second value\n").expect("write");
+    let out = lab.shoal_must(&[
+        "config",
+        "update",
+        "--timeout",
+        "60s",
+        "cfg_app_conf",
+        &updated.to_string_lossy(),
+    ]);
+    assert!(out.contains("Rolling service cfg_app"), "{out}");
+    let new_pid = lab
+        .wait_until("the new task on w1", Duration::from_secs(60), || match lab
+            .running_task_pids("w1")
+            .map_err(|e| e.to_string())?
+            .first()
+        {
+            Some(&p) if p != pid => Ok(p),
+            other => Err(format!("running: {other:?}")),
+        })
+        .expect("rolled");
+    assert_eq!(
+        std::fs::read_to_string(format!("/proc/{new_pid}/root/etc/app.conf")).expect("read"),
+        "second value\n"
+    );
+    let missing = lab
+        .shoal(["config", "update", "nosuch", &updated.to_string_lossy()])
+        .expect("run shoal");
+    assert!(!missing.status.success());
 
     let refused = lab
         .shoal(["config", "rm", "cfg_app_conf"])

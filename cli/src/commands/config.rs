@@ -4,6 +4,7 @@
 use clap::{Args, Subcommand};
 use shoal_proto::control::v1::{
     CreateConfigRequest, GetConfigRequest, ListConfigsRequest, RemoveConfigRequest,
+    UpdateConfigRequest,
 };
 use shoal_proto::types::v1::{Config, ConfigReference, ConfigSpec};
 
@@ -22,6 +23,8 @@ pub enum ConfigCommand {
     Ls(LsArgs),
     /// Display details of configs, their value included
     Inspect(NamesArgs),
+    /// Replace a config's value (from a file or stdin, "-"); the services using it roll
+    Update(UpdateArgs),
     /// Remove configs (refused while a service uses them)
     #[command(visible_alias = "remove")]
     Rm(NamesArgs),
@@ -37,6 +40,15 @@ pub struct CreateArgs {
     pub template_driver: Option<String>,
     pub name: String,
     /// File to read the value from, or "-" for stdin
+    pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub wait: super::service::WaitFlags,
+    pub name: String,
+    /// File to read the new value from, or "-" for stdin
     pub file: String,
 }
 
@@ -63,6 +75,7 @@ pub async fn run(
         ConfigCommand::Ls(args) => ls(session, args, io).await,
         ConfigCommand::Inspect(args) => inspect(session, args, io).await,
         ConfigCommand::Rm(args) => rm(session, args, io).await,
+        ConfigCommand::Update(args) => update(session, args, io).await,
     }
 }
 
@@ -168,6 +181,20 @@ pub async fn inspect(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) ->
     }
     crate::output::write_json(&serde_json::Value::Array(found), io.out)?;
     Ok(())
+}
+
+pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let data = read_value(&args.file, "config")?;
+    let rolled = session
+        .client
+        .update_config(UpdateConfigRequest {
+            id_or_name: args.name,
+            data,
+        })
+        .await?
+        .into_inner()
+        .rolled_services;
+    super::service::follow_rolls(session, &rolled, &args.wait, io).await
 }
 
 pub async fn rm(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) -> Result<(), Error> {

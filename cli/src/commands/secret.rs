@@ -5,6 +5,7 @@ use std::io::Read;
 use clap::{Args, Subcommand};
 use shoal_proto::control::v1::{
     CreateSecretRequest, GetSecretRequest, ListSecretsRequest, RemoveSecretRequest,
+    UpdateSecretRequest,
 };
 use shoal_proto::types::v1::{Secret, SecretReference, SecretSpec};
 
@@ -22,6 +23,8 @@ pub enum SecretCommand {
     Ls(LsArgs),
     /// Display details of secrets (never their value)
     Inspect(NamesArgs),
+    /// Replace a secret's value (from a file or stdin, "-"); the services using it roll
+    Update(UpdateArgs),
     /// Remove secrets (refused while a service uses them)
     #[command(visible_alias = "remove")]
     Rm(NamesArgs),
@@ -34,6 +37,15 @@ pub struct CreateArgs {
     pub label: Vec<(String, String)>,
     pub name: String,
     /// File to read the value from, or "-" for stdin
+    pub file: String,
+}
+
+#[derive(Debug, Args)]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub wait: super::service::WaitFlags,
+    pub name: String,
+    /// File to read the new value from, or "-" for stdin
     pub file: String,
 }
 
@@ -60,6 +72,7 @@ pub async fn run(
         SecretCommand::Ls(args) => ls(session, args, io).await,
         SecretCommand::Inspect(args) => inspect(session, args, io).await,
         SecretCommand::Rm(args) => rm(session, args, io).await,
+        SecretCommand::Update(args) => update(session, args, io).await,
     }
 }
 
@@ -163,6 +176,20 @@ pub async fn inspect(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) ->
     }
     crate::output::write_json(&serde_json::Value::Array(found), io.out)?;
     Ok(())
+}
+
+pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
+    let data = read_value(&args.file, "secret")?;
+    let rolled = session
+        .client
+        .update_secret(UpdateSecretRequest {
+            id_or_name: args.name,
+            data,
+        })
+        .await?
+        .into_inner()
+        .rolled_services;
+    super::service::follow_rolls(session, &rolled, &args.wait, io).await
 }
 
 pub async fn rm(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) -> Result<(), Error> {

@@ -68,6 +68,27 @@ impl WaitFlags {
     }
 }
 
+/// After a secret's or config's value changed in place: names the
+/// services that roll to it and, unless detached, follows each rollout.
+pub async fn follow_rolls(
+    session: &mut Session,
+    services: &[String],
+    wait: &WaitFlags,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    for name in services {
+        writeln!(io.out, "Rolling service {name}")?;
+    }
+    let Some(wait) = wait.wait(true) else {
+        return Ok(());
+    };
+    for name in services {
+        let id = service_id(&get(session, name).await?).to_string();
+        converge::wait(session, &id, wait, io).await?;
+    }
+    Ok(())
+}
+
 #[derive(Debug, Args)]
 pub struct CreateArgs {
     /// Service name

@@ -540,6 +540,30 @@ impl Control for ControlApi {
         Ok(Response::new(RemoveConfigResponse {}))
     }
 
+    async fn update_secret(
+        &self,
+        request: Request<UpdateSecretRequest>,
+    ) -> Result<Response<UpdateSecretResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let UpdateSecretRequest { id_or_name, data } = request.into_inner();
+        let rolled_services = self
+            .write(|state, tx| secrets::update(state, tx, &id_or_name, data))
+            .await?;
+        Ok(Response::new(UpdateSecretResponse { rolled_services }))
+    }
+
+    async fn update_config(
+        &self,
+        request: Request<UpdateConfigRequest>,
+    ) -> Result<Response<UpdateConfigResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let UpdateConfigRequest { id_or_name, data } = request.into_inner();
+        let rolled_services = self
+            .write(|state, tx| configs::update(state, tx, &id_or_name, data))
+            .await?;
+        Ok(Response::new(UpdateConfigResponse { rolled_services }))
+    }
+
     async fn create_service(
         &self,
         request: Request<CreateServiceRequest>,

@@ -49,6 +49,31 @@ pub fn redacted(mut secret: Secret) -> Secret {
     secret
 }
 
+/// `secret update NAME FILE` (beyond Swarm, moby#29882): a new value in
+/// place, and every service using the secret rolls to tasks that read it.
+/// Returns the services rolled.
+pub fn update(
+    state: &State,
+    tx: &mut Tx,
+    reference: &str,
+    data: Vec<u8>,
+) -> Result<Vec<String>, StoreError> {
+    let mut secret = state
+        .find_secret(reference)
+        .map_err(StoreError::NotFound)?
+        .clone();
+    let id = secret
+        .meta
+        .as_ref()
+        .map(|m| m.id.clone())
+        .unwrap_or_default();
+    let spec = secret.spec.get_or_insert_with(SecretSpec::default);
+    spec.data = data;
+    super::validate::secret_spec(spec)?;
+    tx.put(secret);
+    super::services::roll_users(state, tx, |t| t.secrets.iter().any(|r| r.secret_id == id))
+}
+
 pub fn remove(state: &State, tx: &mut Tx, reference: &str) -> Result<(), StoreError> {
     let secret = state.find_secret(reference).map_err(StoreError::NotFound)?;
     let id = secret
@@ -114,4 +139,61 @@ pub fn resolve(state: &State, spec: &mut ServiceSpec) -> Result<(), StoreError> 
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_proto::types::v1::{ContainerSpec, SecretReference, TaskSpec};
+
+    use super::*;
+    use crate::store::Store;
+
+    #[tokio::test]
+    async fn an_update_replaces_the_value_and_rolls_the_services_using_it() {
+        let store = Store::in_memory();
+        let spec = SecretSpec {
+            name: "db_pass".into(),
+            data: b"one".to_vec(),
+            ..Default::default()
+        };
+        store
+            .update(|s, tx| create(s, tx, spec))
+            .await
+            .expect("create");
+        let user = ServiceSpec {
+            name: "app".into(),
+            task: Some(TaskSpec {
+                container: Some(ContainerSpec {
+                    image: "app:1".into(),
+                    ..Default::default()
+                }),
+                secrets: vec![SecretReference {
+                    secret_name: "db_pass".into(),
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        store
+            .update(|s, tx| super::super::services::create(s, tx, "s1", user))
+            .await
+            .expect("service");
+        let before = store.view(|s| s.services["s1"].spec_version);
+        let rolled = store
+            .update(|s, tx| update(s, tx, "db_pass", b"two".to_vec()))
+            .await
+            .expect("update");
+        assert_eq!(rolled, ["app"]);
+        assert!(store.view(|s| s.services["s1"].spec_version) > before);
+        let value = store.view(|s| {
+            s.find_secret("db_pass")
+                .map(|x| x.spec.clone().unwrap_or_default().data)
+        });
+        assert_eq!(value.unwrap(), b"two");
+        let empty = store
+            .update(|s, tx| update(s, tx, "db_pass", Vec::new()))
+            .await;
+        assert!(empty.is_err(), "an empty value is refused as at create");
+    }
 }

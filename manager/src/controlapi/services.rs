@@ -71,6 +71,37 @@ pub fn update(
     write_spec(state, tx, current, spec, None)
 }
 
+/// Rolls every service whose tasks use a secret or config `uses` says
+/// they do (its value changed in place): each gets a new revision, forced
+/// as `service update --force` forces it, rolled out with its update
+/// config. Returns the services' names.
+pub fn roll_users(
+    state: &State,
+    tx: &mut Tx,
+    uses: impl Fn(&shoal_proto::types::v1::TaskSpec) -> bool,
+) -> Result<Vec<String>, StoreError> {
+    let users: Vec<Service> = state
+        .services
+        .values()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|s| s.task.as_ref())
+                .is_some_and(&uses)
+        })
+        .cloned()
+        .collect();
+    let mut rolled = Vec::new();
+    for service in users {
+        let mut spec = service.spec.clone().unwrap_or_default();
+        let task = spec.task.get_or_insert_with(Default::default);
+        task.force_update = task.force_update.wrapping_add(1);
+        rolled.push(spec.name.clone());
+        write_spec(state, tx, &service, spec, None)?;
+    }
+    Ok(rolled)
+}
+
 /// `service rollback [--to REV]`: the previous spec (`to_revision` 0) or a
 /// kept revision becomes the spec again, as a new revision rolled out with
 /// its rollback config.

@@ -145,7 +145,7 @@ async fn next_wake(events: &mut Receiver<Arc<Event>>, node_id: &str) -> Option<W
 /// ends), its own node (its role), secrets.
 fn concerns_agent(change: &Change, node_id: &str) -> bool {
     match change.object() {
-        Object::Secret(_) | Object::Cluster(_) => true,
+        Object::Secret(_) | Object::Config(_) | Object::Cluster(_) => true,
         Object::Node(n) => {
             n.meta.as_ref().is_some_and(|m| m.id == node_id) || n.manager_status.is_some()
         }
