@@ -98,11 +98,26 @@ fn task_mount(m: &Mount) -> Result<TaskMount, String> {
             mode: m.tmpfs_mode,
             read_only: m.read_only,
         }),
-        mount::Type::Volume => Err(format!(
-            "invalid mount config for type \"volume\" at {}: this agent has no volumes yet",
-            m.target
-        )),
+        mount::Type::Volume => Ok(TaskMount::Volume {
+            // docker's anonymous volume: a random name, kept like any other.
+            name: if m.source.is_empty() {
+                anonymous_name()
+            } else {
+                m.source.clone()
+            },
+            target: m.target.clone(),
+            read_only: m.read_only,
+            nocopy: m.volume_nocopy,
+            options: m.volume_driver_options.clone().into_iter().collect(),
+            labels: m.volume_labels.clone().into_iter().collect(),
+        }),
     }
+}
+
+fn anonymous_name() -> String {
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::thread_rng().gen();
+    hex::encode(bytes)
 }
 
 #[cfg(test)]

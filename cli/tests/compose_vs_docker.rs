@@ -377,8 +377,52 @@ fn compare_runtime(ctx: &str, docker: &Value, c: &shoal_proto::types::v1::Contai
         list_of(get("cap_drop")),
         "{ctx}: cap_drop"
     );
-    let tmpfs: Vec<String> = c.mounts.iter().map(|m| m.target.clone()).collect();
-    assert_eq!(tmpfs, list_of(get("tmpfs")), "{ctx}: tmpfs");
+    // `volumes` (docker writes each in the long syntax) and `tmpfs`, as
+    // (type, source, target, read-only, nocopy) of each mount.
+    type MountKey = (String, String, String, bool, bool);
+    let mut expected: Vec<MountKey> = match get("volumes") {
+        None => Vec::new(),
+        Some(Value::Sequence(items)) => items
+            .iter()
+            .map(|v| {
+                let field = |k: &str| v.get(k).map(str_of).unwrap_or_default();
+                let nocopy = v
+                    .get("volume")
+                    .and_then(|o| o.get("nocopy"))
+                    .and_then(Value::as_bool)
+                    .unwrap_or(false);
+                let ro = v.get("read_only").and_then(Value::as_bool).unwrap_or(false);
+                (field("type"), field("source"), field("target"), ro, nocopy)
+            })
+            .collect(),
+        Some(other) => panic!("{ctx}: volumes is {other:?}"),
+    };
+    expected.extend(
+        list_of(get("tmpfs"))
+            .into_iter()
+            .map(|t| ("tmpfs".to_string(), String::new(), t, false, false)),
+    );
+    let kind = |m: &shoal_proto::types::v1::Mount| match m.r#type() {
+        shoal_proto::types::v1::mount::Type::Bind => "bind",
+        shoal_proto::types::v1::mount::Type::Volume => "volume",
+        shoal_proto::types::v1::mount::Type::Tmpfs => "tmpfs",
+    };
+    let mut ours: Vec<MountKey> = c
+        .mounts
+        .iter()
+        .map(|m| {
+            (
+                kind(m).to_string(),
+                m.source.clone(),
+                m.target.clone(),
+                m.read_only,
+                m.volume_nocopy,
+            )
+        })
+        .collect();
+    expected.sort();
+    ours.sort();
+    assert_eq!(ours, expected, "{ctx}: volumes, tmpfs");
     assert_eq!(c.sysctls, map_of(get("sysctls")), "{ctx}: sysctls");
     let hosts: Vec<String> = list_of(get("extra_hosts"))
         .iter()

@@ -5,6 +5,7 @@ use super::lease::Lease;
 use super::pull::{normalize_reference, PulledImage};
 use super::spec::{self, HostFiles};
 use super::user::{self, ResolvedUser};
+use super::{volume, TaskMount};
 use super::{
     ContainerInfo, ContainerRun, Executor, ExecutorError, Result, TaskStatus, LABEL_OPEN_STDIN,
     LABEL_SERVICE_ID, LABEL_SERVICE_NAME, LABEL_STOP_GRACE_MS, LABEL_STOP_SIGNAL, LABEL_TASK_ID,
@@ -137,7 +138,10 @@ impl Executor {
         };
 
         let (mounts, prepared) = self.prepare_rootfs(lease, id, &image.chain_id).await?;
-        let built = self.build_spec(run, image, &mounts, &hostname).await;
+        let built = match self.with_volumes(run, &mounts).await {
+            Ok(run) => self.build_spec(&run, image, &mounts, &hostname).await,
+            Err(e) => Err(e),
+        };
         let outcome = match built {
             Ok(spec_json) => {
                 let mut labels = run.labels.clone();
@@ -292,6 +296,49 @@ impl Executor {
             id: id.to_string(),
             message: e.to_string(),
         })
+    }
+
+    /// `run` with its volumes made on this node (a new, empty one filled
+    /// from the image at its target unless `nocopy`) and bound as directories.
+    async fn with_volumes(&self, run: &ContainerRun, snapshot: &[Mount]) -> Result<ContainerRun> {
+        let mut run = run.clone();
+        let state_dir = self.state_dir().to_path_buf();
+        for mount in &mut run.mounts {
+            let TaskMount::Volume {
+                name,
+                target,
+                read_only,
+                nocopy,
+                options,
+                labels,
+            } = mount
+            else {
+                continue;
+            };
+            let fail = |message: String| ExecutorError::Spec {
+                id: run.id.clone(),
+                message,
+            };
+            let data = volume::ensure(&state_dir, name, options, labels).map_err(fail)?;
+            if !*nocopy && volume::is_empty(&data) {
+                let scratch = state_dir.join("mnt").join(format!("{}-volume", run.id));
+                let (snapshot, image_path, into) =
+                    (snapshot.to_vec(), target.clone(), data.clone());
+                tokio::task::spawn_blocking(move || {
+                    volume::populate(&snapshot, &scratch, &image_path, &into)
+                })
+                .await
+                .map_err(|e| fail(e.to_string()))?
+                .map_err(|e| fail(format!("copy the image's {target} into volume {name}: {e}")))?;
+            }
+            *mount = TaskMount::Bind {
+                source: data,
+                target: target.clone(),
+                read_only: *read_only,
+                propagation: String::new(),
+            };
+        }
+        Ok(run)
     }
 
     async fn resolve_user(

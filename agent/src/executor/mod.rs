@@ -16,6 +16,7 @@ mod lease;
 mod pull;
 mod spec;
 mod user;
+pub mod volume;
 
 #[cfg(test)]
 mod tests;
@@ -204,12 +205,26 @@ pub enum TaskMount {
         mode: u32,
         read_only: bool,
     },
+    /// A named volume of the local driver, made on this node on first use
+    /// and kept ([`volume`]); bound into the container like a directory.
+    Volume {
+        name: String,
+        target: String,
+        read_only: bool,
+        /// Not filled from the image's content at the target when new.
+        nocopy: bool,
+        /// The local driver's `type`, `o`, `device`.
+        options: HashMap<String, String>,
+        labels: HashMap<String, String>,
+    },
 }
 
 impl TaskMount {
     pub fn target(&self) -> &str {
         match self {
-            TaskMount::Bind { target, .. } | TaskMount::Tmpfs { target, .. } => target,
+            TaskMount::Bind { target, .. }
+            | TaskMount::Tmpfs { target, .. }
+            | TaskMount::Volume { target, .. } => target,
         }
     }
 }

@@ -136,6 +136,9 @@ fn task_mount(mount: &TaskMount) -> Result<Mount, String> {
                 .build()
                 .map_err(|e| e.to_string())
         }
+        TaskMount::Volume { name, .. } => Err(format!(
+            "volume {name} was not made on this node before the container"
+        )),
         TaskMount::Tmpfs {
             target,
             size_bytes,
@@ -348,16 +351,15 @@ pub(crate) fn build(
         mount.set_options(Some(["rbind", "rprivate", "ro"].map(String::from).to_vec()));
         mounts.push(mount);
     }
-    // Shallow targets first, so a mount inside another lands on top of it
-    // (docker sorts the same way).
-    let mut own: Vec<&TaskMount> = run.mounts.iter().collect();
-    own.sort_by_key(|m| m.target().trim_end_matches('/').matches('/').count());
-    for mount in own {
+    for mount in &run.mounts {
         let target = mount.target();
         // The task's mount replaces a default one at the same place (/dev/shm, /run).
         mounts.retain(|m| m.destination() != Path::new(target));
         mounts.push(task_mount(mount)?);
     }
+    // Shallow targets first, so a mount inside another lands on top of it
+    // (a volume at /etc under the generated /etc/hosts), as docker sorts.
+    mounts.sort_by_key(|m| m.destination().components().count());
 
     let mut namespaces = Vec::new();
     for typ in [

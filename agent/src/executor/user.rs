@@ -170,7 +170,7 @@ fn read_plain(dir: &Path, name: &str) -> Option<String> {
     std::fs::read_to_string(path).ok()
 }
 
-fn mount_all(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
+pub(crate) fn mount_all(mounts: &[Mount], target: &Path) -> std::io::Result<()> {
     if mounts.is_empty() {
         return Err(std::io::Error::other("snapshot has no mounts"));
     }

@@ -22,6 +22,7 @@ mod env_file;
 mod healthcheck;
 mod resources;
 mod runtime;
+mod volumes;
 
 const SERVICE_KEYS: &[&str] = &[
     "image",
@@ -56,6 +57,7 @@ const SERVICE_KEYS: &[&str] = &[
     "tmpfs",
     "security_opt",
     "env_file",
+    "volumes",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[

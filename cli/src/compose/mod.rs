@@ -44,6 +44,8 @@ pub struct Stack {
     pub secrets: Vec<StackFile>,
     /// The top-level `configs`, in the order of the file.
     pub configs: Vec<StackFile>,
+    /// The top-level `volumes`, in the order of the file.
+    pub volumes: Vec<StackVolume>,
     /// The top-level `networks`, in the order of the file.
     pub networks: Vec<StackNetwork>,
     /// Things the user should know about: ignored keys, unset variables, ignored host addresses.
@@ -75,6 +77,85 @@ impl StackFile {
             (None, false) => format!("{stack_name}_{}", self.key),
         }
     }
+}
+
+/// A top-level volume: made on each node that runs a task using it (local
+/// driver, with these options), or external (made by someone else).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StackVolume {
+    /// The key in the compose file, which services refer to.
+    pub key: String,
+    /// `name:`, or the external name.
+    pub name: Option<String>,
+    pub external: bool,
+    pub driver: String,
+    pub driver_opts: HashMap<String, String>,
+    pub labels: HashMap<String, String>,
+}
+
+impl StackVolume {
+    pub fn cluster_name(&self, stack_name: &str) -> String {
+        match (&self.name, self.external) {
+            (Some(name), _) => name.clone(),
+            (None, true) => self.key.clone(),
+            (None, false) => format!("{stack_name}_{}", self.key),
+        }
+    }
+}
+
+/// The top-level `volumes` (checked against the schema already).
+fn top_level_volumes(doc: &Node) -> Vec<StackVolume> {
+    let Some(Node::Map(entries)) = doc.get("volumes") else {
+        return Vec::new();
+    };
+    let strings = |n: Option<&Node>| -> HashMap<String, String> {
+        match n {
+            Some(Node::Map(m)) => m
+                .iter()
+                .map(|(k, v)| (k.clone(), v.scalar_string().unwrap_or_default()))
+                .collect(),
+            Some(Node::Seq(items)) => items
+                .iter()
+                .filter_map(Node::scalar_string)
+                .map(|t| match t.split_once('=') {
+                    Some((k, v)) => (k.to_string(), v.to_string()),
+                    None => (t, String::new()),
+                })
+                .collect(),
+            _ => HashMap::new(),
+        }
+    };
+    entries
+        .iter()
+        .map(|(key, value)| {
+            let mut volume = StackVolume {
+                key: key.clone(),
+                name: value.get("name").and_then(Node::scalar_string),
+                external: false,
+                driver: value
+                    .get("driver")
+                    .and_then(Node::scalar_string)
+                    .unwrap_or_default(),
+                driver_opts: strings(value.get("driver_opts")),
+                labels: strings(value.get("labels")),
+            };
+            match value.get("external") {
+                Some(Node::Bool(b)) => volume.external = *b,
+                Some(Node::Map(_)) => {
+                    volume.external = true;
+                    if let Some(name) = value
+                        .get("external")
+                        .and_then(|e| e.get("name"))
+                        .and_then(Node::scalar_string)
+                    {
+                        volume.name = Some(name);
+                    }
+                }
+                _ => {}
+            }
+            volume
+        })
+        .collect()
 }
 
 /// A top-level network: made by the stack (overlay), or external (it must
@@ -184,6 +265,7 @@ impl Stack {
         let networks = self.networks_by_key();
         let secrets = self.secrets;
         let configs = self.configs;
+        let volumes = self.volumes;
         self.services
             .into_iter()
             .map(|s| {
@@ -200,6 +282,23 @@ impl Stack {
                                 reference.target = secret.key.clone();
                             }
                             reference.secret_name = secret.cluster_name(stack_name);
+                        }
+                    }
+                    let mounts = task.container.iter_mut().flat_map(|c| c.mounts.iter_mut());
+                    for m in
+                        mounts.filter(|m| m.r#type() == shoal_proto::types::v1::mount::Type::Volume)
+                    {
+                        // docker's convertVolumeToMount: the stack's name, the
+                        // top-level driver settings, the namespace label.
+                        if let Some(volume) = volumes.iter().find(|v| v.key == m.source) {
+                            m.source = volume.cluster_name(stack_name);
+                            if !volume.external {
+                                m.volume_driver = volume.driver.clone();
+                                m.volume_driver_options = volume.driver_opts.clone();
+                                m.volume_labels = volume.labels.clone();
+                                m.volume_labels
+                                    .insert(LABEL_NAMESPACE.to_string(), stack_name.to_string());
+                            }
                         }
                     }
                     for reference in &mut task.configs {
@@ -260,8 +359,6 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("mem_limit", "Set resource limits using deploy.resources"),
     ("memswap_limit", "Set resource limits using deploy.resources"),
 ];
-
-const TOP_LEVEL_UNSUPPORTED: &[&str] = &["volumes"];
 
 /// Loads compose text; `source_name` names it in errors (usually the file path).
 pub fn load_str(
@@ -329,16 +426,9 @@ pub fn load_str(
         .iter()
         .map(|name| format!("variable {name:?} is not set; substituting an empty string"))
         .collect();
-    if let Node::Map(entries) = &doc {
-        for (key, _) in entries {
-            if TOP_LEVEL_UNSUPPORTED.contains(&key.as_str()) {
-                warnings.push(format!("key {key:?} is not supported yet and was ignored"));
-            }
-        }
-    }
-
     let secrets = top_level_files(&src, &doc, &root, "secrets")?;
     let configs = top_level_files(&src, &doc, &root, "configs")?;
+    let volumes = top_level_volumes(&doc);
     let networks = top_level_networks(&doc, &mut warnings);
     let mut services = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {
@@ -358,6 +448,21 @@ pub fn load_str(
                 return Err(src.invalid(
                     &root.key("services").key(name).key("secrets"),
                     format!("refers to undefined secret {}", reference.secret_name),
+                ));
+            }
+            let undefined = spec
+                .task
+                .iter()
+                .filter_map(|t| t.container.as_ref())
+                .flat_map(|c| c.mounts.iter())
+                .filter(|m| m.r#type() == shoal_proto::types::v1::mount::Type::Volume)
+                .find(|m| !m.source.is_empty() && !volumes.iter().any(|v| v.key == m.source));
+            if let Some(m) = undefined {
+                // Docker's loader lets this pass and its deploy fails on it;
+                // shoal refuses it here, in the deploy's words.
+                return Err(src.invalid(
+                    &root.key("services").key(name).key("volumes"),
+                    format!("undefined volume {:?}", m.source),
                 ));
             }
             let undefined = spec
@@ -395,6 +500,7 @@ pub fn load_str(
         services,
         secrets,
         configs,
+        volumes,
         networks,
         warnings,
     })

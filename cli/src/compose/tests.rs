@@ -470,15 +470,15 @@ fn unsupported_keys_warn_with_service_and_path() {
         "    networks: [front]\n",
         "    healthcheck:\n      test: [\"CMD\", \"true\"]\n",
         "    x-custom: ignored silently\n",
+        "    logging:\n      driver: none\n",
         "    deploy:\n      placement:\n        constraints: [node.role==manager]\n",
         "        preferences:\n          - spread: node.labels.zone\n",
         "      resources:\n        limits:\n          memory: 50M\n",
         "networks:\n  front: {}\n",
-        "volumes:\n  data: {}\n",
         "x-defaults: &d\n  a: b\n",
     ));
     let w = &stack.warnings;
-    let expected = "key \"volumes\" is not supported yet and was ignored";
+    let expected = "service \"web\": key \"logging\" is not supported yet and was ignored";
     assert!(
         w.iter().any(|x| x == expected),
         "missing {expected:?} in {w:?}"

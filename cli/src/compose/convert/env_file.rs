@@ -27,7 +27,7 @@ impl Converter<'_> {
 
     /// `file` relative to the compose file's folder, made absolute as
     /// docker's messages show it.
-    fn beside_compose_file(&self, file: &str) -> PathBuf {
+    pub(super) fn beside_compose_file(&self, file: &str) -> PathBuf {
         let file = Path::new(file);
         if file.is_absolute() {
             return file.to_path_buf();
@@ -37,10 +37,15 @@ impl Converter<'_> {
             .map(Path::to_path_buf)
             .unwrap_or_default();
         let joined = base.join(file);
-        if joined.is_absolute() {
+        let absolute = if joined.is_absolute() {
             joined
         } else {
             std::env::current_dir().unwrap_or_default().join(joined)
-        }
+        };
+        // `./x` written as docker writes it: without the `.`.
+        absolute
+            .components()
+            .filter(|c| !matches!(c, std::path::Component::CurDir))
+            .collect()
     }
 }

@@ -31,6 +31,7 @@ impl Converter<'_> {
             "extra_hosts" => container.hosts = self.extra_hosts(value, path)?,
             "sysctls" => container.sysctls = self.labels(value, path)?,
             "ulimits" => container.ulimits = self.ulimits(value, path)?,
+            "volumes" => container.mounts.extend(self.service_volumes(value, path)?),
             "tmpfs" => {
                 for (target, _) in self.string_list(value, path)? {
                     container.mounts.push(Mount {

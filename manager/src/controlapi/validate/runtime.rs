@@ -264,10 +264,49 @@ fn mount_spec(s: &str, m: &Mount) -> Result<(), StoreError> {
             }
         }
         mount::Type::Volume => {
-            return Err(invalid(
-                kind,
-                "named volumes are not supported by shoal yet".into(),
-            ));
+            let name_ok = m.source.is_empty()
+                || (m
+                    .source
+                    .chars()
+                    .next()
+                    .is_some_and(|c| c.is_ascii_alphanumeric())
+                    && m.source
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
+            if !name_ok {
+                return Err(invalid(
+                    kind,
+                    format!(
+                        "invalid volume name {:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed",
+                        m.source
+                    ),
+                ));
+            }
+            if !matches!(m.volume_driver.as_str(), "" | "local") {
+                return Err(invalid(
+                    kind,
+                    format!(
+                        "unknown volume driver {:?}: shoal has the local driver only",
+                        m.volume_driver
+                    ),
+                ));
+            }
+            if let Some(key) = m
+                .volume_driver_options
+                .keys()
+                .find(|k| !matches!(k.as_str(), "type" | "o" | "device"))
+            {
+                return Err(invalid(
+                    kind,
+                    format!("invalid option key {key:?} for the local driver (type, o, device)"),
+                ));
+            }
+            if tmpfs_options || !m.bind_propagation.is_empty() {
+                return Err(invalid(
+                    kind,
+                    "only volume options are allowed with a volume mount".into(),
+                ));
+            }
         }
     }
     Ok(())
@@ -357,6 +396,29 @@ mod tests {
         })
         .unwrap_err();
         assert!(err.contains("duplicate mount point: /tmp"), "{err}");
+        let volume = |source: &str, driver: &str, option: Option<&str>| Mount {
+            r#type: mount::Type::Volume as i32,
+            source: source.into(),
+            target: "/data".into(),
+            volume_driver: driver.into(),
+            volume_driver_options: option
+                .map(|k| [(k.to_string(), "x".to_string())].into())
+                .unwrap_or_default(),
+            ..Default::default()
+        };
+        assert!(check(one(volume("pgdata", "local", Some("type")))).is_ok());
+        assert!(
+            check(one(volume("", "", None))).is_ok(),
+            "an anonymous volume"
+        );
+        let err = check(one(volume("pgdata", "flocker", None))).unwrap_err();
+        assert!(err.contains("unknown volume driver \"flocker\""), "{err}");
+        assert!(check(one(volume("../x", "", None)))
+            .unwrap_err()
+            .contains("invalid volume name"));
+        assert!(check(one(volume("pgdata", "", Some("size"))))
+            .unwrap_err()
+            .contains("invalid option key"));
         let hosts = ContainerSpec {
             hosts: vec!["db 10.0.0.1".into()],
             ..Default::default()
