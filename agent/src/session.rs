@@ -179,6 +179,7 @@ impl Agent {
             return self.change_role(manager, role).await;
         }
         self.apply(first.assignments).await;
+        self.remove_volumes(&first.volume_removals);
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.tick().await;
         loop {
@@ -195,7 +196,8 @@ impl Agent {
                             if let Some(role) = crate::role::wanted_change(&identity, m.node_role) {
                                 return self.change_role(manager, role).await;
                             }
-                            self.apply(m.assignments).await
+                            self.apply(m.assignments).await;
+                            self.remove_volumes(&m.volume_removals);
                         }
                         None => anyhow::bail!("the manager closed the session"),
                     }
@@ -214,11 +216,63 @@ impl Agent {
                         self.leave().await;
                         anyhow::bail!("left the swarm");
                     }
-                    let request = HeartbeatRequest { session_id: session_id.clone() };
+                    let request = HeartbeatRequest {
+                        session_id: session_id.clone(),
+                        volumes: self.volumes(),
+                        reports_volumes: true,
+                    };
                     tokio::time::timeout(period, client.heartbeat(request))
                         .await
                         .map_err(|_| anyhow::anyhow!("heartbeat timed out"))??;
                 }
+            }
+        }
+    }
+
+    /// The node's volumes, as the heartbeat reports them.
+    fn volumes(&self) -> Vec<shoal_proto::types::v1::NodeVolume> {
+        let state_dir = &self.ctx.executor.config().state_dir;
+        crate::executor::volume::list(state_dir)
+            .into_iter()
+            .map(|v| shoal_proto::types::v1::NodeVolume {
+                mountpoint: crate::executor::volume::root(state_dir)
+                    .join(&v.name)
+                    .join("_data")
+                    .display()
+                    .to_string(),
+                name: v.name,
+                driver: v.driver,
+                labels: v.labels,
+                options: v.options,
+                created_at_ms: v.created_at,
+            })
+            .collect()
+    }
+
+    /// `volume rm`: each volume no task here mounts goes (the next
+    /// heartbeat reports it gone); one in use stays.
+    fn remove_volumes(&self, names: &[String]) {
+        let state_dir = &self.ctx.executor.config().state_dir;
+        for name in names {
+            let in_use = self.runners.values().any(|task| {
+                task.borrow()
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.container.as_ref())
+                    .is_some_and(|c| {
+                        c.mounts.iter().any(|m| {
+                            m.r#type() == shoal_proto::types::v1::mount::Type::Volume
+                                && &m.source == name
+                        })
+                    })
+            });
+            if in_use {
+                tracing::warn!("volume {name} is in use here: not removed");
+                continue;
+            }
+            match crate::executor::volume::remove(state_dir, name) {
+                Ok(()) => tracing::info!("volume {name} removed"),
+                Err(e) => tracing::warn!("remove volume {name}: {e}"),
             }
         }
     }

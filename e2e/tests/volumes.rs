@@ -1,8 +1,10 @@
 //! Named volumes on a real lab (issue 12): a database-like task writes to
 //! a named volume, is killed, and its replacement on the same node finds
 //! the data; a new volume gets the image's content at its mount path
-//! unless `volume-nocopy`; a read-only mount refuses writes; an unknown
-//! driver is refused before anything is made.
+//! unless `volume-nocopy`; a read-only mount refuses writes; `volume ls`
+//! shows each volume's node, `volume rm` of one in use is refused and of
+//! one unused removes it from its node, `volume prune` keeps those in use;
+//! an unknown driver is refused before anything is made.
 
 use std::time::Duration;
 
@@ -144,6 +146,32 @@ fn a_named_volume_keeps_its_data_across_a_replaced_task_and_starts_with_the_imag
     let bare = lab.root().join("m1/agent/volumes/bare/_data");
     assert!(bare.is_dir(), "volume made on first use");
 
+    // Each node's agent reports its volumes: `volume ls` shows the node.
+    let listed = lab
+        .wait_until(
+            "volume ls to show dbdata on m1",
+            Duration::from_secs(30),
+            || {
+                let json = lab.shoal_must(&["volume", "ls", "--format", "json"]);
+                let rows: Vec<serde_json::Value> =
+                    serde_json::from_str(&json).map_err(|e| e.to_string())?;
+                match rows.iter().find(|r| r["Name"] == "dbdata") {
+                    Some(row) => Ok(row.clone()),
+                    None => Err(format!("volumes: {json}")),
+                }
+            },
+        )
+        .expect("listed");
+    assert_eq!(listed["Node"], "m1", "{listed}");
+    assert_eq!(listed["Driver"], "local");
+    let refused = lab.shoal(["volume", "rm", "dbdata"]).expect("run shoal");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        !refused.status.success()
+            && stderr.contains("volume is in use by service(s) db on node m1"),
+        "{stderr}"
+    );
+
     // The service goes, the volume stays.
     lab.shoal_must(&["service", "rm", "db"]);
     lab.wait_until("db's container gone", Duration::from_secs(30), || {
@@ -158,6 +186,19 @@ fn a_named_volume_keeps_its_data_across_a_replaced_task_and_starts_with_the_imag
     assert!(
         volume_dir.join("count").exists(),
         "the volume outlives its service"
+    );
+    assert_eq!(lab.shoal_must(&["volume", "rm", "dbdata"]).trim(), "dbdata");
+    assert!(!volume_dir.exists(), "removed from the node");
+    let pruned = lab.shoal_must(&["volume", "prune", "-f"]);
+    assert!(
+        pruned.contains("etccopy") && !pruned.contains("bare"),
+        "{pruned}"
+    );
+    let left = lab.shoal_must(&["volume", "ls", "-q"]);
+    assert_eq!(
+        left.split_whitespace().collect::<Vec<_>>(),
+        ["bare"],
+        "the one in use stays"
     );
 
     let refused = lab

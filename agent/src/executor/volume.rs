@@ -26,7 +26,7 @@ pub struct VolumeRecord {
 
 const RECORD: &str = "volume.json";
 
-pub(crate) fn root(state_dir: &Path) -> PathBuf {
+pub fn root(state_dir: &Path) -> PathBuf {
     state_dir.join("volumes")
 }
 

@@ -22,6 +22,7 @@ pub mod spec;
 pub mod stack;
 pub mod swarm;
 pub mod tasks;
+pub mod volume;
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -102,6 +103,9 @@ pub enum Command {
     /// Manage configs
     #[command(subcommand)]
     Config(config::ConfigCommand),
+    /// Manage volumes (on the nodes that hold them)
+    #[command(subcommand)]
+    Volume(volume::VolumeCommand),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -227,6 +231,7 @@ pub async fn execute(
         Command::Stack(c) => stack::run(session, c, io).await,
         Command::Secret(c) => secret::run(session, c, io).await,
         Command::Config(c) => config::run(session, c, io).await,
+        Command::Volume(c) => volume::run(session, c, io).await,
         Command::Network(c) => network::run(session, c, io).await,
         // Context commands need no manager; run them as `run` does.
         Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),

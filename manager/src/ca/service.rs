@@ -191,6 +191,7 @@ impl CertificateAuthority for CaService {
                     cert_root_digest: String::new(),
                     wireguard_public_key: String::new(),
                     ingress_address: String::new(),
+                    ..Default::default()
                 });
                 Ok(())
             })

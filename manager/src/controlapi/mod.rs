@@ -16,6 +16,7 @@ pub(crate) mod services;
 pub(crate) mod settings;
 mod stacks;
 pub(crate) mod validate;
+mod volumes;
 
 use std::sync::Arc;
 
@@ -562,6 +563,27 @@ impl Control for ControlApi {
             .write(|state, tx| configs::update(state, tx, &id_or_name, data))
             .await?;
         Ok(Response::new(UpdateConfigResponse { rolled_services }))
+    }
+
+    async fn list_volumes(
+        &self,
+        request: Request<ListVolumesRequest>,
+    ) -> Result<Response<ListVolumesResponse>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let volumes = self.read(|s| Ok(volumes::list(s))).await?;
+        Ok(Response::new(ListVolumesResponse { volumes }))
+    }
+
+    async fn remove_volume(
+        &self,
+        request: Request<RemoveVolumeRequest>,
+    ) -> Result<Response<RemoveVolumeResponse>, Status> {
+        self.authorize(&request, Permission::Deploy)?;
+        let RemoveVolumeRequest { name, node } = request.into_inner();
+        let node_ids = self
+            .write(|state, tx| volumes::remove(state, tx, &name, &node))
+            .await?;
+        Ok(Response::new(RemoveVolumeResponse { node_ids }))
     }
 
     async fn create_service(

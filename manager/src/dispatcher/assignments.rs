@@ -229,6 +229,13 @@ pub async fn stream(
             .map(|n| crate::rolemanager::issuable_role(n) as i32)
     };
     let mut node_role = store.view(role_of);
+    let removals_of = |s: &State| {
+        s.nodes
+            .get(&node_id)
+            .map(|n| n.volume_removals.clone())
+            .unwrap_or_default()
+    };
+    let mut removals = store.view(removals_of);
     let first = SessionMessage {
         session_id: session_id.clone(),
         heartbeat_period_ms: period.as_millis() as u32,
@@ -242,6 +249,7 @@ pub async fn stream(
         managers: managers.clone(),
         node_role,
         trust: trust.clone(),
+        volume_removals: removals.clone(),
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
@@ -264,10 +272,10 @@ pub async fn stream(
         });
         let now_files = store.view(|s| files_for(s, &now));
         sent = now;
-        let (now_managers, now_trust, now_role) = if wake.others {
-            store.view(|s| (manager_addrs(s), node_trust(s), role_of(s)))
+        let (now_managers, now_trust, now_role, now_removals) = if wake.others {
+            store.view(|s| (manager_addrs(s), node_trust(s), role_of(s), removals_of(s)))
         } else {
-            (managers.clone(), trust.clone(), node_role)
+            (managers.clone(), trust.clone(), node_role, removals.clone())
         };
         if updated.is_empty()
             && removed.is_empty()
@@ -275,9 +283,11 @@ pub async fn stream(
             && now_files == files
             && now_trust == trust
             && now_role == node_role
+            && now_removals == removals
         {
             continue;
         }
+        removals = now_removals;
         node_role = now_role;
         managers = now_managers;
         files = now_files;
@@ -295,6 +305,7 @@ pub async fn stream(
             managers: managers.clone(),
             node_role,
             trust: trust.clone(),
+            volume_removals: removals.clone(),
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

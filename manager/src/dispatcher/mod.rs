@@ -127,11 +127,18 @@ impl DispatcherRpc for Dispatcher {
         request: Request<HeartbeatRequest>,
     ) -> Result<Response<HeartbeatResponse>, Status> {
         let peer = self.node_of(&request)?;
-        let session_id = request.into_inner().session_id;
+        let HeartbeatRequest {
+            session_id,
+            volumes,
+            reports_volumes,
+        } = request.into_inner();
         if !self.heartbeats.beat(&peer.node_id, &session_id) {
             return Err(Status::not_found(
                 "session is no longer valid: open a new one",
             ));
+        }
+        if reports_volumes {
+            record_volumes(&self.store, &peer.node_id, volumes).await?;
         }
         Ok(Response::new(HeartbeatResponse {
             period_ms: self.heartbeats.period().as_millis() as u32,
@@ -174,6 +181,41 @@ impl DispatcherRpc for Dispatcher {
 /// Records the public key a node's netd announced (a new one after a key
 /// rotation); its peers get it with their next view. Only the well-formed
 /// shape of a key is checked here; netd checks it again before use.
+/// The node's volumes as its agent reports them (written only when they
+/// changed); a removal asked for is done once the volume is gone.
+async fn record_volumes(
+    store: &Store,
+    node_id: &str,
+    mut volumes: Vec<shoal_proto::types::v1::NodeVolume>,
+) -> Result<(), Status> {
+    volumes.sort_by(|a, b| a.name.cmp(&b.name));
+    let changed = store.view(|s| {
+        s.nodes.get(node_id).is_some_and(|n| {
+            n.volumes != volumes
+                || n.volume_removals
+                    .iter()
+                    .any(|r| !volumes.iter().any(|v| &v.name == r))
+        })
+    });
+    if !changed {
+        return Ok(());
+    }
+    store
+        .update(|state, tx| {
+            let Some(node) = state.nodes.get(node_id) else {
+                return Err(StoreError::NotFound(format!("node {node_id} not found")));
+            };
+            let mut node = node.clone();
+            node.volume_removals
+                .retain(|r| volumes.iter().any(|v| &v.name == r));
+            node.volumes = volumes.clone();
+            tx.put(node);
+            Ok(())
+        })
+        .await
+        .map_err(Status::from)
+}
+
 async fn record_wireguard_key(store: &Store, node_id: &str, key: String) -> Result<(), Status> {
     use base64::Engine;
     let decoded = base64::engine::general_purpose::STANDARD

@@ -189,6 +189,7 @@ async fn heartbeat(mut client: DispatcherClient<Channel>, session_id: String, pe
         let beat = client
             .heartbeat(HeartbeatRequest {
                 session_id: session_id.clone(),
+                ..Default::default()
             })
             .await;
         if beat.is_err() {

@@ -171,6 +171,7 @@ impl Manager {
                     cert_root_digest: String::new(),
                     wireguard_public_key: String::new(),
                     ingress_address: String::new(),
+                    ..Default::default()
                 });
                 Ok(())
             })
