@@ -81,23 +81,9 @@ pub fn remove(state: &State, tx: &mut Tx, reference: &str) -> Result<(), StoreEr
         .as_ref()
         .map(|m| m.id.clone())
         .unwrap_or_default();
-    let users: Vec<String> = state
-        .services
-        .values()
-        .filter(|s| {
-            s.spec
-                .as_ref()
-                .and_then(|s| s.task.as_ref())
-                .is_some_and(|t| t.secrets.iter().any(|r| r.secret_id == id))
-        })
-        .filter_map(|s| s.spec.as_ref().map(|s| s.name.clone()))
-        .collect();
-    if !users.is_empty() {
-        return Err(StoreError::InvalidArgument(format!(
-            "secret {reference} is in use by the following service(s): {}",
-            users.join(", ")
-        )));
-    }
+    super::services::refuse_if_used(state, &format!("secret {reference}"), |t| {
+        t.secrets.iter().any(|r| r.secret_id == id)
+    })?;
     tx.delete(Kind::Secret, &id);
     Ok(())
 }

@@ -71,6 +71,44 @@ pub fn update(
     write_spec(state, tx, current, spec, None)
 }
 
+/// The services whose task spec `uses` says uses a secret or config.
+pub fn users(
+    state: &State,
+    uses: impl Fn(&shoal_proto::types::v1::TaskSpec) -> bool,
+) -> Vec<&Service> {
+    state
+        .services
+        .values()
+        .filter(|s| {
+            s.spec
+                .as_ref()
+                .and_then(|s| s.task.as_ref())
+                .is_some_and(&uses)
+        })
+        .collect()
+}
+
+/// Refuses to remove a secret or config `what` (`secret db_pass`) that
+/// services use, naming them as docker does.
+pub fn refuse_if_used(
+    state: &State,
+    what: &str,
+    uses: impl Fn(&shoal_proto::types::v1::TaskSpec) -> bool,
+) -> Result<(), StoreError> {
+    let names: Vec<String> = users(state, uses)
+        .into_iter()
+        .filter_map(|s| s.spec.as_ref().map(|s| s.name.clone()))
+        .collect();
+    if names.is_empty() {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidArgument(format!(
+            "{what} is in use by the following service(s): {}",
+            names.join(", ")
+        )))
+    }
+}
+
 /// Rolls every service whose tasks use a secret or config `uses` says
 /// they do (its value changed in place): each gets a new revision, forced
 /// as `service update --force` forces it, rolled out with its update
@@ -80,17 +118,7 @@ pub fn roll_users(
     tx: &mut Tx,
     uses: impl Fn(&shoal_proto::types::v1::TaskSpec) -> bool,
 ) -> Result<Vec<String>, StoreError> {
-    let users: Vec<Service> = state
-        .services
-        .values()
-        .filter(|s| {
-            s.spec
-                .as_ref()
-                .and_then(|s| s.task.as_ref())
-                .is_some_and(&uses)
-        })
-        .cloned()
-        .collect();
+    let users: Vec<Service> = users(state, uses).into_iter().cloned().collect();
     let mut rolled = Vec::new();
     for service in users {
         let mut spec = service.spec.clone().unwrap_or_default();
