@@ -352,6 +352,13 @@ mod tests {
         ] {
             assert!(Template::parse(bad).is_err(), "{bad}");
         }
+        let deep = "{{".to_string() + &"(".repeat(10_000) + "1" + &")".repeat(10_000) + "}}";
+        assert!(
+            Template::parse(&deep).is_err(),
+            "deep parentheses are refused, not a stack overflow"
+        );
+        let blocks = "{{if 1}}".repeat(10_000) + &"{{end}}".repeat(10_000);
+        assert!(Template::parse(&blocks).is_err());
         let t = Template::parse("{{nosuch .}}").unwrap();
         let err = t.render(&json!({}), &Functions::docker()).unwrap_err();
         assert_eq!(

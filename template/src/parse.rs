@@ -47,7 +47,7 @@ pub enum Operand {
 pub fn parse(text: &str) -> Result<Vec<Node>, Error> {
     let pieces = split(text)?;
     let mut at = 0;
-    let (nodes, end) = nodes(&pieces, &mut at)?;
+    let (nodes, end) = nodes(&pieces, &mut at, 0)?;
     match end {
         None => Ok(nodes),
         Some(word) => Err(Error::Parse(format!("unexpected {{{{{word}}}}}"))),
@@ -118,7 +118,16 @@ fn find_close(inner: &str) -> Option<usize> {
 }
 
 /// Nodes up to an `else` or `end` (returned) or the end of input.
-fn nodes(pieces: &[Piece], at: &mut usize) -> Result<(Vec<Node>, Option<String>), Error> {
+fn nodes(
+    pieces: &[Piece],
+    at: &mut usize,
+    depth: usize,
+) -> Result<(Vec<Node>, Option<String>), Error> {
+    if depth > MAX_NESTING {
+        return Err(Error::Parse(format!(
+            "blocks nested deeper than {MAX_NESTING}"
+        )));
+    }
     let mut out = Vec::new();
     while *at < pieces.len() {
         let piece = &pieces[*at];
@@ -148,10 +157,10 @@ fn nodes(pieces: &[Piece], at: &mut usize) -> Result<(Vec<Node>, Option<String>)
             }
         };
         let pipeline = pipeline(rest)?;
-        let (body, end) = nodes(pieces, at)?;
+        let (body, end) = nodes(pieces, at, depth + 1)?;
         let otherwise = match end.as_deref() {
             Some("end") => Vec::new(),
-            Some("else") => match nodes(pieces, at)? {
+            Some("else") => match nodes(pieces, at, depth + 1)? {
                 (otherwise, Some(e)) if e == "end" => otherwise,
                 _ => return Err(Error::Parse(format!("{{{{{word}}}}}: else without end"))),
             },
@@ -167,10 +176,14 @@ fn nodes(pieces: &[Piece], at: &mut usize) -> Result<(Vec<Node>, Option<String>)
     Ok((out, None))
 }
 
+/// How deep parentheses may nest: a template is user input, and each level
+/// is a frame of the parser's stack.
+const MAX_NESTING: usize = 64;
+
 fn pipeline(text: &str) -> Result<Pipeline, Error> {
     let tokens = tokens(text)?;
     let mut at = 0;
-    let p = pipeline_of(&tokens, &mut at)?;
+    let p = pipeline_of(&tokens, &mut at, 0)?;
     if at != tokens.len() {
         return Err(Error::Parse(format!(
             "unexpected {:?} in {text:?}",
@@ -188,7 +201,12 @@ enum Token {
     Close,
 }
 
-fn pipeline_of(tokens: &[Token], at: &mut usize) -> Result<Pipeline, Error> {
+fn pipeline_of(tokens: &[Token], at: &mut usize, depth: usize) -> Result<Pipeline, Error> {
+    if depth > MAX_NESTING {
+        return Err(Error::Parse(format!(
+            "parentheses nested deeper than {MAX_NESTING}"
+        )));
+    }
     let mut commands = Vec::new();
     let mut current = Vec::new();
     while *at < tokens.len() {
@@ -201,7 +219,7 @@ fn pipeline_of(tokens: &[Token], at: &mut usize) -> Result<Pipeline, Error> {
             }
             Token::Open => {
                 *at += 1;
-                let sub = pipeline_of(tokens, at)?;
+                let sub = pipeline_of(tokens, at, depth + 1)?;
                 if tokens.get(*at) != Some(&Token::Close) {
                     return Err(Error::Parse("unclosed (".into()));
                 }
