@@ -184,7 +184,15 @@ fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
         }
         for secret in loaded.secrets.iter().filter(|s| !s.external) {
             let name = secret.cluster_name(stack);
-            let Some(value) = file_value(secret, "secret")? else {
+            // The loader checked that the variable is set.
+            let from_env = secret
+                .environment
+                .as_ref()
+                .and_then(|v| env.get(v))
+                .map(|v| v.clone().into_bytes());
+            let Some(value) =
+                from_env.map_or_else(|| file_value(secret, "secret"), |v| Ok(Some(v)))?
+            else {
                 continue;
             };
             if !secrets.iter().any(|(n, _)| n == &name) {

@@ -67,6 +67,9 @@ pub struct StackFile {
     pub file: Option<std::path::PathBuf>,
     /// A config's `template_driver` (`golang`); empty otherwise.
     pub template_driver: String,
+    /// A secret's value from this variable of the loading environment (a
+    /// Compose Specification key beyond docker's v3 schema).
+    pub environment: Option<String>,
 }
 
 impl StackFile {
@@ -426,8 +429,8 @@ pub fn load_str(
         .iter()
         .map(|name| format!("variable {name:?} is not set; substituting an empty string"))
         .collect();
-    let secrets = top_level_files(&src, &doc, &root, "secrets")?;
-    let configs = top_level_files(&src, &doc, &root, "configs")?;
+    let secrets = top_level_files(&src, &doc, &root, "secrets", env)?;
+    let configs = top_level_files(&src, &doc, &root, "configs", env)?;
     let volumes = top_level_volumes(&doc);
     let networks = top_level_networks(&doc, &mut warnings);
     let mut services = Vec::new();
@@ -512,6 +515,7 @@ fn top_level_files(
     doc: &Node,
     root: &KeyPath,
     section: &str,
+    env: &HashMap<String, String>,
 ) -> Result<Vec<StackFile>, ComposeError> {
     let Some(Node::Map(entries)) = doc.get(section) else {
         return Ok(Vec::new());
@@ -532,6 +536,7 @@ fn top_level_files(
                 .get("template_driver")
                 .and_then(Node::scalar_string)
                 .unwrap_or_default(),
+            environment: value.get("environment").and_then(Node::scalar_string),
         };
         match value.get("external") {
             Some(Node::Bool(b)) => secret.external = *b,
@@ -555,8 +560,19 @@ fn top_level_files(
                 base.join(file)
             });
         }
-        if !secret.external && secret.file.is_none() {
-            return Err(src.invalid(&path, "needs `file:` (or `external: true`)"));
+        if let Some(variable) = &secret.environment {
+            if !env.contains_key(variable) {
+                return Err(src.invalid(
+                    &path.key("environment"),
+                    format!("environment variable {variable} is not set"),
+                ));
+            }
+        }
+        if !secret.external && secret.file.is_none() && secret.environment.is_none() {
+            return Err(src.invalid(
+                &path,
+                "needs `file:` or `environment:` (or `external: true`)",
+            ));
         }
         out.push(secret);
     }

@@ -57,7 +57,11 @@ pub fn validate(doc: &Node, version: &str) -> Validation {
     };
     // The schemas are compiled in; a parse failure would be a build defect, reported as an
     // unusable version rather than a panic.
-    let parsed = PARSED[index].get_or_init(|| serde_json::from_str(SCHEMAS[index].1).ok());
+    let parsed = PARSED[index].get_or_init(|| {
+        serde_json::from_str(SCHEMAS[index].1)
+            .ok()
+            .map(with_shoal_extensions)
+    });
     let Some(schema) = parsed else {
         return Validation::UnknownVersion;
     };
@@ -66,6 +70,22 @@ pub fn validate(doc: &Node, version: &str) -> Validation {
         Ok(()) => Validation::Ok,
         Err(e) => Validation::Invalid(e),
     }
+}
+
+/// What shoal reads beyond docker's v3 schema, from the Compose
+/// Specification: a secret's `environment` (its value from a variable of
+/// the deploying shell). Every other key is docker's.
+fn with_shoal_extensions(mut schema: Json) -> Json {
+    if let Some(properties) = schema
+        .pointer_mut("/definitions/secret/properties")
+        .and_then(Json::as_object_mut)
+    {
+        properties.insert(
+            "environment".to_string(),
+            serde_json::json!({ "type": "string" }),
+        );
+    }
+    schema
 }
 
 struct Validator<'s> {

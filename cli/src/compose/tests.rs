@@ -1289,3 +1289,20 @@ fn hardening_and_runtime_keys_reach_the_container_spec() {
     ));
     assert!(e.to_string().contains("invalid IP address"), "{e}");
 }
+
+#[test]
+fn a_secret_takes_its_value_from_an_environment_variable_beyond_dockers_schema() {
+    let text = concat!(
+        "version: \"3.8\"\n",
+        "services:\n  web:\n    image: x\n    secrets: [db_password]\n",
+        "secrets:\n  db_password:\n    environment: DB_PASSWORD\n",
+    );
+    let stack = load_with(text, &[("DB_PASSWORD", "hunter2")]);
+    assert_eq!(stack.secrets[0].environment.as_deref(), Some("DB_PASSWORD"));
+    assert_eq!(stack.secrets[0].file, None);
+    let e = load_err(text);
+    assert_eq!(
+        e.to_string(),
+        "stack.yml (line 8, column 18): secrets.db_password.environment environment variable DB_PASSWORD is not set"
+    );
+}
