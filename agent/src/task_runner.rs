@@ -61,7 +61,13 @@ impl Context {
         }
     }
 
-    async fn pull(&self, image: &str) -> Result<(), String> {
+    /// With the service's `--with-registry-auth` credentials, if it has them
+    /// (held in memory only, for the pull).
+    async fn pull(
+        &self,
+        image: &str,
+        auth: Option<&shoal_proto::types::v1::RegistryAuth>,
+    ) -> Result<(), String> {
         let lock = self
             .pulls
             .lock()
@@ -70,8 +76,9 @@ impl Context {
             .or_default()
             .clone();
         let _one_at_a_time = lock.lock().await;
+        let auth = auth.map(|a| (a.username.as_str(), a.password.as_str()));
         self.executor
-            .pull(image, None)
+            .pull(image, auth)
             .await
             .map(|_| ())
             .map_err(|e| e.to_string())
@@ -236,7 +243,7 @@ impl Runner {
             .unwrap_or_default();
         self.report(TaskState::Preparing, "preparing", "", None);
         self.ctx
-            .pull(&container.image)
+            .pull(&container.image, container.registry_auth.as_ref())
             .await
             .map_err(|e| (TaskState::Rejected, e))?;
         let mut netd = crate::local_api::netd(&self.ctx.netd_socket)

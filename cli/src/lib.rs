@@ -5,4 +5,5 @@ pub mod context;
 pub mod env_file;
 pub mod file_reference;
 pub mod output;
+pub mod registry_auth;
 pub mod units;

@@ -282,6 +282,19 @@ pub struct Executor {
     open_stdins: Arc<std::sync::Mutex<HashMap<String, std::fs::File>>>,
 }
 
+/// A registry client. It keeps the first credentials it was given for a
+/// registry (oci-client's auth store), so the shared one pulls
+/// anonymously and a pull with credentials gets a client of its own.
+pub(crate) fn registry_client(config: &ExecutorConfig) -> oci_client::Client {
+    oci_client::Client::new(oci_client::client::ClientConfig {
+        protocol: oci_client::client::ClientProtocol::HttpsExcept(
+            config.insecure_registries.clone(),
+        ),
+        platform_resolver: Some(Box::new(oci_client::client::linux_amd64_resolver)),
+        ..oci_client::client::ClientConfig::default()
+    })
+}
+
 impl Executor {
     /// Dial containerd. The connection is lazy about failures after this point: calls fail
     /// with [`ExecutorError::Containerd`] (code `Unavailable`) while containerd is down.
@@ -298,13 +311,7 @@ impl Executor {
                 socket: config.socket.clone(),
                 source,
             })?;
-        let registry = oci_client::Client::new(oci_client::client::ClientConfig {
-            protocol: oci_client::client::ClientProtocol::HttpsExcept(
-                config.insecure_registries.clone(),
-            ),
-            platform_resolver: Some(Box::new(oci_client::client::linux_amd64_resolver)),
-            ..oci_client::client::ClientConfig::default()
-        });
+        let registry = registry_client(&config);
         Ok(Executor {
             channel,
             namespace,

@@ -205,7 +205,14 @@ impl Executor {
         name: &str,
         auth: &RegistryAuth,
     ) -> Result<PulledImage, PullError> {
-        let registry = &self.registry;
+        let own;
+        let registry = match auth {
+            RegistryAuth::Anonymous => &*self.registry,
+            _ => {
+                own = super::registry_client(&self.config);
+                &own
+            }
+        };
         let (bytes, digest) = registry
             .pull_manifest_raw(reference, auth, ACCEPTED_MANIFESTS)
             .await
@@ -260,7 +267,8 @@ impl Executor {
         let chain = chain_ids(&diff_ids);
 
         for (layer, diff_id) in parsed.layers.iter().zip(&diff_ids) {
-            self.fetch_layer(lease, reference, layer, diff_id).await?;
+            self.fetch_layer(registry, lease, reference, layer, diff_id)
+                .await?;
         }
         let chain_id = self
             .unpack(lease, &parsed.layers, &diff_ids, &chain)
@@ -321,6 +329,7 @@ impl Executor {
 
     async fn fetch_layer(
         &self,
+        registry: &oci_client::Client,
         lease: &Lease,
         reference: &Reference,
         layer: &OciDescriptor,
@@ -329,8 +338,7 @@ impl Executor {
         if self.content_exists(&layer.digest).await? {
             return Ok(());
         }
-        let stream = self
-            .registry
+        let stream = registry
             .pull_blob_stream(reference, layer)
             .await
             .map_err(|e| PullError::Message(registry_message(&e)))?;

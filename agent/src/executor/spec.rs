@@ -351,15 +351,15 @@ pub(crate) fn build(
         mount.set_options(Some(["rbind", "rprivate", "ro"].map(String::from).to_vec()));
         mounts.push(mount);
     }
-    for mount in &run.mounts {
+    // Shallow targets first, so a mount inside another lands on top of it.
+    let mut own: Vec<&TaskMount> = run.mounts.iter().collect();
+    own.sort_by_key(|m| Path::new(m.target()).components().count());
+    for mount in own {
         let target = mount.target();
         // The task's mount replaces a default one at the same place (/dev/shm, /run).
         mounts.retain(|m| m.destination() != Path::new(target));
         mounts.push(task_mount(mount)?);
     }
-    // Shallow targets first, so a mount inside another lands on top of it
-    // (a volume at /etc under the generated /etc/hosts), as docker sorts.
-    mounts.sort_by_key(|m| m.destination().components().count());
 
     let mut namespaces = Vec::new();
     for typ in [

@@ -9,6 +9,7 @@ pub mod context;
 mod converge;
 pub mod healthcheck;
 pub mod inspect;
+pub mod login;
 pub mod network;
 pub mod node;
 pub mod parse;
@@ -106,6 +107,10 @@ pub enum Command {
     /// Manage volumes (on the nodes that hold them)
     #[command(subcommand)]
     Volume(volume::VolumeCommand),
+    /// Log in to a registry (credentials kept as docker keeps them)
+    Login(login::LoginArgs),
+    /// Log out from a registry
+    Logout(login::LogoutArgs),
     /// Manage networks
     #[command(subcommand)]
     Network(network::NetworkCommand),
@@ -201,8 +206,12 @@ pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
         host: cli.host.as_ref(),
         tls_dir: cli.tls_dir.as_deref(),
     };
-    if let Command::Context(command) = cli.command {
-        return context::run(command, &flags, env, io);
+    match cli.command {
+        Command::Context(command) => return context::run(command, &flags, env, io),
+        // Registry credentials are the user's own: no manager needed.
+        Command::Login(args) => return login::login(args, io),
+        Command::Logout(args) => return login::logout(args, io),
+        _ => {}
     }
     let target = crate::context::resolve(&flags, env)?;
     // Compose files are checked before connecting: their errors do not need a manager.
@@ -232,6 +241,8 @@ pub async fn execute(
         Command::Secret(c) => secret::run(session, c, io).await,
         Command::Config(c) => config::run(session, c, io).await,
         Command::Volume(c) => volume::run(session, c, io).await,
+        Command::Login(args) => login::login(args, io),
+        Command::Logout(args) => login::logout(args, io),
         Command::Network(c) => network::run(session, c, io).await,
         // Context commands need no manager; run them as `run` does.
         Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),

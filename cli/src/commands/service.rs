@@ -141,6 +141,9 @@ pub struct CreateArgs {
     pub spec: SpecFlags,
     #[command(flatten)]
     pub runtime: runtime::CreateFlags,
+    /// Send registry authentication details to swarm agents
+    #[arg(long)]
+    pub with_registry_auth: bool,
     #[command(flatten)]
     pub wait: WaitFlags,
     /// Image to run
@@ -282,6 +285,9 @@ pub struct UpdateArgs {
     pub spec: SpecFlags,
     #[command(flatten)]
     pub runtime: runtime::UpdateFlags,
+    /// Send registry authentication details to swarm agents
+    #[arg(long)]
+    pub with_registry_auth: bool,
     #[command(flatten)]
     pub wait: WaitFlags,
     /// Service (name or id)
@@ -339,6 +345,9 @@ pub fn create_spec(args: &CreateArgs) -> Result<ServiceSpec, Error> {
         .extend(args.container_label.iter().cloned());
     container.dns_config = spec::dns_config(&args.dns, &args.dns_search, &args.dns_option);
     args.runtime.apply(container);
+    if args.with_registry_auth {
+        container.registry_auth = Some(super::login::auth_for(&args.image)?);
+    }
     let ports: Vec<PortConfig> = args.publish.iter().flat_map(|p| p.0.clone()).collect();
     if !ports.is_empty() {
         *spec::ports_mut(&mut spec) = ports;
@@ -769,6 +778,9 @@ pub fn updated_spec(mut spec: ServiceSpec, args: &UpdateArgs) -> Result<ServiceS
         },
     );
     args.runtime.apply(container);
+    if args.with_registry_auth {
+        container.registry_auth = Some(super::login::auth_for(&container.image)?);
+    }
     if !args.secret_rm.is_empty() || !args.secret_add.is_empty() {
         let task = spec.task.get_or_insert_with(Default::default);
         task.secrets.retain(|r| {

@@ -49,6 +49,9 @@ pub struct DeployArgs {
     /// Prune services that are no longer referenced
     #[arg(long)]
     pub prune: bool,
+    /// Send registry authentication details to Swarm agents
+    #[arg(long)]
+    pub with_registry_auth: bool,
     /// Exit immediately instead of waiting for the stack services to converge
     #[arg(
         short,
@@ -282,6 +285,13 @@ pub async fn deploy_loaded(
         writeln!(io.err, "Ignoring unsupported options: {warning}")?;
     }
     let labels = || [(compose::LABEL_NAMESPACE.to_string(), args.name.clone())].into();
+    let mut specs = specs;
+    if args.with_registry_auth {
+        for spec in &mut specs {
+            let container = super::spec::container_mut(spec);
+            container.registry_auth = Some(super::login::auth_for(&container.image)?);
+        }
+    }
     let request = DeployStackRequest {
         namespace: args.name.clone(),
         secrets: secrets

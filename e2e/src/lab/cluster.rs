@@ -6,6 +6,9 @@ use super::Error;
 
 pub const MANAGER_PORT: u16 = 4242;
 pub const REGISTRY_PORT: u16 = 5000;
+/// Where a lab's password-protected registry listens, on the registry host
+/// (`Lab::start_guarded_registry`).
+pub const GUARDED_REGISTRY_PORT: u16 = 5001;
 /// The containerd namespace the agent keeps shoal's containers in.
 pub const CONTAINERD_NAMESPACE: &str = "shoal";
 
@@ -138,6 +141,8 @@ pub fn agent_args(
         manager.into(),
         "--insecure-registry".into(),
         registry.into(),
+        "--insecure-registry".into(),
+        guarded_registry(registry),
     ]
 }
 
@@ -185,6 +190,13 @@ fn is_ready(v: &serde_json::Value) -> bool {
         }),
         _ => false,
     }
+}
+
+/// The password-protected registry beside the lab's registry `registry`
+/// (`host:port`).
+pub fn guarded_registry(registry: &str) -> String {
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    format!("{host}:{GUARDED_REGISTRY_PORT}")
 }
 
 #[cfg(test)]

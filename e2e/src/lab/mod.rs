@@ -666,6 +666,31 @@ impl Lab {
         &self.record.registry
     }
 
+    /// Where [`Lab::start_guarded_registry`] listens (`host:port`); the
+    /// lab's agents reach it over plain HTTP.
+    pub fn guarded_registry(&self) -> String {
+        cluster::guarded_registry(&self.record.registry)
+    }
+
+    /// A password-protected registry on the registry host (at
+    /// [`Lab::guarded_registry`]), serving the lab's images to `user` with
+    /// `password` only; it stops when dropped.
+    pub fn start_guarded_registry(&self, user: &str, password: &str) -> Result<Registry, Error> {
+        let reg = &self.record.hosts[0];
+        let images = self
+            .registry
+            .as_ref()
+            .ok_or_else(|| Error::Config("the lab has no registry".into()))?;
+        let listen = SocketAddr::new(IpAddr::V4(reg.addr), cluster::GUARDED_REGISTRY_PORT);
+        let dir = self.host_dir(&reg.name).join("guarded-registry");
+        Registry::start_guarded(listen, &dir, Some(&reg.netns), images, user, password).map_err(
+            |e| Error::Fixture {
+                what: format!("password-protected registry on {}", reg.name),
+                detail: e.to_string(),
+            },
+        )
+    }
+
     /// `unix://…/control.sock` of the first manager, as `SHOAL_HOST` takes it.
     pub fn shoal_host(&self) -> &str {
         &self.record.shoal_host

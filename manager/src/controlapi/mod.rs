@@ -11,6 +11,7 @@ pub(crate) mod networks;
 pub(crate) mod nodes;
 pub mod port;
 mod queries;
+mod registry_auth;
 mod secrets;
 pub(crate) mod services;
 pub(crate) mod settings;
@@ -224,7 +225,7 @@ impl Control for ControlApi {
             })
             .await?;
         Ok(Response::new(RollbackServiceResponse {
-            service: Some(updated.service),
+            service: Some(registry_auth::redacted_service(updated.service)),
         }))
     }
 
@@ -606,7 +607,7 @@ impl Control for ControlApi {
             .store()
             .view(|s| s.services.get(&id).cloned().unwrap_or(service));
         Ok(Response::new(CreateServiceResponse {
-            service: Some(service),
+            service: Some(registry_auth::redacted_service(service)),
         }))
     }
 
@@ -624,7 +625,7 @@ impl Control for ControlApi {
             })
             .await?;
         Ok(Response::new(GetServiceResponse {
-            service: Some(service),
+            service: Some(registry_auth::redacted_service(service)),
         }))
     }
 
@@ -635,6 +636,10 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
         let services = self.read(|s| Ok(queries::services(s, &filter))).await?;
+        let services = services
+            .into_iter()
+            .map(registry_auth::redacted_service)
+            .collect();
         Ok(Response::new(ListServicesResponse { services }))
     }
 
@@ -644,7 +649,7 @@ impl Control for ControlApi {
     ) -> Result<Response<UpdateServiceResponse>, Status> {
         self.authorize(&request, Permission::Deploy)?;
         let request = request.into_inner();
-        let spec = request
+        let mut spec = request
             .spec
             .ok_or_else(|| Status::invalid_argument("a service spec is required"))?;
         validate::service_spec(&spec).map_err(Status::from)?;
@@ -661,6 +666,9 @@ impl Control for ControlApi {
                     spec.name, request.version, version
                 )));
             }
+            if let Some(current_spec) = &current.spec {
+                registry_auth::keep_current(current_spec, &mut spec);
+            }
             services::update(state, tx, current, spec).map(|_| ())
         })
         .await?;
@@ -673,7 +681,7 @@ impl Control for ControlApi {
             })
             .await?;
         Ok(Response::new(UpdateServiceResponse {
-            service: Some(service),
+            service: Some(registry_auth::redacted_service(service)),
         }))
     }
 
@@ -719,6 +727,10 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Read)?;
         let filter = request.into_inner();
         let tasks = self.read(|s| Ok(queries::tasks(s, &filter))).await?;
+        let tasks = tasks
+            .into_iter()
+            .map(registry_auth::redacted_task)
+            .collect();
         Ok(Response::new(ListTasksResponse { tasks }))
     }
 

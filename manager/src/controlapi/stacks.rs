@@ -164,6 +164,10 @@ pub fn deploy(
                 )))
             }
             Some(current) => {
+                let mut spec = spec;
+                if let Some(current_spec) = &current.spec {
+                    super::registry_auth::keep_current(current_spec, &mut spec);
+                }
                 if current.spec.as_ref() == Some(&services::resolved(&working, spec.clone())?) {
                     changes.push(change(
                         "service",

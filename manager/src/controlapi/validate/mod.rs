@@ -1143,6 +1143,11 @@ mod tests {
                         tmpfs_size_bytes: 64 << 20,
                         ..Default::default()
                     }],
+                    registry_auth: Some(shoal_proto::types::v1::RegistryAuth {
+                        username: "ci".into(),
+                        password: "secret".into(),
+                        server: "registry.example:5000".into(),
+                    }),
                 }),
                 restart: Some(RestartPolicy {
                     condition: 0,

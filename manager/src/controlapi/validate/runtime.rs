@@ -169,6 +169,15 @@ pub(super) fn runtime_options(s: &str, c: &ContainerSpec) -> Result<(), StoreErr
         c.mounts.len(),
         MAX_RUNTIME_ENTRIES,
     )?;
+    if let Some(auth) = &c.registry_auth {
+        for (what, value) in [
+            ("registry user", &auth.username),
+            ("registry password", &auth.password),
+            ("registry", &auth.server),
+        ] {
+            field(s, what, "--with-registry-auth", value)?;
+        }
+    }
     let mut targets = BTreeSet::new();
     for m in &c.mounts {
         mount_spec(s, m)?;
