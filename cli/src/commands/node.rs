@@ -171,12 +171,16 @@ fn resolve<'a>(nodes: &'a [Node], reference: &str, me: Option<&str>) -> Result<&
     if let Some(n) = nodes.iter().find(|n| node_id(n) == reference) {
         return Ok(n);
     }
-    let matches: Vec<&Node> = nodes
-        .iter()
-        .filter(|n| {
-            (!reference.is_empty() && node_id(n).starts_with(reference)) || hostname(n) == reference
-        })
-        .collect();
+    // A hostname before an id prefix, as the managers read a reference.
+    let by_hostname: Vec<&Node> = nodes.iter().filter(|n| hostname(n) == reference).collect();
+    let matches: Vec<&Node> = if by_hostname.is_empty() {
+        nodes
+            .iter()
+            .filter(|n| !reference.is_empty() && node_id(n).starts_with(reference))
+            .collect()
+    } else {
+        by_hostname
+    };
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(Error::Input(format!("no such node: {reference}"))),

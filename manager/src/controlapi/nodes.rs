@@ -6,22 +6,32 @@ use shoal_proto::types::v1::{Node, NodeAvailability, NodeRole, NodeState, TaskSt
 
 use crate::store::{Kind, State, StoreError, Tx};
 
-/// The node a reference names: full id, exact hostname, or unique id prefix.
+/// The node a reference names: full id, else exact hostname, else unique
+/// id prefix (docker's order: a hostname that happens to begin another
+/// node's id still names its node).
 pub fn find<'a>(state: &'a State, reference: &str) -> Result<&'a Node, StoreError> {
     if let Some(n) = state.nodes.get(reference) {
         return Ok(n);
     }
-    let matches: Vec<&Node> = state
+    let by_hostname: Vec<&Node> = state
         .nodes
-        .iter()
-        .filter(|(id, n)| {
-            (!reference.is_empty() && id.starts_with(reference))
-                || n.description
-                    .as_ref()
-                    .is_some_and(|d| d.hostname == reference)
+        .values()
+        .filter(|n| {
+            n.description
+                .as_ref()
+                .is_some_and(|d| d.hostname == reference)
         })
-        .map(|(_, n)| n)
         .collect();
+    let matches: Vec<&Node> = if by_hostname.is_empty() {
+        state
+            .nodes
+            .iter()
+            .filter(|(id, _)| !reference.is_empty() && id.starts_with(reference))
+            .map(|(_, n)| n)
+            .collect()
+    } else {
+        by_hostname
+    };
     match matches.as_slice() {
         [one] => Ok(one),
         [] => Err(StoreError::NotFound(format!("node {reference} not found"))),
@@ -147,4 +157,43 @@ pub fn update_node(
         tx.put(node.clone());
     }
     Ok((node, changed))
+}
+
+#[cfg(test)]
+mod tests {
+    use shoal_proto::types::v1::{Meta, NodeDescription};
+
+    use super::*;
+
+    fn node(id: &str, hostname: &str) -> Node {
+        Node {
+            meta: Some(Meta {
+                id: id.into(),
+                ..Default::default()
+            }),
+            description: Some(NodeDescription {
+                hostname: hostname.into(),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn a_hostname_names_its_node_even_when_it_begins_another_nodes_id() {
+        let mut state = State::default();
+        for (id, host) in [("w1k2j3", "m1"), ("abc123", "w1"), ("abd456", "w2")] {
+            state.nodes.insert(id.into(), node(id, host));
+        }
+        let id = |r: &str| find(&state, r).map(|n| n.meta.clone().unwrap_or_default().id);
+        assert_eq!(
+            id("w1").unwrap(),
+            "abc123",
+            "the hostname, not the id prefix"
+        );
+        assert_eq!(id("w1k").unwrap(), "w1k2j3", "an id prefix");
+        assert_eq!(id("w1k2j3").unwrap(), "w1k2j3");
+        assert!(id("ab").unwrap_err().to_string().contains("ambiguous"));
+        assert!(id("zz").unwrap_err().to_string().contains("not found"));
+    }
 }
