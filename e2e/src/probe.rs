@@ -261,3 +261,27 @@ pub fn contains(frames: &[Vec<u8>], needle: &[u8]) -> bool {
         .iter()
         .any(|f| f.windows(needle.len()).any(|w| w == needle))
 }
+
+/// Every regular file under `dir` (symlinks not followed) that holds
+/// `marker`: where a value a test gave the cluster ended up on disk.
+pub fn files_holding(dir: &Path, marker: &str) -> Vec<String> {
+    let mut hits = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return hits;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            continue;
+        };
+        if meta.is_dir() {
+            hits.extend(files_holding(&path, marker));
+        } else if meta.is_file() {
+            let bytes = std::fs::read(&path).unwrap_or_default();
+            if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
+                hits.push(path.display().to_string());
+            }
+        }
+    }
+    hits
+}

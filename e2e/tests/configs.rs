@@ -6,7 +6,6 @@
 //! with the stack.
 
 use std::os::unix::fs::MetadataExt;
-use std::path::Path;
 use std::time::Duration;
 
 use shoal_e2e::lab::LabConfig;
@@ -43,29 +42,6 @@ configs:
 
 const TEMPLATE: &str = "slot={{.Task.Slot}} node={{.Node.Hostname}} where={{env \"WHERE\"}} \
                         conf={{config \"app.conf\"}}";
-
-/// Files under `dir` holding `marker`.
-fn files_with(dir: &Path, marker: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return hits;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            hits.extend(files_with(&path, marker));
-        } else if meta.is_file() {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                hits.push(path.display().to_string());
-            }
-        }
-    }
-    hits
-}
 
 #[test]
 fn a_config_reaches_only_its_tasks_node_at_its_target_and_cannot_go_while_used() {
@@ -127,7 +103,7 @@ fn a_config_reaches_only_its_tasks_node_at_its_target_and_cannot_go_while_used()
         String::from_utf8_lossy(&environ)
     );
     for other in ["m1", "w2"] {
-        let hits = files_with(&lab.root().join(other), MARKER);
+        let hits = shoal_e2e::probe::files_holding(&lab.root().join(other), MARKER);
         assert!(hits.is_empty(), "{other} holds the config: {hits:?}");
     }
 

@@ -4,7 +4,6 @@
 //! password is in no answer of the control API and in no file of any node.
 
 use std::io::Write;
-use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -13,29 +12,6 @@ use shoal_e2e::test_lab;
 
 const USER: &str = "ci";
 const PASSWORD: &str = "pw-marker-71d3c0a9";
-
-/// Files under `dir` holding `marker`.
-fn files_with(dir: &Path, marker: &str) -> Vec<String> {
-    let mut hits = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return hits;
-    };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        let Ok(meta) = std::fs::symlink_metadata(&path) else {
-            continue;
-        };
-        if meta.is_dir() {
-            hits.extend(files_with(&path, marker));
-        } else if meta.is_file() {
-            let bytes = std::fs::read(&path).unwrap_or_default();
-            if bytes.windows(marker.len()).any(|w| w == marker.as_bytes()) {
-                hits.push(path.display().to_string());
-            }
-        }
-    }
-    hits
-}
 
 #[test]
 fn a_private_registry_needs_with_registry_auth_and_the_password_stays_off_disk() {
@@ -143,7 +119,7 @@ fn a_private_registry_needs_with_registry_auth_and_the_password_stays_off_disk()
     assert!(lab
         .shoal_must(&["service", "inspect", "private"])
         .contains("A=1"));
-    let hits = files_with(lab.root(), PASSWORD);
+    let hits = shoal_e2e::probe::files_holding(lab.root(), PASSWORD);
     assert!(hits.is_empty(), "the password is on disk: {hits:?}");
     drop(guarded);
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));
