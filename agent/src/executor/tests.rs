@@ -64,6 +64,25 @@ impl Bench {
             .unwrap_or_else(|e| panic!("pull {name}: {e}"))
     }
 
+    /// Creates and starts the container of `run`, failing the test otherwise.
+    async fn launch(&self, run: &ContainerRun) {
+        self.executor
+            .create(run)
+            .await
+            .unwrap_or_else(|e| panic!("create {}: {e}", run.id));
+        self.executor
+            .start(&run.id)
+            .await
+            .unwrap_or_else(|e| panic!("start {}: {e}", run.id));
+    }
+
+    async fn discard(&self, id: &str) {
+        self.executor
+            .remove(id)
+            .await
+            .unwrap_or_else(|e| panic!("remove {id}: {e}"));
+    }
+
     fn run(&self, id: &str, name: &str) -> ContainerRun {
         ContainerRun {
             id: id.to_string(),
@@ -729,16 +748,7 @@ async fn a_hardened_container_runs_unprivileged_on_a_read_only_root_under_an_ini
             }],
             ..bench.run(&id, "sleeper:v1")
         };
-        bench
-            .executor
-            .create(&run)
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}"));
-        bench
-            .executor
-            .start(&id)
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        bench.launch(&run).await;
         let (_, ids) = sh_in(&bench, &id, "id -u; id -G").await;
         assert_eq!(ids.trim(), "1000\n1000 4242 65534", "{ids}");
         let (code, out) = sh_in(&bench, &id, "touch /written").await;
@@ -770,32 +780,15 @@ async fn a_hardened_container_runs_unprivileged_on_a_read_only_root_under_an_ini
             limits.split_whitespace().collect::<Vec<_>>(),
             ["Max", "open", "files", "512", "1024", "files", "1234"]
         );
-        bench
-            .executor
-            .remove(&id)
-            .await
-            .unwrap_or_else(|e| panic!("remove: {e}"));
+        bench.discard(&id).await;
 
         // Default capabilities, for comparison: docker's 14.
         let plain = unique("plain-");
-        bench
-            .executor
-            .create(&bench.run(&plain, "sleeper:v1"))
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}"));
-        bench
-            .executor
-            .start(&plain)
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        bench.launch(&bench.run(&plain, "sleeper:v1")).await;
         let (_, status) = sh_in(&bench, &plain, "cat /proc/self/status").await;
         assert_eq!(status_field(&status, "CapBnd"), "00000000a80425fb");
         assert_eq!(status_field(&status, "NoNewPrivs"), "0");
-        bench
-            .executor
-            .remove(&plain)
-            .await
-            .unwrap_or_else(|e| panic!("remove: {e}"));
+        bench.discard(&plain).await;
     })
     .await;
 }
@@ -820,18 +813,11 @@ async fn a_tty_is_the_containers_terminal_and_an_open_stdin_never_ends() {
         bench.pull("reader:v1").await;
         let tty = unique("tty-");
         bench
-            .executor
-            .create(&ContainerRun {
+            .launch(&ContainerRun {
                 tty: true,
                 ..bench.run(&tty, "tty:v1")
             })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}"));
-        bench
-            .executor
-            .start(&tty)
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+            .await;
         let log = bench.executor.log_path(&tty);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !std::fs::read_to_string(&log)
@@ -845,55 +831,27 @@ async fn a_tty_is_the_containers_terminal_and_an_open_stdin_never_ends() {
             );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        bench
-            .executor
-            .remove(&tty)
-            .await
-            .unwrap_or_else(|e| panic!("remove: {e}"));
+        bench.discard(&tty).await;
 
         // `cat` ends at the end of its stdin: at once without stdin_open.
         let closed = unique("closed-");
-        bench
-            .executor
-            .create(&bench.run(&closed, "reader:v1"))
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}"));
-        bench
-            .executor
-            .start(&closed)
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+        bench.launch(&bench.run(&closed, "reader:v1")).await;
         let code = tokio::time::timeout(Duration::from_secs(10), bench.executor.wait(&closed))
             .await
             .expect("cat without stdin ends")
             .unwrap_or_else(|e| panic!("wait: {e}"));
         assert_eq!(code, 0);
-        bench
-            .executor
-            .remove(&closed)
-            .await
-            .unwrap_or_else(|e| panic!("remove: {e}"));
+        bench.discard(&closed).await;
         let open = unique("open-");
         bench
-            .executor
-            .create(&ContainerRun {
+            .launch(&ContainerRun {
                 open_stdin: true,
                 ..bench.run(&open, "reader:v1")
             })
-            .await
-            .unwrap_or_else(|e| panic!("create: {e}"));
-        bench
-            .executor
-            .start(&open)
-            .await
-            .unwrap_or_else(|e| panic!("start: {e}"));
+            .await;
         let waited = tokio::time::timeout(Duration::from_secs(3), bench.executor.wait(&open)).await;
         assert!(waited.is_err(), "cat with an open stdin ended: {waited:?}");
-        bench
-            .executor
-            .remove(&open)
-            .await
-            .unwrap_or_else(|e| panic!("remove: {e}"));
+        bench.discard(&open).await;
     })
     .await;
 }
