@@ -5,9 +5,10 @@
 //! to both loaders), both must accept or both must reject, and for accepted files every field
 //! shoal supports must come out the same. `shoal_rejects_*` fixtures are the documented
 //! exceptions: docker's loader accepts them, but `docker stack deploy` would fail on them later
-//! (daemon or conversion), and shoal refuses them up front. `beyond_docker_*` fixtures are the
-//! other way round: keys of the Compose Specification that docker's v3 schema refuses and shoal
-//! reads by design (a secret's `environment`).
+//! (daemon or conversion), or shoal lacks what they ask for (sctp ports, a logging driver other
+//! than json-file, local or none), and shoal refuses them up front. `beyond_docker_*` fixtures
+//! are the other way round: keys of the Compose Specification that docker's v3 schema refuses
+//! and shoal reads by design (a secret's `environment`).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -207,6 +208,14 @@ fn compare_service(fixture: &str, name: &str, docker: &Value, spec: &ServiceSpec
     assert_eq!(c.env, env, "{ctx}: environment");
     assert_eq!(c.labels, map_of(get("labels")), "{ctx}: labels");
     compare_runtime(&ctx, docker, c);
+
+    // docker's convertLogDriver: `logging` present is the driver (no
+    // `driver`: the empty name, the default one), absent is none.
+    let log_driver = get("logging").map(|l| shoal_proto::types::v1::LogDriver {
+        name: l.get("driver").map(str_of).unwrap_or_default(),
+        options: map_of(l.get("options")),
+    });
+    assert_eq!(task.log_driver, log_driver, "{ctx}: logging");
 
     // `dns` and `dns_search` as docker's convertDNSConfig reads them:
     // nameservers as IP addresses (written back in their usual form), no
@@ -674,6 +683,7 @@ fn errors_point_at_the_offending_line() {
         ("err_bad_port.yml", 5, 9),
         ("err_duplicate_key.yml", 3, 5),
         ("shoal_rejects_bad_nameserver.yml", 5, 20),
+        ("shoal_rejects_log_driver_gelf.yml", 6, 15),
         ("err_env_file_missing.yml", 5, 15),
         ("err_env_file_bad_name.yml", 5, 15),
     ];

@@ -14,6 +14,7 @@ pub mod heartbeats;
 pub mod ids;
 pub mod keykeeper;
 pub mod leader;
+pub mod logbroker;
 pub mod orchestrator;
 pub mod raft;
 pub mod restart;

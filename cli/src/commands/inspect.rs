@@ -214,6 +214,9 @@ pub fn spec_json(spec: &ServiceSpec) -> Value {
     if !networks.is_empty() {
         template.insert("Networks".into(), json!(networks));
     }
+    if let Some(driver) = super::logging::inspect_json(task.log_driver.as_ref()) {
+        template.insert("LogDriver".into(), driver);
+    }
     let mode = match &spec.mode {
         Some(service_spec::Mode::Global(_)) => json!({ "Global": {} }),
         Some(service_spec::Mode::Replicated(r)) => {
@@ -590,6 +593,8 @@ pub fn pretty(service: &Service) -> String {
         }
         line(&mut t, " Max attempts", &r.max_attempts);
     }
+    // docker's place for it: after the container, before the resources.
+    super::logging::pretty(&mut t, task.log_driver.as_ref());
     if let Some(r) = &task.resources {
         pretty_resources(&mut t, r, &line);
     }

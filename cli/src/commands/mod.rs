@@ -9,6 +9,7 @@ pub mod context;
 mod converge;
 pub mod healthcheck;
 pub mod inspect;
+pub mod logging;
 pub mod login;
 pub mod network;
 pub mod node;

@@ -201,12 +201,17 @@ pub fn changes(before: &ServiceSpec, after: &ServiceSpec) -> Vec<String> {
         before.task.clone().unwrap_or_default(),
         after.task.clone().unwrap_or_default(),
     );
-    let parts: [Part<TaskSpec>; 6] = [
+    let parts: [Part<TaskSpec>; 7] = [
         ("secrets", |t| format!("{:?}", t.secrets)),
         ("configs", |t| format!("{:?}", t.configs)),
         ("constraints", |t| format!("{:?}", t.constraints)),
         ("resources", |t| format!("{:?}", t.resources)),
         ("restart policy", |t| format!("{:?}", t.restart)),
+        // Options sorted: a map's own order differs between equal maps.
+        ("log driver", |t| {
+            let driver = t.log_driver.as_ref();
+            format!("{:?}", driver.map(|d| (&d.name, super::logging::sorted(d))))
+        }),
         ("forced", |t| t.force_update.to_string()),
     ];
     for (what, part) in parts {
@@ -229,6 +234,7 @@ pub fn changes(before: &ServiceSpec, after: &ServiceSpec) -> Vec<String> {
         t.constraints.clear();
         t.resources = None;
         t.restart = None;
+        t.log_driver = None;
         t.force_update = 0;
         t
     };
@@ -419,6 +425,13 @@ mod tests {
         let mut user = before.clone();
         crate::commands::spec::container_mut(&mut user).user = "nobody".into();
         assert_eq!(changes(&before, &user), ["task settings"]);
+        let mut logged = before.clone();
+        logged.task.as_mut().unwrap().log_driver = Some(shoal_proto::types::v1::LogDriver {
+            name: "local".into(),
+            options: [("max-size".to_string(), "1m".to_string())].into(),
+        });
+        assert_eq!(changes(&before, &logged), ["log driver"]);
+        assert!(changes(&logged, &logged.clone()).is_empty());
     }
 
     #[test]

@@ -1371,6 +1371,72 @@ mod tests {
     }
 
     #[test]
+    fn log_driver_flags_set_and_replace_the_driver_and_inspect_shows_it() {
+        let original = create_spec(&create_args(&[
+            "--name",
+            "web",
+            "--log-driver",
+            "json-file",
+            "--log-opt",
+            "max-size=10m",
+            "--log-opt",
+            "max-file=3",
+            "busybox",
+        ]))
+        .expect("spec");
+        let driver = original.task.as_ref().unwrap().log_driver.clone().unwrap();
+        assert_eq!(driver.name, "json-file");
+        assert_eq!(driver.options.len(), 2);
+        let json = inspect::spec_json(&original);
+        assert_eq!(
+            json["TaskTemplate"]["LogDriver"],
+            json!({ "Name": "json-file", "Options": { "max-file": "3", "max-size": "10m" } })
+        );
+
+        // Unrelated flags leave the driver alone.
+        let kept = updated_spec(original.clone(), &update_args(&["--env-add", "A=1", "web"]))
+            .expect("update");
+        assert_eq!(kept.task.unwrap().log_driver, Some(driver));
+        // docker's updateLogDriver: the new driver with only its new options.
+        let replaced = updated_spec(
+            original.clone(),
+            &update_args(&["--log-driver", "local", "--log-opt", "max-size=1m", "web"]),
+        )
+        .expect("update");
+        let driver = replaced.task.unwrap().log_driver.unwrap();
+        assert_eq!(driver.name, "local");
+        assert_eq!(driver.options, [("max-size".into(), "1m".into())].into());
+
+        for argv in [
+            &["--log-opt", "max-size=1m", "busybox"][..],
+            &["--log-driver", "local", "--log-opt", "max-size", "busybox"],
+        ] {
+            let parsed = {
+                let mut full = vec!["shoal", "service", "create"];
+                full.extend_from_slice(argv);
+                Cli::try_parse_from(&full)
+            };
+            let refused = match parsed {
+                Err(e) => e.exit_code(),
+                Ok(cli) => match cli.command {
+                    Command::Service(ServiceCommand::Create(args)) => {
+                        create_spec(&args).unwrap_err().exit_code()
+                    }
+                    other => panic!("{other:?}"),
+                },
+            };
+            assert_eq!(refused, 2, "{argv:?}: a usage error");
+        }
+        let err =
+            updated_spec(original, &update_args(&["--log-opt", "max-file=5", "web"])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with("--log-opt requires --log-driver"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn update_edits_hostname_and_dns_settings() {
         let original = create_spec(&create_args(&[
             "--name",

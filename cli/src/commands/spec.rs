@@ -148,6 +148,8 @@ pub struct SpecFlags {
     pub health: super::healthcheck::HealthFlags,
     #[command(flatten)]
     pub switches: super::runtime::SwitchFlags,
+    #[command(flatten)]
+    pub logging: super::logging::LogFlags,
 }
 
 impl SpecFlags {
@@ -180,6 +182,8 @@ impl SpecFlags {
         }
         self.resources
             .apply(spec.task.get_or_insert_with(Default::default));
+        self.logging
+            .apply(spec.task.get_or_insert_with(Default::default))?;
         let container = container_mut(spec);
         if let Some(user) = &self.user {
             container.user = user.clone();

@@ -20,6 +20,7 @@ use crate::file_reference::FileReference;
 
 mod env_file;
 mod healthcheck;
+mod logging;
 mod resources;
 mod runtime;
 mod volumes;
@@ -58,6 +59,7 @@ const SERVICE_KEYS: &[&str] = &[
     "security_opt",
     "env_file",
     "volumes",
+    "logging",
 ];
 
 const DEPLOY_KEYS: &[&str] = &[
@@ -681,6 +683,7 @@ impl Converter<'_> {
         let mut resources = None;
         let mut environment = None;
         let mut env_file = BTreeMap::new();
+        let mut log_driver = None;
         for (key, value) in entries {
             let p = path.key(key);
             if key.starts_with("x-") {
@@ -707,6 +710,7 @@ impl Converter<'_> {
                 "dns_search" => dns.search = self.search_domains(value, &p)?,
                 "stop_signal" => container.stop_signal = self.string(value, &p)?,
                 "healthcheck" => container.healthcheck = Some(self.healthcheck(value, &p)?),
+                "logging" => log_driver = Some(self.logging(value, &p)?),
                 "stop_grace_period" => {
                     container.stop_grace_period_ms = self.duration_ms(value, &p)?
                 }
@@ -827,6 +831,7 @@ impl Converter<'_> {
             max_replicas_per_node: placement.max_replicas_per_node,
             preferences: placement.preferences,
             resources,
+            log_driver,
             ..Default::default()
         });
         spec.update = update;

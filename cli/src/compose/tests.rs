@@ -470,7 +470,7 @@ fn unsupported_keys_warn_with_service_and_path() {
         "    networks: [front]\n",
         "    healthcheck:\n      test: [\"CMD\", \"true\"]\n",
         "    x-custom: ignored silently\n",
-        "    logging:\n      driver: none\n",
+        "    container_name: web1\n",
         "    deploy:\n      placement:\n        constraints: [node.role==manager]\n",
         "        preferences:\n          - spread: node.labels.zone\n",
         "      resources:\n        limits:\n          memory: 50M\n",
@@ -478,7 +478,7 @@ fn unsupported_keys_warn_with_service_and_path() {
         "x-defaults: &d\n  a: b\n",
     ));
     let w = &stack.warnings;
-    let expected = "service \"web\": key \"logging\" is not supported yet and was ignored";
+    let expected = "service \"web\": key \"container_name\" is not supported yet and was ignored";
     assert!(
         w.iter().any(|x| x == expected),
         "missing {expected:?} in {w:?}"
@@ -486,6 +486,60 @@ fn unsupported_keys_warn_with_service_and_path() {
     // healthcheck, placement preferences and resources are read, not
     // warned about.
     assert_eq!(w.len(), 1, "{w:?}");
+}
+
+fn log_driver(spec: &ServiceSpec) -> Option<&shoal_proto::types::v1::LogDriver> {
+    spec.task.as_ref().and_then(|t| t.log_driver.as_ref())
+}
+
+#[test]
+fn logging_is_the_services_log_driver_as_docker_converts_it() {
+    let stack = load(concat!(
+        "services:\n",
+        "  web:\n    image: x\n",
+        "    logging:\n      driver: json-file\n",
+        "      options:\n        max-size: 10m\n        max-file: 3\n        compress: \"true\"\n",
+        "  db:\n    image: x\n    logging:\n      options:\n        max-size: 1m\n",
+        "  cache:\n    image: x\n    logging:\n      driver: none\n",
+        "  plain:\n    image: x\n",
+    ));
+    assert!(stack.warnings.is_empty(), "{:?}", stack.warnings);
+    let service = |name: &str| {
+        &stack
+            .services
+            .iter()
+            .find(|s| s.name == name)
+            .expect(name)
+            .spec
+    };
+    let web = log_driver(service("web")).expect("web's driver");
+    assert_eq!(web.name, "json-file");
+    assert_eq!(
+        web.options,
+        env(&[("max-size", "10m"), ("max-file", "3"), ("compress", "true")]),
+        "numbers are strings, as docker's schema makes them"
+    );
+    // docker's convertLogDriver: no `driver` keeps the default driver,
+    // with the options.
+    let db = log_driver(service("db")).expect("db's driver");
+    assert_eq!(
+        (db.name.as_str(), db.options["max-size"].as_str()),
+        ("", "1m")
+    );
+    assert_eq!(log_driver(service("cache")).unwrap().name, "none");
+    assert_eq!(log_driver(service("plain")), None);
+}
+
+#[test]
+fn a_logging_driver_shoal_lacks_is_refused_at_the_driver() {
+    let e = load_err("services:\n  web:\n    image: x\n    logging:\n      driver: gelf\n");
+    assert!(
+        e.to_string().contains(
+            "logging driver \"gelf\" is not supported: shoal keeps logs with json-file, local or none"
+        ),
+        "{e}"
+    );
+    assert_eq!(e.location(), at(5, 15));
 }
 
 #[test]

@@ -7,6 +7,7 @@
 mod access;
 mod bundles;
 mod configs;
+pub mod logs;
 pub(crate) mod networks;
 pub(crate) mod nodes;
 pub mod port;
@@ -573,6 +574,33 @@ impl Control for ControlApi {
         self.authorize(&request, Permission::Read)?;
         let volumes = self.read(|s| Ok(volumes::list(s))).await?;
         Ok(Response::new(ListVolumesResponse { volumes }))
+    }
+
+    type ServiceLogsStream =
+        tokio_stream::wrappers::ReceiverStream<Result<ServiceLogsMessage, Status>>;
+
+    async fn service_logs(
+        &self,
+        request: Request<ServiceLogsRequest>,
+    ) -> Result<Response<Self::ServiceLogsStream>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let ServiceLogsRequest { target, options } = request.into_inner();
+        let target = self
+            .read(|s| logs::Target::find(s, &target).map_err(StoreError::NotFound))
+            .await?;
+        let member = self.manager.member()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        tokio::spawn(logs::stream(
+            member.store().clone(),
+            member.node_logs(),
+            target,
+            options.unwrap_or_default(),
+            logs::NODE_ANSWER_TIMEOUT,
+            tx,
+        ));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
     }
 
     async fn remove_volume(

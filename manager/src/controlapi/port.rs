@@ -20,6 +20,8 @@ pub trait Member: Send + Sync + 'static {
     /// Why taking Raft member `raft_id` out would leave the others without
     /// a reachable quorum, if it would.
     fn removal_refusal(&self, state: &State, raft_id: u64) -> Option<String>;
+    /// Where the logs of a node's tasks are read (`service logs`).
+    fn node_logs(&self) -> Arc<dyn crate::logbroker::NodeLogSource>;
 }
 
 /// The manager process: its membership, if it has one, where the leader

@@ -250,6 +250,7 @@ pub async fn stream(
         node_role,
         trust: trust.clone(),
         volume_removals: removals.clone(),
+        log_subscriptions: Vec::new(),
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
@@ -306,6 +307,7 @@ pub async fn stream(
             node_role,
             trust: trust.clone(),
             volume_removals: removals.clone(),
+            log_subscriptions: Vec::new(),
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 
+use crate::logbroker::LogBroker;
 use crate::store::{Store, StoreError};
 
 pub use crate::heartbeats::Heartbeats;
@@ -30,16 +31,23 @@ pub struct Dispatcher {
     cluster_id: String,
     heartbeats: Arc<Heartbeats>,
     statuses: status_batcher::Handle,
+    logs: Arc<LogBroker>,
 }
 
 impl Dispatcher {
-    pub fn new(store: Arc<Store>, cluster_id: String, heartbeats: Arc<Heartbeats>) -> Self {
+    pub fn new(
+        store: Arc<Store>,
+        cluster_id: String,
+        heartbeats: Arc<Heartbeats>,
+        logs: Arc<LogBroker>,
+    ) -> Self {
         let statuses = status_batcher::spawn(store.clone());
         Dispatcher {
             store,
             cluster_id,
             heartbeats,
             statuses,
+            logs,
         }
     }
 
@@ -112,6 +120,7 @@ impl DispatcherRpc for Dispatcher {
             .await
             .map_err(Status::from)?;
         let (tx, rx) = tokio::sync::mpsc::channel(16);
+        self.logs.attach_session(&node_id, &session_id, &tx);
         tokio::spawn(assignments::stream(
             self.store.clone(),
             node_id,
@@ -161,6 +170,43 @@ impl DispatcherRpc for Dispatcher {
             .await
             .map_err(Status::from)?;
         Ok(Response::new(UpdateTaskStatusResponse {}))
+    }
+
+    async fn publish_logs(
+        &self,
+        request: Request<tonic::Streaming<PublishLogsMessage>>,
+    ) -> Result<Response<PublishLogsResponse>, Status> {
+        let peer = self.node_of(&request)?;
+        let mut messages = request.into_inner();
+        let Some(first) = messages.message().await? else {
+            return Ok(Response::new(PublishLogsResponse {}));
+        };
+        let subscription_id = first.subscription_id.clone();
+        let route = self.logs.route(&peer.node_id, &subscription_id)?;
+        let mut next = Some(first);
+        loop {
+            if let Some(message) = next.take() {
+                if message.subscription_id != subscription_id {
+                    return Err(Status::invalid_argument(
+                        "one PublishLogs call carries one subscription",
+                    ));
+                }
+                let done = message.done;
+                if route.send(message).await.is_err() || done {
+                    break;
+                }
+            }
+            // The reader may go while the node has nothing to say: end the
+            // call then, so the node stops reading.
+            tokio::select! {
+                message = messages.message() => match message? {
+                    Some(m) => next = Some(m),
+                    None => break,
+                },
+                _ = route.closed() => break,
+            }
+        }
+        Ok(Response::new(PublishLogsResponse {}))
     }
 
     async fn watch_network(

@@ -85,6 +85,8 @@ pub struct Running {
     pub node_id: String,
     raft_id: u64,
     heartbeats: Arc<Heartbeats>,
+    /// Routes `service logs` subscriptions over this manager's sessions.
+    logs: Arc<crate::logbroker::LogBroker>,
     log_store: LogStore,
     dek: DataKey,
     /// When each peer manager last answered this one over Raft.

@@ -19,8 +19,11 @@ use crate::controlapi::port::{ManagerNode, Member};
 use crate::controlapi::ControlApi;
 use crate::dispatcher::Dispatcher;
 use crate::error::{Context, ManagerError};
+use crate::logbroker::relay::LogRelayService;
+use crate::logbroker::{ClusterLogs, NodeLogSource};
 use crate::raft::RaftService;
 use crate::store::{State, Store, StoreError};
+use shoal_proto::dispatcher::v1::log_relay_server::LogRelayServer;
 
 /// Serves the local CLI until SIGINT/SIGTERM.
 pub(super) async fn serve_control_socket(
@@ -63,6 +66,7 @@ pub(super) async fn serve_tcp(
                 store.clone(),
                 running.cluster_id.clone(),
                 running.heartbeats.clone(),
+                running.logs.clone(),
             ))
             .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
         )
@@ -72,6 +76,13 @@ pub(super) async fn serve_tcp(
                 running.cluster_id.clone(),
                 store.clone(),
                 removed,
+            ))
+            .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
+        )
+        .add_service(
+            LogRelayServer::new(LogRelayService::new(
+                running.logs.clone(),
+                running.cluster_id.clone(),
             ))
             .max_decoding_message_size(shoal_proto::MAX_MESSAGE_BYTES),
         )
@@ -108,6 +119,15 @@ impl Member for Running {
 
     fn removal_refusal(&self, state: &State, raft_id: u64) -> Option<String> {
         Running::removal_refusal(self, state, raft_id)
+    }
+
+    fn node_logs(&self) -> Arc<dyn NodeLogSource> {
+        Arc::new(ClusterLogs {
+            broker: self.logs.clone(),
+            store: self.store.clone(),
+            identity: self.identity.clone(),
+            node_id: self.node_id.clone(),
+        })
     }
 }
 

@@ -322,6 +322,11 @@ impl State {
         })
     }
 
+    /// The task a reference names: full id or unique id prefix.
+    pub fn find_task(&self, reference: &str) -> Result<&Arc<Task>, String> {
+        find_by_reference(&self.tasks, reference, "task", |_| None)
+    }
+
     /// The service's tasks, by id.
     pub fn tasks_of_service<'a>(&'a self, service_id: &str) -> impl Iterator<Item = &'a Task> {
         self.indexed(self.task_index.by_service.get(service_id))

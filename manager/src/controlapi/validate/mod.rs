@@ -18,6 +18,7 @@ use shoal_proto::types::v1::{
 
 use crate::store::StoreError;
 
+mod logging;
 mod runtime;
 
 // ------------------------------------------------------------- the limits
@@ -25,7 +26,8 @@ mod runtime;
 const HOUR_MS: u64 = 3_600_000;
 const KIB: u64 = 1024;
 const MIB: u64 = 1024 * KIB;
-const TIB: u64 = 1024 * 1024 * MIB;
+const GIB: u64 = 1024 * MIB;
+const TIB: u64 = 1024 * GIB;
 const NANO_CPUS_PER_CPU: i64 = 1_000_000_000;
 
 /// Tasks of one replicated service: beyond this a service is a mistake (a
@@ -137,6 +139,12 @@ pub const MAX_NETWORK_KEY_ROTATION_MS: u64 = 8_760 * HOUR_MS;
 pub const MAX_ADDR_POOLS: usize = 64;
 /// Network blocks of at most /29: room for a gateway and a few tasks.
 pub const MAX_POOL_MASK_LENGTH: u32 = 29;
+/// `--log-opt max-size`: one log file of a task, 100 GiB. A log file larger
+/// than that fills a node's disk; it is no log anyone reads.
+pub const MAX_LOG_FILE_BYTES: u64 = 100 * GIB;
+/// `--log-opt max-file`: files kept per task, a hundred. `service logs`
+/// reads through all of them, and the node keeps them all.
+pub const MAX_LOG_FILES: u32 = 100;
 
 // ------------------------------------------------------------- the checks
 
@@ -349,6 +357,9 @@ fn task_spec(s: &str, task: &TaskSpec) -> Result<(), StoreError> {
         MAX_REPLICAS,
         MAX_REPLICAS.to_string(),
     )?;
+    if let Some(driver) = &task.log_driver {
+        logging::log_driver(s, driver)?;
+    }
     let flags = "--secret, secrets";
     list_len(
         s,
@@ -1177,6 +1188,14 @@ mod tests {
                     target: "/etc/nginx/nginx.conf".into(),
                     ..Default::default()
                 }],
+                log_driver: Some(shoal_proto::types::v1::LogDriver {
+                    name: "json-file".into(),
+                    options: [
+                        ("max-size".to_string(), "10m".to_string()),
+                        ("max-file".to_string(), "3".to_string()),
+                    ]
+                    .into(),
+                }),
             }),
             mode: Some(Mode::Replicated(ReplicatedMode { replicas: 3 })),
             update: Some(UpdateConfig {
@@ -1325,6 +1344,14 @@ mod tests {
             search: vec![format!("{}.example", "d".repeat(63)); MAX_DNS_ENTRIES],
             options: vec!["o".repeat(64); MAX_DNS_ENTRIES],
         };
+        task(&mut spec).log_driver = Some(shoal_proto::types::v1::LogDriver {
+            name: "local".into(),
+            options: [
+                ("max-size".to_string(), "100g".to_string()),
+                ("max-file".to_string(), MAX_LOG_FILES.to_string()),
+            ]
+            .into(),
+        });
         service_spec(&spec).unwrap();
 
         // The smallest limits that mean something, and sizes at the limit.
@@ -1659,6 +1686,33 @@ mod tests {
             (
                 |s| s.networks = vec!["n".repeat(MAX_FIELD_BYTES + 1)],
                 &["network name of", "--network", "(max 4 KiB)"],
+            ),
+            (
+                |s| log_opt(s, "max-size", "101g"),
+                &["max-size of 101 GiB", "--log-opt", "(max 100 GiB)"],
+            ),
+        ]);
+    }
+
+    fn log_opt(spec: &mut ServiceSpec, key: &str, value: &str) {
+        let driver = task(spec).log_driver.get_or_insert_with(Default::default);
+        driver.options.insert(key.into(), value.into());
+    }
+
+    #[test]
+    fn logging_drivers_and_their_options_are_checked_with_the_task() {
+        refused(&[
+            (
+                |s| task(s).log_driver.as_mut().unwrap().name = "gelf".into(),
+                &["logging driver \"gelf\" is not supported", "--log-driver"],
+            ),
+            (
+                |s| log_opt(s, "tag", "{{.Name}}"),
+                &["log opt 'tag'", "not supported by shoal", "--log-opt"],
+            ),
+            (
+                |s| log_opt(s, "max-file", "0"),
+                &["max-file cannot be less than 1", "logging.options"],
             ),
         ]);
     }

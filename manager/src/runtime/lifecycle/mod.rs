@@ -335,6 +335,7 @@ impl Manager {
             node_id: me.node_id.clone(),
             raft_id: me.raft_id,
             heartbeats: heartbeats.clone(),
+            logs: crate::logbroker::LogBroker::new(),
             log_store,
             dek: dek.clone(),
             contacts,
