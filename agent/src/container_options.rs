@@ -8,9 +8,9 @@
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
-use shoal_proto::types::v1::{mount, ContainerSpec, Mount};
+use shoal_proto::types::v1::{mount, ContainerSpec, Mount, TaskSpec};
 
-use crate::executor::{Confinement, ContainerRun, TaskMount};
+use crate::executor::{Confinement, ContainerLogs, ContainerRun, TaskMount};
 
 /// Fills `run` from `container`, mount sources with the placeholders of
 /// the task's `context` expanded; the error rejects the task.
@@ -59,6 +59,19 @@ pub fn apply(
         })
         .collect::<Result<_, _>>()?;
     Ok(())
+}
+
+/// Where the task's output goes: its logging driver (`TaskSpec.log_driver`;
+/// unset is json-file with shoal's cap). The control API has refused bad
+/// drivers already; one that still fails here rejects the task, in
+/// docker's words.
+pub fn logs(task: Option<&TaskSpec>) -> Result<ContainerLogs, String> {
+    match task.and_then(|t| t.log_driver.as_ref()) {
+        Some(driver) => crate::logs::parse(driver)
+            .map(ContainerLogs::from)
+            .map_err(|e| e.to_string()),
+        None => Ok(ContainerLogs::default()),
+    }
 }
 
 /// `IP name [alias...]` (Swarm's `Hosts`): one entry per name.
@@ -161,6 +174,41 @@ mod tests {
             [("db".to_string(), ip), ("db.local".to_string(), ip)]
         );
         assert_eq!(run.mounts[0].target(), "/tmp");
+    }
+
+    #[test]
+    fn the_log_driver_reaches_the_container_run() {
+        use crate::logs::driver::{Format, LOCAL_DEFAULT};
+        use shoal_proto::types::v1::LogDriver;
+        let spec = |name: &str, options: &[(&str, &str)]| TaskSpec {
+            log_driver: Some(LogDriver {
+                name: name.into(),
+                options: options
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            ..Default::default()
+        };
+        assert_eq!(logs(None), Ok(ContainerLogs::default()));
+        assert_eq!(
+            logs(Some(&TaskSpec::default())),
+            Ok(ContainerLogs::default())
+        );
+        assert_eq!(
+            logs(Some(&spec("local", &[]))),
+            Ok(ContainerLogs::Kept(LOCAL_DEFAULT))
+        );
+        assert_eq!(logs(Some(&spec("none", &[]))), Ok(ContainerLogs::Discarded));
+        let Ok(ContainerLogs::Kept(config)) = logs(Some(&spec("json-file", &[("max-size", "1k")])))
+        else {
+            panic!("json-file is kept");
+        };
+        assert_eq!((config.format, config.max_size), (Format::JsonFile, 1024));
+        assert_eq!(
+            logs(Some(&spec("json-file", &[("foo", "1")]))),
+            Err("unknown log opt 'foo' for json-file log driver".to_string())
+        );
     }
 
     #[test]

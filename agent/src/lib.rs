@@ -7,6 +7,8 @@ pub mod container_options;
 pub mod executor;
 pub mod health;
 pub mod local_api;
+pub mod log_publisher;
+pub mod logs;
 pub mod node_resources;
 pub mod renewal;
 pub mod reporter;

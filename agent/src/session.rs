@@ -160,7 +160,7 @@ impl Agent {
             })
             .await?
             .into_inner();
-        let first = stream
+        let mut first = stream
             .message()
             .await?
             .ok_or_else(|| anyhow::anyhow!("the session closed at once"))?;
@@ -178,15 +178,25 @@ impl Agent {
         if let Some(role) = crate::role::wanted_change(&identity, first.node_role) {
             return self.change_role(manager, role).await;
         }
+        let kept = std::mem::take(&mut first.kept_tasks);
         self.apply(first.assignments).await;
         self.remove_volumes(&first.volume_removals);
+        // After the assignments: the tasks that run here keep their logs.
+        self.forget_logs(first.kept_tasks_complete.then_some(&kept), &[]);
         let mut heartbeat = tokio::time::interval(period);
         heartbeat.tick().await;
         loop {
             tokio::select! {
                 message = stream.message() => {
                     match message? {
-                        Some(m) => {
+                        Some(m) if !m.log_subscriptions.is_empty() => {
+                            // Such a message carries nothing else.
+                            let logs = self.ctx.executor.config().state_dir.join("logs");
+                            for subscription in m.log_subscriptions {
+                                crate::log_publisher::spawn(client.clone(), logs.clone(), subscription);
+                            }
+                        }
+                        Some(mut m) => {
                             for addr in &m.managers {
                                 if !managers.contains(addr) {
                                     managers.push(addr.clone());
@@ -196,8 +206,11 @@ impl Agent {
                             if let Some(role) = crate::role::wanted_change(&identity, m.node_role) {
                                 return self.change_role(manager, role).await;
                             }
+                            let kept = std::mem::take(&mut m.kept_tasks);
+                            let deleted = std::mem::take(&mut m.deleted_tasks);
                             self.apply(m.assignments).await;
                             self.remove_volumes(&m.volume_removals);
+                            self.forget_logs(m.kept_tasks_complete.then_some(&kept), &deleted);
                         }
                         None => anyhow::bail!("the manager closed the session"),
                     }
@@ -247,6 +260,29 @@ impl Agent {
                 created_at_ms: v.created_at,
             })
             .collect()
+    }
+
+    /// Removes the logs of tasks the managers no longer keep (a task that
+    /// runs here keeps its logs whatever they say).
+    /// `kept`: every task the managers keep (then `deleted` is empty).
+    fn forget_logs(&self, kept: Option<&Vec<String>>, deleted: &[String]) {
+        let executor = &self.ctx.executor;
+        let gone: Vec<String> = match kept {
+            Some(kept) => {
+                let kept: std::collections::HashSet<&String> = kept.iter().collect();
+                executor
+                    .logged_tasks()
+                    .into_iter()
+                    .filter(|id| !kept.contains(id))
+                    .collect()
+            }
+            None => deleted.to_vec(),
+        };
+        for id in gone.iter().filter(|id| !self.runners.contains_key(*id)) {
+            if let Err(e) = executor.remove_logs(id) {
+                tracing::warn!("remove the logs of {id}: {e}");
+            }
+        }
     }
 
     /// `volume rm`: each volume no task here mounts goes (the next

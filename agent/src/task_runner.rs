@@ -313,6 +313,8 @@ impl Runner {
         };
         crate::container_options::apply(&mut run, &container, &context)
             .map_err(|e| (TaskState::Rejected, e))?;
+        run.logs = crate::container_options::logs(task.spec.as_ref())
+            .map_err(|e| (TaskState::Rejected, e))?;
         self.ctx
             .executor
             .create(&run)

@@ -44,5 +44,6 @@ pub mod netd {
 
 pub mod capabilities;
 pub mod placeholders;
+pub mod rfc3339;
 mod task_state;
 pub use task_state::*;

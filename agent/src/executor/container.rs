@@ -5,7 +5,7 @@ use super::lease::Lease;
 use super::pull::{normalize_reference, PulledImage};
 use super::spec::{self, HostFiles};
 use super::user::{self, ResolvedUser};
-use super::{volume, TaskMount};
+use super::{logging, volume, ContainerLogs, TaskMount};
 use super::{
     ContainerInfo, ContainerRun, Executor, ExecutorError, Result, TaskStatus, LABEL_OPEN_STDIN,
     LABEL_SERVICE_ID, LABEL_SERVICE_NAME, LABEL_STOP_GRACE_MS, LABEL_STOP_SIGNAL, LABEL_TASK_ID,
@@ -163,6 +163,7 @@ impl Executor {
                 if run.open_stdin {
                     labels.insert(LABEL_OPEN_STDIN.to_string(), "true".to_string());
                 }
+                labels.extend(logging::labels(run.logs));
                 let container = Container {
                     id: id.to_string(),
                     labels,
@@ -195,6 +196,12 @@ impl Executor {
         if outcome.is_err() && prepared {
             self.remove_snapshot(id).await;
             let _ = std::fs::remove_dir_all(self.container_dir(id));
+        }
+        // The task is `starting` once created, and a reader of its logs may
+        // come then: it must find the directory to watch.
+        if let (Ok(()), ContainerLogs::Kept(_)) = (&outcome, run.logs) {
+            let dir = self.log_dir(id);
+            std::fs::create_dir_all(&dir).map_err(ExecutorError::io("create", &dir))?;
         }
         outcome
     }
@@ -487,9 +494,11 @@ impl Executor {
         }
     }
 
-    /// Start the container's task (creating it, with stdout and stderr appended to
-    /// [`Executor::log_path`]); returns the pid. Starting a running task returns its pid; a
-    /// stopped task is replaced by a fresh one.
+    /// Start the container's task (creating it, with stdout and stderr written by
+    /// `shoal-logger` into [`Executor::log_dir`] in the format of its logging driver, or
+    /// discarded for driver `none`); returns the pid. Starting a running task returns its
+    /// pid; a stopped task is replaced by a fresh one (whose logger appends to the same
+    /// files).
     pub async fn start(&self, id: &str) -> Result<u32> {
         let Some(container) = self.get_container(id).await? else {
             return Err(ExecutorError::NotFound(id.to_string()));
@@ -503,50 +512,57 @@ impl Executor {
             }
         }
         let mounts = self.snapshot_mounts(id).await?;
-        let log = self.log_path(id);
-        if let Some(dir) = log.parent() {
-            std::fs::create_dir_all(dir).map_err(ExecutorError::io("create", dir))?;
-        }
-        // The runc shim opens `file://` targets itself and appends both streams to it.
-        let terminal = flag(LABEL_TTY);
-        let uri = if terminal {
-            // The shim copies a terminal to a FIFO or a logging binary, not a file.
-            let logger = &self.config.logger_binary;
-            if !logger.is_file() {
-                return Err(ExecutorError::Spec {
-                    id: id.to_string(),
-                    message: format!("--tty: no {} on this node", logger.display()),
-                });
-            }
-            format!(
-                "binary://{}?path={}",
-                logger.display(),
-                query_escaped(&log.display().to_string())
-            )
-        } else {
-            format!("file://{}", log.display())
+        let spec_error = |message: String| ExecutorError::Spec {
+            id: id.to_string(),
+            message,
         };
-        let stdin = if flag(LABEL_OPEN_STDIN) {
+        let logs = logging::from_labels(&container.labels)
+            .map_err(|e| spec_error(format!("logging driver: {e}")))?;
+        let terminal = flag(LABEL_TTY);
+        let open_stdin = flag(LABEL_OPEN_STDIN);
+        let dir = self.log_dir(id);
+        let logger = &self.config.logger_binary;
+        let output =
+            logging::output(logs, &dir, logger, terminal, open_stdin).map_err(spec_error)?;
+        if let ContainerLogs::Kept(_) = logs {
+            std::fs::create_dir_all(&dir).map_err(ExecutorError::io("create", &dir))?;
+        }
+        let (io, fifo_logger) = match output {
+            logging::Output::Shim(io) => (io, false),
+            logging::Output::FifoLogger(args) => {
+                let io = logging::start_fifo_logger(logger, &self.container_dir(id), &args)
+                    .await
+                    .map_err(spec_error)?;
+                (io, true)
+            }
+        };
+        let stdin = if open_stdin {
             self.open_stdin(id)?
         } else {
             String::new()
         };
-        self.tasks()
+        let created = self
+            .tasks()
             .create(self.request(
                 CreateTaskRequest {
                     container_id: id.to_string(),
                     rootfs: mounts,
                     stdin,
-                    // A terminal merges stderr into stdout (its one stream).
-                    stderr: if terminal { String::new() } else { uri.clone() },
-                    stdout: uri,
+                    stdout: io.stdout.clone(),
+                    stderr: io.stderr.clone(),
                     terminal,
                     ..CreateTaskRequest::default()
                 },
                 None,
             ))
-            .await
-            .map_err(ExecutorError::containerd("create task", id))?;
+            .await;
+        if let Err(status) = created {
+            // No shim will write to the FIFOs: let their logger end.
+            if fifo_logger {
+                logging::release_fifos(&io);
+            }
+            return Err(ExecutorError::containerd("create task", id)(status));
+        }
         self.start_task(id).await
     }
 
@@ -691,8 +707,9 @@ impl Executor {
         }
     }
 
-    /// Remove the container and everything it owns: task (killed if running), container
-    /// record, snapshot, generated files and log. Removing what is gone is fine.
+    /// Remove the container and everything it owns: task (killed if running; deleting it
+    /// ends its logger), container record, snapshot and generated files; its logs stay
+    /// ([`Executor::remove_logs`]). Removing what is gone is fine.
     pub async fn remove(&self, id: &str) -> Result<()> {
         if let Some(task) = self.get_task(id).await? {
             if !matches!(status_of(&task), TaskStatus::Stopped) {
@@ -730,16 +747,34 @@ impl Executor {
             .remove(id);
         let dir = self.container_dir(id);
         match std::fs::remove_dir_all(&dir) {
-            Ok(()) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(ExecutorError::io("remove", dir)(e)),
-        }
-        let log = self.log_path(id);
-        match std::fs::remove_file(&log) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(ExecutorError::io("remove", log)(e)),
+            Err(e) => Err(ExecutorError::io("remove", dir)(e)),
         }
+    }
+
+    /// Removes a task's logs, which outlive its container as long as the
+    /// managers keep the task (`service logs` of a task that failed).
+    pub fn remove_logs(&self, id: &str) -> Result<()> {
+        let logs = self.log_dir(id);
+        match std::fs::remove_dir_all(&logs) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(ExecutorError::io("remove", logs)(e)),
+        }
+    }
+
+    /// The tasks whose logs this node holds.
+    pub fn logged_tasks(&self) -> Vec<String> {
+        let root = self.log_dir("");
+        let Ok(entries) = std::fs::read_dir(&root) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect()
     }
 
     /// Every container in the namespace with its task's state: what a restarted agent adopts.
@@ -770,19 +805,6 @@ impl Executor {
         let task = self.get_task(id).await?;
         Ok(Some(info_of(container, task.as_ref())))
     }
-}
-
-/// `value` for a URI query, as Go's `url.ParseQuery` reads it back.
-fn query_escaped(value: &str) -> String {
-    value
-        .bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'/' | b'.' | b'_' | b'-' => {
-                (b as char).to_string()
-            }
-            other => format!("%{other:02X}"),
-        })
-        .collect()
 }
 
 #[cfg(test)]

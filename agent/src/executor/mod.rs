@@ -13,6 +13,7 @@ mod error;
 mod exec;
 mod healthcheck;
 mod lease;
+mod logging;
 mod pull;
 mod spec;
 mod user;
@@ -41,6 +42,8 @@ use std::time::Duration;
 use tonic::metadata::MetadataValue;
 use tonic::transport::Channel;
 
+use crate::logs::LogConfig;
+
 /// Label: the task id a container runs.
 pub const LABEL_TASK_ID: &str = "shoal.task.id";
 /// Label: the id of the service the task belongs to.
@@ -55,6 +58,12 @@ pub const LABEL_STOP_GRACE_MS: &str = "shoal.stop.grace-ms";
 pub const LABEL_TTY: &str = "shoal.tty";
 /// Label: the container's stdin stays open (a FIFO the agent holds).
 pub const LABEL_OPEN_STDIN: &str = "shoal.stdin-open";
+/// Label: the container's logging driver (`json-file`, `local`, `none`);
+/// absent on containers of agents before logging drivers: json-file.
+pub const LABEL_LOG_DRIVER: &str = "shoal.log.driver";
+/// Label prefix: the driver's options, every one explicit
+/// (`shoal.log.opt.max-size` in bytes, `max-file`, `compress`).
+pub const LABEL_LOG_OPT_PREFIX: &str = "shoal.log.opt.";
 
 /// How to reach containerd and where to keep per-container files.
 #[derive(Clone, Debug)]
@@ -67,16 +76,17 @@ pub struct ExecutorConfig {
     pub snapshotter: String,
     /// The containerd runtime (shim) name.
     pub runtime: String,
-    /// Logs (`logs/<id>.log`) and generated `/etc` files (`containers/<id>/`).
+    /// Logs (`logs/<id>/`, see [`crate::logs`]) and generated `/etc` files
+    /// (`containers/<id>/`).
     pub state_dir: PathBuf,
     /// Registries (`host:port`) reached over plain HTTP; all others use HTTPS.
     pub insecure_registries: Vec<String>,
     /// The host's init for `--init` tasks: a static binary (Debian's
     /// `tini-static`), bound read-only into the container.
     pub init_binary: PathBuf,
-    /// `shoal-logger`, which containerd's shim starts to write the output of
-    /// a container with a terminal (the shim cannot append a terminal's
-    /// output to a file itself).
+    /// `shoal-logger`, which containerd's shim starts to write each
+    /// container's output into its log directory, in its logging driver's
+    /// format.
     pub logger_binary: PathBuf,
 }
 
@@ -171,6 +181,30 @@ pub struct ContainerRun {
     pub sysctls: HashMap<String, String>,
     /// Filesystems mounted over the image's.
     pub mounts: Vec<TaskMount>,
+    /// Where stdout and stderr go.
+    pub logs: ContainerLogs,
+}
+
+/// Where a container's stdout and stderr go.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ContainerLogs {
+    /// Files in [`Executor::log_dir`], written by `shoal-logger`.
+    Kept(LogConfig),
+    /// Nowhere (logging driver `none`).
+    Discarded,
+}
+
+impl Default for ContainerLogs {
+    /// json-file with shoal's cap, as for a task that names no driver.
+    fn default() -> ContainerLogs {
+        ContainerLogs::Kept(LogConfig::default())
+    }
+}
+
+impl From<Option<LogConfig>> for ContainerLogs {
+    fn from(config: Option<LogConfig>) -> ContainerLogs {
+        config.map_or(ContainerLogs::Discarded, ContainerLogs::Kept)
+    }
 }
 
 /// A container's privileges.
@@ -325,9 +359,10 @@ impl Executor {
         &self.config
     }
 
-    /// Where a container's stdout and stderr go.
-    pub fn log_path(&self, id: &str) -> PathBuf {
-        self.config.state_dir.join("logs").join(format!("{id}.log"))
+    /// The directory of a container's log files (unless its driver is
+    /// `none`), which [`crate::logs::read`] reads.
+    pub fn log_dir(&self, id: &str) -> PathBuf {
+        self.config.state_dir.join("logs").join(id)
     }
 
     fn container_dir(&self, id: &str) -> PathBuf {

@@ -2,12 +2,15 @@
 //! its own directory, pushes the images it needs, and cleans up through the fixtures' Drop.
 
 use super::*;
+use crate::logs::driver::LOCAL_DEFAULT;
+use crate::logs::{LogConfig, LogReadError};
 use containerd_client::services::v1::snapshots::StatSnapshotRequest;
 use containerd_client::services::v1::{
     GetContainerRequest, GetImageRequest, GetRequest, InfoRequest,
 };
 use shoal_e2e::fixtures::images::{self, ImageSpec};
 use shoal_e2e::fixtures::{free_local_addr, http_get, Containerd, Registry};
+use shoal_proto::types::v1::{log_record::Stream, LogOptions, LogRecord};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Instant;
@@ -76,11 +79,15 @@ impl Bench {
             .unwrap_or_else(|e| panic!("start {}: {e}", run.id));
     }
 
+    /// Removes the container and its logs.
     async fn discard(&self, id: &str) {
         self.executor
             .remove(id)
             .await
             .unwrap_or_else(|e| panic!("remove {id}: {e}"));
+        self.executor
+            .remove_logs(id)
+            .unwrap_or_else(|e| panic!("remove the logs of {id}: {e}"));
     }
 
     fn run(&self, id: &str, name: &str) -> ContainerRun {
@@ -212,6 +219,58 @@ async fn fetch(addr: &str) -> String {
     }
 }
 
+/// The container's log records, read back as `service logs` reads them
+/// (without following); none when it has no log directory.
+async fn log_records(bench: &Bench, id: &str, tail: i64) -> Vec<LogRecord> {
+    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let dir = bench.executor.log_dir(id);
+    let options = LogOptions {
+        follow: false,
+        tail,
+        since_ns: 0,
+    };
+    let reading = crate::logs::read(&dir, id, &options, tx);
+    let collecting = async {
+        let mut records = Vec::new();
+        while let Some(record) = rx.recv().await {
+            records.push(record);
+        }
+        records
+    };
+    let (read, records) = tokio::join!(reading, collecting);
+    match read {
+        Ok(()) | Err(LogReadError::NoLogs) => records,
+        Err(e) => panic!("read the logs of {id}: {e}"),
+    }
+}
+
+/// The container's log records once `done` says they are all there (the
+/// logger writes a moment after the container does), or after 10 s.
+async fn log_records_when(
+    bench: &Bench,
+    id: &str,
+    tail: i64,
+    done: impl Fn(&[LogRecord]) -> bool,
+) -> Vec<LogRecord> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let records = log_records(bench, id, tail).await;
+        if done(&records) || Instant::now() > deadline {
+            return records;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The text of the container's log once `done` says it is all there.
+async fn logged_when(bench: &Bench, id: &str, done: impl Fn(&str) -> bool) -> String {
+    let text = |records: &[LogRecord]| -> String {
+        let bytes: Vec<u8> = records.iter().flat_map(|r| r.data.clone()).collect();
+        String::from_utf8_lossy(&bytes).into_owned()
+    };
+    text(&log_records_when(bench, id, -1, |records| done(&text(records))).await)
+}
+
 async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(TEST_TIMEOUT, future)
         .await
@@ -308,7 +367,7 @@ async fn crashing_task_exit_code_is_reported_by_wait_and_list() {
             info.and_then(|c| c.exit_code),
             Some(images::CRASH_EXIT_CODE)
         );
-        let log = std::fs::read_to_string(bench.executor.log_path(&id)).unwrap_or_default();
+        let log = logged_when(&bench, &id, |log| log.contains("crashing")).await;
         assert!(log.contains("crashing"), "log: {log:?}");
         bench
             .executor
@@ -490,7 +549,12 @@ async fn remove_leaves_no_container_task_or_snapshot() {
             snapshot.err().map(|s| s.code()),
             Some(tonic::Code::NotFound)
         );
-        assert!(!ex.log_path(&id).exists());
+        // The logs outlive the container until the managers drop the task.
+        assert!(ex.log_dir(&id).exists());
+        assert!(ex.logged_tasks().contains(&id));
+        ex.remove_logs(&id)
+            .unwrap_or_else(|e| panic!("remove logs: {e}"));
+        assert!(!ex.log_dir(&id).exists());
         assert!(ex
             .list()
             .await
@@ -600,7 +664,7 @@ async fn named_user_is_resolved_from_the_image_passwd() {
             .await
             .unwrap_or_else(|e| panic!("wait: {e}"));
         assert_eq!(code, 0);
-        let log = std::fs::read_to_string(bench.executor.log_path(&id)).unwrap_or_default();
+        let log = logged_when(&bench, &id, |log| log.ends_with('\n')).await;
         assert_eq!(log.trim(), "1000:1000");
         bench
             .executor
@@ -818,19 +882,8 @@ async fn a_tty_is_the_containers_terminal_and_an_open_stdin_never_ends() {
                 ..bench.run(&tty, "tty:v1")
             })
             .await;
-        let log = bench.executor.log_path(&tty);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while !std::fs::read_to_string(&log)
-            .unwrap_or_default()
-            .contains("on-a-tty")
-        {
-            assert!(
-                Instant::now() < deadline,
-                "no tty: {:?}",
-                std::fs::read_to_string(&log)
-            );
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        let log = logged_when(&bench, &tty, |log| log.contains("on-a-tty")).await;
+        assert!(log.contains("on-a-tty"), "no tty: {log:?}");
         bench.discard(&tty).await;
 
         // `cat` ends at the end of its stdin: at once without stdin_open.
@@ -851,7 +904,150 @@ async fn a_tty_is_the_containers_terminal_and_an_open_stdin_never_ends() {
             .await;
         let waited = tokio::time::timeout(Duration::from_secs(3), bench.executor.wait(&open)).await;
         assert!(waited.is_err(), "cat with an open stdin ended: {waited:?}");
+        // What it reads it writes, into its logs (through the logger the
+        // executor starts for an open stdin).
+        {
+            use std::io::Write;
+            let mut stdins = bench
+                .executor
+                .open_stdins
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            let stdin = stdins
+                .get_mut(&open)
+                .unwrap_or_else(|| panic!("no stdin held for {open}"));
+            stdin
+                .write_all(b"through stdin\n")
+                .unwrap_or_else(|e| panic!("write stdin: {e}"));
+        }
+        let records = log_records_when(&bench, &open, -1, |r| !r.is_empty()).await;
+        assert_eq!(
+            records
+                .iter()
+                .map(|r| (r.stream(), r.data.as_slice()))
+                .collect::<Vec<_>>(),
+            [(Stream::Stdout, &b"through stdin\n"[..])]
+        );
         bench.discard(&open).await;
+    })
+    .await;
+}
+
+/// The numbers of `prefix`'s lines (`out 7`) among `records`, checking
+/// that each is on `stream`.
+fn numbers_on(records: &[LogRecord], prefix: &str, stream: Stream) -> Vec<u32> {
+    records
+        .iter()
+        .filter_map(|r| {
+            let text = String::from_utf8_lossy(&r.data).into_owned();
+            let number = text.strip_prefix(prefix)?.trim().parse().ok()?;
+            assert_eq!(r.stream(), stream, "{text:?}");
+            assert!(text.ends_with('\n'), "{text:?} is a whole line");
+            Some(number)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_driver_rotates_and_reads_back_the_last_lines_and_none_keeps_nothing() {
+    within("log driver test", async {
+        let chatty = ImageSpec {
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                // stderr a moment after stdout: the logger reads the two
+                // pipes independently, so only time orders them.
+                "i=1; while [ $i -le 300 ]; do echo out $i; i=$((i+1)); done; sleep 1; \
+                 i=1; while [ $i -le 20 ]; do echo err $i >&2; i=$((i+1)); done"
+                    .into(),
+            ],
+            ..ImageSpec::default()
+        };
+        let bench = Bench::new(&[("chatty:v1", chatty)]).await;
+        bench.pull("chatty:v1").await;
+        let id = unique("logs-");
+        let config = LogConfig {
+            max_size: 1024,
+            max_file: 3,
+            ..LOCAL_DEFAULT
+        };
+        bench
+            .launch(&ContainerRun {
+                logs: ContainerLogs::Kept(config),
+                ..bench.run(&id, "chatty:v1")
+            })
+            .await;
+        let code = bench
+            .executor
+            .wait(&id)
+            .await
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, 0);
+        let both_ended = |records: &[LogRecord]| {
+            let out = numbers_on(records, "out ", Stream::Stdout);
+            let err = numbers_on(records, "err ", Stream::Stderr);
+            out.last() == Some(&300) && err.last() == Some(&20)
+        };
+        let records = log_records_when(&bench, &id, -1, both_ended).await;
+        assert!(both_ended(&records), "the last lines: {records:?}");
+        // The lines kept are the last ones, in order, none lost between
+        // the files: the end of stdout, then all of stderr.
+        let out = numbers_on(&records, "out ", Stream::Stdout);
+        let first = out[0];
+        assert!(first > 1, "the first lines were rotated out");
+        assert_eq!(out, (first..=300).collect::<Vec<_>>());
+        let err = numbers_on(&records, "err ", Stream::Stderr);
+        assert_eq!(err, (1..=20).collect::<Vec<_>>());
+        assert_eq!(records.len(), out.len() + err.len());
+        assert!(records[out.len()..]
+            .iter()
+            .all(|r| r.stream() == Stream::Stderr));
+        // local.log and at most two rotated files (`.1` may still be being
+        // compressed: both forms then), about max-size each.
+        let dir = bench.executor.log_dir(&id);
+        let mut numbers = std::collections::BTreeSet::new();
+        let mut total = 0;
+        for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{dir:?}: {e}")) {
+            let entry = entry.unwrap_or_else(|e| panic!("{dir:?}: {e}"));
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if let Some(rest) = name.strip_prefix("local.log") {
+                let number = rest.trim_start_matches('.').split('.').next().unwrap_or("");
+                numbers.insert(number.to_string());
+                total += entry.metadata().map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        assert_eq!(
+            numbers.into_iter().collect::<Vec<_>>(),
+            ["", "1", "2"],
+            "the current file and two rotated ones"
+        );
+        assert!(total <= 3 * 1024 + 1024, "{total} bytes kept");
+        // The tail: the last records, the same as the end of all.
+        let tail = log_records(&bench, &id, 10).await;
+        assert_eq!(tail.len(), 10);
+        assert_eq!(tail[..], records[records.len() - 10..]);
+        bench.discard(&id).await;
+        assert!(!dir.exists(), "the log directory goes with its logs");
+
+        let quiet = unique("quiet-");
+        bench
+            .launch(&ContainerRun {
+                logs: ContainerLogs::Discarded,
+                ..bench.run(&quiet, "chatty:v1")
+            })
+            .await;
+        let code = bench
+            .executor
+            .wait(&quiet)
+            .await
+            .unwrap_or_else(|e| panic!("wait: {e}"));
+        assert_eq!(code, 0);
+        let dir = bench.executor.log_dir(&quiet);
+        assert!(!dir.exists(), "driver none keeps no files");
+        let (tx, _rx) = tokio::sync::mpsc::channel(1);
+        let read = crate::logs::read(&dir, &quiet, &LogOptions::default(), tx).await;
+        assert!(matches!(read, Err(LogReadError::NoLogs)), "{read:?}");
+        bench.discard(&quiet).await;
     })
     .await;
 }

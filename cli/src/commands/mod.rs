@@ -20,6 +20,7 @@ mod rollout;
 pub mod runtime;
 pub mod secret;
 pub mod service;
+pub mod service_logs;
 pub mod spec;
 pub mod stack;
 pub mod swarm;

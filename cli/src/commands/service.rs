@@ -28,6 +28,8 @@ pub enum ServiceCommand {
     Ls(LsArgs),
     /// List the tasks of one or more services
     Ps(PsArgs),
+    /// Fetch the logs of a service or task
+    Logs(super::service_logs::LogsArgs),
     /// Display detailed information on one or more services
     Inspect(InspectArgs),
     /// Scale one or multiple replicated services
@@ -311,6 +313,7 @@ pub async fn run(
         ServiceCommand::Create(args) => create(session, *args, io).await.map(|_| ()),
         ServiceCommand::Ls(args) => ls(session, args, io).await,
         ServiceCommand::Ps(args) => ps(session, args, io).await,
+        ServiceCommand::Logs(args) => super::service_logs::logs(session, args, io).await,
         ServiceCommand::Inspect(args) => inspect(session, args, io).await,
         ServiceCommand::Scale(args) => scale(session, args, io).await,
         ServiceCommand::Update(args) => update(session, *args, io).await,

@@ -209,6 +209,18 @@ impl Reader {
         tx: &mpsc::Sender<NodeEvent>,
     ) {
         for (node_id, tasks) in by_node {
+            let (keeps_none, tasks): (Vec<Arc<Task>>, Vec<Arc<Task>>) =
+                tasks.into_iter().partition(|t| keeps_no_logs(t));
+            if !keeps_none.is_empty() {
+                let ids: Vec<String> = keeps_none.iter().map(|t| id_of(t.meta.as_ref())).collect();
+                self.asked.extend(ids.iter().cloned());
+                let describe = self.describe(&keeps_none);
+                let why = "the task's logging driver is none: it keeps no logs";
+                self.send(describe, Vec::new(), notices(&ids, why)).await;
+            }
+            if tasks.is_empty() {
+                continue;
+            }
             let ids: Vec<String> = tasks.iter().map(|t| id_of(t.meta.as_ref())).collect();
             self.asked.extend(ids.iter().cloned());
             let describe = self.describe(&tasks);
@@ -379,6 +391,14 @@ async fn relay(
         }
         next = stream.next().await;
     }
+}
+
+/// docker: "configured logging driver does not support reading".
+fn keeps_no_logs(task: &Task) -> bool {
+    task.spec
+        .as_ref()
+        .and_then(|s| s.log_driver.as_ref())
+        .is_some_and(|d| d.name == "none")
 }
 
 fn notices(tasks: &[String], message: &str) -> Vec<LogNotice> {

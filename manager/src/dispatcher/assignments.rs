@@ -211,6 +211,15 @@ fn increment(state: &State, node_id: &str, mut sent: Sent) -> (Sent, Vec<Task>, 
     (now, updated, sent.into_keys().collect())
 }
 
+/// Every task of the node the store holds, whatever its state: their logs
+/// stay on the node.
+fn kept_tasks(state: &State, node_id: &str) -> Vec<String> {
+    state
+        .shared_tasks_of_node(node_id)
+        .filter_map(|t| t.meta.as_ref().map(|m| m.id.clone()))
+        .collect()
+}
+
 pub async fn stream(
     store: Arc<Store>,
     node_id: String,
@@ -251,6 +260,9 @@ pub async fn stream(
         trust: trust.clone(),
         volume_removals: removals.clone(),
         log_subscriptions: Vec::new(),
+        kept_tasks: store.view(|s| kept_tasks(s, &node_id)),
+        kept_tasks_complete: true,
+        deleted_tasks: Vec::new(),
     };
     if tx.send(Ok(first)).await.is_err() {
         return;
@@ -267,6 +279,18 @@ pub async fn stream(
             let _ = tx.send(Err(refused)).await;
             return;
         }
+        // Tasks of the node gone from the store (reaped, or their service
+        // removed); after a gap, the whole set instead.
+        let (kept, deleted) = store.view(|s| match &wake.tasks {
+            Some(ids) => (
+                None,
+                ids.iter()
+                    .filter(|id| !s.tasks.contains_key(*id))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
+            None => (Some(kept_tasks(s, &node_id)), Vec::new()),
+        });
         let (now, updated, removed) = store.view(|s| match &wake.tasks {
             Some(ids) => increment_of(s, &node_id, std::mem::take(&mut sent), ids),
             None => increment(s, &node_id, std::mem::take(&mut sent)),
@@ -280,6 +304,8 @@ pub async fn stream(
         };
         if updated.is_empty()
             && removed.is_empty()
+            && kept.is_none()
+            && deleted.is_empty()
             && now_managers == managers
             && now_files == files
             && now_trust == trust
@@ -308,6 +334,9 @@ pub async fn stream(
             trust: trust.clone(),
             volume_removals: removals.clone(),
             log_subscriptions: Vec::new(),
+            kept_tasks_complete: kept.is_some(),
+            kept_tasks: kept.unwrap_or_default(),
+            deleted_tasks: deleted,
         };
         if tx.send(Ok(message)).await.is_err() {
             return;

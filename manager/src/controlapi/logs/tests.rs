@@ -367,3 +367,30 @@ async fn an_unknown_name_is_refused_with_dockers_words() {
     let missing = harness.store.view(|s| Target::find(s, "nope"));
     assert_eq!(missing, Err("no such task or service: nope".to_string()));
 }
+
+#[tokio::test]
+async fn a_task_whose_driver_keeps_nothing_says_so_without_asking_its_node() {
+    let harness = Harness::start().await;
+    harness.add_node("n1").await;
+    let mut spec = service("quiet", "quiet", 1);
+    spec.task.as_mut().unwrap().log_driver = Some(shoal_proto::types::v1::LogDriver {
+        name: "none".into(),
+        ..Default::default()
+    });
+    let quiet = harness.create_service(spec).await;
+    harness
+        .until("running", |s| (running(s, &quiet).len() == 1).then_some(()))
+        .await;
+    let nodes = Arc::new(FakeNodes::default());
+    let rx = reading(
+        &harness,
+        &nodes,
+        Target::Service(quiet),
+        LogOptions::default(),
+    );
+    assert_eq!(
+        notices(&read_to_end(rx).await),
+        vec!["the task's logging driver is none: it keeps no logs".to_string()]
+    );
+    assert!(nodes.asked().is_empty());
+}
