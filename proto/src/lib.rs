@@ -43,7 +43,9 @@ pub mod netd {
 }
 
 pub mod capabilities;
+pub mod log_driver;
 pub mod placeholders;
 pub mod rfc3339;
 mod task_state;
+pub mod units;
 pub use task_state::*;

@@ -4,14 +4,15 @@
 //! `service logs`.
 //!
 //! - [`driver`]: a task's `LogDriver` (name and options, docker's) as a
-//!   [`LogConfig`]; std and shoal-proto only, so the control API can share it.
+//!   [`LogConfig`] (`shoal_proto::log_driver`, which the control API
+//!   checks services with).
 //! - [`format`]: one record in docker's `json-file` or `local` encoding.
 //! - [`files`]: the names of the current and rotated files of a directory.
 //! - [`writer`]: the logger's side: lines cut into records, appended, rotated.
 //! - [`reader`]: history (tail, since) and, with follow, what comes after,
 //!   across rotations, until the logger has closed the directory.
 
-pub mod driver;
+pub use shoal_proto::log_driver as driver;
 pub mod files;
 mod follow;
 pub mod format;

@@ -15,6 +15,8 @@
 
 #[path = "../bench/mod.rs"]
 mod bench;
+#[path = "../bench/services.rs"]
+mod services;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
@@ -23,6 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bench::{median, rss_mib, wait_running};
 use clap::Parser;
+use services::{remove_service, timed_until_running};
 use shoal_e2e::lab::{Lab, LabConfig};
 
 #[derive(Parser)]
@@ -87,36 +90,6 @@ fn create(lab: &Lab, name: &str, replicas: usize, extra: &[&str], command: &[&st
     Ok(())
 }
 
-fn timed_create(
-    lab: &Lab,
-    rt: &tokio::runtime::Runtime,
-    name: &str,
-    replicas: usize,
-    extra: &[&str],
-) -> Result<f64> {
-    let started = Instant::now();
-    create(lab, name, replicas, extra, &[])?;
-    rt.block_on(async {
-        let mut client = lab.control_client("m1").await?;
-        wait_running(&mut client, name, replicas).await
-    })?;
-    Ok(started.elapsed().as_secs_f64())
-}
-
-fn remove(lab: &Lab, name: &str) -> Result<()> {
-    lab.shoal_ok(["service", "rm", name])?;
-    lab.wait_until(
-        &format!("the containers of {name} gone"),
-        Duration::from_secs(120),
-        || match lab.running_task_pids("m1") {
-            Ok(pids) if pids.is_empty() => Ok(()),
-            Ok(pids) => Err(format!("{} still running", pids.len())),
-            Err(e) => Err(e.to_string()),
-        },
-    )?;
-    Ok(())
-}
-
 /// Runs `service logs NAME` once: (seconds to the first line, lines read,
 /// seconds in all).
 fn read_logs(lab: &Lab, name: &str) -> Result<(f64, usize, f64)> {
@@ -151,8 +124,11 @@ fn round(
 ) -> Result<()> {
     let n = args.replicas;
     let plain = format!("plain{r}");
-    figures.plain.push(timed_create(lab, rt, &plain, n, &[])?);
-    remove(lab, &plain)?;
+    let create_plain = || create(lab, &plain, n, &[], &[]);
+    figures
+        .plain
+        .push(timed_until_running(lab, rt, &plain, n, create_plain)?);
+    remove_service(lab, &plain)?;
 
     let config = format!("benchcfg{r}");
     let file = std::env::temp_dir().join(format!("shoal-bench-{config}"));
@@ -162,10 +138,11 @@ fn round(
     let volume = format!("type=volume,source=bench{r}-{{{{.Task.Slot}}}},target=/data");
     let config_flag = format!("source={config},target=/etc/bench.conf");
     let extra = ["--mount", volume.as_str(), "--config", config_flag.as_str()];
+    let create_mounted = || create(lab, &mounted, n, &extra, &[]);
     figures
         .mounted
-        .push(timed_create(lab, rt, &mounted, n, &extra)?);
-    remove(lab, &mounted)?;
+        .push(timed_until_running(lab, rt, &mounted, n, create_mounted)?);
+    remove_service(lab, &mounted)?;
     lab.shoal_ok(["config", "rm", &config])?;
     let _ = std::fs::remove_file(&file);
     lab.shoal_ok(["volume", "prune", "-f"])?;
@@ -198,7 +175,7 @@ fn round(
     let (first, lines, total) = read_logs(lab, &chatty)?;
     figures.first_line.push(first);
     figures.lines_per_s.push(lines as f64 / total);
-    remove(lab, &chatty)?;
+    remove_service(lab, &chatty)?;
     eprintln!(
         "round {r}: plain {:.2}s, volume+config {:.2}s, logs first line {:.3}s, {:.0} lines/s",
         figures.plain[r - 1],

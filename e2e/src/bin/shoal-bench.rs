@@ -22,13 +22,16 @@
 mod bare_containerd;
 #[path = "../bench/mod.rs"]
 mod bench;
+#[path = "../bench/services.rs"]
+mod services;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{bail, Result};
 use bare_containerd::BareContainers;
-use bench::{median, rss_mib, wait_running};
+use bench::{median, rss_mib};
 use clap::Parser;
+use services::{remove_service, timed_until_running};
 use shoal_e2e::fixtures::images::WEB_PORT;
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_proto::control::v1::control_client::ControlClient;
@@ -141,21 +144,6 @@ fn update_image(lab: &Lab, name: &str, parallelism: u32, image: &str) -> Result<
     Ok(())
 }
 
-/// Times `change` from its start until `replicas` tasks of the service run
-/// its new spec and none of the old one is left.
-fn timed_until_running(
-    lab: &Lab,
-    rt: &tokio::runtime::Runtime,
-    name: &str,
-    replicas: usize,
-    change: impl FnOnce() -> Result<()>,
-) -> Result<f64> {
-    let started = Instant::now();
-    change()?;
-    rt.block_on(async { wait_running(&mut control(lab).await?, name, replicas).await })?;
-    Ok(started.elapsed().as_secs_f64())
-}
-
 /// Fails unless every running task of the service's current spec has a
 /// healthy check: proof that the health-checked figure waited for health.
 async fn check_healthy(client: &mut ControlClient<Channel>, name: &str) -> Result<()> {
@@ -191,22 +179,6 @@ async fn check_healthy(client: &mut ControlClient<Channel>, name: &str) -> Resul
             running.len()
         );
     }
-    Ok(())
-}
-
-/// `service rm`, then waits until its containers are gone, so that the next
-/// measure starts on a quiet host.
-fn remove_service(lab: &Lab, name: &str) -> Result<()> {
-    lab.shoal_ok(["service", "rm", name])?;
-    lab.wait_until(
-        &format!("the containers of {name} gone"),
-        Duration::from_secs(120),
-        || match lab.running_task_pids("m1") {
-            Ok(pids) if pids.is_empty() => Ok(()),
-            Ok(pids) => Err(format!("{} still running", pids.len())),
-            Err(e) => Err(e.to_string()),
-        },
-    )?;
     Ok(())
 }
 

@@ -334,24 +334,13 @@ async fn relay(
     tx: mpsc::Sender<NodeEvent>,
 ) {
     // The node's first message (its publisher opening) comes at once.
-    let first = match tokio::time::timeout(timeout, stream.next()).await {
+    let mut next = match tokio::time::timeout(timeout, stream.next()).await {
         Ok(first) => first,
-        Err(_) => {
-            let why = format!(
-                "node {hostname} did not answer within {:?}: its logs cannot be read now",
-                timeout
-            );
-            let _ = tx
-                .send(NodeEvent::Ended {
-                    tasks,
-                    broken: Some(why),
-                })
-                .await;
-            return;
-        }
+        Err(_) => Some(Err(Status::deadline_exceeded(format!(
+            "did not answer within {timeout:?}"
+        )))),
     };
-    let mut next = first;
-    loop {
+    let broken = loop {
         match next {
             Some(Ok(message)) => {
                 let done = message.done;
@@ -359,38 +348,30 @@ async fn relay(
                     return;
                 }
                 if done {
-                    let _ = tx
-                        .send(NodeEvent::Ended {
-                            tasks,
-                            broken: None,
-                        })
-                        .await;
-                    return;
+                    break None;
                 }
             }
+            Some(Err(status)) if status.code() == tonic::Code::DeadlineExceeded => {
+                break Some(format!(
+                    "node {hostname} {}: its logs cannot be read now",
+                    status.message()
+                ))
+            }
             Some(Err(status)) => {
-                let why = format!("node {hostname}: the logs broke off: {}", status.message());
-                let _ = tx
-                    .send(NodeEvent::Ended {
-                        tasks,
-                        broken: Some(why),
-                    })
-                    .await;
-                return;
+                break Some(format!(
+                    "node {hostname}: the logs broke off: {}",
+                    status.message()
+                ))
             }
             None => {
-                let why = format!("node {hostname}: the logs broke off (its session ended)");
-                let _ = tx
-                    .send(NodeEvent::Ended {
-                        tasks,
-                        broken: Some(why),
-                    })
-                    .await;
-                return;
+                break Some(format!(
+                    "node {hostname}: the logs broke off (its session ended)"
+                ))
             }
         }
         next = stream.next().await;
-    }
+    };
+    let _ = tx.send(NodeEvent::Ended { tasks, broken }).await;
 }
 
 /// docker: "configured logging driver does not support reading".

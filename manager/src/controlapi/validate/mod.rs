@@ -144,7 +144,7 @@ pub const MAX_POOL_MASK_LENGTH: u32 = 29;
 pub const MAX_LOG_FILE_BYTES: u64 = 100 * GIB;
 /// `--log-opt max-file`: files kept per task, a hundred. `service logs`
 /// reads through all of them, and the node keeps them all.
-pub const MAX_LOG_FILES: u32 = 100;
+pub const MAX_LOG_FILES: u32 = shoal_proto::log_driver::MAX_FILES;
 
 // ------------------------------------------------------------- the checks
 

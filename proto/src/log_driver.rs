@@ -4,15 +4,15 @@
 //! files are gzipped. Refusals are in docker's words where docker refuses
 //! the same.
 //!
-//! Pure and dependent on std and shoal-proto only (its error implements
-//! `Display` by hand rather than through thiserror), so that the control
-//! API, which does not depend on this crate, can move it next to its own
-//! check and share it.
+//! One reading for the control API, which refuses a bad driver before
+//! anything is written, and the agent, which starts the task's logger
+//! with it. (Its error implements `Display` by hand: this crate has no
+//! thiserror.)
 
 use std::collections::HashMap;
 use std::fmt;
 
-use shoal_proto::types::v1::LogDriver;
+use crate::types::v1::LogDriver;
 
 /// The encoding of a task's log files.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -257,49 +257,10 @@ fn file_options(
     Ok(config)
 }
 
-/// A log file size as docker reads it (go-units' `RAMInBytes`): a number,
-/// possibly with a fraction, an optional space, then `k`, `m`, `g`, `t` or
-/// `p` in any case, optionally followed by `b` or `ib`; `b` or nothing is
-/// bytes. Units are 1024-based (`10m` is 10 MiB). The error is go-units'.
+/// A log file size as docker reads it (go-units' `RAMInBytes`: `10m` is
+/// 10 MiB); the error is go-units'.
 pub fn size_in_bytes(value: &str) -> Result<u64, String> {
-    let invalid_size = || format!("invalid size: '{value}'");
-    let sep = value
-        .rfind(|c: char| c.is_ascii_digit() || c == '.' || c == ' ')
-        .ok_or_else(invalid_size)?;
-    // `sep` is an ASCII character's index, so both slices are on boundaries.
-    let (number, suffix) = if value.as_bytes()[sep] == b' ' {
-        (&value[..sep], &value[sep + 1..])
-    } else {
-        (&value[..=sep], &value[sep + 1..])
-    };
-    let plain = number.chars().any(|c| c.is_ascii_digit())
-        && number.chars().all(|c| c.is_ascii_digit() || c == '.')
-        && number.matches('.').count() <= 1;
-    if !plain {
-        return Err(invalid_size());
-    }
-    let amount: f64 = number.parse().map_err(|_| invalid_size())?;
-    let invalid_suffix = || format!("invalid suffix: '{suffix}'");
-    let lower = suffix.to_ascii_lowercase();
-    let power: i32 = match lower.as_bytes() {
-        [] | [b'b'] => 0,
-        [unit] | [unit, b'b'] | [unit, b'i', b'b'] => match unit {
-            b'k' => 1,
-            b'm' => 2,
-            b'g' => 3,
-            b't' => 4,
-            b'p' => 5,
-            _ => return Err(invalid_suffix()),
-        },
-        _ => return Err(invalid_suffix()),
-    };
-    let bytes = amount * 1024f64.powi(power);
-    // Beyond u64 is far beyond any use; saturate.
-    Ok(if bytes >= u64::MAX as f64 {
-        u64::MAX
-    } else {
-        bytes as u64
-    })
+    crate::units::ram_in_bytes(value).map(|bytes| bytes.max(0) as u64)
 }
 
 /// Go's `strconv.Atoi` for a count: a sign, then digits. Wide, so that a
