@@ -1,5 +1,7 @@
 //! `service logs` on a real lab (issue 12): a 3-replica service on 3 nodes
-//! shows lines of all three tasks with Swarm's prefixes, `--tail 5` five
+//! (three managers, so that two of the tasks' logs come through the
+//! manager that holds their node's session, `LogRelay`) shows lines of all
+//! three tasks with Swarm's prefixes, `--tail 5` five
 //! per task, stderr on stderr; `-f` keeps following across a killed and
 //! replaced task; a task on a node whose agent is gone gets a notice and
 //! the command ends; the json-file cap rotates on the node's disk; a
@@ -80,7 +82,8 @@ fn wait_running(lab: &Lab, service: &str, n: usize) -> BTreeMap<String, (String,
 #[test]
 fn service_logs_reads_every_node_follows_replacements_and_names_a_lost_node() {
     let mut lab = test_lab(LabConfig {
-        workers: 2,
+        managers: 3,
+        workers: 0,
         ..LabConfig::new("t-logs")
     });
     let image = format!("{}/web:v1", lab.registry());
@@ -190,18 +193,18 @@ fn service_logs_reads_every_node_follows_replacements_and_names_a_lost_node() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // Kill the task on a worker; its replacement runs there too (one per node).
+    // Kill the task on m2; its replacement runs there too (one per node).
     let (victim, (slot, node)) = tasks
         .iter()
-        .find(|(_, (_, node))| node == "w1")
+        .find(|(_, (_, node))| node == "m2")
         .map(|(id, v)| (id.clone(), v.clone()))
-        .expect("a task on w1");
-    let pids = lab.running_task_pids("w1").expect("pids");
+        .expect("a task on m2");
+    let pids = lab.running_task_pids("m2").expect("pids");
     for pid in pids {
         let _ = Command::new("kill").args(["-9", &pid.to_string()]).status();
     }
     let replacement = lab
-        .wait_until("a replacement on w1", Duration::from_secs(60), || {
+        .wait_until("a replacement on m2", Duration::from_secs(60), || {
             running_tasks(&lab, "chatty")
                 .into_iter()
                 .find(|(id, (s, n))| *id != victim && s == &slot && n == &node)
@@ -319,8 +322,8 @@ fn service_logs_reads_every_node_follows_replacements_and_names_a_lost_node() {
 
     // A node whose agent is gone: its task gets a notice, the rest print,
     // and the command ends.
-    lab.kill9("w2", "shoal-agent")
-        .expect("kill the agent on w2");
+    lab.kill9("m3", "shoal-agent")
+        .expect("kill the agent on m3");
     let started = Instant::now();
     let out = lab
         .shoal(["service", "logs", "--tail", "2", "chatty"])
@@ -333,12 +336,12 @@ fn service_logs_reads_every_node_follows_replacements_and_names_a_lost_node() {
     assert!(!out.status.success(), "a lost node makes the status 1");
     let said = String::from_utf8_lossy(&out.stderr);
     assert!(
-        said.contains("@w2") && said.contains("cannot be read now"),
+        said.contains("@m3") && said.contains("cannot be read now"),
         "{said}"
     );
     let printed = String::from_utf8_lossy(&out.stdout);
     assert!(
-        printed.contains("@m1    | ") && printed.contains("@w1    | "),
+        printed.contains("@m1    | ") && printed.contains("@m2    | "),
         "{printed}"
     );
 }
