@@ -273,16 +273,7 @@ fn mount_spec(s: &str, m: &Mount) -> Result<(), StoreError> {
             }
         }
         mount::Type::Volume => {
-            let name_ok = m.source.is_empty()
-                || (m
-                    .source
-                    .chars()
-                    .next()
-                    .is_some_and(|c| c.is_ascii_alphanumeric())
-                    && m.source
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')));
-            if !name_ok {
+            if !volume_name_ok(&m.source) {
                 return Err(invalid(
                     kind,
                     format!(
@@ -319,6 +310,32 @@ fn mount_spec(s: &str, m: &Mount) -> Result<(), StoreError> {
         }
     }
     Ok(())
+}
+
+/// docker's volume names; a name with Swarm's placeholders
+/// (`data-{{.Task.Slot}}`) is checked outside them here, and whole once
+/// the node has rendered it.
+fn volume_name_ok(source: &str) -> bool {
+    let mut literal = String::new();
+    let mut rest = source;
+    while let Some(start) = rest.find("{{") {
+        literal.push_str(&rest[..start]);
+        // A placeholder stands for at least one allowed character.
+        literal.push('x');
+        match rest[start..].find("}}") {
+            Some(end) => rest = &rest[start + end + 2..],
+            None => return false,
+        }
+    }
+    literal.push_str(rest);
+    source.is_empty()
+        || (literal
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+            && literal
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-')))
 }
 
 #[cfg(test)]
@@ -425,6 +442,12 @@ mod tests {
         assert!(check(one(volume("../x", "", None)))
             .unwrap_err()
             .contains("invalid volume name"));
+        // Swarm's placeholders: the node renders them.
+        assert!(check(one(volume("data-{{.Task.Slot}}", "", None))).is_ok());
+        assert!(check(one(volume("{{.Service.Name}}_db", "", None))).is_ok());
+        for bad in ["data/{{.Task.Slot}}", "data-{{.Task.Slot"] {
+            assert!(check(one(volume(bad, "", None))).is_err(), "{bad}");
+        }
         assert!(check(one(volume("pgdata", "", Some("size"))))
             .unwrap_err()
             .contains("invalid option key"));
