@@ -60,27 +60,10 @@ impl Executor {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SSZ` for a time since the epoch (what containerd's label parser wants).
+/// `YYYY-MM-DDTHH:MM:SSZ` for a time since the epoch, whole seconds
+/// (what containerd's label parser wants).
 pub(crate) fn rfc3339(since_epoch: Duration) -> String {
-    let secs = since_epoch.as_secs();
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Civil-from-days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
+    shoal_proto::rfc3339::format(since_epoch.as_secs() as i64 * 1_000_000_000)
 }
 
 #[cfg(test)]
