@@ -102,15 +102,19 @@ async fn publish(
     }
 }
 
-fn add(read: Read, message: &mut PublishLogsMessage) {
+/// Adds `read` to `message`; the bytes it adds.
+fn add(read: Read, message: &mut PublishLogsMessage) -> usize {
     match read {
-        Read::Record(r) => message.records.push(r),
-        Read::Notice(n) => message.notices.push(n),
+        Read::Record(r) => {
+            let bytes = r.data.len();
+            message.records.push(r);
+            bytes
+        }
+        Read::Notice(n) => {
+            message.notices.push(n);
+            0
+        }
     }
-}
-
-fn size(message: &PublishLogsMessage) -> usize {
-    message.records.iter().map(|r| r.data.len()).sum()
 }
 
 /// Gathers what the readers yield into messages until they all end, then
@@ -134,11 +138,11 @@ async fn batch(
             return;
         };
         let mut next = message();
-        add(first, &mut next);
+        let mut bytes = add(first, &mut next);
         // What is already read joins this message.
-        while next.records.len() < BATCH_RECORDS && size(&next) < BATCH_BYTES {
+        while next.records.len() < BATCH_RECORDS && bytes < BATCH_BYTES {
             match reads.try_recv() {
-                Ok(read) => add(read, &mut next),
+                Ok(read) => bytes += add(read, &mut next),
                 Err(_) => break,
             }
         }

@@ -10,6 +10,44 @@ use shoal_e2e::lab::Lab;
 
 use super::bench::wait_running;
 
+/// The services' `--stop-grace-period`, and `shoal-bench`'s floor's wait
+/// before SIGKILL (the web images exit at SIGTERM, so neither side waits
+/// it out).
+pub const STOP_GRACE: Duration = Duration::from_secs(2);
+
+/// `service create -d` of `replicas` tasks of `image`, restarting at once
+/// and stopped with [`STOP_GRACE`]; `extra` adds flags, `command` replaces
+/// the image's.
+pub fn create_service(
+    lab: &Lab,
+    name: &str,
+    replicas: usize,
+    image: &str,
+    extra: &[&str],
+    command: &[&str],
+) -> Result<()> {
+    let replicas = replicas.to_string();
+    let grace = format!("{}s", STOP_GRACE.as_secs());
+    let mut args = vec![
+        "service",
+        "create",
+        "-d",
+        "--name",
+        name,
+        "--replicas",
+        &replicas,
+        "--restart-delay",
+        "0s",
+        "--stop-grace-period",
+        &grace,
+    ];
+    args.extend_from_slice(extra);
+    args.push(image);
+    args.extend_from_slice(command);
+    lab.shoal_ok(args)?;
+    Ok(())
+}
+
 /// Times `change` from its start until `replicas` tasks of the service run
 /// its new spec and none of the old one is left.
 pub fn timed_until_running(

@@ -25,7 +25,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use bench::{median, rss_mib, wait_running};
 use clap::Parser;
-use services::{remove_service, timed_until_running};
+use services::{create_service, remove_service, timed_until_running};
 use shoal_e2e::lab::{Lab, LabConfig};
 
 #[derive(Parser)]
@@ -67,27 +67,10 @@ fn logger_pids() -> Vec<i32> {
         .collect()
 }
 
+/// [`create_service`] of web:v1.
 fn create(lab: &Lab, name: &str, replicas: usize, extra: &[&str], command: &[&str]) -> Result<()> {
-    let replicas = replicas.to_string();
     let image = format!("{}/web:v1", lab.registry());
-    let mut args = vec![
-        "service",
-        "create",
-        "-d",
-        "--name",
-        name,
-        "--replicas",
-        &replicas,
-        "--restart-delay",
-        "0s",
-        "--stop-grace-period",
-        "2s",
-    ];
-    args.extend_from_slice(extra);
-    args.push(&image);
-    args.extend_from_slice(command);
-    lab.shoal_ok(args)?;
-    Ok(())
+    create_service(lab, name, replicas, &image, extra, command)
 }
 
 /// Runs `service logs NAME` once: (seconds to the first line, lines read,

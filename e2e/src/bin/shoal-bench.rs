@@ -25,13 +25,11 @@ mod bench;
 #[path = "../bench/services.rs"]
 mod services;
 
-use std::time::Duration;
-
 use anyhow::{bail, Result};
 use bare_containerd::BareContainers;
 use bench::{median, rss_mib};
 use clap::Parser;
-use services::{remove_service, timed_until_running};
+use services::{create_service, remove_service, timed_until_running, STOP_GRACE};
 use shoal_e2e::fixtures::images::WEB_PORT;
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_proto::control::v1::control_client::ControlClient;
@@ -39,9 +37,6 @@ use shoal_proto::control::v1::{GetServiceRequest, ListTasksRequest};
 use shoal_proto::types::v1::{HealthState, TaskState};
 use tonic::transport::Channel;
 
-/// The services' `--stop-grace-period`, and the floor's wait before SIGKILL
-/// (the web images exit at SIGTERM, so neither side waits it out).
-const STOP_GRACE: Duration = Duration::from_secs(2);
 /// The health-checked service probes every second, as `web:checked` does.
 const HEALTH_INTERVAL: &str = "1s";
 /// Swarm's published figures on this machine (issue 11): 50 tasks, image
@@ -91,36 +86,6 @@ fn daemons_rss(lab: &Lab) -> f64 {
         .filter_map(|d| lab.pid("m1", d))
         .map(rss_mib)
         .sum()
-}
-
-/// `service create -d` of `replicas` tasks of `image`, restarting at once
-/// and stopped with [`STOP_GRACE`]; `extra` adds flags.
-fn create_service(
-    lab: &Lab,
-    name: &str,
-    replicas: usize,
-    image: &str,
-    extra: &[&str],
-) -> Result<()> {
-    let replicas = replicas.to_string();
-    let grace = format!("{}s", STOP_GRACE.as_secs());
-    let mut args = vec![
-        "service",
-        "create",
-        "-d",
-        "--name",
-        name,
-        "--replicas",
-        &replicas,
-        "--restart-delay",
-        "0s",
-        "--stop-grace-period",
-        &grace,
-    ];
-    args.extend_from_slice(extra);
-    args.push(image);
-    lab.shoal_ok(args)?;
-    Ok(())
 }
 
 /// `service update -d --image` with `parallelism`, no delay between tasks
@@ -207,7 +172,7 @@ fn round(
     bare.remove_all()?;
 
     let name = format!("bench{round}");
-    let create = || create_service(lab, &name, n, &v1, &[]);
+    let create = || create_service(lab, &name, n, &v1, &[], &[]);
     let created = timed_until_running(lab, rt, &name, n, create)?;
     figures.create.push(created);
     figures.memory.push(daemons_rss(lab));
@@ -234,7 +199,7 @@ fn round(
             "--health-retries",
             "2",
         ];
-        let create = || create_service(lab, &name, n, &v1, &health);
+        let create = || create_service(lab, &name, n, &v1, &health, &[]);
         timed_until_running(lab, rt, &name, n, create)?;
         rt.block_on(async { check_healthy(&mut control(lab).await?, &name).await })?;
         let update5 = || update_image(lab, &name, 5, &v2);
