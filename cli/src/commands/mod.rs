@@ -23,6 +23,7 @@ pub mod service;
 pub mod service_logs;
 pub mod spec;
 pub mod stack;
+pub mod stack_config;
 pub mod swarm;
 pub mod tasks;
 pub mod volume;
@@ -213,6 +214,10 @@ pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
         // Registry credentials are the user's own: no manager needed.
         Command::Login(args) => return login::login(args, io),
         Command::Logout(args) => return login::logout(args, io),
+        // Compose files alone: no manager needed.
+        Command::Stack(stack::StackCommand::Config(args)) => {
+            return stack_config::run(args, &std::env::vars().collect(), &mut std::io::stdin(), io)
+        }
         _ => {}
     }
     let target = crate::context::resolve(&flags, env)?;

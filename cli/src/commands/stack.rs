@@ -2,7 +2,7 @@
 //! together by the `com.docker.stack.namespace` label.
 
 use std::collections::{BTreeMap, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
@@ -21,6 +21,8 @@ use crate::output::Listing;
 
 #[derive(Debug, Subcommand)]
 pub enum StackCommand {
+    /// Outputs the final config file, after doing merges and interpolations
+    Config(super::stack_config::ConfigArgs),
     /// Deploy a new stack or update an existing stack
     #[command(visible_alias = "up")]
     Deploy(DeployArgs),
@@ -103,6 +105,9 @@ pub async fn run(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     match command {
+        StackCommand::Config(args) => {
+            super::stack_config::run(args, &std::env::vars().collect(), &mut std::io::stdin(), io)
+        }
         StackCommand::Deploy(args) => deploy(session, args, io).await,
         StackCommand::Ls => ls(session, io).await,
         StackCommand::Ps(args) => ps(session, args, io).await,
@@ -139,12 +144,9 @@ fn check_name(name: &str) -> Result<(), Error> {
     }
 }
 
-/// Loads and converts every compose file; services may not be defined in two files
-/// (the loader does not merge definitions yet).
-pub fn load_specs(
-    files: &[PathBuf],
-    stack: &str,
-) -> Result<(Vec<ServiceSpec>, Vec<String>), Error> {
+/// Loads the compose files (merged as docker merges override files) and
+/// converts them: the service specs and the loader's warnings.
+pub fn load_specs(files: &[PathBuf], stack: &str) -> Result<(Vec<ServiceSpec>, Warnings), Error> {
     load(files, stack).map(|l| (l.specs, l.warnings))
 }
 
@@ -159,85 +161,99 @@ fn file_value(file: &compose::StackFile, kind: &str) -> Result<Option<Vec<u8>>, 
         .map_err(|e| Error::Input(format!("{kind} {}: read {}: {e}", file.key, path.display())))
 }
 
-/// Loads the compose files of a stack: its service specs, the secrets it
-/// makes from files (name, value; read now, so a missing file deploys
-/// nothing), and the loader's warnings.
+/// Loads the compose files of a stack, `-` being standard input (several
+/// merge as docker merges override files): its service specs, the secrets
+/// and configs it makes from files (read now, so a missing file deploys
+/// nothing), its networks, and the loader's warnings.
 fn load(files: &[PathBuf], stack: &str) -> Result<Loaded, Error> {
     let env: HashMap<String, String> = std::env::vars().collect();
-    let mut specs: Vec<ServiceSpec> = Vec::new();
+    let names: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+    let inputs = super::stack_config::read_files(&names, &mut std::io::stdin())?;
+    let working_dir = compose::working_dir(&inputs);
+    let loaded = compose::load_files(&inputs, &working_dir, &env)?;
     let mut secrets: Vec<(String, Vec<u8>)> = Vec::new();
     let mut configs: Vec<ConfigSpec> = Vec::new();
-    let mut defined_in: HashMap<String, &Path> = HashMap::new();
-    let mut warnings = Vec::new();
-    let mut networks: Vec<NetworkSpec> = Vec::new();
-    let mut external_networks: Vec<String> = Vec::new();
-    for file in files {
-        let loaded = compose::load_file(file, &env)?;
-        warnings.extend(loaded.warnings.iter().cloned());
-        let (own, external) = loaded.used_networks(stack);
-        for spec in own {
-            if !networks.iter().any(|n| n.name == spec.name) {
-                networks.push(spec);
-            }
-        }
-        for name in external {
-            if !external_networks.contains(&name) {
-                external_networks.push(name);
-            }
-        }
-        for secret in loaded.secrets.iter().filter(|s| !s.external) {
-            let name = secret.cluster_name(stack);
-            // The loader checked that the variable is set.
-            let from_env = secret
-                .environment
-                .as_ref()
-                .and_then(|v| env.get(v))
-                .map(|v| v.clone().into_bytes());
-            let Some(value) =
-                from_env.map_or_else(|| file_value(secret, "secret"), |v| Ok(Some(v)))?
-            else {
-                continue;
-            };
-            if !secrets.iter().any(|(n, _)| n == &name) {
-                secrets.push((name, value));
-            }
-        }
-        for config in loaded.configs.iter().filter(|c| !c.external) {
-            let name = config.cluster_name(stack);
-            let Some(data) = file_value(config, "config")? else {
-                continue;
-            };
-            if !configs.iter().any(|c: &ConfigSpec| c.name == name) {
-                configs.push(ConfigSpec {
-                    name,
-                    data,
-                    template_driver: config.template_driver.clone(),
-                    ..Default::default()
-                });
-            }
-        }
-        for spec in loaded.into_service_specs(stack) {
-            if let Some(first) = defined_in.get(&spec.name) {
-                return Err(Error::Input(format!(
-                    "service {} is defined in both {} and {}: merging service definitions \
-                     across compose files is not supported yet",
-                    spec.name,
-                    first.display(),
-                    file.display()
-                )));
-            }
-            defined_in.insert(spec.name.clone(), file);
-            specs.push(spec);
-        }
+    let (networks, external_networks) = loaded.used_networks(stack);
+    for secret in loaded.secrets.iter().filter(|s| !s.external) {
+        let name = secret.cluster_name(stack);
+        // The loader checked that the variable is set.
+        let from_env = secret
+            .environment
+            .as_ref()
+            .and_then(|v| env.get(v))
+            .map(|v| v.clone().into_bytes());
+        let Some(value) = from_env.map_or_else(|| file_value(secret, "secret"), |v| Ok(Some(v)))?
+        else {
+            continue;
+        };
+        secrets.push((name, value));
     }
+    for config in loaded.configs.iter().filter(|c| !c.external) {
+        let Some(data) = file_value(config, "config")? else {
+            continue;
+        };
+        configs.push(ConfigSpec {
+            name: config.cluster_name(stack),
+            data,
+            template_driver: config.template_driver.clone(),
+            ..Default::default()
+        });
+    }
+    let warnings = Warnings {
+        unsupported: loaded.unsupported.clone(),
+        deprecated: loaded.deprecated.clone(),
+        notes: loaded.warnings.clone(),
+    };
     Ok(Loaded {
-        specs,
+        specs: loaded.into_service_specs(stack),
         secrets,
         configs,
         networks,
         external_networks,
         warnings,
     })
+}
+
+/// What loading the files has to tell: docker's two warnings (in docker's
+/// words, so scripts matching them keep working) and shoal's own notes.
+#[derive(Debug, Default)]
+pub struct Warnings {
+    /// Keys of docker's unsupported list: "Ignoring unsupported options: build, restart".
+    pub unsupported: Vec<String>,
+    /// Deprecated keys with docker's explanation: "Ignoring deprecated options: ...".
+    pub deprecated: Vec<(String, String)>,
+    /// shoal's own: unset variables, keys shoal does not honour yet.
+    pub notes: Vec<String>,
+}
+
+impl Warnings {
+    /// Writes the warnings as `docker stack deploy` writes its own, then
+    /// shoal's notes, one per line.
+    pub fn write(&self, err: &mut dyn std::io::Write) -> std::io::Result<()> {
+        if !self.unsupported.is_empty() {
+            write!(
+                err,
+                "Ignoring unsupported options: {}\n\n",
+                self.unsupported.join(", ")
+            )?;
+        }
+        if !self.deprecated.is_empty() {
+            let lines: Vec<String> = self
+                .deprecated
+                .iter()
+                .map(|(key, why)| format!("{key}: {why}"))
+                .collect();
+            write!(
+                err,
+                "Ignoring deprecated options:\n\n{}\n\n",
+                lines.join("\n\n")
+            )?;
+        }
+        for note in &self.notes {
+            writeln!(err, "warning: {note}")?;
+        }
+        Ok(())
+    }
 }
 
 /// A stack's compose files, loaded and checked: what `deploy` sends.
@@ -252,7 +268,7 @@ pub struct Loaded {
     pub networks: Vec<NetworkSpec>,
     /// Networks the stack uses that must exist already.
     pub external_networks: Vec<String>,
-    pub warnings: Vec<String>,
+    pub warnings: Warnings,
 }
 
 /// Checks the stack name and loads the files; done before connecting, so a bad file is
@@ -281,9 +297,7 @@ pub async fn deploy_loaded(
         external_networks,
         warnings,
     } = loaded;
-    for warning in &warnings {
-        writeln!(io.err, "Ignoring unsupported options: {warning}")?;
-    }
+    warnings.write(io.err)?;
     let labels = || [(compose::LABEL_NAMESPACE.to_string(), args.name.clone())].into();
     let mut specs = specs;
     if args.with_registry_auth {
@@ -540,7 +554,7 @@ mod tests {
         assert_eq!(listing.json[1], json!({"Name": "web", "Services": 2}));
     }
 
-    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         let mut file = std::fs::File::create(&path).expect("create");
         file.write_all(text.as_bytes()).expect("write");
@@ -561,13 +575,23 @@ mod tests {
             "services:\n  db:\n    image: busybox\n",
         );
         let (specs, _) = load_specs(&[a.clone(), b], "shop").expect("load");
+        // Merged as docker merges: services sorted by name.
         let names: Vec<&str> = specs.iter().map(|s| s.name.as_str()).collect();
-        assert_eq!(names, ["shop_web", "shop_db"]);
-        assert_eq!(specs[0].labels[LABEL_NAMESPACE], "shop");
+        assert_eq!(names, ["shop_db", "shop_web"]);
+        assert_eq!(specs[1].labels[LABEL_NAMESPACE], "shop");
 
-        let again = write(dir.path(), "c.yml", "services:\n  web:\n    image: nginx\n");
-        let err = load_specs(&[a, again], "shop").expect_err("defined twice");
-        assert!(err.to_string().contains("defined in both"), "{err}");
+        // A service in a later file overrides what it sets.
+        let again = write(
+            dir.path(),
+            "c.yml",
+            "services:\n  web:\n    image: nginx\n    environment: [A=1]\n",
+        );
+        let (specs, _) = load_specs(&[a, again], "shop").expect("override");
+        assert_eq!(specs.len(), 1);
+        let container = specs[0].task.as_ref().and_then(|t| t.container.as_ref());
+        let container = container.expect("container");
+        assert_eq!(container.image, "nginx");
+        assert_eq!(container.env, ["A=1"]);
     }
 
     #[test]
@@ -586,12 +610,13 @@ mod tests {
         );
         let loaded = load(&[a, b], "shop").expect("load");
         let names: Vec<&str> = loaded.networks.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(names, ["shop_default", "shop_back"]);
-        assert_eq!(loaded.networks[0].driver, "overlay");
-        assert_eq!(loaded.networks[0].labels[LABEL_NAMESPACE], "shop");
+        assert_eq!(names, ["shop_back", "shop_default"]);
+        assert_eq!(loaded.networks[1].driver, "overlay");
+        assert_eq!(loaded.networks[1].labels[LABEL_NAMESPACE], "shop");
         assert!(loaded.external_networks.is_empty());
-        assert_eq!(loaded.specs[0].networks, ["shop_default"]);
-        assert_eq!(loaded.specs[1].networks, ["shop_default", "shop_back"]);
+        // db, then web: the merged services are sorted by name.
+        assert_eq!(loaded.specs[0].networks, ["shop_back", "shop_default"]);
+        assert_eq!(loaded.specs[1].networks, ["shop_default"]);
     }
 
     #[test]

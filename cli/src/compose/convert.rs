@@ -83,6 +83,8 @@ struct Placement {
 
 pub struct Converter<'a> {
     pub src: &'a Source<'a>,
+    /// The compose file relative paths are read beside.
+    pub base: &'a std::path::Path,
     pub env: &'a HashMap<String, String>,
     pub warnings: &'a mut Vec<String>,
 }
@@ -91,6 +93,12 @@ type Result<T> = std::result::Result<T, ComposeError>;
 
 impl Converter<'_> {
     fn unsupported(&mut self, service: &str, key: &str) {
+        // docker's own warning lines name these already.
+        let dockers = super::DOCKER_UNSUPPORTED.contains(&key)
+            || super::DOCKER_DEPRECATED.iter().any(|(k, _)| *k == key);
+        if dockers {
+            return;
+        }
         self.warnings.push(format!(
             "service {service:?}: key {key:?} is not supported yet and was ignored"
         ));

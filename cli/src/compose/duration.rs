@@ -80,9 +80,64 @@ pub fn parse_go_duration(input: &str) -> Result<i64, String> {
     }
 }
 
+/// Go's `time.Duration.String`, as docker prints durations (`1m30s`,
+/// `1.5s`, `500ms`, `0s`, `2h0m0s`).
+pub fn go_string(ns: i64) -> String {
+    if ns == 0 {
+        return "0s".to_string();
+    }
+    let sign = if ns < 0 { "-" } else { "" };
+    let u = ns.unsigned_abs();
+    // Below a second: one unit, with the fraction Go keeps.
+    let fraction = |value: u64, scale: u64| -> String {
+        let whole = value / scale;
+        let rest = value % scale;
+        if rest == 0 {
+            return whole.to_string();
+        }
+        let width = scale.ilog10() as usize;
+        let digits = format!("{rest:0width$}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    };
+    if u < 1_000 {
+        return format!("{sign}{u}ns");
+    }
+    if u < 1_000_000 {
+        return format!("{sign}{}\u{b5}s", fraction(u, 1_000));
+    }
+    if u < 1_000_000_000 {
+        return format!("{sign}{}ms", fraction(u, 1_000_000));
+    }
+    let seconds = fraction(u % 60_000_000_000, 1_000_000_000);
+    let minutes = u / 60_000_000_000;
+    match (minutes / 60, minutes % 60) {
+        (0, 0) => format!("{sign}{seconds}s"),
+        (0, m) => format!("{sign}{m}m{seconds}s"),
+        (h, m) => format!("{sign}{h}h{m}m{seconds}s"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
-    use super::parse_go_duration;
+    use super::{go_string, parse_go_duration};
+
+    #[test]
+    fn prints_durations_as_go_prints_them() {
+        for (ns, want) in [
+            (0, "0s"),
+            (90_000_000_000, "1m30s"),
+            (60_000_000_000, "1m0s"),
+            (7_200_000_000_000, "2h0m0s"),
+            (1_500_000_000, "1.5s"),
+            (500_000_000, "500ms"),
+            (1_500_000, "1.5ms"),
+            (2_000, "2\u{b5}s"),
+            (7, "7ns"),
+            (-2_000_000_000, "-2s"),
+        ] {
+            assert_eq!(go_string(ns), want);
+        }
+    }
 
     #[test]
     fn parses_go_durations() {

@@ -60,6 +60,11 @@ pub enum ComposeError {
     },
     #[error("{file}: unsupported Compose file version: {version}")]
     Version { file: String, version: String },
+    #[error("specify a Compose file (with --compose-file)")]
+    NoFiles,
+    /// Override files must share the first file's version, as docker's.
+    #[error("version mismatched between two composefiles : {first} and {other}")]
+    VersionMismatch { first: String, other: String },
 }
 
 impl ComposeError {
@@ -69,7 +74,10 @@ impl ComposeError {
             ComposeError::Syntax { location, .. }
             | ComposeError::Interpolation { location, .. }
             | ComposeError::Invalid { location, .. } => *location,
-            ComposeError::Read { .. } | ComposeError::Version { .. } => None,
+            ComposeError::Read { .. }
+            | ComposeError::Version { .. }
+            | ComposeError::NoFiles
+            | ComposeError::VersionMismatch { .. } => None,
         }
     }
 }

@@ -8,10 +8,13 @@
 
 mod convert;
 mod duration;
+mod emit;
 mod error;
 mod interpolate;
 mod locate;
+mod merge;
 mod node;
+mod normalize;
 mod ports;
 mod schema;
 mod shlex;
@@ -48,8 +51,14 @@ pub struct Stack {
     pub volumes: Vec<StackVolume>,
     /// The top-level `networks`, in the order of the file.
     pub networks: Vec<StackNetwork>,
-    /// Things the user should know about: ignored keys, unset variables, ignored host addresses.
+    /// shoal's own notes: keys shoal does not honour yet, unset variables,
+    /// ignored host addresses.
     pub warnings: Vec<String>,
+    /// Service keys of docker's unsupported list the files use, sorted:
+    /// `stack deploy` names them in docker's words.
+    pub unsupported: Vec<String>,
+    /// Deprecated service keys the files use, with docker's explanation.
+    pub deprecated: Vec<(String, String)>,
 }
 
 /// A top-level secret or config: made from a file by the stack, or
@@ -363,6 +372,33 @@ const FORBIDDEN: &[(&str, &str)] = &[
     ("memswap_limit", "Set resource limits using deploy.resources"),
 ];
 
+/// Service keys docker's `stack deploy` names in its "Ignoring unsupported
+/// options" line (`types.UnsupportedProperties`).
+pub const DOCKER_UNSUPPORTED: &[&str] = &[
+    "build",
+    "cgroupns_mode",
+    "cgroup_parent",
+    "devices",
+    "domainname",
+    "external_links",
+    "ipc",
+    "links",
+    "mac_address",
+    "network_mode",
+    "pid",
+    "privileged",
+    "restart",
+    "security_opt",
+    "shm_size",
+    "userns_mode",
+];
+
+/// Service keys docker's `stack deploy` names as deprecated, with its words.
+pub const DOCKER_DEPRECATED: &[(&str, &str)] = &[
+    ("container_name", "Setting the container name is not supported."),
+    ("expose", "Exposing ports is unnecessary - services on the same network can access each other's containers on any port."),
+];
+
 /// Loads compose text; `source_name` names it in errors (usually the file path).
 pub fn load_str(
     text: &str,
@@ -373,8 +409,225 @@ pub fn load_str(
         name: source_name,
         text,
     };
-    let mut doc = parse(&src)?;
+    let checked = check(&src, env, false)?;
+    build_stack(&src, &checked.doc, env, checked.unset, checked.properties)
+}
+
+/// One compose file given on the command line: its name (a path, or `-`
+/// for standard input) and its text.
+#[derive(Debug, Clone)]
+pub struct ComposeFile {
+    pub name: String,
+    pub text: String,
+}
+
+impl ComposeFile {
+    /// Reads `name`, or standard input for `-`.
+    pub fn read(name: &str, stdin: &mut dyn std::io::Read) -> Result<ComposeFile, ComposeError> {
+        let mut text = String::new();
+        let read = if name == "-" {
+            stdin.read_to_string(&mut text).map(|_| ())
+        } else {
+            std::fs::read_to_string(name).map(|t| text = t)
+        };
+        read.map_err(|source| ComposeError::Read {
+            path: name.into(),
+            source,
+        })?;
+        Ok(ComposeFile {
+            name: name.to_string(),
+            text,
+        })
+    }
+}
+
+/// The folder relative paths are read against: the first file's (as docker),
+/// or the current one when the only file is standard input.
+pub fn working_dir(files: &[ComposeFile]) -> std::path::PathBuf {
+    let cwd = std::env::current_dir().unwrap_or_default();
+    match files.first() {
+        Some(f) if f.name != "-" => {
+            let path = cwd.join(&f.name);
+            path.parent().map(Path::to_path_buf).unwrap_or(cwd)
+        }
+        _ => cwd,
+    }
+}
+
+/// Several compose files merged as docker merges override files: the form
+/// `stack config` prints, and what docker's deploy warnings are about.
+#[derive(Debug, Clone)]
+pub struct Merged {
+    /// The normalized, merged document (docker's `types.Config`).
+    pub doc: Node,
+    /// Service keys of docker's unsupported list found in any file, sorted.
+    pub unsupported: Vec<String>,
+    /// Deprecated service keys found, sorted, with docker's explanation.
+    pub deprecated: Vec<(String, String)>,
+    /// Variables used but not set.
+    pub unset: BTreeSet<String>,
+}
+
+impl Merged {
+    /// The YAML `docker stack config` prints for the same files.
+    pub fn to_yaml(&self) -> String {
+        emit::to_yaml(&self.doc)
+    }
+}
+
+/// Loads and merges `files` in order, without a cluster: each is checked
+/// (schema, interpolation unless skipped) and normalized; the result is
+/// what `docker stack config` prints.
+pub fn load_merged(
+    files: &[ComposeFile],
+    working_dir: &Path,
+    env: &HashMap<String, String>,
+    skip_interpolation: bool,
+) -> Result<Merged, ComposeError> {
+    let mut merged: Option<Node> = None;
+    let mut version: Option<String> = None;
+    let mut unset = BTreeSet::new();
+    let mut properties = Properties::default();
+    if files.is_empty() {
+        return Err(ComposeError::NoFiles);
+    }
+    for file in files {
+        let src = Source {
+            name: &file.name,
+            text: &file.text,
+        };
+        let checked = check(&src, env, skip_interpolation)?;
+        match &version {
+            None => version = Some(checked.version.clone()),
+            Some(first) if *first != checked.version => {
+                return Err(ComposeError::VersionMismatch {
+                    first: first.clone(),
+                    other: checked.version,
+                })
+            }
+            Some(_) => {}
+        }
+        let ctx = normalize::Context {
+            src: &src,
+            working_dir,
+            env,
+        };
+        let doc = normalize::config(&checked.doc, &checked.version, &ctx)?;
+        unset.extend(checked.unset);
+        properties.absorb(checked.properties);
+        match &mut merged {
+            None => merged = Some(doc),
+            Some(base) => merge::merge(base, doc),
+        }
+    }
+    let mut doc = merged.unwrap_or(Node::Null);
+    // A merged service's fields, back in docker's order.
+    if files.len() > 1 {
+        let src = Source {
+            name: &files[0].name,
+            text: "",
+        };
+        let ctx = normalize::Context {
+            src: &src,
+            working_dir,
+            env,
+        };
+        let version = version.unwrap_or_default();
+        doc = normalize::config(&doc, &version, &ctx)?;
+    }
+    Ok(Merged {
+        doc,
+        unsupported: properties.unsupported.into_iter().collect(),
+        deprecated: properties.deprecated.into_iter().collect(),
+        unset,
+    })
+}
+
+/// Loads the stack `stack deploy` deploys from `files`: one file as it is
+/// written (errors point at its lines), several merged as docker merges
+/// override files (errors then name the key path in the merged result).
+pub fn load_files(
+    files: &[ComposeFile],
+    working_dir: &Path,
+    env: &HashMap<String, String>,
+) -> Result<Stack, ComposeError> {
+    if let [file] = files {
+        return load_str(&file.text, &file.name, env);
+    }
+    let merged = load_merged(files, working_dir, env, false)?;
+    // The merged result has no lines of its own; errors name its key paths.
+    let name = format!(
+        "{} (merged)",
+        files
+            .iter()
+            .map(|f| f.name.as_str())
+            .collect::<Vec<_>>()
+            .join(" + ")
+    );
+    let base = working_dir.join("merged");
+    let src = Source {
+        name: &name,
+        text: "",
+    };
+    let properties = Properties {
+        unsupported: merged.unsupported.into_iter().collect(),
+        deprecated: merged.deprecated.into_iter().collect(),
+    };
+    build_stack_in(&src, &base, &merged.doc, env, merged.unset, properties)
+}
+
+/// docker's deploy warnings about service keys, gathered before
+/// interpolation as docker gathers them.
+#[derive(Debug, Default)]
+struct Properties {
+    unsupported: BTreeSet<String>,
+    deprecated: std::collections::BTreeMap<String, String>,
+}
+
+impl Properties {
+    fn of(doc: &Node) -> Properties {
+        let mut found = Properties::default();
+        if let Some(Node::Map(services)) = doc.get("services") {
+            for (_, service) in services {
+                for key in DOCKER_UNSUPPORTED {
+                    if service.get(key).is_some() {
+                        found.unsupported.insert(key.to_string());
+                    }
+                }
+                for (key, why) in DOCKER_DEPRECATED {
+                    if service.get(key).is_some() {
+                        found.deprecated.insert(key.to_string(), why.to_string());
+                    }
+                }
+            }
+        }
+        found
+    }
+
+    fn absorb(&mut self, other: Properties) {
+        self.unsupported.extend(other.unsupported);
+        self.deprecated.extend(other.deprecated);
+    }
+}
+
+/// One file after the checks docker runs before reading it into its types.
+struct Checked {
+    doc: Node,
+    version: String,
+    unset: BTreeSet<String>,
+    properties: Properties,
+}
+
+/// Parses `src` and runs docker's checks in docker's order: forbidden keys,
+/// interpolation (unless skipped), the schema of its version.
+fn check(
+    src: &Source,
+    env: &HashMap<String, String>,
+    skip_interpolation: bool,
+) -> Result<Checked, ComposeError> {
+    let mut doc = parse(src)?;
     let root = KeyPath::default();
+    let source_name = src.name;
 
     let version = match doc.get("version") {
         None => schema::DEFAULT_VERSION.to_string(),
@@ -398,16 +651,19 @@ pub fn load_str(
             }
         }
     }
+    let properties = Properties::of(&doc);
 
     let mut unset = BTreeSet::new();
-    interpolate::interpolate(&mut doc, &root, env, &mut unset).map_err(|e| {
-        ComposeError::Interpolation {
-            file: source_name.to_string(),
-            location: src.position(&e.path, false),
-            key_path: e.path.to_string(),
-            message: e.message,
-        }
-    })?;
+    if !skip_interpolation {
+        interpolate::interpolate(&mut doc, &root, env, &mut unset).map_err(|e| {
+            ComposeError::Interpolation {
+                file: source_name.to_string(),
+                location: src.position(&e.path, false),
+                key_path: e.path.to_string(),
+                message: e.message,
+            }
+        })?;
+    }
 
     match schema::validate(&doc, &version) {
         schema::Validation::Ok => {}
@@ -424,19 +680,49 @@ pub fn load_str(
             })
         }
     }
+    Ok(Checked {
+        doc,
+        version,
+        unset,
+        properties,
+    })
+}
 
+/// A checked document converted into the stack shoal deploys; relative
+/// paths are read beside `src`'s file.
+fn build_stack(
+    src: &Source,
+    doc: &Node,
+    env: &HashMap<String, String>,
+    unset: BTreeSet<String>,
+    properties: Properties,
+) -> Result<Stack, ComposeError> {
+    build_stack_in(src, Path::new(src.name), doc, env, unset, properties)
+}
+
+/// [`build_stack`] with relative paths read beside `file`.
+fn build_stack_in(
+    src: &Source,
+    file: &Path,
+    doc: &Node,
+    env: &HashMap<String, String>,
+    unset: BTreeSet<String>,
+    properties: Properties,
+) -> Result<Stack, ComposeError> {
+    let root = KeyPath::default();
     let mut warnings: Vec<String> = unset
         .iter()
         .map(|name| format!("variable {name:?} is not set; substituting an empty string"))
         .collect();
-    let secrets = top_level_files(&src, &doc, &root, "secrets", env)?;
-    let configs = top_level_files(&src, &doc, &root, "configs", env)?;
-    let volumes = top_level_volumes(&doc);
-    let networks = top_level_networks(&doc, &mut warnings);
+    let secrets = top_level_files(src, file, doc, &root, "secrets", env)?;
+    let configs = top_level_files(src, file, doc, &root, "configs", env)?;
+    let volumes = top_level_volumes(doc);
+    let networks = top_level_networks(doc, &mut warnings);
     let mut services = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {
         let mut conv = convert::Converter {
-            src: &src,
+            src,
+            base: file,
             env,
             warnings: &mut warnings,
         };
@@ -506,12 +792,15 @@ pub fn load_str(
         volumes,
         networks,
         warnings,
+        unsupported: properties.unsupported.into_iter().collect(),
+        deprecated: properties.deprecated.into_iter().collect(),
     })
 }
 
 /// The top-level `secrets` or `configs` (`section`).
 fn top_level_files(
     src: &Source,
+    file: &Path,
     doc: &Node,
     root: &KeyPath,
     section: &str,
@@ -520,10 +809,7 @@ fn top_level_files(
     let Some(Node::Map(entries)) = doc.get(section) else {
         return Ok(Vec::new());
     };
-    let base = Path::new(src.name)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_default();
+    let base = file.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut out = Vec::new();
     for (key, value) in entries {
         let path = root.key(section).key(key);

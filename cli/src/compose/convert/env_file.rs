@@ -32,7 +32,8 @@ impl Converter<'_> {
         if file.is_absolute() {
             return file.to_path_buf();
         }
-        let base = Path::new(self.src.name)
+        let base = self
+            .base
             .parent()
             .map(Path::to_path_buf)
             .unwrap_or_default();
