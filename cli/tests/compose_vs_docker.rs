@@ -605,6 +605,249 @@ fn compare_networks(fixture: &str, docker: &Value, ours: &Stack) {
     }
 }
 
+/// For each fixture both loaders refuse: what docker's message says and
+/// what shoal's says of the same reason (case aside). shoal's message adds
+/// the file, line and column; where docker's words are a Go decoder's
+/// (`decoding failed`, `json: unsupported type`), shoal names the key and
+/// the fault in its own.
+const REASONS: &[(&str, &str, &str)] = &[
+    (
+        "err_external_name_conflict.yml",
+        "network.external.name and network.name conflict",
+        "network.external.name and network.name conflict",
+    ),
+    (
+        "err_external_volume_driver.yml",
+        "conflicting parameters \"external\" and \"driver\" specified for volume \"v\"",
+        "conflicting parameters \"external\" and \"driver\" specified for volume \"v\"",
+    ),
+    (
+        "err_shm_size_number.yml",
+        "'shm_size' expected type 'string', got unconvertible type 'int'",
+        "'shm_size' expected type 'string', got unconvertible type 'int'",
+    ),
+    (
+        "err_bad_brace.yml",
+        "invalid interpolation format",
+        "invalid interpolation format \"${a b}\"",
+    ),
+    (
+        "err_bad_duration.yml",
+        "stop_grace_period must be a string",
+        "stop_grace_period must be a string",
+    ),
+    (
+        "err_bad_order.yml",
+        "order must be one of",
+        "order must be one of",
+    ),
+    (
+        "err_bad_port.yml",
+        "ports.0 does not match format 'ports'",
+        "ports.0 does not match format 'ports'",
+    ),
+    (
+        "err_bad_port_proto.yml",
+        "ports.0 does not match format 'ports'",
+        "ports.0 does not match format 'ports'",
+    ),
+    (
+        "err_bad_port_range.yml",
+        "ports.0 does not match format 'ports'",
+        "ports.0 does not match format 'ports'",
+    ),
+    (
+        "err_cast_failure.yml",
+        "failed to cast to expected type",
+        "failed to cast to expected type",
+    ),
+    (
+        "err_command_number.yml",
+        "command must be a string",
+        "command must be a string",
+    ),
+    (
+        "err_dns_number.yml",
+        "dns must be a string",
+        "dns must be a string",
+    ),
+    (
+        "err_dns_opt.yml",
+        "additional property dns_opt is not allowed",
+        "additional property dns_opt is not allowed",
+    ),
+    (
+        "err_duplicate_key.yml",
+        "mapping key \"image\" already defined",
+        "duplicate entry with key \"image\"",
+    ),
+    (
+        "err_env_bool.yml",
+        "debug must be a string, number or null",
+        "debug must be a string, number or null",
+    ),
+    (
+        "err_env_file_bad_name.yml",
+        "variable 'bad name' contains whitespaces",
+        "variable 'bad name' contains whitespaces",
+    ),
+    (
+        "err_env_file_missing.yml",
+        "missing.env: no such file or directory",
+        "missing.env: no such file or directory",
+    ),
+    (
+        "err_env_list_duplicates.yml",
+        "must be unique",
+        "must not contain duplicate items",
+    ),
+    (
+        "err_extends.yml",
+        "forbidden properties",
+        "forbidden property extends",
+    ),
+    (
+        "err_float_port.yml",
+        "invalid type float64 for port",
+        "ports.0 invalid type float64 for port",
+    ),
+    (
+        "err_int_service_name.yml",
+        "unsupported type",
+        "non-string key 1",
+    ),
+    (
+        "err_labels_nested.yml",
+        "labels.a must be a string, number or null",
+        "labels.a must be a string, number or null",
+    ),
+    (
+        "err_logging_bool_option.yml",
+        "compress must be a string, number or null",
+        "compress must be a string, number or null",
+    ),
+    (
+        "err_lone_dollar.yml",
+        "invalid interpolation format",
+        "invalid interpolation format \"cost $ 5\"",
+    ),
+    (
+        "err_long_port_extra.yml",
+        "additional property host_ip is not allowed",
+        "additional property host_ip is not allowed",
+    ),
+    (
+        "err_negative_replicas.yml",
+        "'deploy.replicas', -1 overflows uint",
+        "deploy.replicas -1 overflows uint",
+    ),
+    (
+        "err_network_priority.yml",
+        "additional property priority is not allowed",
+        "additional property priority is not allowed",
+    ),
+    (
+        "err_not_a_mapping.yml",
+        "top-level object must be a mapping",
+        "top-level object must be a mapping",
+    ),
+    (
+        "err_order_before_3_4.yml",
+        "additional property order is not allowed",
+        "additional property order is not allowed",
+    ),
+    (
+        "err_replicas_fraction.yml",
+        "replicas must be a integer",
+        "replicas must be an integer",
+    ),
+    (
+        "err_replicas_quoted.yml",
+        "replicas must be a integer",
+        "replicas must be an integer",
+    ),
+    (
+        "err_replicas_word.yml",
+        "replicas must be a integer",
+        "replicas must be an integer",
+    ),
+    (
+        "err_required_empty.yml",
+        "required variable tag is missing a value: tag must not be empty",
+        "required variable tag is missing a value: tag must not be empty",
+    ),
+    (
+        "err_required_missing.yml",
+        "required variable tag is missing a value: set tag first",
+        "required variable tag is missing a value: set tag first",
+    ),
+    (
+        "err_service_not_mapping.yml",
+        "services.web must be a mapping",
+        "services.web must be a mapping",
+    ),
+    (
+        "err_shlex_after_interpolation.yml",
+        "eof found when expecting closing quote",
+        "eof found when expecting closing quote",
+    ),
+    (
+        "err_unknown_deploy_key.yml",
+        "additional property replica is not allowed",
+        "additional property replica is not allowed",
+    ),
+    (
+        "err_unknown_service_key.yml",
+        "additional property foo is not allowed",
+        "additional property foo is not allowed",
+    ),
+    (
+        "err_unknown_top_level_key.yml",
+        "(root) additional property foo is not allowed",
+        "(root) additional property foo is not allowed",
+    ),
+    (
+        "err_unterminated_quote.yml",
+        "eof found when expecting closing quote",
+        "eof found when expecting closing quote",
+    ),
+    (
+        "err_version_2.yml",
+        "unsupported compose file version: 2",
+        "unsupported compose file version: 2",
+    ),
+    (
+        "err_version_number.yml",
+        "version must be a string",
+        "version must be a string",
+    ),
+    (
+        "err_yaml_indent.yml",
+        "did not find expected key",
+        "did not find expected key",
+    ),
+    (
+        "err_yaml_syntax.yml",
+        "did not find expected node content",
+        "did not find expected node content",
+    ),
+];
+
+/// Both loaders refused `fixture`: for the same reason, as [`REASONS`] says.
+fn same_reason(fixture: &str, docker: &str, shoal: &str) {
+    let Some((_, theirs, ours)) = REASONS.iter().find(|(f, _, _)| *f == fixture) else {
+        panic!("{fixture}: add its reason to REASONS (docker: {docker:?}, shoal: {shoal:?})");
+    };
+    assert!(
+        docker.to_lowercase().contains(theirs),
+        "{fixture}: docker's message {docker:?} lacks {theirs:?}"
+    );
+    assert!(
+        shoal.to_lowercase().contains(ours),
+        "{fixture}: shoal's message {shoal:?} lacks {ours:?}"
+    );
+}
+
 #[test]
 fn compose_loader_matches_docker_stack_config() {
     require_docker();
@@ -640,7 +883,8 @@ fn compose_loader_matches_docker_stack_config() {
                     assert!(
                         name.starts_with("err_"),
                         "{name}: both loaders reject it, but the fixture is named as if it loaded"
-                    )
+                    );
+                    same_reason(&name, &docker.stderr, &e.to_string());
                 }
                 (Some(_), Err(e)) => assert!(
                     name.starts_with("shoal_rejects_"),

@@ -410,6 +410,19 @@ pub fn load_str(
         text,
     };
     let checked = check(&src, env, false)?;
+    // docker reads the file into its types before converting it: what its
+    // decoder refuses (a number for `shm_size`, a negative count, an
+    // external volume with a driver) is refused here in its words.
+    let working_dir = Path::new(source_name)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_default();
+    let ctx = normalize::Context {
+        src: &src,
+        working_dir: &working_dir,
+        env,
+    };
+    normalize::config(&checked.doc, &checked.version, &ctx)?;
     build_stack(&src, &checked.doc, env, checked.unset, checked.properties)
 }
 

@@ -187,7 +187,7 @@ pub fn count(
     if value < 0 {
         return Err(ctx.invalid(
             path,
-            format!("cannot parse '{path}', {value} overflows uint"),
+            format!("{value} overflows uint: it must not be negative"),
         ));
     }
     Ok(Some(Node::Int(value)))
