@@ -1,7 +1,8 @@
 //! `shoal`: the Docker-style command line of a shoal cluster.
 //!
 //! Exit status: 0 success, 1 the manager refused or the input was wrong,
-//! 2 usage error, 3 the manager could not be reached.
+//! 2 usage error, 3 the manager could not be reached, 4 `stack diff`: the
+//! stack would change.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -28,7 +29,6 @@ fn main() -> ExitCode {
             let mut io = Io {
                 out: &mut stdout,
                 err: &mut stderr,
-                format: cli.format,
             };
             commands::run(cli, &mut io).await
         })

@@ -1,89 +1,14 @@
-//! How the CLI shows things: docker-style aligned tables, JSON for scripts,
-//! and the human spellings of ids, times and ages.
+//! How the CLI shows things: docker's `--format` (tables, JSON lines, Go
+//! templates; [`format`]), its `--filter` (`filter`), and the human spellings
+//! of ids, times and ages.
 
-use std::io::Write;
+pub mod filter;
+pub mod format;
+mod tabwriter;
+
+use std::cmp::Ordering;
+use std::collections::HashMap;
 use std::time::Duration;
-
-use serde_json::Value;
-
-/// `--format`: a table for people or JSON for scripts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Format {
-    #[default]
-    Table,
-    Json,
-}
-
-/// A list command's result: the same records as table rows and as JSON objects.
-#[derive(Debug, Default)]
-pub struct Listing {
-    pub headers: Vec<&'static str>,
-    pub rows: Vec<Vec<String>>,
-    pub json: Vec<Value>,
-}
-
-impl Listing {
-    pub fn new(headers: &[&'static str]) -> Self {
-        Listing {
-            headers: headers.to_vec(),
-            ..Default::default()
-        }
-    }
-
-    pub fn push(&mut self, row: Vec<String>, json: Value) {
-        self.rows.push(row);
-        self.json.push(json);
-    }
-
-    pub fn write(&self, format: Format, out: &mut dyn Write) -> std::io::Result<()> {
-        match format {
-            Format::Table => {
-                let headers = self.headers.iter().map(|h| h.to_string()).collect();
-                out.write_all(table(headers, &self.rows).as_bytes())
-            }
-            Format::Json => write_json(&Value::Array(self.json.clone()), out),
-        }
-    }
-}
-
-/// Columns as docker's tabwriter lays them out (minimum width 10, padding 3);
-/// the last column is not padded, and no line has trailing spaces.
-pub fn table(headers: Vec<String>, rows: &[Vec<String>]) -> String {
-    const MIN_WIDTH: usize = 10;
-    const PADDING: usize = 3;
-    let lines: Vec<&Vec<String>> = std::iter::once(&headers).chain(rows.iter()).collect();
-    let columns = lines.iter().map(|l| l.len()).max().unwrap_or(0);
-    let widths: Vec<usize> = (0..columns)
-        .map(|c| {
-            let widest = lines
-                .iter()
-                .filter_map(|l| l.get(c))
-                .map(|cell| cell.chars().count())
-                .max()
-                .unwrap_or(0);
-            (widest + PADDING).max(MIN_WIDTH)
-        })
-        .collect();
-    let mut text = String::new();
-    for line in lines {
-        let mut rendered = String::new();
-        for (c, cell) in line.iter().enumerate() {
-            rendered.push_str(cell);
-            if c + 1 < line.len() {
-                let pad = widths[c].saturating_sub(cell.chars().count());
-                rendered.extend(std::iter::repeat_n(' ', pad));
-            }
-        }
-        text.push_str(rendered.trim_end());
-        text.push('\n');
-    }
-    text
-}
-
-pub fn write_json(value: &Value, out: &mut dyn Write) -> std::io::Result<()> {
-    serde_json::to_writer_pretty(&mut *out, value)?;
-    out.write_all(b"\n")
-}
 
 /// Ids as tables show them (docker: 12 characters).
 pub fn short_id(id: &str) -> &str {
@@ -91,6 +16,29 @@ pub fn short_id(id: &str) -> &str {
         Some((end, _)) => &id[..end],
         None => id,
     }
+}
+
+/// An image as docker's lists show it (`reference.FamiliarString` of a
+/// tagged reference): the tag kept, a digest and `docker.io/library/`
+/// dropped; a reference without a tag is shown as it is.
+pub fn image_shown(image: &str) -> &str {
+    let name_tag = image.split('@').next().unwrap_or(image);
+    let last = name_tag.rsplit('/').next().unwrap_or(name_tag);
+    if !last.contains(':') {
+        return image;
+    }
+    name_tag
+        .strip_prefix("docker.io/library/")
+        .or_else(|| name_tag.strip_prefix("docker.io/"))
+        .unwrap_or(name_tag)
+}
+
+/// Labels as docker's list rows show them (`.Labels`): `KEY=VALUE` sorted,
+/// joined by commas.
+pub fn labels_joined(labels: &HashMap<String, String>) -> String {
+    let mut pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+    pairs.sort();
+    pairs.join(",")
 }
 
 /// `text` cut to `max` characters, ending in `…` when cut (docker's `ellipsis`).
@@ -174,6 +122,79 @@ pub fn rfc3339(ms: i64) -> String {
     )
 }
 
+/// Go's `time.Time.String()` of a UTC time, from unix milliseconds
+/// (`2024-02-29 12:34:56.789 +0000 UTC`): what docker prints for a
+/// network's `.CreatedAt`.
+pub fn go_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let (y, m, d) = civil_from_days(secs.div_euclid(86_400));
+    let of_day = secs.rem_euclid(86_400);
+    // Go prints the fraction without its trailing zeros, and none when zero.
+    let fraction = if millis == 0 {
+        String::new()
+    } else {
+        format!(".{millis:03}").trim_end_matches('0').to_string()
+    };
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}{fraction} +0000 UTC",
+        of_day / 3600,
+        of_day % 3600 / 60,
+        of_day % 60
+    )
+}
+
+/// docker's list order (`sortorder.NaturalLess`): runs of digits compare as
+/// numbers, so `web2` comes before `web10`.
+pub fn natural_cmp(a: &str, b: &str) -> Ordering {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() && j < b.len() {
+        let (da, db) = (a[i].is_ascii_digit(), b[j].is_ascii_digit());
+        if da != db {
+            // Digits before other characters.
+            return if da {
+                Ordering::Less
+            } else {
+                Ordering::Greater
+            };
+        }
+        if !da {
+            match a[i].cmp(&b[j]) {
+                Ordering::Equal => {
+                    i += 1;
+                    j += 1;
+                    continue;
+                }
+                other => return other,
+            }
+        }
+        while i < a.len() && a[i] == b'0' {
+            i += 1;
+        }
+        while j < b.len() && b[j] == b'0' {
+            j += 1;
+        }
+        let (start_a, start_b) = (i, j);
+        while i < a.len() && a[i].is_ascii_digit() {
+            i += 1;
+        }
+        while j < b.len() && b[j].is_ascii_digit() {
+            j += 1;
+        }
+        let (num_a, num_b) = (&a[start_a..i], &b[start_b..j]);
+        let by_number = num_a.len().cmp(&num_b.len()).then(num_a.cmp(num_b));
+        // Equal numbers: the one with fewer leading zeros first.
+        let by_zeros = start_a.cmp(&start_b);
+        match by_number.then(by_zeros) {
+            Ordering::Equal => {}
+            other => return other,
+        }
+    }
+    // Equal so far and one has ended: the shorter first.
+    a.len().cmp(&b.len())
+}
+
 /// Proleptic Gregorian date of a day count since 1970-01-01 (H. Hinnant's algorithm).
 fn civil_from_days(days: i64) -> (i64, i64, i64) {
     let z = days + 719_468;
@@ -191,39 +212,6 @@ fn civil_from_days(days: i64) -> (i64, i64, i64) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn s(v: &[&str]) -> Vec<String> {
-        v.iter().map(|x| x.to_string()).collect()
-    }
-
-    #[test]
-    fn table_aligns_columns_like_docker_tabwriter() {
-        let text = table(
-            s(&["ID", "NAME", "REPLICAS"]),
-            &[s(&["abc", "web_frontend", "3/3"]), s(&["de", "db", ""])],
-        );
-        assert_eq!(
-            text,
-            "ID        NAME           REPLICAS\n\
-             abc       web_frontend   3/3\n\
-             de        db\n"
-        );
-    }
-
-    #[test]
-    fn table_of_no_rows_is_just_the_header() {
-        assert_eq!(table(s(&["NAME", "SERVICES"]), &[]), "NAME      SERVICES\n");
-    }
-
-    #[test]
-    fn listing_json_is_an_array_of_the_records() {
-        let mut listing = Listing::new(&["NAME"]);
-        listing.push(s(&["web"]), serde_json::json!({"Name": "web"}));
-        let mut out = Vec::new();
-        listing.write(Format::Json, &mut out).expect("write");
-        let parsed: Value = serde_json::from_slice(&out).expect("json");
-        assert_eq!(parsed, serde_json::json!([{"Name": "web"}]));
-    }
 
     #[test]
     fn ages_read_like_docker() {
@@ -249,10 +237,45 @@ mod tests {
     }
 
     #[test]
+    fn go_time_strings_are_gos() {
+        assert_eq!(
+            go_time(1_709_210_096_789),
+            "2024-02-29 12:34:56.789 +0000 UTC"
+        );
+        assert_eq!(
+            go_time(1_709_210_096_500),
+            "2024-02-29 12:34:56.5 +0000 UTC"
+        );
+        assert_eq!(go_time(0), "1970-01-01 00:00:00 +0000 UTC");
+    }
+
+    #[test]
+    fn names_sort_naturally_as_docker_sorts_them() {
+        let mut names = vec!["web10", "web2", "api", "web1", "web02", "web", "2db"];
+        names.sort_by(|a, b| natural_cmp(a, b));
+        assert_eq!(
+            names,
+            ["2db", "api", "web", "web1", "web2", "web02", "web10"]
+        );
+        assert_eq!(natural_cmp("a", "a"), Ordering::Equal);
+    }
+
+    #[test]
     fn ids_and_errors_are_cut_for_tables() {
         assert_eq!(short_id("abcdefghijklmnopqrstuvwxy"), "abcdefghijkl");
         assert_eq!(short_id("abc"), "abc");
         assert_eq!(ellipsis("no such image: busybox:1", 10), "no such i…");
         assert_eq!(ellipsis("short", 10), "short");
+        assert_eq!(image_shown("busybox:1@sha256:abcd"), "busybox:1");
+        assert_eq!(image_shown("docker.io/library/busybox:1"), "busybox:1");
+        assert_eq!(
+            image_shown("10.0.0.2:5000/web:v1@sha256:ab"),
+            "10.0.0.2:5000/web:v1"
+        );
+        assert_eq!(
+            image_shown("10.0.0.2:5000/web@sha256:ab"),
+            "10.0.0.2:5000/web@sha256:ab"
+        );
+        assert_eq!(image_shown("busybox"), "busybox");
     }
 }

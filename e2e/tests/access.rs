@@ -100,9 +100,9 @@ fn bundles_grant_their_role_through_contexts_and_revocation_is_immediate() {
         .expect("run shoal");
     assert!(!out.status.success(), "overwrote {}", viewer.display());
     let listed = lab
-        .shoal_ok(["--format", "json", "swarm", "client-bundle", "ls"])
+        .shoal_ok(["swarm", "client-bundle", "ls", "--format", "json"])
         .expect("bundle ls");
-    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).expect("json");
+    let listed = shoal_e2e::lab::json_lines(&listed).expect("json");
     let roles: Vec<(&str, &str)> = listed
         .iter()
         .filter_map(|b| Some((b["Name"].as_str()?, b["Role"].as_str()?)))
@@ -220,13 +220,13 @@ fn bundles_grant_their_role_through_contexts_and_revocation_is_immediate() {
     let listed = remote.ok(&[
         "--context",
         "adm",
-        "--format",
-        "json",
         "swarm",
         "client-bundle",
         "ls",
+        "--format",
+        "json",
     ]);
-    let listed: Vec<serde_json::Value> = serde_json::from_str(&listed).expect("json");
+    let listed = shoal_e2e::lab::json_lines(&listed).expect("json");
     assert!(
         listed
             .iter()

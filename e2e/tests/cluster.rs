@@ -73,9 +73,9 @@ fn workers_join_with_a_token_and_get_tasks_spread_over_them() {
     ])
     .expect("service create converges");
     let ps = lab
-        .shoal_ok(["--format", "json", "service", "ps", "spread"])
+        .shoal_ok(["service", "ps", "--format", "json", "spread"])
         .expect("service ps");
-    let tasks: Vec<serde_json::Value> = serde_json::from_str(&ps).expect("json");
+    let tasks = shoal_e2e::lab::json_lines(&ps).expect("json");
     let nodes: BTreeSet<&str> = tasks.iter().filter_map(|t| t["Node"].as_str()).collect();
     assert_eq!(nodes.len(), 3, "6 replicas spread over all 3 nodes: {ps}");
     lab.down().unwrap_or_else(|e| panic!("teardown: {e}"));

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::lab::{task_error, Lab, LabConfig};
 use shoal_e2e::test_lab;
 
 /// Runs `script` with sh inside the container of `task` on `host` (with the
@@ -225,7 +225,7 @@ fn a_hardened_service_runs_as_written_and_bad_options_are_refused() {
         })
         .expect("rejected");
     assert_eq!(
-        rejected["Error"],
+        task_error(&rejected),
         "invalid mount config for type \"bind\": bind source path does not exist: /nonexistent/shoal-data",
         "{rejected}"
     );

@@ -9,7 +9,7 @@ use std::collections::BTreeSet;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::Duration;
 
-use shoal_e2e::lab::LabConfig;
+use shoal_e2e::lab::{task_error, LabConfig};
 use shoal_e2e::probe::{in_netns, lookup, node_hostnames, service_tasks, task_netns};
 use shoal_e2e::test_lab;
 use shoal_proto::types::v1::{HealthState, Task, TaskState};
@@ -274,9 +274,7 @@ fn unhealthy_and_not_yet_healthy_tasks_take_no_traffic_and_an_unhealthy_one_is_r
         })
         .expect("failed");
     assert!(
-        failed["Error"]
-            .as_str()
-            .is_some_and(|e| e.starts_with("unhealthy container")),
+        task_error(&failed).starts_with("unhealthy container"),
         "the reason in service ps: {failed}"
     );
     assert_eq!(failed["Health"], "unhealthy", "{failed}");

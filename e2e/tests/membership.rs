@@ -66,7 +66,7 @@ fn cert_role(lab: &Lab, host: &str) -> shoal_identity::Role {
 /// `node ls` rows as (hostname, status, manager status).
 fn nodes(lab: &Lab) -> Vec<(String, String, String)> {
     let out = lab
-        .shoal_ok(["--format", "json", "node", "ls"])
+        .shoal_ok(["node", "ls", "--format", "json"])
         .expect("node ls");
     let trimmed = out.trim();
     let values: Vec<serde_json::Value> = if trimmed.starts_with('[') {

@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::lab::{task_error, Lab, LabConfig};
 use shoal_e2e::test_lab;
 
 /// `service ps SERVICE --format json`: the tasks meant to run.
@@ -39,7 +39,7 @@ fn a_constraint_no_node_meets_keeps_the_task_pending_until_a_label_makes_one_fit
         .wait_until("the task pending with a reason", timeout, || {
             let rows = desired_running(&lab, "zoned");
             let row = rows.first().ok_or("no task yet")?;
-            let error = row["Error"].as_str().unwrap_or_default().to_string();
+            let error = task_error(row).to_string();
             if row["State"] == "pending" && error.contains("no suitable node") {
                 Ok(error)
             } else {

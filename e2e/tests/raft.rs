@@ -123,12 +123,11 @@ impl Cli {
 
     /// The manager `node ls` through `via` shows as Leader.
     fn leader_seen_by(&self, via: &str) -> Result<String, String> {
-        let call = self.on(via, &["--format", "json", "node", "ls"]);
+        let call = self.on(via, &["node", "ls", "--format", "json"]);
         if !call.ok {
             return Err(format!("node ls via {via}: {}", call.stderr.trim()));
         }
-        let nodes: Vec<serde_json::Value> =
-            serde_json::from_str(&call.stdout).map_err(|e| format!("node ls json: {e}"))?;
+        let nodes = shoal_e2e::lab::json_lines(&call.stdout)?;
         let leader = nodes
             .iter()
             .find(|n| n["ManagerStatus"] == "Leader")
@@ -159,12 +158,11 @@ impl Cli {
     /// Service names and ids as `service ls` through `manager` shows them,
     /// duplicates kept.
     fn services(&self, manager: &str) -> Result<Vec<(String, String)>, String> {
-        let call = self.on(manager, &["--format", "json", "service", "ls"]);
+        let call = self.on(manager, &["service", "ls", "--format", "json"]);
         if !call.ok {
             return Err(format!("service ls via {manager}: {}", call.stderr.trim()));
         }
-        let services: Vec<serde_json::Value> =
-            serde_json::from_str(&call.stdout).map_err(|e| format!("service ls json: {e}"))?;
+        let services = shoal_e2e::lab::json_lines(&call.stdout)?;
         Ok(services
             .iter()
             .map(|s| {

@@ -7,7 +7,7 @@ use std::io::Write;
 use std::process::Stdio;
 use std::time::Duration;
 
-use shoal_e2e::lab::LabConfig;
+use shoal_e2e::lab::{task_error, LabConfig};
 use shoal_e2e::test_lab;
 
 const USER: &str = "ci";
@@ -38,10 +38,7 @@ fn a_private_registry_needs_with_registry_auth_and_the_password_stays_off_disk()
                 .ok_or(format!("not rejected yet: {rows:?}"))
         })
         .expect("refused");
-    let error = rejected["Error"]
-        .as_str()
-        .unwrap_or_default()
-        .to_lowercase();
+    let error = task_error(&rejected).to_lowercase();
     assert!(
         error.contains("unauthorized") || error.contains("authentication required"),
         "the registry's words: {rejected}"

@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
-use shoal_e2e::lab::{Lab, LabConfig};
+use shoal_e2e::lab::{task_error, Lab, LabConfig};
 use shoal_e2e::test_lab;
 
 const MIB: u64 = 1024 * 1024;
@@ -176,7 +176,8 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
         })
         .expect("killed");
     assert_eq!(
-        failed["Error"], "task: non-zero exit (137): OOMKilled (memory limit 16MiB)",
+        task_error(&failed),
+        "task: non-zero exit (137): OOMKilled (memory limit 16MiB)",
         "{failed}"
     );
     assert_eq!(
@@ -206,7 +207,7 @@ fn limits_are_enforced_an_oom_kill_says_why_and_an_oversized_reservation_waits()
             || {
                 let rows = lab.service_ps("huge");
                 let row = rows.first().ok_or("no task yet")?;
-                let error = row["Error"].as_str().unwrap_or_default().to_string();
+                let error = task_error(row).to_string();
                 if row["State"] == "pending" && !error.is_empty() {
                     Ok(error)
                 } else {

@@ -72,9 +72,10 @@ fn rollback_to_two_revisions_back_restores_image_and_env() {
     lab.shoal_must(&["service", "update", "--quiet", "--env-add", "A=2", "hist"]);
     lab.shoal_must(&["service", "update", "--quiet", "--image", &v2, "hist"]);
 
-    let history: Vec<Value> =
-        serde_json::from_str(&lab.shoal_must(&["service", "history", "hist", "--format", "json"]))
-            .expect("history json");
+    let history: Vec<Value> = shoal_e2e::lab::json_lines(
+        &lab.shoal_must(&["service", "history", "hist", "--format", "json"]),
+    )
+    .expect("history json");
     let revisions: Vec<u64> = history
         .iter()
         .map(|r| r["Revision"].as_u64().unwrap())

@@ -93,9 +93,9 @@ fn a_secret_reaches_only_its_tasks_node_at_the_right_path_and_mode_and_no_disk()
     ])
     .expect("service create");
     let ps = lab
-        .shoal_ok(["--format", "json", "service", "ps", "app"])
+        .shoal_ok(["service", "ps", "--format", "json", "app"])
         .expect("ps");
-    let tasks: Vec<serde_json::Value> = serde_json::from_str(&ps).expect("json");
+    let tasks = shoal_e2e::lab::json_lines(&ps).expect("json");
     let node = tasks[0]["Node"].as_str().expect("node").to_string();
 
     let pid = lab

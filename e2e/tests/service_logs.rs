@@ -22,18 +22,17 @@ const CHATTY: &str = "i=0; while true; do i=$((i+1)); echo \"slot $SLOT line $i\
 
 /// Running task id (full) -> (slot, node hostname) of `service`.
 fn running_tasks(lab: &Lab, service: &str) -> BTreeMap<String, (String, String)> {
-    let nodes: BTreeMap<String, String> = serde_json::from_str::<Vec<serde_json::Value>>(
-        &lab.shoal_must(&["node", "ls", "--format", "json"]),
-    )
-    .expect("node ls json")
-    .into_iter()
-    .map(|n| {
-        (
-            n["ID"].as_str().unwrap_or("").to_string(),
-            n["Hostname"].as_str().unwrap_or("").to_string(),
-        )
-    })
-    .collect();
+    let nodes: BTreeMap<String, String> =
+        shoal_e2e::lab::json_lines(&lab.shoal_must(&["node", "ls", "--format", "json"]))
+            .expect("node ls json")
+            .into_iter()
+            .map(|n| {
+                (
+                    n["ID"].as_str().unwrap_or("").to_string(),
+                    n["Hostname"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect();
     let tasks = lab.shoal_must(&[
         "service",
         "ps",
@@ -44,7 +43,7 @@ fn running_tasks(lab: &Lab, service: &str) -> BTreeMap<String, (String, String)>
         "--format",
         "json",
     ]);
-    serde_json::from_str::<Vec<serde_json::Value>>(&tasks)
+    shoal_e2e::lab::json_lines(&tasks)
         .expect("service ps json")
         .into_iter()
         .filter(|t| t["State"] == "running")

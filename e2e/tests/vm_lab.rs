@@ -105,16 +105,11 @@ fn exec(lab: &VmLab, vm: &str, script: &str) -> Result<String, String> {
 
 /// The running tasks of a service: task id -> VM (its node's hostname).
 fn running(lab: &VmLab, service: &str) -> Result<BTreeMap<String, String>, String> {
-    let json = shoal(lab, &["service", "ps", service, "--format", "json"])?;
-    let rows: Vec<serde_json::Value> = if json.trim_start().starts_with('[') {
-        serde_json::from_str(&json).map_err(|e| format!("{e}: {json}"))?
-    } else {
-        json.lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("{e}: {json}"))?
-    };
+    let json = shoal(
+        lab,
+        &["service", "ps", "--no-trunc", service, "--format", "json"],
+    )?;
+    let rows = shoal_e2e::lab::json_lines(&json)?;
     Ok(rows
         .iter()
         .filter(|r| r["DesiredState"] == "Running" && r["State"] == "running")

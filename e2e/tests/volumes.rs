@@ -153,8 +153,7 @@ fn a_named_volume_keeps_its_data_across_a_replaced_task_and_starts_with_the_imag
             Duration::from_secs(30),
             || {
                 let json = lab.shoal_must(&["volume", "ls", "--format", "json"]);
-                let rows: Vec<serde_json::Value> =
-                    serde_json::from_str(&json).map_err(|e| e.to_string())?;
+                let rows = shoal_e2e::lab::json_lines(&json)?;
                 match rows.iter().find(|r| r["Name"] == "dbdata") {
                     Some(row) => Ok(row.clone()),
                     None => Err(format!("volumes: {json}")),

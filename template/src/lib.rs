@@ -58,7 +58,7 @@ impl<'a> Functions<'a> {
     }
 
     /// docker's `--format` functions: `json`, `join`, `lower`, `upper`,
-    /// `title`, `split`, `len`, `index`, `println`.
+    /// `title`, `split`, `pad`, `truncate`, `len`, `index`, `println`.
     pub fn docker() -> Self {
         let mut f = Functions::new();
         f.add("json", |args| {
@@ -124,6 +124,30 @@ impl<'a> Functions<'a> {
                         display(key)
                     )),
                 })
+        });
+        // docker's `pad`: spaces either side of a text that is not empty.
+        f.add("pad", |args| match args {
+            [text, Value::Number(before), Value::Number(after)] => {
+                let text = display(text);
+                if text.is_empty() {
+                    return Ok(Value::String(text));
+                }
+                let spaces = |n: &serde_json::Number| " ".repeat(n.as_u64().unwrap_or(0) as usize);
+                Ok(Value::String(format!(
+                    "{}{text}{}",
+                    spaces(before),
+                    spaces(after)
+                )))
+            }
+            _ => Err("pad: wants a text and two counts".into()),
+        });
+        // docker's `truncate`: the first `length` characters.
+        f.add("truncate", |args| match args {
+            [text, Value::Number(length)] => {
+                let length = length.as_u64().unwrap_or(0) as usize;
+                Ok(Value::String(display(text).chars().take(length).collect()))
+            }
+            _ => Err("truncate: wants a text and a length".into()),
         });
         f.add("println", |args| {
             let words: Vec<String> = args.iter().map(display).collect();
@@ -313,6 +337,15 @@ mod tests {
             "2 443"
         );
         assert_eq!(render("{{\"a\\tb\"}}|{{`raw\\n`}}", data), "a\tb|raw\\n");
+    }
+
+    #[test]
+    fn pad_and_truncate_are_dockers() {
+        let data = json!({ "Name": "web", "Empty": "" });
+        assert_eq!(render("[{{pad .Name 1 2}}]", data.clone()), "[ web  ]");
+        assert_eq!(render("[{{pad .Empty 1 2}}]", data.clone()), "[]");
+        assert_eq!(render("{{truncate .Name 2}}", data.clone()), "we");
+        assert_eq!(render("{{truncate .Name 9}}", data), "web");
     }
 
     #[test]

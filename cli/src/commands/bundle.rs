@@ -15,7 +15,22 @@ use shoal_proto::types::v1::ClientBundle;
 
 use super::{Error, Io};
 use crate::client::Session;
-use crate::output::{self, Listing};
+use crate::output;
+use crate::output::format::{Columns, ListFormat, LIST_HELP};
+
+/// `client-bundle ls` columns.
+pub const BUNDLE_COLUMNS: Columns = Columns {
+    headers: &[
+        ("Name", "NAME"),
+        ("ID", "ID"),
+        ("Role", "ROLE"),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Revoked", "REVOKED"),
+    ],
+    table: "table {{.Name}}\t{{.ID}}\t{{.Role}}\t{{.CreatedSince}}\t{{.Revoked}}",
+    quiet: "{{.ID}}",
+};
 
 /// The roles the manager grants, least to most.
 pub const ROLES: [&str; 3] = ["viewer", "deployer", "admin"];
@@ -45,7 +60,13 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal swarm client-bundle ls
+  shoal swarm client-bundle ls --format '{{.Name}} {{.Role}} {{.Revoked}}'")]
 pub struct LsArgs {
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only display IDs
     #[arg(short, long)]
     pub quiet: bool,
@@ -210,41 +231,31 @@ pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<
             .then(a.created_at.cmp(&b.created_at))
             .then(a.id.cmp(&b.id))
     });
-    if args.quiet {
-        for bundle in &bundles {
-            writeln!(io.out, "{}", bundle.id)?;
-        }
-        return Ok(());
-    }
-    bundle_listing(&bundles, output::now_ms()).write(io.format, io.out)?;
+    let rows = bundle_rows(&bundles, output::now_ms());
+    let text = args.format.render(&BUNDLE_COLUMNS, &rows, args.quiet)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
-/// The `client-bundle ls` table and JSON, as of `now_ms`.
-pub fn bundle_listing(bundles: &[ClientBundle], now_ms: i64) -> Listing {
-    let mut listing = Listing::new(&["NAME", "ID", "ROLE", "CREATED", "REVOKED"]);
-    for bundle in bundles {
-        let age = std::time::Duration::from_millis(
-            u64::try_from(now_ms.saturating_sub(bundle.created_at)).unwrap_or(0),
-        );
-        listing.push(
-            vec![
-                bundle.name.clone(),
-                bundle.id.clone(),
-                bundle.role.clone(),
-                format!("{} ago", output::human_duration(age)),
-                if bundle.revoked { "yes" } else { "no" }.to_string(),
-            ],
+/// The `client-bundle ls` rows, as of `now_ms`: `.CreatedSince` is the
+/// age (`5 minutes ago`), `.CreatedAt` the time.
+pub fn bundle_rows(bundles: &[ClientBundle], now_ms: i64) -> Vec<serde_json::Value> {
+    bundles
+        .iter()
+        .map(|bundle| {
+            let age = std::time::Duration::from_millis(
+                u64::try_from(now_ms.saturating_sub(bundle.created_at)).unwrap_or(0),
+            );
             json!({
                 "Name": bundle.name,
                 "ID": bundle.id,
                 "Role": bundle.role,
+                "CreatedSince": format!("{} ago", output::human_duration(age)),
                 "CreatedAt": output::rfc3339(bundle.created_at),
                 "Revoked": bundle.revoked,
-            }),
-        );
-    }
-    listing
+            })
+        })
+        .collect()
 }
 
 pub async fn revoke(session: &mut Session, args: RevokeArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -271,7 +282,6 @@ mod tests {
     use super::*;
     use crate::commands::{swarm::SwarmCommand, Cli, Command};
     use crate::context::test_ca::TestCa;
-    use crate::output::Format;
 
     /// What the manager answers to a CSR: `ca` signs it for bundle `id`.
     fn answer(ca: &TestCa, csr: &str, id: &str, role: Role) -> CreateClientBundleResponse {
@@ -367,10 +377,10 @@ mod tests {
                 ..Default::default()
             },
         ];
-        let listing = bundle_listing(&bundles, now);
-        let mut out = Vec::new();
-        listing.write(Format::Table, &mut out).expect("table");
-        let text = String::from_utf8(out).expect("utf8");
+        let rows = bundle_rows(&bundles, now);
+        let text = ListFormat::Table
+            .render(&BUNDLE_COLUMNS, &rows, false)
+            .expect("table");
         let lines: Vec<Vec<&str>> = text
             .lines()
             .map(|l| l.split_whitespace().collect())
@@ -378,15 +388,13 @@ mod tests {
         assert_eq!(lines[0], ["NAME", "ID", "ROLE", "CREATED", "REVOKED"]);
         assert_eq!(
             lines[1],
-            ["ci", "id-1", "deployer", "5", "minutes", "ago", "no"]
+            ["ci", "id-1", "deployer", "5", "minutes", "ago", "false"]
         );
         assert_eq!(
             lines[2],
-            ["old", "id-2", "viewer", "10", "minutes", "ago", "yes"]
+            ["old", "id-2", "viewer", "10", "minutes", "ago", "true"]
         );
-        let mut out = Vec::new();
-        listing.write(Format::Json, &mut out).expect("json");
-        let json: serde_json::Value = serde_json::from_slice(&out).expect("parse");
+        let json = rows;
         assert_eq!(json[1]["Revoked"], true);
         assert_eq!(json[0]["Role"], "deployer");
         assert_eq!(json[1]["CreatedAt"], "1970-01-01T00:00:00.000Z");

@@ -8,11 +8,36 @@ use shoal_proto::control::v1::{
 };
 use shoal_proto::types::v1::{Config, ConfigReference, ConfigSpec};
 
-use super::secret::{created_ago, read_value};
+use super::secret::{created_ago, named_matches, read_value};
 use super::{collect_errors, parse, Error, Io};
 use crate::client::Session;
 use crate::file_reference::FileReference;
-use crate::output::{short_id, Listing};
+use crate::output::filter::{Filter, FilterKey, FilterKeys, Filters};
+use crate::output::format::{Columns, InspectFormat, ListFormat, INSPECT_HELP, LIST_HELP};
+use crate::output::{labels_joined, natural_cmp};
+
+/// docker's `config ls` columns (`cli/command/config/formatter.go`).
+pub const CONFIG_COLUMNS: Columns = Columns {
+    headers: &[
+        ("ID", "ID"),
+        ("Name", "NAME"),
+        ("CreatedAt", "CREATED"),
+        ("UpdatedAt", "UPDATED"),
+        ("Labels", "LABELS"),
+    ],
+    table: "table {{.ID}}\t{{.Name}}\t{{.CreatedAt}}\t{{.UpdatedAt}}",
+    quiet: "{{.ID}}",
+};
+
+/// docker's `config ls` filters.
+pub const CONFIG_FILTERS: FilterKeys = FilterKeys {
+    command: "config ls",
+    keys: &[
+        FilterKey::any("id"),
+        FilterKey::any("label"),
+        FilterKey::any("name"),
+    ],
+};
 
 #[derive(Debug, Subcommand)]
 pub enum ConfigCommand {
@@ -22,7 +47,7 @@ pub enum ConfigCommand {
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// Display details of configs, their value included
-    Inspect(NamesArgs),
+    Inspect(InspectArgs),
     /// Replace a config's value (from a file or stdin, "-"); the services using it roll
     Update(UpdateArgs),
     /// Remove configs (refused while a service uses them)
@@ -53,10 +78,31 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal config ls
+  shoal config ls -f name=nginx -f label=com.docker.stack.namespace=shop
+  shoal config ls --format '{{.Name}} {{.UpdatedAt}}'")]
 pub struct LsArgs {
+    /// Filter output based on conditions provided (id=, label=KEY[=VALUE], name=)
+    #[arg(short, long = "filter", value_name = "FILTER", value_parser = |s: &str| CONFIG_FILTERS.parse(s))]
+    pub filters: Vec<Filter>,
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only display IDs
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal config inspect nginx_conf
+  shoal config inspect -f '{{.Spec.Name}} {{.Spec.Data}}' nginx_conf")]
+pub struct InspectArgs {
+    #[arg(short, long, value_name = "FORMAT", value_parser = InspectFormat::parse, help = INSPECT_HELP)]
+    pub format: Option<InspectFormat>,
+    #[arg(required = true, value_name = "CONFIG")]
+    pub configs: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -135,52 +181,58 @@ fn json(config: &Config) -> serde_json::Value {
 }
 
 pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let mut configs = session
+    let filters = Filters::new(&args.filters);
+    // The manager filters on labels; `id` and `name` are matched here.
+    let request = ListConfigsRequest {
+        labels: filters.values("label").to_vec(),
+    };
+    let mut configs: Vec<Config> = session
         .client
-        .list_configs(ListConfigsRequest::default())
+        .list_configs(request)
         .await?
         .into_inner()
-        .configs;
-    configs.sort_by_key(name);
-    if args.quiet {
-        for config in &configs {
-            writeln!(io.out, "{}", id(config))?;
-        }
-        return Ok(());
-    }
-    let mut listing = Listing::new(&["ID", "NAME", "CREATED", "UPDATED"]);
-    for config in &configs {
-        let meta = config.meta.clone().unwrap_or_default();
-        listing.push(
-            vec![
-                short_id(&meta.id).to_string(),
-                name(config),
-                created_ago(meta.created_at),
-                created_ago(meta.updated_at),
-            ],
-            json(config),
-        );
-    }
-    listing.write(io.format, io.out)?;
+        .configs
+        .into_iter()
+        .filter(|c| named_matches(&filters, &id(c), &name(c)))
+        .collect();
+    configs.sort_by(|a, b| natural_cmp(&name(a), &name(b)));
+    let rows: Vec<serde_json::Value> = configs.iter().map(config_row).collect();
+    let text = args.format.render(&CONFIG_COLUMNS, &rows, args.quiet)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
-pub async fn inspect(session: &mut Session, args: NamesArgs, io: &mut Io<'_>) -> Result<(), Error> {
+/// docker's `config ls` row.
+fn config_row(config: &Config) -> serde_json::Value {
+    let meta = config.meta.clone().unwrap_or_default();
+    let labels = config.spec.as_ref().map(|s| labels_joined(&s.labels));
+    serde_json::json!({
+        "ID": meta.id,
+        "Name": name(config),
+        "CreatedAt": created_ago(meta.created_at),
+        "UpdatedAt": created_ago(meta.updated_at),
+        "Labels": labels.unwrap_or_default(),
+    })
+}
+
+pub async fn inspect(
+    session: &mut Session,
+    args: InspectArgs,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
     let mut found = Vec::new();
+    let mut errors = Vec::new();
     for reference in args.configs {
-        let config = session
-            .client
-            .get_config(GetConfigRequest {
-                id_or_name: reference,
-            })
-            .await?
-            .into_inner()
-            .config
-            .unwrap_or_default();
-        found.push(json(&config));
+        let request = GetConfigRequest {
+            id_or_name: reference,
+        };
+        match session.client.get_config(request).await {
+            Ok(reply) => found.push(json(&reply.into_inner().config.unwrap_or_default())),
+            Err(e) => errors.push(Error::Rpc(e)),
+        }
     }
-    crate::output::write_json(&serde_json::Value::Array(found), io.out)?;
-    Ok(())
+    let format = args.format.unwrap_or_default();
+    super::inspect::write_inspected(found, errors, &format, io.out)
 }
 
 pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -219,6 +271,41 @@ pub fn reference(text: &str) -> Result<ConfigReference, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use shoal_proto::types::v1::Meta;
+
+    #[test]
+    fn ls_rows_and_table_are_dockers() {
+        let config = Config {
+            meta: Some(Meta {
+                id: "c1aaaaaaaaaaaaaaaaaaaaaaa".into(),
+                created_at: crate::output::now_ms() - 90_000,
+                updated_at: crate::output::now_ms(),
+                ..Default::default()
+            }),
+            spec: Some(ConfigSpec {
+                name: "nginx_conf".into(),
+                ..Default::default()
+            }),
+        };
+        let rows = vec![config_row(&config)];
+        assert_eq!(rows[0]["CreatedAt"], "About a minute ago");
+        assert_eq!(rows[0]["UpdatedAt"], "Less than a second ago");
+        // docker/cli config formatter's defaultConfigTableFormat.
+        assert_eq!(
+            ListFormat::Table
+                .render(&CONFIG_COLUMNS, &[], false)
+                .expect("table"),
+            "ID        NAME      CREATED   UPDATED\n"
+        );
+        assert_eq!(
+            ListFormat::parse("{{.ID}} {{.Name}}")
+                .expect("format")
+                .render(&CONFIG_COLUMNS, &rows, false)
+                .expect("render"),
+            "c1aaaaaaaaaaaaaaaaaaaaaaa nginx_conf\n"
+        );
+        assert!(CONFIG_FILTERS.parse("nope=1").is_err());
+    }
 
     #[test]
     fn config_references_parse_like_docker() {

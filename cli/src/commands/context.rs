@@ -9,7 +9,23 @@ use serde_json::json;
 
 use super::{Error, Io};
 use crate::context::{self, Context, Env, Flags, Selection, Store};
-use crate::output::{self, Listing};
+use crate::output::format::{Columns, InspectFormat, ListFormat, INSPECT_HELP, LIST_HELP};
+
+/// docker's `context ls` fields (`cli/command/formatter/context.go`), with
+/// shoal's: a context is a manager's address (`.Host`, docker's
+/// `.DockerEndpoint`) and the client bundle to reach it with (`.Bundle`),
+/// the columns of the table.
+pub const CONTEXT_COLUMNS: Columns = Columns {
+    headers: &[
+        ("Name", "NAME"),
+        ("Description", "DESCRIPTION"),
+        ("DockerEndpoint", "DOCKER ENDPOINT"),
+        ("Host", "HOST"),
+        ("Bundle", "BUNDLE"),
+    ],
+    table: "table {{.Name}}{{if .Current}} *{{end}}\t{{.Description}}\t{{.Host}}\t{{.Bundle}}",
+    quiet: "{{.Name}}",
+};
 
 #[derive(Debug, Subcommand)]
 pub enum ContextCommand {
@@ -44,7 +60,13 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal context ls
+  shoal context ls --format '{{.Name}} {{.Host}}'")]
 pub struct LsArgs {
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only show context names
     #[arg(short, long)]
     pub quiet: bool,
@@ -66,7 +88,12 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal context inspect
+  shoal context inspect -f '{{.Host}} {{.Bundle.Role}}' prod")]
 pub struct InspectArgs {
+    #[arg(short, long, value_name = "FORMAT", value_parser = InspectFormat::parse, help = INSPECT_HELP)]
+    pub format: Option<InspectFormat>,
     /// Contexts (default: the one in use)
     #[arg(value_name = "NAME")]
     pub names: Vec<String>,
@@ -136,49 +163,43 @@ fn ls(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     let contexts = store.list()?;
-    if args.quiet {
-        for context in &contexts {
-            writeln!(io.out, "{}", context.name)?;
-        }
-        return Ok(());
-    }
     let current = in_use(store, flags, env)?;
-    context_listing(&contexts, &current).write(io.format, io.out)?;
+    // docker's `-q` prints names whatever the format.
+    let format = if args.quiet {
+        ListFormat::Table
+    } else {
+        args.format
+    };
+    let text = format.render(
+        &CONTEXT_COLUMNS,
+        &context_rows(&contexts, &current),
+        args.quiet,
+    )?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
-/// Docker's `context ls`: the context in use is marked `*` after its name.
-pub fn context_listing(contexts: &[Context], current: &str) -> Listing {
-    let mut listing = Listing::new(&["NAME", "DESCRIPTION", "HOST", "BUNDLE"]);
-    for context in contexts {
-        let is_current = context.name == current;
-        let shown = if is_current {
-            format!("{} *", context.name)
-        } else {
-            context.name.clone()
-        };
-        let bundle = context
-            .bundle
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_default();
-        listing.push(
-            vec![
-                shown,
-                context.description.clone(),
-                context.host.to_string(),
-                bundle.clone(),
-            ],
+/// docker's `context ls` rows: the context in use is `.Current` (marked `*`
+/// after its name).
+pub fn context_rows(contexts: &[Context], current: &str) -> Vec<serde_json::Value> {
+    contexts
+        .iter()
+        .map(|context| {
+            let bundle = context
+                .bundle
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default();
             json!({
                 "Name": context.name,
-                "Current": is_current,
+                "Current": context.name == current,
                 "Description": context.description,
+                "DockerEndpoint": context.host.to_string(),
                 "Host": context.host.to_string(),
                 "Bundle": bundle,
-            }),
-        );
-    }
-    listing
+            })
+        })
+        .collect()
 }
 
 fn use_context(store: &mut Store, args: UseArgs, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
@@ -238,7 +259,8 @@ fn inspect(
         }
         records.push(record);
     }
-    output::write_json(&serde_json::Value::Array(records), io.out)?;
+    let text = args.format.unwrap_or_default().render(records)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
@@ -251,7 +273,6 @@ mod tests {
     use crate::client::Host;
     use crate::commands::{Cli, Command};
     use crate::context::test_ca::TestCa;
-    use crate::output::Format;
 
     struct Fixture {
         dir: tempfile::TempDir,
@@ -292,7 +313,6 @@ mod tests {
             let mut io = Io {
                 out: &mut out,
                 err: &mut err,
-                format: cli.format,
             };
             run(command, &flags, &self.env, &mut io)?;
             Ok(String::from_utf8(out).expect("utf8"))
@@ -335,7 +355,11 @@ mod tests {
         let json = fx
             .shoal(&["context", "ls", "--format", "json"])
             .expect("ls json");
-        let json: serde_json::Value = serde_json::from_str(&json).expect("parse");
+        // docker's `--format json`: one object per line.
+        let json: Vec<serde_json::Value> = json
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("parse"))
+            .collect();
         assert_eq!(json[0]["Current"], false);
         assert_eq!(json[1]["Name"], "prod");
         assert_eq!(json[1]["Current"], true);
@@ -343,8 +367,18 @@ mod tests {
         let ls = fx
             .shoal(&["--context", "default", "context", "ls", "--format", "json"])
             .expect("ls");
-        let json: serde_json::Value = serde_json::from_str(&ls).expect("parse");
-        assert_eq!(json[0]["Current"], true);
+        let first: serde_json::Value =
+            serde_json::from_str(ls.lines().next().expect("a line")).expect("parse");
+        assert_eq!(first["Current"], true);
+        let names = fx
+            .shoal(&[
+                "context",
+                "ls",
+                "--format",
+                "{{.Name}}{{if .Current}} (current){{end}}",
+            ])
+            .expect("ls template");
+        assert_eq!(names, "default\nprod (current)\n");
         assert_eq!(fx.shoal(&["context", "show"]).expect("show"), "prod\n");
 
         let inspect = fx.shoal(&["context", "inspect"]).expect("inspect");
@@ -407,11 +441,12 @@ mod tests {
                 bundle: Some(PathBuf::from("/c/bundles/ci.bundle")),
             },
         ];
-        let mut out = Vec::new();
-        context_listing(&contexts, "ci")
-            .write(Format::Table, &mut out)
+        let rows = context_rows(&contexts, "ci");
+        let text = ListFormat::Table
+            .render(&CONTEXT_COLUMNS, &rows, false)
             .expect("table");
-        let text = String::from_utf8(out).expect("utf8");
+        assert_eq!(rows[1]["Current"], true);
+        assert_eq!(rows[1]["DockerEndpoint"], "tcp://h:1");
         assert!(
             text.lines().nth(2).is_some_and(|l| l.starts_with("ci *")),
             "{text}"

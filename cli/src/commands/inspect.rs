@@ -16,7 +16,8 @@ use shoal_proto::types::v1::{
 
 use super::parse::{format_duration, protocol_name};
 use super::{collect_errors, Error};
-use crate::output::{rfc3339, write_json};
+use crate::output::format::InspectFormat;
+use crate::output::rfc3339;
 use crate::units;
 
 fn nanos(ms: u64) -> u64 {
@@ -30,16 +31,17 @@ fn sorted(labels: &HashMap<String, String>) -> BTreeMap<&str, &str> {
         .collect()
 }
 
-/// An inspect command's output: the JSON array of the objects found, then
-/// every reference that failed as the command's error. When every one
-/// failed, only the errors.
+/// An inspect command's output: the objects found as `format` shows them
+/// (docker's indented JSON array by default), then every reference that
+/// failed as the command's error. When every one failed, only the errors.
 pub fn write_inspected(
     found: Vec<Value>,
     errors: Vec<Error>,
+    format: &InspectFormat,
     out: &mut dyn std::io::Write,
 ) -> Result<(), Error> {
     if !found.is_empty() || errors.is_empty() {
-        write_json(&Value::Array(found), out)?;
+        out.write_all(format.render(found)?.as_bytes())?;
     }
     collect_errors(errors)
 }

@@ -4,10 +4,12 @@
 
 pub mod bundle;
 pub mod ca;
+pub mod completion;
 pub mod config;
 pub mod context;
 mod converge;
 pub mod healthcheck;
+mod image_pin;
 pub mod inspect;
 pub mod logging;
 pub mod login;
@@ -24,6 +26,9 @@ pub mod service_logs;
 pub mod spec;
 pub mod stack;
 pub mod stack_config;
+mod stack_deploy;
+mod stack_plan;
+mod stack_rm;
 pub mod swarm;
 pub mod tasks;
 pub mod volume;
@@ -35,7 +40,7 @@ use clap::{Parser, Subcommand};
 
 use crate::client::{self, ClientError, Host, Session};
 use crate::context::{ContextError, Env, Flags};
-use crate::output::Format;
+use crate::output::format::FormatError;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -74,15 +79,6 @@ pub struct Cli {
         value_name = "NAME"
     )]
     pub context: Option<String>,
-    /// Output format of list and inspect commands
-    #[arg(
-        long,
-        global = true,
-        help_heading = "Global Options",
-        value_enum,
-        default_value_t = Format::Table
-    )]
-    pub format: Format,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -120,13 +116,14 @@ pub enum Command {
     /// Manage contexts: named managers and the client bundles to reach them
     #[command(subcommand)]
     Context(context::ContextCommand),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
+    Completion(completion::CompletionArgs),
 }
 
 /// Where a command writes: results to `out`, progress and warnings to `err`.
 pub struct Io<'a> {
     pub out: &'a mut dyn Write,
     pub err: &'a mut dyn Write,
-    pub format: Format,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,6 +146,10 @@ pub enum Error {
     /// A deployment that failed or did not converge in time.
     #[error("{0}")]
     Deploy(String),
+    /// `stack diff`: deploying the files would change the stack (the plan
+    /// says how); exit status [`EXIT_DIFFERS`].
+    #[error("stack {0} differs from its compose files")]
+    Differs(String),
     /// Several operations of one command failed (e.g. `service rm a b`).
     #[error("{}", .0.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\n"))]
     Many(Vec<Error>),
@@ -156,16 +157,28 @@ pub enum Error {
     Output(#[from] std::io::Error),
 }
 
+/// A `--format` template that fails on the data is a usage error, as one
+/// that does not parse is (clap refuses that one).
+impl From<FormatError> for Error {
+    fn from(e: FormatError) -> Self {
+        Error::Usage(e.to_string())
+    }
+}
+
 /// Exit status for "cannot reach the manager", apart from input (1) and usage (2) errors.
 pub const EXIT_UNREACHABLE: i32 = 3;
 /// Exit status for usage errors, as clap exits.
 pub const EXIT_USAGE: i32 = 2;
+/// Exit status of `stack diff` when the stack would change (`git diff
+/// --exit-code`'s 1 is taken by input errors).
+pub const EXIT_DIFFERS: i32 = 4;
 
 impl Error {
     pub fn exit_code(&self) -> i32 {
         match self {
             Error::Client(ClientError::Unreachable { .. }) => EXIT_UNREACHABLE,
             Error::Usage(_) => EXIT_USAGE,
+            Error::Differs(_) => EXIT_DIFFERS,
             Error::Context(e) if e.is_usage() => EXIT_USAGE,
             Error::Rpc(status) if is_connection_loss(status) => EXIT_UNREACHABLE,
             Error::Many(errors) if errors.iter().all(|e| e.exit_code() == EXIT_UNREACHABLE) => {
@@ -203,7 +216,6 @@ pub async fn run(cli: Cli, io: &mut Io<'_>) -> Result<(), Error> {
 /// [`run`] with the environment given: where to connect follows the context
 /// rules of [`crate::context::resolve`].
 pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
-    io.format = cli.format;
     let flags = Flags {
         context: cli.context.as_deref(),
         host: cli.host.as_ref(),
@@ -211,6 +223,7 @@ pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
     };
     match cli.command {
         Command::Context(command) => return context::run(command, &flags, env, io),
+        Command::Completion(args) => return completion::run(args, io),
         // Registry credentials are the user's own: no manager needed.
         Command::Login(args) => return login::login(args, io),
         Command::Logout(args) => return login::logout(args, io),
@@ -226,6 +239,12 @@ pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
         let loaded = stack::prepare(&args)?;
         let mut session = client::connect(&target.host, target.tls.as_deref()).await?;
         return stack::deploy_loaded(&mut session, args, loaded, io).await;
+    }
+    if let Command::Stack(stack::StackCommand::Diff(args)) = cli.command {
+        let args = args.into_deploy();
+        let loaded = stack::prepare(&args)?;
+        let mut session = client::connect(&target.host, target.tls.as_deref()).await?;
+        return stack_deploy::diff_loaded(&mut session, args, loaded, io).await;
     }
     // Joining talks to the remote manager's CA, not to a local manager.
     if let Command::Swarm(swarm::SwarmCommand::Join(args)) = cli.command {
@@ -253,6 +272,7 @@ pub async fn execute(
         Command::Network(c) => network::run(session, c, io).await,
         // Context commands need no manager; run them as `run` does.
         Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),
+        Command::Completion(args) => completion::run(args, io),
     }
 }
 

@@ -2,7 +2,7 @@
 //! syntax of services.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 use shoal_proto::control::v1::{
     CreateNetworkRequest, GetNetworkRequest, ListNetworksRequest, PruneNetworksRequest,
     RemoveNetworkRequest,
@@ -11,7 +11,39 @@ use shoal_proto::types::v1::{Network, NetworkAliasesSpec, NetworkSpec, ServiceSp
 
 use super::{collect_errors, confirm, inspect, parse, Error, Io};
 use crate::client::Session;
-use crate::output::{rfc3339, short_id, Listing};
+use crate::output::filter::{Filter, FilterKey, FilterKeys, Filters};
+use crate::output::format::{Columns, InspectFormat, ListFormat, INSPECT_HELP, LIST_HELP};
+use crate::output::{go_time, labels_joined, natural_cmp, short_id};
+
+/// docker's `network ls` columns (`cli/command/network/formatter.go`).
+pub const NETWORK_COLUMNS: Columns = Columns {
+    headers: &[
+        ("ID", "NETWORK ID"),
+        ("Name", "NAME"),
+        ("Driver", "DRIVER"),
+        ("Scope", "SCOPE"),
+        ("IPv4", "IPV4"),
+        ("IPv6", "IPV6"),
+        ("Internal", "INTERNAL"),
+        ("Labels", "LABELS"),
+        ("CreatedAt", "CREATED AT"),
+    ],
+    table: "table {{.ID}}\t{{.Name}}\t{{.Driver}}\t{{.Scope}}",
+    quiet: "{{.ID}}",
+};
+
+/// docker's `network ls` filters.
+pub const NETWORK_FILTERS: FilterKeys = FilterKeys {
+    command: "network ls",
+    keys: &[
+        FilterKey::any("driver"),
+        FilterKey::any("id"),
+        FilterKey::any("label"),
+        FilterKey::any("name"),
+        FilterKey::one_of("scope", &["swarm", "global", "local"]),
+        FilterKey::one_of("type", &["custom", "builtin"]),
+    ],
+};
 
 /// Every network of a swarm spans the cluster.
 pub const SCOPE: &str = "swarm";
@@ -68,7 +100,17 @@ pub struct CreateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal network ls
+  shoal network ls -f name=shop -f type=custom
+  shoal network ls --no-trunc --format '{{.ID}} {{.Name}} {{.Internal}}'")]
 pub struct LsArgs {
+    /// Provide filter values (driver=, id=, label=KEY[=VALUE], name=, scope=, type=custom|builtin)
+    #[arg(short, long = "filter", value_name = "FILTER", value_parser = |s: &str| NETWORK_FILTERS.parse(s))]
+    pub filters: Vec<Filter>,
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only display network IDs
     #[arg(short, long)]
     pub quiet: bool,
@@ -78,7 +120,12 @@ pub struct LsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal network inspect shop_backend
+  shoal network inspect -f '{{.Name}} {{(index .IPAM.Config 0).Subnet}}' ingress")]
 pub struct InspectArgs {
+    #[arg(short, long, value_name = "FORMAT", value_parser = InspectFormat::parse, help = INSPECT_HELP)]
+    pub format: Option<InspectFormat>,
     /// Networks (names or ids)
     #[arg(required = true, value_name = "NETWORK")]
     pub networks: Vec<String>,
@@ -208,56 +255,58 @@ pub async fn list(session: &mut Session) -> Result<Vec<Network>, Error> {
         .await?
         .into_inner()
         .networks;
-    networks.sort_by(|a, b| network_name(a).cmp(network_name(b)));
+    networks.sort_by(|a, b| natural_cmp(network_name(a), network_name(b)));
     Ok(networks)
 }
 
 pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let networks = list(session).await?;
-    if args.quiet {
-        for network in &networks {
-            let id = network_id(network);
-            writeln!(io.out, "{}", if args.no_trunc { id } else { short_id(id) })?;
-        }
-        return Ok(());
-    }
-    network_listing(&networks, args.no_trunc).write(io.format, io.out)?;
+    let filters = Filters::new(&args.filters);
+    let networks: Vec<Network> = list(session)
+        .await?
+        .into_iter()
+        .filter(|n| network_matches(&filters, n))
+        .collect();
+    let rows = network_rows(&networks, !args.no_trunc);
+    let text = args.format.render(&NETWORK_COLUMNS, &rows, args.quiet)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
-/// `network ls`: docker's columns, and its `--format json` keys (with the full id).
-pub fn network_listing(networks: &[Network], no_trunc: bool) -> Listing {
-    let mut listing = Listing::new(&["NETWORK ID", "NAME", "DRIVER", "SCOPE"]);
-    for network in networks {
-        let id = network_id(network);
-        let spec = network.spec.clone().unwrap_or_default();
-        let mut labels: Vec<String> = spec
-            .labels
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect();
-        labels.sort();
-        listing.push(
-            vec![
-                if no_trunc { id } else { short_id(id) }.to_string(),
-                network_name(network).to_string(),
-                driver(network).to_string(),
-                SCOPE.to_string(),
-            ],
+/// docker's network filters: `id` and `name` match any part, `driver` and
+/// `scope` exactly; `type=builtin` is the network the swarm made itself
+/// (`ingress`), `custom` every other.
+fn network_matches(filters: &Filters, network: &Network) -> bool {
+    let labels = network.spec.as_ref().map(|s| &s.labels);
+    filters.any("id", |part| network_id(network).contains(part))
+        && filters.any("name", |part| network_name(network).contains(part))
+        && filters.any("driver", |d| d == driver(network))
+        && filters.any("scope", |scope| scope == SCOPE)
+        && filters.any("type", |kind| (kind == "builtin") == network.ingress)
+        && labels.map_or(filters.values("label").is_empty(), |l| {
+            filters.labels("label", l)
+        })
+}
+
+/// docker's `network ls` rows (`.ID` cut to 12 characters when `trunc`).
+pub fn network_rows(networks: &[Network], trunc: bool) -> Vec<Value> {
+    networks
+        .iter()
+        .map(|network| {
+            let id = network_id(network);
+            let spec = network.spec.clone().unwrap_or_default();
             json!({
-                "ID": id,
+                "ID": if trunc { short_id(id) } else { id },
                 "Name": network_name(network),
                 "Driver": driver(network),
                 "Scope": SCOPE,
                 "IPv4": "true",
                 "IPv6": "false",
                 "Internal": spec.internal.to_string(),
-                "Labels": labels.join(","),
-                "CreatedAt": rfc3339(network.meta.as_ref().map(|m| m.created_at).unwrap_or(0)),
-            }),
-        );
-    }
-    listing
+                "Labels": labels_joined(&spec.labels),
+                "CreatedAt": go_time(network.meta.as_ref().map(|m| m.created_at).unwrap_or(0)),
+            })
+        })
+        .collect()
 }
 
 pub async fn get(session: &mut Session, id_or_name: &str) -> Result<Network, Error> {
@@ -285,7 +334,8 @@ pub async fn inspect(
             Err(e) => errors.push(e),
         }
     }
-    inspect::write_inspected(found, errors, io.out)
+    let format = args.format.unwrap_or_default();
+    inspect::write_inspected(found, errors, &format, io.out)
 }
 
 /// Removes each network, carrying on past refusals (docker's `network rm a b`).
@@ -477,7 +527,6 @@ mod tests {
     use shoal_proto::types::v1::Meta;
 
     use crate::commands::{Cli, Command};
-    use crate::output::Format;
 
     fn create_args(args: &[&str]) -> CreateArgs {
         let mut argv = vec!["shoal", "network", "create"];
@@ -596,25 +645,67 @@ mod tests {
             spec.labels.insert("team".into(), "a".into());
         }
         let networks = [network("d3f4u1tn3tw0rk1d000000000", "ingress"), backend];
-        let mut out = Vec::new();
-        network_listing(&networks, false)
-            .write(Format::Table, &mut out)
-            .expect("write");
         assert_eq!(
-            String::from_utf8(out).expect("utf8"),
+            ListFormat::Table
+                .render(&NETWORK_COLUMNS, &network_rows(&networks, true), false)
+                .expect("table"),
             "NETWORK ID     NAME      DRIVER    SCOPE\n\
              d3f4u1tn3tw0   ingress   overlay   swarm\n\
              k3x9v2m4n8q1   backend   overlay   swarm\n"
         );
-        let listing = network_listing(&networks, true);
-        assert_eq!(listing.rows[1][0], "k3x9v2m4n8q1w7e5r6t0y2u4i");
-        let json = &listing.json[1];
+        let rows = network_rows(&networks, false);
+        // docker/cli network formatter: booleans as strings, labels joined,
+        // the creation time as Go prints a time.
+        let json = &rows[1];
         assert_eq!(json["ID"], "k3x9v2m4n8q1w7e5r6t0y2u4i");
         assert_eq!(json["Driver"], "overlay");
         assert_eq!(json["Scope"], "swarm");
         assert_eq!(json["Labels"], "team=a");
         assert_eq!(json["Internal"], "false");
-        assert_eq!(json["CreatedAt"], "2024-02-29T12:34:56.789Z");
+        assert_eq!(json["CreatedAt"], "2024-02-29 12:34:56.789 +0000 UTC");
+    }
+
+    #[test]
+    fn ls_filters_are_dockers() {
+        let mut ingress = network("d3f4u1tn3tw0rk1d000000000", "ingress");
+        ingress.ingress = true;
+        let mut backend = network("k3x9v2m4n8q1w7e5r6t0y2u4i", "shop_backend");
+        if let Some(spec) = backend.spec.as_mut() {
+            spec.labels.insert("team".into(), "a".into());
+        }
+        let networks = [
+            ingress,
+            backend,
+            network("f00f00f00f00f00f00f00f00f", "shop_front"),
+        ];
+        let kept = |filters: &[&str]| -> Vec<&str> {
+            let parsed: Vec<Filter> = filters
+                .iter()
+                .map(|f| {
+                    NETWORK_FILTERS
+                        .parse(f)
+                        .unwrap_or_else(|e| panic!("{f}: {e}"))
+                })
+                .collect();
+            let filters = Filters::new(&parsed);
+            networks
+                .iter()
+                .filter(|n| network_matches(&filters, n))
+                .map(network_name)
+                .collect()
+        };
+        // docker's network `name` and `id` match any part.
+        assert_eq!(kept(&["name=back"]), ["shop_backend"]);
+        assert_eq!(kept(&["id=9v2m"]), ["shop_backend"]);
+        assert_eq!(kept(&["type=builtin"]), ["ingress"]);
+        assert_eq!(kept(&["type=custom"]), ["shop_backend", "shop_front"]);
+        assert_eq!(kept(&["type=custom", "type=builtin"]).len(), 3);
+        assert_eq!(kept(&["label=team=a"]), ["shop_backend"]);
+        assert_eq!(kept(&["name=shop", "label=team"]), ["shop_backend"]);
+        assert_eq!(kept(&["driver=overlay", "scope=swarm"]).len(), 3);
+        assert!(kept(&["scope=local"]).is_empty());
+        assert!(NETWORK_FILTERS.parse("type=other").is_err());
+        assert!(NETWORK_FILTERS.parse("dangling=true").is_err());
     }
 
     #[test]

@@ -1,8 +1,8 @@
 //! `shoal node ...`: the cluster's nodes.
 
 use clap::{Args, Subcommand};
-use serde_json::json;
-use shoal_proto::control::v1::ListNodesRequest;
+use serde_json::{json, Value};
+use shoal_proto::control::v1::{GetRootCaRequest, ListNodesRequest};
 use shoal_proto::types::v1::{Node, NodeAvailability, NodeRole, NodeState};
 
 use std::collections::HashMap;
@@ -10,7 +10,38 @@ use std::collections::HashMap;
 use super::tasks::{self, PsFlags};
 use super::{Error, Io};
 use crate::client::{Host, Session};
-use crate::output::Listing;
+use crate::output::filter::{Filter, FilterKey, FilterKeys, Filters};
+use crate::output::format::{Columns, InspectFormat, ListFormat, INSPECT_HELP, LIST_HELP};
+use crate::output::natural_cmp;
+
+/// docker's `node ls` columns (`cli/command/node/formatter.go`), without
+/// `ENGINE VERSION`: a shoal node runs no docker engine.
+pub const NODE_COLUMNS: Columns = Columns {
+    headers: &[
+        ("ID", "ID"),
+        ("Self", ""),
+        ("Hostname", "HOSTNAME"),
+        ("Status", "STATUS"),
+        ("Availability", "AVAILABILITY"),
+        ("ManagerStatus", "MANAGER STATUS"),
+        ("TLSStatus", "TLS STATUS"),
+    ],
+    table: "table {{.ID}} {{if .Self}}*{{else}} {{ end }}\t{{.Hostname}}\t{{.Status}}\t{{.Availability}}\t{{.ManagerStatus}}",
+    quiet: "{{.ID}}",
+};
+
+/// docker's `node ls` filters but `label`, which matches docker engine
+/// labels (shoal's node labels are `node.label`).
+pub const NODE_FILTERS: FilterKeys = FilterKeys {
+    command: "node ls",
+    keys: &[
+        FilterKey::any("id"),
+        FilterKey::one_of("membership", &["accepted", "pending"]),
+        FilterKey::any("name"),
+        FilterKey::any("node.label"),
+        FilterKey::one_of("role", &["manager", "worker"]),
+    ],
+};
 
 #[derive(Debug, Subcommand)]
 pub enum NodeCommand {
@@ -29,6 +60,10 @@ pub enum NodeCommand {
     /// Display detailed information on one or more nodes
     Inspect(InspectArgs),
     /// List tasks running on one or more nodes, defaults to current node
+    #[command(after_help = "Examples:
+  shoal node ps
+  shoal node ps -f desired-state=running w1 w2
+  shoal node ps --format '{{.Name}} {{.CurrentState}}' w1")]
     Ps(PsArgs),
 }
 
@@ -47,7 +82,14 @@ pub struct UpdateArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal node inspect self
+  shoal node inspect --pretty w1
+  shoal node inspect -f '{{.Description.Hostname}} {{.Status.Addr}}' m1 w1")]
 pub struct InspectArgs {
+    #[arg(short, long, value_name = "FORMAT", value_parser = InspectFormat::parse,
+          help = INSPECT_HELP, conflicts_with = "pretty")]
+    pub format: Option<InspectFormat>,
     /// Print the information in a human friendly format
     #[arg(long)]
     pub pretty: bool,
@@ -104,7 +146,18 @@ pub struct RmArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal node ls
+  shoal node ls -f role=manager -f node.label=zone=b
+  shoal node ls --format '{{.Hostname}} {{.Status}} {{.ManagerStatus}}'")]
 pub struct LsArgs {
+    /// Filter output based on conditions provided (id=, membership=, name=,
+    /// node.label=KEY[=VALUE], role=)
+    #[arg(short, long = "filter", value_name = "FILTER", value_parser = |s: &str| NODE_FILTERS.parse(s))]
+    pub filters: Vec<Filter>,
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only display IDs
     #[arg(short, long)]
     pub quiet: bool,
@@ -212,7 +265,8 @@ async fn inspect(session: &mut Session, args: InspectArgs, io: &mut Io<'_>) -> R
         return super::collect_errors(errors);
     }
     let objects = found.iter().map(|n| node_json(n)).collect();
-    super::inspect::write_inspected(objects, errors, io.out)
+    let format = args.format.unwrap_or_default();
+    super::inspect::write_inspected(objects, errors, &format, io.out)
 }
 
 async fn ps(session: &mut Session, args: PsArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -413,62 +467,85 @@ pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<
 }
 
 pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let mut nodes = session
-        .client
-        .list_nodes(ListNodesRequest {})
+    let filters = Filters::new(&args.filters);
+    let mut nodes: Vec<Node> = list(session)
         .await?
-        .into_inner()
-        .nodes;
-    nodes.sort_by(|a, b| {
-        hostname(a)
-            .cmp(hostname(b))
-            .then(node_id(a).cmp(node_id(b)))
-    });
-    if args.quiet {
-        for node in &nodes {
-            writeln!(io.out, "{}", node_id(node))?;
-        }
-        return Ok(());
-    }
+        .into_iter()
+        .filter(|n| node_matches(&filters, n))
+        .collect();
+    nodes.sort_by(|a, b| natural_cmp(hostname(a), hostname(b)).then(node_id(a).cmp(node_id(b))));
+    // The root the nodes' certificates should come from, for `.TLSStatus`;
+    // `-q` alone prints ids and needs none (docker asks /info likewise).
+    let trusted_root =
+        if nodes.is_empty() || (args.quiet && matches!(args.format, ListFormat::Table)) {
+            None
+        } else {
+            Some(issuing_root_digest(session).await?)
+        };
     let me = self_node(&nodes, session);
-    node_listing(&nodes, me.as_deref()).write(io.format, io.out)?;
+    let rows = node_rows(&nodes, me.as_deref(), trusted_root.as_deref());
+    let text = args.format.render(&NODE_COLUMNS, &rows, args.quiet)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
-/// Docker's `node ls`: the node the CLI talks to is marked `*` after its id.
-pub fn node_listing(nodes: &[Node], self_id: Option<&str>) -> Listing {
-    let mut listing = Listing::new(&["ID", "HOSTNAME", "STATUS", "AVAILABILITY", "MANAGER STATUS"]);
-    for node in nodes {
-        let id = node_id(node);
-        let is_self = self_id == Some(id);
-        let status = state_name(node);
-        let availability = availability_name(node);
-        let manager = manager_status(node);
-        let shown_id = if is_self {
-            format!("{id} *")
-        } else {
-            id.to_string()
-        };
-        listing.push(
-            vec![
-                shown_id,
-                hostname(node).to_string(),
-                status.to_string(),
-                availability.to_string(),
-                manager.clone(),
-            ],
+/// docker's node filters: `id` and `name` (hostname) prefixes, `node.label`,
+/// `role` (the role of the node's certificate) and `membership` (every node
+/// shoal knows is accepted: it joins with a token, and none waits).
+fn node_matches(filters: &Filters, node: &Node) -> bool {
+    let labels = node.spec.as_ref().map(|s| &s.labels);
+    filters.any("id", |prefix| node_id(node).starts_with(prefix))
+        && filters.any("name", |prefix| hostname(node).starts_with(prefix))
+        && labels.map_or(filters.values("node.label").is_empty(), |l| {
+            filters.labels("node.label", l)
+        })
+        && filters.any("role", |role| lower(role_name(node.role)) == role)
+        && filters.any("membership", |membership| membership == "accepted")
+}
+
+/// SHA-256 of the root CA nodes' certificates should come from: the new
+/// root while one is rotated to.
+async fn issuing_root_digest(session: &mut Session) -> Result<String, Error> {
+    let status = session
+        .client
+        .get_root_ca(GetRootCaRequest {})
+        .await?
+        .into_inner();
+    let root = if status.rotating {
+        &status.new_root_ca_pem
+    } else {
+        &status.root_ca_pem
+    };
+    shoal_identity::join::ca_digest(root)
+        .map_err(|e| Error::Input(format!("the manager's root CA certificate: {e}")))
+}
+
+/// Docker's `node ls` rows: the node the CLI talks to is `.Self` (marked
+/// `*` after its id); `.TLSStatus` says whether the node's certificate
+/// comes from `trusted_root` (`Ready`) or not yet (`Needs Rotation`).
+pub fn node_rows(nodes: &[Node], self_id: Option<&str>, trusted_root: Option<&str>) -> Vec<Value> {
+    nodes
+        .iter()
+        .map(|node| {
+            let id = node_id(node);
+            let tls = match trusted_root {
+                _ if node.cert_root_digest.is_empty() => "Unknown",
+                Some(root) if node.cert_root_digest == root => "Ready",
+                Some(_) => "Needs Rotation",
+                None => "Unknown",
+            };
             json!({
                 "ID": id,
-                "Self": is_self,
+                "Self": self_id == Some(id),
                 "Hostname": hostname(node),
-                "Status": status,
-                "Availability": availability,
-                "ManagerStatus": manager,
+                "Status": state_name(node),
+                "Availability": availability_name(node),
+                "ManagerStatus": manager_status(node),
+                "TLSStatus": tls,
                 "Addr": node.status.as_ref().map(|s| s.addr.as_str()).unwrap_or(""),
-            }),
-        );
-    }
-    listing
+            })
+        })
+        .collect()
 }
 
 /// The node this CLI is connected to, when that can be told: the node whose certificate
@@ -599,22 +676,80 @@ mod tests {
             ),
             node("n3", "w1", NodeState::Ready, None),
         ];
-        let listing = node_listing(&nodes, Some("n2"));
-        let table = crate::output::table(
-            listing.headers.iter().map(|h| h.to_string()).collect(),
-            &listing.rows,
-        );
+        let rows = node_rows(&nodes, Some("n2"), None);
+        // docker/cli node formatter: `table {{.ID}} {{if .Self}}*{{else}} {{ end }}...`.
         assert_eq!(
-            table,
+            ListFormat::Table
+                .render(&NODE_COLUMNS, &rows, false)
+                .expect("table"),
             "ID        HOSTNAME   STATUS    AVAILABILITY   MANAGER STATUS\n\
              n1        m1         Ready     Active         Leader\n\
              n2 *      m2         Down      Active         Unreachable\n\
-             n3        w1         Ready     Active\n"
+             n3        w1         Ready     Active         \n"
         );
-        assert_eq!(listing.json[1]["ID"], "n2");
-        assert_eq!(listing.json[1]["Self"], true);
-        assert_eq!(listing.json[0]["Status"], "Ready");
-        assert_eq!(listing.json[2]["ManagerStatus"], "");
+        assert_eq!(rows[1]["ID"], "n2");
+        assert_eq!(rows[1]["Self"], true);
+        assert_eq!(rows[0]["Status"], "Ready");
+        assert_eq!(rows[2]["ManagerStatus"], "");
+        assert_eq!(
+            ListFormat::parse("{{.Hostname}} {{.Self}}")
+                .expect("format")
+                .render(&NODE_COLUMNS, &rows, false)
+                .expect("render"),
+            "m1 false\nm2 true\nw1 false\n"
+        );
+    }
+
+    #[test]
+    fn tls_status_says_whether_a_certificate_comes_from_the_issuing_root() {
+        let mut nodes = [
+            node("n1", "m1", NodeState::Ready, None),
+            node("n2", "m2", NodeState::Ready, None),
+            node("n3", "m3", NodeState::Ready, None),
+        ];
+        nodes[0].cert_root_digest = "new".into();
+        nodes[1].cert_root_digest = "old".into();
+        let rows = node_rows(&nodes, None, Some("new"));
+        let tls: Vec<&Value> = rows.iter().map(|r| &r["TLSStatus"]).collect();
+        assert_eq!(tls, ["Ready", "Needs Rotation", "Unknown"]);
+    }
+
+    #[test]
+    fn node_filters_are_dockers() {
+        let mut nodes = [
+            node("abc1", "manager-1", NodeState::Ready, None),
+            node("abd2", "worker-1", NodeState::Ready, None),
+            node("xyz3", "worker-2", NodeState::Down, None),
+        ];
+        nodes[0].role = NodeRole::Manager as i32;
+        if let Some(spec) = nodes[1].spec.as_mut() {
+            spec.labels.insert("zone".into(), "b".into());
+        }
+        let kept = |filters: &[&str]| -> Vec<&str> {
+            let parsed: Vec<Filter> = filters
+                .iter()
+                .map(|f| NODE_FILTERS.parse(f).unwrap_or_else(|e| panic!("{f}: {e}")))
+                .collect();
+            let filters = Filters::new(&parsed);
+            nodes
+                .iter()
+                .filter(|n| node_matches(&filters, n))
+                .map(hostname)
+                .collect()
+        };
+        assert_eq!(kept(&["id=ab"]), ["manager-1", "worker-1"]);
+        assert_eq!(kept(&["name=worker"]), ["worker-1", "worker-2"]);
+        assert_eq!(kept(&["role=manager"]), ["manager-1"]);
+        assert_eq!(kept(&["role=worker", "name=worker-2"]), ["worker-2"]);
+        assert_eq!(kept(&["node.label=zone"]), ["worker-1"]);
+        assert_eq!(kept(&["node.label=zone=a"]), Vec::<&str>::new());
+        assert_eq!(kept(&["membership=accepted"]).len(), 3);
+        assert!(kept(&["membership=pending"]).is_empty());
+        // docker's `label` is about engine labels, which shoal nodes lack.
+        assert_eq!(
+            NODE_FILTERS.parse("label=zone").unwrap_err(),
+            "invalid filter 'label': node ls filters on id, membership, name, node.label, role"
+        );
     }
 
     #[test]

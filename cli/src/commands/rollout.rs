@@ -11,7 +11,22 @@ use super::converge;
 use super::service::{self, UpdateArgs, WaitFlags};
 use super::{Error, Io};
 use crate::client::Session;
-use crate::output::{self, Listing};
+use crate::output;
+use crate::output::format::{Columns, ListFormat, LIST_HELP};
+
+/// `service history` columns.
+pub const HISTORY_COLUMNS: Columns = Columns {
+    headers: &[
+        ("Revision", "REVISION"),
+        ("Current", ""),
+        ("CreatedSince", "CREATED"),
+        ("CreatedAt", "CREATED AT"),
+        ("Image", "IMAGE"),
+        ("Changes", "CHANGES"),
+    ],
+    table: "table {{.Revision}}{{if .Current}} (current){{end}}\t{{.CreatedSince}}\t{{.Image}}\t{{if .Changes}}{{join .Changes \", \"}}{{else}}-{{end}}",
+    quiet: "{{.Revision}}",
+};
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
@@ -37,7 +52,16 @@ impl RollbackArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal service history web
+  shoal service history --format '{{.Revision}} {{.Image}}' web")]
 pub struct HistoryArgs {
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
+    /// Only display revisions
+    #[arg(short, long)]
+    pub quiet: bool,
     /// Service (name or id)
     #[arg(value_name = "SERVICE")]
     pub service: String,
@@ -76,12 +100,14 @@ pub async fn history(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     let service = service::get(session, &args.service).await?;
-    history_listing(&service, output::now_ms()).write(io.format, io.out)?;
+    let rows = history_rows(&service, output::now_ms());
+    let text = args.format.render(&HISTORY_COLUMNS, &rows, args.quiet)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
 /// The kept revisions, oldest first, then the current one.
-pub fn history_listing(service: &Service, now_ms: i64) -> Listing {
+pub fn history_rows(service: &Service, now_ms: i64) -> Vec<serde_json::Value> {
     let current_since = match &service.update_status {
         Some(status) if status.started_at > 0 => status.started_at,
         _ => service.meta.as_ref().map_or(0, |m| m.created_at),
@@ -103,7 +129,7 @@ pub fn history_listing(service: &Service, now_ms: i64) -> Listing {
         service.spec.as_ref().unwrap_or(&default_spec),
         current_since,
     ));
-    let mut listing = Listing::new(&["REVISION", "CREATED", "IMAGE", "CHANGES"]);
+    let mut rows = Vec::new();
     for (i, (revision, spec, created)) in revisions.iter().enumerate() {
         let current = i == revisions.len() - 1;
         let mut changes = match i.checked_sub(1).map(|p| revisions[p].1) {
@@ -119,36 +145,17 @@ pub fn history_listing(service: &Service, now_ms: i64) -> Listing {
         {
             changes.push(format!("same as revision {same}"));
         }
-        let shown = if changes.is_empty() {
-            "-".to_string()
-        } else {
-            changes.join(", ")
-        };
-        let ago = (now_ms - created).max(0) as u64;
-        listing.push(
-            vec![
-                if current {
-                    format!("{revision} (current)")
-                } else {
-                    revision.to_string()
-                },
-                format!(
-                    "{} ago",
-                    output::human_duration(std::time::Duration::from_millis(ago))
-                ),
-                image(spec).to_string(),
-                shown,
-            ],
-            json!({
-                "Revision": revision,
-                "CreatedAt": output::rfc3339(*created),
-                "Image": image(spec),
-                "Changes": changes,
-                "Current": current,
-            }),
-        );
+        let ago = std::time::Duration::from_millis((now_ms - created).max(0) as u64);
+        rows.push(json!({
+            "Revision": revision,
+            "Current": current,
+            "CreatedSince": format!("{} ago", output::human_duration(ago)),
+            "CreatedAt": output::rfc3339(*created),
+            "Image": image(spec),
+            "Changes": changes,
+        }));
     }
-    listing
+    rows
 }
 
 fn container(spec: &ServiceSpec) -> ContainerSpec {
@@ -328,7 +335,7 @@ mod tests {
         }
         assert!(matches!(
             service_command(&["history", "web"]).expect("parses"),
-            ServiceCommand::History(HistoryArgs { service }) if service == "web"
+            ServiceCommand::History(HistoryArgs { service, quiet: false, .. }) if service == "web"
         ));
         assert!(service_command(&["rollback", "--to", "x", "web"]).is_err());
     }
@@ -470,15 +477,23 @@ mod tests {
             }),
             ..Default::default()
         };
-        let listing = history_listing(&service, 241_000);
-        let rows: Vec<Vec<&str>> = listing
-            .rows
-            .iter()
-            .map(|r| r.iter().map(String::as_str).collect())
+        let rows = history_rows(&service, 241_000);
+        let table = ListFormat::Table
+            .render(&HISTORY_COLUMNS, &rows, false)
+            .expect("table");
+        let cells: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| {
+                l.split("   ")
+                    .map(str::trim)
+                    .filter(|c| !c.is_empty())
+                    .collect()
+            })
             .collect();
         assert_eq!(
-            rows,
+            cells,
             [
+                vec!["REVISION", "CREATED", "IMAGE", "CHANGES"],
                 vec!["1", "4 minutes ago", "web:v1", "created"],
                 vec!["2", "3 minutes ago", "web:v1", "env A=1 → A=2"],
                 vec!["3", "2 minutes ago", "web:v2", "image web:v1 → web:v2"],
@@ -490,8 +505,8 @@ mod tests {
                 ],
             ]
         );
-        assert_eq!(listing.json[3]["Current"], true);
-        assert_eq!(listing.json[0]["Revision"], 1);
-        assert_eq!(listing.json[1]["Changes"][0], "env A=1 → A=2");
+        assert_eq!(rows[3]["Current"], true);
+        assert_eq!(rows[0]["Revision"], 1);
+        assert_eq!(rows[1]["Changes"][0], "env A=1 → A=2");
     }
 }

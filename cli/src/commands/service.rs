@@ -3,13 +3,14 @@
 use std::time::Duration;
 
 use clap::{Args, Subcommand};
-use serde_json::json;
+use serde_json::{json, Value};
 use shoal_proto::control::v1::{
     CreateServiceRequest, GetServiceRequest, ListServicesRequest, ListTasksRequest,
     RemoveServiceRequest, UpdateServiceRequest,
 };
 use shoal_proto::types::v1::{
-    service_spec, PlacementPreference, PortConfig, Service, ServiceSpec, Task, TaskState,
+    service_spec, PlacementPreference, PortConfig, PublishMode, Service, ServiceSpec, Task,
+    TaskState,
 };
 
 use super::converge::{self, Wait};
@@ -17,7 +18,9 @@ use super::spec::{self, Mode, SpecFlags};
 use super::tasks::{self, PsFlags};
 use super::{collect_errors, inspect, network, parse, placement, rollout, runtime, Error, Io};
 use crate::client::Session;
-use crate::output::{short_id, Listing};
+use crate::output::filter::{Filter, FilterKey, FilterKeys, Filters};
+use crate::output::format::{Columns, InspectFormat, ListFormat, INSPECT_HELP, LIST_HELP};
+use crate::output::{image_shown, natural_cmp, short_id};
 
 #[derive(Debug, Subcommand)]
 pub enum ServiceCommand {
@@ -27,6 +30,7 @@ pub enum ServiceCommand {
     #[command(visible_alias = "list")]
     Ls(LsArgs),
     /// List the tasks of one or more services
+    #[command(after_help = tasks::PS_EXAMPLES)]
     Ps(PsArgs),
     /// Fetch the logs of a service or task
     Logs(super::service_logs::LogsArgs),
@@ -159,14 +163,50 @@ pub struct CreateArgs {
     pub args: Vec<String>,
 }
 
+/// docker's `service ls` columns (`cli/command/service/formatter.go`).
+pub const SERVICE_COLUMNS: Columns = Columns {
+    headers: &[
+        ("ID", "ID"),
+        ("Name", "NAME"),
+        ("Mode", "MODE"),
+        ("Replicas", "REPLICAS"),
+        ("Image", "IMAGE"),
+        ("Ports", "PORTS"),
+    ],
+    table: "table {{.ID}}\t{{.Name}}\t{{.Mode}}\t{{.Replicas}}\t{{.Image}}\t{{.Ports}}",
+    quiet: "{{.ID}}",
+};
+
+/// The service modes, as `--mode` and the `mode` filter spell them.
+const MODES: &[&str] = &["replicated", "global", "replicated-job", "global-job"];
+
+/// docker's `service ls` filters.
+pub const SERVICE_FILTERS: FilterKeys = FilterKeys {
+    command: "service ls",
+    keys: &[
+        FilterKey::any("id"),
+        FilterKey::any("label"),
+        FilterKey::one_of("mode", MODES),
+        FilterKey::any("name"),
+    ],
+};
+
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal service ls
+  shoal service ls -f mode=global -f label=com.docker.stack.namespace=shop
+  shoal service ls --format '{{.Name}} {{.Replicas}}'
+  shoal service ls --format 'table {{.Name}}\\t{{.Image}}'")]
 pub struct LsArgs {
+    /// Filter output based on conditions provided (id=, label=KEY[=VALUE], mode=, name=)
+    #[arg(short, long = "filter", value_name = "FILTER", value_parser = |s: &str| SERVICE_FILTERS.parse(s))]
+    pub filters: Vec<Filter>,
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only display IDs
     #[arg(short, long)]
     pub quiet: bool,
-    /// Filter output based on conditions provided (name=, label=KEY[=VALUE], mode=)
-    #[arg(short, long = "filter", value_name = "FILTER")]
-    pub filters: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -179,7 +219,14 @@ pub struct PsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal service inspect web
+  shoal service inspect --pretty web
+  shoal service inspect -f '{{.Spec.Name}} {{json .Spec.Labels}}' web db")]
 pub struct InspectArgs {
+    #[arg(short, long, value_name = "FORMAT", value_parser = InspectFormat::parse,
+          help = INSPECT_HELP, conflicts_with = "pretty")]
+    pub format: Option<InspectFormat>,
     /// Print the information in a human friendly format
     #[arg(long)]
     pub pretty: bool,
@@ -449,36 +496,35 @@ pub async fn get(session: &mut Session, id_or_name: &str) -> Result<Service, Err
 }
 
 pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let mut labels = Vec::new();
-    let mut names = Vec::new();
-    let mut modes = Vec::new();
-    for filter in &args.filters {
-        match filter.split_once('=') {
-            Some(("label", value)) => labels.push(value.to_string()),
-            Some(("name", value)) => names.push(value.to_string()),
-            Some(("mode", value @ ("replicated" | "global"))) => modes.push(value.to_string()),
-            _ => {
-                return Err(Error::Input(format!(
-                "invalid filter {filter:?}: name=NAME, label=KEY[=VALUE] or mode=replicated|global"
-            )))
-            }
-        }
-    }
-    let services = list(session, labels).await?;
-    let services: Vec<Service> = services
-        .into_iter()
-        .filter(|s| {
-            names.is_empty()
-                || names
-                    .iter()
-                    .any(|n| service_name(s).starts_with(n.as_str()))
-        })
-        .filter(|s| modes.is_empty() || modes.iter().any(|m| m == mode_name(s)))
-        .collect();
-    write_services(session, services, args.quiet, io).await
+    let services = filtered(session, &args.filters, Vec::new()).await?;
+    write_services(session, services, &args.format, args.quiet, io).await
 }
 
-/// Services with all of `labels` (`KEY` or `KEY=VALUE`), sorted by name.
+/// The services `filters` select (docker's `service ls` filters: `id` and
+/// `name` prefixes, `label`, `mode`), of those with all of `labels`.
+pub async fn filtered(
+    session: &mut Session,
+    filters: &[Filter],
+    mut labels: Vec<String>,
+) -> Result<Vec<Service>, Error> {
+    let filters = Filters::new(filters);
+    // The manager filters on labels; the rest is matched here.
+    labels.extend(filters.values("label").iter().cloned());
+    let services = list(session, labels).await?;
+    Ok(services
+        .into_iter()
+        .filter(|s| service_matches(&filters, s))
+        .collect())
+}
+
+fn service_matches(filters: &Filters, service: &Service) -> bool {
+    filters.any("id", |prefix| service_id(service).starts_with(prefix))
+        && filters.any("name", |prefix| service_name(service).starts_with(prefix))
+        && filters.any("mode", |mode| mode.replace('-', " ") == mode_name(service))
+}
+
+/// Services with all of `labels` (`KEY` or `KEY=VALUE`), sorted by name as
+/// docker sorts them.
 pub async fn list(session: &mut Session, labels: Vec<String>) -> Result<Vec<Service>, Error> {
     let mut services = session
         .client
@@ -489,7 +535,7 @@ pub async fn list(session: &mut Session, labels: Vec<String>) -> Result<Vec<Serv
         .await?
         .into_inner()
         .services;
-    services.sort_by(|a, b| service_name(a).cmp(service_name(b)));
+    services.sort_by(|a, b| natural_cmp(service_name(a), service_name(b)));
     Ok(services)
 }
 
@@ -497,16 +543,13 @@ pub async fn list(session: &mut Session, labels: Vec<String>) -> Result<Vec<Serv
 pub async fn write_services(
     session: &mut Session,
     services: Vec<Service>,
+    format: &ListFormat,
     quiet: bool,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    if quiet {
-        for service in &services {
-            writeln!(io.out, "{}", service_id(service))?;
-        }
-        return Ok(());
-    }
-    let tasks = if services.is_empty() {
+    // `-q` alone prints ids: no need for the tasks behind the replica counts.
+    let counted = !(quiet && matches!(format, ListFormat::Table));
+    let tasks = if services.is_empty() || !counted {
         Vec::new()
     } else {
         session
@@ -521,7 +564,9 @@ pub async fn write_services(
             .into_inner()
             .tasks
     };
-    service_listing(&services, &tasks).write(io.format, io.out)?;
+    let rows = service_rows(&services, &tasks);
+    let text = format.render(&SERVICE_COLUMNS, &rows, quiet)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
@@ -580,9 +625,22 @@ fn replica_counts(service: &Service, tasks: &[Task]) -> (u64, u64, String) {
             let total = desired + completed;
             format!("{running}/{desired} ({completed}/{total} completed)")
         }
+        Some(service_spec::Mode::Replicated(_)) if max_per_node(service) > 0 => {
+            let max = max_per_node(service);
+            format!("{running}/{desired} (max {max} per node)")
+        }
         _ => format!("{running}/{desired}"),
     };
     (running, desired, shown)
+}
+
+/// `--replicas-max-per-node` (0: no limit).
+fn max_per_node(service: &Service) -> u64 {
+    service
+        .spec
+        .as_ref()
+        .and_then(|s| s.task.as_ref())
+        .map_or(0, |t| t.max_replicas_per_node)
 }
 
 /// A replicated job's completions (0: as many as run at once, swarmkit's
@@ -595,50 +653,108 @@ pub fn job_total(job: &shoal_proto::types::v1::ReplicatedJob) -> u64 {
     }
 }
 
-pub fn service_listing(services: &[Service], tasks: &[Task]) -> Listing {
-    let mut listing = Listing::new(&["ID", "NAME", "MODE", "REPLICAS", "IMAGE", "PORTS"]);
-    for service in services {
-        let id = service_id(service);
-        let (running, desired, replicas) = replica_counts(service, tasks);
-        let image = service
-            .spec
-            .as_ref()
-            .and_then(|s| s.task.as_ref())
-            .and_then(|t| t.container.as_ref())
-            .map(|c| c.image.as_str())
-            .unwrap_or("");
-        let ports = if service.endpoint_ports.is_empty() {
-            service
+/// docker's `service ls` rows (`.ID`, `.Name`, `.Mode`, `.Replicas`,
+/// `.Image`, `.Ports`), with the counts behind `.Replicas` as shoal's
+/// `.Running` and `.Desired`.
+pub fn service_rows(services: &[Service], tasks: &[Task]) -> Vec<Value> {
+    services
+        .iter()
+        .map(|service| {
+            let (running, desired, replicas) = replica_counts(service, tasks);
+            let image = service
                 .spec
                 .as_ref()
-                .and_then(|s| s.endpoint.as_ref())
-                .map(|e| tasks::format_ports(&e.ports))
-                .unwrap_or_default()
-        } else {
-            tasks::format_ports(&service.endpoint_ports)
-        };
-        listing.push(
-            vec![
-                short_id(id).to_string(),
-                service_name(service).to_string(),
-                mode_name(service).to_string(),
-                replicas.clone(),
-                image.split('@').next().unwrap_or(image).to_string(),
-                ports.clone(),
-            ],
+                .and_then(|s| s.task.as_ref())
+                .and_then(|t| t.container.as_ref())
+                .map(|c| c.image.as_str())
+                .unwrap_or("");
+            let ports = if service.endpoint_ports.is_empty() {
+                service
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.endpoint.as_ref())
+                    .map(|e| e.ports.as_slice())
+                    .unwrap_or_default()
+            } else {
+                service.endpoint_ports.as_slice()
+            };
             json!({
-                "ID": id,
+                "ID": short_id(service_id(service)),
                 "Name": service_name(service),
                 "Mode": mode_name(service),
                 "Replicas": replicas,
+                "Image": image_shown(image),
+                "Ports": ingress_ports(ports),
                 "Running": running,
                 "Desired": desired,
-                "Image": image,
-                "Ports": ports,
-            }),
-        );
+            })
+        })
+        .collect()
+}
+
+/// docker's `serviceContext.Ports`: the ports published on every node
+/// (mode ingress), by protocol and port, runs of consecutive ports grouped
+/// (`*:80-81->80-81/tcp`, `*:80-81->80/tcp`), joined by `, `.
+fn ingress_ports(ports: &[PortConfig]) -> String {
+    struct Range<'a> {
+        published: (u32, u32),
+        target: (u32, u32),
+        protocol: &'a str,
     }
-    listing
+    impl std::fmt::Display for Range<'_> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let span = |(start, end): (u32, u32)| {
+                if end > start {
+                    format!("{start}-{end}")
+                } else {
+                    start.to_string()
+                }
+            };
+            write!(
+                f,
+                "*:{}->{}/{}",
+                span(self.published),
+                span(self.target),
+                self.protocol
+            )
+        }
+    }
+    let mut ingress: Vec<&PortConfig> = ports
+        .iter()
+        .filter(|p| p.publish_mode == PublishMode::Ingress as i32)
+        .collect();
+    ingress.sort_by_key(|p| (parse::protocol_name(p.protocol), p.published_port));
+    let mut shown = Vec::new();
+    let mut current: Option<Range> = None;
+    for p in ingress {
+        let protocol = parse::protocol_name(p.protocol);
+        if let Some(range) = current.as_mut() {
+            // docker's unsigned arithmetic: a port below the range wraps
+            // around and starts a new one.
+            let is_range = range.target.1 != range.target.0;
+            let continues = protocol == range.protocol
+                && p.published_port.wrapping_sub(range.published.1) <= 1
+                && p.target_port.wrapping_sub(range.target.1) <= 1
+                && !(is_range && p.target_port <= range.target.1);
+            if continues {
+                range.published.1 = p.published_port;
+                range.target.1 = p.target_port;
+                continue;
+            }
+        }
+        if let Some(range) = current.take().filter(|r| r.published.0 > 0) {
+            shown.push(range.to_string());
+        }
+        current = Some(Range {
+            published: (p.published_port, p.published_port),
+            target: (p.target_port, p.target_port),
+            protocol,
+        });
+    }
+    if let Some(range) = current.filter(|r| r.published.0 > 0) {
+        shown.push(range.to_string());
+    }
+    shown.join(", ")
 }
 
 pub async fn ps(session: &mut Session, args: PsArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -671,7 +787,8 @@ pub async fn inspect(
         }
     } else {
         let objects = found.iter().map(inspect::service_json).collect();
-        return inspect::write_inspected(objects, errors, io.out);
+        let format = args.format.unwrap_or_default();
+        return inspect::write_inspected(objects, errors, &format, io.out);
     }
     collect_errors(errors)
 }
@@ -1546,7 +1663,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let listing = service_listing(
+        let listing = service_rows(
             &[service],
             &[
                 task(TaskState::Running),
@@ -1554,20 +1671,211 @@ mod tests {
                 task(TaskState::Starting),
             ],
         );
+        // docker/cli service formatter: the id cut to 12, the image without
+        // its digest, the ingress ports.
         assert_eq!(
-            listing.rows[0],
-            [
-                "abcdefghijkl",
-                "web_web",
-                "replicated",
-                "2/3",
-                "busybox:1",
-                "*:8080->80/tcp"
-            ]
+            listing[0],
+            json!({
+                "ID": "abcdefghijkl",
+                "Name": "web_web",
+                "Mode": "replicated",
+                "Replicas": "2/3",
+                "Image": "busybox:1",
+                "Ports": "*:8080->80/tcp",
+                "Running": 2,
+                "Desired": 3,
+            })
         );
-        assert_eq!(listing.json[0]["Running"], 2);
-        assert_eq!(listing.json[0]["Desired"], 3);
-        assert_eq!(listing.json[0]["ID"], "abcdefghijklmnopqrstuvwxy");
+        // `{{json .}}` is docker's row marshalled as Go marshals it.
+        let json = ListFormat::Json
+            .render(&SERVICE_COLUMNS, &listing, false)
+            .expect("json");
+        assert!(
+            json.starts_with(
+                r#"{"Desired":3,"ID":"abcdefghijkl","Image":"busybox:1","Mode":"replicated","#
+            ),
+            "{json}"
+        );
+        assert!(json.contains(r#""Ports":"*:8080-\u003e80/tcp""#), "{json}");
+    }
+
+    /// A service named `name` of the given `service create` flags.
+    fn listed(id: &str, flags: &[&str]) -> Service {
+        let mut spec = create_spec(&create_args(flags)).expect("spec");
+        spec.labels.clear();
+        Service {
+            meta: Some(Meta {
+                id: id.into(),
+                ..Default::default()
+            }),
+            spec: Some(spec),
+            ..Default::default()
+        }
+    }
+
+    fn task_of(service: &str, desired: TaskState, state: TaskState) -> Task {
+        Task {
+            service_id: service.into(),
+            desired_state: desired as i32,
+            status: Some(TaskStatus {
+                state: state as i32,
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn service_ls_prints_what_docker_prints() {
+        use TaskState::{Complete, Running, Starting};
+        let services = [
+            listed("web", &["--name", "web", "--replicas", "3", "busybox"]),
+            listed("agent", &["--name", "agent", "--mode", "global", "busybox"]),
+            listed(
+                "batch",
+                &[
+                    "--name",
+                    "batch",
+                    "--mode",
+                    "replicated-job",
+                    "--replicas",
+                    "3",
+                    "busybox",
+                ],
+            ),
+            listed(
+                "spread",
+                &[
+                    "--name",
+                    "spread",
+                    "--replicas",
+                    "2",
+                    "--replicas-max-per-node",
+                    "1",
+                    "busybox",
+                ],
+            ),
+        ];
+        let tasks = [
+            task_of("web", Running, Running),
+            task_of("web", Running, Running),
+            task_of("web", Running, Starting),
+            task_of("agent", Running, Running),
+            task_of("batch", Complete, Complete),
+            task_of("batch", Complete, Complete),
+            task_of("batch", Complete, Complete),
+            task_of("spread", Running, Running),
+        ];
+        let rows = service_rows(&services, &tasks);
+        let format = ListFormat::parse("{{.Name}} {{.Replicas}}").expect("format");
+        // docker/cli cli/command/service/formatter.go, serviceContext.Replicas:
+        // `running/desired`, `running/desired (completed/total completed)` for
+        // jobs, `running/desired (max N per node)` with a limit.
+        assert_eq!(
+            format
+                .render(&SERVICE_COLUMNS, &rows, false)
+                .expect("render"),
+            "web 2/3\nagent 1/1\nbatch 0/0 (3/3 completed)\nspread 1/2 (max 1 per node)\n"
+        );
+        let modes = ListFormat::parse("{{.Mode}}").expect("format");
+        assert_eq!(
+            modes
+                .render(&SERVICE_COLUMNS, &rows, false)
+                .expect("render"),
+            "replicated\nglobal\nreplicated job\nreplicated\n"
+        );
+        // defaultServiceTableFormat's header.
+        assert_eq!(
+            ListFormat::Table
+                .render(&SERVICE_COLUMNS, &[], false)
+                .expect("table"),
+            "ID        NAME      MODE      REPLICAS   IMAGE     PORTS\n"
+        );
+        assert_eq!(
+            ListFormat::Table
+                .render(&SERVICE_COLUMNS, &rows[..1], true)
+                .expect("quiet"),
+            "web\n"
+        );
+    }
+
+    #[test]
+    fn ls_filters_are_dockers() {
+        let services = [
+            listed("abc123", &["--name", "web", "busybox"]),
+            listed(
+                "abd456",
+                &["--name", "web-admin", "--mode", "global", "busybox"],
+            ),
+            listed(
+                "xyz789",
+                &["--name", "batch", "--mode", "replicated-job", "busybox"],
+            ),
+        ];
+        let kept = |filters: &[&str]| -> Vec<&str> {
+            let parsed: Vec<Filter> = filters
+                .iter()
+                .map(|f| {
+                    SERVICE_FILTERS
+                        .parse(f)
+                        .unwrap_or_else(|e| panic!("{f}: {e}"))
+                })
+                .collect();
+            let filters = Filters::new(&parsed);
+            services
+                .iter()
+                .filter(|s| service_matches(&filters, s))
+                .map(service_name)
+                .collect()
+        };
+        assert_eq!(kept(&["name=web"]), ["web", "web-admin"]);
+        assert_eq!(kept(&["id=abc", "id=xyz"]), ["web", "batch"]);
+        assert_eq!(kept(&["mode=global"]), ["web-admin"]);
+        assert_eq!(kept(&["mode=replicated-job"]), ["batch"]);
+        assert_eq!(kept(&["name=web", "mode=replicated"]), ["web"]);
+        assert_eq!(
+            SERVICE_FILTERS.parse("nope=1").unwrap_err(),
+            "invalid filter 'nope': service ls filters on id, label, mode, name"
+        );
+        assert!(SERVICE_FILTERS.parse("mode=sometimes").is_err());
+    }
+
+    #[test]
+    fn ingress_ports_group_like_dockers() {
+        let port = |protocol: &str, published: u32, target: u32| {
+            let text = format!("published={published},target={target},protocol={protocol}");
+            parse::publish(&text).expect("port").remove(0)
+        };
+        // docker/cli cli/command/service/formatter_test.go TestServiceContext_Ports,
+        // without its sctp ports (shoal has tcp and udp).
+        let mut ports: Vec<PortConfig> = [
+            ("tcp", 81, 80),
+            ("tcp", 80, 80),
+            ("tcp", 95, 95),
+            ("tcp", 90, 90),
+            ("tcp", 91, 91),
+            ("tcp", 92, 92),
+            ("tcp", 93, 93),
+            ("tcp", 94, 94),
+            ("udp", 95, 95),
+            ("udp", 90, 90),
+            ("udp", 96, 96),
+            ("udp", 91, 91),
+            ("udp", 92, 92),
+            ("udp", 93, 93),
+            ("udp", 94, 94),
+            ("tcp", 60, 60),
+            ("tcp", 61, 61),
+            ("tcp", 62, 61),
+        ]
+        .iter()
+        .map(|(protocol, published, target)| port(protocol, *published, *target))
+        .collect();
+        ports.extend(parse::publish("mode=host,published=9000,target=9000").expect("port"));
+        assert_eq!(
+            ingress_ports(&ports),
+            "*:60-61->60-61/tcp, *:62->61/tcp, *:80-81->80/tcp, *:90-95->90-95/tcp, *:90-96->90-96/udp"
+        );
     }
 
     #[test]
@@ -1644,7 +1952,7 @@ mod tests {
             }),
             ..Default::default()
         };
-        let listing = service_listing(
+        let listing = service_rows(
             &[service],
             &[
                 task(TaskState::Complete, TaskState::Complete, 0),
@@ -1653,7 +1961,7 @@ mod tests {
                 task(TaskState::Running, TaskState::Running, 1),
             ],
         );
-        assert_eq!(listing.rows[0][2], "replicated job");
-        assert_eq!(listing.rows[0][3], "1/2 (2/5 completed)");
+        assert_eq!(listing[0]["Mode"], "replicated job");
+        assert_eq!(listing[0]["Replicas"], "1/2 (2/5 completed)");
     }
 }

@@ -335,7 +335,6 @@ mod tests {
         let mut io = Io {
             out: &mut out,
             err: &mut err,
-            format: Default::default(),
         };
         for (data, stream, time_ns) in records {
             let record = LogRecord {

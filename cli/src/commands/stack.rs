@@ -7,17 +7,17 @@ use std::time::Duration;
 
 use clap::{ArgAction, Args, Subcommand};
 use serde_json::json;
-use shoal_proto::control::v1::stack_change::Action;
-use shoal_proto::control::v1::DeployStackRequest;
-use shoal_proto::types::v1::{ConfigSpec, NetworkSpec, SecretSpec, Service, ServiceSpec};
+use shoal_proto::types::v1::{ConfigSpec, NetworkSpec, Service, ServiceSpec};
 
-use super::converge::{self, Wait};
-use super::service::{self, service_id, service_name};
+use super::image_pin::ResolveImage;
+use super::service::{self, service_id};
 use super::tasks::{self, PsFlags};
-use super::{collect_errors, parse, Error, Io};
+use super::{parse, Error, Io};
 use crate::client::Session;
 use crate::compose::{self, LABEL_NAMESPACE};
-use crate::output::Listing;
+use crate::output::filter::{Filter, FilterKeys};
+use crate::output::format::{Columns, ListFormat, LIST_HELP};
+use crate::output::natural_cmp;
 
 #[derive(Debug, Subcommand)]
 pub enum StackCommand {
@@ -26,16 +26,21 @@ pub enum StackCommand {
     /// Deploy a new stack or update an existing stack
     #[command(visible_alias = "up")]
     Deploy(DeployArgs),
+    /// Show what deploying the compose files would change in the stack
+    Diff(super::stack_deploy::DiffArgs),
     /// List stacks
     #[command(visible_alias = "list")]
-    Ls,
+    Ls(LsArgs),
     /// List the tasks in the stack
+    #[command(after_help = "Examples:
+  shoal stack ps shop
+  shoal stack ps -f desired-state=running --format '{{.Name}} {{.Node}}' shop")]
     Ps(PsArgs),
     /// List the services in the stack
     Services(ServicesArgs),
     /// Remove one or more stacks
     #[command(visible_aliases = ["remove", "down"])]
-    Rm(RmArgs),
+    Rm(super::stack_rm::RmArgs),
 }
 
 #[derive(Debug, Args)]
@@ -71,6 +76,12 @@ pub struct DeployArgs {
     /// With --detach=false, give up waiting after this long (ns|us|ms|s|m|h)
     #[arg(long, value_name = "DURATION", default_value = "120s", value_parser = parse::duration)]
     pub timeout: Duration,
+    /// Query the registry to resolve image digests (pin each service's image)
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = ResolveImage::Always)]
+    pub resolve_image: ResolveImage,
+    /// Print what the deploy would change, and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
     /// Stack name
     #[arg(value_name = "STACK")]
     pub name: String,
@@ -84,19 +95,45 @@ pub struct PsArgs {
     pub name: String,
 }
 
+/// docker's `stack ls` columns (`cli/command/stack/list_formatter.go`).
+pub const STACK_COLUMNS: Columns = Columns {
+    headers: &[("Name", "NAME"), ("Services", "SERVICES")],
+    table: "table {{.Name}}\t{{.Services}}",
+    quiet: "{{.Name}}",
+};
+
+/// docker's `stack services` filters (those of `service ls`).
+pub const STACK_SERVICE_FILTERS: FilterKeys = FilterKeys {
+    command: "stack services",
+    keys: service::SERVICE_FILTERS.keys,
+};
+
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal stack ls
+  shoal stack ls --format '{{.Name}}: {{.Services}} services'")]
+pub struct LsArgs {
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:
+  shoal stack services shop
+  shoal stack services -f mode=global --format '{{.Name}} {{.Replicas}}' shop")]
 pub struct ServicesArgs {
+    /// Filter output based on conditions provided (id=, label=KEY[=VALUE], mode=, name=)
+    #[arg(short, long = "filter", value_name = "FILTER", value_parser = |s: &str| STACK_SERVICE_FILTERS.parse(s))]
+    pub filters: Vec<Filter>,
+    #[arg(long, value_name = "FORMAT", default_value = "table", hide_default_value = true,
+          value_parser = ListFormat::parse, help = LIST_HELP)]
+    pub format: ListFormat,
     /// Only display IDs
     #[arg(short, long)]
     pub quiet: bool,
     #[arg(value_name = "STACK")]
     pub name: String,
-}
-
-#[derive(Debug, Args)]
-pub struct RmArgs {
-    #[arg(required = true, value_name = "STACK")]
-    pub names: Vec<String>,
 }
 
 pub async fn run(
@@ -109,10 +146,15 @@ pub async fn run(
             super::stack_config::run(args, &std::env::vars().collect(), &mut std::io::stdin(), io)
         }
         StackCommand::Deploy(args) => deploy(session, args, io).await,
-        StackCommand::Ls => ls(session, io).await,
+        StackCommand::Diff(args) => {
+            let args = args.into_deploy();
+            let loaded = prepare(&args)?;
+            super::stack_deploy::diff_loaded(session, args, loaded, io).await
+        }
+        StackCommand::Ls(args) => ls(session, args, io).await,
         StackCommand::Ps(args) => ps(session, args, io).await,
         StackCommand::Services(args) => services(session, args, io).await,
-        StackCommand::Rm(args) => rm(session, args, io).await,
+        StackCommand::Rm(args) => super::stack_rm::rm(session, args, io).await,
     }
 }
 
@@ -289,93 +331,21 @@ pub async fn deploy_loaded(
     loaded: Loaded,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    let Loaded {
-        specs,
-        secrets,
-        configs,
-        networks,
-        external_networks,
-        warnings,
-    } = loaded;
-    warnings.write(io.err)?;
-    let labels = || [(compose::LABEL_NAMESPACE.to_string(), args.name.clone())].into();
-    let mut specs = specs;
-    if args.with_registry_auth {
-        for spec in &mut specs {
-            let container = super::spec::container_mut(spec);
-            container.registry_auth = Some(super::login::auth_for(&container.image)?);
-        }
-    }
-    let request = DeployStackRequest {
-        namespace: args.name.clone(),
-        secrets: secrets
-            .into_iter()
-            .map(|(name, data)| SecretSpec {
-                name,
-                labels: labels(),
-                data,
-            })
-            .collect(),
-        services: specs,
-        prune: args.prune,
-        networks,
-        external_networks,
-        configs: configs
-            .into_iter()
-            .map(|c| ConfigSpec {
-                labels: labels(),
-                ..c
-            })
-            .collect(),
-    };
-    // One transaction: a deploy refused anywhere changes nothing.
-    let changes = session
-        .client
-        .deploy_stack(request)
-        .await?
-        .into_inner()
-        .changes;
-    let mut changed = Vec::new();
-    for change in changes {
-        let (kind, name, id) = (change.kind.as_str(), &change.name, &change.id);
-        match (kind, change.action()) {
-            (_, Action::Unchanged) => {}
-            ("network", _) => writeln!(io.out, "Creating network {name}")?,
-            ("secret", _) => writeln!(io.out, "Creating secret {name}")?,
-            ("config", _) => writeln!(io.out, "Creating config {name}")?,
-            (_, Action::Removed) => writeln!(io.out, "Removing service {name}")?,
-            (_, Action::Created) => {
-                writeln!(io.out, "Creating service {name}")?;
-                changed.push((id.clone(), false));
-            }
-            (_, Action::Updated) => {
-                writeln!(io.out, "Updating service {name} (id: {id})")?;
-                changed.push((id.clone(), change.rolls));
-            }
-        }
-    }
-
-    if !args.detach {
-        for (id, rolled) in changed {
-            let wait = Wait {
-                timeout: args.timeout,
-                quiet: args.quiet,
-                watch_update: rolled,
-                rollback: false,
-            };
-            converge::wait(session, &id, wait, io).await?;
-        }
-    }
-    Ok(())
+    super::stack_deploy::deploy_loaded(session, args, loaded, io).await
 }
 
-pub async fn ls(session: &mut Session, io: &mut Io<'_>) -> Result<(), Error> {
+pub async fn ls(session: &mut Session, args: LsArgs, io: &mut Io<'_>) -> Result<(), Error> {
     let services = service::list(session, vec![LABEL_NAMESPACE.to_string()]).await?;
-    stack_listing(&services).write(io.format, io.out)?;
+    let text = args
+        .format
+        .render(&STACK_COLUMNS, &stack_rows(&services), false)?;
+    io.out.write_all(text.as_bytes())?;
     Ok(())
 }
 
-pub fn stack_listing(services: &[Service]) -> Listing {
+/// docker's `stack ls` rows: each stack and how many services it has (a
+/// string, as docker's `.Services` is).
+pub fn stack_rows(services: &[Service]) -> Vec<serde_json::Value> {
     let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
     for service in services {
         if let Some(stack) = service
@@ -386,14 +356,12 @@ pub fn stack_listing(services: &[Service]) -> Listing {
             *counts.entry(stack.as_str()).or_default() += 1;
         }
     }
-    let mut listing = Listing::new(&["NAME", "SERVICES"]);
-    for (name, count) in counts {
-        listing.push(
-            vec![name.to_string(), count.to_string()],
-            json!({ "Name": name, "Services": count }),
-        );
-    }
-    listing
+    let mut stacks: Vec<(&str, usize)> = counts.into_iter().collect();
+    stacks.sort_by(|a, b| natural_cmp(a.0, b.0));
+    stacks
+        .into_iter()
+        .map(|(name, count)| json!({ "Name": name, "Services": count.to_string() }))
+        .collect()
 }
 
 pub async fn ps(session: &mut Session, args: PsArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -413,110 +381,13 @@ pub async fn services(
     args: ServicesArgs,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
-    let services = stack_services(session, &args.name).await?;
+    let services =
+        service::filtered(session, &args.filters, vec![namespace_filter(&args.name)]).await?;
     if services.is_empty() {
         writeln!(io.err, "Nothing found in stack: {}", args.name)?;
         return Ok(());
     }
-    service::write_services(session, services, args.quiet, io).await
-}
-
-pub async fn rm(session: &mut Session, args: RmArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let mut errors = Vec::new();
-    for name in &args.names {
-        let services = stack_services(session, name).await?;
-        let request = shoal_proto::control::v1::ListSecretsRequest {
-            labels: vec![format!("{}={name}", compose::LABEL_NAMESPACE)],
-        };
-        let secrets = session
-            .client
-            .list_secrets(request)
-            .await?
-            .into_inner()
-            .secrets;
-        let request = shoal_proto::control::v1::ListConfigsRequest {
-            labels: vec![format!("{}={name}", compose::LABEL_NAMESPACE)],
-        };
-        let configs = session
-            .client
-            .list_configs(request)
-            .await?
-            .into_inner()
-            .configs;
-        let networks: Vec<String> = super::network::list(session)
-            .await?
-            .iter()
-            .filter(|n| {
-                n.spec
-                    .as_ref()
-                    .and_then(|s| s.labels.get(LABEL_NAMESPACE))
-                    .is_some_and(|stack| stack == name)
-            })
-            .map(|n| super::network::network_name(n).to_string())
-            .collect();
-        if services.is_empty() && secrets.is_empty() && configs.is_empty() && networks.is_empty() {
-            writeln!(io.err, "Nothing found in stack: {name}")?;
-            continue;
-        }
-        for service in &services {
-            writeln!(io.out, "Removing service {}", service_name(service))?;
-            if let Err(e) = service::remove(session, service).await {
-                errors.push(e);
-            }
-        }
-        for secret in secrets {
-            let secret_name = secret.spec.map(|s| s.name).unwrap_or_default();
-            writeln!(io.out, "Removing secret {secret_name}")?;
-            let request = shoal_proto::control::v1::RemoveSecretRequest {
-                id_or_name: secret_name,
-            };
-            if let Err(e) = session.client.remove_secret(request).await {
-                errors.push(Error::Rpc(e));
-            }
-        }
-        for config in configs {
-            let config_name = config.spec.map(|s| s.name).unwrap_or_default();
-            writeln!(io.out, "Removing config {config_name}")?;
-            let request = shoal_proto::control::v1::RemoveConfigRequest {
-                id_or_name: config_name,
-            };
-            if let Err(e) = session.client.remove_config(request).await {
-                errors.push(Error::Rpc(e));
-            }
-        }
-        for network in networks {
-            writeln!(io.out, "Removing network {network}")?;
-            if let Err(e) = remove_network(session, &network).await {
-                errors.push(e);
-            }
-        }
-    }
-    collect_errors(errors)
-}
-
-/// How long `stack rm` waits for the tasks of the removed services to leave a
-/// network before giving up on removing it.
-const NETWORK_DETACH_WAIT: Duration = Duration::from_secs(10);
-
-/// Removes a stack network, retrying while the manager says tasks of the
-/// services just removed are still attached to it.
-async fn remove_network(session: &mut Session, name: &str) -> Result<(), Error> {
-    let deadline = tokio::time::Instant::now() + NETWORK_DETACH_WAIT;
-    loop {
-        let request = shoal_proto::control::v1::RemoveNetworkRequest {
-            id_or_name: name.to_string(),
-        };
-        match session.client.remove_network(request).await {
-            Ok(_) => return Ok(()),
-            Err(e) if e.code() == tonic::Code::NotFound => return Ok(()),
-            Err(e)
-                if e.message().contains("attached") && tokio::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(Duration::from_millis(250)).await;
-            }
-            Err(e) => return Err(Error::Rpc(e)),
-        }
-    }
+    service::write_services(session, services, &args.format, args.quiet, io).await
 }
 
 #[cfg(test)]
@@ -544,14 +415,20 @@ mod tests {
             }),
             ..Default::default()
         };
-        let listing = stack_listing(&[
+        let rows = stack_rows(&[
             service(Some("web")),
             service(Some("db")),
             service(Some("web")),
             service(None),
         ]);
-        assert_eq!(listing.rows, [["db", "1"], ["web", "2"]]);
-        assert_eq!(listing.json[1], json!({"Name": "web", "Services": 2}));
+        // docker/cli stack formatter: `.Services` is a string.
+        assert_eq!(rows[1], json!({"Name": "web", "Services": "2"}));
+        assert_eq!(
+            ListFormat::Table
+                .render(&STACK_COLUMNS, &rows, false)
+                .expect("table"),
+            "NAME      SERVICES\ndb        1\nweb       2\n"
+        );
     }
 
     fn write(dir: &std::path::Path, name: &str, text: &str) -> PathBuf {
@@ -614,7 +491,8 @@ mod tests {
         assert_eq!(loaded.networks[1].driver, "overlay");
         assert_eq!(loaded.networks[1].labels[LABEL_NAMESPACE], "shop");
         assert!(loaded.external_networks.is_empty());
-        // db, then web: the merged services are sorted by name.
+        // db, then web: the merged services are sorted by name, and so are
+        // a service's networks (a map in docker's types).
         assert_eq!(loaded.specs[0].networks, ["shop_back", "shop_default"]);
         assert_eq!(loaded.specs[1].networks, ["shop_default"]);
     }

@@ -993,6 +993,32 @@ fn labels_of(node: &Node) -> HashMap<String, String> {
     }
 }
 
+/// The path of a `<<` whose value is neither a mapping nor a list of them.
+fn bad_merge(value: &serde_norway::Value, path: &KeyPath) -> Option<KeyPath> {
+    use serde_norway::Value;
+    match value {
+        Value::Mapping(map) => map.iter().find_map(|(k, v)| {
+            let key = k.as_str()?;
+            let here = path.key(key);
+            let mergeable = |v: &Value| matches!(v, Value::Mapping(_));
+            let bad = key == "<<"
+                && !(mergeable(v)
+                    || matches!(v, Value::Sequence(items) if items.iter().all(mergeable)));
+            if bad {
+                Some(here)
+            } else {
+                bad_merge(v, &here)
+            }
+        }),
+        Value::Sequence(items) => items
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| bad_merge(v, &path.index(i))),
+        Value::Tagged(tagged) => bad_merge(&tagged.value, path),
+        _ => None,
+    }
+}
+
 fn parse(src: &Source) -> Result<Node, ComposeError> {
     let syntax = |e: serde_norway::Error| ComposeError::Syntax {
         file: src.name.to_string(),
@@ -1002,7 +1028,23 @@ fn parse(src: &Source) -> Result<Node, ComposeError> {
         }),
         message: e.to_string(),
     };
-    let mut value: serde_norway::Value = serde_norway::from_str(src.text).map_err(syntax)?;
+    // Only the first document counts, as for docker (go-yaml's `Unmarshal`);
+    // what follows a `---` is not read at all.
+    let mut value: serde_norway::Value = match serde_norway::Deserializer::from_str(src.text).next()
+    {
+        Some(document) => serde::Deserialize::deserialize(document).map_err(syntax)?,
+        None => serde_norway::Value::Null,
+    };
+    if let Err(e) = value.clone().apply_merge() {
+        // The error has no position of its own: point at the merge key.
+        let location =
+            bad_merge(&value, &KeyPath::default()).and_then(|path| src.position(&path, true));
+        return Err(ComposeError::Syntax {
+            file: src.name.to_string(),
+            location,
+            message: e.to_string(),
+        });
+    }
     value.apply_merge().map_err(syntax)?;
     if !value.is_mapping() {
         return Err(ComposeError::Invalid {
@@ -1029,5 +1071,7 @@ fn parse(src: &Source) -> Result<Node, ComposeError> {
         .map_err(|e| src.invalid(&e.path, e.message))
 }
 
+#[cfg(test)]
+mod properties;
 #[cfg(test)]
 mod tests;

@@ -33,11 +33,12 @@ struct Args {
     replicas: usize,
 }
 
+/// The rows of a list command's `--format json` (one object per line).
 fn json(lab: &Lab, args: &[&str]) -> Result<Vec<Value>> {
     let out = lab
         .shoal_ok(args)
         .with_context(|| format!("shoal {}", args.join(" ")))?;
-    serde_json::from_str(&out).with_context(|| format!("shoal {}: {out}", args.join(" ")))
+    shoal_e2e::lab::json_lines(&out).map_err(|e| anyhow::anyhow!("shoal {}: {e}", args.join(" ")))
 }
 
 /// Nodes of the service's tasks meant to run that run.

@@ -171,10 +171,11 @@ fn shoal(lab: &VmLab, args: &[&str]) -> Result<String> {
 
 /// The one running task of a service: (task id, VM).
 fn task_of(lab: &VmLab, service: &str) -> Result<(String, String)> {
-    let rows: Vec<serde_json::Value> = serde_json::from_str(&shoal(
+    let rows = shoal_e2e::lab::json_lines(&shoal(
         lab,
-        &["service", "ps", service, "--format", "json"],
-    )?)?;
+        &["service", "ps", "--no-trunc", service, "--format", "json"],
+    )?)
+    .map_err(|e| anyhow!(e))?;
     rows.iter()
         .find(|r| r["State"] == "running")
         .map(|r| {

@@ -170,14 +170,19 @@ pub fn ready_nodes(json: &str) -> Result<usize, String> {
     let nodes: Vec<serde_json::Value> = if trimmed.starts_with('[') {
         serde_json::from_str(trimmed).map_err(|e| format!("node list is not JSON ({e}): {json}"))?
     } else {
-        trimmed
-            .lines()
-            .filter(|l| !l.trim().is_empty())
-            .map(serde_json::from_str)
-            .collect::<Result<_, _>>()
-            .map_err(|e| format!("node list is not JSON lines ({e}): {json}"))?
+        json_lines(trimmed)?
     };
     Ok(nodes.iter().filter(|n| is_ready(n)).count())
+}
+
+/// The rows of a list command's `--format json`: one JSON object per line,
+/// as docker prints them.
+pub fn json_lines(text: &str) -> Result<Vec<serde_json::Value>, String> {
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("not JSON lines ({e}): {text}"))
 }
 
 fn is_ready(v: &serde_json::Value) -> bool {

@@ -26,6 +26,7 @@ use std::time::Duration;
 
 use crate::fixtures::{self, Containerd, Registry};
 
+pub use cluster::json_lines;
 pub use error::Error;
 pub use plan::{Host, Role};
 pub use record::{Proc, Record};
@@ -157,6 +158,16 @@ pub fn env_lines(record: &Record, bin_dir: &Path) -> Result<String, Error> {
 /// into (`shoal-lab` sits next to `shoal`).
 pub fn bin_dir() -> Result<PathBuf, Error> {
     absolute(&cluster::bin_dir(None)?)
+}
+
+/// A task's error in a row of [`Lab::service_ps`], without the quotes docker's
+/// `.Error` puts around it.
+pub fn task_error(row: &serde_json::Value) -> &str {
+    let shown = row["Error"].as_str().unwrap_or_default();
+    shown
+        .strip_prefix('"')
+        .and_then(|e| e.strip_suffix('"'))
+        .unwrap_or(shown)
 }
 
 /// A command that runs `program` inside `host` of a recorded lab.
@@ -765,11 +776,12 @@ impl Lab {
             .unwrap_or_else(|e| panic!("shoal {}: {e}", args.join(" ")))
     }
 
-    /// `service ps SERVICE --format json`: the service's tasks as docker's
-    /// JSON rows (a test's step: panics when it fails).
+    /// `service ps SERVICE --no-trunc --format json`: the service's tasks as
+    /// docker's JSON rows, ids, images and errors in full (a test's step:
+    /// panics when it fails). [`task_error`] reads a row's error.
     pub fn service_ps(&self, service: &str) -> Vec<serde_json::Value> {
-        let json = self.shoal_must(&["service", "ps", service, "--format", "json"]);
-        serde_json::from_str(&json).unwrap_or_else(|e| panic!("service ps {service}: {e}: {json}"))
+        let json = self.shoal_must(&["service", "ps", "--no-trunc", service, "--format", "json"]);
+        json_lines(&json).unwrap_or_else(|e| panic!("service ps {service}: {e}"))
     }
 
     /// A command running `program` inside test host `host`.

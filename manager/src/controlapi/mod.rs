@@ -16,6 +16,7 @@ mod registry_auth;
 mod secrets;
 pub(crate) mod services;
 pub(crate) mod settings;
+mod spec_diff;
 mod stacks;
 pub(crate) mod validate;
 mod volumes;
@@ -725,9 +726,20 @@ impl Control for ControlApi {
         for spec in &request.services {
             validate::service_spec(spec).map_err(Status::from)?;
         }
-        let changes = self
-            .write(|state, tx| stacks::deploy(state, tx, request))
-            .await?;
+        // A dry run is the deploy's own transaction, its writes dropped, on
+        // a linearizable read of the state (so it sees what a deploy would).
+        let changes = if request.dry_run {
+            let member = self.manager.member()?;
+            member.linearize().await?;
+            let mut changes = member
+                .store()
+                .dry_run(|state, tx| stacks::deploy(state, tx, request))?;
+            stacks::forget_new_ids(&mut changes);
+            changes
+        } else {
+            self.write(|state, tx| stacks::deploy(state, tx, request))
+                .await?
+        };
         Ok(Response::new(DeployStackResponse { changes }))
     }
 

@@ -3,12 +3,16 @@
 //! sees the steps before it (a service the secret this deploy creates, the
 //! ports an earlier service took or a pruned one freed) through a working
 //! copy of the state that receives the same writes as the transaction.
+//!
+//! A dry run is this same function on the same state, its transaction
+//! dropped instead of committed (`Store::dry_run`): the plan it returns is
+//! what the deploy would do, refusals included.
 
 use shoal_proto::control::v1::stack_change::Action;
 use shoal_proto::control::v1::{DeployStackRequest, StackChange};
 use shoal_proto::types::v1::{Service, ServiceSpec};
 
-use super::{configs, networks, secrets, services};
+use super::{configs, networks, secrets, services, spec_diff};
 use crate::store::{Kind, Object, State, StoreError, Tx, Write};
 
 /// The label that ties a service or secret to its stack (Docker's).
@@ -28,6 +32,7 @@ pub fn deploy(
         id: id.into(),
         action: action as i32,
         rolls,
+        fields: Vec::new(),
     };
 
     // Networks first: the services below may name them.
@@ -156,7 +161,7 @@ pub fn deploy(
             .values()
             .find(|s| name_of(s) == spec.name)
             .cloned();
-        let (service, action, rolls) = match current {
+        let (service, action, rolls, fields) = match current {
             Some(current) if !in_stack(&current) => {
                 return Err(StoreError::AlreadyExists(format!(
                     "service {} exists and is not part of stack {namespace}",
@@ -167,6 +172,7 @@ pub fn deploy(
                 let mut spec = spec;
                 if let Some(current_spec) = &current.spec {
                     super::registry_auth::keep_current(current_spec, &mut spec);
+                    keep_force_update(current_spec, &mut spec);
                 }
                 if current.spec.as_ref() == Some(&services::resolved(&working, spec.clone())?) {
                     changes.push(change(
@@ -179,24 +185,60 @@ pub fn deploy(
                     continue;
                 }
                 let updated = services::update(&working, tx, &current, spec)?;
-                (updated.service, Action::Updated, updated.rolls)
+                let fields = spec_diff::changes(
+                    current.spec.as_ref().unwrap_or(&ServiceSpec::default()),
+                    updated
+                        .service
+                        .spec
+                        .as_ref()
+                        .unwrap_or(&ServiceSpec::default()),
+                );
+                (updated.service, Action::Updated, updated.rolls, fields)
             }
             None => {
                 let id = crate::ids::new_id();
                 let service = services::create(&working, tx, &id, spec)?;
-                (service, Action::Created, false)
+                (service, Action::Created, false, Vec::new())
             }
         };
-        changes.push(change(
-            "service",
-            name_of(&service),
-            id_of(&service.meta),
-            action,
-            rolls,
-        ));
+        changes.push(StackChange {
+            fields,
+            ..change(
+                "service",
+                name_of(&service),
+                id_of(&service.meta),
+                action,
+                rolls,
+            )
+        });
         working.apply(Write::Put(Object::from(service)), 0);
     }
     Ok(changes)
+}
+
+/// The ids a dry run made up for what it would create name nothing: they
+/// go, so nobody looks them up.
+pub fn forget_new_ids(changes: &mut [StackChange]) {
+    for change in changes {
+        if change.action() == Action::Created {
+            change.id.clear();
+        }
+    }
+}
+
+/// A stack has no `--force` (docker's rule): the count of forced updates a
+/// `service update --force` made is kept, so deploying the same files again
+/// replaces no task.
+fn keep_force_update(current: &ServiceSpec, new: &mut ServiceSpec) {
+    let forced = current.task.as_ref().map_or(0, |t| t.force_update);
+    if let Some(task) = new.task.as_mut() {
+        task.force_update = forced;
+    } else if forced > 0 {
+        new.task = Some(shoal_proto::types::v1::TaskSpec {
+            force_update: forced,
+            ..Default::default()
+        });
+    }
 }
 
 fn check_labelled(spec: &ServiceSpec, namespace: &str) -> Result<(), StoreError> {
@@ -470,5 +512,152 @@ mod tests {
             .and_then(|s| s.endpoint.as_ref());
         assert_eq!(was.map(|e| e.ports[0].published_port), Some(8080));
         assert_eq!(service.previous_spec, service.history[0].spec);
+    }
+
+    /// The highest Raft index any object was written at: what a commit
+    /// would move.
+    fn last_version(state: &State) -> u64 {
+        let metas = state
+            .services
+            .values()
+            .map(|o| &o.meta)
+            .chain(state.networks.values().map(|o| &o.meta))
+            .chain(state.secrets.values().map(|o| &o.meta))
+            .chain(state.configs.values().map(|o| &o.meta))
+            .chain(state.clusters.values().map(|o| &o.meta));
+        metas.flatten().map(|m| m.version).max().unwrap_or(0)
+    }
+
+    /// What a plan and a deploy are compared on: all but the ids of what
+    /// they create (a plan makes none up for good).
+    fn plan_of(changes: &[StackChange]) -> Vec<(String, String, Action, bool, Vec<String>)> {
+        changes
+            .iter()
+            .map(|c| {
+                let fields = c
+                    .fields
+                    .iter()
+                    .map(|f| format!("{}: {} -> {}", f.path, f.before, f.after))
+                    .collect();
+                (c.kind.clone(), c.name.clone(), c.action(), c.rolls, fields)
+            })
+            .collect()
+    }
+
+    #[tokio::test]
+    async fn a_dry_run_returns_the_deploys_changes_and_commits_nothing() {
+        let store = crate::harness::initialised_store(crate::clock::Clock::system()).await;
+        store
+            .update(|state, tx| {
+                deploy(
+                    state,
+                    tx,
+                    request(vec![spec("a", 8080, Some("st_pw")), spec("b", 0, None)]),
+                )
+            })
+            .await
+            .expect("first deploy");
+        // a: another port and image, b: pruned, c: new.
+        let mut a = spec("a", 9090, Some("st_pw"));
+        a.task.get_or_insert_with(Default::default).container =
+            Some(shoal_proto::types::v1::ContainerSpec {
+                image: "web:v2".into(),
+                ..Default::default()
+            });
+        let next = request(vec![a, spec("c", 0, None)]);
+
+        let mut events = store.subscribe();
+        let before = store.view(|s| s.clone());
+        let planned = store
+            .dry_run(|state, tx| deploy(state, tx, next.clone()))
+            .expect("plan");
+        assert!(
+            matches!(
+                events.try_recv(),
+                Err(tokio::sync::broadcast::error::TryRecvError::Empty)
+            ),
+            "a dry run committed something"
+        );
+        store.view(|after| {
+            assert_eq!(last_version(after), last_version(&before));
+            assert_eq!(after.services, before.services);
+            assert_eq!(after.networks, before.networks);
+            assert_eq!(after.secrets, before.secrets);
+            assert_eq!(after.tasks, before.tasks);
+        });
+
+        let done = store
+            .update(|state, tx| deploy(state, tx, next))
+            .await
+            .expect("deploy");
+        assert_eq!(plan_of(&planned), plan_of(&done));
+        assert!(last_version(&store.view(|s| s.clone())) > last_version(&before));
+        let a = planned
+            .iter()
+            .find(|c| c.name == "st_a")
+            .expect("st_a planned");
+        assert_eq!(a.action(), Action::Updated);
+        assert!(a.rolls);
+        let fields: Vec<(&str, &str, &str)> = a
+            .fields
+            .iter()
+            .map(|f| (f.path.as_str(), f.before.as_str(), f.after.as_str()))
+            .collect();
+        assert_eq!(
+            fields,
+            [
+                ("TaskTemplate.ContainerSpec.Image", "", "web:v2"),
+                (
+                    "EndpointSpec.Ports[80/tcp]",
+                    "published=8080,mode=ingress",
+                    "published=9090,mode=ingress"
+                ),
+            ]
+        );
+        let removed: Vec<&str> = planned
+            .iter()
+            .filter(|c| c.action() == Action::Removed)
+            .map(|c| c.name.as_str())
+            .collect();
+        assert_eq!(removed, ["st_b"]);
+
+        // A plan that would be refused is refused, with the deploy's words.
+        let clash = request(vec![spec("a", 9090, Some("st_pw")), spec("d", 9090, None)]);
+        let err = store
+            .dry_run(|state, tx| deploy(state, tx, clash))
+            .expect_err("a port clash");
+        assert!(err.to_string().contains("9090/tcp"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_deploy_keeps_the_forced_updates_of_the_deployed_service() {
+        let store = Store::in_memory();
+        let deploy = |r: DeployStackRequest| {
+            let store = store.clone();
+            async move { store.update(|state, tx| deploy(state, tx, r)).await }
+        };
+        deploy(request(vec![spec("a", 0, None)]))
+            .await
+            .expect("deploy");
+        // `service update --force` bumps the count; the stack has none.
+        store
+            .update(|state, tx| {
+                let current = state.find_service("st_a").map_err(StoreError::NotFound)?;
+                let mut forced = current.spec.clone().unwrap_or_default();
+                forced
+                    .task
+                    .get_or_insert_with(Default::default)
+                    .force_update = 1;
+                super::services::update(state, tx, current, forced).map(|_| ())
+            })
+            .await
+            .expect("forced update");
+        let changes = deploy(request(vec![spec("a", 0, None)]))
+            .await
+            .expect("deploy again");
+        assert!(
+            changes.iter().all(|c| c.action() == Action::Unchanged),
+            "{changes:?}"
+        );
     }
 }

@@ -264,6 +264,20 @@ impl Store {
         Ok(value)
     }
 
+    /// Runs a transaction's function on the current state and drops its
+    /// writes: what [`Store::update`] with `f` would return, committing
+    /// nothing (a plan, e.g. `stack deploy --dry-run`).
+    pub fn dry_run<R>(
+        &self,
+        f: impl FnOnce(&State, &mut Tx) -> Result<R, StoreError>,
+    ) -> Result<R, StoreError> {
+        let mut tx = Tx {
+            writes: Vec::new(),
+            now: self.clock.now(),
+        };
+        self.view(|state| f(state, &mut tx))
+    }
+
     /// `step` of a write begun at `start`, within the write's deadline:
     /// [`WRITE_DEADLINE`], or [`BUSY_DEADLINE`] on a leader whose quorum
     /// still answers.
