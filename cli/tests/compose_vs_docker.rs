@@ -14,54 +14,17 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+mod support;
+
 use serde_norway::Value;
 use shoal_cli::compose::{load_file, ComposeError, Stack};
 use shoal_proto::types::v1::{
     restart_policy, service_spec, update_config, PortProtocol, PublishMode, ServiceSpec,
 };
+use support::{docker_env, require_docker};
 
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose")
-}
-
-/// Fails the test unless `docker` runs: docker's own loader is what shoal's is compared against,
-/// so without it this test has nothing to compare with and must not pass.
-fn require_docker() {
-    let problem = match Command::new("docker").arg("--version").output() {
-        Ok(out) if out.status.success() => return,
-        Ok(out) => format!(
-            "`docker --version` failed ({}): {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim()
-        ),
-        Err(e) => format!("cannot run `docker`: {e}"),
-    };
-    panic!(
-        "this test needs the `docker` CLI on PATH, whose `docker stack config` is the reference \
-         (no daemon needed): install Docker's CLI, e.g. the docker-ce-cli package; {problem}"
-    );
-}
-
-/// The variables a fixture runs with: its `.env` file plus what docker needs to start; both
-/// loaders see exactly this map.
-fn fixture_env(fixture: &Path, home: &Path) -> HashMap<String, String> {
-    let mut env = HashMap::new();
-    // Docker is found through PATH; shoal's loader sees the same variable, harmlessly.
-    if let Ok(path) = std::env::var("PATH") {
-        env.insert("PATH".to_string(), path);
-    }
-    env.insert("HOME".to_string(), home.display().to_string());
-    env.insert(
-        "DOCKER_CONFIG".to_string(),
-        home.join(".docker").display().to_string(),
-    );
-    if let Ok(text) = std::fs::read_to_string(fixture.with_extension("env")) {
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let (k, v) = line.split_once('=').unwrap_or((line, ""));
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
-    env
 }
 
 struct DockerResult {
@@ -866,7 +829,7 @@ fn compose_loader_matches_docker_stack_config() {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let env = fixture_env(fixture, home.path());
+        let env = docker_env(&fixture.with_extension("env"), home.path());
         let docker = docker_config(fixture, &env);
         let ours: Result<Stack, ComposeError> = load_file(fixture, &env);
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

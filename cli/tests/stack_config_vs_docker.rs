@@ -13,41 +13,12 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod support;
+
+use support::{docker_env, require_docker};
+
 fn fixtures_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/compose")
-}
-
-/// Fails unless `docker` runs: docker's loader is the reference, so without
-/// it this test has nothing to compare with and must not pass.
-fn require_docker() {
-    match Command::new("docker").arg("--version").output() {
-        Ok(out) if out.status.success() => {}
-        other => panic!(
-            "this test needs the `docker` CLI on PATH (its `stack config` is the reference; no \
-             daemon needed): {other:?}"
-        ),
-    }
-}
-
-/// The environment both commands run in: PATH, a scratch HOME, and the
-/// variables of the `.env` file beside `first` (or in its folder).
-fn env_for(env_file: &Path, home: &Path) -> HashMap<String, String> {
-    let mut env = HashMap::new();
-    if let Ok(path) = std::env::var("PATH") {
-        env.insert("PATH".to_string(), path);
-    }
-    env.insert("HOME".to_string(), home.display().to_string());
-    env.insert(
-        "DOCKER_CONFIG".to_string(),
-        home.join(".docker").display().to_string(),
-    );
-    if let Ok(text) = std::fs::read_to_string(env_file) {
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            let (k, v) = line.split_once('=').unwrap_or((line, ""));
-            env.insert(k.to_string(), v.to_string());
-        }
-    }
-    env
 }
 
 fn run(program: &str, files: &[PathBuf], env: &HashMap<String, String>) -> Output {
@@ -107,7 +78,7 @@ fn stack_config_prints_what_docker_prints_for_every_fixture() {
         .iter()
         .filter_map(|f| {
             let name = f.file_name().unwrap_or_default().to_string_lossy();
-            let env = env_for(&f.with_extension("env"), home.path());
+            let env = docker_env(&f.with_extension("env"), home.path());
             difference(&name, std::slice::from_ref(f), &env)
         })
         .collect();
@@ -141,7 +112,7 @@ fn override_files_merge_as_docker_merges_them() {
                 .collect();
             files.sort();
             let name = case.file_name().unwrap_or_default().to_string_lossy();
-            let env = env_for(&case.join(".env"), home.path());
+            let env = docker_env(&case.join(".env"), home.path());
             difference(&name, &files, &env)
         })
         .collect();

@@ -45,12 +45,14 @@ pub enum StackCommand {
 
 #[derive(Debug, Args)]
 pub struct DeployArgs {
-    /// Path to a Compose file
+    /// Path to a Compose file, or "-" to read from stdin (repeat to merge
+    /// override files, in order)
     #[arg(
         short = 'c',
         long = "compose-file",
         required = true,
-        value_name = "FILE"
+        value_name = "FILE",
+        value_delimiter = ','
     )]
     pub compose_files: Vec<PathBuf>,
     /// Prune services that are no longer referenced

@@ -24,12 +24,14 @@ use crate::compose;
 4 when it would change something (the plan says what), 1 on an error."
 )]
 pub struct DiffArgs {
-    /// Path to a Compose file
+    /// Path to a Compose file, or "-" to read from stdin (repeat to merge
+    /// override files, in order)
     #[arg(
         short = 'c',
         long = "compose-file",
         required = true,
-        value_name = "FILE"
+        value_name = "FILE",
+        value_delimiter = ','
     )]
     pub compose_files: Vec<PathBuf>,
     /// Show the services that are no longer referenced as removed
