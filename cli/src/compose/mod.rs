@@ -115,8 +115,9 @@ impl StackVolume {
     }
 }
 
-/// The top-level `volumes` (checked against the schema already).
-fn top_level_volumes(doc: &Node) -> Vec<StackVolume> {
+/// The top-level `volumes` (checked against the schema already), with a
+/// note for a cluster (CSI) volume's spec, which shoal does not honour yet.
+fn top_level_volumes(doc: &Node, warnings: &mut Vec<String>) -> Vec<StackVolume> {
     let Some(Node::Map(entries)) = doc.get("volumes") else {
         return Vec::new();
     };
@@ -140,6 +141,12 @@ fn top_level_volumes(doc: &Node) -> Vec<StackVolume> {
     entries
         .iter()
         .map(|(key, value)| {
+            if value.get("x-cluster-spec").is_some() {
+                warnings.push(format!(
+                    "volume {key:?}: x-cluster-spec (a cluster volume) is not supported yet and \
+                     was ignored; the volume is a local one on each node"
+                ));
+            }
             let mut volume = StackVolume {
                 key: key.clone(),
                 name: value.get("name").and_then(Node::scalar_string),
@@ -729,7 +736,7 @@ fn build_stack_in(
         .collect();
     let secrets = top_level_files(src, file, doc, &root, "secrets", env)?;
     let configs = top_level_files(src, file, doc, &root, "configs", env)?;
-    let volumes = top_level_volumes(doc);
+    let volumes = top_level_volumes(doc, &mut warnings);
     let networks = top_level_networks(doc, &mut warnings);
     let mut services = Vec::new();
     if let Some(Node::Map(entries)) = doc.get("services") {

@@ -1401,3 +1401,17 @@ fn a_secret_takes_its_value_from_an_environment_variable_beyond_dockers_schema()
         "stack.yml (line 8, column 18): secrets.db_password.environment environment variable DB_PASSWORD is not set"
     );
 }
+
+#[test]
+fn a_cluster_volume_spec_is_named_in_a_note() {
+    let stack = load(concat!(
+        "version: \"3.13\"\n",
+        "services:\n  db:\n    image: x\n    volumes: [data:/data]\n",
+        "volumes:\n  data:\n    x-cluster-spec:\n      group: g\n",
+    ));
+    assert!(
+        stack.warnings.iter().any(|w| w.contains("x-cluster-spec")),
+        "{:?}",
+        stack.warnings
+    );
+}
