@@ -322,8 +322,9 @@ fn three_vms_run_the_overlay_lab_tests_on_their_own_kernels_with_kernel_wireguar
 
     phase("A. three Ready nodes");
     let nodes = shoal(&lab, &["node", "ls", "--format", "json"]).expect("node ls");
+    let rows = shoal_e2e::lab::json_lines(&nodes).expect("node ls rows");
     assert_eq!(
-        nodes.matches("\"Ready\"").count(),
+        rows.iter().filter(|n| n["Status"] == "Ready").count(),
         3,
         "three Ready nodes: {nodes}"
     );
