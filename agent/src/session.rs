@@ -165,7 +165,7 @@ impl Agent {
             .await?
             .ok_or_else(|| anyhow::anyhow!("the session closed at once"))?;
         let session_id = first.session_id.clone();
-        let period = Duration::from_millis(first.heartbeat_period_ms.max(100) as u64);
+        let mut period = Duration::from_millis(first.heartbeat_period_ms.max(100) as u64);
         tracing::info!("session {session_id} open with {manager}");
         for addr in &first.managers {
             if !managers.contains(addr) {
@@ -234,9 +234,18 @@ impl Agent {
                         volumes: self.volumes(),
                         reports_volumes: true,
                     };
-                    tokio::time::timeout(period, client.heartbeat(request))
+                    let reply = tokio::time::timeout(period, client.heartbeat(request))
                         .await
-                        .map_err(|_| anyhow::anyhow!("heartbeat timed out"))??;
+                        .map_err(|_| anyhow::anyhow!("heartbeat timed out"))??
+                        .into_inner();
+                    // The cluster's period may have changed (`swarm update
+                    // --dispatcher-heartbeat`): beat at the one the managers
+                    // judge this node by from now on.
+                    if let Some(changed) = changed_period(period, reply.period_ms) {
+                        tracing::info!("heartbeat period now {changed:?}");
+                        period = changed;
+                        heartbeat = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+                    }
                 }
             }
         }
@@ -441,5 +450,30 @@ impl Agent {
                 let _ = netd.detach_task(request).await;
             }
         }
+    }
+}
+
+/// The period a heartbeat's answer tells the agent to beat at, when it is
+/// not the one it beats at (0: an older manager that says nothing). Never
+/// faster than every 100 ms, as at session open.
+fn changed_period(current: Duration, answered_ms: u32) -> Option<Duration> {
+    if answered_ms == 0 {
+        return None;
+    }
+    let answered = Duration::from_millis(u64::from(answered_ms.max(100)));
+    (answered != current).then_some(answered)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_heartbeat_answer_with_another_period_changes_the_beat() {
+        let five = Duration::from_secs(5);
+        assert_eq!(changed_period(five, 5_000), None);
+        assert_eq!(changed_period(five, 0), None, "an answer without a period");
+        assert_eq!(changed_period(five, 2_000), Some(Duration::from_secs(2)));
+        assert_eq!(changed_period(five, 10), Some(Duration::from_millis(100)));
     }
 }

@@ -25,6 +25,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::client::{self, Host};
 
+pub mod archive;
+
 pub const DEFAULT_CONTEXT: &str = "default";
 /// The store's file in the config dir.
 pub const STORE_FILE: &str = "contexts.json";
@@ -79,6 +81,11 @@ pub enum ContextError {
     },
     #[error("client bundle: {0}")]
     Bundle(#[from] shoal_identity::IdentityError),
+    /// `context import` of something that is no context export.
+    #[error("{from} is not a shoal context export: {why}")]
+    BadArchive { from: String, why: String },
+    #[error("export context {name:?}: {why}")]
+    Export { name: String, why: String },
 }
 
 impl ContextError {
@@ -187,6 +194,15 @@ struct StoredContext {
     bundle: Option<String>,
 }
 
+/// What `context update` changes; `None` keeps the current value.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Update<'a> {
+    pub description: Option<&'a str>,
+    pub host: Option<&'a Host>,
+    /// A client bundle file whose copy replaces the context's.
+    pub bundle: Option<&'a Path>,
+}
+
 /// The contexts of one config dir.
 #[derive(Debug)]
 pub struct Store {
@@ -279,6 +295,15 @@ impl Store {
         bundle: Option<&Path>,
         description: &str,
     ) -> Result<Context, ContextError> {
+        self.check_new_name(name)?;
+        // Re-written rather than copied: a file that is no bundle is refused
+        // here, and the copy is the owner's alone whatever the source's mode.
+        let identity = bundle.map(shoal_identity::bundle::read).transpose()?;
+        self.add(name, host, identity.as_ref(), description)
+    }
+
+    /// Refuses `name` for a new context: `default`, a bad name, or taken.
+    pub fn check_new_name(&self, name: &str) -> Result<(), ContextError> {
         if name == DEFAULT_CONTEXT {
             return Err(ContextError::Builtin("created"));
         }
@@ -286,20 +311,23 @@ impl Store {
         if self.file.contexts.contains_key(name) {
             return Err(ContextError::Exists(name.to_string()));
         }
-        if bundle.is_none() && matches!(host, Host::Tcp(_)) {
+        Ok(())
+    }
+
+    /// Adds context `name` with its client identity (a private copy).
+    fn add(
+        &mut self,
+        name: &str,
+        host: &Host,
+        identity: Option<&shoal_identity::NodeIdentity>,
+        description: &str,
+    ) -> Result<Context, ContextError> {
+        self.check_new_name(name)?;
+        if identity.is_none() && matches!(host, Host::Tcp(_)) {
             return Err(ContextError::NeedsBundle { host: host.clone() });
         }
-        let bundle_file = match bundle {
-            Some(source) => {
-                // Re-written rather than copied: a file that is no bundle is refused
-                // here, and the copy is the owner's alone whatever the source's mode.
-                let identity = shoal_identity::bundle::read(source)?;
-                let dir = self.dir.join(BUNDLE_DIR);
-                create_private_dir(&dir)?;
-                let file = format!("{name}.bundle");
-                shoal_identity::bundle::write(&dir.join(&file), &identity)?;
-                Some(file)
-            }
+        let bundle_file = match identity {
+            Some(identity) => Some(self.write_bundle(&format!("{name}.bundle"), identity)?),
             None => None,
         };
         self.file.contexts.insert(
@@ -307,10 +335,91 @@ impl Store {
             StoredContext {
                 description: description.to_string(),
                 host: host.to_string(),
-                bundle: bundle_file,
+                bundle: bundle_file.clone(),
             },
         );
-        self.save()?;
+        if let Err(e) = self.save() {
+            self.file.contexts.remove(name);
+            if let Some(file) = &bundle_file {
+                let _ = std::fs::remove_file(self.dir.join(BUNDLE_DIR).join(file));
+            }
+            return Err(e);
+        }
+        self.get(name)
+    }
+
+    /// Writes `identity` as the store's bundle `file` (mode 0600, in the
+    /// private bundle dir); returns the file name.
+    fn write_bundle(
+        &self,
+        file: &str,
+        identity: &shoal_identity::NodeIdentity,
+    ) -> Result<String, ContextError> {
+        let dir = self.dir.join(BUNDLE_DIR);
+        create_private_dir(&dir)?;
+        shoal_identity::bundle::write(&dir.join(file), identity)?;
+        Ok(file.to_string())
+    }
+
+    /// `context update`: a new description, host or bundle for `name`. The
+    /// new bundle is checked and written beside the old one, the store then
+    /// names it, and only then the old one goes: a refusal or a failure
+    /// leaves the context as it was.
+    pub fn update(&mut self, name: &str, change: &Update<'_>) -> Result<Context, ContextError> {
+        if name == DEFAULT_CONTEXT {
+            return Err(ContextError::Builtin("updated"));
+        }
+        let current = self.get(name)?;
+        if change.description.is_none() && change.host.is_none() && change.bundle.is_none() {
+            return Err(ContextError::Conflict(format!(
+                "nothing to update in context {name:?}: give --description, --host or --bundle"
+            )));
+        }
+        let identity = change
+            .bundle
+            .map(shoal_identity::bundle::read)
+            .transpose()?;
+        let host = change.host.unwrap_or(&current.host);
+        if identity.is_none() && current.bundle.is_none() && matches!(host, Host::Tcp(_)) {
+            return Err(ContextError::NeedsBundle { host: host.clone() });
+        }
+        let before = self.file.contexts.get(name).cloned();
+        let Some(mut stored) = before.clone() else {
+            return Err(ContextError::Unknown {
+                name: name.to_string(),
+                chosen_by: "name".to_string(),
+            });
+        };
+        let mut written = None;
+        if let Some(identity) = &identity {
+            // Never over the file the store names now.
+            let plain = format!("{name}.bundle");
+            let file = if stored.bundle.as_deref() == Some(plain.as_str()) {
+                format!("{name}.next.bundle")
+            } else {
+                plain
+            };
+            written = Some(self.write_bundle(&file, identity)?);
+            stored.bundle = written.clone();
+        }
+        if let Some(description) = change.description {
+            stored.description = description.to_string();
+        }
+        stored.host = host.to_string();
+        self.file.contexts.insert(name.to_string(), stored);
+        if let Err(e) = self.save() {
+            if let Some(before) = before {
+                self.file.contexts.insert(name.to_string(), before);
+            }
+            if let Some(file) = &written {
+                let _ = std::fs::remove_file(self.dir.join(BUNDLE_DIR).join(file));
+            }
+            return Err(e);
+        }
+        if let (Some(_), Some(old)) = (&written, &current.bundle) {
+            // The store names the new copy: the old one is nobody's.
+            let _ = std::fs::remove_file(old);
+        }
         self.get(name)
     }
 
@@ -739,6 +848,120 @@ mod tests {
         let text = std::fs::read_to_string(fx.config().join(STORE_FILE)).expect("read");
         let json: serde_json::Value = serde_json::from_str(&text).expect("json");
         assert!(json.get("current").is_none(), "{text}");
+    }
+
+    #[test]
+    fn update_changes_what_it_names_and_replaces_the_bundle_copy_whole() {
+        let fx = Fixture::new();
+        let mut store = fx.store();
+        store
+            .create("prod", &tcp("10.0.0.1:4242"), Some(&fx.bundle), "CI")
+            .expect("create");
+        let first_copy = store.get("prod").expect("get").bundle.expect("bundle");
+        let moved = tcp("10.0.0.9:4242");
+        let updated = store
+            .update(
+                "prod",
+                &Update {
+                    host: Some(&moved),
+                    ..Update::default()
+                },
+            )
+            .expect("host");
+        assert_eq!(updated.host, moved);
+        assert_eq!(updated.description, "CI", "kept");
+        assert_eq!(updated.bundle.as_ref(), Some(&first_copy), "kept");
+
+        let admin = fx.dir.path().join("admin.bundle");
+        let identity = TestCa::new().identity("bundle-2", Role::Admin);
+        shoal_identity::bundle::write(&admin, &identity).expect("write bundle");
+        let updated = store
+            .update(
+                "prod",
+                &Update {
+                    bundle: Some(&admin),
+                    description: Some("ops"),
+                    ..Update::default()
+                },
+            )
+            .expect("bundle");
+        let copy = updated.bundle.expect("bundle");
+        assert_ne!(copy, first_copy, "written beside the old copy first");
+        assert!(!first_copy.exists(), "the old copy goes once unused");
+        let mode = std::fs::metadata(&copy).expect("stat").permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let reopened = fx.store().get("prod").expect("get");
+        assert_eq!(reopened.description, "ops");
+        assert_eq!(reopened.host, moved);
+        let read = shoal_identity::bundle::read(&reopened.bundle.unwrap()).expect("bundle");
+        assert_eq!(read.peer.role, Role::Admin);
+        // And back: the copy alternates between two names.
+        let again = store
+            .update(
+                "prod",
+                &Update {
+                    bundle: Some(&fx.bundle),
+                    ..Update::default()
+                },
+            )
+            .expect("bundle again");
+        assert!(again.bundle.as_ref().is_some_and(|p| p.exists()));
+        assert!(!copy.exists());
+    }
+
+    #[test]
+    fn update_refuses_unknown_builtin_empty_and_bad_changes_changing_nothing() {
+        let fx = Fixture::new();
+        let mut store = fx.store();
+        let socket = Host::Unix(PathBuf::from("/tmp/x.sock"));
+        store
+            .create("local", &socket, None, "mine")
+            .expect("create");
+        let before = std::fs::read(fx.config().join(STORE_FILE)).expect("read");
+        let desc = Update {
+            description: Some("x"),
+            ..Update::default()
+        };
+        let err = store.update("nope", &desc).expect_err("unknown");
+        assert!(err.to_string().contains("\"nope\" does not exist"), "{err}");
+        let err = store.update("default", &desc).expect_err("builtin");
+        assert!(matches!(err, ContextError::Builtin("updated")), "{err}");
+        let err = store
+            .update("local", &Update::default())
+            .expect_err("empty");
+        assert!(
+            err.is_usage() && err.to_string().contains("nothing to update"),
+            "{err}"
+        );
+        // A tcp:// manager without any bundle to reach it with.
+        let remote = tcp("10.0.0.1:4242");
+        let err = store
+            .update(
+                "local",
+                &Update {
+                    host: Some(&remote),
+                    ..Update::default()
+                },
+            )
+            .expect_err("needs a bundle");
+        assert!(err.to_string().contains("--bundle"), "{err}");
+        let junk = fx.dir.path().join("junk");
+        std::fs::write(&junk, "not a bundle").expect("write");
+        let err = store
+            .update(
+                "local",
+                &Update {
+                    bundle: Some(&junk),
+                    host: Some(&remote),
+                    ..Update::default()
+                },
+            )
+            .expect_err("not a bundle");
+        assert!(matches!(err, ContextError::Bundle(_)), "{err}");
+        let after = std::fs::read(fx.config().join(STORE_FILE)).expect("read");
+        assert_eq!(before, after, "nothing changed");
+        assert!(!fx.config().join(BUNDLE_DIR).exists(), "no bundle written");
+        assert_eq!(fx.store().get("local").expect("get").host, socket);
     }
 
     #[test]

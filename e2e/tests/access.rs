@@ -2,77 +2,11 @@
 //! over the local socket, contexts point the CLI at the manager's mTLS port,
 //! and every role may do what it is granted and is refused the rest with
 //! the manager's own message; a revoked bundle is refused at once.
-
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
 use shoal_e2e::lab::{Lab, LabConfig};
 use shoal_e2e::test_lab;
 
 fn lab(name: &str) -> Lab {
     test_lab(LabConfig::new(name))
-}
-
-/// The CLI with its own config dir and nothing of the caller's environment
-/// choosing a manager: only contexts and flags do.
-struct Remote<'a> {
-    lab: &'a Lab,
-    config: PathBuf,
-}
-
-impl Remote<'_> {
-    fn run(&self, args: &[&str]) -> Output {
-        Command::new(self.lab.cli_path())
-            .env("SHOAL_CONFIG", &self.config)
-            .env_remove("SHOAL_HOST")
-            .env_remove("SHOAL_TLS_DIR")
-            .env_remove("SHOAL_CONTEXT")
-            .args(args)
-            .output()
-            .expect("run shoal")
-    }
-
-    fn ok(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        assert!(
-            out.status.success(),
-            "shoal {}: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr)
-        );
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    /// Runs a command the manager must refuse; returns its stderr.
-    fn refused(&self, args: &[&str]) -> String {
-        let out = self.run(args);
-        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
-        assert_eq!(
-            out.status.code(),
-            Some(1),
-            "shoal {} was not refused: {stderr}",
-            args.join(" ")
-        );
-        stderr
-    }
-}
-
-fn create_bundle(lab: &Lab, dir: &Path, name: &str, role: &str) -> PathBuf {
-    let path = dir.join(format!("{name}.bundle"));
-    let out = lab
-        .shoal_ok([
-            "swarm",
-            "client-bundle",
-            "create",
-            name,
-            "--role",
-            role,
-            "-o",
-            &path.to_string_lossy(),
-        ])
-        .unwrap_or_else(|e| panic!("create bundle {name}: {e}"));
-    assert!(out.contains(&format!("role {role}")), "{out}");
-    path
 }
 
 #[test]
@@ -82,9 +16,9 @@ fn bundles_grant_their_role_through_contexts_and_revocation_is_immediate() {
     let manager = format!("tcp://{}:4242", lab.host_addr("m1").expect("m1"));
     let image = format!("{}/web:v1", lab.registry());
 
-    let deployer = create_bundle(&lab, work.path(), "ci-deploy", "deployer");
-    let viewer = create_bundle(&lab, work.path(), "dash", "viewer");
-    let admin = create_bundle(&lab, work.path(), "ops", "admin");
+    let deployer = lab.client_bundle(work.path(), "ci-deploy", "deployer");
+    let viewer = lab.client_bundle(work.path(), "dash", "viewer");
+    let admin = lab.client_bundle(work.path(), "ops", "admin");
     // An existing file is never overwritten.
     let out = lab
         .shoal([
@@ -117,10 +51,7 @@ fn bundles_grant_their_role_through_contexts_and_revocation_is_immediate() {
         "`again` was refused before the manager issued anything"
     );
 
-    let remote = Remote {
-        lab: &lab,
-        config: work.path().join("config"),
-    };
+    let remote = lab.remote(work.path().join("config"));
     for (name, bundle) in [("deploy", &deployer), ("view", &viewer), ("adm", &admin)] {
         remote.ok(&[
             "context",

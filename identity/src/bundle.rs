@@ -36,8 +36,14 @@ pub fn read(path: &Path) -> Result<NodeIdentity, IdentityError> {
         path: path.to_path_buf(),
         source,
     })?;
+    parse(&text, &format!("bundle {}", path.display()))
+}
+
+/// A bundle's text (key, certificate, CA as PEM blocks); `what` names it in
+/// errors.
+pub fn parse(text: &str, what: &str) -> Result<NodeIdentity, IdentityError> {
     let bad = |message: &str| IdentityError::BadCertificate {
-        what: format!("bundle {}", path.display()),
+        what: what.to_string(),
         message: message.to_string(),
     };
     let mut key = None;

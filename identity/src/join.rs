@@ -189,6 +189,17 @@ async fn fetch_root_unverified(addr: &str) -> Result<String, JoinError> {
     Ok(reply.into_inner().root_ca_pem)
 }
 
+/// What a joining node asks for itself beyond its name and address
+/// (`swarm join --availability`, `--data-path-addr`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JoinSettings {
+    /// A `NodeAvailability` (active when unset).
+    pub availability: Option<i32>,
+    /// The IP other nodes send this node's overlay traffic to (empty: the
+    /// advertised address).
+    pub data_path_addr: String,
+}
+
 /// Joins the cluster of the manager at `addr` with `token`: returns the
 /// node's new identity (not yet saved).
 pub async fn join(
@@ -196,6 +207,7 @@ pub async fn join(
     token: &str,
     hostname: &str,
     advertise_addr: &str,
+    settings: &JoinSettings,
 ) -> Result<NodeIdentity, JoinError> {
     let parsed = JoinToken::parse(token)?;
     let root = fetch_root_unverified(addr).await?;
@@ -230,6 +242,8 @@ pub async fn join(
             csr_pem,
             hostname: hostname.to_string(),
             advertise_addr: advertise_addr.to_string(),
+            availability: settings.availability,
+            data_path_addr: settings.data_path_addr.clone(),
         })
         .await
         .map_err(|s| JoinError::Refused(s.message().to_string()))?

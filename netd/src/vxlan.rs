@@ -11,8 +11,8 @@ use crate::error::{errno, Error, Result};
 use crate::link::{self, LinkState, EEXIST};
 use crate::network::OverlayNetwork;
 
-/// The IANA VXLAN port.
-pub const VXLAN_PORT: u16 = 4789;
+/// The IANA VXLAN port (`shoal info`'s data path port).
+pub const VXLAN_PORT: u16 = shoal_proto::DATA_PATH_PORT;
 
 /// Creates the network's VXLAN device (or adopts a matching one), attaches
 /// it to the bridge with index `bridge` and brings it up.

@@ -11,6 +11,10 @@ pub const STACK_NAMESPACE_LABEL: &str = "com.docker.stack.namespace";
 /// snapshot are tens of MiB. Every client and server sets it.
 pub const MAX_MESSAGE_BYTES: usize = 1 << 30;
 
+/// The UDP port of the overlays' VXLAN traffic between nodes (IANA's, as
+/// Swarm's default `--data-path-port`); netd binds it, `shoal info` shows it.
+pub const DATA_PATH_PORT: u16 = 4789;
+
 pub mod types {
     pub mod v1 {
         tonic::include_proto!("shoal.types.v1");

@@ -2,7 +2,8 @@
 //! (see [`crate::context`] for the store and how a context is chosen). No
 //! context command talks to a manager.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 
 use clap::{Args, Subcommand};
 use serde_json::json;
@@ -43,12 +44,57 @@ pub enum ContextCommand {
     Inspect(InspectArgs),
     /// Print the name of the context in use
     Show,
+    /// Update a context: its description, its manager (the global --host) or its bundle
+    Update(UpdateArgs),
+    /// Export a context (with its client bundle) to a tar archive FILE or a tar stream on
+    /// stdout (-)
+    Export(ExportArgs),
+    /// Import a context from a tar archive FILE or from stdin (-)
+    Import(ImportArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(after_help = "The manager is the global --host: \
+    shoal context update NAME --host tcp://ADDR[:PORT]")]
+pub struct UpdateArgs {
+    #[command(flatten)]
+    pub fields: ContextFields,
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "The archive holds the context's private key: it is written \
+    readable by you only (mode 0600), and never over an existing file."
+)]
+pub struct ExportArgs {
+    /// Context name
+    pub name: String,
+    /// Where to write: a new file, or - for stdout [default: NAME.shoalcontext]
+    #[arg(value_name = "FILE|-")]
+    pub file: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Name of the new context
+    pub name: String,
+    /// The archive `shoal context export` wrote, or - for stdin
+    #[arg(value_name = "FILE|-")]
+    pub file: String,
 }
 
 #[derive(Debug, Args)]
 #[command(after_help = "The manager is the global --host: \
     shoal context create NAME --host tcp://ADDR[:PORT] --bundle FILE")]
 pub struct CreateArgs {
+    #[command(flatten)]
+    pub fields: ContextFields,
+}
+
+/// What `create` sets and `update` changes (the manager is the global
+/// `--host`).
+#[derive(Debug, Args)]
+pub struct ContextFields {
     /// Client bundle file (`shoal swarm client-bundle create`); the context keeps a copy
     #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
@@ -100,15 +146,33 @@ pub struct InspectArgs {
 }
 
 /// Runs a context command; `flags` are the global connection flags (`--host`
-/// is the new context's manager for `create`).
+/// is the new context's manager for `create` and `update`).
 pub fn run(
     command: ContextCommand,
     flags: &Flags<'_>,
     env: &Env,
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
+    use std::io::IsTerminal;
+    let terminal = std::io::stdout().is_terminal();
+    run_with(command, flags, env, io, &mut std::io::stdin(), terminal)
+}
+
+/// [`run`] with stdin given (`context import -`), and whether stdout is a
+/// terminal (`context export -` refuses to print a private key there).
+pub fn run_with(
+    command: ContextCommand,
+    flags: &Flags<'_>,
+    env: &Env,
+    io: &mut Io<'_>,
+    stdin: &mut dyn Read,
+    stdout_is_terminal: bool,
+) -> Result<(), Error> {
     let mut store = Store::from_env(env)?;
     match command {
+        ContextCommand::Update(args) => update(&mut store, args, flags, io),
+        ContextCommand::Export(args) => export(&store, args, io, stdout_is_terminal),
+        ContextCommand::Import(args) => import(&mut store, args, io, stdin),
         ContextCommand::Create(args) => create(&mut store, args, flags, io),
         ContextCommand::Ls(args) => ls(&store, args, flags, env, io),
         ContextCommand::Use(args) => use_context(&mut store, args, env, io),
@@ -130,20 +194,133 @@ fn create(
     let host = flags.host.ok_or_else(|| {
         Error::Usage("context create needs the manager: --host tcp://ADDR[:PORT]".into())
     })?;
-    if flags.tls_dir.is_some() {
-        return Err(Error::Usage(
-            "context create takes the client bundle with --bundle FILE, not --tls-dir".into(),
-        ));
-    }
+    refuse_tls_dir(flags, "create")?;
+    let args = args.fields;
     let context = store.create(
         &args.name,
         host,
         args.bundle.as_deref(),
         args.description.as_deref().unwrap_or_default(),
     )?;
-    writeln!(io.out, "{}", context.name)?;
-    writeln!(io.err, "Successfully created context \"{}\"", context.name)?;
+    done(io, &context, "created")
+}
+
+/// A context's bundle comes from `--bundle`: `--tls-dir` names a directory
+/// the context would not keep.
+fn refuse_tls_dir(flags: &Flags<'_>, command: &str) -> Result<(), Error> {
+    if flags.tls_dir.is_some() {
+        return Err(Error::Usage(format!(
+            "context {command} takes the client bundle with --bundle FILE, not --tls-dir"
+        )));
+    }
     Ok(())
+}
+
+/// docker's answer to a context made or changed: its name on stdout, what
+/// happened on stderr.
+fn done(io: &mut Io<'_>, context: &Context, what: &str) -> Result<(), Error> {
+    writeln!(io.out, "{}", context.name)?;
+    writeln!(io.err, "Successfully {what} context \"{}\"", context.name)?;
+    Ok(())
+}
+
+fn update(
+    store: &mut Store,
+    args: UpdateArgs,
+    flags: &Flags<'_>,
+    io: &mut Io<'_>,
+) -> Result<(), Error> {
+    refuse_tls_dir(flags, "update")?;
+    let args = args.fields;
+    let change = context::Update {
+        description: args.description.as_deref(),
+        host: flags.host,
+        bundle: args.bundle.as_deref(),
+    };
+    let context = store.update(&args.name, &change)?;
+    done(io, &context, "updated")
+}
+
+fn export(
+    store: &Store,
+    args: ExportArgs,
+    io: &mut Io<'_>,
+    stdout_is_terminal: bool,
+) -> Result<(), Error> {
+    let archive = context::archive::export(store, &args.name)?;
+    let file = args
+        .file
+        .unwrap_or_else(|| context::archive::default_file(&args.name));
+    if file == "-" {
+        if stdout_is_terminal {
+            return Err(Error::Usage(
+                "refusing to print a context export (it holds a private key) to a terminal: \
+                 name a FILE, or redirect stdout"
+                    .into(),
+            ));
+        }
+        io.out.write_all(&archive)?;
+        return Ok(());
+    }
+    write_private_file(Path::new(&file), &archive)?;
+    writeln!(io.err, "Written file \"{file}\"")?;
+    Ok(())
+}
+
+/// Writes `data` to a new file (mode 0600 from its creation, so the key in
+/// it is never readable by others); an existing file is left alone, and a
+/// file half written is removed.
+fn write_private_file(path: &Path, data: &[u8]) -> Result<(), Error> {
+    use std::io::Write as _;
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let mut file = match std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            return Err(Error::Input(format!(
+                "{shown} already exists: remove it or name another file"
+            )))
+        }
+        Err(e) => return Err(Error::Input(format!("create {shown}: {e}"))),
+    };
+    if let Err(e) = file.write_all(data).and_then(|()| file.sync_all()) {
+        drop(file);
+        let _ = std::fs::remove_file(path);
+        return Err(Error::Input(format!("write {shown}: {e}")));
+    }
+    Ok(())
+}
+
+fn import(
+    store: &mut Store,
+    args: ImportArgs,
+    io: &mut Io<'_>,
+    stdin: &mut dyn Read,
+) -> Result<(), Error> {
+    // The name first: a taken one is refused before anything is read.
+    store.check_new_name(&args.name)?;
+    let limit = context::archive::MAX_ARCHIVE_BYTES + 1;
+    let mut archive = Vec::new();
+    let source = if args.file == "-" {
+        stdin
+            .take(limit)
+            .read_to_end(&mut archive)
+            .map_err(|e| Error::Input(format!("read the archive from stdin: {e}")))?;
+        "stdin".to_string()
+    } else {
+        let path = Path::new(&args.file);
+        std::fs::File::open(path)
+            .and_then(|f| f.take(limit).read_to_end(&mut archive))
+            .map_err(|e| Error::Input(format!("read {}: {e}", path.display())))?;
+        args.file.clone()
+    };
+    let context = context::archive::import(store, &args.name, &archive, &source)?;
+    done(io, &context, "imported")
 }
 
 /// The name of the context the flags, environment and store select
@@ -298,6 +475,18 @@ mod tests {
 
         /// Runs `shoal ARGS` as far as context commands go; stdout or the error.
         fn shoal(&self, args: &[&str]) -> Result<String, Error> {
+            let out = self.shoal_bytes(args, b"", false)?;
+            Ok(String::from_utf8(out).expect("utf8"))
+        }
+
+        /// [`Fixture::shoal`] with stdin, stdout's bytes, and whether stdout
+        /// is a terminal.
+        fn shoal_bytes(
+            &self,
+            args: &[&str],
+            stdin: &[u8],
+            terminal: bool,
+        ) -> Result<Vec<u8>, Error> {
             let argv = std::iter::once("shoal").chain(args.iter().copied());
             let cli = Cli::try_parse_from(argv).map_err(|e| Error::Usage(e.to_string()))?;
             let Command::Context(command) = cli.command else {
@@ -314,8 +503,15 @@ mod tests {
                 out: &mut out,
                 err: &mut err,
             };
-            run(command, &flags, &self.env, &mut io)?;
-            Ok(String::from_utf8(out).expect("utf8"))
+            run_with(
+                command,
+                &flags,
+                &self.env,
+                &mut io,
+                &mut &stdin[..],
+                terminal,
+            )?;
+            Ok(out)
         }
     }
 
@@ -401,6 +597,131 @@ mod tests {
         assert_eq!(fx.shoal(&["context", "show"]).expect("show"), "default\n");
         let err = fx.shoal(&["context", "inspect", "prod"]).expect_err("gone");
         assert!(err.to_string().contains("\"prod\" does not exist"), "{err}");
+    }
+
+    #[test]
+    fn export_writes_a_private_file_and_import_makes_the_context_again() {
+        let fx = Fixture::new();
+        let bundle = fx.bundle("ci", Role::Deployer);
+        fx.shoal(&[
+            "context",
+            "create",
+            "prod",
+            "--host",
+            "tcp://10.0.0.1",
+            "--bundle",
+            &bundle.to_string_lossy(),
+            "--description",
+            "CI",
+        ])
+        .expect("create");
+        let file = fx.dir.path().join("prod.shoalcontext");
+        let file_arg = file.to_string_lossy().to_string();
+        fx.shoal(&["context", "export", "prod", &file_arg])
+            .expect("export");
+        let mode = std::fs::metadata(&file).expect("stat").permissions();
+        use std::os::unix::fs::PermissionsExt;
+        assert_eq!(mode.mode() & 0o777, 0o600, "it holds a private key");
+        let err = fx
+            .shoal(&["context", "export", "prod", &file_arg])
+            .expect_err("exists");
+        assert!(err.to_string().contains("already exists"), "{err}");
+        assert_eq!(err.exit_code(), 1);
+
+        // Another machine: its own config dir.
+        let other = Fixture::new();
+        let out = other
+            .shoal(&["context", "import", "prod", &file_arg])
+            .expect("import");
+        assert_eq!(out, "prod\n");
+        let inspect = other
+            .shoal(&["context", "inspect", "prod"])
+            .expect("inspect");
+        let json: serde_json::Value = serde_json::from_str(&inspect).expect("json");
+        assert_eq!(json[0]["Host"], "tcp://10.0.0.1:4242");
+        assert_eq!(json[0]["Description"], "CI");
+        assert_eq!(json[0]["Bundle"]["Role"], "deployer");
+        let err = other
+            .shoal(&["context", "import", "prod", &file_arg])
+            .expect_err("taken");
+        assert!(err.to_string().contains("already exists"), "{err}");
+
+        // Through stdout and stdin, never onto a terminal.
+        let err = fx
+            .shoal_bytes(&["context", "export", "prod", "-"], b"", true)
+            .expect_err("terminal");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("terminal"), "{err}");
+        let stream = fx
+            .shoal_bytes(&["context", "export", "prod", "-"], b"", false)
+            .expect("to stdout");
+        let piped = other
+            .shoal_bytes(&["context", "import", "piped", "-"], &stream, false)
+            .expect("from stdin");
+        assert_eq!(piped, b"piped\n");
+        let err = other
+            .shoal_bytes(&["context", "import", "junk", "-"], b"junk", false)
+            .expect_err("junk");
+        assert!(
+            err.to_string()
+                .starts_with("stdin is not a shoal context export"),
+            "{err}"
+        );
+        let missing = fx.dir.path().join("missing").to_string_lossy().to_string();
+        let err = other
+            .shoal(&["context", "import", "gone", &missing])
+            .expect_err("missing");
+        assert!(err.to_string().contains("read "), "{err}");
+        let err = fx
+            .shoal(&["context", "export", "nope"])
+            .expect_err("unknown");
+        assert!(err.to_string().contains("\"nope\" does not exist"), "{err}");
+    }
+
+    #[test]
+    fn update_takes_the_global_host_a_description_and_a_bundle() {
+        let fx = Fixture::new();
+        let bundle = fx.bundle("ci", Role::Viewer);
+        let bundle = bundle.to_string_lossy();
+        fx.shoal(&[
+            "context",
+            "create",
+            "prod",
+            "--host",
+            "tcp://10.0.0.1",
+            "--bundle",
+            &bundle,
+        ])
+        .expect("create");
+        let admin = fx.bundle("ops", Role::Admin);
+        let out = fx
+            .shoal(&[
+                "context",
+                "update",
+                "prod",
+                "--host",
+                "tcp://10.0.0.2:5000",
+                "--description",
+                "moved",
+                "--bundle",
+                &admin.to_string_lossy(),
+            ])
+            .expect("update");
+        assert_eq!(out, "prod\n");
+        let json: serde_json::Value =
+            serde_json::from_str(&fx.shoal(&["context", "inspect", "prod"]).expect("inspect"))
+                .expect("json");
+        assert_eq!(json[0]["Host"], "tcp://10.0.0.2:5000");
+        assert_eq!(json[0]["Description"], "moved");
+        assert_eq!(json[0]["Bundle"]["Role"], "admin");
+        let err = fx
+            .shoal(&["context", "update", "prod"])
+            .expect_err("nothing");
+        assert_eq!(err.exit_code(), 2, "{err}");
+        let err = fx
+            .shoal(&["context", "update", "prod", "--tls-dir", &bundle])
+            .expect_err("tls dir");
+        assert_eq!(err.exit_code(), 2, "{err}");
     }
 
     #[test]

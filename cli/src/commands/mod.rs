@@ -10,6 +10,7 @@ pub mod context;
 mod converge;
 pub mod healthcheck;
 mod image_pin;
+pub mod info;
 pub mod inspect;
 pub mod logging;
 pub mod login;
@@ -118,6 +119,17 @@ pub enum Command {
     Context(context::ContextCommand),
     /// Print a shell completion script (bash, zsh, fish, elvish, powershell)
     Completion(completion::CompletionArgs),
+    /// Display system-wide information: the client, and the swarm as its manager sees it
+    Info(info::InfoArgs),
+    /// Manage shoal (`system info`)
+    #[command(subcommand)]
+    System(SystemCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum SystemCommand {
+    /// Display system-wide information (as `shoal info`)
+    Info(info::InfoArgs),
 }
 
 /// Where a command writes: results to `out`, progress and warnings to `err`.
@@ -234,6 +246,10 @@ pub async fn run_in(cli: Cli, env: &Env, io: &mut Io<'_>) -> Result<(), Error> {
         _ => {}
     }
     let target = crate::context::resolve(&flags, env)?;
+    // Info prints the client's part even when the manager is unreachable.
+    if let Command::Info(args) | Command::System(SystemCommand::Info(args)) = cli.command {
+        return info::run(args, &target, io).await;
+    }
     // Compose files are checked before connecting: their errors do not need a manager.
     if let Command::Stack(stack::StackCommand::Deploy(args)) = cli.command {
         let loaded = stack::prepare(&args)?;
@@ -273,6 +289,9 @@ pub async fn execute(
         // Context commands need no manager; run them as `run` does.
         Command::Context(c) => context::run(c, &Flags::default(), &Env::from_process(), io),
         Command::Completion(args) => completion::run(args, io),
+        Command::Info(args) | Command::System(SystemCommand::Info(args)) => {
+            info::run_on(session, args, io).await
+        }
     }
 }
 

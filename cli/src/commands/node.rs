@@ -78,6 +78,9 @@ pub struct UpdateArgs {
     /// Remove a node label if exists
     #[arg(long = "label-rm", value_name = "LIST")]
     pub label_rm: Vec<String>,
+    /// Role of the node ("worker", "manager"), as `node promote|demote`
+    #[arg(long, value_parser = ["worker", "manager"])]
+    pub role: Option<String>,
     pub node: String,
 }
 
@@ -182,22 +185,34 @@ pub async fn run(
 /// `node update`: the manager checks and applies it (docker changes the
 /// spec on the client side and writes it back).
 async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    let request = shoal_proto::control::v1::UpdateNodeRequest {
-        node: args.node.clone(),
-        role: None,
-        availability: args.availability.map(|a| a as i32),
-        label_add: label_adds(&args.label_add)?,
-        label_rm: args.label_rm,
-    };
-    if request.availability.is_none() && request.label_add.is_empty() && request.label_rm.is_empty()
-    {
-        return Err(Error::Usage(
-            "node update: give --availability, --label-add or --label-rm".into(),
-        ));
-    }
+    let request = update_request(&args)?;
     session.client.update_node(request).await?;
     writeln!(io.out, "{}", args.node)?;
     Ok(())
+}
+
+/// What `node update` asks of the manager.
+fn update_request(args: &UpdateArgs) -> Result<shoal_proto::control::v1::UpdateNodeRequest, Error> {
+    let request = shoal_proto::control::v1::UpdateNodeRequest {
+        node: args.node.clone(),
+        role: args.role.as_deref().map(|role| match role {
+            "manager" => NodeRole::Manager as i32,
+            _ => NodeRole::Worker as i32,
+        }),
+        availability: args.availability.map(|a| a as i32),
+        label_add: label_adds(&args.label_add)?,
+        label_rm: args.label_rm.clone(),
+    };
+    if request.role.is_none()
+        && request.availability.is_none()
+        && request.label_add.is_empty()
+        && request.label_rm.is_empty()
+    {
+        return Err(Error::Usage(
+            "node update: give --availability, --label-add, --label-rm or --role".into(),
+        ));
+    }
+    Ok(request)
 }
 
 async fn list(session: &mut Session) -> Result<Vec<Node>, Error> {
@@ -803,5 +818,25 @@ mod tests {
             "{text}"
         );
         assert_eq!(memory(512 * 1024 * 1024), "512MiB");
+    }
+
+    #[test]
+    fn node_update_takes_a_role_as_promote_and_demote_do() {
+        use clap::Parser;
+        let parse = |argv: &[&str]| {
+            let full = ["shoal", "node", "update"].iter().chain(argv).copied();
+            match crate::commands::Cli::try_parse_from(full).map(|c| c.command) {
+                Ok(crate::commands::Command::Node(NodeCommand::Update(args))) => Ok(args),
+                Ok(other) => panic!("{other:?}"),
+                Err(e) => Err(e),
+            }
+        };
+        let request = update_request(&parse(&["--role", "manager", "w1"]).unwrap()).unwrap();
+        assert_eq!(request.role, Some(NodeRole::Manager as i32));
+        let request = update_request(&parse(&["--role", "worker", "m2"]).unwrap()).unwrap();
+        assert_eq!(request.role, Some(NodeRole::Worker as i32));
+        assert!(parse(&["--role", "boss", "w1"]).is_err());
+        let err = update_request(&parse(&["w1"]).unwrap()).expect_err("nothing");
+        assert!(err.to_string().contains("--role"), "{err}");
     }
 }

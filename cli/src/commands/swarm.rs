@@ -1,7 +1,10 @@
 //! `shoal swarm ...`: creating the cluster.
 
+use std::time::Duration;
+
 use clap::{Args, Subcommand};
-use shoal_proto::control::v1::InitClusterRequest;
+use shoal_proto::control::v1::{InitClusterRequest, UpdateClusterSettingsRequest};
+use shoal_proto::types::v1::NodeAvailability;
 
 use super::{Error, Io};
 use crate::client::Session;
@@ -10,7 +13,8 @@ use crate::client::Session;
 pub enum SwarmCommand {
     /// Initialize a swarm
     Init(InitArgs),
-    /// Update the swarm (autolock, certificate expiry, key rotation, task history)
+    /// Update the swarm (autolock, certificate expiry, heartbeat, snapshots, key rotation,
+    /// task history)
     Update(UpdateArgs),
     /// Unlock a locked manager (reads the unlock key from stdin)
     Unlock,
@@ -36,10 +40,19 @@ pub struct UpdateArgs {
     pub autolock: Option<bool>,
     /// Validity period for node certificates (e.g. 2160h)
     #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
-    pub cert_expiry: Option<std::time::Duration>,
+    pub cert_expiry: Option<Duration>,
+    /// Dispatcher heartbeat period (default 5s); a node is down after 3 missed
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
+    pub dispatcher_heartbeat: Option<Duration>,
+    /// Number of additional Raft snapshots to retain
+    #[arg(long, value_name = "N")]
+    pub max_snapshots: Option<u64>,
     /// How often every node makes a new WireGuard key for encrypted networks (default 12h)
     #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
-    pub network_key_rotation: Option<std::time::Duration>,
+    pub network_key_rotation: Option<Duration>,
+    /// Number of log entries between Raft snapshots (default 10000)
+    #[arg(long, value_name = "N")]
+    pub snapshot_interval: Option<u64>,
     /// Task history retention limit (default 5; negative: keep every task)
     #[arg(long, value_name = "N", allow_negative_numbers = true)]
     pub task_history_limit: Option<i64>,
@@ -86,6 +99,17 @@ pub struct JoinArgs {
     /// Address other nodes reach this node on
     #[arg(long, value_name = "ADDR")]
     pub advertise_addr: Option<String>,
+    /// Listen address (format: <ip|hostname>[:port]); its host is advertised when
+    /// --advertise-addr is not given and it names one
+    #[arg(long, value_name = "ADDR")]
+    pub listen_addr: Option<String>,
+    /// Availability of the node
+    #[arg(long, value_name = "AVAILABILITY", value_parser = AVAILABILITIES)]
+    pub availability: Option<String>,
+    /// IP address other nodes send this node's overlay traffic to
+    /// [default: the advertised address]
+    #[arg(long, value_name = "IP")]
+    pub data_path_addr: Option<String>,
     /// Where the node's identity (key, certificate, CA) is written: the
     /// directory shoal-agent and shoal-netd read with --node-dir
     #[arg(long, value_name = "DIR", default_value = "/var/lib/shoal/node")]
@@ -112,6 +136,26 @@ pub struct InitArgs {
     /// Enable manager autolocking (a restarted manager needs the unlock key)
     #[arg(long)]
     pub autolock: bool,
+    /// Availability of this first node [default: active]
+    #[arg(long, value_name = "AVAILABILITY", value_parser = AVAILABILITIES)]
+    pub availability: Option<String>,
+    /// Validity period for node certificates, in whole hours [default: 2160h]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
+    pub cert_expiry: Option<Duration>,
+    /// IP address other nodes send this node's overlay traffic to
+    /// [default: the advertised address]
+    #[arg(long, value_name = "IP")]
+    pub data_path_addr: Option<String>,
+    /// Dispatcher heartbeat period; a node is down after 3 missed [default: 5s]
+    #[arg(long, value_name = "DURATION", value_parser = super::parse::duration)]
+    pub dispatcher_heartbeat: Option<Duration>,
+    /// Number of additional Raft snapshots to retain [default: 0]
+    #[arg(long, value_name = "N")]
+    pub max_snapshots: Option<u64>,
+    /// Number of log entries between Raft snapshots [default: the manager's
+    /// --snapshot-every, 10000]
+    #[arg(long, value_name = "N")]
+    pub snapshot_interval: Option<u64>,
     /// Default address pool in CIDR format, where networks without --subnet get
     /// theirs (repeatable or comma-separated) [default: 10.0.0.0/8]
     #[arg(long, value_name = "CIDR", value_delimiter = ',')]
@@ -142,13 +186,65 @@ pub async fn run(
     }
 }
 
-/// What `swarm init` asks of the manager for `args`.
+/// `--availability`'s values, docker's.
+const AVAILABILITIES: [&str; 3] = ["active", "pause", "drain"];
+
+fn availability(name: Option<&str>) -> Option<i32> {
+    let availability = match name? {
+        "pause" => NodeAvailability::Pause,
+        "drain" => NodeAvailability::Drain,
+        _ => NodeAvailability::Active,
+    };
+    Some(availability as i32)
+}
+
+fn millis(flag: &str, value: Duration) -> Result<u64, Error> {
+    u64::try_from(value.as_millis()).map_err(|_| Error::Usage(format!("{flag} is too long")))
+}
+
+/// What `swarm init` asks of the manager for `args`. In the cluster spec a
+/// 0 means "the default", so a 0 given on the command line is refused here;
+/// the manager checks every other limit.
 pub fn init_request(args: &InitArgs) -> Result<InitClusterRequest, Error> {
+    let heartbeat_period_ms = match args.dispatcher_heartbeat {
+        None => 0,
+        Some(Duration::ZERO) => {
+            return Err(Error::Usage(
+                "--dispatcher-heartbeat must be more than 0s".into(),
+            ))
+        }
+        Some(period) => u32::try_from(millis("--dispatcher-heartbeat", period)?.max(1))
+            .map_err(|_| Error::Usage("--dispatcher-heartbeat is too long".into()))?,
+    };
+    let cert_expiry_hours = match args.cert_expiry {
+        None => 0,
+        Some(expiry) if expiry.as_secs() > 0 && expiry.as_nanos() % 3_600_000_000_000 == 0 => {
+            u32::try_from(expiry.as_secs() / 3600)
+                .map_err(|_| Error::Usage("--cert-expiry is too long".into()))?
+        }
+        Some(_) => {
+            return Err(Error::Usage(
+                "--cert-expiry must be a whole number of hours (at least 1h)".into(),
+            ))
+        }
+    };
+    if args.snapshot_interval == Some(0) {
+        return Err(Error::Usage(
+            "--snapshot-interval must be more than 0".into(),
+        ));
+    }
     Ok(InitClusterRequest {
-        advertise_addr: advertise_addr(args)?,
+        advertise_addr: advertise_addr(
+            args.advertise_addr.as_deref(),
+            args.listen_addr.as_deref(),
+        )?,
         spec: Some(shoal_proto::types::v1::ClusterSpec {
             autolock: args.autolock,
             task_history_limit: args.task_history_limit,
+            heartbeat_period_ms,
+            cert_expiry_hours,
+            snapshot_interval: args.snapshot_interval.unwrap_or(0),
+            keep_old_snapshots: args.max_snapshots.unwrap_or(0),
             ..Default::default()
         }),
         hostname: local_hostname(),
@@ -156,7 +252,41 @@ pub fn init_request(args: &InitArgs) -> Result<InitClusterRequest, Error> {
         default_addr_pool: args.default_addr_pool.clone(),
         // 0: the manager's default, /24 as docker's.
         default_addr_pool_mask_length: args.default_addr_pool_mask_length.unwrap_or(0),
+        availability: availability(args.availability.as_deref()),
+        data_path_addr: args.data_path_addr.clone().unwrap_or_default(),
     })
+}
+
+/// What `swarm update` asks of the manager for `args`: one request, so the
+/// manager refuses it whole or writes every setting.
+pub fn update_request(args: &UpdateArgs) -> Result<UpdateClusterSettingsRequest, Error> {
+    let request = UpdateClusterSettingsRequest {
+        autolock: args.autolock,
+        cert_expiry_ms: args
+            .cert_expiry
+            .map(|d| millis("--cert-expiry", d))
+            .transpose()?,
+        network_key_rotation_ms: args
+            .network_key_rotation
+            .map(|d| millis("--network-key-rotation", d))
+            .transpose()?,
+        task_history_limit: args.task_history_limit,
+        dispatcher_heartbeat_ms: args
+            .dispatcher_heartbeat
+            .map(|d| millis("--dispatcher-heartbeat", d))
+            .transpose()?,
+        snapshot_interval: args.snapshot_interval,
+        keep_old_snapshots: args.max_snapshots,
+    };
+    if request == UpdateClusterSettingsRequest::default() {
+        return Err(Error::Usage(
+            "nothing to update: use --autolock=true|false, --cert-expiry, \
+             --dispatcher-heartbeat, --max-snapshots, --network-key-rotation, \
+             --snapshot-interval or --task-history-limit"
+                .into(),
+        ));
+    }
+    Ok(request)
 }
 
 pub async fn init(session: &mut Session, args: InitArgs, io: &mut Io<'_>) -> Result<(), Error> {
@@ -223,48 +353,14 @@ fn print_unlock_key(io: &mut Io<'_>, key: &str) -> Result<(), Error> {
 }
 
 pub async fn update(session: &mut Session, args: UpdateArgs, io: &mut Io<'_>) -> Result<(), Error> {
-    if let Some(expiry) = args.cert_expiry {
-        super::ca::set_cert_expiry(session, expiry).await?;
-    }
-    if let Some(rotation) = args.network_key_rotation {
-        let rotation_ms = u64::try_from(rotation.as_millis())
-            .map_err(|_| Error::Input("the network key rotation is too long".into()))?;
-        session
-            .client
-            .update_network_key_rotation(
-                shoal_proto::control::v1::UpdateNetworkKeyRotationRequest { rotation_ms },
-            )
-            .await?;
-    }
-    if let Some(limit) = args.task_history_limit {
-        session
-            .client
-            .update_task_history_limit(shoal_proto::control::v1::UpdateTaskHistoryLimitRequest {
-                limit,
-            })
-            .await?;
-    }
-    let Some(autolock) = args.autolock else {
-        if args.cert_expiry.is_some()
-            || args.network_key_rotation.is_some()
-            || args.task_history_limit.is_some()
-        {
-            writeln!(io.out, "Swarm updated.")?;
-            return Ok(());
-        }
-        return Err(Error::Input(
-            "nothing to update: use --autolock=true|false, --cert-expiry, --network-key-rotation \
-             or --task-history-limit"
-                .into(),
-        ));
-    };
+    let request = update_request(&args)?;
     let reply = session
         .client
-        .update_autolock(shoal_proto::control::v1::UpdateAutolockRequest { autolock })
+        .update_cluster_settings(request)
         .await?
         .into_inner();
     writeln!(io.out, "Swarm updated.")?;
-    if !reply.unlock_key.is_empty() {
+    if args.autolock == Some(true) && !reply.unlock_key.is_empty() {
         print_unlock_key(io, &reply.unlock_key)?;
     }
     Ok(())
@@ -387,8 +483,12 @@ pub async fn join(
         format!("{}:4242", args.remote_addr)
     };
     let hostname = args.hostname.clone().unwrap_or_else(local_hostname);
-    let advertise = args.advertise_addr.clone().unwrap_or_default();
-    let identity = shoal_identity::join::join(&addr, &args.token, &hostname, &advertise)
+    let advertise = advertise_addr(args.advertise_addr.as_deref(), args.listen_addr.as_deref())?;
+    let settings = shoal_identity::join::JoinSettings {
+        availability: availability(args.availability.as_deref()),
+        data_path_addr: args.data_path_addr.clone().unwrap_or_default(),
+    };
+    let identity = shoal_identity::join::join(&addr, &args.token, &hostname, &advertise, &settings)
         .await
         .map_err(|e| Error::Input(e.to_string()))?;
     identity
@@ -477,25 +577,25 @@ async fn join_local_manager(
 
 /// The address to advertise: `--advertise-addr`, else the host of a specific
 /// `--listen-addr`, else empty (the manager picks its own).
-fn advertise_addr(args: &InitArgs) -> Result<String, Error> {
-    if let Some(addr) = &args.advertise_addr {
+fn advertise_addr(advertise: Option<&str>, listen: Option<&str>) -> Result<String, Error> {
+    if let Some(addr) = advertise {
         if addr.trim().is_empty() {
             return Err(Error::Input("--advertise-addr must not be empty".into()));
         }
-        return Ok(addr.clone());
+        return Ok(addr.to_string());
     }
-    let Some(listen) = &args.listen_addr else {
+    let Some(listen) = listen else {
         return Ok(String::new());
     };
     let unspecified = ["", "0.0.0.0", "[::]", "::"];
     let host = match listen.rsplit_once(':') {
         Some((host, port)) if port.parse::<u16>().is_ok() && !host.ends_with(':') => host,
-        _ => listen.as_str(),
+        _ => listen,
     };
     if unspecified.contains(&host) {
         return Ok(String::new());
     }
-    Ok(listen.clone())
+    Ok(listen.to_string())
 }
 
 /// This machine's hostname, for the node's description.
@@ -511,18 +611,6 @@ pub fn local_hostname() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn args(advertise: Option<&str>, listen: Option<&str>) -> InitArgs {
-        InitArgs {
-            advertise_addr: advertise.map(str::to_string),
-            listen_addr: listen.map(str::to_string),
-            force_new_cluster: false,
-            autolock: false,
-            default_addr_pool: vec![],
-            default_addr_pool_mask_length: None,
-            task_history_limit: None,
-        }
-    }
 
     #[test]
     fn the_task_history_limit_goes_to_the_init_request() {
@@ -543,6 +631,158 @@ mod tests {
             crate::commands::Command::Swarm(SwarmCommand::Init(args)) => args,
             other => panic!("{other:?}"),
         }
+    }
+
+    fn parsed_update(argv: &[&str]) -> UpdateArgs {
+        use clap::Parser;
+        let mut full = vec!["shoal", "swarm", "update"];
+        full.extend_from_slice(argv);
+        match crate::commands::Cli::try_parse_from(full)
+            .expect("parses")
+            .command
+        {
+            crate::commands::Command::Swarm(SwarmCommand::Update(args)) => args,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_cluster_settings_of_init_go_to_the_request() {
+        let request = init_request(&parsed_init(&[
+            "--dispatcher-heartbeat",
+            "2s",
+            "--snapshot-interval",
+            "100",
+            "--max-snapshots",
+            "3",
+            "--availability",
+            "drain",
+            "--cert-expiry",
+            "720h",
+            "--data-path-addr",
+            "10.9.0.1",
+        ]))
+        .expect("request");
+        let spec = request.spec.clone().unwrap();
+        assert_eq!(spec.heartbeat_period_ms, 2_000);
+        assert_eq!(spec.snapshot_interval, 100);
+        assert_eq!(spec.keep_old_snapshots, 3);
+        assert_eq!(spec.cert_expiry_hours, 720);
+        assert_eq!(request.availability, Some(NodeAvailability::Drain as i32));
+        assert_eq!(request.data_path_addr, "10.9.0.1");
+        // Nothing given: every one the manager's default (0, unset).
+        let plain = init_request(&parsed_init(&[])).expect("request");
+        let spec = plain.spec.unwrap();
+        assert_eq!(
+            (
+                spec.heartbeat_period_ms,
+                spec.snapshot_interval,
+                spec.cert_expiry_hours
+            ),
+            (0, 0, 0)
+        );
+        assert_eq!(plain.availability, None);
+        assert_eq!(plain.data_path_addr, "");
+    }
+
+    #[test]
+    fn init_refuses_what_its_spec_could_not_tell_from_a_default() {
+        for (argv, says) in [
+            (
+                ["--dispatcher-heartbeat", "0s"],
+                "--dispatcher-heartbeat must be more than 0s",
+            ),
+            (
+                ["--snapshot-interval", "0"],
+                "--snapshot-interval must be more than 0",
+            ),
+            (["--cert-expiry", "90m"], "whole number of hours"),
+            (["--cert-expiry", "0s"], "whole number of hours"),
+        ] {
+            let err = init_request(&parsed_init(&argv)).expect_err("refused");
+            assert_eq!(err.exit_code(), 2, "{argv:?}: {err}");
+            assert!(err.to_string().contains(says), "{argv:?}: {err}");
+        }
+        use clap::Parser;
+        for bad in [
+            vec!["--availability", "away"],
+            vec!["--dispatcher-heartbeat", "-1s"],
+            vec!["--max-snapshots", "-1"],
+            vec!["--snapshot-interval", "many"],
+        ] {
+            let mut argv = vec!["shoal", "swarm", "init"];
+            argv.extend(bad.iter().copied());
+            assert!(
+                crate::commands::Cli::try_parse_from(argv).is_err(),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn update_sends_every_setting_in_one_request() {
+        let request = update_request(&parsed_update(&[
+            "--dispatcher-heartbeat",
+            "3s",
+            "--snapshot-interval",
+            "500",
+            "--max-snapshots",
+            "1",
+            "--task-history-limit",
+            "2",
+            "--cert-expiry",
+            "48h",
+        ]))
+        .expect("request");
+        assert_eq!(
+            request,
+            UpdateClusterSettingsRequest {
+                dispatcher_heartbeat_ms: Some(3_000),
+                snapshot_interval: Some(500),
+                keep_old_snapshots: Some(1),
+                task_history_limit: Some(2),
+                cert_expiry_ms: Some(48 * 3_600_000),
+                ..Default::default()
+            }
+        );
+        // A 0 goes as given: the manager refuses it with its limit.
+        let zero = update_request(&parsed_update(&["--dispatcher-heartbeat", "0s"])).unwrap();
+        assert_eq!(zero.dispatcher_heartbeat_ms, Some(0));
+        let err = update_request(&parsed_update(&[])).expect_err("nothing");
+        assert_eq!(err.exit_code(), 2);
+        assert!(err.to_string().contains("--dispatcher-heartbeat"), "{err}");
+    }
+
+    #[test]
+    fn join_takes_availability_data_path_and_listen_addresses() {
+        use clap::Parser;
+        let cli = crate::commands::Cli::try_parse_from([
+            "shoal",
+            "swarm",
+            "join",
+            "--token",
+            "t",
+            "--availability",
+            "pause",
+            "--data-path-addr",
+            "10.9.0.2",
+            "--listen-addr",
+            "10.9.0.3:4242",
+            "10.0.0.1",
+        ])
+        .expect("parses");
+        let crate::commands::Command::Swarm(SwarmCommand::Join(args)) = cli.command else {
+            panic!("not a join");
+        };
+        assert_eq!(
+            availability(args.availability.as_deref()),
+            Some(NodeAvailability::Pause as i32)
+        );
+        assert_eq!(args.data_path_addr.as_deref(), Some("10.9.0.2"));
+        assert_eq!(
+            advertise_addr(args.advertise_addr.as_deref(), args.listen_addr.as_deref()).unwrap(),
+            "10.9.0.3:4242"
+        );
     }
 
     #[test]
@@ -571,12 +811,12 @@ mod tests {
 
     #[test]
     fn advertise_address_falls_back_to_a_specific_listen_address() {
-        let pick = |a, l| advertise_addr(&args(a, l)).expect("valid");
+        let pick = |a, l| advertise_addr(a, l).expect("valid");
         assert_eq!(pick(Some("10.0.0.1"), Some("10.0.0.2:4242")), "10.0.0.1");
         assert_eq!(pick(None, Some("10.0.0.2:4242")), "10.0.0.2:4242");
         assert_eq!(pick(None, Some("0.0.0.0:4242")), "");
         assert_eq!(pick(None, Some("[::]:4242")), "");
         assert_eq!(pick(None, None), "");
-        assert!(advertise_addr(&args(Some(" "), None)).is_err());
+        assert!(advertise_addr(Some(" "), None).is_err());
     }
 }

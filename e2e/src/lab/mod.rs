@@ -17,6 +17,7 @@ mod partition;
 mod plan;
 pub(crate) mod process;
 pub(crate) mod record;
+mod remote;
 mod wait;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -30,6 +31,7 @@ pub use cluster::json_lines;
 pub use error::Error;
 pub use plan::{Host, Role};
 pub use record::{Proc, Record};
+pub use remote::RemoteCli;
 pub use wait::wait_until;
 
 /// How long the lab waits for a daemon to come up.
@@ -63,6 +65,9 @@ pub struct LabConfig {
     /// The last this many workers are hosts with containerd but not in the
     /// cluster until [`Lab::join_worker`] joins them (a node joining later).
     pub unjoined_workers: u32,
+    /// Flags `shoal swarm init` gets on the first manager besides its
+    /// `--advertise-addr` (e.g. `--dispatcher-heartbeat 2s`).
+    pub init_args: Vec<String>,
 }
 
 impl LabConfig {
@@ -80,6 +85,7 @@ impl LabConfig {
             replace: false,
             ready_timeout: READY_TIMEOUT,
             unjoined_workers: 0,
+            init_args: Vec::new(),
         }
     }
 }
@@ -269,7 +275,7 @@ impl Lab {
             let later = usize::try_from(config.unjoined_workers)
                 .unwrap_or(usize::MAX)
                 .min(others.len());
-            self.start_first_manager(first)?;
+            self.start_first_manager(first, &config.init_args)?;
             for node in &others[..others.len() - later] {
                 self.join(node)?;
             }
@@ -363,16 +369,18 @@ impl Lab {
 
     /// Starts the first manager, creates the cluster on it and starts its
     /// netd and agent.
-    fn start_first_manager(&mut self, host: &Host) -> Result<(), Error> {
+    fn start_first_manager(&mut self, host: &Host, init_args: &[String]) -> Result<(), Error> {
         let dirs = cluster::NodeDirs::new(&self.record.root, &host.name);
         std::fs::create_dir_all(dirs.run())
             .map_err(|e| Error::io(format!("create {}", dirs.run().display()), e))?;
         self.start_manager_daemon(host, &dirs)?;
         let addr = host.addr.to_string();
-        let init = self.shoal(["swarm", "init", "--advertise-addr", &addr])?;
+        let mut args = vec!["swarm", "init", "--advertise-addr", &addr];
+        args.extend(init_args.iter().map(String::as_str));
+        let init = self.shoal(&args)?;
         if !init.status.success() {
             return Err(Error::Command {
-                cmd: format!("shoal swarm init --advertise-addr {addr}"),
+                cmd: format!("shoal {}", args.join(" ")),
                 status: init.status.to_string(),
                 stderr: String::from_utf8_lossy(&init.stderr).trim().to_string(),
             });
@@ -389,6 +397,32 @@ impl Lab {
     /// [`Lab::shoal`]'s).
     pub fn cli_path(&self) -> PathBuf {
         self.bin_dir.join(cluster::CLI)
+    }
+
+    /// A client bundle for `name` with `role`, written to `dir/NAME.bundle`
+    /// over the local socket.
+    pub fn client_bundle(&self, dir: &Path, name: &str, role: &str) -> PathBuf {
+        let path = dir.join(format!("{name}.bundle"));
+        let out = self
+            .shoal_ok([
+                "swarm",
+                "client-bundle",
+                "create",
+                name,
+                "--role",
+                role,
+                "-o",
+                &path.to_string_lossy(),
+            ])
+            .unwrap_or_else(|e| panic!("create bundle {name}: {e}"));
+        assert!(out.contains(&format!("role {role}")), "{out}");
+        path
+    }
+
+    /// The CLI as a remote user with config dir `config` runs it: only
+    /// contexts and flags choose a manager.
+    pub fn remote(&self, config: PathBuf) -> RemoteCli<'_> {
+        RemoteCli::new(self, config)
     }
 
     /// The pid of a lab process (`shoal-manager`, `containerd`, ...) on a host.

@@ -3,6 +3,7 @@
 //! the node's identity (CN = node id, OU = role, O = cluster id); manager
 //! certificates also carry the name clients verify managers by.
 
+pub mod joiner;
 pub mod rotation;
 mod service;
 

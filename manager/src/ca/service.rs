@@ -11,7 +11,7 @@ use shoal_identity::{PeerIdentity, Role};
 use shoal_proto::ca::v1::certificate_authority_server::CertificateAuthority;
 use shoal_proto::ca::v1::*;
 use shoal_proto::types::v1::{
-    Meta, Node, NodeAvailability, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
+    Meta, Node, NodeDescription, NodeRole, NodeSpec, NodeState, NodeStatus,
 };
 use tonic::{Request, Response, Status};
 
@@ -125,6 +125,10 @@ impl CertificateAuthority for CaService {
             .map(|a| a.ip().to_string())
             .unwrap_or_default();
         let request = request.into_inner();
+        // What the joiner asks for itself is checked before anything is issued.
+        let availability =
+            super::joiner::availability(request.availability).map_err(Status::from)?;
+        super::joiner::data_path_addr(&request.data_path_addr).map_err(Status::from)?;
         let node_id = crate::ids::new_id();
         let (role, ca, cluster_id, validity) = self
             .store
@@ -173,7 +177,7 @@ impl CertificateAuthority for CaService {
                     }),
                     spec: Some(NodeSpec {
                         desired_role: node_role as i32,
-                        availability: NodeAvailability::Active as i32,
+                        availability: availability as i32,
                         ..Default::default()
                     }),
                     description: Some(NodeDescription {
@@ -184,13 +188,18 @@ impl CertificateAuthority for CaService {
                     status: Some(NodeStatus {
                         state: NodeState::Unknown as i32,
                         message: "joined; waiting for the agent".into(),
-                        addr: addr.clone(),
+                        addr: if request.data_path_addr.is_empty() {
+                            addr.clone()
+                        } else {
+                            request.data_path_addr.clone()
+                        },
                     }),
                     manager_status: None,
                     role: node_role as i32,
                     cert_root_digest: String::new(),
                     wireguard_public_key: String::new(),
                     ingress_address: String::new(),
+                    data_path_addr: request.data_path_addr.clone(),
                     ..Default::default()
                 });
                 Ok(())

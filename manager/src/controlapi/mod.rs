@@ -100,8 +100,18 @@ impl Control for ControlApi {
         }
         let request = request.into_inner();
         if let Some(spec) = &request.spec {
+            // 0: the default, for each of these.
             validate::heartbeat_period(spec.heartbeat_period_ms)?;
+            if spec.cert_expiry_hours > 0 {
+                validate::cert_expiry(u64::from(spec.cert_expiry_hours) * 3_600_000)?;
+            }
+            if spec.snapshot_interval > 0 {
+                validate::snapshot_interval(spec.snapshot_interval)?;
+            }
+            validate::keep_old_snapshots(spec.keep_old_snapshots)?;
         }
+        crate::ca::joiner::availability(request.availability)?;
+        crate::ca::joiner::data_path_addr(&request.data_path_addr)?;
         validate::addr_pool(
             &request.default_addr_pool,
             request.default_addr_pool_mask_length,
@@ -211,6 +221,18 @@ impl Control for ControlApi {
         Ok(Response::new(UpdateTaskHistoryLimitResponse {}))
     }
 
+    async fn update_cluster_settings(
+        &self,
+        request: Request<UpdateClusterSettingsRequest>,
+    ) -> Result<Response<UnlockKeyResponse>, Status> {
+        self.authorize(&request, Permission::Admin)?;
+        let change = settings::SettingsChange::checked(request.get_ref())?;
+        let unlock_key = self
+            .write(|state, tx| settings::update(state, tx, &change))
+            .await?;
+        Ok(Response::new(UnlockKeyResponse { unlock_key }))
+    }
+
     async fn rollback_service(
         &self,
         request: Request<RollbackServiceRequest>,
@@ -255,13 +277,20 @@ impl Control for ControlApi {
                     .ok_or_else(|| StoreError::NotFound("the cluster is not initialised".into()))
             })
             .await?;
-        // The CA key and the unlock key never leave the managers this way.
+        // The CA keys and the unlock key never leave the managers this way.
         cluster.root_ca_key_pem.clear();
         cluster.unlock_key.clear();
+        if let Some(rotation) = cluster.root_rotation.as_mut() {
+            rotation.ca_key_pem.clear();
+        }
         let leader_addr = self.manager.leader_addr().unwrap_or_default();
+        let member = self.manager.member()?;
         Ok(Response::new(GetClusterResponse {
             cluster: Some(cluster),
             leader_addr,
+            node_id: member.node_id().to_string(),
+            raft: Some(member.raft_status()),
+            data_path_port: shoal_proto::DATA_PATH_PORT.into(),
         }))
     }
 

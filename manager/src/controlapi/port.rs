@@ -4,7 +4,9 @@
 
 use std::sync::Arc;
 
-use shoal_proto::control::v1::{InitClusterRequest, InitClusterResponse, JoinClusterRequest};
+use shoal_proto::control::v1::{
+    InitClusterRequest, InitClusterResponse, JoinClusterRequest, RaftStatus,
+};
 
 use crate::error::ManagerError;
 use crate::store::{State, Store, StoreError};
@@ -14,6 +16,10 @@ use crate::store::{State, Store, StoreError};
 pub trait Member: Send + Sync + 'static {
     fn store(&self) -> &Arc<Store>;
     fn cluster_id(&self) -> &str;
+    /// This manager's node id.
+    fn node_id(&self) -> &str;
+    /// How this manager runs Raft and where its log and snapshot stand.
+    fn raft_status(&self) -> RaftStatus;
     /// Waits until this manager has applied every write acknowledged
     /// before the call (a linearizable read follows).
     async fn linearize(&self) -> Result<(), StoreError>;

@@ -96,8 +96,7 @@ impl DispatcherRpc for Dispatcher {
             ca.root_digest_of(leaf.as_ref()?)
         });
         let description = request.into_inner().description.unwrap_or_default();
-        let period = self.heartbeats.period();
-        let session_id = self.heartbeats.open(&peer.node_id);
+        let (session_id, period) = self.heartbeats.open(&peer.node_id);
         let node_id = peer.node_id.clone();
         self.store
             .update(|state, tx| {
@@ -141,16 +140,18 @@ impl DispatcherRpc for Dispatcher {
             volumes,
             reports_volumes,
         } = request.into_inner();
-        if !self.heartbeats.beat(&peer.node_id, &session_id) {
+        let Some(period) = self.heartbeats.beat(&peer.node_id, &session_id) else {
             return Err(Status::not_found(
                 "session is no longer valid: open a new one",
             ));
-        }
+        };
         if reports_volumes {
             record_volumes(&self.store, &peer.node_id, volumes).await?;
         }
+        // The agent beats at this period from now on (a `swarm update
+        // --dispatcher-heartbeat` reaches it here).
         Ok(Response::new(HeartbeatResponse {
-            period_ms: self.heartbeats.period().as_millis() as u32,
+            period_ms: period.as_millis() as u32,
         }))
     }
 
@@ -290,11 +291,14 @@ async fn record_wireguard_key(store: &Store, node_id: &str, key: String) -> Resu
 }
 
 /// The address other nodes reach a node on (its VXLAN and WireGuard
-/// endpoint): the one its agent advertises, else the one its session
-/// comes from; but an agent talking to the manager on its own host comes
-/// from loopback, and then the manager's advertised address is the
-/// node's.
+/// endpoint): the one `swarm init|join --data-path-addr` gave it, else the
+/// one its agent advertises, else the one its session comes from; but an
+/// agent talking to the manager on its own host comes from loopback, and
+/// then the manager's advertised address is the node's.
 fn data_path_addr(advertised: &str, remote: Option<&str>, node: &Node) -> String {
+    if !node.data_path_addr.is_empty() {
+        return node.data_path_addr.clone();
+    }
     if !advertised.is_empty() {
         return advertised.to_string();
     }
@@ -332,6 +336,15 @@ mod tests {
             "10.9.9.9"
         );
         assert_eq!(data_path_addr("", Some("10.1.1.1"), &worker), "10.1.1.1");
+        // `--data-path-addr` wins over everything the session says.
+        let pinned = Node {
+            data_path_addr: "10.7.7.7".into(),
+            ..manager.clone()
+        };
+        assert_eq!(
+            data_path_addr("10.9.9.9", Some("127.0.0.1"), &pinned),
+            "10.7.7.7"
+        );
         // The manager's own agent talks to it over loopback.
         assert_eq!(
             data_path_addr("", Some("127.0.0.1"), &manager),

@@ -115,6 +115,28 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn the_grace_follows_the_clusters_heartbeat_period() {
+        let harness = Harness::start().await;
+        let change = crate::controlapi::settings::SettingsChange {
+            heartbeat_period_ms: Some(2_000),
+            ..Default::default()
+        };
+        harness
+            .store
+            .update(|s, tx| crate::controlapi::settings::update(s, tx, &change))
+            .await
+            .expect("swarm update --dispatcher-heartbeat 2s");
+        let silent = harness.add_node("silent").await;
+        harness.stop_agent(&silent);
+        // 3 periods of 2 s, judged every 2 s: down by 8 s, where the
+        // default period (5 s) would give it 15 s.
+        harness.advance(Duration::from_millis(5_900)).await;
+        assert_eq!(state(&harness, &silent), NodeState::Ready);
+        harness.advance(Duration::from_millis(2_200)).await;
+        assert_eq!(state(&harness, &silent), NodeState::Down);
+    }
+
+    #[tokio::test]
     async fn a_new_leader_gives_every_known_node_the_grace_period() {
         let harness = Harness::start().await;
         let node = harness.add_node("n1").await;

@@ -70,7 +70,7 @@ impl Harness {
     pub async fn start_with(specs: Vec<Spec>) -> Harness {
         let (clock, hand) = Clock::manual(EPOCH);
         let store = initialised_store(clock.clone()).await;
-        let heartbeats = Arc::new(Heartbeats::new(HEARTBEAT, clock));
+        let heartbeats = Arc::new(Heartbeats::new(store.clone(), HEARTBEAT));
         let membership = Arc::new(FakeMembership::new(1));
         let env = LeaderEnv {
             store: store.clone(),
@@ -138,7 +138,7 @@ impl Harness {
     /// Starts (or restarts) the fake agent of a node: a session, heartbeats
     /// at every move of the clock, and task reports.
     pub fn start_agent(&self, node_id: &str) {
-        let session = self.heartbeats.open(node_id);
+        let (session, _) = self.heartbeats.open(node_id);
         let handle = tokio::spawn(agent::run(
             self.store.clone(),
             node_id.to_string(),

@@ -13,6 +13,7 @@ mod membership;
 mod network;
 mod proposed;
 mod service;
+pub mod snapshot_policy;
 mod state_machine;
 
 use std::io::Cursor;
@@ -232,18 +233,20 @@ pub fn voters(raft: &Raft) -> std::collections::BTreeSet<NodeId> {
         .collect()
 }
 
-/// Raft timing for a manager. Elections within about a second of a leader's
-/// loss; heartbeats well inside that.
+/// Raft timing for a manager (`snapshot_policy`'s constants). Snapshots
+/// are asked for by [`snapshot_policy::run`], which follows the cluster's
+/// setting; `snapshot_every` (the manager's default interval) sizes the log
+/// kept behind a snapshot.
 pub fn config(cluster_name: &str, snapshot_every: u64) -> Arc<openraft::Config> {
     let config = openraft::Config {
         cluster_name: cluster_name.to_string(),
-        heartbeat_interval: 100,
-        election_timeout_min: 500,
-        election_timeout_max: 1000,
-        snapshot_policy: openraft::SnapshotPolicy::LogsSinceLast(snapshot_every),
+        heartbeat_interval: snapshot_policy::HEARTBEAT_INTERVAL_MS,
+        election_timeout_min: snapshot_policy::ELECTION_TIMEOUT_MIN_MS,
+        election_timeout_max: snapshot_policy::ELECTION_TIMEOUT_MAX_MS,
+        snapshot_policy: openraft::SnapshotPolicy::Never,
         // Entries kept behind a snapshot for followers that lag a little;
         // one further behind gets the snapshot.
-        max_in_snapshot_log_to_keep: snapshot_every.min(500),
+        max_in_snapshot_log_to_keep: snapshot_policy::log_for_slow_followers(snapshot_every),
         ..Default::default()
     };
     // The values above are constants that validate; fall back to defaults

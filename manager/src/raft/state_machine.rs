@@ -30,6 +30,10 @@ mod legacy;
 /// `WriteBatch`), written together in one sled batch.
 const SNAPSHOT_META: &[u8] = b"current/meta";
 const SNAPSHOT_DATA: &[u8] = b"current/data";
+/// Older snapshots the cluster keeps (`--max-snapshots`): `old/`, the
+/// big-endian index of the snapshot's last entry, then `/meta` or `/data`,
+/// sealed as the current one.
+const OLD_PREFIX: &[u8] = b"old/";
 
 type Membership = StoredMembership<NodeId, BasicNode>;
 type Meta = SnapshotMeta<NodeId, BasicNode>;
@@ -64,23 +68,53 @@ fn snapshot_write_err(e: impl std::fmt::Display) -> StorageError<NodeId> {
 
 impl Snapshots {
     fn read(&self) -> Result<Option<(Meta, Vec<u8>)>, StorageError<NodeId>> {
-        let (Some(meta), Some(data)) = (
-            self.tree.get(SNAPSHOT_META).map_err(sm_read_err)?,
-            self.tree.get(SNAPSHOT_DATA).map_err(sm_read_err)?,
-        ) else {
+        let Some((meta, data)) = self.sealed_current()? else {
             return Ok(None);
         };
-        let meta = self.sealer.open(&meta).map_err(sm_read_err)?;
-        let meta: Meta = serde_json::from_slice(&meta).map_err(sm_read_err)?;
+        let meta = self.open_meta(&meta)?;
         let data = self.sealer.open(&data).map_err(sm_read_err)?;
         Ok(Some((meta, data)))
     }
 
-    /// Replaces the current snapshot; returns once it is on disk, since
-    /// openraft purges the log it covers after this.
-    async fn write(&self, meta: &Meta, data: &[u8]) -> Result<(), StorageError<NodeId>> {
-        let meta = serde_json::to_vec(meta).map_err(snapshot_write_err)?;
+    /// The current snapshot's meta and data, sealed as they are stored.
+    fn sealed_current(&self) -> Result<Option<(sled::IVec, sled::IVec)>, StorageError<NodeId>> {
+        Ok(
+            match (
+                self.tree.get(SNAPSHOT_META).map_err(sm_read_err)?,
+                self.tree.get(SNAPSHOT_DATA).map_err(sm_read_err)?,
+            ) {
+                (Some(meta), Some(data)) => Some((meta, data)),
+                _ => None,
+            },
+        )
+    }
+
+    fn open_meta(&self, sealed: &[u8]) -> Result<Meta, StorageError<NodeId>> {
+        let opened = self.sealer.open(sealed).map_err(sm_read_err)?;
+        serde_json::from_slice(&opened).map_err(sm_read_err)
+    }
+
+    /// Replaces the current snapshot, keeping the one it replaces among the
+    /// `keep` newest old ones (the older go); returns once it is on disk,
+    /// since openraft purges the log it covers after this.
+    async fn write(&self, meta: &Meta, data: &[u8], keep: u64) -> Result<(), StorageError<NodeId>> {
         let mut batch = sled::Batch::default();
+        let mut old = self.old_indexes()?;
+        if keep > 0 {
+            if let Some(replaced) = self.retire_current(&mut batch)? {
+                old.push(replaced);
+            }
+        }
+        old.sort_unstable();
+        old.dedup();
+        let gone = old
+            .len()
+            .saturating_sub(usize::try_from(keep).unwrap_or(usize::MAX));
+        for index in &old[..gone] {
+            batch.remove(old_key(*index, "meta"));
+            batch.remove(old_key(*index, "data"));
+        }
+        let meta = serde_json::to_vec(meta).map_err(snapshot_write_err)?;
         batch.insert(
             SNAPSHOT_META,
             self.sealer.seal(&meta).map_err(snapshot_write_err)?,
@@ -93,6 +127,52 @@ impl Snapshots {
         self.tree.flush_async().await.map_err(snapshot_write_err)?;
         Ok(())
     }
+
+    /// Copies the current snapshot (sealed as it is) to the old ones in
+    /// `batch`; returns its index, or nothing when there is none.
+    fn retire_current(&self, batch: &mut sled::Batch) -> Result<Option<u64>, StorageError<NodeId>> {
+        let Some((meta, data)) = self.sealed_current()? else {
+            return Ok(None);
+        };
+        let index = self.open_meta(&meta)?.last_log_id.map_or(0, |l| l.index);
+        batch.insert(old_key(index, "meta"), meta);
+        batch.insert(old_key(index, "data"), data);
+        Ok(Some(index))
+    }
+
+    /// The indexes of the old snapshots kept, oldest first.
+    fn old_indexes(&self) -> Result<Vec<u64>, StorageError<NodeId>> {
+        let mut indexes = Vec::new();
+        for key in self.tree.scan_prefix(OLD_PREFIX).keys() {
+            let key = key.map_err(sm_read_err)?;
+            let index = key
+                .get(OLD_PREFIX.len()..OLD_PREFIX.len() + 8)
+                .and_then(|b| <[u8; 8]>::try_from(b).ok())
+                .map(u64::from_be_bytes);
+            if let Some(index) = index {
+                if indexes.last() != Some(&index) {
+                    indexes.push(index);
+                }
+            }
+        }
+        Ok(indexes)
+    }
+}
+
+fn old_key(index: u64, part: &str) -> Vec<u8> {
+    let mut key = OLD_PREFIX.to_vec();
+    key.extend_from_slice(&index.to_be_bytes());
+    key.push(b'/');
+    key.extend_from_slice(part.as_bytes());
+    key
+}
+
+/// Old snapshots the cluster in `state` keeps (`--max-snapshots`).
+fn keep_old(state: &State) -> u64 {
+    state
+        .cluster()
+        .and_then(|c| c.spec.as_ref())
+        .map_or(0, |s| s.keep_old_snapshots)
 }
 
 /// The writes of an entry's encoded batch (one this manager did not
@@ -164,11 +244,15 @@ pub struct SnapshotBuilder {
     snapshots: Snapshots,
     meta: Meta,
     data: Vec<u8>,
+    /// Old snapshots to keep, as the state in this one says.
+    keep: u64,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        self.snapshots.write(&self.meta, &self.data).await?;
+        self.snapshots
+            .write(&self.meta, &self.data, self.keep)
+            .await?;
         Ok(Snapshot {
             meta: self.meta.clone(),
             snapshot: Box::new(Cursor::new(std::mem::take(&mut self.data))),
@@ -220,11 +304,12 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             self.last_applied.map(|l| l.index).unwrap_or(0),
             crate::clock::Clock::system().now()
         );
-        let data = self.store.view(|state| {
-            WriteBatch {
+        let (data, keep) = self.store.view(|state| {
+            let data = WriteBatch {
                 actions: state.objects().map(Object::into_action).collect(),
             }
-            .encode_to_vec()
+            .encode_to_vec();
+            (data, keep_old(state))
         });
         SnapshotBuilder {
             snapshots: self.snapshots.clone(),
@@ -234,6 +319,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 snapshot_id,
             },
             data,
+            keep,
         }
     }
 
@@ -253,7 +339,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let state = state_of(&data, index)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &io_error(e)))?;
         // On disk first: openraft drops the log the snapshot covers next.
-        self.snapshots.write(meta, &data).await?;
+        self.snapshots.write(meta, &data, keep_old(&state)).await?;
         self.store.replace(state);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
@@ -323,14 +409,20 @@ mod tests {
         Sealer::new(&[7; 32])
     }
 
+    /// A state machine over `db` and the fresh store it fills.
+    async fn opened(db: &sled::Db) -> (StateMachine, Arc<Store>) {
+        let store = Arc::new(Store::default());
+        let sm = StateMachine::open(db, sealer(), store.clone())
+            .await
+            .unwrap();
+        (sm, store)
+    }
+
     #[tokio::test]
     async fn a_manager_starts_from_its_last_snapshot_and_applies_nothing_to_disk() {
         let dir = tempfile::tempdir().unwrap();
         let db = sled::open(dir.path()).unwrap();
-        let store = Arc::new(Store::default());
-        let mut sm = StateMachine::open(&db, sealer(), store.clone())
-            .await
-            .unwrap();
+        let (mut sm, store) = opened(&db).await;
         sm.apply([entry(3, service("a"))]).await.unwrap();
         let mut builder = sm.get_snapshot_builder().await;
         // Applied after the snapshot was taken: not in it, even though it
@@ -341,10 +433,7 @@ mod tests {
         assert_eq!(services(&store).len(), 2);
         drop(sm);
 
-        let restarted = Arc::new(Store::default());
-        let mut sm = StateMachine::open(&db, sealer(), restarted.clone())
-            .await
-            .unwrap();
+        let (mut sm, restarted) = opened(&db).await;
         // Entry 4 comes back from the log: openraft applies it again.
         assert_eq!(services(&restarted), vec![("a".to_string(), 3)]);
         assert_eq!(sm.applied_state().await.unwrap().0, Some(log_id(3)));
@@ -353,6 +442,59 @@ mod tests {
         // Nothing but the snapshot is written by the state machine.
         let trees: Vec<_> = db.tree_names();
         assert!(!trees.iter().any(|n| n.as_ref() == b"state"), "{trees:?}");
+    }
+
+    /// The cluster as written over `version` (the store checks it).
+    fn cluster_keeping(old: u64, version: u64) -> Object {
+        Object::from(shoal_proto::types::v1::Cluster {
+            meta: Some(Meta {
+                id: "c".into(),
+                version,
+                ..Default::default()
+            }),
+            spec: Some(shoal_proto::types::v1::ClusterSpec {
+                keep_old_snapshots: old,
+                ..Default::default()
+            }),
+            ..Default::default()
+        })
+    }
+
+    #[tokio::test]
+    async fn old_snapshots_are_kept_as_many_as_the_cluster_says() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let (mut sm, _store) = opened(&db).await;
+        sm.apply([entry(1, cluster_keeping(2, 0))]).await.unwrap();
+        for index in 2..=5 {
+            sm.apply([entry(index, service(&format!("s{index}")))])
+                .await
+                .unwrap();
+            sm.get_snapshot_builder()
+                .await
+                .build_snapshot()
+                .await
+                .unwrap();
+        }
+        // Current at 5; of the ones it replaced (2, 3, 4) the newest two.
+        assert_eq!(sm.snapshots.old_indexes().unwrap(), [3, 4]);
+        let current = sm.get_current_snapshot().await.unwrap().unwrap();
+        assert_eq!(current.meta.last_log_id, Some(log_id(5)));
+        // An old one is a whole snapshot, sealed: the state as it was then.
+        let sealed = sm.snapshots.tree.get(old_key(3, "data")).unwrap().unwrap();
+        let opened = sealer().open(&sealed).unwrap();
+        let then = state_of(&opened, 3).unwrap();
+        assert_eq!(then.services.len(), 2, "s2 and s3");
+        assert_ne!(sealed.as_ref(), opened.as_slice(), "kept sealed");
+
+        // Lowered to none: the next snapshot drops them.
+        sm.apply([entry(6, cluster_keeping(0, 1))]).await.unwrap();
+        sm.get_snapshot_builder()
+            .await
+            .build_snapshot()
+            .await
+            .unwrap();
+        assert!(sm.snapshots.old_indexes().unwrap().is_empty());
     }
 
     #[tokio::test]

@@ -92,6 +92,9 @@ pub struct Running {
     /// When each peer manager last answered this one over Raft.
     pub contacts: raft::Contacts,
     keykeeper: tokio::task::AbortHandle,
+    /// Raft entries between snapshots where the cluster names no interval
+    /// (`--snapshot-every`).
+    snapshot_every: u64,
 }
 
 pub struct Manager {

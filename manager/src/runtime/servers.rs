@@ -113,6 +113,16 @@ impl Member for Running {
         &self.cluster_id
     }
 
+    fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    fn raft_status(&self) -> shoal_proto::control::v1::RaftStatus {
+        self.store.view(|state| {
+            crate::raft::snapshot_policy::status(&self.raft, state, self.snapshot_every)
+        })
+    }
+
     async fn linearize(&self) -> Result<(), StoreError> {
         Running::linearize(self).await
     }

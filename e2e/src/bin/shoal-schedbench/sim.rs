@@ -46,9 +46,10 @@ impl SimNode {
     pub async fn join(manager: &str, token: &str, index: usize) -> Result<SimNode> {
         let hostname = format!("sim-{index:05}");
         let addr = format!("10.250.{}.{}", index / 250, index % 250 + 1);
-        let identity = shoal_identity::join::join(manager, token, &hostname, &addr)
-            .await
-            .with_context(|| format!("join {hostname}"))?;
+        let identity =
+            shoal_identity::join::join(manager, token, &hostname, &addr, &Default::default())
+                .await
+                .with_context(|| format!("join {hostname}"))?;
         Ok(SimNode {
             hostname,
             addr,

@@ -18,8 +18,11 @@ use shoal_proto::types::v1::{
 
 use crate::store::StoreError;
 
+mod cluster;
 mod logging;
 mod runtime;
+
+pub use cluster::{dispatcher_heartbeat, keep_old_snapshots, snapshot_interval};
 
 // ------------------------------------------------------------- the limits
 
@@ -135,6 +138,14 @@ pub const MAX_HEARTBEAT_PERIOD_MS: u32 = 3_600_000;
 /// handshake with every peer), at most a year.
 pub const MIN_NETWORK_KEY_ROTATION_MS: u64 = 60_000;
 pub const MAX_NETWORK_KEY_ROTATION_MS: u64 = 8_760 * HOUR_MS;
+/// `--snapshot-interval`: at least 10 log entries between snapshots (each
+/// is the whole state, encoded and sealed), at most a million (the log
+/// behind the last snapshot stays on every manager's disk until the next).
+pub const MIN_SNAPSHOT_INTERVAL: u64 = 10;
+pub const MAX_SNAPSHOT_INTERVAL: u64 = 1_000_000;
+/// `--max-snapshots`: older snapshots each manager keeps; each is a copy of
+/// the whole state on its disk.
+pub const MAX_KEEP_OLD_SNAPSHOTS: u64 = 100;
 /// Address pools at `swarm init`: a handful is all anyone needs.
 pub const MAX_ADDR_POOLS: usize = 64;
 /// Network blocks of at most /29: room for a gateway and a few tasks.

@@ -86,7 +86,7 @@ pub(super) async fn migrate(
         }
     }
     if let Some((meta, data)) = newest {
-        snapshots.write(&meta, &data).await?;
+        snapshots.write(&meta, &data, 0).await?;
     }
     snapshots.tree.remove(OLD_SNAPSHOT).map_err(sm_read_err)?;
     if has_state {

@@ -48,6 +48,12 @@ impl Manager {
             .into());
         }
         let advertise_addr = format!("{advertise_ip}:{}", self.config.listen.port());
+        let spec = request.spec.clone().unwrap_or_default();
+        let cert_expiry_hours = match spec.cert_expiry_hours {
+            0 => (crate::ca::DEFAULT_CERT_EXPIRY.as_secs() / 3600) as u32,
+            hours => hours,
+        };
+        let availability = crate::ca::joiner::availability(request.availability)?;
         let cluster_id = crate::ids::new_id();
         let node_id = crate::ids::new_id();
         let ca = RootCa::generate(&cluster_id)
@@ -64,7 +70,7 @@ impl Manager {
                 &csr_pem,
                 &peer,
                 std::slice::from_ref(&advertise_ip),
-                crate::ca::DEFAULT_CERT_EXPIRY,
+                Duration::from_secs(u64::from(cert_expiry_hours) * 3600),
             )
             .map_err(|e| ManagerError::other("node certificate", e))?;
         let identity = NodeIdentity::new(key_pem, cert_pem, ca.cert_pem.clone())
@@ -72,7 +78,6 @@ impl Manager {
         identity
             .save(&self.config.node_dir)
             .map_err(|e| ManagerError::other("save the node identity", e))?;
-        let spec = request.spec.clone().unwrap_or_default();
         let unlock_key = spec.autolock.then(UnlockKey::generate);
         let wrapping = match &unlock_key {
             Some(key) => Wrapping::UnlockKey(key.clone()),
@@ -117,11 +122,19 @@ impl Manager {
                         } else {
                             spec.heartbeat_period_ms
                         },
-                        cert_expiry_hours: 90 * 24,
+                        cert_expiry_hours,
                         autolock: unlock_key.is_some(),
                         // Swarm-like default (12 h), read by netd from 0.
                         network_key_rotation_ms: 0,
                         task_history_limit: spec.task_history_limit,
+                        // Written out, so every manager follows the same
+                        // interval whatever its own --snapshot-every.
+                        snapshot_interval: if spec.snapshot_interval == 0 {
+                            self.config.snapshot_every
+                        } else {
+                            spec.snapshot_interval
+                        },
+                        keep_old_snapshots: spec.keep_old_snapshots,
                     }),
                     root_ca_pem: ca.cert_pem.clone(),
                     root_ca_key_pem: ca.key_pem.clone(),
@@ -148,7 +161,7 @@ impl Manager {
                     }),
                     spec: Some(NodeSpec {
                         desired_role: NodeRole::Manager as i32,
-                        availability: NodeAvailability::Active as i32,
+                        availability: availability as i32,
                         ..Default::default()
                     }),
                     description: Some(NodeDescription {
@@ -159,7 +172,11 @@ impl Manager {
                     status: Some(NodeStatus {
                         state: NodeState::Unknown as i32,
                         message: "waiting for the agent".into(),
-                        addr: advertise_ip.clone(),
+                        addr: if request.data_path_addr.is_empty() {
+                            advertise_ip.clone()
+                        } else {
+                            request.data_path_addr.clone()
+                        },
                     }),
                     manager_status: Some(ManagerStatus {
                         raft_id: 1,
@@ -171,6 +188,7 @@ impl Manager {
                     cert_root_digest: String::new(),
                     wireguard_public_key: String::new(),
                     ingress_address: String::new(),
+                    data_path_addr: request.data_path_addr.clone(),
                     ..Default::default()
                 });
                 Ok(())
@@ -319,7 +337,12 @@ impl Manager {
                 .await
                 .ok();
         }
-        let heartbeats = Arc::new(Heartbeats::new(DEFAULT_HEARTBEAT, store.clock().clone()));
+        tokio::spawn(raft::snapshot_policy::run(
+            raft.clone(),
+            store.clone(),
+            self.config.snapshot_every,
+        ));
+        let heartbeats = Arc::new(Heartbeats::new(store.clone(), DEFAULT_HEARTBEAT));
         // Writes into the state directory: stopped before a leave wipes it.
         let keykeeper = tokio::spawn(crate::keykeeper::run(
             store.clone(),
@@ -340,6 +363,7 @@ impl Manager {
             dek: dek.clone(),
             contacts,
             keykeeper,
+            snapshot_every: self.config.snapshot_every,
         });
         self.running
             .set(running.clone())
