@@ -38,6 +38,17 @@ impl Template {
         })
     }
 
+    /// The fields the template looks up on the data itself (the first name
+    /// of each `.A.B` evaluated where `.` is still the data: not inside a
+    /// `range` or `with` body), in order, each once. A caller whose data
+    /// stands for a Go struct refuses the ones it lacks, as Go does, where
+    /// a map would print `<no value>`.
+    pub fn root_fields(&self) -> Vec<&str> {
+        let mut names = Vec::new();
+        root_fields_of(&self.nodes, &mut names);
+        names
+    }
+
     /// The text for `data`, calling `functions` by name.
     pub fn render(&self, data: &Value, functions: &Functions<'_>) -> Result<String, Error> {
         let mut out = String::new();
@@ -192,6 +203,18 @@ pub fn display(value: &Value) -> String {
     }
 }
 
+/// The Go type a JSON value decodes to, as Go's errors name it.
+fn go_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "interface {}",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Object(_) => "map[string]interface {}",
+    }
+}
+
 /// Go's truth: false, 0, "", nil and empty lists and maps are false.
 fn truthy(value: &Value) -> bool {
     match value {
@@ -201,6 +224,43 @@ fn truthy(value: &Value) -> bool {
         Value::String(s) => !s.is_empty(),
         Value::Array(a) => !a.is_empty(),
         Value::Object(o) => !o.is_empty(),
+    }
+}
+
+fn root_fields_of<'t>(nodes: &'t [Node], names: &mut Vec<&'t str>) {
+    for node in nodes {
+        match node {
+            Node::Text(_) => {}
+            Node::Action(p) => pipeline_fields(p, names),
+            Node::Block {
+                kind,
+                pipeline: p,
+                body,
+                otherwise,
+            } => {
+                pipeline_fields(p, names);
+                if *kind == BlockKind::If {
+                    root_fields_of(body, names);
+                }
+                root_fields_of(otherwise, names);
+            }
+        }
+    }
+}
+
+fn pipeline_fields<'t>(p: &'t Pipeline, names: &mut Vec<&'t str>) {
+    for operand in p.0.iter().flat_map(|command| &command.0) {
+        match operand {
+            Operand::Field(path) => {
+                if let Some(first) = path.first() {
+                    if !names.contains(&first.as_str()) {
+                        names.push(first);
+                    }
+                }
+            }
+            Operand::Sub(inner) => pipeline_fields(inner, names),
+            _ => {}
+        }
     }
 }
 
@@ -284,10 +344,15 @@ fn command_value(
 
 fn operand(o: &Operand, dot: &Value, functions: &Functions) -> Result<Value, Error> {
     Ok(match o {
-        Operand::Field(path) => path.iter().fold(dot.clone(), |v, key| match v {
-            Value::Object(mut map) => map.remove(key).unwrap_or(Value::Null),
-            _ => Value::Null,
-        }),
+        Operand::Field(path) => path.iter().try_fold(dot.clone(), |v, key| match v {
+            Value::Object(mut map) => Ok(map.remove(key).unwrap_or(Value::Null)),
+            Value::Null => Ok(Value::Null),
+            other => Err(Error::Exec(format!(
+                "at <.{}>: can't evaluate field {key} in type {}",
+                path.join("."),
+                go_type(&other)
+            ))),
+        })?,
         Operand::Str(s) => Value::String(s.clone()),
         Operand::Int(n) => Value::from(*n),
         Operand::Float(f) => Value::from(*f),
@@ -337,6 +402,20 @@ mod tests {
             "2 443"
         );
         assert_eq!(render("{{\"a\\tb\"}}|{{`raw\\n`}}", data), "a\tb|raw\\n");
+    }
+
+    #[test]
+    fn root_fields_are_the_ones_looked_up_on_the_data_itself() {
+        let t = Template::parse(
+            "{{.Name}} {{.Spec.Labels.tier}} {{if .On}}{{.Name | upper}}{{else}}{{.Off}}{{end}}\
+             {{range .Items}}{{.Inner}}{{else}}{{.Empty}}{{end}}\
+             {{with .Who}}{{.Hidden}}{{end}} {{json (index .Map \"k\")}} {{.}}",
+        )
+        .unwrap();
+        assert_eq!(
+            t.root_fields(),
+            ["Name", "Spec", "On", "Off", "Items", "Empty", "Who", "Map"]
+        );
     }
 
     #[test]
@@ -397,6 +476,12 @@ mod tests {
         assert_eq!(
             err.to_string(),
             "template: executing: function \"nosuch\" not defined"
+        );
+        let t = Template::parse("{{.Name.Foo}}").unwrap();
+        let err = t.render(&json!({"Name": "web"}), &Functions::docker());
+        assert_eq!(
+            err.unwrap_err().to_string(),
+            "template: executing: at <.Name.Foo>: can't evaluate field Foo in type string"
         );
         let t = Template::parse("{{.Name \"x\"}}").unwrap();
         assert!(t.render(&json!({}), &Functions::docker()).is_err());

@@ -34,7 +34,8 @@ pub enum ListFormat {
     Template { table: bool, template: Template },
 }
 
-/// A template that docker would refuse, in docker's words.
+/// A template that docker would refuse, in docker's words: one that does
+/// not parse, or fails on the data.
 #[derive(Debug, thiserror::Error)]
 #[error("template parsing error: {0}")]
 pub struct FormatError(String);
@@ -87,6 +88,9 @@ impl ListFormat {
         };
         let mut body = String::new();
         for row in rows {
+            if matches!(self, ListFormat::Template { .. }) {
+                check_fields(&template, columns, row)?;
+            }
             body.push_str(&template.render(row, &row_functions(row))?);
             body.push('\n');
         }
@@ -100,6 +104,32 @@ impl ListFormat {
             .unwrap_or_default();
         Ok(tabwriter::align(&format!("{header}\n{body}")))
     }
+}
+
+/// A list's row is a Go struct in docker, not a map: a field it does not
+/// have is an error there (`can't evaluate field Nope in type
+/// *formatter.serviceContext`), so a typo in a script's `--format` fails
+/// instead of printing `<no value>`.
+fn check_fields(template: &Template, columns: &Columns, row: &Value) -> Result<(), FormatError> {
+    let known = |name: &str| {
+        row.get(name).is_some() || columns.headers.iter().any(|(field, _)| *field == name)
+    };
+    let Some(unknown) = template.root_fields().into_iter().find(|name| !known(name)) else {
+        return Ok(());
+    };
+    let mut fields: Vec<&str> = columns.headers.iter().map(|(field, _)| *field).collect();
+    if let Value::Object(map) = row {
+        for key in map.keys() {
+            if !fields.contains(&key.as_str()) {
+                fields.push(key);
+            }
+        }
+    }
+    Err(shoal_template::Error::Exec(format!(
+        "at <.{unknown}>: can't evaluate field {unknown} (a row's fields: {})",
+        fields.join(", ")
+    ))
+    .into())
 }
 
 /// docker's `Format.templateString`: whether `text` is a table, and its
@@ -288,11 +318,10 @@ mod tests {
             render("table {{.ID}}\\t{{.Image}}", false),
             "ID        IMAGE\nabc123    busybox:1\nde4       postgres:16\n"
         );
-        // Functions leave the header alone; a field docker does not have
-        // heads its column as Go prints a missing key.
+        // Functions leave the header alone.
         assert_eq!(
-            render("table {{.Name | upper}}\t{{.Nope}}", false),
-            "NAME           <no value>\nWEB_FRONTEND   <no value>\nDB             <no value>\n"
+            render("table {{.Name | upper}}", false),
+            "NAME\nWEB_FRONTEND\nDB\n"
         );
         // -q does not change an explicit format (docker's NewListFormat).
         assert_eq!(render("table {{.ID}}", true), "ID\nabc123\nde4\n");
@@ -344,6 +373,30 @@ mod tests {
             error
                 .to_string()
                 .starts_with("template parsing error: template: "),
+            "{error}"
+        );
+        // A field the row does not have fails as on docker's row structs;
+        // inside `with` the dot is another value.
+        let typo = ListFormat::parse("{{.Name}} {{.Replicsa}}").expect("parse");
+        let error = typo
+            .render(&SERVICES, &rows(), false)
+            .expect_err("no such field");
+        assert_eq!(
+            error.to_string(),
+            "template parsing error: template: executing: at <.Replicsa>: can't evaluate \
+             field Replicsa (a row's fields: ID, Name, Image, Ports)"
+        );
+        assert_eq!(
+            typo.render(&SERVICES, &[], false)
+                .expect("no rows: nothing run"),
+            ""
+        );
+        let failing = ListFormat::parse("{{.Name.Foo}}").expect("parse");
+        let error = failing.render(&SERVICES, &rows(), false).expect_err("exec");
+        assert!(
+            error
+                .to_string()
+                .ends_with("can't evaluate field Foo in type string"),
             "{error}"
         );
         let failing = ListFormat::parse("{{index .Name 1}}").expect("parse");

@@ -20,6 +20,7 @@ mod spec_diff;
 mod stacks;
 pub(crate) mod validate;
 mod volumes;
+mod watch;
 
 use std::sync::Arc;
 
@@ -626,6 +627,27 @@ impl Control for ControlApi {
             target,
             options.unwrap_or_default(),
             logs::NODE_ANSWER_TIMEOUT,
+            tx,
+        ));
+        Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(
+            rx,
+        )))
+    }
+
+    type WatchServicesStream =
+        tokio_stream::wrappers::ReceiverStream<Result<WatchServicesMessage, Status>>;
+
+    async fn watch_services(
+        &self,
+        request: Request<WatchServicesRequest>,
+    ) -> Result<Response<Self::WatchServicesStream>, Status> {
+        self.authorize(&request, Permission::Read)?;
+        let WatchServicesRequest { service_ids } = request.into_inner();
+        let member = self.manager.member()?;
+        let (tx, rx) = tokio::sync::mpsc::channel(1);
+        tokio::spawn(watch::stream(
+            member.store().clone(),
+            watch::Interest::new(service_ids),
             tx,
         ));
         Ok(Response::new(tokio_stream::wrappers::ReceiverStream::new(

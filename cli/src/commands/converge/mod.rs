@@ -1,8 +1,8 @@
 //! Waiting for services to converge after `service create|update|scale|
-//! rollback` and `stack deploy`: one loop polls the manager (a service, or
-//! a whole stack at once), judges each service (`verdict`, from `progress`)
-//! and shows it (`view`) until every one converged, one failed, or the
-//! time is up.
+//! rollback` and `stack deploy`: one loop reads the manager (a service, or
+//! a whole stack at once) each time the manager's watch says they changed,
+//! judges each service (`verdict`, from `progress`) and shows it (`view`)
+//! until every one converged, one failed, or the time is up.
 
 mod progress;
 mod verdict;
@@ -11,7 +11,10 @@ mod view;
 use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
-use shoal_proto::control::v1::{GetServiceRequest, ListServicesRequest, ListTasksRequest};
+use shoal_proto::control::v1::{
+    GetServiceRequest, ListServicesRequest, ListTasksRequest, WatchServicesMessage,
+    WatchServicesRequest,
+};
 use shoal_proto::types::v1::{Service, Task};
 
 use super::{collect_errors, Error, Io};
@@ -22,7 +25,8 @@ pub use verdict::Target;
 use verdict::{Follow, Outcome};
 use view::{Style, View};
 
-/// How often the CLI polls the manager while waiting.
+/// How often the CLI reads the manager while it has no watch (a manager
+/// without `WatchServices`, or one briefly unavailable).
 const POLL: Duration = Duration::from_millis(200);
 
 /// How `service create|update|scale|rollback` wait for their service.
@@ -110,11 +114,12 @@ async fn watch(
     let started = Instant::now();
     let ids: Vec<String> = targets.iter().map(|t| t.id.clone()).collect();
     let mut follows: Vec<Follow> = targets.into_iter().map(Follow::new).collect();
+    let mut changes = Changes::open(session, &ids).await;
     let result = loop {
         let (services, tasks) = match poll(session, scope, &ids).await {
             Ok(seen) => seen,
             // A manager briefly without quorum (an election) is not the
-            // deployment failing: keep polling until the timeout.
+            // deployment failing: keep reading until the timeout.
             Err(status)
                 if status.code() == tonic::Code::Unavailable && started.elapsed() < timeout =>
             {
@@ -128,10 +133,64 @@ async fn watch(
         if let Some(result) = over {
             break result;
         }
-        tokio::time::sleep(POLL).await;
+        // Besides a change, time alone ends a stability window or the wait.
+        let wake = follows
+            .iter()
+            .filter_map(Follow::wake_at)
+            .fold(timeout, Duration::min);
+        changes.next(session, &ids, started + wake).await;
     };
     view.finish(io.err)?;
     result
+}
+
+/// How a wait learns that its services changed.
+enum Changes {
+    /// The manager's `WatchServices`: a message after each commit that
+    /// touched them.
+    Watch(Box<tonic::Streaming<WatchServicesMessage>>),
+    /// No watch (the manager has none, or it ended): reading every
+    /// [`POLL`], and asking for a watch again each time.
+    Poll,
+}
+
+impl Changes {
+    /// Opens the watch and takes its first message, so that every commit
+    /// after the first read is seen.
+    async fn open(session: &mut Session, ids: &[String]) -> Changes {
+        let request = WatchServicesRequest {
+            service_ids: ids.to_vec(),
+        };
+        let Ok(answer) = session.client.watch_services(request).await else {
+            return Changes::Poll;
+        };
+        let mut stream = answer.into_inner();
+        match stream.message().await {
+            Ok(Some(_)) => Changes::Watch(Box::new(stream)),
+            _ => Changes::Poll,
+        }
+    }
+
+    /// Returns after the next change, or at `deadline`, whichever is first.
+    async fn next(&mut self, session: &mut Session, ids: &[String], deadline: Instant) {
+        let deadline = tokio::time::Instant::from_std(deadline);
+        match self {
+            Changes::Watch(stream) => {
+                tokio::select! {
+                    message = stream.message() => {
+                        if !matches!(message, Ok(Some(_))) {
+                            *self = Changes::Poll;
+                        }
+                    }
+                    () = tokio::time::sleep_until(deadline) => {}
+                }
+            }
+            Changes::Poll => {
+                tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + POLL)).await;
+                *self = Changes::open(session, ids).await;
+            }
+        }
+    }
 }
 
 /// One poll: the services (those of the scope) and the targets' tasks, in

@@ -62,6 +62,8 @@ pub struct Follow {
     rolled_back: Option<String>,
     /// Since when (time into the wait) it has been converged, unverified.
     converged_since: Option<Duration>,
+    /// When (time into the wait) its stability window ends, while in one.
+    verified_at: Option<Duration>,
 }
 
 impl Follow {
@@ -76,7 +78,14 @@ impl Follow {
             notes: Vec::new(),
             rolled_back: None,
             converged_since: None,
+            verified_at: None,
         }
+    }
+
+    /// When (time into the wait) time alone may change its verdict: the
+    /// end of its stability window, while waiting in one.
+    pub fn wake_at(&self) -> Option<Duration> {
+        self.verified_at.filter(|_| !self.settled())
     }
 
     pub fn settled(&self) -> bool {
@@ -113,6 +122,7 @@ impl Follow {
             Ok(true) => self.verified(service, &progress, elapsed),
             Ok(false) => {
                 self.converged_since = None;
+                self.verified_at = None;
                 if self.detail.is_none() {
                     // Every task runs; the rollout still watches them.
                     self.detail = service
@@ -147,6 +157,7 @@ impl Follow {
         if stable >= window {
             return Outcome::Converged;
         }
+        self.verified_at = Some(since + window);
         // The same words all along the window: a plain line is said once.
         self.detail = Some(format!(
             "verifying that tasks stay up for {}",
@@ -349,18 +360,23 @@ mod tests {
             follow.detail.as_deref(),
             Some("verifying that tasks stay up for 5s")
         );
+        // The wait wakes by itself when the window ends.
+        assert_eq!(follow.wake_at(), Some(secs(6)));
         // A crash meanwhile starts the window again.
         let down = [task(1, TaskState::Failed, "task: non-zero exit (1)")];
         assert_eq!(
             judged_at(&mut follow, &svc, &down, secs(3)),
             Outcome::Waiting
         );
+        assert_eq!(follow.wake_at(), None, "nothing to wait out");
         assert_eq!(judged_at(&mut follow, &svc, &up, secs(4)), Outcome::Waiting);
         assert_eq!(judged_at(&mut follow, &svc, &up, secs(8)), Outcome::Waiting);
+        assert_eq!(follow.wake_at(), Some(secs(9)));
         assert_eq!(
             judged_at(&mut follow, &svc, &up, secs(9)),
             Outcome::Converged
         );
+        assert_eq!(follow.wake_at(), None);
         // The service's own monitor, when it sets one.
         let mut quick = service(1, 1);
         quick.spec.as_mut().unwrap().update = Some(shoal_proto::types::v1::UpdateConfig {
