@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use clap::Args;
 use serde_json::{json, Value};
-use shoal_proto::control::v1::{GetClusterRequest, GetClusterResponse, ListNodesRequest};
+use shoal_proto::control::v1::{GetClusterRequest, GetClusterResponse};
 use shoal_proto::types::v1::{Node, NodeRole};
 use shoal_template::{Functions, Template};
 
@@ -118,12 +118,7 @@ async fn ask(session: &mut client::Session) -> Result<Server, Error> {
         }
         Err(status) => return Err(status.into()),
     };
-    let nodes = session
-        .client
-        .list_nodes(ListNodesRequest {})
-        .await?
-        .into_inner()
-        .nodes;
+    let nodes = super::node::list(session).await?;
     Ok(Server::Manager {
         cluster: Box::new(cluster),
         nodes,

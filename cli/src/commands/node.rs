@@ -215,7 +215,8 @@ fn update_request(args: &UpdateArgs) -> Result<shoal_proto::control::v1::UpdateN
     Ok(request)
 }
 
-async fn list(session: &mut Session) -> Result<Vec<Node>, Error> {
+/// Every node of the cluster.
+pub async fn list(session: &mut Session) -> Result<Vec<Node>, Error> {
     Ok(session
         .client
         .list_nodes(ListNodesRequest {})

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 
 use clap::Args;
 use serde_json::{json, Value};
-use shoal_proto::control::v1::{ListNodesRequest, ListTasksRequest};
+use shoal_proto::control::v1::ListTasksRequest;
 use shoal_proto::types::v1::{HealthState, PortConfig, PublishMode, Task, TaskState};
 
 use super::{node, parse, Error, Io};
@@ -113,12 +113,7 @@ pub async fn ps_of(
     io: &mut Io<'_>,
 ) -> Result<(), Error> {
     let tasks = session.client.list_tasks(request).await?.into_inner().tasks;
-    let nodes = session
-        .client
-        .list_nodes(ListNodesRequest {})
-        .await?
-        .into_inner()
-        .nodes;
+    let nodes = super::node::list(session).await?;
     let hostnames = node::hostnames(&nodes);
     let filters = Filters::new(&flags.filters);
     let tasks: Vec<Task> = tasks

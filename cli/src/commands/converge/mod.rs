@@ -149,9 +149,11 @@ enum Changes {
     /// The manager's `WatchServices`: a message after each commit that
     /// touched them.
     Watch(Box<tonic::Streaming<WatchServicesMessage>>),
-    /// No watch (the manager has none, or it ended): reading every
-    /// [`POLL`], and asking for a watch again each time.
+    /// No watch for now (it ended, or the manager was unavailable):
+    /// reading every [`POLL`], and asking for a watch again each time.
     Poll,
+    /// A manager without `WatchServices`: reading every [`POLL`].
+    Unsupported,
 }
 
 impl Changes {
@@ -161,8 +163,12 @@ impl Changes {
         let request = WatchServicesRequest {
             service_ids: ids.to_vec(),
         };
-        let Ok(answer) = session.client.watch_services(request).await else {
-            return Changes::Poll;
+        let answer = match session.client.watch_services(request).await {
+            Ok(answer) => answer,
+            Err(status) if status.code() == tonic::Code::Unimplemented => {
+                return Changes::Unsupported
+            }
+            Err(_) => return Changes::Poll,
         };
         let mut stream = answer.into_inner();
         match stream.message().await {
@@ -185,9 +191,11 @@ impl Changes {
                     () = tokio::time::sleep_until(deadline) => {}
                 }
             }
-            Changes::Poll => {
+            Changes::Poll | Changes::Unsupported => {
                 tokio::time::sleep_until(deadline.min(tokio::time::Instant::now() + POLL)).await;
-                *self = Changes::open(session, ids).await;
+                if matches!(self, Changes::Poll) {
+                    *self = Changes::open(session, ids).await;
+                }
             }
         }
     }
