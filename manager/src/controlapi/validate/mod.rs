@@ -872,28 +872,13 @@ pub fn network_key_rotation(rotation_ms: u64) -> Result<(), StoreError> {
     )
 }
 
+/// The heartbeat period of a cluster spec (`swarm init`): 0 is the
+/// default, anything else is checked as `swarm update` checks it.
 pub fn heartbeat_period(period_ms: u32) -> Result<(), StoreError> {
     if period_ms == 0 {
         return Ok(());
     }
-    let flags = "--dispatcher-heartbeat";
-    let shown = format!("dispatcher heartbeat period {}", duration(period_ms.into()));
-    if period_ms < MIN_HEARTBEAT_PERIOD_MS {
-        return Err(less(
-            "",
-            shown,
-            flags,
-            duration(MIN_HEARTBEAT_PERIOD_MS.into()),
-        ));
-    }
-    at_most(
-        "",
-        shown,
-        flags,
-        period_ms.into(),
-        MAX_HEARTBEAT_PERIOD_MS.into(),
-        duration(MAX_HEARTBEAT_PERIOD_MS.into()),
-    )
+    dispatcher_heartbeat(period_ms.into()).map(drop)
 }
 
 /// A network spec before the allocator looks at it (which checks the
